@@ -1,0 +1,159 @@
+/**
+ * A graph: named outputs over immutable nodes, plus the model config it came from. Nodes are
+ * reached from the outputs; `topo` orders them (inputs first) and deduplicates by content key.
+ * The serialized form is defined by zod schemas and round-trips exactly through JSON.
+ */
+import { z } from "zod";
+import type { Dim } from "./dims.js";
+import { StrataError } from "./errors.js";
+import { contentKey, stableJson, type AttrValue, type DType, type Node } from "./node.js";
+import { getOp } from "./registry.js";
+
+export interface Graph {
+  readonly name: string;
+  readonly outputs: Readonly<Record<string, Node>>;
+  /** Free-form model description (family, sizes, pattern) carried for tools; JSON values only. */
+  readonly meta: Readonly<Record<string, AttrValue>>;
+}
+
+export function topo(outputs: Iterable<Node>): Node[] {
+  const entered = new Set<string>();
+  const order: Node[] = [];
+  // iterative post-order DFS: graphs of deep models are long chains
+  for (const root of outputs) {
+    if (entered.has(root.key)) continue;
+    entered.add(root.key);
+    const stack: { n: Node; i: number }[] = [{ n: root, i: 0 }];
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      if (top.i < top.n.inputs.length) {
+        const c = top.n.inputs[top.i++]!;
+        if (!entered.has(c.key)) {
+          entered.add(c.key);
+          stack.push({ n: c, i: 0 });
+        }
+      } else {
+        stack.pop();
+        order.push(top.n);
+      }
+    }
+  }
+  return order;
+}
+
+export function graphNodes(g: Graph): Node[] {
+  return topo(Object.values(g.outputs));
+}
+
+export function graphParams(g: Graph): Node[] {
+  return graphNodes(g).filter((n) => n.op === "param");
+}
+
+export function graphInputs(g: Graph): Node[] {
+  return graphNodes(g).filter((n) => n.op === "input");
+}
+
+// ---- serialized form ----------------------------------------------------------------------
+
+const DTypeSchema = z.enum(["f32", "f64", "bf16", "f16", "i32", "i64"]);
+const DimSchema = z.union([z.number().int(), z.string()]);
+const AttrSchema: z.ZodType<AttrValue> = z.lazy(() =>
+  z.union([z.number(), z.string(), z.boolean(), z.null(), z.array(AttrSchema), z.record(z.string(), AttrSchema)]),
+);
+const LocSchema = z.object({ file: z.string(), line: z.number().int(), col: z.number().int() });
+
+export const NodeJsonSchema = z.object({
+  id: z.number().int().nonnegative(),
+  key: z.string(),
+  op: z.string(),
+  dtype: DTypeSchema,
+  shape: z.array(DimSchema),
+  inputs: z.array(z.number().int().nonnegative()),
+  attrs: z.record(z.string(), AttrSchema),
+  src: LocSchema.optional(),
+  scope: z.string().optional(),
+});
+
+export const GraphJsonSchema = z.object({
+  format: z.literal("strata-ir/1"),
+  name: z.string(),
+  meta: z.record(z.string(), AttrSchema),
+  nodes: z.array(NodeJsonSchema),
+  outputs: z.record(z.string(), z.number().int().nonnegative()),
+});
+
+export type GraphJson = z.infer<typeof GraphJsonSchema>;
+
+/** Deterministic: attrs with sorted keys, node ids in topological order. */
+export function toJson(g: Graph): GraphJson {
+  const nodes = graphNodes(g);
+  const id = new Map(nodes.map((n, i) => [n.key, i]));
+  return {
+    format: "strata-ir/1",
+    name: g.name,
+    meta: JSON.parse(stableJson(g.meta as AttrValue)),
+    nodes: nodes.map((n, i) => ({
+      id: i,
+      key: n.key,
+      op: n.op,
+      dtype: n.dtype,
+      shape: [...n.shape],
+      inputs: n.inputs.map((x) => id.get(x.key)!),
+      attrs: JSON.parse(stableJson(n.attrs as AttrValue)),
+      ...(n.src ? { src: { ...n.src } } : {}),
+      ...(n.scope ? { scope: n.scope } : {}),
+    })),
+    outputs: Object.fromEntries(Object.entries(g.outputs).map(([k, n]) => [k, id.get(n.key)!])),
+  };
+}
+
+export function toJsonText(g: Graph): string {
+  return JSON.stringify(toJson(g), null, 1);
+}
+
+/**
+ * Parse and check a serialized graph: schema, input references, each op's shape rule, and
+ * that every stored key equals the content hash recomputed from the node.
+ */
+export function fromJson(raw: unknown): Graph {
+  const parsed = GraphJsonSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]!;
+    throw new StrataError(`invalid IR JSON at ${first.path.join(".") || "<root>"}: ${first.message}`);
+  }
+  const j = parsed.data;
+  const built: Node[] = [];
+  for (const nj of j.nodes) {
+    if (nj.id !== built.length) throw new StrataError(`invalid IR JSON: node ids must be 0..n−1 in order (node ${nj.id})`);
+    const inputs = nj.inputs.map((i) => {
+      const n = built[i];
+      if (!n) throw new StrataError(`invalid IR JSON: node ${nj.id} reads node ${i}, which is not defined before it`);
+      return n;
+    });
+    const def = getOp(nj.op);
+    const type = def.infer(inputs, nj.attrs, { dtype: nj.dtype as DType, shape: nj.shape as Dim[] });
+    if (type.dtype !== nj.dtype || type.shape.join() !== nj.shape.join())
+      throw new StrataError(`invalid IR JSON: node ${nj.id} (${nj.op}) stores ${nj.dtype}[${nj.shape}] but its rule gives ${type.dtype}[${type.shape}]`);
+    const key = contentKey(nj.op, nj.dtype as DType, nj.shape, nj.attrs, inputs);
+    if (key !== nj.key) throw new StrataError(`invalid IR JSON: node ${nj.id} key ${nj.key} does not match its content (${key})`);
+    built.push(
+      Object.freeze({
+        key,
+        op: nj.op,
+        dtype: nj.dtype as DType,
+        shape: Object.freeze([...nj.shape]),
+        inputs: Object.freeze(inputs),
+        attrs: Object.freeze(nj.attrs),
+        ...(nj.src ? { src: nj.src } : {}),
+        ...(nj.scope ? { scope: nj.scope } : {}),
+      }),
+    );
+  }
+  const outputs: Record<string, Node> = {};
+  for (const [k, i] of Object.entries(j.outputs)) {
+    const n = built[i];
+    if (!n) throw new StrataError(`invalid IR JSON: output '${k}' names node ${i}, which does not exist`);
+    outputs[k] = n;
+  }
+  return { name: j.name, outputs, meta: j.meta };
+}

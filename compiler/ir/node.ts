@@ -1,0 +1,145 @@
+/**
+ * The IR's one node type: an immutable tensor-valued operation {op, dtype, shape, inputs, attrs}
+ * keyed by a content hash of those fields (inputs by their keys). Source location and scope are
+ * provenance only and are not hashed, so identical computations share a key (CSE is a lookup).
+ */
+import { createHash } from "node:crypto";
+import { canonDim, shapeStr, type Dim } from "./dims.js";
+import { ShapeError, StrataError, type SourceLoc } from "./errors.js";
+import { getOp } from "./registry.js";
+import "./ops.js";
+
+export type DType = "f32" | "f64" | "bf16" | "f16" | "i32" | "i64";
+export const FLOAT_DTYPES: readonly DType[] = ["f32", "f64", "bf16", "f16"];
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, bf16: 2, f16: 2, i32: 4, i64: 8 };
+
+export type AttrValue = number | string | boolean | null | AttrValue[] | { [k: string]: AttrValue };
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface TensorType {
+  readonly dtype: DType;
+  readonly shape: readonly Dim[];
+}
+
+export interface Node extends TensorType {
+  readonly key: string;
+  readonly op: string;
+  readonly inputs: readonly Node[];
+  readonly attrs: Attrs;
+  /** DSL source line that created the node (user file when known). */
+  readonly src?: SourceLoc;
+  /** Dotted scope of the layer that created it, e.g. "layers.3.mixer". */
+  readonly scope?: string;
+}
+
+/** Stable JSON: object keys sorted, so attrs hash the same whatever order they were written in. */
+export function stableJson(v: AttrValue | undefined): string {
+  if (v === undefined) return "null";
+  if (v === null || typeof v !== "object") {
+    if (typeof v === "number" && !Number.isFinite(v)) throw new Error(`attribute value ${v} is not finite`);
+    return JSON.stringify(v);
+  }
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
+  const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(v[k])}`).join(",")}}`;
+}
+
+export function contentKey(op: string, dtype: DType, shape: readonly Dim[], attrs: Attrs, inputs: readonly Node[]): string {
+  const h = createHash("sha256");
+  h.update(op);
+  h.update("|");
+  h.update(dtype);
+  h.update("|");
+  h.update(shape.join(","));
+  h.update("|");
+  h.update(stableJson(attrs as AttrValue));
+  h.update("|");
+  for (const i of inputs) h.update(i.key + ",");
+  return h.digest("hex").slice(0, 16);
+}
+
+// ---- provenance: which line of the user's DSL file made this node --------------------------
+
+const provenance: { loc?: SourceLoc; scope?: string }[] = [];
+
+/** Run `fn` with nodes attributed to `loc` / `scope` unless a closer user frame is found. */
+export function withProvenance<T>(p: { loc?: SourceLoc; scope?: string }, fn: () => T): T {
+  const outer = provenance[provenance.length - 1];
+  provenance.push({ loc: p.loc ?? outer?.loc, scope: p.scope ?? outer?.scope });
+  try {
+    return fn();
+  } finally {
+    provenance.pop();
+  }
+}
+
+export function currentScope(): string | undefined {
+  return provenance[provenance.length - 1]?.scope;
+}
+
+const INTERNAL_RE = /[\\/](compiler|node_modules)[\\/]|^node:|[\\/]tsx[\\/]/;
+
+/** First stack frame outside Strata's own compiler: the user's (or an example's) DSL line. */
+export function captureUserLoc(): SourceLoc | undefined {
+  const stack = new Error().stack?.split("\n").slice(1) ?? [];
+  for (const line of stack) {
+    const m = /\(?((?:file:\/\/)?[^()\s]+):(\d+):(\d+)\)?\s*$/.exec(line);
+    if (!m) continue;
+    const file = m[1]!.replace(/^file:\/\//, "");
+    if (INTERNAL_RE.test(file) || file.includes("vitest")) continue;
+    return { file, line: Number(m[2]), col: Number(m[3]) };
+  }
+  return undefined;
+}
+
+export function currentLoc(): SourceLoc | undefined {
+  return captureUserLoc() ?? provenance[provenance.length - 1]?.loc;
+}
+
+/**
+ * Make a node: the op's rule infers dtype and shape and validates inputs; a rule failure becomes
+ * a StrataError naming the DSL line. `explicit` supplies dtype/shape for source ops (param, input).
+ */
+export function mkNode(op: string, inputs: readonly Node[], attrs: Attrs = {}, explicit?: TensorType): Node {
+  const def = getOp(op);
+  const loc = currentLoc();
+  let type: TensorType;
+  try {
+    const [lo, hi] = def.arity;
+    if (inputs.length < lo || inputs.length > hi)
+      throw new ShapeError(`takes ${lo === hi ? lo : `${lo}..${hi}`} inputs, got ${inputs.length}`);
+    type = def.infer(inputs, attrs, explicit);
+  } catch (e) {
+    if (e instanceof ShapeError) {
+      const got = inputs.map((i) => `${i.op}${shapeStr(i.shape)}:${i.dtype}`).join(", ");
+      throw new StrataError(`${op}: ${e.message}${got ? ` (inputs: ${got})` : ""}`, loc);
+    }
+    throw e;
+  }
+  const shape = type.shape.map(canonDim);
+  return Object.freeze({
+    key: contentKey(op, type.dtype, shape, attrs, inputs),
+    op,
+    dtype: type.dtype,
+    shape: Object.freeze(shape),
+    inputs: Object.freeze([...inputs]),
+    attrs: Object.freeze({ ...attrs }),
+    src: loc,
+    scope: currentScope(),
+  });
+}
+
+/** Rebuild a node with new inputs (passes use this); keeps provenance. */
+export function withInputs(n: Node, inputs: readonly Node[], attrs: Attrs = n.attrs): Node {
+  const def = getOp(n.op);
+  const type = def.infer(inputs, attrs, { dtype: n.dtype, shape: n.shape });
+  const shape = type.shape.map(canonDim);
+  return Object.freeze({
+    ...n,
+    key: contentKey(n.op, type.dtype, shape, attrs, inputs),
+    dtype: type.dtype,
+    shape: Object.freeze(shape),
+    inputs: Object.freeze([...inputs]),
+    attrs: Object.freeze({ ...attrs }),
+  });
+}

@@ -1,0 +1,126 @@
+/*
+ * strata.h — C ABI exported by every Strata-compiled model library.
+ *
+ * A compiled model project builds a shared library (libmodel.so) from the
+ * generated schedule + kernels and this runtime. Callers (Python ctypes, C,
+ * the bundled `bin/model` CLI) use only the functions below.
+ *
+ * Conventions
+ *  - Handles are opaque. A strata_model is NOT thread-safe: serialise calls on
+ *    one handle, or create one handle per thread.
+ *  - Functions that can fail return strata_status (STRATA_OK == 0) or NULL.
+ *    On failure strata_last_error() describes what went wrong, in words a
+ *    user can act on (which file / tensor / argument, and what is valid).
+ *  - All pointers passed in are HOST pointers; the library copies to and from
+ *    the device itself. Nothing passed in is retained after a call returns.
+ *  - Strings are UTF-8, NUL-terminated.
+ */
+#ifndef STRATA_H_
+#define STRATA_H_
+
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define STRATA_API __declspec(dllexport)
+#else
+#define STRATA_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this ABI. Bumped on incompatible change. */
+#define STRATA_ABI_VERSION 1
+
+/* Status codes. Values are stable across ABI versions. */
+typedef enum strata_status {
+  STRATA_OK = 0,
+  STRATA_ERR_INVALID_ARGUMENT = 1, /* bad pointer / size / token id / option  */
+  STRATA_ERR_IO = 2,               /* file missing, unreadable or unwritable  */
+  STRATA_ERR_FORMAT = 3,           /* malformed manifest / safetensors / npy  */
+  STRATA_ERR_WEIGHT_MISMATCH = 4,  /* weights file disagrees with the model   */
+  STRATA_ERR_STATE = 5,            /* call order, e.g. forward before weights */
+  STRATA_ERR_CUDA = 6,             /* a CUDA call or kernel launch failed     */
+  STRATA_ERR_OUT_OF_MEMORY = 7,    /* host or device allocation failed        */
+  STRATA_ERR_INTERNAL = 8          /* bug in Strata; please report            */
+} strata_status;
+
+/* Opaque model handle. */
+typedef struct strata_model strata_model;
+
+/* Creation options. Always initialise with strata_options_init() and then
+ * override fields, so that fields added later get their defaults. */
+typedef struct strata_options {
+  uint32_t struct_size; /* sizeof(strata_options); set by strata_options_init */
+  int32_t device;       /* CUDA device ordinal. Default 0.                    */
+  int32_t verbose;      /* 0 = quiet, 1 = progress messages on stderr.         */
+} strata_options;
+
+/* Fill *opts with defaults. */
+STRATA_API void strata_options_init(strata_options* opts);
+
+/* Sizes a caller needs to allocate buffers for strata_model_forward. */
+typedef struct strata_dims {
+  int64_t vocab_size; /* logits per token                                 */
+  int64_t max_batch;  /* largest batch accepted by strata_model_forward   */
+  int64_t max_seqlen; /* largest seqlen accepted by strata_model_forward  */
+} strata_dims;
+
+/* Create a model from its manifest.
+ *  manifest_path_or_dir: the manifest.json written by the compiler, or the
+ *    directory that contains it (then "<dir>/manifest.json" is used).
+ *  opts: NULL for defaults.
+ * Allocates device memory (the arena from the memory plan) but does not load
+ * weights: call strata_model_load_weights or strata_model_init_weights next.
+ * Returns NULL on failure (see strata_last_error()). */
+STRATA_API strata_model* strata_model_create(const char* manifest_path_or_dir,
+                                             const strata_options* opts);
+
+/* Load all weights from a safetensors file. Every tensor listed in the
+ * manifest must be present with exactly the manifest's dtype and shape;
+ * otherwise STRATA_ERR_WEIGHT_MISMATCH naming the tensor (expected vs got).
+ * Tensors in the file that the model does not use are also reported. */
+STRATA_API strata_status strata_model_load_weights(strata_model* model, const char* path);
+
+/* Initialise all weights deterministically from the manifest's init specs.
+ * Same seed => bit-identical weights, on any machine and thread count.
+ * The algorithm is specified in runtime/INIT.md. */
+STRATA_API strata_status strata_model_init_weights(strata_model* model, uint64_t seed);
+
+/* Run a forward pass.
+ *  tokens:     host int32 array, shape [batch, seqlen], row-major; each id in
+ *              [0, vocab_size).
+ *  batch:      1 .. max_batch;  seqlen: 1 .. max_seqlen (see strata_model_dims).
+ *  logits_out: host float32 array, shape [batch, seqlen, vocab_size],
+ *              row-major, allocated by the caller; fully overwritten.
+ * Weights must have been loaded or initialised first (else STRATA_ERR_STATE).
+ * Blocks until the logits are on the host. */
+STRATA_API strata_status strata_model_forward(strata_model* model, const int32_t* tokens,
+                                              int batch, int seqlen, float* logits_out);
+
+/* Query buffer sizes. */
+STRATA_API strata_status strata_model_dims(const strata_model* model, strata_dims* out);
+
+/* Describe the model as a JSON object: name, dims, weight table (name, dtype,
+ * shape), whether weights are loaded, plus model-specific fields under
+ * "model". The string is owned by the handle and stays valid until the next
+ * call to this function on the same handle or strata_model_destroy.
+ * Returns NULL on failure. */
+STRATA_API const char* strata_model_info_json(strata_model* model);
+
+/* Free the model and its device memory. NULL is ignored. */
+STRATA_API void strata_model_destroy(strata_model* model);
+
+/* Message for the most recent failure on the calling thread; "" if none.
+ * Valid until the next failing Strata call on this thread. */
+STRATA_API const char* strata_last_error(void);
+
+/* Short constant name for a status code, e.g. "STRATA_ERR_IO". */
+STRATA_API const char* strata_status_name(strata_status status);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* STRATA_H_ */

@@ -1,0 +1,106 @@
+// strata_model_iface.h — the internal C++ interface between the generic
+// runtime (this directory) and the code the compiler generates per model.
+//
+// Division of labour
+//   runtime (generic): the C ABI in strata.h, manifest parsing, safetensors
+//     loading + validation, deterministic init, argument checking, errors.
+//   generated code:    one class deriving from strata::Model that owns the
+//     device memory (normally a strata::DeviceArena sized from the memory
+//     plan), receives weights, and runs the fused kernels in forward(); plus
+//     the factory strata::create_generated_model() below.
+//
+// Every call into the Model happens after the runtime validated its inputs,
+// so generated code can assume: index < manifest.weights.size(); nbytes ==
+// manifest.weights[index].nbytes; 1 <= batch <= max_batch; 1 <= seqlen <=
+// max_seqlen; every token id in [0, vocab_size). Generated code reports
+// failures by throwing strata::Error (CUDA_CHECK in check.h does this).
+//
+// Compile with -I runtime/include -I runtime/src.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+#include "error.h"
+#include "init.h"
+#include "json.h"
+#include "strata.h"
+
+namespace strata {
+
+// One entry of the manifest's "weights" array.
+struct WeightSpec {
+  std::string name;            // safetensors tensor name
+  DType dtype;                 // storage dtype on device and in the file
+  std::vector<int64_t> shape;  // row-major
+  uint64_t numel = 0;
+  uint64_t nbytes = 0;         // numel * dtype_size(dtype)
+  bool has_init = false;       // false: strata_model_init_weights refuses
+  InitSpec init;
+};
+
+// The parsed manifest.json. Fields the runtime reads (camelCase, as emitted
+// by the TypeScript compiler):
+//   {
+//     "name": "tiny-mamba2",                 (optional, string)
+//     "vocabSize": 32000, "maxBatch": 8, "maxSeqlen": 2048,
+//     "arenaBytes": 123456789,               (optional, from the memory plan)
+//     "weights": [ {"name": "embed.weight", "dtype": "BF16",
+//                   "shape": [32000, 768],
+//                   "init": {"kind": "normal", "std": 0.02}}, ... ]
+//   }
+// Any other fields are kept in `json` for the generated code to read.
+struct Manifest {
+  std::string path;  // resolved path of manifest.json
+  std::string dir;   // its directory; resolve relative paths against this
+  json::Value json;  // the whole document
+  std::string name;
+  int64_t vocab_size = 0;
+  int64_t max_batch = 0;
+  int64_t max_seqlen = 0;
+  uint64_t arena_bytes = 0;
+  std::vector<WeightSpec> weights;  // in manifest order; indices are stable
+
+  // -1 when absent.
+  int64_t weight_index(const std::string& name) const;
+};
+
+// Read and validate a manifest (a file, or a directory holding
+// manifest.json). Throws strata::Error with the path and the offending field.
+Manifest load_manifest(const std::string& path_or_dir);
+// Same, from an already-parsed document (`path` is used in messages/dir).
+Manifest parse_manifest(const json::Value& doc, const std::string& path);
+
+// Implemented by the generated schedule.
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Receive weight `index` (manifest order) as host bytes in the manifest's
+  // dtype and shape. Copy it to the device; `host` is only valid during the
+  // call. Called once per weight on every load/init.
+  virtual void upload_weight(size_t index, const void* host, size_t nbytes) = 0;
+
+  // Called after all weights were uploaded (e.g. to synchronise, or to
+  // derive packed/fused weight layouts). Default: nothing.
+  virtual void weights_ready() {}
+
+  // tokens: host int32 [batch, seqlen]; logits: host float32
+  // [batch, seqlen, vocab_size]. Must fully overwrite logits and return only
+  // when they are on the host.
+  virtual void forward(const int32_t* tokens, int batch, int seqlen, float* logits) = 0;
+
+  // Model-specific facts for strata_model_info_json (under "model"), e.g.
+  // layer kinds, kernel names, arena size. Default: empty object.
+  virtual json::Value info() const { return json::Value::object(); }
+};
+
+// Defined exactly once, by the generated code. Called by strata_model_create
+// after the manifest was parsed; allocate device memory here.
+std::unique_ptr<Model> create_generated_model(const Manifest& manifest, const strata_options& options);
+
+}  // namespace strata

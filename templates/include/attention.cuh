@@ -1,0 +1,435 @@
+// attention.cuh — Strata fused causal attention forward (FlashAttention-2 style)
+// for NVIDIA Hopper (sm_90a; also valid for sm_80+), bf16 in / bf16 out, fp32
+// softmax and accumulation. Header-only, self-contained (only CUDA headers).
+//
+// ─── Layout contract ──────────────────────────────────────────────────────────
+//   q   : [B, T, H,  D]   k, v : [B, S, Hk, D]   out : [B, T, H, D]   (bf16)
+//   Every tensor is "token-major": element (b, t, h, d) lives at
+//       base + b*batch_stride + t*row_stride + h*D + d
+//   so q/k/v may be column slices of one fused QKV projection [B, T, (H+2Hk)*D]
+//   (row_stride = (H+2Hk)*D, k base = qkv + H*D, v base = qkv + (H+Hk)*D).
+//   Requirements: base pointers 16-byte aligned, row/batch strides multiples of
+//   8 elements (16-byte cp.async / vector stores); H % Hk == 0.
+//   GQA: query head h reads kv head h / (H/Hk).
+//   Causal with offset: query i (0..T-1) attends keys j <= i + (S - T). This
+//   is prefill for S == T and decode / chunked prefill for T < S.
+//
+// ─── Algorithm (FlashAttention-2 forward) ─────────────────────────────────────
+//   * One CTA per (query block of BM rows, head, batch). BM = 16 * WARPS: each
+//     warp owns 16 query rows for the whole kernel, so the softmax statistics
+//     (row max m, row sum l) and the output accumulator O[16 x D] live in that
+//     warp's registers and no inter-warp reduction is ever needed.
+//   * Q tile is loaded once (cp.async -> smem -> ldmatrix) into registers as
+//     mma A-fragments. K/V are streamed in BN-row tiles through a 2-stage
+//     cp.async double buffer (separate buffers for K and V so that the load of
+//     K[n-1] overlaps S = Q K[n]^T + softmax + P V[n], and the load of V[n-1]
+//     overlaps P V[n] and the next Q K^T).
+//   * S = Q·K^T with mma.sync.m16n8k16 bf16 -> fp32 (K fragments via ldmatrix,
+//     non-transposed: K rows are the "col-major" B operand). Online softmax in
+//     the log2 domain (exp2 with scale*log2(e) folded in): new row max via quad
+//     shuffles, O and l rescaled by exp2(m_old - m_new). P is converted to bf16
+//     in registers; the m16n8 C-fragment layout of two adjacent n-tiles is
+//     exactly the m16k16 A-fragment layout, so P is fed straight back as the A
+//     operand of O += P·V (V fragments via ldmatrix.trans). S×S is never
+//     materialised, not even per tile in smem.
+//   * Causal: KV tiles entirely above the diagonal are never loaded. Tiles are
+//     visited from the last (diagonal) one backwards, so only the first few
+//     iterations carry the element-wise mask (diagonal tiles and the ragged
+//     S tail); all other iterations run the unmasked fast path.
+//   * Scheduling: the grid is 1-D, ordered so that CTAs with the most KV tiles
+//     (the last query blocks in causal mode) are issued first; the short blocks
+//     fill the tail of the wave ("longest-processing-time-first").
+//   * Shared memory rows are XOR-swizzled at 16-byte granularity so that both
+//     the cp.async writes and the ldmatrix reads are bank-conflict free.
+//   * Epilogue: O / l (rows with no visible key -> 0), rounded to bf16, staged
+//     through the warp's own (dead) rows of the Q smem tile and written back
+//     with 16-byte coalesced stores.
+//
+// ─── API ──────────────────────────────────────────────────────────────────────
+//   strata::attn::AttentionParams p{...};
+//   strata::attn::attention_launch<D /*32|64|128*/, BM, BN, Causal>(p, stream)
+//   BM in {64,128} (query rows per CTA, 4 or 8 warps), BN in {32,64,128}
+//   (keys per K/V tile). Defaults are the tuned H200 choices for each D.
+//   Returns cudaError_t (argument errors -> cudaErrorInvalidValue).
+#pragma once
+
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+namespace strata {
+namespace attn {
+
+struct AttentionParams {
+  const __nv_bfloat16* q;  // [B, T, H, D]  (token-major, see header)
+  const __nv_bfloat16* k;  // [B, S, Hk, D]
+  const __nv_bfloat16* v;  // [B, S, Hk, D]
+  __nv_bfloat16* out;      // [B, T, H, D]
+  int64_t q_row_stride, k_row_stride, v_row_stride, o_row_stride;          // elements between tokens
+  int64_t q_batch_stride, k_batch_stride, v_batch_stride, o_batch_stride;  // elements between batches
+  int B, T, S, H, Hk;
+  float scale;  // softmax scale; <= 0 means 1/sqrt(D)
+};
+
+namespace detail {
+
+// ---- PTX wrappers -----------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int src_bytes = valid ? 16 : 0;  // 0 -> zero-fill the 16 smem bytes
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
+                                                  uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+
+// D(16x8 f32) += A(16x16 bf16, row) * B(16x8 bf16, col)
+__device__ __forceinline__ void mma_bf16_16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low 16 bits) = lo
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// 16-byte-chunk XOR swizzle of a [rows x D] bf16 tile (D/8 chunks per row).
+template <int D>
+__device__ __forceinline__ int swz(int row, int chunk) {
+  if constexpr (D >= 64) {
+    return chunk ^ (row & 7);
+  } else {  // D == 32: 4 chunks (64 B) per row, two rows per 128 B line
+    return chunk ^ ((row >> 1) & 3);
+  }
+}
+template <int D>
+__device__ __forceinline__ uint32_t tile_addr(uint32_t base, int row, int chunk) {
+  return base + static_cast<uint32_t>((row * D + swz<D>(row, chunk) * 8) * 2);
+}
+
+// Async copy of a [ROWS x D] tile whose rows start at g (row stride `stride`
+// elements); rows >= valid_rows are zero-filled.
+template <int D, int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile_async(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
+                                                int valid_rows, int tid) {
+  constexpr int CPR = D / 8;
+  constexpr int TOTAL = ROWS * CPR;
+  static_assert(TOTAL % THREADS == 0, "tile size must be a multiple of the CTA size in 16B chunks");
+#pragma unroll
+  for (int it = 0; it < TOTAL / THREADS; ++it) {
+    const int i = it * THREADS + tid;
+    const int r = i / CPR;
+    const int c = i % CPR;
+    const bool ok = r < valid_rows;
+    const __nv_bfloat16* src = ok ? (g + static_cast<int64_t>(r) * stride + c * 8) : g;
+    cp_async_16(tile_addr<D>(s_base, r, c), src, ok);
+  }
+}
+
+template <int BM, int BN, int D>
+struct Cfg {
+  static_assert(D == 32 || D == 64 || D == 128, "head dim must be 32, 64 or 128");
+  static_assert(BM == 64 || BM == 128, "BM must be 64 or 128");
+  static_assert(BN == 32 || BN == 64 || BN == 128, "BN must be 32, 64 or 128");
+  static constexpr int WARPS = BM / 16;
+  static constexpr int THREADS = WARPS * 32;
+  static constexpr int SMEM_Q = BM * D * 2;
+  static constexpr int SMEM_KV = BN * D * 2;  // one K or V stage
+  static constexpr int SMEM = SMEM_Q + 4 * SMEM_KV;  // Q + 2 K stages + 2 V stages
+};
+
+// ---- the kernel ---------------------------------------------------------------
+template <int D, int BM, int BN, bool CAUSAL>
+__global__ void __launch_bounds__(Cfg<BM, BN, D>::THREADS, 1)
+    attention_fwd_kernel(const AttentionParams p, float scale_log2) {
+  using C = Cfg<BM, BN, D>;
+  constexpr int THREADS = C::THREADS;
+  constexpr int KD = D / 16;   // k-steps of Q·K^T
+  constexpr int NT = BN / 8;   // n-tiles of S per warp
+  constexpr int DT = D / 8;    // n-tiles of O per warp
+  constexpr int KN = BN / 16;  // k-steps of P·V
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  const uint32_t sQ = smem_u32(smem_raw);
+  const uint32_t sK0 = sQ + C::SMEM_Q;
+  const uint32_t sV0 = sK0 + 2 * C::SMEM_KV;
+
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  const int g = lane >> 2;   // row within the 8-row group
+  const int tg = lane & 3;   // thread within the quad
+
+  // ---- work decode: longest causal blocks first ----
+  const int num_m = (p.T + BM - 1) / BM;
+  const int BH = p.B * p.H;
+  const int bh = blockIdx.x % BH;
+  const int m_block = CAUSAL ? (num_m - 1 - static_cast<int>(blockIdx.x / BH)) : static_cast<int>(blockIdx.x / BH);
+  const int b = bh / p.H;
+  const int h = bh % p.H;
+  const int hk = h / (p.H / p.Hk);
+  const int m0 = m_block * BM;
+  const int offset = p.S - p.T;  // causal diagonal offset
+
+  const __nv_bfloat16* gQ = p.q + static_cast<int64_t>(b) * p.q_batch_stride + static_cast<int64_t>(m0) * p.q_row_stride + h * D;
+  const __nv_bfloat16* gK = p.k + static_cast<int64_t>(b) * p.k_batch_stride + hk * D;
+  const __nv_bfloat16* gV = p.v + static_cast<int64_t>(b) * p.v_batch_stride + hk * D;
+
+  // keys visible to the block: [0, n_end)
+  int n_end = p.S;
+  if (CAUSAL) {
+    const int last_row = min(m0 + BM, p.T) - 1;
+    n_end = min(p.S, last_row + offset + 1);
+  }
+  const int n_tiles = n_end > 0 ? (n_end + BN - 1) / BN : 0;
+
+  // ---- prologue: Q + K[last] (group 0), V[last] (group 1) ----
+  load_tile_async<D, BM, THREADS>(sQ, gQ, p.q_row_stride, p.T - m0, tid);
+  if (n_tiles > 0) {
+    const int n0 = (n_tiles - 1) * BN;
+    load_tile_async<D, BN, THREADS>(sK0 + ((n_tiles - 1) & 1) * C::SMEM_KV, gK + static_cast<int64_t>(n0) * p.k_row_stride,
+                                    p.k_row_stride, p.S - n0, tid);
+    cp_async_commit();
+    load_tile_async<D, BN, THREADS>(sV0 + ((n_tiles - 1) & 1) * C::SMEM_KV, gV + static_cast<int64_t>(n0) * p.v_row_stride,
+                                    p.v_row_stride, p.S - n0, tid);
+  }
+  cp_async_commit();
+
+  float o[DT][4];
+#pragma unroll
+  for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float m_r[2] = {-INFINITY, -INFINITY};  // running max (raw score units) rows g, g+8
+  float l_r[2] = {0.f, 0.f};               // running partial sums (this thread's columns)
+  uint32_t qf[KD][4];
+
+  const int row_lo = m0 + warp * 16 + g;  // query index of this thread's rows
+  const int row_hi = row_lo + 8;
+
+  if (n_tiles > 0) {
+    cp_async_wait<1>();  // Q + K[last] landed
+    __syncthreads();
+    // Q fragments -> registers, once for the whole KV sweep
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+      const int c = kk * 2 + (lane >> 4);
+      ldmatrix_x4(tile_addr<D>(sQ, r, c), qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+    }
+  }
+
+  for (int nt = n_tiles - 1; nt >= 0; --nt) {
+    const int stage = nt & 1;
+    const uint32_t sK = sK0 + stage * C::SMEM_KV;
+    const uint32_t sV = sV0 + stage * C::SMEM_KV;
+    const int n0 = nt * BN;
+
+    cp_async_wait<1>();  // K[nt] landed
+    __syncthreads();
+    if (nt > 0) {
+      const int nn = n0 - BN;
+      load_tile_async<D, BN, THREADS>(sK0 + (stage ^ 1) * C::SMEM_KV, gK + static_cast<int64_t>(nn) * p.k_row_stride,
+                                      p.k_row_stride, p.S - nn, tid);
+    }
+    cp_async_commit();
+
+    // ---- S = Q K^T ----
+    float s[NT][4];
+#pragma unroll
+    for (int i = 0; i < NT; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+#pragma unroll
+      for (int np = 0; np < NT / 2; ++np) {
+        uint32_t b0, b1, b2, b3;
+        const int r = np * 16 + (lane & 7) + (lane >> 4) * 8;
+        const int c = kk * 2 + ((lane >> 3) & 1);
+        ldmatrix_x4(tile_addr<D>(sK, r, c), b0, b1, b2, b3);
+        mma_bf16_16816(s[2 * np], qf[kk], b0, b1);
+        mma_bf16_16816(s[2 * np + 1], qf[kk], b2, b3);
+      }
+    }
+
+    // ---- mask (only diagonal / ragged tiles) ----
+    bool need_mask = (n0 + BN > p.S);
+    if (CAUSAL) need_mask |= (n0 + BN - 1 > m0 + offset);
+    if (need_mask) {
+      const int lim_lo = CAUSAL ? min(row_lo + offset, p.S - 1) : p.S - 1;
+      const int lim_hi = CAUSAL ? min(row_hi + offset, p.S - 1) : p.S - 1;
+#pragma unroll
+      for (int i = 0; i < NT; ++i) {
+        const int j = n0 + i * 8 + tg * 2;
+        if (j > lim_lo) s[i][0] = -INFINITY;
+        if (j + 1 > lim_lo) s[i][1] = -INFINITY;
+        if (j > lim_hi) s[i][2] = -INFINITY;
+        if (j + 1 > lim_hi) s[i][3] = -INFINITY;
+      }
+    }
+
+    // ---- online softmax ----
+    float mx[2] = {m_r[0], m_r[1]};
+#pragma unroll
+    for (int i = 0; i < NT; ++i) {
+      mx[0] = fmaxf(mx[0], fmaxf(s[i][0], s[i][1]));
+      mx[1] = fmaxf(mx[1], fmaxf(s[i][2], s[i][3]));
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    }
+    float msc[2], alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      msc[r] = (mx[r] == -INFINITY) ? 0.f : mx[r] * scale_log2;
+      alpha[r] = fast_exp2(m_r[r] * scale_log2 - msc[r]);  // m_old = -inf -> 0
+      m_r[r] = mx[r];
+      l_r[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int i = 0; i < DT; ++i) {
+      o[i][0] *= alpha[0];
+      o[i][1] *= alpha[0];
+      o[i][2] *= alpha[1];
+      o[i][3] *= alpha[1];
+    }
+#pragma unroll
+    for (int i = 0; i < NT; ++i) {
+      s[i][0] = fast_exp2(fmaf(s[i][0], scale_log2, -msc[0]));
+      s[i][1] = fast_exp2(fmaf(s[i][1], scale_log2, -msc[0]));
+      s[i][2] = fast_exp2(fmaf(s[i][2], scale_log2, -msc[1]));
+      s[i][3] = fast_exp2(fmaf(s[i][3], scale_log2, -msc[1]));
+      l_r[0] += s[i][0] + s[i][1];
+      l_r[1] += s[i][2] + s[i][3];
+    }
+
+    cp_async_wait<1>();  // V[nt] landed (K[nt-1] may still be in flight)
+    __syncthreads();
+    if (nt > 0) {
+      const int nn = n0 - BN;
+      load_tile_async<D, BN, THREADS>(sV0 + (stage ^ 1) * C::SMEM_KV, gV + static_cast<int64_t>(nn) * p.v_row_stride,
+                                      p.v_row_stride, p.S - nn, tid);
+    }
+    cp_async_commit();
+
+    // ---- O += P V  (P from registers) ----
+#pragma unroll
+    for (int kk = 0; kk < KN; ++kk) {
+      uint32_t a[4];
+      a[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int dp = 0; dp < DT / 2; ++dp) {
+        uint32_t b0, b1, b2, b3;
+        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        const int c = dp * 2 + (lane >> 4);
+        ldmatrix_x4_trans(tile_addr<D>(sV, r, c), b0, b1, b2, b3);
+        mma_bf16_16816(o[2 * dp], a, b0, b1);
+        mma_bf16_16816(o[2 * dp + 1], a, b2, b3);
+      }
+    }
+  }
+
+  // ---- epilogue ----
+  cp_async_wait<0>();
+  __syncthreads();  // all warps are done with Q smem (and with K/V)
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 1);
+    l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 2);
+  }
+  const float inv_lo = l_r[0] > 0.f ? 1.f / l_r[0] : 0.f;
+  const float inv_hi = l_r[1] > 0.f ? 1.f / l_r[1] : 0.f;
+  unsigned char* sbase = smem_raw;
+  const int r_lo = warp * 16 + g;
+  const int r_hi = r_lo + 8;
+#pragma unroll
+  for (int i = 0; i < DT; ++i) {
+    const uint32_t off_lo = (r_lo * D + swz<D>(r_lo, i) * 8 + tg * 2) * 2;
+    const uint32_t off_hi = (r_hi * D + swz<D>(r_hi, i) * 8 + tg * 2) * 2;
+    *reinterpret_cast<uint32_t*>(sbase + off_lo) = pack_bf16x2(o[i][0] * inv_lo, o[i][1] * inv_lo);
+    *reinterpret_cast<uint32_t*>(sbase + off_hi) = pack_bf16x2(o[i][2] * inv_hi, o[i][3] * inv_hi);
+  }
+  __syncwarp();
+  constexpr int CPR = D / 8;
+  __nv_bfloat16* gO = p.out + static_cast<int64_t>(b) * p.o_batch_stride + h * D;
+#pragma unroll
+  for (int it = 0; it < 16 * CPR / 32; ++it) {
+    const int i = it * 32 + lane;
+    const int rr = i / CPR;
+    const int c = i % CPR;
+    const int row = warp * 16 + rr;
+    if (m0 + row < p.T) {
+      const uint4 val = *reinterpret_cast<const uint4*>(sbase + (row * D + swz<D>(row, c) * 8) * 2);
+      *reinterpret_cast<uint4*>(gO + static_cast<int64_t>(m0 + row) * p.o_row_stride + c * 8) = val;
+    }
+  }
+}
+
+}  // namespace detail
+
+// Default tile choices (tuned on H200; see tests/gpu/attention_test.cu).
+template <int D>
+struct DefaultTiles {
+  static constexpr int BM = 128;
+  static constexpr int BN = (D == 128) ? 64 : (D == 64 ? 64 : 64);
+};
+
+template <int D, int BM = DefaultTiles<D>::BM, int BN = DefaultTiles<D>::BN, bool CAUSAL = true>
+inline cudaError_t attention_launch(const AttentionParams& p, cudaStream_t stream = 0) {
+  using C = detail::Cfg<BM, BN, D>;
+  if (p.B <= 0 || p.T <= 0 || p.H <= 0 || p.Hk <= 0 || p.S < 0 || (p.H % p.Hk) != 0) return cudaErrorInvalidValue;
+  if (!p.q || !p.k || !p.v || !p.out) return cudaErrorInvalidValue;
+  auto misaligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) != 0; };
+  if (misaligned(p.q) || misaligned(p.k) || misaligned(p.v) || misaligned(p.out)) return cudaErrorInvalidValue;
+  if ((p.q_row_stride | p.k_row_stride | p.v_row_stride | p.o_row_stride | p.q_batch_stride | p.k_batch_stride |
+       p.v_batch_stride | p.o_batch_stride) & 7)
+    return cudaErrorInvalidValue;
+
+  auto kernel = detail::attention_fwd_kernel<D, BM, BN, CAUSAL>;
+  if (C::SMEM > 48 * 1024) {
+    // Set once per instantiation (thread-safe static init); re-set if it failed.
+    static cudaError_t attr_err =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+    if (attr_err != cudaSuccess) {
+      attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+      if (attr_err != cudaSuccess) return attr_err;
+    }
+  }
+  const float scale = p.scale > 0.f ? p.scale : 1.0f / sqrtf(static_cast<float>(D));
+  const float scale_log2 = scale * 1.4426950408889634f;
+  const int num_m = (p.T + BM - 1) / BM;
+  const long long blocks = static_cast<long long>(num_m) * p.B * p.H;
+  if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
+  kernel<<<static_cast<unsigned>(blocks), C::THREADS, C::SMEM, stream>>>(p, scale_log2);
+  return cudaGetLastError();
+}
+
+}  // namespace attn
+}  // namespace strata

@@ -1,0 +1,521 @@
+// gemm.cuh — header-only bf16 tensor-core GEMM for Hopper with an epilogue hook.
+//
+//   C[M,N] = epilogue( A[M,K] · W[N,K]^T )     ("linear"/NT: W is nn.Linear weight)
+//   A: bf16 row-major, row stride lda (elements).  W: bf16 row-major [N,K], stride K.
+//   Accumulation in fp32.  Requirements: M >= 1 (rows guarded), N % 8 == 0,
+//   K % 8 == 0, K >= 8, lda % 8 == 0, lda >= K, A/W 16-byte aligned.
+//
+// Algorithm
+//   * Tiling: each CTA computes a BM x BN output tile, marching over K in k-tiles of
+//     BK = 64 bf16 (= 128 bytes per row).  CTAs are rasterized in groups of 8 M-tiles
+//     ("grouped launch order") so CTAs resident at the same time share A and W tiles
+//     in L2.
+//   * Shared memory: per pipeline stage one A tile [BM][64] and one W tile [BN][64],
+//     both K-major.  Rows are 128 bytes = 8 chunks of 16 bytes; chunk c of row r is
+//     stored at chunk (c ^ (r & 7)) ("128B swizzle").  This is exactly the layout the
+//     Hopper wgmma descriptor calls SWIZZLE_128B (tile base 1024-byte aligned), and it
+//     also makes ldmatrix (8 rows x 16 bytes per phase) and the cp.async fills
+//     bank-conflict free.
+//   * Global->shared: cp.async.cg 16-byte copies, zero-filled (src-size 0) for rows >= M
+//     / >= N and k >= K, so ragged edges need no special code in the main loop.
+//   * Pipeline: STAGES-deep ring of k-tiles; cp.async groups keep loads for future
+//     k-tiles in flight while tensor cores work on the current one.
+//   * Two compute back-ends (selected by the Config type):
+//       MmaConfig   : mma.sync.m16n8k16 + ldmatrix.x4, WARPS_M x WARPS_N warps, each
+//                     owning a (BM/WARPS_M) x (BN/WARPS_N) warp tile.  Portable fallback
+//                     (sm_80+).  One __syncthreads per k-tile.
+//       WgmmaConfig : sm_90a warpgroup MMA (wgmma.mma_async m64nBNk16) reading both
+//                     operands straight from the swizzled smem via descriptors.  BM/64
+//                     warpgroups, each owning 64 rows x BN cols.  One wgmma batch is
+//                     kept in flight (wait_group 1), so the slot overwritten by the
+//                     next cp.async is the one read two k-tiles ago (prefetch distance
+//                     STAGES-2).  Needs -gencode arch=compute_90a,code=sm_90a.
+//   * Epilogue hook: accumulators are handed to Epi::store2(params, row, col, v0, v1)
+//     for two horizontally adjacent outputs (col even, col+1 < N guaranteed, row < M
+//     guaranteed).  Epi is a plain struct the code generator emits:
+//
+//       struct MyEpi {
+//         struct Params { __nv_bfloat16* out; long long ldo; const float* bias; };
+//         __device__ static void store2(const Params& p, int row, int col, float v0, float v1) {
+//           v0 = strata::relu_sq(v0 + p.bias[col]); v1 = strata::relu_sq(v1 + p.bias[col + 1]);
+//           strata::store_bf16x2(p.out + (long long)row * p.ldo + col, v0, v1);
+//         }
+//       };
+//
+//     Ready-made: EpiStoreBF16, EpiStoreF32, EpiBiasResidualBF16 (out = acc + bias + res).
+//
+// Host API
+//   template <class Cfg, class Epi>
+//   cudaError_t gemm_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
+//                           const typename Epi::Params& ep, cudaStream_t stream = 0);
+//   const char* gemm_shape_error(A, lda, W, M, N, K)   // nullptr if the shape is OK
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "strata_common.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define STRATA_HAS_WGMMA 1
+#endif
+
+namespace strata {
+namespace gemm {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kBK = 64;          // k-tile depth in elements (one 128-byte swizzle row)
+constexpr int kRowBytes = 128;   // bytes per smem tile row
+constexpr int kGroupM = 8;       // CTA rasterization group (in M-tiles)
+
+// ----------------------------------------------------------------------------------
+// Configurations
+// ----------------------------------------------------------------------------------
+template <int BM_, int BN_, int STAGES_, int WARPS_M_, int WARPS_N_>
+struct MmaConfig {
+  static constexpr bool kWgmma = false;
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
+  static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
+  static constexpr int kThreads = 32 * WARPS_M * WARPS_N;
+  static constexpr int kStageBytes = (BM + BN) * kRowBytes;
+  static constexpr int kSmemBytes = STAGES * kStageBytes + 1024;  // +1024: alignment slack
+  static_assert(BM % (16 * WARPS_M) == 0, "warp tile M must be a multiple of 16");
+  static_assert(BN % (16 * WARPS_N) == 0, "warp tile N must be a multiple of 16");
+  static_assert(STAGES >= 2, "need at least 2 stages");
+};
+
+template <int BM_, int BN_, int STAGES_>
+struct WgmmaConfig {
+  static constexpr bool kWgmma = true;
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
+  static constexpr int kWarpGroups = BM / 64;
+  static constexpr int kThreads = 128 * kWarpGroups;
+  static constexpr int kStageBytes = (BM + BN) * kRowBytes;
+  static constexpr int kSmemBytes = STAGES * kStageBytes + 1024;
+  static_assert(BM % 64 == 0, "BM must be a multiple of 64 (one warpgroup per 64 rows)");
+  static_assert(BN == 64 || BN == 128 || BN == 256, "BN must be 64, 128 or 256");
+  static_assert(STAGES >= 3, "wgmma pipeline needs >= 3 stages");
+};
+
+// Sensible defaults (benchmarked on H200, see tests/gpu/gemm_test.cu).
+using DefaultMmaConfig = MmaConfig<128, 256, 4, 2, 4>;
+using DefaultWgmmaConfig = WgmmaConfig<128, 256, 4>;
+
+// ----------------------------------------------------------------------------------
+// Ready-made epilogues
+// ----------------------------------------------------------------------------------
+struct EpiStoreBF16 {
+  struct Params { bf16* out; long long ldo; };
+  __device__ __forceinline__ static void store2(const Params& p, int row, int col, float v0, float v1) {
+    store_bf16x2(p.out + (long long)row * p.ldo + col, v0, v1);
+  }
+};
+
+struct EpiStoreF32 {
+  struct Params { float* out; long long ldo; };
+  __device__ __forceinline__ static void store2(const Params& p, int row, int col, float v0, float v1) {
+    store_f32x2(p.out + (long long)row * p.ldo + col, v0, v1);
+  }
+};
+
+// out = acc + bias[col] (optional, may be nullptr) + residual[row, col]; bf16 store.
+// out may alias residual (in-place residual add): each element is read then written
+// by the same thread.
+struct EpiBiasResidualBF16 {
+  struct Params { bf16* out; long long ldo; const bf16* residual; long long ldr; const bf16* bias; };
+  __device__ __forceinline__ static void store2(const Params& p, int row, int col, float v0, float v1) {
+    if (p.bias) { const float2 b = load_bf16x2(p.bias + col); v0 += b.x; v1 += b.y; }
+    const float2 r = load_bf16x2(p.residual + (long long)row * p.ldr + col);
+    store_bf16x2(p.out + (long long)row * p.ldo + col, v0 + r.x, v1 + r.y);
+  }
+};
+
+// ----------------------------------------------------------------------------------
+// PTX wrappers
+// ----------------------------------------------------------------------------------
+namespace detail {
+
+// 16-byte async copy global->shared; copies 0 bytes (zero-fills) when !valid.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Byte offset of 16-byte chunk `chunk` (0..7) of row `row` in a 128B-swizzled tile.
+__device__ __forceinline__ uint32_t swz(int row, int chunk) {
+  return (uint32_t)(row * kRowBytes + ((chunk ^ (row & 7)) << 4));
+}
+
+// Grouped rasterization: CTAs launched together cover kGroupM M-tiles x all N-tiles.
+template <int BM, int BN>
+__device__ __forceinline__ void tile_coords(int M, int N, int& tm, int& tn) {
+  const int grid_m = ceil_div(M, BM), grid_n = ceil_div(N, BN);
+  const int pid = blockIdx.x;
+  const int per_group = kGroupM * grid_n;
+  const int group = pid / per_group;
+  const int first_m = group * kGroupM;
+  const int gsize = min(grid_m - first_m, kGroupM);
+  const int local = pid - group * per_group;
+  tm = first_m + local % gsize;
+  tn = local / gsize;
+}
+
+// Issue the cp.async copies of one ROWS x 64 k-tile (rows row0.., k k0..) into a
+// swizzled smem tile.  Thread t copies chunk (t & 7) of rows (t >> 3) + i*THREADS/8.
+template <int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile(uint32_t s_tile, const bf16* __restrict__ g, int ld, int row0,
+                                          int row_limit, int k0, int K, int tid) {
+  static_assert(THREADS % 64 == 0, "row step must keep (row & 7) fixed per thread");
+  constexpr int kIters = (ROWS * 8 + THREADS - 1) / THREADS;
+  constexpr int kRowStep = THREADS / 8;
+  const int c = tid & 7;
+  const int r = tid >> 3;
+  const int kcol = k0 + c * 8;
+  const bool k_ok = kcol < K;  // K % 8 == 0, so a chunk is entirely in or out
+  const bf16* src = g + (long long)(row0 + r) * ld + kcol;
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const int row = r + i * kRowStep;
+    if ((ROWS * 8) % THREADS != 0 && row >= ROWS) break;  // ragged last iteration
+    const bool ok = k_ok && (row0 + row < row_limit);
+    cp_async_16(s_tile + swz(row, c), ok ? (const void*)(src + (long long)i * kRowStep * ld) : (const void*)g, ok);
+  }
+}
+
+// ---- wgmma (sm_90a) ---------------------------------------------------------------
+__device__ __forceinline__ void fence_proxy_async() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_fence() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// Shared-memory matrix descriptor for a K-major, 128B-swizzled tile whose rows are
+// 128 bytes: 8-row core-matrix groups are 1024 bytes apart (SBO); LBO is unused for
+// swizzled K-major layouts.  Advancing k by 16 elements = +32 bytes on the address.
+__device__ __forceinline__ uint64_t make_desc_sw128(uint32_t saddr) {
+  uint64_t d = 0;
+  d |= (uint64_t)((saddr & 0x3FFFF) >> 4);      // bits  0-13: start address >> 4
+  d |= (uint64_t)1 << 16;                        // bits 16-29: leading byte offset >> 4
+  d |= (uint64_t)(1024 >> 4) << 32;              // bits 32-45: stride byte offset >> 4
+  d |= (uint64_t)1 << 62;                        // bits 62-63: 1 = SWIZZLE_128B
+  return d;
+}
+
+// ---- generated: wgmma m64nNk16 wrappers (N = 64, 128, 256); operand lists are mechanical
+// D[64x64] += A(desc) * B(desc)^T, bf16 in, fp32 accumulate, both operands K-major.
+__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(desc_a), "l"(desc_b), "r"(1));
+#else
+  __trap();
+#endif
+}
+
+// D[64x128] += A(desc) * B(desc)^T, bf16 in, fp32 accumulate, both operands K-major.
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(1));
+#else
+  __trap();
+#endif
+}
+
+// D[64x256] += A(desc) * B(desc)^T, bf16 in, fp32 accumulate, both operands K-major.
+__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(desc_a), "l"(desc_b), "r"(1));
+#else
+  __trap();
+#endif
+}
+
+template <int BN> struct Wgmma;
+template <> struct Wgmma<64> {
+  __device__ __forceinline__ static void mma(float (&d)[32], uint64_t a, uint64_t b) { wgmma_m64n64k16(d, a, b); }
+};
+template <> struct Wgmma<128> {
+  __device__ __forceinline__ static void mma(float (&d)[64], uint64_t a, uint64_t b) { wgmma_m64n128k16(d, a, b); }
+};
+template <> struct Wgmma<256> {
+  __device__ __forceinline__ static void mma(float (&d)[128], uint64_t a, uint64_t b) { wgmma_m64n256k16(d, a, b); }
+};
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------------
+// Kernel 1: mma.sync + ldmatrix, multi-stage cp.async pipeline (sm_80+ fallback)
+// ----------------------------------------------------------------------------------
+template <class Cfg, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    gemm_mma_kernel(const bf16* __restrict__ A, int lda, const bf16* __restrict__ W, int M, int N, int K,
+                    const typename Epi::Params ep) {
+  using namespace detail;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES, T = Cfg::kThreads;
+  constexpr int WTM = BM / Cfg::WARPS_M, WTN = BN / Cfg::WARPS_N;  // warp tile
+  constexpr int MI = WTM / 16, NI = WTN / 8;                        // mma tiles per warp
+  constexpr uint32_t kStageA = BM * kRowBytes;
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  const uint32_t smem = (smem_u32(smem_raw) + 1023u) & ~1023u;
+
+  int tm, tn;
+  tile_coords<BM, BN>(M, N, tm, tn);
+  const int m0 = tm * BM, n0 = tn * BN;
+  const int KT = ceil_div(K, kBK);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.f;
+
+  auto load_stage = [&](int kt, int slot) {
+    const uint32_t sA = smem + slot * Cfg::kStageBytes;
+    load_tile<BM, T>(sA, A, lda, m0, M, kt * kBK, K, tid);
+    load_tile<BN, T>(sA + kStageA, W, K, n0, N, kt * kBK, K, tid);
+  };
+
+  // Prologue: S-1 k-tiles in flight.  Always commit (possibly empty) groups so the
+  // wait_group arithmetic below is uniform.
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load_stage(s, s);
+    cp_async_commit();
+  }
+
+  // ldmatrix lane -> (row, chunk) mapping, see PTX fragment layouts of m16n8k16:
+  //  A x4: matrices (rows 0-7,k0-7) (rows 8-15,k0-7) (rows 0-7,k8-15) (rows 8-15,k8-15)
+  //  W x4: matrices (n 0-7,k0-7) (n 0-7,k8-15) (n 8-15,k0-7) (n 8-15,k8-15)
+  const int a_row = wm * WTM + (lane & 15), a_chk = lane >> 4;
+  const int b_row = wn * WTN + (lane & 7) + ((lane >> 4) << 3), b_chk = (lane >> 3) & 1;
+
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<S - 2>();  // k-tile kt has landed (for this thread) ...
+    __syncthreads();         // ... for all threads; and everyone is done with slot kt-1
+    {
+      const int nk = kt + S - 1;
+      if (nk < KT) load_stage(nk, nk % S);  // refill the slot consumed at kt-1
+      cp_async_commit();
+    }
+    const uint32_t sA = smem + (kt % S) * Cfg::kStageBytes;
+    const uint32_t sB = sA + kStageA;
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      uint32_t af[MI][4], bfr[NI / 2][4];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) ldmatrix_x4(af[mi], sA + swz(a_row + mi * 16, kk * 2 + a_chk));
+#pragma unroll
+      for (int nj = 0; nj < NI / 2; ++nj) ldmatrix_x4(bfr[nj], sB + swz(b_row + nj * 16, kk * 2 + b_chk));
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni)
+          mma_16816(acc[mi][ni], af[mi], bfr[ni / 2][(ni & 1) * 2], bfr[ni / 2][(ni & 1) * 2 + 1]);
+    }
+  }
+  cp_async_wait<0>();  // only empty groups remain; drain before exit
+
+  // Epilogue: c0,c1 at (row, col..col+1); c2,c3 at (row+8, col..col+1).
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi) {
+    const int row = m0 + wm * WTM + mi * 16 + (lane >> 2);
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni) {
+      const int col = n0 + wn * WTN + ni * 8 + (lane & 3) * 2;
+      if (col < N) {
+        if (row < M) Epi::store2(ep, row, col, acc[mi][ni][0], acc[mi][ni][1]);
+        if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[mi][ni][2], acc[mi][ni][3]);
+      }
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------------
+// Kernel 2: wgmma (sm_90a), operands from swizzled smem filled by cp.async
+// ----------------------------------------------------------------------------------
+template <class Cfg, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    gemm_wgmma_kernel(const bf16* __restrict__ A, int lda, const bf16* __restrict__ W, int M, int N, int K,
+                      const typename Epi::Params ep) {
+  using namespace detail;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES, T = Cfg::kThreads;
+  constexpr int NREG = BN / 2;  // fp32 accumulators per thread for m64nBN
+  constexpr uint32_t kStageA = BM * kRowBytes;
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  const uint32_t smem = (smem_u32(smem_raw) + 1023u) & ~1023u;  // SWIZZLE_128B needs 1 KB alignment
+
+  int tm, tn;
+  tile_coords<BM, BN>(M, N, tm, tn);
+  const int m0 = tm * BM, n0 = tn * BN;
+  const int KT = ceil_div(K, kBK);
+  const int tid = threadIdx.x;
+  const int wg = tid >> 7;  // warpgroup -> rows [64*wg, 64*wg+64) of the CTA tile
+
+  float acc[NREG];
+#pragma unroll
+  for (int i = 0; i < NREG; ++i) acc[i] = 0.f;
+
+  auto load_stage = [&](int kt, int slot) {
+    const uint32_t sA = smem + slot * Cfg::kStageBytes;
+    load_tile<BM, T>(sA, A, lda, m0, M, kt * kBK, K, tid);
+    load_tile<BN, T>(sA + kStageA, W, K, n0, N, kt * kBK, K, tid);
+  };
+
+  // Prefetch distance is S-2: a slot may only be refilled once the wgmma that read it
+  // has retired, and we keep one wgmma batch in flight.
+#pragma unroll
+  for (int s = 0; s < S - 2; ++s) {
+    if (s < KT) load_stage(s, s);
+    cp_async_commit();
+  }
+
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<S - 3>();  // k-tile kt landed (this thread's copies)
+    fence_proxy_async();     // make generic-proxy smem writes visible to wgmma (async proxy)
+    __syncthreads();         // all copies visible; all warpgroups retired wgmma kt-2
+    {
+      const int nk = kt + S - 2;
+      if (nk < KT) load_stage(nk, nk % S);  // slot (kt-2) % S
+      cp_async_commit();
+    }
+    const uint32_t sA = smem + (kt % S) * Cfg::kStageBytes + wg * 64 * kRowBytes;
+    const uint32_t sB = smem + (kt % S) * Cfg::kStageBytes + kStageA;
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk)
+      Wgmma<BN>::mma(acc, make_desc_sw128(sA + kk * 32), make_desc_sw128(sB + kk * 32));
+    wgmma_commit();
+    wgmma_wait<1>();  // batch kt-1 retired; batch kt may still run
+  }
+  wgmma_wait<0>();
+  cp_async_wait<0>();
+
+  // Accumulator layout of m64nN (per warp: 16 rows): acc[4i+0,1] -> (r, 8i + 2q + {0,1}),
+  // acc[4i+2,3] -> (r+8, same cols) with r = 16*warp + lane/4, q = lane%4.
+  const int lane = tid & 31, warp_in_wg = (tid >> 5) & 3;
+  const int row = m0 + wg * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+  for (int i = 0; i < BN / 8; ++i) {
+    const int col = n0 + i * 8 + (lane & 3) * 2;
+    if (col < N) {
+      if (row < M) Epi::store2(ep, row, col, acc[4 * i + 0], acc[4 * i + 1]);
+      if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------------
+// Host side
+// ----------------------------------------------------------------------------------
+// Returns nullptr when (A, lda, W, M, N, K) is supported, else a human-readable reason.
+inline const char* gemm_shape_error(const bf16* A, int lda, const bf16* W, int M, int N, int K) {
+  if (M < 1) return "gemm: M must be >= 1";
+  if (N < 8 || N % 8 != 0) return "gemm: N must be a positive multiple of 8";
+  if (K < 8 || K % 8 != 0) return "gemm: K must be a positive multiple of 8";
+  if (lda < K || lda % 8 != 0) return "gemm: lda must be >= K and a multiple of 8";
+  if (!A || !W) return "gemm: null operand";
+  if ((reinterpret_cast<uintptr_t>(A) | reinterpret_cast<uintptr_t>(W)) & 15)
+    return "gemm: A and W must be 16-byte aligned";
+  return nullptr;
+}
+
+template <class Cfg, class Epi>
+cudaError_t gemm_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
+                        const typename Epi::Params& ep, cudaStream_t stream = 0) {
+  if (gemm_shape_error(A, lda, W, M, N, K)) return cudaErrorInvalidValue;
+  void (*kernel)(const bf16*, int, const bf16*, int, int, int, const typename Epi::Params);
+  if constexpr (Cfg::kWgmma) kernel = gemm_wgmma_kernel<Cfg, Epi>;
+  else kernel = gemm_mma_kernel<Cfg, Epi>;
+  constexpr int smem = Cfg::kSmemBytes;
+  if (smem > 48 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+  }
+  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+  if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
+  kernel<<<dim3((unsigned)tiles), dim3(Cfg::kThreads), smem, stream>>>(A, lda, W, M, N, K, ep);
+  return cudaGetLastError();
+}
+
+}  // namespace gemm
+}  // namespace strata

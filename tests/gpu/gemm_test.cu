@@ -1,0 +1,282 @@
+// gemm_test.cu — self-checking harness + benchmark for templates/include/gemm.cuh
+//
+// build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
+//          tests/gpu/gemm_test.cu -lcublas -o gemm_test
+// run:   ./gemm_test [seed] [--no-bench]
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "gemm.cuh"
+
+using strata::gemm::bf16;
+namespace sg = strata::gemm;
+
+#define CK(x)                                                                                   \
+  do {                                                                                          \
+    cudaError_t e_ = (x);                                                                       \
+    if (e_ != cudaSuccess) {                                                                    \
+      fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+      exit(2);                                                                                  \
+    }                                                                                           \
+  } while (0)
+#define CB(x)                                                                      \
+  do {                                                                             \
+    cublasStatus_t s_ = (x);                                                       \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                             \
+      fprintf(stderr, "cuBLAS error %d at %s:%d\n", (int)s_, __FILE__, __LINE__); \
+      exit(2);                                                                     \
+    }                                                                              \
+  } while (0)
+
+static int g_pass = 0, g_fail = 0;
+static void report(bool ok, const std::string& name, const char* fmt = "", double a = 0, double b = 0) {
+  if (ok) { printf("PASS %s\n", name.c_str()); ++g_pass; }
+  else { printf("FAIL %s ", name.c_str()); printf(fmt, a, b); printf("\n"); ++g_fail; }
+}
+
+// ---------------------------------------------------------------- device helpers
+__device__ __forceinline__ uint32_t hash32(uint64_t x) {
+  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+  return (uint32_t)x;
+}
+__global__ void fill_random(bf16* p, size_t n, uint64_t seed, float scale) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const float u = (hash32(seed * 0x9E3779B97F4A7C15ULL + i) >> 8) * (1.0f / 16777216.0f);  // [0,1)
+    p[i] = __float2bfloat16((2.f * u - 1.f) * scale);
+  }
+}
+// ref[m,n] = sum_k A[m,k] W[n,k]  (+ bias[n] + res[m,n] when given), fp32
+__global__ void ref_gemm(const bf16* A, int lda, const bf16* W, int M, int N, int K, const bf16* bias,
+                         const bf16* res, long long ldr, float* ref) {
+  const int n = blockIdx.x * blockDim.x + threadIdx.x, m = blockIdx.y;
+  if (n >= N || m >= M) return;
+  float s = 0.f;
+  for (int k = 0; k < K; ++k) s += __bfloat162float(A[(long long)m * lda + k]) * __bfloat162float(W[(long long)n * K + k]);
+  if (bias) s += __bfloat162float(bias[n]);
+  if (res) s += __bfloat162float(res[(long long)m * ldr + n]);
+  ref[(long long)m * N + n] = s;
+}
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(bf16 v) { return __bfloat162float(v); }
+// acc[0] += (out-ref)^2, acc[1] += ref^2, acc[2] += #non-finite.  ref may be float or bf16.
+template <class TO, class TR>
+__global__ void compare(const TO* out, long long ldo, const TR* ref, long long ldref, int M, int N, double* acc) {
+  double d2 = 0, r2 = 0, bad = 0;
+  const long long total = (long long)M * N;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const long long m = i / N, n = i % N;
+    const float o = to_f(out[m * ldo + n]), r = to_f(ref[m * ldref + n]);
+    if (!isfinite(o)) bad += 1;
+    else { d2 += (double)(o - r) * (o - r); }
+    r2 += (double)r * r;
+  }
+  for (int off = 16; off; off >>= 1) {
+    d2 += __shfl_xor_sync(0xffffffff, d2, off);
+    r2 += __shfl_xor_sync(0xffffffff, r2, off);
+    bad += __shfl_xor_sync(0xffffffff, bad, off);
+  }
+  if ((threadIdx.x & 31) == 0) { atomicAdd(acc, d2); atomicAdd(acc + 1, r2); atomicAdd(acc + 2, bad); }
+}
+template <class TO, class TR>
+static void rel_err(const TO* out, long long ldo, const TR* ref, long long ldref, int M, int N, double& rel, double& nbad) {
+  double* d; CK(cudaMalloc(&d, 3 * sizeof(double))); CK(cudaMemset(d, 0, 3 * sizeof(double)));
+  compare<<<1024, 256>>>(out, ldo, ref, ldref, M, N, d);
+  CK(cudaGetLastError());
+  double h[3]; CK(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost)); CK(cudaFree(d));
+  rel = std::sqrt(h[0] / std::max(h[1], 1e-30)); nbad = h[2];
+}
+
+// ---------------------------------------------------------------- configs under test
+using CfgMma256 = sg::MmaConfig<128, 256, 4, 2, 4>;    // default mma.sync
+using CfgMma128 = sg::MmaConfig<128, 128, 4, 2, 2>;
+using CfgWg256 = sg::WgmmaConfig<128, 256, 4>;         // default wgmma
+using CfgWg128 = sg::WgmmaConfig<128, 128, 6>;
+using CfgWg192 = sg::WgmmaConfig<192, 256, 4>;
+using CfgWgSmallM = sg::WgmmaConfig<64, 128, 6>;        // decode / small M
+
+template <class Cfg> const char* cfg_name();
+template <> const char* cfg_name<CfgMma256>() { return "mma128x256s4"; }
+template <> const char* cfg_name<CfgMma128>() { return "mma128x128s4"; }
+template <> const char* cfg_name<CfgWg256>() { return "wgmma128x256s4"; }
+template <> const char* cfg_name<CfgWg128>() { return "wgmma128x128s6"; }
+template <> const char* cfg_name<CfgWg192>() { return "wgmma192x256s4"; }
+template <> const char* cfg_name<CfgWgSmallM>() { return "wgmma64x128s6"; }
+
+struct Shape { int M, N, K, lda_pad, ldo_pad; };
+static uint64_t g_seed;
+
+// One correctness case for config Cfg: runs the three epilogues (F32/residual only when `all`).
+template <class Cfg>
+static void check_case(const Shape& s, bool all) {
+  const int M = s.M, N = s.N, K = s.K, lda = K + s.lda_pad;
+  const long long ldo = N + s.ldo_pad;
+  bf16 *A, *W, *bias, *res, *out;
+  float *ref, *outf;
+  CK(cudaMalloc(&A, (size_t)M * lda * 2));
+  CK(cudaMalloc(&W, (size_t)N * K * 2));
+  CK(cudaMalloc(&bias, (size_t)N * 2));
+  CK(cudaMalloc(&res, (size_t)M * ldo * 2));
+  CK(cudaMalloc(&out, (size_t)M * ldo * 2));
+  CK(cudaMalloc(&outf, (size_t)M * ldo * 4));
+  CK(cudaMalloc(&ref, (size_t)M * N * 4));
+  static uint64_t salt = 0;
+  fill_random<<<512, 256>>>(A, (size_t)M * lda, g_seed + 17 * ++salt, 1.f);
+  fill_random<<<512, 256>>>(W, (size_t)N * K, g_seed + 17 * ++salt, 1.f);
+  fill_random<<<512, 256>>>(bias, (size_t)N, g_seed + 17 * ++salt, 1.f);
+  fill_random<<<512, 256>>>(res, (size_t)M * ldo, g_seed + 17 * ++salt, 4.f);
+  char nm[160];
+  snprintf(nm, sizeof nm, "%s M=%d N=%d K=%d lda=%d ldo=%lld", cfg_name<Cfg>(), M, N, K, lda, ldo);
+  const dim3 rg((N + 127) / 128, M);
+  double rel, bad;
+
+  // plain bf16 store
+  ref_gemm<<<rg, 128>>>(A, lda, W, M, N, K, nullptr, nullptr, 0, ref);
+  CK(cudaMemset(out, 0xFF, (size_t)M * ldo * 2));  // NaN poison
+  CK((sg::gemm_launch<Cfg, sg::EpiStoreBF16>(A, lda, W, M, N, K, {out, ldo})));
+  CK(cudaDeviceSynchronize());
+  rel_err(out, ldo, ref, N, M, N, rel, bad);
+  report(rel <= 1e-2 && bad == 0, std::string("StoreBF16 ") + nm, "rel=%.3e nonfinite=%.0f", rel, bad);
+
+  if (all) {
+    CK(cudaMemset(outf, 0xFF, (size_t)M * ldo * 4));
+    CK((sg::gemm_launch<Cfg, sg::EpiStoreF32>(A, lda, W, M, N, K, {outf, ldo})));
+    CK(cudaDeviceSynchronize());
+    rel_err(outf, ldo, ref, N, M, N, rel, bad);
+    report(rel <= 1e-5 && bad == 0, std::string("StoreF32 ") + nm, "rel=%.3e nonfinite=%.0f", rel, bad);
+
+    ref_gemm<<<rg, 128>>>(A, lda, W, M, N, K, bias, res, ldo, ref);
+    CK(cudaMemset(out, 0xFF, (size_t)M * ldo * 2));
+    CK((sg::gemm_launch<Cfg, sg::EpiBiasResidualBF16>(A, lda, W, M, N, K, {out, ldo, res, ldo, bias})));
+    CK(cudaDeviceSynchronize());
+    rel_err(out, ldo, ref, N, M, N, rel, bad);
+    report(rel <= 1e-2 && bad == 0, std::string("BiasResidualBF16 ") + nm, "rel=%.3e nonfinite=%.0f", rel, bad);
+  }
+  CK(cudaFree(A)); CK(cudaFree(W)); CK(cudaFree(bias)); CK(cudaFree(res));
+  CK(cudaFree(out)); CK(cudaFree(outf)); CK(cudaFree(ref));
+}
+
+template <class Cfg>
+static void check_config() {
+  const Shape shapes[] = {
+      {1, 256, 64, 0, 0},      {17, 136, 200, 8, 0},   {300, 520, 328, 0, 8}, {64, 64, 8, 0, 0},
+      {128, 256, 4096, 0, 0},  {1000, 1032, 1000, 16, 24}, {257, 4096, 512, 0, 0}, {2048, 2048, 2048, 0, 0},
+  };
+  int i = 0;
+  for (const Shape& s : shapes) check_case<Cfg>(s, (i++ % 2) == 1 || s.M == 300);
+}
+
+// ---------------------------------------------------------------- benchmark
+static float median_ms(std::vector<float> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; }
+
+template <class F>
+static float time_ms(F&& f, int warm = 5, int iters = 25) {
+  cudaEvent_t a, b; CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+  for (int i = 0; i < warm; ++i) f();
+  std::vector<float> t;
+  for (int i = 0; i < iters; ++i) {
+    CK(cudaEventRecord(a)); f(); CK(cudaEventRecord(b)); CK(cudaEventSynchronize(b));
+    float ms; CK(cudaEventElapsedTime(&ms, a, b)); t.push_back(ms);
+  }
+  CK(cudaEventDestroy(a)); CK(cudaEventDestroy(b));
+  return median_ms(t);
+}
+
+template <class Cfg>
+static float bench_ours(const bf16* A, const bf16* W, bf16* C, const bf16* Cref, int M, int N, int K, float cub_ms) {
+  CK(cudaMemset(C, 0xFF, (size_t)M * N * 2));
+  const float ms = time_ms([&] { CK((sg::gemm_launch<Cfg, sg::EpiStoreBF16>(A, K, W, M, N, K, {C, N}))); });
+  CK(cudaDeviceSynchronize());
+  const double fl = 2.0 * M * N * K;
+  printf("| %5dx%5dx%5d | %-16s | %8.3f | %8.3f | %7.1f | %7.1f | %5.3f |\n", M, N, K, cfg_name<Cfg>(), ms, cub_ms,
+         fl / ms * 1e-9, fl / cub_ms * 1e-9, cub_ms / ms);
+  double rel, bad;
+  rel_err(C, N, Cref, N, M, N, rel, bad);
+  char nm[128]; snprintf(nm, sizeof nm, "vs-cuBLAS %s M=%d N=%d K=%d", cfg_name<Cfg>(), M, N, K);
+  report(rel <= 1e-2 && bad == 0, nm, "rel=%.3e nonfinite=%.0f", rel, bad);
+  return ms;
+}
+
+static void benchmark() {
+  const int M = 16384;
+  const int NK[][2] = {{18560, 4096}, {4096, 8192}, {6144, 4096}, {4096, 4096}, {16384, 4096}, {4096, 16384}};
+  cublasHandle_t h; CB(cublasCreate(&h));
+  size_t maxA = 0, maxW = 0, maxC = 0;
+  for (auto& s : NK) { maxA = std::max(maxA, (size_t)M * s[1]); maxW = std::max(maxW, (size_t)s[0] * s[1]); maxC = std::max(maxC, (size_t)M * s[0]); }
+  bf16 *A, *W, *C, *Cref;
+  CK(cudaMalloc(&A, maxA * 2)); CK(cudaMalloc(&W, maxW * 2)); CK(cudaMalloc(&C, maxC * 2)); CK(cudaMalloc(&Cref, maxC * 2));
+  fill_random<<<4096, 256>>>(A, maxA, g_seed ^ 0xA, 1.f);
+  fill_random<<<4096, 256>>>(W, maxW, g_seed ^ 0xB, 1.f);
+  void* ws; const size_t wsz = 64 << 20; CK(cudaMalloc(&ws, wsz)); CB(cublasSetWorkspace(h, ws, wsz));
+  printf("\n| %-17s | %-16s | ours ms  | cuBLAS ms| ours TF | cuBL TF | ratio |\n", "M x N x K", "config");
+  printf("|-------------------|------------------|----------|----------|---------|---------|-------|\n");
+  std::vector<std::string> best;
+  for (auto& s : NK) {
+    const int N = s[0], K = s[1];
+    const float alpha = 1.f, beta = 0.f;
+    // Row-major C[M,N] = A[M,K] W[N,K]^T  ==  col-major C^T[N,M] = op_T(W^T[K,N]) * A^T[K,M]
+    auto cub = [&] {
+      CB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, W, CUDA_R_16BF, K, A, CUDA_R_16BF, K, &beta, Cref,
+                      CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    };
+    const float cms = time_ms(cub);
+    float b = 1e30f; const char* bn = "";
+    float t;
+    t = bench_ours<CfgMma256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgMma256>(); }
+    t = bench_ours<CfgMma128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgMma128>(); }
+    t = bench_ours<CfgWg256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256>(); }
+    t = bench_ours<CfgWg128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg128>(); }
+    t = bench_ours<CfgWg192>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg192>(); }
+    char line[256];
+    snprintf(line, sizeof line, "| %5dx%5dx%5d | best %-11s | %8.3f | %8.3f | %5.3f |", M, N, K, bn, b, cms, cms / b);
+    best.push_back(line);
+  }
+  printf("\nbest per shape (ratio = cuBLAS_ms / ours_ms):\n");
+  for (auto& l : best) printf("%s\n", l.c_str());
+  CK(cudaFree(A)); CK(cudaFree(W)); CK(cudaFree(C)); CK(cudaFree(Cref)); CK(cudaFree(ws));
+  CB(cublasDestroy(h));
+}
+
+int main(int argc, char** argv) {
+  g_seed = (uint64_t)time(nullptr);
+  bool bench = true;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--no-bench")) bench = false;
+    else g_seed = strtoull(argv[i], nullptr, 10);
+  }
+  printf("seed %llu\n", (unsigned long long)g_seed);
+  cudaDeviceProp prop; CK(cudaGetDeviceProperties(&prop, 0));
+  printf("device %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+
+  // Launcher must reject unsupported shapes.
+  {
+    bf16* p; CK(cudaMalloc(&p, 1 << 20));
+    sg::EpiStoreBF16::Params ep{p, 16};
+    const bool r1 = sg::gemm_launch<CfgMma256, sg::EpiStoreBF16>(p, 16, p, 4, 12, 16, ep) == cudaErrorInvalidValue;
+    const bool r2 = sg::gemm_launch<CfgWg256, sg::EpiStoreBF16>(p, 4, p, 4, 16, 4, ep) == cudaErrorInvalidValue;
+    const bool r3 = sg::gemm_launch<CfgWg256, sg::EpiStoreBF16>(p, 16, p, 0, 16, 16, ep) == cudaErrorInvalidValue;
+    const bool r4 = sg::gemm_shape_error(p, 16, p, 4, 16, 16) == nullptr;
+    report(r1 && r2 && r3 && r4, "launcher rejects bad shapes (N%8, K%8, M<1) and accepts good ones");
+    CK(cudaFree(p));
+  }
+
+  check_config<CfgMma256>();
+  check_config<CfgMma128>();
+  check_config<CfgWg256>();
+  check_config<CfgWg128>();
+  check_config<CfgWg192>();
+  check_config<CfgWgSmallM>();
+
+  if (bench) benchmark();
+  printf("\n%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
