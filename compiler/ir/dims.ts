@@ -97,3 +97,21 @@ export function shapeVolume(s: readonly Dim[]): { c: number; syms: string[] } {
   }
   return { c, syms: syms.sort() };
 }
+
+/** Replace symbols by dims, e.g. substDim("T", {T: 1}) = 1, substDim("P+1", {P: "S"}) = "S+1". */
+export function substDim(d: Dim, subs: Readonly<Record<string, Dim>>): Dim {
+  if (typeof d === "number") return d;
+  const t = parse(d);
+  const out: Terms = { syms: new Map(), c: t.c };
+  for (const [k, n] of t.syms) {
+    const s = subs[k];
+    if (s === undefined) {
+      out.syms.set(k, (out.syms.get(k) ?? 0) + n);
+      continue;
+    }
+    const r = parse(s);
+    out.c += n * r.c;
+    for (const [k2, n2] of r.syms) out.syms.set(k2, (out.syms.get(k2) ?? 0) + n * n2);
+  }
+  return render(out);
+}

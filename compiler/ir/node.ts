@@ -129,10 +129,19 @@ export function mkNode(op: string, inputs: readonly Node[], attrs: Attrs = {}, e
   });
 }
 
-/** Rebuild a node with new inputs (passes use this); keeps provenance. */
-export function withInputs(n: Node, inputs: readonly Node[], attrs: Attrs = n.attrs): Node {
+/**
+ * Rebuild a node with new inputs / attrs (passes use this); keeps its provenance. `explicit`
+ * gives the new type of a source node (param, input) whose shape changes.
+ */
+export function withInputs(n: Node, inputs: readonly Node[], attrs: Attrs = n.attrs, explicit?: TensorType): Node {
   const def = getOp(n.op);
-  const type = def.infer(inputs, attrs, { dtype: n.dtype, shape: n.shape });
+  let type: TensorType;
+  try {
+    type = def.infer(inputs, attrs, explicit ?? { dtype: n.dtype, shape: n.shape });
+  } catch (e) {
+    if (e instanceof ShapeError) throw new StrataError(`${n.op}: ${e.message}`, n.src);
+    throw e;
+  }
   const shape = type.shape.map(canonDim);
   return Object.freeze({
     ...n,
@@ -141,5 +150,13 @@ export function withInputs(n: Node, inputs: readonly Node[], attrs: Attrs = n.at
     shape: Object.freeze(shape),
     inputs: Object.freeze([...inputs]),
     attrs: Object.freeze({ ...attrs }),
+  });
+}
+
+/** A new node attributed to `like`'s source line and scope (for nodes a pass introduces). */
+export function mkNodeLike(like: Node, op: string, inputs: readonly Node[], attrs: Attrs = {}, explicit?: TensorType): Node {
+  return withProvenance({ loc: like.src, scope: like.scope }, () => {
+    const n = mkNode(op, inputs, attrs, explicit);
+    return Object.freeze({ ...n, src: like.src, scope: like.scope });
   });
 }

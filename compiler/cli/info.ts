@@ -1,0 +1,155 @@
+/**
+ * `strata info`: what a model definition amounts to — its layer pattern, parameters by component,
+ * FLOPs per token, weight bytes, KV-cache bytes per token, SSM/conv state bytes per sequence, and
+ * the memory that weights plus caches need at a given context and batch. All of it is read off
+ * the IR (params, op FLOP rules, derive-step's state inputs), not from a separate formula.
+ */
+import { evalShape } from "../ir/dims.js";
+import { graphNodes, graphParams, type Graph } from "../ir/graph.js";
+import { DTYPE_BYTES } from "../ir/node.js";
+import { getOp } from "../ir/registry.js";
+import type { ModelDef } from "../dsl/model.js";
+import { deriveStep } from "../passes/derive-step.js";
+
+export interface ModelInfo {
+  name: string;
+  pattern: string;
+  layers: number;
+  counts: Record<string, { symbol: string; kind: string; count: number; actual: number; target?: number }>;
+  params: { total: number; byComponent: Record<string, number> };
+  weightBytes: number;
+  flopsPerToken: { forward: number; training: number; context: number };
+  kvBytesPerToken: number;
+  stateBytesPerSequence: number;
+  memory: { context: number; batch: number; weights: number; kvCache: number; state: number; total: number };
+}
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function component(name: string, layerKinds: readonly string[]): string {
+  if (name.startsWith("embedding.")) return "embedding";
+  if (name.startsWith("lm_head.")) return "lm_head";
+  if (name.startsWith("final_norm.")) return "norms";
+  const m = /^layers\.(\d+)\.(norm|mixer)\./.exec(name);
+  if (!m) return "other";
+  return m[2] === "norm" ? "norms" : layerKinds[Number(m[1])]!;
+}
+
+/** Forward FLOPs of a graph at concrete bindings, from each op's registry rule. */
+export function graphFlops(g: Graph, bindings: Record<string, number>): number {
+  let total = 0;
+  for (const n of graphNodes(g)) {
+    const f = getOp(n.op).flops;
+    if (!f) continue;
+    total += f(n.inputs.map((i) => evalShape(i.shape, bindings)), evalShape(n.shape, bindings), n.attrs);
+  }
+  return total;
+}
+
+export function modelInfo(def: ModelDef, opts: { context?: number; batch?: number } = {}): ModelInfo {
+  const g = def.toGraph();
+  const context = opts.context ?? def.config.seqLen;
+  const batch = opts.batch ?? 1;
+  const kinds = def.layers.map((l) => l.kind);
+
+  const byComponent: Record<string, number> = {};
+  let total = 0;
+  let weightBytes = 0;
+  for (const p of graphParams(g)) {
+    const n = numel(p.shape as number[]);
+    total += n;
+    weightBytes += n * DTYPE_BYTES[p.dtype];
+    const c = component(p.attrs.name as string, kinds);
+    byComponent[c] = (byComponent[c] ?? 0) + n;
+  }
+
+  const counts: ModelInfo["counts"] = {};
+  const ratios = def.stack?.ratios;
+  [...def.pattern].forEach((sym, i) => {
+    const kind = def.layers[i]!.kind;
+    counts[sym] ??= { symbol: sym, kind, count: 0, actual: 0 };
+    counts[sym].count++;
+  });
+  for (const c of Object.values(counts)) {
+    c.actual = c.count / def.pattern.length;
+    if (ratios) c.target = c.symbol === "*" ? ratios.attention : c.symbol === "-" ? ratios.mlp : 1 - ratios.attention - ratios.mlp;
+  }
+
+  // FLOPs per token: one sequence of `context` tokens, divided by its length.
+  const fwd = graphFlops(g, { B: 1, T: context }) / context;
+
+  // State sizes from the decode graph's explicit state inputs: KV caches grow with P.
+  const { states } = deriveStep(g);
+  let kvPerToken = 0;
+  let statePerSeq = 0;
+  for (const s of states) {
+    const bytes = numel(evalShape(s.shape, { B: 1, P: 1 })) * DTYPE_BYTES[s.dtype];
+    if (s.kind === "k" || s.kind === "v") kvPerToken += bytes;
+    else statePerSeq += bytes;
+  }
+  const kvCache = kvPerToken * context * batch;
+  const state = statePerSeq * batch;
+  return {
+    name: def.config.name,
+    pattern: def.pattern,
+    layers: def.pattern.length,
+    counts,
+    params: { total, byComponent },
+    weightBytes,
+    flopsPerToken: { forward: fwd, training: 3 * fwd, context },
+    kvBytesPerToken: kvPerToken,
+    stateBytesPerSequence: statePerSeq,
+    memory: { context, batch, weights: weightBytes, kvCache, state, total: weightBytes + kvCache + state },
+  };
+}
+
+// ---- formatting ---------------------------------------------------------------------------
+
+export function fmtCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(2)}K`;
+  return String(n);
+}
+
+export function fmtBytes(b: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (b >= 1024 && i < units.length - 1) {
+    b /= 1024;
+    i++;
+  }
+  return `${b.toFixed(i === 0 ? 0 : 2)} ${units[i]}`;
+}
+
+function fmtFlops(f: number): string {
+  if (f >= 1e12) return `${(f / 1e12).toFixed(2)} TFLOP`;
+  if (f >= 1e9) return `${(f / 1e9).toFixed(2)} GFLOP`;
+  if (f >= 1e6) return `${(f / 1e6).toFixed(2)} MFLOP`;
+  return `${f.toFixed(0)} FLOP`;
+}
+
+export function formatInfo(i: ModelInfo): string {
+  const lines: string[] = [];
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  lines.push(`model      ${i.name}`);
+  lines.push(`layers     ${i.layers}`);
+  lines.push(`pattern    ${i.pattern}`);
+  lines.push("");
+  lines.push("layer mix  symbol  kind        count  actual  target");
+  for (const c of Object.values(i.counts))
+    lines.push(`           ${c.symbol.padEnd(6)}  ${c.kind.padEnd(10)}  ${String(c.count).padStart(5)}  ${pct(c.actual).padStart(6)}  ${c.target === undefined ? "     -" : pct(c.target).padStart(6)}`);
+  lines.push("");
+  lines.push(`parameters ${fmtCount(i.params.total)} (${i.params.total.toLocaleString("en-US")})`);
+  for (const [k, v] of Object.entries(i.params.byComponent).sort((a, b) => b[1] - a[1]))
+    lines.push(`           ${k.padEnd(12)} ${fmtCount(v).padStart(9)}  ${pct(v / i.params.total).padStart(6)}`);
+  lines.push("");
+  lines.push(`FLOPs/token (context ${i.flopsPerToken.context})  forward ${fmtFlops(i.flopsPerToken.forward)}   training ${fmtFlops(i.flopsPerToken.training)} (3× forward)`);
+  lines.push(`weights             ${fmtBytes(i.weightBytes)}`);
+  lines.push(`KV cache            ${fmtBytes(i.kvBytesPerToken)} per token`);
+  lines.push(`SSM + conv state    ${fmtBytes(i.stateBytesPerSequence)} per sequence`);
+  const m = i.memory;
+  lines.push(`memory at context ${m.context}, batch ${m.batch}: ${fmtBytes(m.total)} (weights ${fmtBytes(m.weights)} + KV ${fmtBytes(m.kvCache)} + state ${fmtBytes(m.state)}; activations not included)`);
+  return lines.join("\n");
+}
+

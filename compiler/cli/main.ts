@@ -1,0 +1,120 @@
+/**
+ * The `strata` command line. Each subcommand loads (and type-checks) a user's architecture file
+ * and runs one stage of the pipeline. Errors print as `file:line:col: what was wrong` plus a hint,
+ * without a stack trace unless --verbose.
+ */
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { StrataError } from "../ir/errors.js";
+import { toJsonText, graphNodes } from "../ir/graph.js";
+import { shapeStr } from "../ir/dims.js";
+import { formatDiagnostics, loadModel, typecheck } from "./load.js";
+import { formatInfo, modelInfo } from "./info.js";
+import { deriveStep } from "../passes/derive-step.js";
+import type { Graph } from "../ir/graph.js";
+
+let verbose = process.argv.includes("--verbose");
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
+  return n;
+}
+
+export function formatGraph(g: Graph): string {
+  const nodes = graphNodes(g);
+  const id = new Map(nodes.map((n, i) => [n.key, `%${i}`]));
+  const lines = nodes.map((n, i) => {
+    const attrs = Object.entries(n.attrs)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(" ");
+    const ins = n.inputs.map((x) => id.get(x.key)).join(", ");
+    return `%${i} = ${n.op}(${ins})${attrs ? ` {${attrs}}` : ""} : ${n.dtype}${shapeStr(n.shape)}${n.scope ? `  # ${n.scope}` : ""}`;
+  });
+  for (const [k, n] of Object.entries(g.outputs)) lines.push(`output ${k} = ${id.get(n.key)}`);
+  return lines.join("\n");
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("strata")
+    .description("Compile language-model architectures written in TypeScript into fused CUDA.")
+    .option("--verbose", "print stack traces on errors")
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("info")
+    .description("layer pattern, parameters, FLOPs per token, weight / KV-cache / state memory")
+    .argument("<arch>", "architecture file (.ts) that default-exports model({...})")
+    .option("--context <n>", "context length for FLOPs and memory (default: the model's seqLen)", positiveInt)
+    .option("--batch <n>", "batch size for memory", positiveInt, 1)
+    .option("--json", "print JSON")
+    .option("--no-check", "skip the TypeScript type check")
+    .action(async (arch: string, o: { context?: number; batch: number; json?: boolean; check: boolean }) => {
+      const def = await loadModel(arch, { check: o.check });
+      const info = modelInfo(def, { context: o.context, batch: o.batch });
+      console.log(o.json ? JSON.stringify(info, null, 2) : formatInfo(info));
+    });
+
+  program
+    .command("ir")
+    .description("print the Graph IR (text, or --json for the serialized form)")
+    .argument("<arch>", "architecture file")
+    .option("--json", "print the zod-checked JSON form")
+    .option("--step", "print the one-token decode graph (explicit state in/out) instead")
+    .option("--prefill", "print the prefill graph (full sequence plus outgoing state)")
+    .option("--no-check", "skip the TypeScript type check")
+    .action(async (arch: string, o: { json?: boolean; step?: boolean; prefill?: boolean; check: boolean }) => {
+      const def = await loadModel(arch, { check: o.check });
+      let g = def.toGraph();
+      if (o.step || o.prefill) {
+        const s = deriveStep(g);
+        g = o.step ? s.step : s.prefill;
+      }
+      console.log(o.json ? toJsonText(g) : formatGraph(g));
+    });
+
+  program
+    .command("check")
+    .description("type-check an architecture file and validate the model it defines")
+    .argument("<arch>", "architecture file")
+    .action(async (arch: string) => {
+      const diags = typecheck(arch);
+      if (diags.length) {
+        console.error(formatDiagnostics(diags));
+        if (diags.some((d) => d.category === "error")) {
+          process.exitCode = 1;
+          return;
+        }
+      }
+      const def = await loadModel(arch, { check: false });
+      const g = def.toGraph();
+      console.log(`${arch}: ok (${def.config.name}: ${def.pattern.length} layers, ${graphNodes(g).length} IR nodes)`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  verbose = argv.includes("--verbose");
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof StrataError) {
+      console.error(`error: ${e.message}`);
+      if (verbose) console.error(e.stack);
+      return 1;
+    }
+    const err = e as Error;
+    console.error(`error: ${err.message}`);
+    console.error(verbose ? err.stack : "(internal error; run with --verbose for the stack trace)");
+    return 1;
+  }
+}
+
+const isEntry = process.argv[1] && /strata(\.js)?$|cli[\\/]main\.ts$/.test(process.argv[1]);
+if (isEntry) process.exitCode = await main(process.argv.slice(2));
