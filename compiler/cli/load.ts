@@ -5,7 +5,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Project, ts, type Diagnostic } from "ts-morph";
 import { StrataError } from "../ir/errors.js";
 import { isModelDef, type ModelDef } from "../dsl/model.js";
@@ -18,6 +18,10 @@ export interface TsDiagnostic {
   category: "error" | "warning";
 }
 
+/** Strata's own sources: already checked by its CI, so only the user's files are reported. */
+const STRATA_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const STRATA_SOURCES = [path.join(STRATA_ROOT, "compiler") + path.sep, path.join(STRATA_ROOT, "node_modules") + path.sep];
+
 function resolveArch(file: string): string {
   const abs = path.resolve(file);
   if (!existsSync(abs)) throw new StrataError(`architecture file not found: ${file}`, undefined, "pass a path to a .ts file that default-exports model({...}), e.g. examples/tiny-hybrid.ts");
@@ -26,7 +30,7 @@ function resolveArch(file: string): string {
   return abs;
 }
 
-/** Type-check `file` and everything it imports outside node_modules (strict mode). */
+/** Type-check `file` and the user files it imports (strict mode); Strata's own sources are trusted. */
 export function typecheck(file: string): TsDiagnostic[] {
   const abs = resolveArch(file);
   const project = new Project({
@@ -37,18 +41,19 @@ export function typecheck(file: string): TsDiagnostic[] {
       moduleResolution: ts.ModuleResolutionKind.NodeNext,
       skipLibCheck: true,
       noEmit: true,
-      types: [],
+      typeRoots: [path.join(STRATA_ROOT, "node_modules/@types")],
+      types: ["node"],
     },
     skipAddingFilesFromTsConfig: true,
   });
   project.addSourceFileAtPath(abs);
   project.resolveSourceFileDependencies();
-  const diags: Diagnostic[] = project.getPreEmitDiagnostics();
+  const userFiles = project.getSourceFiles().filter((sf) => !STRATA_SOURCES.some((p) => sf.getFilePath().startsWith(p)));
+  const diags: Diagnostic[] = userFiles.flatMap((sf) => sf.getPreEmitDiagnostics());
   const out: TsDiagnostic[] = [];
   for (const d of diags) {
     const sf = d.getSourceFile();
     const fp = sf?.getFilePath() ?? abs;
-    if (fp.includes("/node_modules/")) continue;
     const start = d.getStart();
     const lc = sf && start !== undefined ? sf.getLineAndColumnAtPos(start) : { line: 1, column: 1 };
     const text = d.getMessageText();
