@@ -25,6 +25,8 @@ export interface ModelConfig {
   /** Longest context the model is meant to serve (long-context variants raise this). */
   maxContext: number;
   initStd: number;
+  /** Layer count in the output-projection init std/sqrt(2·initLayers) (Megatron's num_layers). */
+  initLayers?: number;
 }
 
 /** What a layer sees while building: the model config, its position in the stack, and `param`. */
@@ -69,7 +71,7 @@ export class BuildCtx {
 
   /** The output-projection init: normal(0, std/sqrt(2·layers)). */
   outInit(): InitSpec {
-    return init.scaledNormal(this.nLayers, this.config.initStd);
+    return init.scaledNormal(this.config.initLayers ?? this.nLayers, this.config.initStd);
   }
 
   inInit(): InitSpec {
@@ -207,6 +209,11 @@ export interface ModelOptions {
   seqLen?: number;
   maxContext?: number;
   initStd?: number;
+  /**
+   * Layers counted by the scaled output-projection init (default: the blocks in the stack).
+   * Megatron's GPT counts a transformer layer (attention + MLP) once: pass 32 for "*-" × 32.
+   */
+  initLayers?: number;
 }
 
 export interface ModelDef {
@@ -243,6 +250,7 @@ export function model(o: ModelOptions): ModelDef {
     seqLen,
     maxContext: o.maxContext ?? seqLen,
     initStd: o.initStd ?? 0.02,
+    ...(o.initLayers !== undefined ? { initLayers: o.initLayers } : {}),
   };
   const stackDef = Array.isArray(o.layers) ? undefined : (o.layers as StackDef);
   const layers: LayerDef[] = stackDef ? [...stackDef.pattern].map((c) => stackDef.symbols[c]!) : (o.layers as LayerDef[]);

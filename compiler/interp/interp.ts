@@ -25,6 +25,8 @@ export interface EvaluateOptions {
   precision?: Precision;
   /** SSD algorithm (default "chunked"). */
   ssdMode?: "chunked" | "recurrent";
+  /** When given, filled with the peak number of live tensors / elements held during evaluation. */
+  stats?: { peakLiveTensors: number; peakLiveElements: number };
 }
 
 const fmt = (s: readonly number[]) => `[${s.join(", ")}]`;
@@ -77,6 +79,11 @@ export function evaluate(g: Graph | readonly Node[] | Readonly<Record<string, No
   order.forEach((n, i) => n.inputs.forEach((x) => lastUse.set(x.key, i)));
 
   const values = new Map<string, Tensor>();
+  let live = 0;
+  if (opts.stats) {
+    opts.stats.peakLiveTensors = 0;
+    opts.stats.peakLiveElements = 0;
+  }
   for (let i = 0; i < order.length; i++) {
     const n = order[i]!;
     let shape: number[];
@@ -127,8 +134,17 @@ export function evaluate(g: Graph | readonly Node[] | Readonly<Record<string, No
       if (value.data.length !== numel(shape)) throw new StrataError(`evaluate: ${nodeLabel(n)} produced ${value.data.length} values for shape ${fmt(shape)}`, n.src);
     }
     values.set(n.key, value);
+    live += value.data.length;
+    if (opts.stats) {
+      opts.stats.peakLiveTensors = Math.max(opts.stats.peakLiveTensors, values.size);
+      opts.stats.peakLiveElements = Math.max(opts.stats.peakLiveElements, live);
+    }
     // free inputs after their last use (outputs are kept)
-    for (const x of n.inputs) if (lastUse.get(x.key) === i && !isOutput.has(x.key)) values.delete(x.key);
+    for (const x of n.inputs)
+      if (lastUse.get(x.key) === i && !isOutput.has(x.key) && values.has(x.key)) {
+        live -= values.get(x.key)!.data.length;
+        values.delete(x.key);
+      }
   }
   const result: Record<string, Tensor> = {};
   for (const [name, n] of outs) result[name] = values.get(n.key)!;

@@ -667,6 +667,7 @@ function ssdChunked(dm: SsdDims, chunk: number, b: number, h: number, x: Tensor,
   // 4: outputs, intra-chunk (quadratic, masked by the decay matrix) + inter-chunk
   const seg = new Float64Array(chunk);
   const cb = new Float64Array(chunk);
+  const accP = new Float64Array(P);
   for (let c = 0; c < nChunks; c++) {
     const t0 = c * chunk;
     const t1 = Math.min(T, t0 + chunk);
@@ -685,12 +686,16 @@ function ssdChunked(dm: SsdDims, chunk: number, b: number, h: number, x: Tensor,
       }
       const inter = Math.exp(cumAll[i]!);
       const yo = ((b * T + i) * H + h) * P;
+      accP.fill(0);
+      for (let j = t0; j <= i; j++) {
+        const wj = cb[j - t0]! * seg[j - t0]!; // (C_i·B_j)·L[i,j]·dt_j
+        const xo = ((b * T + j) * H + h) * P;
+        for (let p = 0; p < P; p++) accP[p]! += wj * xd[xo + p]!;
+      }
       for (let p = 0; p < P; p++) {
-        let acc = 0;
-        for (let j = t0; j <= i; j++) acc += cb[j - t0]! * seg[j - t0]! * xd[((b * T + j) * H + h) * P + p]!;
         let st = 0;
         for (let n = 0; n < N; n++) st += cd[co + n]! * entering[eo + p * N + n]!;
-        y.data[yo + p] = acc + inter * st;
+        y.data[yo + p] = accP[p]! + inter * st;
       }
     }
   }

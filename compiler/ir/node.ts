@@ -79,10 +79,18 @@ export function currentScope(): string | undefined {
 
 const INTERNAL_RE = /[\\/](compiler|node_modules)[\\/]|^node:|[\\/]tsx[\\/]/;
 
-/** First stack frame outside Strata's own compiler: the user's (or an example's) DSL line. */
+/**
+ * First stack frame outside Strata's own compiler: the user's (or an example's) DSL line. Frames
+ * beyond a model lowering (`lowerModel`) are not searched: a node built by a built-in layer
+ * belongs to the line that created the layer (provenance), not to whoever called toGraph().
+ */
 export function captureUserLoc(): SourceLoc | undefined {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 24;
   const stack = new Error().stack?.split("\n").slice(1) ?? [];
+  Error.stackTraceLimit = limit;
   for (const line of stack) {
+    if (line.includes("lowerModel")) return undefined;
     const m = /\(?((?:file:\/\/)?[^()\s]+):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1]!.replace(/^file:\/\//, "");

@@ -76,7 +76,8 @@ static float frand() {  // uniform [-1, 1)
   return ((g_rng >> 40) & 0xFFFFFF) / float(1 << 23) - 1.0f;
 }
 
-enum Variant { V_DEFAULT = 0, V_128x64, V_64x64, V_128x128, V_64x128, V_NONCAUSAL, V_COUNT };
+enum Variant { V_DEFAULT = 0, V_128x64, V_64x64, V_128x128, V_64x128, V_NONCAUSAL, V_SPLIT, V_SPLIT3,
+               V_MT2_128x64, V_MT2_128x32, V_COUNT };
 static const char* variant_name(int v) {
   switch (v) {
     case V_DEFAULT: return "default";
@@ -85,8 +86,32 @@ static const char* variant_name(int v) {
     case V_128x128: return "BM128_BN128";
     case V_64x128: return "BM64_BN128";
     case V_NONCAUSAL: return "noncausal";
+    case V_SPLIT: return "splitkv_auto";
+    case V_SPLIT3: return "splitkv_3";
+    case V_MT2_128x64: return "MT2_BM128_BN64";
+    case V_MT2_128x32: return "MT2_BM128_BN32";
   }
   return "?";
+}
+
+static int g_num_sms = 132;
+static float* g_ws = nullptr;
+static size_t g_ws_bytes = 0;
+
+template <int D>
+static cudaError_t launch_split(AttentionParams p, int splits, cudaStream_t s) {
+  using namespace strata::attn;
+  if (splits <= 0) splits = attention_splitkv_heuristic(p.B, p.T, p.S, p.H, g_num_sms);
+  const size_t need = attention_splitkv_workspace_bytes(splits, p.B, p.T, p.H, D);
+  if (need > g_ws_bytes) {
+    if (g_ws) CK(cudaFree(g_ws));
+    CK(cudaMalloc(&g_ws, need));
+    g_ws_bytes = need;
+  }
+  p.num_splits = splits;
+  p.partial_o = g_ws;
+  p.partial_lse = g_ws + (size_t)splits * p.B * p.H * p.T * D;
+  return attention_launch_splitkv<D>(p, s);
 }
 
 template <int D>
@@ -99,6 +124,10 @@ static cudaError_t launch_variant(int v, const AttentionParams& p, cudaStream_t 
     case V_128x128: return attention_launch<D, 128, 128>(p, s);
     case V_64x128: return attention_launch<D, 64, 128>(p, s);
     case V_NONCAUSAL: return attention_launch<D, DefaultTiles<D>::BM, DefaultTiles<D>::BN, false>(p, s);
+    case V_SPLIT: return launch_split<D>(p, 0, s);
+    case V_SPLIT3: return launch_split<D>(p, 3, s);
+    case V_MT2_128x64: return attention_launch<D, 128, 64, true, 2>(p, s);
+    case V_MT2_128x32: return attention_launch<D, 128, 32, true, 2>(p, s);
   }
   return cudaErrorInvalidValue;
 }
@@ -273,9 +302,10 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  g_num_sms = prop.multiProcessorCount;
 
   const std::vector<int> DEF = {V_DEFAULT};
-  const std::vector<int> ALL = {V_128x64, V_64x64, V_128x128, V_64x128};
+  const std::vector<int> ALL = {V_128x64, V_64x64, V_128x128, V_64x128, V_MT2_128x64, V_MT2_128x32};
   // ---- correctness ----
   run_check("tiny", 1, 1, 1, 4, 4, 64, false, 0, DEF);
   run_check("tiny", 1, 1, 1, 4, 4, 128, false, 0, DEF);
@@ -285,7 +315,11 @@ int main(int argc, char** argv) {
   run_check("ragged300_mha", 2, 300, 300, 4, 4, 128, false, 0, ALL);
   run_check("decode", 3, 1, 129, 32, 8, 128, false, 0, ALL);
   run_check("decode", 2, 1, 129, 8, 8, 64, false, 0, DEF);
-  run_check("decode_long", 1, 1, 1000, 8, 2, 128, false, 0, DEF);
+  run_check("decode_long", 1, 1, 1000, 8, 2, 128, false, 0, {V_DEFAULT, V_SPLIT, V_SPLIT3});
+  run_check("decode_split", 3, 1, 129, 32, 8, 128, false, 0, {V_SPLIT, V_SPLIT3});
+  run_check("decode_split", 2, 1, 4097, 8, 2, 64, false, 0, {V_SPLIT, V_SPLIT3});
+  run_check("chunk_split", 2, 16, 2000, 8, 2, 128, false, 0, {V_SPLIT, V_SPLIT3});
+  run_check("chunk_split_fused", 1, 70, 70, 4, 2, 128, true, 0, {V_SPLIT3});
   run_check("chunk", 1, 16, 200, 8, 8, 64, false, 0, DEF);
   run_check("chunk", 2, 16, 200, 8, 2, 128, false, 0, DEF);
   run_check("chunk_ragged", 1, 70, 333, 4, 1, 128, false, 0, ALL);
@@ -298,14 +332,17 @@ int main(int argc, char** argv) {
   run_check("noncausal", 2, 77, 150, 4, 2, 128, false, 0, {V_NONCAUSAL}, false);
   run_check("noncausal", 1, 300, 300, 4, 4, 64, false, 0, {V_NONCAUSAL}, false);
   run_check("medium_gqa", 1, 2048, 2048, 16, 4, 128, false, 0, ALL);
-  run_check("medium_mha", 1, 1030, 1030, 8, 8, 64, true, 0, {V_DEFAULT, V_64x128});
+  run_check("medium_mha", 1, 1030, 1030, 8, 8, 64, true, 0, {V_DEFAULT, V_64x128, V_MT2_128x64});
+  run_check("d32_mt2", 2, 300, 300, 4, 2, 32, false, 0, {V_MT2_128x64, V_MT2_128x32});
 
   // ---- benchmark ----
   if (do_bench) {
-    for (int v : ALL) bench("B2_T8192_S8192_H32_Hk8_D128", 2, 8192, 8192, 32, 8, 128, v);
-    for (int v : ALL) bench("B2_T8192_S8192_H32_Hk32_D128", 2, 8192, 8192, 32, 32, 128, v);
-    for (int v : ALL) bench("B2_T8192_S8192_H32_Hk8_D64", 2, 8192, 8192, 32, 8, 64, v);
+    const std::vector<int> BV = {V_DEFAULT, V_128x64, V_64x64, V_MT2_128x64, V_MT2_128x32};
+    for (int v : BV) bench("B2_T8192_S8192_H32_Hk8_D128", 2, 8192, 8192, 32, 8, 128, v);
+    for (int v : BV) bench("B2_T8192_S8192_H32_Hk32_D128", 2, 8192, 8192, 32, 32, 128, v);
+    for (int v : BV) bench("B2_T8192_S8192_H32_Hk8_D64", 2, 8192, 8192, 32, 8, 64, v);
     bench("B8_T1_S8192_H32_Hk8_D128", 8, 1, 8192, 32, 8, 128, V_DEFAULT);
+    bench("B8_T1_S8192_H32_Hk8_D128", 8, 1, 8192, 32, 8, 128, V_SPLIT);
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

@@ -3,7 +3,9 @@
 // build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
 //          tests/gpu/gemm_test.cu -lcublas -o gemm_test
 // run:   ./gemm_test [seed] [--no-bench]
+#ifndef STRATA_NO_CUBLAS
 #include <cublas_v2.h>
+#endif
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -29,6 +31,7 @@ namespace sg = strata::gemm;
       exit(2);                                                                                  \
     }                                                                                           \
   } while (0)
+#ifndef STRATA_NO_CUBLAS
 #define CB(x)                                                                      \
   do {                                                                             \
     cublasStatus_t s_ = (x);                                                       \
@@ -37,6 +40,7 @@ namespace sg = strata::gemm;
       exit(2);                                                                     \
     }                                                                              \
   } while (0)
+#endif
 
 static int g_pass = 0, g_fail = 0;
 static void report(bool ok, const std::string& name, const char* fmt = "", double a = 0, double b = 0) {
@@ -103,6 +107,10 @@ using CfgWg256 = sg::WgmmaConfig<128, 256, 4>;         // default wgmma
 using CfgWg128 = sg::WgmmaConfig<128, 128, 6>;
 using CfgWg192 = sg::WgmmaConfig<192, 256, 4>;
 using CfgWgSmallM = sg::WgmmaConfig<64, 128, 6>;        // decode / small M
+using CfgWg256x128 = sg::WgmmaConfig<256, 128, 4>;
+using CfgWg256R = sg::WgmmaConfig<128, 256, 4, true>;
+using CfgWg256x128G16 = sg::WgmmaConfig<256, 128, 4, false, 16>;
+using CfgWg192x128 = sg::WgmmaConfig<192, 128, 5>;
 
 template <class Cfg> const char* cfg_name();
 template <> const char* cfg_name<CfgMma256>() { return "mma128x256s4"; }
@@ -111,6 +119,10 @@ template <> const char* cfg_name<CfgWg256>() { return "wgmma128x256s4"; }
 template <> const char* cfg_name<CfgWg128>() { return "wgmma128x128s6"; }
 template <> const char* cfg_name<CfgWg192>() { return "wgmma192x256s4"; }
 template <> const char* cfg_name<CfgWgSmallM>() { return "wgmma64x128s6"; }
+template <> const char* cfg_name<CfgWg256x128>() { return "wgmma256x128s4"; }
+template <> const char* cfg_name<CfgWg256R>() { return "wgmma128x256s4R"; }
+template <> const char* cfg_name<CfgWg256x128G16>() { return "wgmma256x128s4g16"; }
+template <> const char* cfg_name<CfgWg192x128>() { return "wgmma192x128s5"; }
 
 struct Shape { int M, N, K, lda_pad, ldo_pad; };
 static uint64_t g_seed;
@@ -209,14 +221,19 @@ static float bench_ours(const bf16* A, const bf16* W, bf16* C, const bf16* Cref,
 static void benchmark() {
   const int M = 16384;
   const int NK[][2] = {{18560, 4096}, {4096, 8192}, {6144, 4096}, {4096, 4096}, {16384, 4096}, {4096, 16384}};
+#ifndef STRATA_NO_CUBLAS
   cublasHandle_t h; CB(cublasCreate(&h));
+#endif
   size_t maxA = 0, maxW = 0, maxC = 0;
   for (auto& s : NK) { maxA = std::max(maxA, (size_t)M * s[1]); maxW = std::max(maxW, (size_t)s[0] * s[1]); maxC = std::max(maxC, (size_t)M * s[0]); }
   bf16 *A, *W, *C, *Cref;
   CK(cudaMalloc(&A, maxA * 2)); CK(cudaMalloc(&W, maxW * 2)); CK(cudaMalloc(&C, maxC * 2)); CK(cudaMalloc(&Cref, maxC * 2));
   fill_random<<<4096, 256>>>(A, maxA, g_seed ^ 0xA, 1.f);
   fill_random<<<4096, 256>>>(W, maxW, g_seed ^ 0xB, 1.f);
-  void* ws; const size_t wsz = 64 << 20; CK(cudaMalloc(&ws, wsz)); CB(cublasSetWorkspace(h, ws, wsz));
+  void* ws; const size_t wsz = 64 << 20; CK(cudaMalloc(&ws, wsz));
+#ifndef STRATA_NO_CUBLAS
+  CB(cublasSetWorkspace(h, ws, wsz));
+#endif
   printf("\n| %-17s | %-16s | ours ms  | cuBLAS ms| ours TF | cuBL TF | ratio |\n", "M x N x K", "config");
   printf("|-------------------|------------------|----------|----------|---------|---------|-------|\n");
   std::vector<std::string> best;
@@ -224,18 +241,25 @@ static void benchmark() {
     const int N = s[0], K = s[1];
     const float alpha = 1.f, beta = 0.f;
     // Row-major C[M,N] = A[M,K] W[N,K]^T  ==  col-major C^T[N,M] = op_T(W^T[K,N]) * A^T[K,M]
+#ifndef STRATA_NO_CUBLAS
     auto cub = [&] {
       CB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, W, CUDA_R_16BF, K, A, CUDA_R_16BF, K, &beta, Cref,
                       CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     };
     const float cms = time_ms(cub);
+#else  // no cuBLAS: reference from our mma.sync kernel (already validated above), no timing
+    (void)alpha; (void)beta;
+    CK((sg::gemm_launch<CfgMma256, sg::EpiStoreBF16>(A, K, W, M, N, K, {Cref, N})));
+    const float cms = NAN;
+#endif
     float b = 1e30f; const char* bn = "";
     float t;
     t = bench_ours<CfgMma256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgMma256>(); }
-    t = bench_ours<CfgMma128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgMma128>(); }
     t = bench_ours<CfgWg256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256>(); }
     t = bench_ours<CfgWg128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg128>(); }
-    t = bench_ours<CfgWg192>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg192>(); }
+    t = bench_ours<CfgWg256x128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256x128>(); }
+    t = bench_ours<CfgWg256x128G16>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256x128G16>(); }
+    t = bench_ours<CfgWg192x128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg192x128>(); }
     char line[256];
     snprintf(line, sizeof line, "| %5dx%5dx%5d | best %-11s | %8.3f | %8.3f | %5.3f |", M, N, K, bn, b, cms, cms / b);
     best.push_back(line);
@@ -243,7 +267,9 @@ static void benchmark() {
   printf("\nbest per shape (ratio = cuBLAS_ms / ours_ms):\n");
   for (auto& l : best) printf("%s\n", l.c_str());
   CK(cudaFree(A)); CK(cudaFree(W)); CK(cudaFree(C)); CK(cudaFree(Cref)); CK(cudaFree(ws));
+#ifndef STRATA_NO_CUBLAS
   CB(cublasDestroy(h));
+#endif
 }
 
 int main(int argc, char** argv) {
@@ -275,6 +301,10 @@ int main(int argc, char** argv) {
   check_config<CfgWg128>();
   check_config<CfgWg192>();
   check_config<CfgWgSmallM>();
+  check_config<CfgWg256x128>();
+  check_config<CfgWg256R>();
+  check_config<CfgWg256x128G16>();
+  check_config<CfgWg192x128>();
 
   if (bench) benchmark();
   printf("\n%d passed, %d failed\n", g_pass, g_fail);

@@ -1,0 +1,83 @@
+/**
+ * How a kernel reaches a tensor: a base buffer (an arena slot, a weight, or a model input) plus
+ * a feature offset and a row stride. Activations are token-major [B, T, features...]: one "row"
+ * per token; views (slices of the feature axis, reshapes of the feature axes) only change the
+ * offset and the logical shape, never the data, so kernels read projections' outputs in place.
+ */
+import { shapeStr, type Dim } from "../ir/dims.js";
+import { StrataError } from "../ir/errors.js";
+import type { DType, Node } from "../ir/node.js";
+import { isView } from "../passes/fuse.js";
+
+export type BufferKind = "slot" | "weight" | "input";
+
+export interface TensorRef {
+  kind: BufferKind;
+  /** Slot name, weight name or input name. */
+  buffer: string;
+  /** Key of the node that owns the buffer. */
+  baseKey: string;
+  dtype: DType;
+  /** Logical shape of the (viewed) tensor. */
+  shape: readonly Dim[];
+  /** Leading token dims (2 for [B, T, ...] activations, 0 for weights). */
+  tokenDims: 0 | 2;
+  /** Elements from the start of a row (or of the weight) to element 0 of the view. */
+  offset: number;
+  /** Elements between consecutive tokens (0 for weights). */
+  rowStride: number;
+}
+
+const prod = (s: readonly Dim[]) => s.reduce<number>((a, d) => a * (d as number), 1);
+
+export function featureCount(ref: TensorRef): number {
+  return prod(ref.shape.slice(ref.tokenDims));
+}
+
+function isTokenShape(s: readonly Dim[]): boolean {
+  return s.length >= 2 && s[0] === "B" && s[1] === "T";
+}
+
+/** Resolve a node to its buffer reference; `owner(n)` names the buffer a stored node lives in. */
+export function resolveRef(n: Node, owner: (n: Node) => { kind: BufferKind; buffer: string } | undefined): TensorRef {
+  if (isView(n)) {
+    const base = resolveRef(n.inputs[0]!, owner);
+    const inShape = n.inputs[0]!.shape;
+    if (n.op === "reshape") {
+      if (base.tokenDims === 2 && !isTokenShape(n.shape))
+        throw new StrataError(`codegen: reshape ${shapeStr(inShape)} → ${shapeStr(n.shape)} moves the token axes [B, T]; only feature axes may be reshaped`, n.src);
+      return { ...base, shape: n.shape };
+    }
+    if (n.op === "slice") {
+      const axis = n.attrs.axis as number;
+      const start = n.attrs.start as number;
+      if (axis < base.tokenDims) throw new StrataError(`codegen: slicing token axis ${axis} is not supported`, n.src);
+      // features stay contiguous only if every feature axis before `axis` has size 1
+      for (let a = base.tokenDims; a < axis; a++)
+        if (inShape[a] !== 1) throw new StrataError(`codegen: slice on axis ${axis} of ${shapeStr(inShape)} is not contiguous per token; slice the first feature axis instead`, n.src);
+      return { ...base, shape: n.shape, offset: base.offset + start * prod(inShape.slice(axis + 1)) };
+    }
+    throw new StrataError(`codegen: view op '${n.op}' is not supported by the kernels (only slice and reshape of feature axes)`, n.src);
+  }
+  const o = owner(n);
+  if (!o) throw new Error(`codegen: no buffer holds node ${n.op} ${n.key}`);
+  const tokenDims = isTokenShape(n.shape) ? 2 : 0;
+  return {
+    ...o,
+    baseKey: n.key,
+    dtype: n.dtype,
+    shape: n.shape,
+    tokenDims,
+    offset: 0,
+    rowStride: tokenDims ? prod(n.shape.slice(2)) : 0,
+  };
+}
+
+export const CTYPE: Record<DType, string> = {
+  bf16: "__nv_bfloat16",
+  f16: "__half",
+  f32: "float",
+  f64: "double",
+  i32: "int",
+  i64: "long long",
+};

@@ -1,0 +1,79 @@
+// strata_ops.cuh — scalar math and row reductions shared by the generated row kernels and GEMM
+// epilogues. Everything is float: generated kernels load bf16/f32, compute in fp32, and round
+// once when storing (or where the IR has an explicit cast).
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+namespace st {
+
+__device__ __forceinline__ float ld(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float ld(const float* p) { return *p; }
+__device__ __forceinline__ float ld(const int* p) { return static_cast<float>(*p); }
+__device__ __forceinline__ void st(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
+__device__ __forceinline__ void st(float* p, float v) { *p = v; }
+
+__device__ __forceinline__ float to_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
+__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+__device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
+// PyTorch's softplus: linear above 20
+__device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float relu2(float x) { float r = fmaxf(x, 0.f); return r * r; }
+__device__ __forceinline__ float gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float gelu_tanh(float x) {
+  return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+// Sum of `v` over the block; every thread gets the result. `scratch` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();  // scratch may still be read from a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  const int nwarps = (blockDim.x + 31) >> 5;
+  v = lane < nwarps ? scratch[lane] : 0.f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Row statistics over `groups` equal groups of the row held in shared memory `x`:
+// mean (0 for RMS norms) and rstd = 1/sqrt(mean((x−mean)²) + eps) per group.
+template <bool kCentered>
+__device__ void row_stats(const float* x, int cols, int groups, float eps, float* mean, float* rstd) {
+  __shared__ float scratch[32];
+  const int gs = cols / groups;
+  for (int g = 0; g < groups; ++g) {
+    float m = 0.f;
+    if (kCentered) {
+      float s = 0.f;
+      for (int c = threadIdx.x; c < gs; c += blockDim.x) s += x[g * gs + c];
+      m = block_sum(s, scratch) / gs;
+    }
+    float q = 0.f;
+    for (int c = threadIdx.x; c < gs; c += blockDim.x) {
+      const float d = x[g * gs + c] - m;
+      q += d * d;
+    }
+    q = block_sum(q, scratch) / gs;
+    if (threadIdx.x == 0) {
+      mean[g] = m;
+      rstd[g] = rsqrtf(q + eps);
+    }
+  }
+  __syncthreads();
+}
+
+// Half-split rotary embedding of element `i` of a head of `rot` rotated dims: x is the value,
+// partner the element rot/2 away (after it for i < rot/2, before it otherwise).
+__device__ __forceinline__ float rope(float x, float partner, int i, int rot, float pos, float theta) {
+  const int half = rot / 2;
+  const int j = i < half ? i : i - half;
+  const float freq = powf(theta, -2.f * j / rot);
+  float s, c;
+  sincosf(pos * freq, &s, &c);
+  return i < half ? x * c - partner * s : x * c + partner * s;
+}
+
+}  // namespace st
