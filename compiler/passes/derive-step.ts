@@ -30,15 +30,17 @@ export interface StepGraphs {
   states: StateInfo[];
 }
 
-/** Each sequence op's state prefix: its scope, numbered when a scope holds several. */
+/** Each sequence op's state prefix: its scope, numbered when a scope holds several of a kind. */
 function statePrefixes(nodes: readonly Node[]): Map<string, string> {
   const names = new Map<string, string>();
   const used = new Map<string, number>();
   for (const n of nodes) {
-    if (!getOp(n.op).state) continue;
+    const spec = getOp(n.op).state;
+    if (!spec) continue;
     const scope = n.scope ?? "model";
-    const k = used.get(scope) ?? 0;
-    used.set(scope, k + 1);
+    const id = `${scope}/${spec.kind}`;
+    const k = used.get(id) ?? 0;
+    used.set(id, k + 1);
     names.set(n.key, k === 0 ? scope : `${scope}#${k}`);
   }
   return names;

@@ -15,8 +15,10 @@
 //   is prefill for S == T and decode / chunked prefill for T < S.
 //
 // ─── Algorithm (FlashAttention-2 forward) ─────────────────────────────────────
-//   * One CTA per (query block of BM rows, head, batch). BM = 16 * WARPS: each
-//     warp owns 16 query rows for the whole kernel, so the softmax statistics
+//   * One CTA per (query block of BM rows, head, batch). BM = 16 * MT * WARPS:
+//     each warp owns 16*MT query rows (MT = 1 or 2 m16 tiles; MT = 2 halves the
+//     ldmatrix traffic per MMA, Q then re-read from smem instead of kept in
+//     registers) for the whole kernel, so the softmax statistics
 //     (row max m, row sum l) and the output accumulator O[16 x D] live in that
 //     warp's registers and no inter-warp reduction is ever needed.
 //   * Q tile is loaded once (cp.async -> smem -> ldmatrix) into registers as
@@ -47,9 +49,13 @@
 //
 // ─── API ──────────────────────────────────────────────────────────────────────
 //   strata::attn::AttentionParams p{...};
-//   strata::attn::attention_launch<D /*32|64|128*/, BM, BN, Causal>(p, stream)
-//   BM in {64,128} (query rows per CTA, 4 or 8 warps), BN in {32,64,128}
-//   (keys per K/V tile). Defaults are the tuned H200 choices for each D.
+//   strata::attn::attention_launch<D /*32|64|128*/, BM, BN, Causal, MT>(p, stream)
+//   BM in {64,128} (query rows per CTA), MT in {1,2} (m16 tiles per warp;
+//   warps = BM/(16*MT)), BN in {32,64,128} (keys per K/V tile). Defaults
+//   (DefaultTiles<D>) are the tuned H200 choices for each D.
+//   Small T (decode): attention_launch_splitkv<D>(p, stream) with p.num_splits,
+//   p.partial_o / p.partial_lse workspace (attention_splitkv_workspace_bytes,
+//   attention_splitkv_heuristic) — flash-decoding split over KV + combine.
 //   Returns cudaError_t (argument errors -> cudaErrorInvalidValue).
 #pragma once
 
@@ -69,6 +75,11 @@ struct AttentionParams {
   int64_t q_batch_stride, k_batch_stride, v_batch_stride, o_batch_stride;  // elements between batches
   int B, T, S, H, Hk;
   float scale;  // softmax scale; <= 0 means 1/sqrt(D)
+  // Split-KV (flash-decoding) workspace, only used by attention_launch_splitkv:
+  //   partial_o  : fp32 [num_splits, B, H, T, D], partial_lse : fp32 [num_splits, B, H, T]
+  float* partial_o = nullptr;
+  float* partial_lse = nullptr;
+  int num_splits = 1;
 };
 
 namespace detail {
@@ -151,12 +162,13 @@ __device__ __forceinline__ void load_tile_async(uint32_t s_base, const __nv_bflo
   }
 }
 
-template <int BM, int BN, int D>
+template <int BM, int BN, int D, int MT>
 struct Cfg {
   static_assert(D == 32 || D == 64 || D == 128, "head dim must be 32, 64 or 128");
+  static_assert(MT == 1 || MT == 2, "MT (16-row m-tiles per warp) must be 1 or 2");
   static_assert(BM == 64 || BM == 128, "BM must be 64 or 128");
   static_assert(BN == 32 || BN == 64 || BN == 128, "BN must be 32, 64 or 128");
-  static constexpr int WARPS = BM / 16;
+  static constexpr int WARPS = BM / (16 * MT);
   static constexpr int THREADS = WARPS * 32;
   static constexpr int SMEM_Q = BM * D * 2;
   static constexpr int SMEM_KV = BN * D * 2;  // one K or V stage
@@ -164,15 +176,20 @@ struct Cfg {
 };
 
 // ---- the kernel ---------------------------------------------------------------
-template <int D, int BM, int BN, bool CAUSAL>
-__global__ void __launch_bounds__(Cfg<BM, BN, D>::THREADS, 1)
+// MT = 16-row m-tiles per warp. MT == 1: Q fragments stay in registers.
+// MT == 2: each K/V fragment read from smem feeds twice the MMAs (half the
+// ldmatrix traffic per FLOP); Q fragments are re-read from smem per k-step.
+template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT>
+__global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
     attention_fwd_kernel(const AttentionParams p, float scale_log2) {
-  using C = Cfg<BM, BN, D>;
+  using C = Cfg<BM, BN, D, MT>;
   constexpr int THREADS = C::THREADS;
   constexpr int KD = D / 16;   // k-steps of Q·K^T
-  constexpr int NT = BN / 8;   // n-tiles of S per warp
-  constexpr int DT = D / 8;    // n-tiles of O per warp
+  constexpr int NT = BN / 8;   // n-tiles of S per m-tile
+  constexpr int DT = D / 8;    // n-tiles of O per m-tile
   constexpr int KN = BN / 16;  // k-steps of P·V
+  constexpr bool Q_IN_REGS = (MT == 1);
+  constexpr int WROWS = 16 * MT;  // query rows owned by one warp
 
   extern __shared__ __align__(128) unsigned char smem_raw[];
   const uint32_t sQ = smem_u32(smem_raw);
@@ -188,8 +205,10 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D>::THREADS, 1)
   // ---- work decode: longest causal blocks first ----
   const int num_m = (p.T + BM - 1) / BM;
   const int BH = p.B * p.H;
-  const int bh = blockIdx.x % BH;
-  const int m_block = CAUSAL ? (num_m - 1 - static_cast<int>(blockIdx.x / BH)) : static_cast<int>(blockIdx.x / BH);
+  const int split = SPLIT ? static_cast<int>(blockIdx.x % p.num_splits) : 0;
+  const int work = SPLIT ? static_cast<int>(blockIdx.x / p.num_splits) : static_cast<int>(blockIdx.x);
+  const int bh = work % BH;
+  const int m_block = CAUSAL ? (num_m - 1 - work / BH) : work / BH;
   const int b = bh / p.H;
   const int h = bh % p.H;
   const int hk = h / (p.H / p.Hk);
@@ -206,43 +225,69 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D>::THREADS, 1)
     const int last_row = min(m0 + BM, p.T) - 1;
     n_end = min(p.S, last_row + offset + 1);
   }
-  const int n_tiles = n_end > 0 ? (n_end + BN - 1) / BN : 0;
+  const int n_tiles_all = n_end > 0 ? (n_end + BN - 1) / BN : 0;
+  // this CTA's KV tile range [n_lo, n_hi) (whole range unless split-KV)
+  int n_lo = 0, n_hi = n_tiles_all;
+  if (SPLIT) {
+    const int per = (n_tiles_all + p.num_splits - 1) / p.num_splits;
+    n_lo = min(n_tiles_all, split * per);
+    n_hi = min(n_tiles_all, n_lo + per);
+  }
+  // warps whose rows are all past T (ragged tail / decode) skip the math
+  const bool warp_active = (m0 + warp * WROWS) < p.T;
 
   // ---- prologue: Q + K[last] (group 0), V[last] (group 1) ----
   load_tile_async<D, BM, THREADS>(sQ, gQ, p.q_row_stride, p.T - m0, tid);
-  if (n_tiles > 0) {
-    const int n0 = (n_tiles - 1) * BN;
-    load_tile_async<D, BN, THREADS>(sK0 + ((n_tiles - 1) & 1) * C::SMEM_KV, gK + static_cast<int64_t>(n0) * p.k_row_stride,
+  if (n_hi > n_lo) {
+    const int n0 = (n_hi - 1) * BN;
+    load_tile_async<D, BN, THREADS>(sK0 + ((n_hi - 1) & 1) * C::SMEM_KV, gK + static_cast<int64_t>(n0) * p.k_row_stride,
                                     p.k_row_stride, p.S - n0, tid);
     cp_async_commit();
-    load_tile_async<D, BN, THREADS>(sV0 + ((n_tiles - 1) & 1) * C::SMEM_KV, gV + static_cast<int64_t>(n0) * p.v_row_stride,
+    load_tile_async<D, BN, THREADS>(sV0 + ((n_hi - 1) & 1) * C::SMEM_KV, gV + static_cast<int64_t>(n0) * p.v_row_stride,
                                     p.v_row_stride, p.S - n0, tid);
   }
   cp_async_commit();
 
-  float o[DT][4];
+  float o[MT][DT][4];
 #pragma unroll
-  for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float m_r[2] = {-INFINITY, -INFINITY};  // running max (raw score units) rows g, g+8
-  float l_r[2] = {0.f, 0.f};               // running partial sums (this thread's columns)
-  uint32_t qf[KD][4];
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < DT; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+  float m_r[MT][2], l_r[MT][2];  // running max (raw score units) / partial sums, rows g and g+8 of each m-tile
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    m_r[mt][0] = m_r[mt][1] = -INFINITY;
+    l_r[mt][0] = l_r[mt][1] = 0.f;
+  }
+  uint32_t qf[Q_IN_REGS ? KD : 1][4];
 
-  const int row_lo = m0 + warp * 16 + g;  // query index of this thread's rows
-  const int row_hi = row_lo + 8;
+  // Per-thread ldmatrix address parts. Every ldmatrix row index is
+  // (lane & 7) + multiple of 8, so the XOR swizzle only depends on lane & 7;
+  // address = tile + row_off + (chunk ^ xr) * 16 (+ immediate row-block offset).
+  const int xr = (D >= 64) ? (lane & 7) : ((lane >> 1) & 3);
+  const uint32_t q_row_off = static_cast<uint32_t>((warp * WROWS + (lane & 7) + ((lane >> 3) & 1) * 8) * D * 2);
+  const int q_chunk_lo = lane >> 4;
+  const uint32_t k_row_off = static_cast<uint32_t>(((lane & 7) + (lane >> 4) * 8) * D * 2);
+  const int k_chunk_lo = (lane >> 3) & 1;
+  const uint32_t v_row_off = static_cast<uint32_t>(((lane & 7) + ((lane >> 3) & 1) * 8) * D * 2);
+  const int v_chunk_lo = lane >> 4;
 
-  if (n_tiles > 0) {
+  const int row_base = m0 + warp * WROWS + g;  // query index of row g of m-tile 0
+
+  if (n_hi > n_lo) {
     cp_async_wait<1>();  // Q + K[last] landed
     __syncthreads();
-    // Q fragments -> registers, once for the whole KV sweep
+    if constexpr (Q_IN_REGS) {
+      // Q fragments -> registers, once for the whole KV sweep
 #pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-      const int c = kk * 2 + (lane >> 4);
-      ldmatrix_x4(tile_addr<D>(sQ, r, c), qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+      for (int kk = 0; kk < KD; ++kk) {
+        ldmatrix_x4(sQ + q_row_off + static_cast<uint32_t>(((kk * 2 + q_chunk_lo) ^ xr) << 4), qf[kk][0], qf[kk][1],
+                    qf[kk][2], qf[kk][3]);
+      }
     }
   }
 
-  for (int nt = n_tiles - 1; nt >= 0; --nt) {
+  for (int nt = n_hi - 1; nt >= n_lo; --nt) {
     const int stage = nt & 1;
     const uint32_t sK = sK0 + stage * C::SMEM_KV;
     const uint32_t sV = sV0 + stage * C::SMEM_KV;
@@ -250,7 +295,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D>::THREADS, 1)
 
     cp_async_wait<1>();  // K[nt] landed
     __syncthreads();
-    if (nt > 0) {
+    if (nt > n_lo) {
       const int nn = n0 - BN;
       load_tile_async<D, BN, THREADS>(sK0 + (stage ^ 1) * C::SMEM_KV, gK + static_cast<int64_t>(nn) * p.k_row_stride,
                                       p.k_row_stride, p.S - nn, tid);
@@ -258,78 +303,98 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D>::THREADS, 1)
     cp_async_commit();
 
     // ---- S = Q K^T ----
-    float s[NT][4];
+    float s[MT][NT][4];
+    if (warp_active) {
 #pragma unroll
-    for (int i = 0; i < NT; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
+        for (int i = 0; i < NT; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
 #pragma unroll
-      for (int np = 0; np < NT / 2; ++np) {
-        uint32_t b0, b1, b2, b3;
-        const int r = np * 16 + (lane & 7) + (lane >> 4) * 8;
-        const int c = kk * 2 + ((lane >> 3) & 1);
-        ldmatrix_x4(tile_addr<D>(sK, r, c), b0, b1, b2, b3);
-        mma_bf16_16816(s[2 * np], qf[kk], b0, b1);
-        mma_bf16_16816(s[2 * np + 1], qf[kk], b2, b3);
+      for (int kk = 0; kk < KD; ++kk) {
+        uint32_t qa[MT][4];
+        if constexpr (Q_IN_REGS) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) qa[0][j] = qf[kk][j];
+        } else {
+          const uint32_t qaddr = sQ + q_row_off + static_cast<uint32_t>(((kk * 2 + q_chunk_lo) ^ xr) << 4);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt)
+            ldmatrix_x4(qaddr + mt * 16 * D * 2, qa[mt][0], qa[mt][1], qa[mt][2], qa[mt][3]);
+        }
+        const uint32_t kaddr = sK + k_row_off + static_cast<uint32_t>(((kk * 2 + k_chunk_lo) ^ xr) << 4);
+#pragma unroll
+        for (int np = 0; np < NT / 2; ++np) {
+          uint32_t b0, b1, b2, b3;
+          ldmatrix_x4(kaddr + np * 16 * D * 2, b0, b1, b2, b3);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_bf16_16816(s[mt][2 * np], qa[mt], b0, b1);
+            mma_bf16_16816(s[mt][2 * np + 1], qa[mt], b2, b3);
+          }
+        }
       }
-    }
 
-    // ---- mask (only diagonal / ragged tiles) ----
-    bool need_mask = (n0 + BN > p.S);
-    if (CAUSAL) need_mask |= (n0 + BN - 1 > m0 + offset);
-    if (need_mask) {
-      const int lim_lo = CAUSAL ? min(row_lo + offset, p.S - 1) : p.S - 1;
-      const int lim_hi = CAUSAL ? min(row_hi + offset, p.S - 1) : p.S - 1;
+      // ---- mask (only diagonal / ragged tiles) ----
+      bool need_mask = (n0 + BN > p.S);
+      if (CAUSAL) need_mask |= (n0 + BN - 1 > m0 + offset);
+      if (need_mask) {
 #pragma unroll
-      for (int i = 0; i < NT; ++i) {
-        const int j = n0 + i * 8 + tg * 2;
-        if (j > lim_lo) s[i][0] = -INFINITY;
-        if (j + 1 > lim_lo) s[i][1] = -INFINITY;
-        if (j > lim_hi) s[i][2] = -INFINITY;
-        if (j + 1 > lim_hi) s[i][3] = -INFINITY;
+        for (int mt = 0; mt < MT; ++mt) {
+          const int rlo = row_base + mt * 16;
+          const int lim_lo = CAUSAL ? min(rlo + offset, p.S - 1) : p.S - 1;
+          const int lim_hi = CAUSAL ? min(rlo + 8 + offset, p.S - 1) : p.S - 1;
+#pragma unroll
+          for (int i = 0; i < NT; ++i) {
+            const int j = n0 + i * 8 + tg * 2;
+            if (j > lim_lo) s[mt][i][0] = -INFINITY;
+            if (j + 1 > lim_lo) s[mt][i][1] = -INFINITY;
+            if (j > lim_hi) s[mt][i][2] = -INFINITY;
+            if (j + 1 > lim_hi) s[mt][i][3] = -INFINITY;
+          }
+        }
       }
-    }
 
-    // ---- online softmax ----
-    float mx[2] = {m_r[0], m_r[1]};
+      // ---- online softmax ----
 #pragma unroll
-    for (int i = 0; i < NT; ++i) {
-      mx[0] = fmaxf(mx[0], fmaxf(s[i][0], s[i][1]));
-      mx[1] = fmaxf(mx[1], fmaxf(s[i][2], s[i][3]));
-    }
+      for (int mt = 0; mt < MT; ++mt) {
+        float mx[2] = {m_r[mt][0], m_r[mt][1]};
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-    }
-    float msc[2], alpha[2];
+        for (int i = 0; i < NT; ++i) {
+          mx[0] = fmaxf(mx[0], fmaxf(s[mt][i][0], s[mt][i][1]));
+          mx[1] = fmaxf(mx[1], fmaxf(s[mt][i][2], s[mt][i][3]));
+        }
+        float msc[2], alpha[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      msc[r] = (mx[r] == -INFINITY) ? 0.f : mx[r] * scale_log2;
-      alpha[r] = fast_exp2(m_r[r] * scale_log2 - msc[r]);  // m_old = -inf -> 0
-      m_r[r] = mx[r];
-      l_r[r] *= alpha[r];
-    }
+        for (int r = 0; r < 2; ++r) {
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+          msc[r] = (mx[r] == -INFINITY) ? 0.f : mx[r] * scale_log2;
+          alpha[r] = fast_exp2(m_r[mt][r] * scale_log2 - msc[r]);  // m_old = -inf -> 0
+          m_r[mt][r] = mx[r];
+          l_r[mt][r] *= alpha[r];
+        }
 #pragma unroll
-    for (int i = 0; i < DT; ++i) {
-      o[i][0] *= alpha[0];
-      o[i][1] *= alpha[0];
-      o[i][2] *= alpha[1];
-      o[i][3] *= alpha[1];
-    }
+        for (int i = 0; i < DT; ++i) {
+          o[mt][i][0] *= alpha[0];
+          o[mt][i][1] *= alpha[0];
+          o[mt][i][2] *= alpha[1];
+          o[mt][i][3] *= alpha[1];
+        }
 #pragma unroll
-    for (int i = 0; i < NT; ++i) {
-      s[i][0] = fast_exp2(fmaf(s[i][0], scale_log2, -msc[0]));
-      s[i][1] = fast_exp2(fmaf(s[i][1], scale_log2, -msc[0]));
-      s[i][2] = fast_exp2(fmaf(s[i][2], scale_log2, -msc[1]));
-      s[i][3] = fast_exp2(fmaf(s[i][3], scale_log2, -msc[1]));
-      l_r[0] += s[i][0] + s[i][1];
-      l_r[1] += s[i][2] + s[i][3];
-    }
+        for (int i = 0; i < NT; ++i) {
+          s[mt][i][0] = fast_exp2(fmaf(s[mt][i][0], scale_log2, -msc[0]));
+          s[mt][i][1] = fast_exp2(fmaf(s[mt][i][1], scale_log2, -msc[0]));
+          s[mt][i][2] = fast_exp2(fmaf(s[mt][i][2], scale_log2, -msc[1]));
+          s[mt][i][3] = fast_exp2(fmaf(s[mt][i][3], scale_log2, -msc[1]));
+          l_r[mt][0] += s[mt][i][0] + s[mt][i][1];
+          l_r[mt][1] += s[mt][i][2] + s[mt][i][3];
+        }
+      }
+    }  // warp_active
 
     cp_async_wait<1>();  // V[nt] landed (K[nt-1] may still be in flight)
     __syncthreads();
-    if (nt > 0) {
+    if (nt > n_lo) {
       const int nn = n0 - BN;
       load_tile_async<D, BN, THREADS>(sV0 + (stage ^ 1) * C::SMEM_KV, gV + static_cast<int64_t>(nn) * p.v_row_stride,
                                       p.v_row_stride, p.S - nn, tid);
@@ -337,73 +402,118 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D>::THREADS, 1)
     cp_async_commit();
 
     // ---- O += P V  (P from registers) ----
+    if (warp_active) {
 #pragma unroll
-    for (int kk = 0; kk < KN; ++kk) {
-      uint32_t a[4];
-      a[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      for (int kk = 0; kk < KN; ++kk) {
+        uint32_t a[MT][4];
 #pragma unroll
-      for (int dp = 0; dp < DT / 2; ++dp) {
-        uint32_t b0, b1, b2, b3;
-        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        const int c = dp * 2 + (lane >> 4);
-        ldmatrix_x4_trans(tile_addr<D>(sV, r, c), b0, b1, b2, b3);
-        mma_bf16_16816(o[2 * dp], a, b0, b1);
-        mma_bf16_16816(o[2 * dp + 1], a, b2, b3);
+        for (int mt = 0; mt < MT; ++mt) {
+          a[mt][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+          a[mt][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+          a[mt][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+          a[mt][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dp = 0; dp < DT / 2; ++dp) {
+          uint32_t b0, b1, b2, b3;
+          const uint32_t vaddr = sV + v_row_off + static_cast<uint32_t>(((dp * 2 + v_chunk_lo) ^ xr) << 4);
+          ldmatrix_x4_trans(vaddr + kk * 16 * D * 2, b0, b1, b2, b3);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_bf16_16816(o[mt][2 * dp], a[mt], b0, b1);
+            mma_bf16_16816(o[mt][2 * dp + 1], a[mt], b2, b3);
+          }
+        }
       }
-    }
+    }  // warp_active
   }
 
   // ---- epilogue ----
   cp_async_wait<0>();
   __syncthreads();  // all warps are done with Q smem (and with K/V)
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 1);
-    l_r[r] += __shfl_xor_sync(0xffffffffu, l_r[r], 2);
-  }
-  const float inv_lo = l_r[0] > 0.f ? 1.f / l_r[0] : 0.f;
-  const float inv_hi = l_r[1] > 0.f ? 1.f / l_r[1] : 0.f;
-  unsigned char* sbase = smem_raw;
-  const int r_lo = warp * 16 + g;
-  const int r_hi = r_lo + 8;
+  for (int mt = 0; mt < MT; ++mt) {
+    float inv[2];
 #pragma unroll
-  for (int i = 0; i < DT; ++i) {
-    const uint32_t off_lo = (r_lo * D + swz<D>(r_lo, i) * 8 + tg * 2) * 2;
-    const uint32_t off_hi = (r_hi * D + swz<D>(r_hi, i) * 8 + tg * 2) * 2;
-    *reinterpret_cast<uint32_t*>(sbase + off_lo) = pack_bf16x2(o[i][0] * inv_lo, o[i][1] * inv_lo);
-    *reinterpret_cast<uint32_t*>(sbase + off_hi) = pack_bf16x2(o[i][2] * inv_hi, o[i][3] * inv_hi);
-  }
-  __syncwarp();
-  constexpr int CPR = D / 8;
-  __nv_bfloat16* gO = p.out + static_cast<int64_t>(b) * p.o_batch_stride + h * D;
+    for (int r = 0; r < 2; ++r) {
+      l_r[mt][r] += __shfl_xor_sync(0xffffffffu, l_r[mt][r], 1);
+      l_r[mt][r] += __shfl_xor_sync(0xffffffffu, l_r[mt][r], 2);
+      inv[r] = l_r[mt][r] > 0.f ? 1.f / l_r[mt][r] : 0.f;
+    }
+    if constexpr (SPLIT) {
+      // fp32 partial O (normalised by this split's l) + log2-sum-exp of the split
+      const int64_t base_row = (static_cast<int64_t>(split) * p.B * p.H + bh) * p.T;
 #pragma unroll
-  for (int it = 0; it < 16 * CPR / 32; ++it) {
-    const int i = it * 32 + lane;
-    const int rr = i / CPR;
-    const int c = i % CPR;
-    const int row = warp * 16 + rr;
-    if (m0 + row < p.T) {
-      const uint4 val = *reinterpret_cast<const uint4*>(sbase + (row * D + swz<D>(row, c) * 8) * 2);
-      *reinterpret_cast<uint4*>(gO + static_cast<int64_t>(m0 + row) * p.o_row_stride + c * 8) = val;
+      for (int r = 0; r < 2; ++r) {
+        const int row = row_base + mt * 16 + r * 8;
+        if (row < p.T) {
+          float* po = p.partial_o + (base_row + row) * D;
+#pragma unroll
+          for (int i = 0; i < DT; ++i) {
+            *reinterpret_cast<float2*>(po + i * 8 + tg * 2) =
+                make_float2(o[mt][i][2 * r] * inv[r], o[mt][i][2 * r + 1] * inv[r]);
+          }
+          if (tg == 0) {
+            p.partial_lse[base_row + row] = l_r[mt][r] > 0.f ? m_r[mt][r] * scale_log2 + __log2f(l_r[mt][r]) : -INFINITY;
+          }
+        }
+      }
+    } else {
+      // stage bf16 O in this warp's own rows of the (dead) Q tile
+      const int r_lo = warp * WROWS + mt * 16 + g;
+      const int r_hi = r_lo + 8;
+#pragma unroll
+      for (int i = 0; i < DT; ++i) {
+        const uint32_t off_lo = (r_lo * D + swz<D>(r_lo, i) * 8 + tg * 2) * 2;
+        const uint32_t off_hi = (r_hi * D + swz<D>(r_hi, i) * 8 + tg * 2) * 2;
+        *reinterpret_cast<uint32_t*>(smem_raw + off_lo) = pack_bf16x2(o[mt][i][0] * inv[0], o[mt][i][1] * inv[0]);
+        *reinterpret_cast<uint32_t*>(smem_raw + off_hi) = pack_bf16x2(o[mt][i][2] * inv[1], o[mt][i][3] * inv[1]);
+      }
+    }
+  }
+  if constexpr (!SPLIT) {
+    __syncwarp();
+    constexpr int CPR = D / 8;
+    __nv_bfloat16* gO = p.out + static_cast<int64_t>(b) * p.o_batch_stride + h * D;
+#pragma unroll
+    for (int it = 0; it < WROWS * CPR / 32; ++it) {
+      const int i = it * 32 + lane;
+      const int rr = i / CPR;
+      const int c = i % CPR;
+      const int row = warp * WROWS + rr;
+      if (m0 + row < p.T) {
+        const uint4 val = *reinterpret_cast<const uint4*>(smem_raw + (row * D + swz<D>(row, c) * 8) * 2);
+        *reinterpret_cast<uint4*>(gO + static_cast<int64_t>(m0 + row) * p.o_row_stride + c * 8) = val;
+      }
     }
   }
 }
 
-}  // namespace detail
-
-// Default tile choices (tuned on H200; see tests/gpu/attention_test.cu).
+// Split-KV combine: one CTA of D threads per (b, h, t) row.
 template <int D>
-struct DefaultTiles {
-  static constexpr int BM = 128;
-  static constexpr int BN = (D == 128) ? 64 : (D == 64 ? 64 : 64);
-};
+__global__ void attention_splitkv_combine_kernel(const AttentionParams p) {
+  const int t = blockIdx.x % p.T;
+  const int bh = blockIdx.x / p.T;
+  const int b = bh / p.H, h = bh % p.H;
+  const int d = threadIdx.x;
+  const int64_t rows_per_split = static_cast<int64_t>(p.B) * p.H * p.T;
+  const int64_t row = static_cast<int64_t>(bh) * p.T + t;
+  float mx = -INFINITY;
+  for (int s = 0; s < p.num_splits; ++s) mx = fmaxf(mx, p.partial_lse[s * rows_per_split + row]);
+  float acc = 0.f, wsum = 0.f;
+  if (mx != -INFINITY) {
+    for (int s = 0; s < p.num_splits; ++s) {
+      const float w = exp2f(p.partial_lse[s * rows_per_split + row] - mx);
+      wsum += w;
+      acc += w * p.partial_o[(s * rows_per_split + row) * D + d];
+    }
+  }
+  const float res = wsum > 0.f ? acc / wsum : 0.f;
+  p.out[static_cast<int64_t>(b) * p.o_batch_stride + static_cast<int64_t>(t) * p.o_row_stride + h * D + d] =
+      __float2bfloat16(res);
+}
 
-template <int D, int BM = DefaultTiles<D>::BM, int BN = DefaultTiles<D>::BN, bool CAUSAL = true>
-inline cudaError_t attention_launch(const AttentionParams& p, cudaStream_t stream = 0) {
-  using C = detail::Cfg<BM, BN, D>;
+inline cudaError_t validate(const AttentionParams& p) {
   if (p.B <= 0 || p.T <= 0 || p.H <= 0 || p.Hk <= 0 || p.S < 0 || (p.H % p.Hk) != 0) return cudaErrorInvalidValue;
   if (!p.q || !p.k || !p.v || !p.out) return cudaErrorInvalidValue;
   auto misaligned = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) != 0; };
@@ -411,12 +521,16 @@ inline cudaError_t attention_launch(const AttentionParams& p, cudaStream_t strea
   if ((p.q_row_stride | p.k_row_stride | p.v_row_stride | p.o_row_stride | p.q_batch_stride | p.k_batch_stride |
        p.v_batch_stride | p.o_batch_stride) & 7)
     return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
 
-  auto kernel = detail::attention_fwd_kernel<D, BM, BN, CAUSAL>;
+template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT>
+inline cudaError_t launch_fwd(const AttentionParams& p, int splits, cudaStream_t stream) {
+  using C = Cfg<BM, BN, D, MT>;
+  auto kernel = attention_fwd_kernel<D, BM, BN, CAUSAL, SPLIT, MT>;
   if (C::SMEM > 48 * 1024) {
-    // Set once per instantiation (thread-safe static init); re-set if it failed.
-    static cudaError_t attr_err =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+    // Set once per instantiation (thread-safe static init); retried if it failed.
+    static cudaError_t attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
     if (attr_err != cudaSuccess) {
       attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
       if (attr_err != cudaSuccess) return attr_err;
@@ -425,9 +539,63 @@ inline cudaError_t attention_launch(const AttentionParams& p, cudaStream_t strea
   const float scale = p.scale > 0.f ? p.scale : 1.0f / sqrtf(static_cast<float>(D));
   const float scale_log2 = scale * 1.4426950408889634f;
   const int num_m = (p.T + BM - 1) / BM;
-  const long long blocks = static_cast<long long>(num_m) * p.B * p.H;
+  const long long blocks = static_cast<long long>(num_m) * p.B * p.H * splits;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
   kernel<<<static_cast<unsigned>(blocks), C::THREADS, C::SMEM, stream>>>(p, scale_log2);
+  return cudaGetLastError();
+}
+
+}  // namespace detail
+
+// Default tile choices (tuned on H200; see tests/gpu/attention_test.cu).
+template <int D>
+// H200 measurements (B=2, T=S=8192, H=32, causal): D=128 BM128/BN32/MT2 304 TFLOP/s
+// (MT1 BM128/BN128 282); D=64 BM128/BN64/MT2 283 TFLOP/s. D=32 untuned.
+struct DefaultTiles {
+  static constexpr int BM = 128;
+  static constexpr int BN = (D == 128) ? 32 : 64;
+  static constexpr int MT = (D == 32) ? 1 : 2;
+};
+
+template <int D, int BM = DefaultTiles<D>::BM, int BN = DefaultTiles<D>::BN, bool CAUSAL = true,
+          int MT = DefaultTiles<D>::MT>
+inline cudaError_t attention_launch(const AttentionParams& p, cudaStream_t stream = 0) {
+  const cudaError_t e = detail::validate(p);
+  if (e != cudaSuccess) return e;
+  return detail::launch_fwd<D, BM, BN, CAUSAL, false, MT>(p, 1, stream);
+}
+
+// ---- split-KV ("flash-decoding") path for small T (decode, short chunks) ----
+// Bytes of fp32 workspace needed for num_splits splits (partial_o + partial_lse).
+inline size_t attention_splitkv_workspace_bytes(int num_splits, int B, int T, int H, int D) {
+  const size_t rows = static_cast<size_t>(num_splits) * B * H * T;
+  return rows * D * sizeof(float) + rows * sizeof(float);
+}
+// Heuristic split count: enough CTAs for ~2 waves, at least 2 KV tiles per split.
+inline int attention_splitkv_heuristic(int B, int T, int S, int H, int num_sms, int BM = 64, int BN = 64) {
+  const int base = ((T + BM - 1) / BM) * B * H;
+  const int tiles = (S + BN - 1) / BN;
+  int splits = (2 * num_sms + base - 1) / base;
+  splits = splits < tiles / 2 ? splits : tiles / 2;
+  splits = splits < 128 ? splits : 128;
+  return splits < 1 ? 1 : splits;
+}
+// Launches the split kernel (p.num_splits CTAs per query block, each over a
+// contiguous KV range) and the combine kernel. p.partial_o / p.partial_lse must
+// point at attention_splitkv_workspace_bytes(...) bytes (partial_lse placed
+// after partial_o, e.g. partial_lse = partial_o + num_splits*B*H*T*D).
+// num_splits <= 1 falls back to attention_launch.
+template <int D, int BM = 64, int BN = 64, bool CAUSAL = true>
+inline cudaError_t attention_launch_splitkv(const AttentionParams& p, cudaStream_t stream = 0) {
+  cudaError_t e = detail::validate(p);
+  if (e != cudaSuccess) return e;
+  if (p.num_splits <= 1) return detail::launch_fwd<D, BM, BN, CAUSAL, false, 1>(p, 1, stream);
+  if (!p.partial_o || !p.partial_lse) return cudaErrorInvalidValue;
+  e = detail::launch_fwd<D, BM, BN, CAUSAL, true, 1>(p, p.num_splits, stream);
+  if (e != cudaSuccess) return e;
+  const long long rows = static_cast<long long>(p.B) * p.H * p.T;
+  if (rows > 0x7fffffffLL) return cudaErrorInvalidValue;
+  detail::attention_splitkv_combine_kernel<D><<<static_cast<unsigned>(rows), D, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -7,7 +7,8 @@
 //
 // Algorithm
 //   * Tiling: each CTA computes a BM x BN output tile, marching over K in k-tiles of
-//     BK = 64 bf16 (= 128 bytes per row).  CTAs are rasterized in groups of 8 M-tiles
+//     BK = 64 bf16 (= 128 bytes per row).  CTAs are rasterized in groups of GROUP_M
+//     (default 8) M-tiles
 //     ("grouped launch order") so CTAs resident at the same time share A and W tiles
 //     in L2.
 //   * Shared memory: per pipeline stage one A tile [BM][64] and one W tile [BN][64],
@@ -26,10 +27,16 @@
 //                     (sm_80+).  One __syncthreads per k-tile.
 //       WgmmaConfig : sm_90a warpgroup MMA (wgmma.mma_async m64nBNk16) reading both
 //                     operands straight from the swizzled smem via descriptors.  BM/64
-//                     warpgroups, each owning 64 rows x BN cols.  One wgmma batch is
-//                     kept in flight (wait_group 1), so the slot overwritten by the
-//                     next cp.async is the one read two k-tiles ago (prefetch distance
-//                     STAGES-2).  Needs -gencode arch=compute_90a,code=sm_90a.
+//                     warpgroups, each owning 64 rows x BN cols; every thread also
+//                     issues cp.async (no warp specialization, no TMA).  Per k-tile:
+//                     wait cp.async -> fence.proxy.async -> __syncthreads -> 4 wgmma
+//                     (k16 steps = +32 B on the descriptor address) -> commit -> issue
+//                     the refill cp.async -> wait_group 1.  One wgmma batch stays in
+//                     flight across the barrier, so the slot refilled is the one read
+//                     two k-tiles ago (prefetch distance STAGES-2).
+//                     Needs -gencode arch=compute_90a,code=sm_90a.
+//     Fastest measured on H200 (M=16384 LLM shapes): WgmmaConfig<256,128,4>
+//     (4 warpgroups, 192 KB smem, 1 CTA/SM) = DefaultWgmmaConfig.
 //   * Epilogue hook: accumulators are handed to Epi::store2(params, row, col, v0, v1)
 //     for two horizontally adjacent outputs (col even, col+1 < N guaranteed, row < M
 //     guaranteed).  Epi is a plain struct the code generator emits:
@@ -68,14 +75,15 @@ using bf16 = __nv_bfloat16;
 
 constexpr int kBK = 64;          // k-tile depth in elements (one 128-byte swizzle row)
 constexpr int kRowBytes = 128;   // bytes per smem tile row
-constexpr int kGroupM = 8;       // CTA rasterization group (in M-tiles)
 
 // ----------------------------------------------------------------------------------
 // Configurations
 // ----------------------------------------------------------------------------------
-template <int BM_, int BN_, int STAGES_, int WARPS_M_, int WARPS_N_>
+// GROUP_M: CTA rasterization group height in M-tiles (L2 reuse of W tiles).
+template <int BM_, int BN_, int STAGES_, int WARPS_M_, int WARPS_N_, int GROUP_M_ = 8>
 struct MmaConfig {
   static constexpr bool kWgmma = false;
+  static constexpr int GROUP_M = GROUP_M_;
   static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
   static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
   static constexpr int kThreads = 32 * WARPS_M * WARPS_N;
@@ -86,9 +94,16 @@ struct MmaConfig {
   static_assert(STAGES >= 2, "need at least 2 stages");
 };
 
-template <int BM_, int BN_, int STAGES_>
+// kRetireEach = false: keep one wgmma batch in flight across the barrier, prefetch
+//                      distance STAGES-2 (default).
+// kRetireEach = true : retire every batch before the barrier (wait_group 0), prefetch
+//                      distance STAGES-1.
+template <int BM_, int BN_, int STAGES_, bool kRetireEach_ = false, int GROUP_M_ = 8>
 struct WgmmaConfig {
   static constexpr bool kWgmma = true;
+  static constexpr int GROUP_M = GROUP_M_;
+  static constexpr bool kRetireEach = kRetireEach_;
+  static constexpr int kPrefetch = kRetireEach ? STAGES_ - 1 : STAGES_ - 2;
   static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
   static constexpr int kWarpGroups = BM / 64;
   static constexpr int kThreads = 128 * kWarpGroups;
@@ -101,7 +116,7 @@ struct WgmmaConfig {
 
 // Sensible defaults (benchmarked on H200, see tests/gpu/gemm_test.cu).
 using DefaultMmaConfig = MmaConfig<128, 256, 4, 2, 4>;
-using DefaultWgmmaConfig = WgmmaConfig<128, 256, 4>;
+using DefaultWgmmaConfig = WgmmaConfig<256, 128, 4>;  // 4 warpgroups x m64n128
 
 // ----------------------------------------------------------------------------------
 // Ready-made epilogues
@@ -165,8 +180,9 @@ __device__ __forceinline__ uint32_t swz(int row, int chunk) {
   return (uint32_t)(row * kRowBytes + ((chunk ^ (row & 7)) << 4));
 }
 
-// Grouped rasterization: CTAs launched together cover kGroupM M-tiles x all N-tiles.
-template <int BM, int BN>
+// Grouped rasterization: consecutive CTAs walk GROUP M-tiles down, then step right, so
+// the CTAs resident at one time share a few A row-panels and W column-panels in L2.
+template <int BM, int BN, int kGroupM>
 __device__ __forceinline__ void tile_coords(int M, int N, int& tm, int& tn) {
   const int grid_m = ceil_div(M, BM), grid_n = ceil_div(N, BN);
   const int pid = blockIdx.x;
@@ -334,7 +350,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   const uint32_t smem = (smem_u32(smem_raw) + 1023u) & ~1023u;
 
   int tm, tn;
-  tile_coords<BM, BN>(M, N, tm, tn);
+  tile_coords<BM, BN, Cfg::GROUP_M>(M, N, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
   const int KT = ceil_div(K, kBK);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -425,7 +441,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   const uint32_t smem = (smem_u32(smem_raw) + 1023u) & ~1023u;  // SWIZZLE_128B needs 1 KB alignment
 
   int tm, tn;
-  tile_coords<BM, BN>(M, N, tm, tn);
+  tile_coords<BM, BN, Cfg::GROUP_M>(M, N, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
   const int KT = ceil_div(K, kBK);
   const int tid = threadIdx.x;
@@ -441,23 +457,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     load_tile<BN, T>(sA + kStageA, W, K, n0, N, kt * kBK, K, tid);
   };
 
-  // Prefetch distance is S-2: a slot may only be refilled once the wgmma that read it
-  // has retired, and we keep one wgmma batch in flight.
+  // A slot may only be refilled once the wgmma that read it has retired.  With one
+  // batch kept in flight that is the slot read two k-tiles ago (prefetch distance S-2).
+  constexpr int D = Cfg::kPrefetch;
 #pragma unroll
-  for (int s = 0; s < S - 2; ++s) {
+  for (int s = 0; s < D; ++s) {
     if (s < KT) load_stage(s, s);
     cp_async_commit();
   }
 
   for (int kt = 0; kt < KT; ++kt) {
-    cp_async_wait<S - 3>();  // k-tile kt landed (this thread's copies)
+    cp_async_wait<D - 1>();  // k-tile kt landed (this thread's copies)
     fence_proxy_async();     // make generic-proxy smem writes visible to wgmma (async proxy)
-    __syncthreads();         // all copies visible; all warpgroups retired wgmma kt-2
-    {
-      const int nk = kt + S - 2;
-      if (nk < KT) load_stage(nk, nk % S);  // slot (kt-2) % S
-      cp_async_commit();
-    }
+    __syncthreads();         // all copies visible; all warpgroups retired wgmma kt+D-S
     const uint32_t sA = smem + (kt % S) * Cfg::kStageBytes + wg * 64 * kRowBytes;
     const uint32_t sB = smem + (kt % S) * Cfg::kStageBytes + kStageA;
     wgmma_fence();
@@ -465,7 +477,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     for (int kk = 0; kk < kBK / 16; ++kk)
       Wgmma<BN>::mma(acc, make_desc_sw128(sA + kk * 32), make_desc_sw128(sB + kk * 32));
     wgmma_commit();
-    wgmma_wait<1>();  // batch kt-1 retired; batch kt may still run
+    {  // issue the refill after the MMAs so the tensor cores are fed first
+      const int nk = kt + D;
+      if (nk < KT) load_stage(nk, nk % S);  // slot (kt+D-S) % S, already retired
+      cp_async_commit();
+    }
+    if constexpr (Cfg::kRetireEach) wgmma_wait<0>();
+    else wgmma_wait<1>();  // batch kt-1 retired; batch kt may still run
   }
   wgmma_wait<0>();
   cp_async_wait<0>();

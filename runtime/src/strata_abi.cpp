@@ -1,0 +1,257 @@
+// The C ABI (strata.h) on top of the generated strata::Model.
+// Everything here is host-only: argument checks, manifest, safetensors and
+// init run on the CPU; the Model does the device work.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "safetensors.h"
+#include "strata.h"
+#include "strata_model_iface.h"
+
+struct strata_model {
+  strata::Manifest manifest;
+  std::unique_ptr<strata::Model> impl;
+  bool weights_loaded = false;
+  std::string weights_source;  // "file:<path>" or "init:seed=<n>", for info
+  std::string info;            // backing store for strata_model_info_json
+  int verbose = 0;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+void set_error(const std::string& msg) { g_last_error = msg; }
+
+// Run f, turning any exception into a status + thread-local message so that
+// no C++ exception ever crosses the C boundary.
+template <class F>
+strata_status guard(F&& f) {
+  try {
+    f();
+    return STRATA_OK;
+  } catch (const strata::Error& e) {
+    set_error(e.what());
+    return e.code();
+  } catch (const std::bad_alloc&) {
+    set_error("out of host memory");
+    return STRATA_ERR_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    set_error(std::string("internal error: ") + e.what());
+    return STRATA_ERR_INTERNAL;
+  } catch (...) {
+    set_error("internal error: unknown exception");
+    return STRATA_ERR_INTERNAL;
+  }
+}
+
+void require_model(const strata_model* m, const char* fn) {
+  if (!m) throw strata::Error(std::string(fn) + ": model handle is NULL");
+}
+
+int init_threads() {
+  unsigned hc = std::thread::hardware_concurrency();
+  return static_cast<int>(std::min(8u, std::max(1u, hc)));
+}
+
+}  // namespace
+
+extern "C" {
+
+void strata_options_init(strata_options* opts) {
+  if (!opts) return;
+  opts->struct_size = sizeof(strata_options);
+  opts->device = 0;
+  opts->verbose = 0;
+}
+
+const char* strata_last_error(void) { return g_last_error.c_str(); }
+
+const char* strata_status_name(strata_status s) {
+  switch (s) {
+    case STRATA_OK: return "STRATA_OK";
+    case STRATA_ERR_INVALID_ARGUMENT: return "STRATA_ERR_INVALID_ARGUMENT";
+    case STRATA_ERR_IO: return "STRATA_ERR_IO";
+    case STRATA_ERR_FORMAT: return "STRATA_ERR_FORMAT";
+    case STRATA_ERR_WEIGHT_MISMATCH: return "STRATA_ERR_WEIGHT_MISMATCH";
+    case STRATA_ERR_STATE: return "STRATA_ERR_STATE";
+    case STRATA_ERR_CUDA: return "STRATA_ERR_CUDA";
+    case STRATA_ERR_OUT_OF_MEMORY: return "STRATA_ERR_OUT_OF_MEMORY";
+    case STRATA_ERR_INTERNAL: return "STRATA_ERR_INTERNAL";
+  }
+  return "STRATA_ERR_UNKNOWN";
+}
+
+strata_model* strata_model_create(const char* manifest_path_or_dir, const strata_options* opts) {
+  strata_model* out = nullptr;
+  guard([&] {
+    if (!manifest_path_or_dir || !*manifest_path_or_dir)
+      throw strata::Error("strata_model_create: manifest path is NULL or empty");
+    strata_options o;
+    strata_options_init(&o);
+    if (opts) {
+      // Older callers may pass a smaller struct; copy only what they know.
+      if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(strata_options))
+        throw strata::Error("strata_model_create: options.struct_size is " + std::to_string(opts->struct_size) +
+                            "; initialise options with strata_options_init()");
+      std::memcpy(&o, opts, opts->struct_size);
+      o.struct_size = sizeof(strata_options);
+    }
+    std::unique_ptr<strata_model> m(new strata_model());
+    m->manifest = strata::load_manifest(manifest_path_or_dir);
+    m->verbose = o.verbose;
+    m->impl = strata::create_generated_model(m->manifest, o);
+    if (!m->impl) throw strata::Error("create_generated_model returned null", STRATA_ERR_INTERNAL);
+    out = m.release();
+  });
+  return out;
+}
+
+strata_status strata_model_load_weights(strata_model* m, const char* path) {
+  return guard([&] {
+    require_model(m, "strata_model_load_weights");
+    if (!path || !*path) throw strata::Error("strata_model_load_weights: path is NULL or empty");
+    strata::SafetensorsFile file(path);
+    std::vector<strata::ExpectedTensor> expected;
+    for (const auto& w : m->manifest.weights) expected.push_back({w.name, w.dtype, w.shape});
+    file.validate_against(expected);
+    m->weights_loaded = false;  // a failed upload leaves weights half-written
+    for (size_t i = 0; i < m->manifest.weights.size(); ++i) {
+      const strata::TensorInfo& t = file.get(m->manifest.weights[i].name);
+      m->impl->upload_weight(i, file.data(t), static_cast<size_t>(t.nbytes()));
+    }
+    m->impl->weights_ready();
+    m->weights_loaded = true;
+    m->weights_source = std::string("file:") + path;
+    if (m->verbose) std::fprintf(stderr, "strata: loaded %zu weights from %s\n", m->manifest.weights.size(), path);
+  });
+}
+
+strata_status strata_model_init_weights(strata_model* m, uint64_t seed) {
+  return guard([&] {
+    require_model(m, "strata_model_init_weights");
+    for (const auto& w : m->manifest.weights)
+      if (!w.has_init)
+        throw strata::Error(m->manifest.path + ": weight '" + w.name +
+                                "' has no \"init\" spec, so it cannot be initialised; load a weights file instead",
+                            STRATA_ERR_STATE);
+    m->weights_loaded = false;
+    std::vector<float> f32;
+    std::vector<uint8_t> bytes;
+    for (size_t i = 0; i < m->manifest.weights.size(); ++i) {
+      const strata::WeightSpec& w = m->manifest.weights[i];
+      bytes.resize(static_cast<size_t>(w.nbytes));
+      if (w.dtype == strata::DType::I32 || w.dtype == strata::DType::I64) {
+        // Manifest parsing allows only integral const init for integer weights.
+        int64_t v = static_cast<int64_t>(w.init.value);
+        for (uint64_t k = 0; k < w.numel; ++k) {
+          if (w.dtype == strata::DType::I32) {
+            int32_t v32 = static_cast<int32_t>(v);
+            std::memcpy(bytes.data() + k * 4, &v32, 4);
+          } else {
+            std::memcpy(bytes.data() + k * 8, &v, 8);
+          }
+        }
+      } else {
+        f32.resize(static_cast<size_t>(w.numel));
+        strata::init_tensor(w.init, seed, w.name, f32.data(), f32.size(), init_threads());
+        strata::convert_from_f32(f32.data(), f32.size(), w.dtype, bytes.data());
+      }
+      m->impl->upload_weight(i, bytes.data(), bytes.size());
+    }
+    m->impl->weights_ready();
+    m->weights_loaded = true;
+    m->weights_source = "init:seed=" + std::to_string(seed);
+  });
+}
+
+strata_status strata_model_forward(strata_model* m, const int32_t* tokens, int batch, int seqlen,
+                                   float* logits_out) {
+  return guard([&] {
+    require_model(m, "strata_model_forward");
+    const strata::Manifest& mf = m->manifest;
+    if (!tokens) throw strata::Error("strata_model_forward: tokens is NULL");
+    if (!logits_out) throw strata::Error("strata_model_forward: logits_out is NULL");
+    if (batch < 1 || batch > mf.max_batch)
+      throw strata::Error("strata_model_forward: batch " + std::to_string(batch) + " out of range; this model accepts 1.." +
+                          std::to_string(mf.max_batch));
+    if (seqlen < 1 || seqlen > mf.max_seqlen)
+      throw strata::Error("strata_model_forward: seqlen " + std::to_string(seqlen) +
+                          " out of range; this model accepts 1.." + std::to_string(mf.max_seqlen));
+    if (!m->weights_loaded)
+      throw strata::Error(
+          "strata_model_forward: no weights; call strata_model_load_weights or strata_model_init_weights first",
+          STRATA_ERR_STATE);
+    for (int b = 0; b < batch; ++b)
+      for (int s = 0; s < seqlen; ++s) {
+        int32_t t = tokens[static_cast<size_t>(b) * seqlen + s];
+        if (t < 0 || t >= mf.vocab_size)
+          throw strata::Error("strata_model_forward: token id " + std::to_string(t) + " at [" + std::to_string(b) +
+                              ", " + std::to_string(s) + "] is outside the vocabulary [0, " +
+                              std::to_string(mf.vocab_size) + ")");
+      }
+    m->impl->forward(tokens, batch, seqlen, logits_out);
+  });
+}
+
+strata_status strata_model_dims(const strata_model* m, strata_dims* out) {
+  return guard([&] {
+    require_model(m, "strata_model_dims");
+    if (!out) throw strata::Error("strata_model_dims: out is NULL");
+    out->vocab_size = m->manifest.vocab_size;
+    out->max_batch = m->manifest.max_batch;
+    out->max_seqlen = m->manifest.max_seqlen;
+  });
+}
+
+const char* strata_model_info_json(strata_model* m) {
+  strata_status st = guard([&] {
+    require_model(m, "strata_model_info_json");
+    const strata::Manifest& mf = m->manifest;
+    strata::json::Value v = strata::json::Value::object();
+    v.set("abiVersion", STRATA_ABI_VERSION);
+    v.set("name", mf.name);
+    v.set("manifest", mf.path);
+    v.set("vocabSize", mf.vocab_size);
+    v.set("maxBatch", mf.max_batch);
+    v.set("maxSeqlen", mf.max_seqlen);
+    v.set("arenaBytes", mf.arena_bytes);
+    uint64_t total = 0, params = 0;
+    strata::json::Value ws = strata::json::Value::array();
+    for (const auto& w : mf.weights) {
+      strata::json::Value e = strata::json::Value::object();
+      e.set("name", w.name);
+      e.set("dtype", strata::dtype_name(w.dtype));
+      strata::json::Value shape = strata::json::Value::array();
+      for (int64_t d : w.shape) shape.push_back(d);
+      e.set("shape", shape);
+      ws.push_back(e);
+      total += w.nbytes;
+      params += w.numel;
+    }
+    v.set("numParams", params);
+    v.set("weightBytes", total);
+    v.set("weightsLoaded", m->weights_loaded);
+    v.set("weightsSource", m->weights_loaded ? strata::json::Value(m->weights_source) : strata::json::Value());
+    v.set("weights", ws);
+    v.set("model", m->impl->info());
+    m->info = strata::json::dump(v, 2);
+  });
+  return st == STRATA_OK ? m->info.c_str() : nullptr;
+}
+
+void strata_model_destroy(strata_model* m) {
+  if (!m) return;
+  try {
+    delete m;
+  } catch (...) {
+    // Destructors must not throw across the C boundary; nothing to recover.
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,480 @@
+// ssd.cuh — Mamba-2 SSD (state space duality) chunked scan, forward, for Hopper (sm_90a).
+//
+// Definition (per batch b, head h; state h is P x N, fp32):
+//   dt_t = softplus(dt_raw_t + dt_bias[h]),   a_t = exp(dt_t * A[h])   (A = -exp(A_log) < 0)
+//   h_t  = a_t * h_{t-1} + dt_t * x_t (outer) B_t          x_t in R^P, B_t in R^N
+//   y_t  = h_t . C_t + D[h] * x_t                           (h_t . C_t = sum_n h_t[:, n] C_t[n])
+// Head h reads group g = h / (H / G) of B and C.
+//
+// Chunked algorithm (chunk length L = 64 or 128, T need not be a multiple of L):
+// with cs_l = sum_{r<=l} dt_r A (cumsum inside the chunk, fp32), for row l of chunk c:
+//   y_l = sum_{s<=l} (C_l . B_s) exp(cs_l - cs_s) dt_s x_s      (intra-chunk "diagonal", quadratic)
+//       + exp(cs_l) * C_l . h_prev                               (state -> output, "off-diagonal")
+//       + D x_l
+//   h_next = exp(cs_{L-1}) h_prev + sum_s x_s (outer) B_s * exp(cs_{L-1} - cs_s) dt_s   (chunk state)
+// Instead of materialising per-chunk states and running a separate state-passing kernel
+// (mamba_ssm: chunk_cumsum / chunk_state / state_passing / chunk_scan), one CTA owns one
+// (b, h) and walks the chunks sequentially, carrying h_prev in fp32 in shared memory
+// (swizzled [P][N], 32 KB) across chunks: per chunk it
+//   1. cp.async-loads C, B (L x N) and x (L x P) bf16 tiles into swizzled shared memory
+//      (rows past T are zero-filled) and computes dt / cumsum(dt*A) for the chunk (warp scan);
+//   2. phase A (warp w owns 16 rows of the chunk, all of P; for L = 64 two warps split P):
+//      O = C h_prev^T (mma; h_prev fragments read from the fp32 smem state, rounded to bf16),
+//      rows scaled by exp(cs_l);
+//      then flash-attention style over the causal 16-column blocks s <= l:
+//      S = C B^T (mma), S *= exp(cs_l - cs_s) dt_s (masked), O += S x (mma, S re-used as the
+//      A fragment straight from the accumulators); y = O + D x, stored bf16;
+//   3. barrier; phase B (warp w owns a 16 x N/2 slice of the P x N state): load it into mma
+//      accumulators, h *= exp(cs_{L-1}), h += (x * w)^T B with w_s = exp(cs_{L-1} - cs_s) dt_s,
+//      store back (fp32). x*w is split into bf16 hi + lo parts (two mmas) so that the carried
+//      fp32 state keeps ~fp32 accuracy; 4. barrier.
+// All matmuls are mma.sync.m16n8k16 bf16 x bf16 -> fp32 with ldmatrix operand loads.
+// Exponentials use ex2.approx on log2e-prescaled cumsums. The carried state never leaves the
+// CTA; h0 is read at the start and hT written at the end (hT may alias h0).
+// One CTA of 256 threads per (b, h); 113 KB smem for L=128, P=64, N=128 -> 2 CTAs / SM
+// (exactly the 228 KB of an SM), <= 128 registers, no spills.
+//
+// Decode / generic sequential path: ssd_decode_kernel, one CTA per (b, h), any T (meant for
+// T = 1): state row in registers (one warp per p, lanes over n), fp32 throughout.
+//
+// Layouts: token-major, row-major. Every activation = base pointer + batch stride + token row
+// stride (elements), so inputs may be column slices of a fused projection output:
+//   x [B,T,H,P] bf16, dt_raw [B,T,H] bf16, Bm/Cm [B,T,G,N] bf16, y [B,T,H,P] bf16;
+//   dt_bias/A/D [H] fp32; h0/hT [B,H,P,N] fp32 contiguous.
+// Chunked-path alignment: x/B/C base pointers 16-byte aligned and their strides multiples of
+// 8 elements (cp.async 16 B); y strides even. The launcher checks and returns
+// cudaErrorInvalidValue otherwise.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+namespace strata {
+namespace ssd {
+
+struct SsdParams {
+  int batch = 0, seqlen = 0, nheads = 0, ngroups = 0;  // P (headdim), N (dstate): template params
+  const __nv_bfloat16* x = nullptr;  long long x_batch_stride = 0, x_row_stride = 0;
+  const __nv_bfloat16* dt = nullptr; long long dt_batch_stride = 0, dt_row_stride = 0;
+  const float* dt_bias = nullptr;    // [H], optional (0)
+  const float* A = nullptr;          // [H], A = -exp(A_log)
+  const __nv_bfloat16* B = nullptr;  long long B_batch_stride = 0, B_row_stride = 0;
+  const __nv_bfloat16* C = nullptr;  long long C_batch_stride = 0, C_row_stride = 0;
+  const float* D = nullptr;          // [H], optional (0)
+  const float* h0 = nullptr;         // [B,H,P,N], optional (zeros)
+  float* hT = nullptr;               // [B,H,P,N], optional; may alias h0
+  __nv_bfloat16* y = nullptr;        long long y_batch_stride = 0, y_row_stride = 0;
+};
+
+namespace detail {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float softplus(float x) {
+  return x > 20.f ? x : log1pf(__expf(x));
+}
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  const int sz = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(sz));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+__device__ __forceinline__ float2 unpack_bf16(uint32_t v) {
+  __nv_bfloat162 b = *reinterpret_cast<__nv_bfloat162*>(&v);
+  return __bfloat1622float2(b);
+}
+// XOR swizzle of 16-byte chunks inside rows of RL bf16 elements (RL multiple of 64):
+// ldmatrix on 8 consecutive rows hits 8 distinct bank groups.
+template <int RL>
+__device__ __forceinline__ int swz(int row, int col) {
+  return row * RL + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7));
+}
+// fp32 rows of RL floats (RL multiple of 64): XOR 32-byte chunks with row & 7.
+template <int RL>
+__device__ __forceinline__ int swzf(int row, int col) {
+  return row * RL + (col ^ ((row & 7) << 3));
+}
+
+template <int L, int P, int N>
+struct SsdSmem {
+  static constexpr size_t kBytes =
+      sizeof(__nv_bfloat16) * (size_t)(2 * L * N + L * P) + sizeof(float) * (size_t)(P * N + 2 * L);
+};
+
+template <int L, int P, int N, bool kSplitState>
+__global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams p) {
+  constexpr int NW = 8;
+  constexpr int RB = L / 16;       // 16-row blocks per chunk
+  constexpr int PSPLIT = NW / RB;  // warps sharing one row block (split P)
+  constexpr int PW = P / PSPLIT;   // P columns per warp in phase A
+  constexpr int MT = P / 16;       // phase B: m16 tiles over P
+  constexpr int NSPL = NW / MT;    // phase B: splits over N
+  constexpr int NWB = N / NSPL;    // phase B: N columns per warp
+  static_assert(L == 64 || L == 128, "chunk must be 64 or 128");
+  static_assert(P % 64 == 0 && N % 64 == 0, "P, N multiples of 64 (swizzle)");
+  static_assert(NW % RB == 0 && P % PSPLIT == 0 && PW % 16 == 0, "phase A split");
+  static_assert(NW % MT == 0 && N % NSPL == 0 && NWB % 16 == 0, "phase B split");
+  static_assert(P * N <= 8192, "state must fit 32 fp32 registers per thread");
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sC = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sB = sC + L * N;
+  __nv_bfloat16* sX = sB + L * N;
+  float* sH = reinterpret_cast<float*>(sX + L * P);  // carried state, fp32 [P][N] swizzled
+  float* sDt = sH + P * N;
+  float* sCs = sDt + L;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int H = p.nheads;
+  const int b = blockIdx.x / H, h = blockIdx.x % H;
+  const int g = h / (H / p.ngroups);
+  const int T = p.seqlen;
+
+  const float A2 = p.A[h] * kLog2e;
+  const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
+  const float Dh = p.D ? p.D[h] : 0.f;
+
+  const __nv_bfloat16* xg = p.x + (long long)b * p.x_batch_stride + (long long)h * P;
+  const __nv_bfloat16* Bg = p.B + (long long)b * p.B_batch_stride + (long long)g * N;
+  const __nv_bfloat16* Cg = p.C + (long long)b * p.C_batch_stride + (long long)g * N;
+  const __nv_bfloat16* dtg = p.dt + (long long)b * p.dt_batch_stride + h;
+  __nv_bfloat16* yg = p.y + (long long)b * p.y_batch_stride + (long long)h * P;
+
+  // ---- carried state h (P x N, fp32) lives in smem between chunks ----
+  const size_t hoff = ((size_t)b * H + h) * (size_t)P * N;
+  for (int i = tid * 4; i < P * N; i += 256 * 4) {
+    const int pr = i / N, n = i % N;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (p.h0) v = *reinterpret_cast<const float4*>(p.h0 + hoff + i);
+    *reinterpret_cast<float4*>(sH + swzf<N>(pr, n)) = v;
+  }
+  // phase-B ownership: warp owns rows [mt*16, +16) x cols [nb0, nb0+NWB) of h
+  const int mt = warp % MT;
+  const int nb0 = (warp / MT) * NWB;
+
+  const int nchunks = (T + L - 1) / L;
+  for (int c = 0; c < nchunks; ++c) {
+    const int t0 = c * L;
+    const int Lc = min(L, T - t0);
+
+    // ---- 1. async tile loads (zero-fill rows >= Lc) ----
+    {
+      constexpr int CPRN = N / 8;
+#pragma unroll 4
+      for (int i = tid; i < L * CPRN; i += 256) {
+        const int r = i / CPRN, ch = i % CPRN;
+        const bool v = r < Lc;
+        const long long tt = v ? (long long)(t0 + r) : 0;
+        const int so = r * N + ((ch ^ (r & 7)) << 3);
+        cp_async16(smem_u32(sC + so), Cg + tt * p.C_row_stride + ch * 8, v);
+        cp_async16(smem_u32(sB + so), Bg + tt * p.B_row_stride + ch * 8, v);
+      }
+      constexpr int CPRP = P / 8;
+#pragma unroll 4
+      for (int i = tid; i < L * CPRP; i += 256) {
+        const int r = i / CPRP, ch = i % CPRP;
+        const bool v = r < Lc;
+        const long long tt = v ? (long long)(t0 + r) : 0;
+        cp_async16(smem_u32(sX + r * P + ((ch ^ (r & 7)) << 3)), xg + tt * p.x_row_stride + ch * 8, v);
+      }
+      cp_async_commit();
+    }
+    // ---- dt, cumsum(dt*A) (log2 units): warp 0, RPL consecutive rows per lane ----
+    if (warp == 0) {
+      constexpr int RPL = L / 32;
+      float dA[RPL];
+      float run = 0.f;
+#pragma unroll
+      for (int k = 0; k < RPL; ++k) {
+        const int r = lane * RPL + k;
+        float dtv = 0.f;
+        if (r < Lc) {
+          const float raw = __bfloat162float(dtg[(long long)(t0 + r) * p.dt_row_stride]) + dtb;
+          dtv = softplus(raw);
+        }
+        sDt[r] = dtv;
+        run += dtv * A2;
+        dA[k] = run;
+      }
+      float s = run;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const float nv = __shfl_up_sync(0xffffffffu, s, o);
+        if (lane >= o) s += nv;
+      }
+      const float excl = s - run;
+#pragma unroll
+      for (int k = 0; k < RPL; ++k) sCs[lane * RPL + k] = excl + dA[k];
+    }
+    cp_async_wait_all();
+    __syncthreads();
+
+    // ---- 2. phase A: outputs ----
+    {
+      const int rb = warp % RB;
+      const int pbase = (warp / RB) * PW;
+      const int r0 = rb * 16;
+      float o[PW / 8][4];
+#pragma unroll
+      for (int j = 0; j < PW / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+
+      const int a_row = r0 + (lane & 7) + ((lane >> 3) & 1) * 8;  // A frag (non-trans) row
+      const int a_colo = (lane >> 4) * 8;
+      // off-diagonal: O = C_rows . h_prev^T
+#pragma unroll 1
+      for (int kt = 0; kt < N / 16; ++kt) {
+        uint32_t a[4];
+        ldsm_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
+#pragma unroll
+        for (int nt = 0; nt < PW / 8; ++nt) {
+          const int hr = pbase + nt * 8 + gid;
+          const float2 v0 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig));
+          const float2 v1 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig + 8));
+          mma16816(o[nt], a, pack_bf16(v0.x, v0.y), pack_bf16(v1.x, v1.y));
+        }
+      }
+      const float csr0 = sCs[r0 + gid], csr1 = sCs[r0 + gid + 8];
+      {
+        const float e0 = ex2(csr0), e1 = ex2(csr1);
+#pragma unroll
+        for (int j = 0; j < PW / 8; ++j) { o[j][0] *= e0; o[j][1] *= e0; o[j][2] *= e1; o[j][3] *= e1; }
+      }
+      // diagonal blocks (causal): column blocks sb <= rb
+      for (int sb = 0; sb <= rb; ++sb) {
+        float s[2][4];
+#pragma unroll
+        for (int j = 0; j < 2; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll 2
+        for (int kt = 0; kt < N / 16; ++kt) {
+          uint32_t a[4], bf[4];
+          ldsm_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
+          const int br = sb * 16 + (lane & 7) + (lane >> 4) * 8;
+          ldsm_x4(bf, smem_u32(sB + swz<N>(br, kt * 16 + ((lane >> 3) & 1) * 8)));
+          mma16816(s[0], a, bf[0], bf[1]);
+          mma16816(s[1], a, bf[2], bf[3]);
+        }
+        uint32_t pa[4];
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          const int col = sb * 16 + nt * 8 + 2 * tig;
+          const float cc0 = sCs[col], cc1 = sCs[col + 1];
+          const float d0 = sDt[col], d1 = sDt[col + 1];
+          const int row0 = r0 + gid, row1 = row0 + 8;
+          const float v00 = (col <= row0) ? s[nt][0] * ex2(csr0 - cc0) * d0 : 0.f;
+          const float v01 = (col + 1 <= row0) ? s[nt][1] * ex2(csr0 - cc1) * d1 : 0.f;
+          const float v10 = (col <= row1) ? s[nt][2] * ex2(csr1 - cc0) * d0 : 0.f;
+          const float v11 = (col + 1 <= row1) ? s[nt][3] * ex2(csr1 - cc1) * d1 : 0.f;
+          pa[nt * 2 + 0] = pack_bf16(v00, v01);
+          pa[nt * 2 + 1] = pack_bf16(v10, v11);
+        }
+        // A-frag order: a0=(g, k lo)=nt0 row0, a1=(g+8, k lo)=nt0 row1, a2=nt1 row0, a3=nt1 row1
+        const uint32_t af[4] = {pa[0], pa[1], pa[2], pa[3]};
+#pragma unroll
+        for (int np = 0; np < PW / 16; ++np) {
+          uint32_t bf[4];
+          const int xr = sb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+          ldsm_x4_t(bf, smem_u32(sX + swz<P>(xr, pbase + np * 16 + (lane >> 4) * 8)));
+          mma16816(o[2 * np], af, bf[0], bf[1]);
+          mma16816(o[2 * np + 1], af, bf[2], bf[3]);
+        }
+      }
+      // epilogue: y = O + D x
+      const int row0 = r0 + gid, row1 = row0 + 8;
+#pragma unroll
+      for (int j = 0; j < PW / 8; ++j) {
+        const int col = pbase + j * 8 + 2 * tig;
+        if (row0 < Lc) {
+          const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row0, col)));
+          *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row0) * p.y_row_stride + col) =
+              pack_bf16(o[j][0] + Dh * xv.x, o[j][1] + Dh * xv.y);
+        }
+        if (row1 < Lc) {
+          const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row1, col)));
+          *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row1) * p.y_row_stride + col) =
+              pack_bf16(o[j][2] + Dh * xv.x, o[j][3] + Dh * xv.y);
+        }
+      }
+    }
+
+    __syncthreads();  // phase A done reading sH
+    // ---- 3. phase B: state update h = exp(cs_last) h + (x w)^T B ----
+    {
+      const float cs_last = sCs[L - 1];
+      const float decay = ex2(cs_last);
+      float hacc[NWB / 8][4];
+#pragma unroll
+      for (int j = 0; j < NWB / 8; ++j) {
+        const int pr = mt * 16 + gid, n = nb0 + j * 8 + 2 * tig;
+        const float2 v0 = *reinterpret_cast<const float2*>(sH + swzf<N>(pr, n));
+        const float2 v1 = *reinterpret_cast<const float2*>(sH + swzf<N>(pr + 8, n));
+        hacc[j][0] = v0.x * decay; hacc[j][1] = v0.y * decay; hacc[j][2] = v1.x * decay; hacc[j][3] = v1.y * decay;
+      }
+#pragma unroll 1
+      for (int kt = 0; kt < L / 16; ++kt) {
+        uint32_t a[4];
+        // A = x^T (m = p, k = s) from x[s][p]: trans
+        const int xr = kt * 16 + (lane & 7) + (lane >> 4) * 8;
+        ldsm_x4_t(a, smem_u32(sX + swz<P>(xr, mt * 16 + ((lane >> 3) & 1) * 8)));
+        const int s0 = kt * 16 + 2 * tig;
+        const float w0 = ex2(cs_last - sCs[s0]) * sDt[s0];
+        const float w1 = ex2(cs_last - sCs[s0 + 1]) * sDt[s0 + 1];
+        const float w8 = ex2(cs_last - sCs[s0 + 8]) * sDt[s0 + 8];
+        const float w9 = ex2(cs_last - sCs[s0 + 9]) * sDt[s0 + 9];
+        uint32_t ahi[4], alo[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const float2 v = unpack_bf16(a[q]);
+          const float f0 = v.x * (q < 2 ? w0 : w8);
+          const float f1 = v.y * (q < 2 ? w1 : w9);
+          ahi[q] = pack_bf16(f0, f1);
+          if (kSplitState) {
+            const float2 hv = unpack_bf16(ahi[q]);
+            alo[q] = pack_bf16(f0 - hv.x, f1 - hv.y);
+          }
+        }
+#pragma unroll
+        for (int np = 0; np < NWB / 16; ++np) {
+          uint32_t bf[4];
+          const int br = kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+          ldsm_x4_t(bf, smem_u32(sB + swz<N>(br, nb0 + np * 16 + (lane >> 4) * 8)));
+          mma16816(hacc[2 * np], ahi, bf[0], bf[1]);
+          mma16816(hacc[2 * np + 1], ahi, bf[2], bf[3]);
+          if (kSplitState) {
+            mma16816(hacc[2 * np], alo, bf[0], bf[1]);
+            mma16816(hacc[2 * np + 1], alo, bf[2], bf[3]);
+          }
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < NWB / 8; ++j) {
+        const int pr = mt * 16 + gid, n = nb0 + j * 8 + 2 * tig;
+        *reinterpret_cast<float2*>(sH + swzf<N>(pr, n)) = make_float2(hacc[j][0], hacc[j][1]);
+        *reinterpret_cast<float2*>(sH + swzf<N>(pr + 8, n)) = make_float2(hacc[j][2], hacc[j][3]);
+      }
+    }
+    __syncthreads();  // chunk done: sC/sB/sX/sCs free, sH updated
+  }
+
+  __syncthreads();
+  if (p.hT) {
+    for (int i = tid * 4; i < P * N; i += 256 * 4) {
+      const int pr = i / N, n = i % N;
+      *reinterpret_cast<float4*>(p.hT + hoff + i) = *reinterpret_cast<const float4*>(sH + swzf<N>(pr, n));
+    }
+  }
+}
+
+// Sequential (decode) path: one CTA (128 threads) per (b, h); warp handles p rows, lanes n.
+template <int P, int N>
+__global__ void __launch_bounds__(128) ssd_decode_kernel(const SsdParams p) {
+  static_assert(N % 32 == 0, "N multiple of 32");
+  constexpr int NPL = N / 32;
+  const int H = p.nheads;
+  const int b = blockIdx.x / H, h = blockIdx.x % H;
+  const int g = h / (H / p.ngroups);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const float A = p.A[h];
+  const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
+  const float Dh = p.D ? p.D[h] : 0.f;
+  const size_t hoff = ((size_t)b * H + h) * (size_t)P * N;
+  for (int pr = warp; pr < P; pr += 4) {
+    float st[NPL];
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) st[i] = p.h0 ? p.h0[hoff + (size_t)pr * N + lane + 32 * i] : 0.f;
+    for (int t = 0; t < p.seqlen; ++t) {
+      const float raw = __bfloat162float(p.dt[(long long)b * p.dt_batch_stride + (long long)t * p.dt_row_stride + h]) + dtb;
+      const float dtv = softplus(raw);
+      const float a = __expf(dtv * A);
+      const float xv = __bfloat162float(p.x[(long long)b * p.x_batch_stride + (long long)t * p.x_row_stride + h * P + pr]);
+      const __nv_bfloat16* Bt = p.B + (long long)b * p.B_batch_stride + (long long)t * p.B_row_stride + g * N;
+      const __nv_bfloat16* Ct = p.C + (long long)b * p.C_batch_stride + (long long)t * p.C_row_stride + g * N;
+      float acc = 0.f;
+#pragma unroll
+      for (int i = 0; i < NPL; ++i) {
+        const int n = lane + 32 * i;
+        st[i] = a * st[i] + dtv * xv * __bfloat162float(Bt[n]);
+        acc += st[i] * __bfloat162float(Ct[n]);
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+      if (lane == 0)
+        p.y[(long long)b * p.y_batch_stride + (long long)t * p.y_row_stride + h * P + pr] =
+            __float2bfloat16(acc + Dh * xv);
+    }
+    if (p.hT) {
+#pragma unroll
+      for (int i = 0; i < NPL; ++i) p.hT[hoff + (size_t)pr * N + lane + 32 * i] = st[i];
+    }
+  }
+}
+
+inline bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
+
+}  // namespace detail
+
+// Smem bytes of the chunked kernel.
+template <int L, int P, int N>
+constexpr size_t ssd_chunked_smem_bytes() { return detail::SsdSmem<L, P, N>::kBytes; }
+
+// Chunked forward (prefill). Template: chunk L (64/128), head dim P, d_state N.
+// kSplitState: hi/lo bf16 split of the chunk-state operand (fp32-accurate states; ~20% slower).
+template <int L, int P, int N, bool kSplitState = true>
+inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) {
+  if (p.batch <= 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
+  if (!p.x || !p.dt || !p.A || !p.B || !p.C || !p.y) return cudaErrorInvalidValue;
+  if (p.seqlen < 0) return cudaErrorInvalidValue;
+  if (!detail::aligned16(p.x) || !detail::aligned16(p.B) || !detail::aligned16(p.C)) return cudaErrorInvalidValue;
+  if ((p.x_row_stride | p.x_batch_stride | p.B_row_stride | p.B_batch_stride | p.C_row_stride | p.C_batch_stride) & 7)
+    return cudaErrorInvalidValue;
+  if (((p.y_row_stride | p.y_batch_stride) & 1) || (reinterpret_cast<uintptr_t>(p.y) & 3)) return cudaErrorInvalidValue;
+  if ((p.h0 && (reinterpret_cast<uintptr_t>(p.h0) & 15)) || (p.hT && (reinterpret_cast<uintptr_t>(p.hT) & 15)))
+    return cudaErrorInvalidValue;
+  constexpr size_t smem = ssd_chunked_smem_bytes<L, P, N>();
+  auto kern = detail::ssd_chunked_fwd_kernel<L, P, N, kSplitState>;
+  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  kern<<<p.batch * p.nheads, 256, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+// Decode / sequential path (intended for T = 1; correct for any T). hT may alias h0.
+template <int P, int N>
+inline cudaError_t ssd_decode_fwd(const SsdParams& p, cudaStream_t stream = 0) {
+  if (p.batch <= 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
+  if (!p.x || !p.dt || !p.A || !p.B || !p.C || !p.y || p.seqlen < 0) return cudaErrorInvalidValue;
+  detail::ssd_decode_kernel<P, N><<<p.batch * p.nheads, 128, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace ssd
+}  // namespace strata
