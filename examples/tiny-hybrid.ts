@@ -8,7 +8,7 @@ export default model({
   seqLen: 64,
   layers: stack({
     pattern: "M*-M-",
-    M: mamba2({ dState: 16, headDim: 32, groups: 2, chunk: 16 }),
+    M: mamba2({ dState: 64, headDim: 64, groups: 2, expand: 4, chunk: 64 }),
     "*": attention({ heads: 4, kvHeads: 2, headDim: 32 }),
     "-": mlp({ hidden: 512, act: "relu2" }),
   }),

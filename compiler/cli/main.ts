@@ -11,6 +11,11 @@ import { formatDiagnostics, loadModel, typecheck } from "./load.js";
 import { formatInfo, modelInfo } from "./info.js";
 import { deriveStep } from "../passes/derive-step.js";
 import type { Graph } from "../ir/graph.js";
+import { dumpProject, emitProject, writeProject } from "../codegen/project.js";
+import { buildProject } from "../codegen/build.js";
+import { explainFusion } from "../passes/fuse.js";
+import { existsSync, rmSync } from "node:fs";
+import path from "node:path";
 
 let verbose = process.argv.includes("--verbose");
 
@@ -91,6 +96,53 @@ export function buildProgram(): Command {
       const def = await loadModel(arch, { check: false });
       const g = def.toGraph();
       console.log(`${arch}: ok (${def.config.name}: ${def.pattern.length} layers, ${graphNodes(g).length} IR nodes)`);
+    });
+
+  program
+    .command("compile")
+    .description("compile to a deployable project folder (kernels, host schedule, runtime, Makefile) and build it with nvcc")
+    .argument("<arch>", "architecture file")
+    .option("-o, --out <dir>", "output folder (default: build/<model name>)")
+    .option("--emit-only", "write the sources without building")
+    .option("--explain", "print each fusion group and the reason for every rejected fusion")
+    .option("--dump <dir>", "write the IR before and after fusion, kernel specs and sources to DIR")
+    .option("--arch <sm>", "GPU target: sm_90a (default, Hopper), sm_90 or sm_80", "sm_90a")
+    .option("--max-batch <n>", "largest batch the project serves", positiveInt, 1)
+    .option("--max-seq <n>", "longest sequence the project serves (default: the model's seqLen)", positiveInt)
+    .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
+    .option("--no-check", "skip the TypeScript type check")
+    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; jobs?: number; check: boolean }) => {
+      if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
+      const def = await loadModel(arch, { check: o.check });
+      const p = emitProject(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, arch: o.arch as "sm_90a" });
+      if (o.explain) console.log(explainFusion(p.plan));
+      if (o.dump) dumpProject(p, o.dump);
+      const dir = path.resolve(o.out ?? path.join("build", def.config.name));
+      if (existsSync(path.join(dir, "kernels"))) rmSync(path.join(dir, "kernels"), { recursive: true });
+      writeProject(p, dir);
+      console.error(`${def.config.name}: ${p.plan.groups.length} fused groups → ${p.kernels.length} kernels, arena ${(p.memory.peakBytes / 2 ** 20).toFixed(2)} MiB; wrote ${path.relative(process.cwd(), dir) || dir}`);
+      if (o.emitOnly) return;
+      const r = await buildProject(p, dir, { arch: o.arch as "sm_90a", jobs: o.jobs });
+      console.error(`built ${path.relative(process.cwd(), dir)}/bin/model and lib/libmodel.so in ${r.seconds.toFixed(1)}s (${r.kernels.filter((k) => k.cached).length}/${r.kernels.length} kernels from cache)`);
+    });
+
+  program
+    .command("emit")
+    .description("print the emitted CUDA kernels (all, or one with --kernel)")
+    .argument("<arch>", "architecture file")
+    .option("--kernel <name>", "only this kernel (a name from `strata compile --explain` / the manifest), or a template name such as ssd")
+    .option("--list", "list kernel names only")
+    .option("--no-check", "skip the TypeScript type check")
+    .action(async (arch: string, o: { kernel?: string; list?: boolean; check: boolean }) => {
+      const def = await loadModel(arch, { check: o.check });
+      const p = emitProject(def);
+      if (o.list) {
+        for (const k of p.kernels) console.log(`${k.name}  (${k.spec.template}, ${p.launches.filter((l) => l.kernel === k.name).length} launches)`);
+        return;
+      }
+      const ks = o.kernel ? p.kernels.filter((k) => k.name === o.kernel || k.name.startsWith(`${o.kernel}_`)) : p.kernels;
+      if (ks.length === 0) throw new StrataError(`no kernel named '${o.kernel}'`, undefined, `kernels: ${p.kernels.map((k) => k.name).join(", ")}`);
+      for (const k of ks) console.log(`// ===== ${k.file}\n${k.source}`);
     });
 
   return program;

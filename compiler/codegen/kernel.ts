@@ -26,9 +26,13 @@ export const KernelSpecSchema = z.object({
 });
 export type KernelSpec = z.infer<typeof KernelSpecSchema>;
 
-export interface RenderedKernel {
-  spec: KernelSpec;
-  source: string;
+/** A rendered group before deduplication: the body names its kernel KERNEL_NAME. */
+export interface KernelBody {
+  group: FusionGroup;
+  template: string;
+  body: string;
+  buffers: BufferArg[];
+  tiles: Record<string, number | string | boolean>;
 }
 
 export function kernelName(g: FusionGroup, index: number): string {

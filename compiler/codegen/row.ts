@@ -10,12 +10,12 @@ import type { Node } from "../ir/node.js";
 import type { FusionGroup } from "../passes/fuse.js";
 import { BufferTable } from "./buffers.js";
 import { elementwiseExpr } from "./expr.js";
-import { type KernelSpec, nodeSummary, provenanceHeader, type RenderedKernel } from "./kernel.js";
-import { renderTemplate } from "./templates.js";
-import type { TensorRef } from "./tensors.js";
+import type { KernelBody } from "./kernel.js";
+import { KERNEL_NAME, renderTemplate } from "./templates.js";
+import { elementIndex, prod, type TensorRef } from "./tensors.js";
 
 const NORMS = new Set(["rmsnorm", "layernorm", "gatedRmsnorm"]);
-const prod = (s: readonly Dim[]) => s.reduce<number>((a, d) => a * (d as number), 1);
+
 
 export interface RowContext {
   ref(n: Node): TensorRef;
@@ -23,34 +23,7 @@ export interface RowContext {
   outRef(n: Node): TensorRef;
 }
 
-/** Column-to-element index of `ref` for a row whose features have shape F (c = column). */
-function elementIndex(ref: TensorRef, F: readonly Dim[], rowTokens: boolean, col: string): string {
-  const L = ref.shape.slice(ref.tokenDims);
-  let rowTerm = "";
-  if (ref.tokenDims === 2) {
-    if (!rowTokens) throw new Error("codegen: a per-token tensor read by a parameter-only kernel");
-    rowTerm = `(long long)row * ${ref.rowStride} + `;
-  }
-  const offset = ref.offset ? `${ref.offset} + ` : "";
-  if (L.join() === F.join()) return `${rowTerm}${offset}${col}`;
-  if (L.length > F.length) throw new Error(`codegen: operand [${ref.shape}] has more feature axes than the row [${F}]`);
-  // right-aligned broadcast: coordinate i of F, stride from L (0 where L has size 1 or is absent)
-  const terms: string[] = [];
-  let lStride = 1;
-  for (let i = F.length - 1, j = L.length - 1; i >= 0; i--, j--) {
-    const fi = F[i] as number;
-    const li = j >= 0 ? (L[j] as number) : 1;
-    const fStride = prod(F.slice(i + 1));
-    if (li !== 1) {
-      if (li !== fi) throw new Error(`codegen: operand axis ${li} does not broadcast to ${fi}`);
-      terms.push(`((${col} / ${fStride}) % ${fi}) * ${lStride}`);
-    }
-    lStride *= li;
-  }
-  return `${rowTerm}${offset}${terms.length ? terms.join(" + ") : "0"}`;
-}
-
-export function renderRowKernel(g: FusionGroup, name: string, ctx: RowContext): RenderedKernel {
+export function renderRowKernel(g: FusionGroup, ctx: RowContext): KernelBody {
   const sink = g.anchor ?? g.nodes[g.nodes.length - 1]!;
   const rowTokens = sink.shape[0] === "B" && sink.shape[1] === "T";
   const main = g.outputs.find((o) => o.shape.join() === sink.shape.join()) ?? sink;
@@ -143,19 +116,8 @@ export function renderRowKernel(g: FusionGroup, name: string, ctx: RowContext): 
   }
 
   const smemBytes = norm ? cols * 4 : 0;
-  const spec: KernelSpec = {
-    name,
-    template: "row.cu.hbs",
-    group: g.id,
-    kind: g.kind,
-    nodes: nodeSummary(g.nodes),
-    tiles: { threads: 256, cols },
-    buffers: bufs.args,
-    once: g.kind === "param_prep",
-  };
-  const source = renderTemplate("row.cu.hbs", {
-    header: provenanceHeader(spec, "templates/row.cu.hbs"),
-    name,
+  const body = renderTemplate("row.cu.hbs", {
+    name: KERNEL_NAME,
     cols,
     threads: 256,
     params: bufs.params(),
@@ -166,7 +128,7 @@ export function renderRowKernel(g: FusionGroup, name: string, ctx: RowContext): 
     bigSmem: smemBytes > 48 * 1024,
     ...view,
   });
-  return { spec, source };
+  return { group: g, template: "row.cu.hbs", body, buffers: bufs.args, tiles: { threads: 256, cols } };
 }
 
 /** Is `n` computed from `root` within the group? */

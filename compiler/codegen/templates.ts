@@ -20,3 +20,6 @@ export function renderTemplate(file: string, view: Record<string, unknown>): str
   }
   return t(view);
 }
+
+/** Placeholder for the kernel's name in rendered bodies: names are given after deduplication. */
+export const KERNEL_NAME = "__KERNEL__";

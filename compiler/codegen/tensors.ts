@@ -28,7 +28,7 @@ export interface TensorRef {
   rowStride: number;
 }
 
-const prod = (s: readonly Dim[]) => s.reduce<number>((a, d) => a * (d as number), 1);
+export const prod = (s: readonly Dim[]) => s.reduce<number>((a, d) => a * (d as number), 1);
 
 export function featureCount(ref: TensorRef): number {
   return prod(ref.shape.slice(ref.tokenDims));
@@ -81,3 +81,31 @@ export const CTYPE: Record<DType, string> = {
   i32: "int",
   i64: "long long",
 };
+
+/** Column-to-element index of `ref` for a row whose features have shape F (c = column). */
+export function elementIndex(ref: TensorRef, F: readonly Dim[], rowTokens: boolean, col: string): string {
+  const L = ref.shape.slice(ref.tokenDims);
+  let rowTerm = "";
+  if (ref.tokenDims === 2) {
+    if (!rowTokens) throw new Error("codegen: a per-token tensor read by a parameter-only kernel");
+    rowTerm = `(long long)row * ${ref.rowStride} + `;
+  }
+  const offset = ref.offset ? `${ref.offset} + ` : "";
+  if (L.join() === F.join()) return `${rowTerm}${offset}${col}`;
+  if (L.length > F.length) throw new Error(`codegen: operand [${ref.shape}] has more feature axes than the row [${F}]`);
+  // right-aligned broadcast: coordinate i of F, stride from L (0 where L has size 1 or is absent)
+  const terms: string[] = [];
+  let lStride = 1;
+  for (let i = F.length - 1, j = L.length - 1; i >= 0; i--, j--) {
+    const fi = F[i] as number;
+    const li = j >= 0 ? (L[j] as number) : 1;
+    const fStride = prod(F.slice(i + 1));
+    if (li !== 1) {
+      if (li !== fi) throw new Error(`codegen: operand axis ${li} does not broadcast to ${fi}`);
+      terms.push(`((${col} / ${fStride}) % ${fi}) * ${lStride}`);
+    }
+    lStride *= li;
+  }
+  return `${rowTerm}${offset}${terms.length ? terms.join(" + ") : "0"}`;
+}
+

@@ -40,7 +40,7 @@ void check_keys(const json::Value& v, const std::string& ctx, std::initializer_l
       std::string list;
       for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
       throw Error(ctx + ": unknown init field \"" + kv.first + "\" for kind \"" + v.find("kind")->as_string() +
-                      "\" (allowed: " + list + ")",
+                      "\" (allowed: " + (list.empty() ? "none" : list) + ")",
                   STRATA_ERR_FORMAT);
     }
   }
@@ -74,6 +74,11 @@ InitSpec parse_init_spec(const json::Value& v, const std::string& ctx) {
     check_keys(v, ctx, {"value"});
     s.kind = InitKind::Const;
     s.value = get_num(v, "value", ctx, true, 0);
+  } else if (kind == "zeros" || kind == "ones") {
+    // Shorthands accepted by the TS interpreter (compiler/interp): const 0 / 1.
+    check_keys(v, ctx, {});
+    s.kind = InitKind::Const;
+    s.value = kind == "ones" ? 1.0 : 0.0;
   } else if (kind == "alog_uniform") {
     check_keys(v, ctx, {"low", "high"});
     s.kind = InitKind::AlogUniform;
@@ -95,7 +100,7 @@ InitSpec parse_init_spec(const json::Value& v, const std::string& ctx) {
     require(s.fan_in > 0, ctx, "fanIn must be > 0");
   } else {
     throw Error(ctx + ": unknown init kind \"" + kind +
-                    "\" (valid: normal, uniform, const, alog_uniform, dt_bias, kaiming_uniform)",
+                    "\" (valid: normal, uniform, const, zeros, ones, alog_uniform, dt_bias, kaiming_uniform)",
                 STRATA_ERR_FORMAT);
   }
   return s;

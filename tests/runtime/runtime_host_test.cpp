@@ -396,6 +396,9 @@ static void test_init_spec_errors() {
   CHECK_THROWS(spec(R"({"kind":"kaiming_uniform","fanIn":0})"), "fanIn must be > 0");
   CHECK_THROWS(spec(R"({"kind":"const","value":"1"})"), "must be a finite number");
   CHECK_THROWS(spec("[1]"), "init spec must be a JSON object");
+  CHECK(spec(R"({"kind":"ones"})").kind == InitKind::Const && spec(R"({"kind":"ones"})").value == 1.0);
+  CHECK(spec(R"({"kind":"zeros"})").value == 0.0);
+  CHECK_THROWS(spec(R"({"kind":"zeros","value":2})"), "unknown init field \"value\" for kind \"zeros\" (allowed: none)");
   InitSpec d = spec(R"({"kind":"dt_bias"})");  // Mamba defaults
   CHECK(d.dt_min == 0.001 && d.dt_max == 0.1 && d.floor == 1e-4);
   CHECK(json::dump(init_spec_to_json(spec(R"({"kind":"kaiming_uniform","fanIn":4})"))) ==

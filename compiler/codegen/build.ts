@@ -1,0 +1,67 @@
+/**
+ * Building a written project: kernels through the nvcc driver (parallel, content-hash cached,
+ * ptxas reports kept in the manifest), then `make` for the runtime, the host schedule and the
+ * link. With no nvcc, the sources stay written and the error says how to build later.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execa } from "execa";
+import { StrataError } from "../ir/errors.js";
+import { checkNoSpills, compileAll, findNvcc, formatSpills, nvccNotFoundError, type CompileResult, type NvccArch } from "../nvcc/driver.js";
+import type { EmittedProject } from "./project.js";
+
+export interface BuildOptions {
+  arch?: NvccArch;
+  jobs?: number;
+  /** Compile kernels only (CI: checks every kernel builds, without linking). */
+  kernelsOnly?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface BuildResult {
+  kernels: CompileResult[];
+  spills: string[];
+  seconds: number;
+}
+
+export const KERNEL_EXTRA_FLAGS = ["-Xcompiler", "-fPIC"];
+
+export async function buildProject(p: EmittedProject, dir: string, opts: BuildOptions = {}): Promise<BuildResult> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  const nvcc = findNvcc();
+  if (!nvcc) throw nvccNotFoundError();
+  const t0 = Date.now();
+  const units = p.kernels.map((k) => ({ name: k.name, template: k.spec.template, source: k.source, file: path.join(dir, k.file) }));
+  const results = await compileAll(units, {
+    arch: opts.arch ?? "sm_90a",
+    includeDirs: [path.join(dir, "include")],
+    extraFlags: KERNEL_EXTRA_FLAGS,
+    outDir: path.join(dir, "build", "kernels"),
+    jobs: opts.jobs,
+    onProgress: (done, total, unit, r) => log(`  [${done}/${total}] ${unit.name}${"ok" in r && r.ok ? (r.cached ? " (cached)" : ` ${r.seconds.toFixed(1)}s`) : " FAILED"}`),
+  });
+  const spills = formatSpills(checkNoSpills(results));
+  for (const s of spills) log(`warning: ${s}`);
+
+  // keep the ptxas reports with the kernels in the manifest
+  const mf = path.join(dir, "manifest.json");
+  const manifest = JSON.parse(readFileSync(mf, "utf8")) as { kernels: { name: string; ptxas?: unknown }[] };
+  for (const k of manifest.kernels) {
+    const r = results.find((x) => x.name === k.name);
+    if (r) k.ptxas = r.ptxas.map(({ name, registers, smemBytes, stackFrameBytes, spillStoreBytes, spillLoadBytes }) => ({ name, registers, smemBytes, stackFrameBytes, spillStoreBytes, spillLoadBytes }));
+  }
+  writeFileSync(mf, JSON.stringify(manifest, null, 1) + "\n");
+
+  if (!opts.kernelsOnly) {
+    log(`  linking bin/model and lib/libmodel.so (make)`);
+    try {
+      await execa("make", ["-j", String(opts.jobs ?? os.availableParallelism()), `NVCC=${nvcc}`, `ARCH=${opts.arch ?? "sm_90a"}`], { cwd: dir, all: true });
+    } catch (e) {
+      const err = e as { all?: string; shortMessage?: string };
+      const tail = (err.all ?? "").split("\n").slice(-25).join("\n");
+      throw new StrataError(`make failed in ${dir}:\n${tail}`, undefined, `the sources are written; fix the error and run 'make -C ${dir}'`);
+    }
+  }
+  return { kernels: results, spills, seconds: (Date.now() - t0) / 1000 };
+}
