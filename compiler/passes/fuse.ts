@@ -144,8 +144,10 @@ export function fuse(g: Graph): FusionPlan {
     }
   };
 
-  // ---- 1. anchors, in topological order --------------------------------------------------
-  for (const n of nodes) {
+  // ---- 1. anchors, in topological order; scans first: their kernels apply dt's bias and
+  // softplus while loading, which beats the producing GEMM's epilogue (one less store of dt).
+  const scansFirst = [...nodes.filter((n) => n.op === "ssdScan" || n.op === "selectiveScan"), ...nodes.filter((n) => n.op !== "ssdScan" && n.op !== "selectiveScan")];
+  for (const n of scansFirst) {
     const kind = ANCHOR_KIND[n.op];
     if (!kind || !free(n)) continue;
     const grp = newGroup(kind, n);
@@ -171,7 +173,7 @@ export function fuse(g: Graph): FusionPlan {
     const sp = dt!;
     const addN = sp.op === "softplus" ? sp.inputs[0]! : undefined;
     const bias = addN?.op === "add" ? addN.inputs.find((i) => i.op === "param" && i.shape.length === 1) : undefined;
-    if (sp.op === "softplus" && addN?.op === "add" && bias && uses(sp).length === 1 && uses(addN).length === 1) {
+    if (sp.op === "softplus" && addN?.op === "add" && bias && uses(sp).length === 1 && uses(addN).length === 1 && free(sp) && free(addN)) {
       grp.roles.dtRaw = addN.inputs.find((i) => i !== bias)!;
       grp.roles.dtBias = bias;
       add(grp, addN);
@@ -303,7 +305,7 @@ function orderGroups(groups: FusionGroup[], groupOf: Map<string, number>, order:
   const pending = [...groups].sort((a, b) => (a.kind === "param_prep" ? -1 : 0) - (b.kind === "param_prep" ? -1 : 0) || order.get(a.nodes[0]!.key)! - order.get(b.nodes[0]!.key)!);
   while (pending.length) {
     const idx = pending.findIndex((g) => [...depMap.get(g.id)!].every((d) => done.has(d)));
-    if (idx < 0) throw new Error(`fuse: cyclic group dependencies among ${pending.map((g) => g.id).join(", ")}`);
+    if (idx < 0) throw new Error(`fuse: cyclic group dependencies among ${pending.map((g) => `${g.id}(${g.kind}:${g.nodes.map((n) => n.op).join(",")} deps ${[...depMap.get(g.id)!].join(",")})`).join("; ")}`);
     const [g] = pending.splice(idx, 1);
     done.add(g!.id);
     out.push(g!);

@@ -66,13 +66,16 @@ __device__ void row_stats(const float* x, int cols, int groups, float eps, float
 }
 
 // Half-split rotary embedding of element `i` of a head of `rot` rotated dims: x is the value,
-// partner the element rot/2 away (after it for i < rot/2, before it otherwise).
+// partner the element rot/2 away (after it for i < rot/2, before it otherwise). The angle
+// pos·θ^(−2j/rot) is reduced to [0, 2π) in double first, so long contexts keep their precision
+// and the fast __sincosf suffices (sincosf's large-argument path would need a stack frame).
 __device__ __forceinline__ float rope(float x, float partner, int i, int rot, float pos, float theta) {
   const int half = rot / 2;
   const int j = i < half ? i : i - half;
-  const float freq = powf(theta, -2.f * j / rot);
+  const double turns = (double)pos * pow((double)theta, -2.0 * j / rot) * 0.15915494309189535;
+  const float r = (float)(turns - floor(turns)) * 6.2831853071795865f;
   float s, c;
-  sincosf(pos * freq, &s, &c);
+  __sincosf(r, &s, &c);
   return i < half ? x * c - partner * s : x * c + partner * s;
 }
 

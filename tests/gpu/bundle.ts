@@ -1,0 +1,87 @@
+/**
+ * `npm run gpu:bundle`: writes the git-ignored bundle the GPU suite runs from (.gpu-bundle/):
+ * every tiny example compiled to a project (sources only: the GPU machine builds them with
+ * nvcc), fresh random weights (bf16 safetensors), random tokens, and the reference interpreter's
+ * golden logits computed in float64 from exactly those bf16 weights; plus the 8B
+ * Mamba-2-Hybrid project (its weights are initialised on the GPU machine from a seed, not
+ * carried). The runner is tests/gpu/run_suite.py; it needs no Node.
+ *
+ *   npm run gpu:bundle [-- OUT_DIR]
+ */
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ModelDef } from "../../compiler/dsl/model.js";
+import { emitProject, writeProject } from "../../compiler/codegen/project.js";
+import { evaluate, randomParams } from "../../compiler/interp/interp.js";
+import { fromArray, type Tensor } from "../../compiler/interp/tensor.js";
+import { graphParams } from "../../compiler/ir/graph.js";
+import { bf16Round, writeSafetensors } from "../../compiler/io/safetensors.js";
+import { writeNpy } from "../../compiler/io/npy.js";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const OUT = path.resolve(process.argv[2] ?? path.join(REPO, ".gpu-bundle"));
+const BATCH = 2;
+const SEQ = 100; // ragged: not a multiple of the SSD chunk (64) or the attention tiles
+
+async function load(file: string): Promise<ModelDef> {
+  return ((await import(path.join(REPO, "examples", file))) as { default: ModelDef }).default;
+}
+
+function dirBytes(d: string): number {
+  let n = 0;
+  for (const e of readdirSync(d)) {
+    const p = path.join(d, e);
+    const s = statSync(p);
+    n += s.isDirectory() ? dirBytes(p) : s.size;
+  }
+  return n;
+}
+
+async function main() {
+  rmSync(OUT, { recursive: true, force: true });
+  mkdirSync(OUT, { recursive: true });
+  const seed = Date.now() % 2 ** 31;
+  const projects: Record<string, unknown>[] = [];
+  const tiny = readdirSync(path.join(REPO, "examples")).filter((f) => f.includes("tiny") && f.endsWith(".ts")).sort();
+  for (const file of tiny) {
+    const def = await load(file);
+    const t0 = Date.now();
+    const dir = path.join(OUT, def.config.name);
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128 });
+    writeProject(p, dir);
+
+    // weights: fresh random draw, rounded to the dtype the GPU stores
+    const params = randomParams(p.graph, seed, "f64");
+    const rounded: Record<string, Tensor> = {};
+    const tensors = graphParams(p.graph).map((n) => {
+      const name = n.attrs.name as string;
+      const t = params[name]!;
+      const data = new Float64Array(t.data.length);
+      for (let i = 0; i < data.length; i++) data[i] = n.dtype === "bf16" ? bf16Round(t.data[i]!) : Math.fround(t.data[i]!);
+      rounded[name] = { shape: t.shape, data };
+      return { name, dtype: n.dtype === "bf16" ? ("BF16" as const) : ("F32" as const), shape: t.shape as number[], data: Float32Array.from(data) };
+    });
+    writeSafetensors(path.join(dir, "weights.safetensors"), tensors, { model: def.config.name, seed: String(seed) });
+
+    const ids = Int32Array.from({ length: BATCH * SEQ }, () => Math.floor(Math.random() * def.config.vocab));
+    writeNpy(path.join(dir, "tokens.npy"), "<i4", [BATCH, SEQ], ids);
+    const logits = evaluate(p.graph, { bindings: { B: BATCH, T: SEQ }, inputs: { tokens: fromArray([BATCH, SEQ], ids) }, params: rounded, precision: "f64" }).logits!;
+    writeNpy(path.join(dir, "golden.npy"), "<f4", [BATCH, SEQ, def.config.vocab], Float32Array.from(logits.data));
+    projects.push({ name: def.config.name, kind: "golden", vocab: def.config.vocab, seq: SEQ, batch: BATCH, memcheck: def.config.name === "tiny-hybrid" });
+    console.error(`  ${def.config.name}: ${p.kernels.length} kernels, golden logits [${BATCH}, ${SEQ}, ${def.config.vocab}] in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  }
+
+  const big = await load("mamba2-hybrid-8b.ts");
+  const bp = emitProject(big, { maxBatch: 1, maxSeq: 4096 });
+  writeProject(bp, path.join(OUT, big.config.name));
+  projects.push({ name: big.config.name, kind: "big", vocab: big.config.vocab, seq: 4096, batch: 1 });
+  console.error(`  ${big.config.name}: ${bp.kernels.length} kernels (weights initialised on the GPU machine)`);
+
+  writeFileSync(path.join(OUT, "bundle.json"), JSON.stringify({ seed, created: new Date().toISOString(), projects }, null, 1) + "\n");
+  const mib = dirBytes(OUT) / 2 ** 20;
+  console.error(`wrote ${path.relative(process.cwd(), OUT)} (${mib.toFixed(1)} MiB; the carry limit is 64 MiB)`);
+  if (mib > 60) throw new Error(`bundle is ${mib.toFixed(1)} MiB, too close to the 64 MiB carry limit`);
+}
+
+await main();

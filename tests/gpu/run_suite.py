@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Strata's GPU suite: runs on a machine with a GPU and nvcc, without Node.
+
+Input: the bundle written by `npm run gpu:bundle` (default .gpu-bundle/): compiled model projects
+(sources + Makefile), fresh random weights (safetensors), tokens and the reference interpreter's
+golden logits (.npy), and bundle.json describing the checks. Steps:
+  1. build every project with make (nvcc), in parallel;
+  2. run each tiny model's forward and compare with the golden logits (tolerances: one table);
+  3. compute-sanitizer memcheck on one model;
+  4. the 8B Mamba-2-Hybrid forward at sequence 4096 with initialised weights (finite, time);
+  5. kernel benchmarks against peers in the same run (cuBLAS, torch SDPA, PyTorch SSD / scan);
+prints PASS/FAIL per check, a benchmark table, and a closing `N passed, N failed` line.
+
+Usage: python3 tests/gpu/run_suite.py [BUNDLE_DIR] [--skip-bench] [--skip-8b] [--only-bench]
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+BUNDLE = os.path.abspath(ARGS[0] if ARGS else os.path.join(REPO, ".gpu-bundle"))
+OUT = os.environ.get("OUT", "/tmp/strata-gpu-out")
+os.makedirs(OUT, exist_ok=True)
+
+# Relative-error tolerances ‖out − ref‖ / ‖ref‖, by output dtype. (One table.)
+TOLERANCE = {"bf16": 2e-2, "f32": 1e-4}
+
+results = []  # (name, ok, detail)
+bench_rows = []  # (family, shape, ours_ms, peer, peer_ms, rate, ratio)
+
+
+def check(name, ok, detail=""):
+    results.append((name, ok, detail))
+    print(f"{'PASS' if ok else 'FAIL'} {name}{(' — ' + detail) if detail else ''}", flush=True)
+
+
+def sh(cmd, cwd=None, timeout=None, env=None):
+    t0 = time.time()
+    p = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
+    return p.returncode, p.stdout, time.time() - t0
+
+
+def tail(text, n=25):
+    return "\n".join(text.splitlines()[-n:])
+
+
+def rel_err(out, ref):
+    out = out.astype(np.float64)
+    ref = ref.astype(np.float64)
+    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
+
+
+def build(project):
+    rc, log, secs = sh(["make", "-j", str(os.cpu_count() or 8)], cwd=project["dir"])
+    return project, rc, log, secs
+
+
+def main():
+    with open(os.path.join(BUNDLE, "bundle.json")) as f:
+        bundle = json.load(f)
+    projects = bundle["projects"]
+    for p in projects:
+        p["dir"] = os.path.join(BUNDLE, p["name"])
+    if "--skip-8b" in sys.argv:
+        projects = [p for p in projects if p["kind"] != "big"]
+    if "--only-bench" in sys.argv:
+        projects = []
+
+    # 1. build (a few projects at a time; make -j inside each)
+    print(f"== building {len(projects)} projects with nvcc", flush=True)
+    built = {}
+    with ThreadPoolExecutor(max_workers=3) as ex:
+        for p, rc, log, secs in ex.map(build, projects):
+            check(f"build {p['name']}", rc == 0, f"{secs:.0f}s" if rc == 0 else tail(log))
+            built[p["name"]] = rc == 0
+
+    # 2. golden checks
+    for p in projects:
+        if p["kind"] != "golden" or not built[p["name"]]:
+            continue
+        out = os.path.join(OUT, f"{p['name']}-logits.npy")
+        if os.path.exists(out):
+            os.remove(out)
+        cmd = [os.path.join(p["dir"], "bin", "model"), "forward", "--weights", os.path.join(p["dir"], "weights.safetensors"),
+               "--tokens", os.path.join(p["dir"], "tokens.npy"), "--out", out]
+        rc, log, secs = sh(cmd, timeout=300)
+        if rc != 0:
+            check(f"forward {p['name']} matches the interpreter", False, tail(log))
+            continue
+        got = np.load(out)
+        ref = np.load(os.path.join(p["dir"], "golden.npy"))
+        finite = bool(np.isfinite(got).all())
+        err = rel_err(got, ref) if got.shape == ref.shape else float("inf")
+        tol = TOLERANCE["bf16"]
+        check(f"forward {p['name']} matches the interpreter", finite and err <= tol,
+              f"rel err {err:.2e} (tol {tol:g}), shape {list(got.shape)}, finite={finite}")
+
+    # 3. memcheck on one model
+    mc = next((p for p in projects if p.get("memcheck") and built.get(p["name"])), None)
+    if mc:
+        out = os.path.join(OUT, "memcheck-logits.npy")
+        cmd = ["compute-sanitizer", "--tool", "memcheck", "--error-exitcode", "9", os.path.join(mc["dir"], "bin", "model"), "forward",
+               "--weights", os.path.join(mc["dir"], "weights.safetensors"), "--tokens", os.path.join(mc["dir"], "tokens.npy"), "--out", out]
+        rc, log, secs = sh(cmd, timeout=400)
+        summary = [l for l in log.splitlines() if "ERROR SUMMARY" in l]
+        check(f"compute-sanitizer memcheck {mc['name']}", rc == 0 and bool(summary) and " 0 errors" in summary[-1],
+              summary[-1].strip() if summary else tail(log, 15))
+
+    # 4. the 8B hybrid
+    for p in projects:
+        if p["kind"] != "big" or not built[p["name"]]:
+            continue
+        T = p["seq"]
+        toks = np.random.default_rng().integers(0, p["vocab"], size=(1, T), dtype=np.int32)
+        tok_path = os.path.join(OUT, "big-tokens.npy")
+        np.save(tok_path, toks)
+        out = os.path.join("/tmp", f"{p['name']}-logits.npy")
+        cmd = [os.path.join(p["dir"], "bin", "model"), "forward", "--seed", "1", "--tokens", tok_path, "--out", out]
+        rc, log, secs = sh(cmd, timeout=500, env={**os.environ, "STRATA_TIME": "1"})
+        if rc != 0:
+            check(f"{p['name']} forward at T={T}", False, tail(log))
+            continue
+        got = np.load(out, mmap_mode="r")
+        finite = bool(np.isfinite(got[0, -16:]).all() and np.isfinite(got[0, :16]).all())
+        m = re.search(r"forward time \(kernels only[^:]*: ([0-9.]+) ms", log)
+        check(f"{p['name']} forward at T={T} (initialised weights)", finite and got.shape == (1, T, p["vocab"]),
+              f"finite={finite}, {('forward ' + m.group(1) + ' ms, ') if m else ''}whole run {secs:.0f}s")
+        print(tail(log, 6), flush=True)
+
+    # 5. benchmarks against peers, in this run
+    if "--skip-bench" not in sys.argv:
+        benches()
+
+    print("\n== benchmarks (same run; ratio = peer time / Strata time, > 1 means Strata is faster)")
+    print(f"| {'kernel':<12} | {'shape':<34} | {'Strata ms':>9} | {'peer':<18} | {'peer ms':>8} | {'Strata rate':>14} | {'ratio':>6} |")
+    print(f"|{'-'*14}|{'-'*36}|{'-'*11}|{'-'*20}|{'-'*10}|{'-'*16}|{'-'*8}|")
+    for fam, shape, ms, peer, pms, rate, ratio in bench_rows:
+        print(f"| {fam:<12} | {shape:<34} | {ms:>9.3f} | {peer:<18} | {pms:>8.3f} | {rate:>14} | {ratio:>6.3f} |")
+
+    npass = sum(1 for _, ok, _ in results if ok)
+    nfail = len(results) - npass
+    print(f"\n{npass} passed, {nfail} failed")
+    return 0 if nfail == 0 else 1
+
+
+def harness(name, src, extra=""):
+    exe = os.path.join("/tmp", name)
+    rc, log, _ = sh(f"nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -I{REPO}/templates/include {src} {extra} -o {exe}")
+    if rc != 0:
+        check(f"{name} builds", False, tail(log))
+        return None
+    rc, log, _ = sh([exe], timeout=400)
+    with open(os.path.join(OUT, f"{name}.log"), "w") as f:
+        f.write(log)
+    m = re.search(r"(\d+) passed, (\d+) failed", log)
+    check(f"{name}: kernel checks vs reference", rc == 0 and m is not None and m.group(2) == "0", m.group(0) if m else tail(log))
+    return log
+
+
+def benches():
+    print("\n== kernel harnesses (correctness + timing)", flush=True)
+    log = harness("gemm_test", f"{REPO}/tests/gpu/gemm_test.cu", "-lcublas")
+    if log:
+        for m in re.finditer(r"\|\s*(\d+)x\s*(\d+)x\s*(\d+) \| best (\S+)\s*\|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*([0-9.]+) \|", log):
+            M, N, K, cfg, ours, cub, ratio = m.groups()
+            tf = 2 * int(M) * int(N) * int(K) / (float(ours) * 1e-3) / 1e12
+            bench_rows.append(("gemm", f"{M}x{N}x{K} ({cfg})", float(ours), "cuBLAS", float(cub), f"{tf:.0f} TFLOP/s", float(ratio)))
+    log = harness("attention_test", f"{REPO}/tests/gpu/attention_test.cu")
+    if log:
+        rc, pylog, _ = sh([sys.executable, f"{REPO}/tests/gpu/attention_bench.py"], timeout=300)
+        ours = {m.group(1): (float(m.group(2)), m.group(3)) for m in re.finditer(r"BENCH (\S+) strata-default ms ([0-9.]+) TFLOP/s ([0-9.]+)", log)}
+        for m in re.finditer(r"BENCH (\S+) (torch-sdpa\S*) ms ([0-9.]+)", pylog):
+            cfg, impl, pms = m.group(1), m.group(2), float(m.group(3))
+            if cfg in ours and impl in ("torch-sdpa", "torch-sdpa-flash"):
+                ms, tf = ours[cfg]
+                bench_rows.append(("attention", cfg, ms, impl, pms, f"{tf} TFLOP/s", pms / ms))
+        with open(os.path.join(OUT, "attention_bench.log"), "w") as f:
+            f.write(pylog)
+    log = harness("ssm_test", f"{REPO}/tests/gpu/ssm_test.cu")
+    if log:
+        rc, pylog, _ = sh([sys.executable, f"{REPO}/tests/gpu/ssm_bench.py"], timeout=400)
+        with open(os.path.join(OUT, "ssm_bench.log"), "w") as f:
+            f.write(pylog)
+        ssd = re.search(r"TIME ssd_chunked B=2 T=8192 \S+ \S+ \S+ \S+ L=128 split=1 : ([0-9.]+) ms \((\d+) TFLOP", log)
+        ssd_t = re.search(r"TORCH ssd_minimal einsum (\S+) B=2 T=8192 .*: ([0-9.]+) ms", pylog)
+        if ssd and ssd_t:
+            bench_rows.append(("ssd", "B2 T8192 H128 P64 G8 N128 L128", float(ssd.group(1)), f"torch einsum {ssd_t.group(1)}", float(ssd_t.group(2)), f"{ssd.group(2)} TFLOP/s", float(ssd_t.group(2)) / float(ssd.group(1))))
+        sc = re.search(r"TIME selective_scan B=1 T=4096 D=8192 N=128 \(gate z, hT out\): ([0-9.]+) ms \(([0-9.]+) G", log)
+        sc_t = re.search(r"TORCH selective_scan loop over T B=1 T=4096 D=8192 N=128: ([0-9.]+) ms", pylog)
+        if sc and sc_t:
+            bench_rows.append(("mamba1 scan", "B1 T4096 D8192 N128", float(sc.group(1)), "torch loop over T", float(sc_t.group(1)), f"{sc.group(2)} Gupd/s", float(sc_t.group(1)) / float(sc.group(1))))
+        cv = re.search(r"TIME causal_conv1d K=4 B=2 T=8192 C=18432 silu \(strided in\): ([0-9.]+) ms \((\d+) GB/s", log)
+        cv_t = re.search(r"TORCH causal conv1d .*: ([0-9.]+) ms", pylog)
+        if cv and cv_t:
+            bench_rows.append(("conv1d", "K4 B2 T8192 C18432 +silu", float(cv.group(1)), "torch F.conv1d", float(cv_t.group(1)), f"{int(cv.group(2))/1000:.2f} TB/s", float(cv_t.group(1)) / float(cv.group(1))))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
