@@ -111,90 +111,54 @@ export function renderAttention(g: FusionGroup, ctx: Ctx): KernelBody {
   return { group: g, template: "attention.cu.hbs", body, buffers: bufs.args, tiles: { headDim: D, tiles: "DefaultTiles" } };
 }
 
-export function renderSsd(g: FusionGroup, ctx: Ctx): KernelBody {
+/** A strided operand as the templates use it: launcher buffer index, feature offset, row stride. */
+function operand(bufs: BufferTable, r: TensorRef, output = false) {
+  return { buf: bufs.slot(r, output), offset: r.offset, stride: r.rowStride };
+}
+
+/** What both scan kernels take: x (or u), raw dt with its bias, A, B, C, the D skip and y. */
+function scanOperands(g: FusionGroup, ctx: Ctx, bufs: BufferTable) {
   const s = g.anchor!;
   const r = g.roles;
+  const refs = { x: tokenRef(ctx, r.x!, s, "x"), dt: tokenRef(ctx, r.dtRaw!, s, "dt"), B: tokenRef(ctx, r.B!, s, "B"), C: tokenRef(ctx, r.C!, s, "C") };
+  const y = ctx.outRef(g.outputs[0]!);
+  need(y.dtype === "bf16", s, `${s.op} output must be bf16 (got ${y.dtype}); cast after the D skip`);
+  const view = {
+    x: operand(bufs, refs.x),
+    dt: operand(bufs, refs.dt),
+    dtBias: bufs.slot(ctx.ref(r.dtBias!)),
+    A: bufs.slot(ctx.ref(r.A!)),
+    Bm: operand(bufs, refs.B),
+    Cm: operand(bufs, refs.C),
+    D: r.D ? `p${bufs.slot(ctx.ref(r.D))}` : "nullptr",
+    y: operand(bufs, y, true),
+  };
+  return { refs, view };
+}
+
+export function renderSsd(g: FusionGroup, ctx: Ctx): KernelBody {
+  const s = g.anchor!;
   const bufs = new BufferTable();
-  const x = tokenRef(ctx, r.x!, s, "x");
-  const dt = tokenRef(ctx, r.dtRaw!, s, "dt");
-  const Bm = tokenRef(ctx, r.B!, s, "B");
-  const Cm = tokenRef(ctx, r.C!, s, "C");
-  const [, , H, P] = r.x!.shape as [string, string, number, number];
-  const [, , G, N] = r.B!.shape as [string, string, number, number];
+  const { refs, view } = scanOperands(g, ctx, bufs);
+  const [, , H, P] = g.roles.x!.shape as [string, string, number, number];
+  const [, , G, N] = g.roles.B!.shape as [string, string, number, number];
   const chunk = s.attrs.chunk as number;
   need(P % 64 === 0 && N % 64 === 0, s, `the SSD kernel needs headDim and dState multiples of 64 (got ${P}, ${N})`);
   need(chunk === 64 || chunk === 128, s, `the SSD kernel takes chunk 64 or 128 (got ${chunk})`);
-  for (const t of [x, Bm, Cm]) need(stride8(t), s, "SSD x/B/C need 16-byte aligned rows (strides and offsets multiples of 8)");
-  const y = ctx.outRef(g.outputs[0]!);
-  need(y.dtype === "bf16", s, `SSD output must be bf16 (got ${y.dtype}); cast after the D skip`);
-  const view = {
-    heads: H,
-    groups: G,
-    x: bufs.slot(x),
-    xOffset: x.offset,
-    xStride: x.rowStride,
-    dt: bufs.slot(dt),
-    dtOffset: dt.offset,
-    dtStride: dt.rowStride,
-    dtBias: bufs.slot(ctx.ref(r.dtBias!)),
-    A: bufs.slot(ctx.ref(r.A!)),
-    Bm: bufs.slot(Bm),
-    bOffset: Bm.offset,
-    bStride: Bm.rowStride,
-    Cm: bufs.slot(Cm),
-    cOffset: Cm.offset,
-    cStride: Cm.rowStride,
-    D: r.D ? `p${bufs.slot(ctx.ref(r.D))}` : "nullptr",
-    y: bufs.slot(y, true),
-    yStride: y.rowStride,
-    chunk,
-    headDim: P,
-    dState: N,
-    decls: "",
-  };
-  view.decls = bufs.declarations();
-  return { group: g, template: "ssd.cu.hbs", body: renderTemplate("ssd.cu.hbs", view), buffers: bufs.args, tiles: { chunk, headDim: P, dState: N } };
+  for (const t of [refs.x, refs.B, refs.C]) need(stride8(t), s, "SSD x/B/C need 16-byte aligned rows (strides and offsets multiples of 8)");
+  const body = renderTemplate("ssd.cu.hbs", { ...view, heads: H, groups: G, chunk, headDim: P, dState: N, decls: bufs.declarations() });
+  return { group: g, template: "ssd.cu.hbs", body, buffers: bufs.args, tiles: { chunk, headDim: P, dState: N } };
 }
 
 export function renderSelectiveScan(g: FusionGroup, ctx: Ctx): KernelBody {
   const s = g.anchor!;
-  const r = g.roles;
   const bufs = new BufferTable();
-  const u = tokenRef(ctx, r.x!, s, "u");
-  const dl = tokenRef(ctx, r.dtRaw!, s, "delta");
-  const Bm = tokenRef(ctx, r.B!, s, "B");
-  const Cm = tokenRef(ctx, r.C!, s, "C");
-  const N = r.A!.shape[1] as number;
+  const { refs, view } = scanOperands(g, ctx, bufs);
+  const N = g.roles.A!.shape[1] as number;
   need([16, 64, 128].includes(N), s, `the selective-scan kernel takes dState 16, 64 or 128 (got ${N})`);
-  const y = ctx.outRef(g.outputs[0]!);
-  const z = r.z ? tokenRef(ctx, r.z, s, "z") : undefined;
-  const view = {
-    dim: featureCount(u),
-    u: bufs.slot(u),
-    uOffset: u.offset,
-    uStride: u.rowStride,
-    delta: bufs.slot(dl),
-    deltaOffset: dl.offset,
-    deltaStride: dl.rowStride,
-    deltaBias: bufs.slot(ctx.ref(r.dtBias!)),
-    A: bufs.slot(ctx.ref(r.A!)),
-    Bm: bufs.slot(Bm),
-    bOffset: Bm.offset,
-    bStride: Bm.rowStride,
-    Cm: bufs.slot(Cm),
-    cOffset: Cm.offset,
-    cStride: Cm.rowStride,
-    D: r.D ? `p${bufs.slot(ctx.ref(r.D))}` : "nullptr",
-    z: z ? bufs.slot(z) : undefined,
-    zOffset: z?.offset,
-    zStride: z?.rowStride,
-    y: bufs.slot(y, true),
-    yStride: y.rowStride,
-    dState: N,
-    decls: "",
-  };
-  view.decls = bufs.declarations();
-  return { group: g, template: "selective_scan.cu.hbs", body: renderTemplate("selective_scan.cu.hbs", view), buffers: bufs.args, tiles: { dState: N } };
+  const z = g.roles.z ? operand(bufs, tokenRef(ctx, g.roles.z, s, "z")) : undefined;
+  const body = renderTemplate("selective_scan.cu.hbs", { ...view, z, dim: featureCount(refs.x), dState: N, decls: bufs.declarations() });
+  return { group: g, template: "selective_scan.cu.hbs", body, buffers: bufs.args, tiles: { dState: N } };
 }
 
 export function renderConv1d(g: FusionGroup, ctx: Ctx): KernelBody {

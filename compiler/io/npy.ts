@@ -6,6 +6,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { StrataError } from "../ir/errors.js";
+import { numelOf } from "./shape.js";
 
 export type NpyDtype = "<i4" | "<f4";
 
@@ -17,15 +18,6 @@ export interface NpyArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 
-function numelOf(shape: readonly number[], ctx: string): number {
-  let n = 1;
-  for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new StrataError(`${ctx}: shape [${shape.join(", ")}] must hold non-negative integers`);
-    n *= d;
-  }
-  if (!Number.isSafeInteger(n)) throw new StrataError(`${ctx}: shape [${shape.join(", ")}] has too many elements`);
-  return n;
-}
 
 /** Write a v1.0 .npy file. Float32 data is rounded to float32; int32 data must hold int32 integers. */
 export function writeNpy(path: string, dtype: NpyDtype, shape: readonly number[], data: ArrayLike<number>): void {

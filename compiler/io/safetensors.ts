@@ -16,6 +16,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { StrataError } from "../ir/errors.js";
+import { numelOf } from "./shape.js";
 
 export type SafetensorsDtype = "BF16" | "F16" | "F32" | "I32" | "I64";
 
@@ -133,15 +134,6 @@ export function f16Round(x: number): number {
 
 // ---- writer ---------------------------------------------------------------------------------
 
-function numelOf(shape: readonly number[], ctx: string): number {
-  let n = 1;
-  for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new StrataError(`${ctx}: shape [${shape.join(", ")}] must hold non-negative integers`);
-    n *= d;
-  }
-  if (!Number.isSafeInteger(n)) throw new StrataError(`${ctx}: shape [${shape.join(", ")}] has too many elements`);
-  return n;
-}
 
 function encode(t: SafetensorsWriteTensor, n: number, ctx: string): Uint8Array {
   const out = new Uint8Array(n * DTYPE_SIZE[t.dtype]);
