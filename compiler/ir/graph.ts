@@ -6,7 +6,7 @@
 import { z } from "zod";
 import type { Dim } from "./dims.js";
 import { StrataError } from "./errors.js";
-import { contentKey, stableJson, type AttrValue, type DType, type Node } from "./node.js";
+import { contentKey, stableJson, type AttrValue, type DType, type Node, type TensorType } from "./node.js";
 import { getOp } from "./registry.js";
 
 export interface Graph {
@@ -130,8 +130,16 @@ export function fromJson(raw: unknown): Graph {
       if (!n) throw new StrataError(`invalid IR JSON: node ${nj.id} reads node ${i}, which is not defined before it`);
       return n;
     });
-    const def = getOp(nj.op);
-    const type = def.infer(inputs, nj.attrs, { dtype: nj.dtype as DType, shape: nj.shape as Dim[] });
+    // Name the node in every rejection: an unknown op, a wrong input count or a failing shape rule.
+    let type: TensorType;
+    try {
+      const def = getOp(nj.op);
+      const [lo, hi] = def.arity;
+      if (inputs.length < lo || inputs.length > hi) throw new Error(`takes ${lo === hi ? lo : `${lo}..${hi}`} inputs, got ${inputs.length}`);
+      type = def.infer(inputs, nj.attrs, { dtype: nj.dtype as DType, shape: nj.shape as Dim[] });
+    } catch (e) {
+      throw new StrataError(`invalid IR JSON: node ${nj.id} (${nj.op}): ${(e as Error).message}`);
+    }
     if (type.dtype !== nj.dtype || type.shape.join() !== nj.shape.join())
       throw new StrataError(`invalid IR JSON: node ${nj.id} (${nj.op}) stores ${nj.dtype}[${nj.shape}] but its rule gives ${type.dtype}[${type.shape}]`);
     const key = contentKey(nj.op, nj.dtype as DType, nj.shape, nj.attrs, inputs);

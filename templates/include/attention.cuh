@@ -179,15 +179,25 @@ struct Cfg {
 // MT = 16-row m-tiles per warp. MT == 1: Q fragments stay in registers.
 // MT == 2: each K/V fragment read from smem feeds twice the MMAs (half the
 // ldmatrix traffic per FLOP); Q fragments are re-read from smem per k-step.
-template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT>
+// BNC = keys per compute sub-block (BN % BNC == 0): a BN-key K/V tile (one
+// pair of barriers / cp.async groups) is processed as BN/BNC sequential
+// QK^T -> softmax -> PV sub-blocks, so S/P register pressure is that of BNC.
+template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT, int BNC>
 __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
     attention_fwd_kernel(const AttentionParams p, float scale_log2) {
   using C = Cfg<BM, BN, D, MT>;
+  static_assert(BNC >= 16 && BN % BNC == 0, "BNC must divide BN");
   constexpr int THREADS = C::THREADS;
-  constexpr int KD = D / 16;   // k-steps of Q·K^T
-  constexpr int NT = BN / 8;   // n-tiles of S per m-tile
-  constexpr int DT = D / 8;    // n-tiles of O per m-tile
-  constexpr int KN = BN / 16;  // k-steps of P·V
+  constexpr int KD = D / 16;    // k-steps of Q·K^T
+  constexpr int NT = BNC / 8;   // n-tiles of S per m-tile (per sub-block)
+  constexpr int DT = D / 8;     // n-tiles of O per m-tile
+  constexpr int KN = BNC / 16;  // k-steps of P·V (per sub-block)
+  constexpr int NSUB = BN / BNC;
+  // Lazy rescaling (FA4): the running max used as the exp2 reference is only
+  // moved when a new row max exceeds it by more than RESCALE_THRESH (log2
+  // units), so P <= 2^RESCALE_THRESH and O/l are rescaled only when some row of
+  // the warp moved (warp-uniform branch) — after the first tiles almost never.
+  constexpr float RESCALE_THRESH = 8.0f;
   constexpr bool Q_IN_REGS = (MT == 1);
   constexpr int WROWS = 16 * MT;  // query rows owned by one warp
 
@@ -253,7 +263,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int i = 0; i < DT; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
-  float m_r[MT][2], l_r[MT][2];  // running max (raw score units) / partial sums, rows g and g+8 of each m-tile
+  float m_r[MT][2], l_r[MT][2];  // reference max (log2 units, i.e. score*scale_log2) / partial sums, rows g and g+8
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
     m_r[mt][0] = m_r[mt][1] = -INFINITY;
@@ -302,130 +312,154 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
     }
     cp_async_commit();
 
-    // ---- S = Q K^T ----
-    float s[MT][NT][4];
-    if (warp_active) {
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
+    for (int sb = 0; sb < NSUB; ++sb) {
+      const int n0s = n0 + sb * BNC;
+      const uint32_t sKs = sK + sb * BNC * D * 2;
+      const uint32_t sVs = sV + sb * BNC * D * 2;
+      // sub-blocks entirely above this warp's last row are skipped (warp-uniform)
+      bool sub_active = warp_active;
+      if (CAUSAL) sub_active &= (n0s <= m0 + warp * WROWS + WROWS - 1 + offset);
+      if (NSUB > 1) sub_active &= (n0s < p.S);
+
+      // ---- S = Q K^T ----
+      float s[MT][NT][4];
+      uint32_t pa[MT][KN][4];  // P as bf16 A-fragments
+      if (sub_active) {
 #pragma unroll
-        for (int i = 0; i < NT; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
+        for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int kk = 0; kk < KD; ++kk) {
-        uint32_t qa[MT][4];
-        if constexpr (Q_IN_REGS) {
+          for (int i = 0; i < NT; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
 #pragma unroll
-          for (int j = 0; j < 4; ++j) qa[0][j] = qf[kk][j];
-        } else {
-          const uint32_t qaddr = sQ + q_row_off + static_cast<uint32_t>(((kk * 2 + q_chunk_lo) ^ xr) << 4);
+        for (int kk = 0; kk < KD; ++kk) {
+          uint32_t qa[MT][4];
+          if constexpr (Q_IN_REGS) {
 #pragma unroll
-          for (int mt = 0; mt < MT; ++mt)
-            ldmatrix_x4(qaddr + mt * 16 * D * 2, qa[mt][0], qa[mt][1], qa[mt][2], qa[mt][3]);
-        }
-        const uint32_t kaddr = sK + k_row_off + static_cast<uint32_t>(((kk * 2 + k_chunk_lo) ^ xr) << 4);
+            for (int j = 0; j < 4; ++j) qa[0][j] = qf[kk][j];
+          } else {
+            const uint32_t qaddr = sQ + q_row_off + static_cast<uint32_t>(((kk * 2 + q_chunk_lo) ^ xr) << 4);
 #pragma unroll
-        for (int np = 0; np < NT / 2; ++np) {
-          uint32_t b0, b1, b2, b3;
-          ldmatrix_x4(kaddr + np * 16 * D * 2, b0, b1, b2, b3);
+            for (int mt = 0; mt < MT; ++mt)
+              ldmatrix_x4(qaddr + mt * 16 * D * 2, qa[mt][0], qa[mt][1], qa[mt][2], qa[mt][3]);
+          }
+          const uint32_t kaddr = sKs + k_row_off + static_cast<uint32_t>(((kk * 2 + k_chunk_lo) ^ xr) << 4);
 #pragma unroll
-          for (int mt = 0; mt < MT; ++mt) {
-            mma_bf16_16816(s[mt][2 * np], qa[mt], b0, b1);
-            mma_bf16_16816(s[mt][2 * np + 1], qa[mt], b2, b3);
+          for (int np = 0; np < NT / 2; ++np) {
+            uint32_t b0, b1, b2, b3;
+            ldmatrix_x4(kaddr + np * 16 * D * 2, b0, b1, b2, b3);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+              mma_bf16_16816(s[mt][2 * np], qa[mt], b0, b1);
+              mma_bf16_16816(s[mt][2 * np + 1], qa[mt], b2, b3);
+            }
           }
         }
-      }
 
-      // ---- mask (only diagonal / ragged tiles) ----
-      bool need_mask = (n0 + BN > p.S);
-      if (CAUSAL) need_mask |= (n0 + BN - 1 > m0 + offset);
-      if (need_mask) {
+        // ---- mask (only diagonal / ragged sub-blocks) ----
+        bool need_mask = (n0s + BNC > p.S);
+        if (CAUSAL) need_mask |= (n0s + BNC - 1 > m0 + offset);
+        if (need_mask) {
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            const int rlo = row_base + mt * 16;
+            const int lim_lo = CAUSAL ? min(rlo + offset, p.S - 1) : p.S - 1;
+            const int lim_hi = CAUSAL ? min(rlo + 8 + offset, p.S - 1) : p.S - 1;
+#pragma unroll
+            for (int i = 0; i < NT; ++i) {
+              const int j = n0s + i * 8 + tg * 2;
+              if (j > lim_lo) s[mt][i][0] = -INFINITY;
+              if (j + 1 > lim_lo) s[mt][i][1] = -INFINITY;
+              if (j > lim_hi) s[mt][i][2] = -INFINITY;
+              if (j + 1 > lim_hi) s[mt][i][3] = -INFINITY;
+            }
+          }
+        }
+
+        // ---- online softmax (log2 domain, lazy rescale) ----
+        float alpha[MT][2];
+        bool moved = false;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
-          const int rlo = row_base + mt * 16;
-          const int lim_lo = CAUSAL ? min(rlo + offset, p.S - 1) : p.S - 1;
-          const int lim_hi = CAUSAL ? min(rlo + 8 + offset, p.S - 1) : p.S - 1;
+          float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
           for (int i = 0; i < NT; ++i) {
-            const int j = n0 + i * 8 + tg * 2;
-            if (j > lim_lo) s[mt][i][0] = -INFINITY;
-            if (j + 1 > lim_lo) s[mt][i][1] = -INFINITY;
-            if (j > lim_hi) s[mt][i][2] = -INFINITY;
-            if (j + 1 > lim_hi) s[mt][i][3] = -INFINITY;
+            mx[0] = fmaxf(mx[0], fmaxf(s[mt][i][0], s[mt][i][1]));
+            mx[1] = fmaxf(mx[1], fmaxf(s[mt][i][2], s[mt][i][3]));
+          }
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            const float mxs = mx[r] * scale_log2;  // -inf stays -inf (scale_log2 > 0)
+            alpha[mt][r] = 1.f;
+            if (mxs > m_r[mt][r] + RESCALE_THRESH) {  // m_r = -inf: any finite max moves it
+              alpha[mt][r] = fast_exp2(m_r[mt][r] - mxs);  // m_old = -inf -> 0
+              m_r[mt][r] = mxs;
+              moved = true;
+            }
+            l_r[mt][r] *= alpha[mt][r];
           }
         }
-      }
-
-      // ---- online softmax ----
+        if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        float mx[2] = {m_r[mt][0], m_r[mt][1]};
+          for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int i = 0; i < NT; ++i) {
-          mx[0] = fmaxf(mx[0], fmaxf(s[mt][i][0], s[mt][i][1]));
-          mx[1] = fmaxf(mx[1], fmaxf(s[mt][i][2], s[mt][i][3]));
+            for (int i = 0; i < DT; ++i) {
+              o[mt][i][0] *= alpha[mt][0];
+              o[mt][i][1] *= alpha[mt][0];
+              o[mt][i][2] *= alpha[mt][1];
+              o[mt][i][3] *= alpha[mt][1];
+            }
         }
-        float msc[2], alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-          msc[r] = (mx[r] == -INFINITY) ? 0.f : mx[r] * scale_log2;
-          alpha[r] = fast_exp2(m_r[mt][r] * scale_log2 - msc[r]);  // m_old = -inf -> 0
-          m_r[mt][r] = mx[r];
-          l_r[mt][r] *= alpha[r];
-        }
-#pragma unroll
-        for (int i = 0; i < DT; ++i) {
-          o[mt][i][0] *= alpha[0];
-          o[mt][i][1] *= alpha[0];
-          o[mt][i][2] *= alpha[1];
-          o[mt][i][3] *= alpha[1];
-        }
-#pragma unroll
-        for (int i = 0; i < NT; ++i) {
-          s[mt][i][0] = fast_exp2(fmaf(s[mt][i][0], scale_log2, -msc[0]));
-          s[mt][i][1] = fast_exp2(fmaf(s[mt][i][1], scale_log2, -msc[0]));
-          s[mt][i][2] = fast_exp2(fmaf(s[mt][i][2], scale_log2, -msc[1]));
-          s[mt][i][3] = fast_exp2(fmaf(s[mt][i][3], scale_log2, -msc[1]));
-          l_r[mt][0] += s[mt][i][0] + s[mt][i][1];
-          l_r[mt][1] += s[mt][i][2] + s[mt][i][3];
-        }
-      }
-    }  // warp_active
-
-    cp_async_wait<1>();  // V[nt] landed (K[nt-1] may still be in flight)
-    __syncthreads();
-    if (nt > n_lo) {
-      const int nn = n0 - BN;
-      load_tile_async<D, BN, THREADS>(sV0 + (stage ^ 1) * C::SMEM_KV, gV + static_cast<int64_t>(nn) * p.v_row_stride,
-                                      p.v_row_stride, p.S - nn, tid);
-    }
-    cp_async_commit();
-
-    // ---- O += P V  (P from registers) ----
-    if (warp_active) {
-#pragma unroll
-      for (int kk = 0; kk < KN; ++kk) {
-        uint32_t a[MT][4];
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
-          a[mt][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-          a[mt][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-          a[mt][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-          a[mt][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-        }
+          // rows with no visible key so far keep m = -inf: use 0 (their s are -inf -> p = 0)
+          const float msc0 = (m_r[mt][0] == -INFINITY) ? 0.f : m_r[mt][0];
+          const float msc1 = (m_r[mt][1] == -INFINITY) ? 0.f : m_r[mt][1];
 #pragma unroll
-        for (int dp = 0; dp < DT / 2; ++dp) {
-          uint32_t b0, b1, b2, b3;
-          const uint32_t vaddr = sV + v_row_off + static_cast<uint32_t>(((dp * 2 + v_chunk_lo) ^ xr) << 4);
-          ldmatrix_x4_trans(vaddr + kk * 16 * D * 2, b0, b1, b2, b3);
-#pragma unroll
-          for (int mt = 0; mt < MT; ++mt) {
-            mma_bf16_16816(o[mt][2 * dp], a[mt], b0, b1);
-            mma_bf16_16816(o[mt][2 * dp + 1], a[mt], b2, b3);
+          for (int i = 0; i < NT; ++i) {
+            const float p0 = fast_exp2(fmaf(s[mt][i][0], scale_log2, -msc0));
+            const float p1 = fast_exp2(fmaf(s[mt][i][1], scale_log2, -msc0));
+            const float p2 = fast_exp2(fmaf(s[mt][i][2], scale_log2, -msc1));
+            const float p3 = fast_exp2(fmaf(s[mt][i][3], scale_log2, -msc1));
+            l_r[mt][0] += p0 + p1;
+            l_r[mt][1] += p2 + p3;
+            pa[mt][i >> 1][(i & 1) * 2 + 0] = pack_bf16x2(p0, p1);
+            pa[mt][i >> 1][(i & 1) * 2 + 1] = pack_bf16x2(p2, p3);
           }
         }
+      }  // sub_active
+
+      if (sb == 0) {
+        cp_async_wait<1>();  // V[nt] landed (K[nt-1] may still be in flight)
+        __syncthreads();
+        if (nt > n_lo) {
+          const int nn = n0 - BN;
+          load_tile_async<D, BN, THREADS>(sV0 + (stage ^ 1) * C::SMEM_KV,
+                                          gV + static_cast<int64_t>(nn) * p.v_row_stride, p.v_row_stride, p.S - nn,
+                                          tid);
+        }
+        cp_async_commit();
       }
-    }  // warp_active
+
+      // ---- O += P V  (P from registers) ----
+      if (sub_active) {
+#pragma unroll
+        for (int kk = 0; kk < KN; ++kk) {
+#pragma unroll
+          for (int dp = 0; dp < DT / 2; ++dp) {
+            uint32_t b0, b1, b2, b3;
+            const uint32_t vaddr = sVs + v_row_off + static_cast<uint32_t>(((dp * 2 + v_chunk_lo) ^ xr) << 4);
+            ldmatrix_x4_trans(vaddr + kk * 16 * D * 2, b0, b1, b2, b3);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+              mma_bf16_16816(o[mt][2 * dp], pa[mt][kk], b0, b1);
+              mma_bf16_16816(o[mt][2 * dp + 1], pa[mt][kk], b2, b3);
+            }
+          }
+        }
+      }  // sub_active
+    }  // sb
   }
 
   // ---- epilogue ----
@@ -454,7 +488,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
                 make_float2(o[mt][i][2 * r] * inv[r], o[mt][i][2 * r + 1] * inv[r]);
           }
           if (tg == 0) {
-            p.partial_lse[base_row + row] = l_r[mt][r] > 0.f ? m_r[mt][r] * scale_log2 + __log2f(l_r[mt][r]) : -INFINITY;
+            p.partial_lse[base_row + row] = l_r[mt][r] > 0.f ? m_r[mt][r] + __log2f(l_r[mt][r]) : -INFINITY;
           }
         }
       }
@@ -524,10 +558,17 @@ inline cudaError_t validate(const AttentionParams& p) {
   return cudaSuccess;
 }
 
-template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT>
+// Default compute sub-block: D=128 with MT=2 keeps S/P at 32 keys (the O
+// accumulator alone is 128 registers; 64-key S spills).
+template <int D, int BN, int MT>
+constexpr int default_bnc() {
+  return (D == 128 && MT == 2 && BN > 32) ? 32 : BN;
+}
+
+template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT, int BNC = default_bnc<D, BN, MT>()>
 inline cudaError_t launch_fwd(const AttentionParams& p, int splits, cudaStream_t stream) {
   using C = Cfg<BM, BN, D, MT>;
-  auto kernel = attention_fwd_kernel<D, BM, BN, CAUSAL, SPLIT, MT>;
+  auto kernel = attention_fwd_kernel<D, BM, BN, CAUSAL, SPLIT, MT, BNC>;
   if (C::SMEM > 48 * 1024) {
     // Set once per instantiation (thread-safe static init); retried if it failed.
     static cudaError_t attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);

@@ -18,6 +18,7 @@ import { fromArray, type Tensor } from "../../compiler/interp/tensor.js";
 import { graphParams } from "../../compiler/ir/graph.js";
 import { bf16Round, writeSafetensors } from "../../compiler/io/safetensors.js";
 import { writeNpy } from "../../compiler/io/npy.js";
+import { modelInfo } from "../../compiler/cli/info.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const OUT = path.resolve(process.argv[2] ?? path.join(REPO, ".gpu-bundle"));
@@ -75,7 +76,9 @@ async function main() {
   const big = await load("mamba2-hybrid-8b.ts");
   const bp = emitProject(big, { maxBatch: 1, maxSeq: 4096 });
   writeProject(bp, path.join(OUT, big.config.name));
-  projects.push({ name: big.config.name, kind: "big", vocab: big.config.vocab, seq: 4096, batch: 1 });
+  // forward FLOPs from the IR's op rules, for the achieved rate against the chip's roofline
+  const flops = modelInfo(big, { context: 4096 }).flopsPerToken.forward * 4096;
+  projects.push({ name: big.config.name, kind: "big", vocab: big.config.vocab, seq: 4096, batch: 1, forwardFlops: flops });
   console.error(`  ${big.config.name}: ${bp.kernels.length} kernels (weights initialised on the GPU machine)`);
 
   writeFileSync(path.join(OUT, "bundle.json"), JSON.stringify({ seed, created: new Date().toISOString(), projects }, null, 1) + "\n");

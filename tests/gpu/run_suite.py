@@ -30,6 +30,10 @@ BUNDLE = os.path.abspath(ARGS[0] if ARGS else os.path.join(REPO, ".gpu-bundle"))
 OUT = os.environ.get("OUT", "/tmp/strata-gpu-out")
 os.makedirs(OUT, exist_ok=True)
 
+# Dense bf16 tensor-core rate measured on this workplace's H200s (cuBLAS, 8192³ on random data):
+# the roofline the 8B forward is compared with.
+BF16_PEAK_TFLOPS = 790.0
+
 # Relative-error tolerances ‖out − ref‖ / ‖ref‖, by output dtype. (One table.)
 TOLERANCE = {"bf16": 2e-2, "f32": 1e-4}
 
@@ -131,8 +135,12 @@ def main():
         got = np.load(out, mmap_mode="r")
         finite = bool(np.isfinite(got[0, -16:]).all() and np.isfinite(got[0, :16]).all())
         m = re.search(r"forward time \(kernels only[^:]*: ([0-9.]+) ms", log)
+        rate = ""
+        if m and p.get("forwardFlops"):
+            tf = p["forwardFlops"] / (float(m.group(1)) * 1e-3) / 1e12
+            rate = f"{tf:.0f} TFLOP/s = {tf / BF16_PEAK_TFLOPS:.2f} of the {BF16_PEAK_TFLOPS:.0f} TFLOP/s bf16 roofline, "
         check(f"{p['name']} forward at T={T} (initialised weights)", finite and got.shape == (1, T, p["vocab"]),
-              f"finite={finite}, {('forward ' + m.group(1) + ' ms, ') if m else ''}whole run {secs:.0f}s")
+              f"finite={finite}, {('forward ' + m.group(1) + ' ms, ') if m else ''}{rate}whole run {secs:.0f}s")
         print(tail(log, 6), flush=True)
 
     # 5. benchmarks against peers, in this run
