@@ -37,7 +37,15 @@
 //   * Causal: KV tiles entirely above the diagonal are never loaded. Tiles are
 //     visited from the last (diagonal) one backwards, so only the first few
 //     iterations carry the element-wise mask (diagonal tiles and the ragged
-//     S tail); all other iterations run the unmasked fast path.
+//     S tail); all other iterations run the unmasked fast path. Warps skip
+//     sub-blocks that lie entirely above their own last query row.
+//   * Lazy rescaling (FA4 trick): the exp2 reference max of a row only moves
+//     when the tile max exceeds it by > 8 (log2 units), so P <= 256 and the O
+//     accumulator is rescaled (warp-uniform branch) almost only in the first
+//     tiles of a row block.
+//   * A BN-key K/V tile may be computed as BN/BNC sub-blocks (BNC =
+//     default_bnc: 32 for D=128/MT=2/BN=128) to bound S/P register pressure
+//     while keeping one barrier pair per BN keys.
 //   * Scheduling: the grid is 1-D, ordered so that CTAs with the most KV tiles
 //     (the last query blocks in causal mode) are issued first; the short blocks
 //     fill the tail of the wave ("longest-processing-time-first").
@@ -558,14 +566,15 @@ inline cudaError_t validate(const AttentionParams& p) {
   return cudaSuccess;
 }
 
-// Default compute sub-block: D=128 with MT=2 keeps S/P at 32 keys (the O
-// accumulator alone is 128 registers; 64-key S spills).
-template <int D, int BN, int MT>
+// Default compute sub-block: D=128 with MT=2 computes up to 64 keys at once
+// (O accumulator 128 registers + 64-key S/P: 255 registers, no spills); 128-key
+// tiles (and BM=64 with 64-key tiles, which spills) use 32-key sub-blocks.
+template <int D, int BM, int BN, int MT>
 constexpr int default_bnc() {
-  return (D == 128 && MT == 2 && BN > 32) ? 32 : BN;
+  return (D == 128 && MT == 2 && (BN > 64 || (BN > 32 && BM < 128))) ? 32 : BN;
 }
 
-template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT, int BNC = default_bnc<D, BN, MT>()>
+template <int D, int BM, int BN, bool CAUSAL, bool SPLIT, int MT, int BNC = default_bnc<D, BM, BN, MT>()>
 inline cudaError_t launch_fwd(const AttentionParams& p, int splits, cudaStream_t stream) {
   using C = Cfg<BM, BN, D, MT>;
   auto kernel = attention_fwd_kernel<D, BM, BN, CAUSAL, SPLIT, MT, BNC>;
@@ -590,11 +599,13 @@ inline cudaError_t launch_fwd(const AttentionParams& p, int splits, cudaStream_t
 
 // Default tile choices (tuned on H200; see tests/gpu/attention_test.cu).
 template <int D>
-// H200 measurements (B=2, T=S=8192, H=32, causal): D=128 BM128/BN32/MT2 304 TFLOP/s
-// (MT1 BM128/BN128 282); D=64 BM128/BN64/MT2 283 TFLOP/s. D=32 untuned.
+// H200 measurements (B=2, T=S=8192, H=32, causal, lazy rescale): D=128
+// BM128/BN64/MT2 (64-key sub-block) 331 TFLOP/s (BN64 as 2x32 sub-blocks 319,
+// BN32 314, before lazy rescale BN32 304); D=64 BM128/BN64/MT2 284 TFLOP/s.
+// D=32 untuned.
 struct DefaultTiles {
   static constexpr int BM = 128;
-  static constexpr int BN = (D == 128) ? 32 : 64;
+  static constexpr int BN = 64;
   static constexpr int MT = (D == 32) ? 1 : 2;
 };
 

@@ -77,7 +77,7 @@ static float frand() {  // uniform [-1, 1)
 }
 
 enum Variant { V_DEFAULT = 0, V_128x64, V_64x64, V_128x128, V_64x128, V_NONCAUSAL, V_SPLIT, V_SPLIT3,
-               V_MT2_128x64, V_MT2_128x32, V_MT2_128x64_SUB64, V_COUNT };
+               V_MT2_128x64, V_MT2_128x32, V_MT2_128x64_SUB32, V_COUNT };
 static const char* variant_name(int v) {
   switch (v) {
     case V_DEFAULT: return "default";
@@ -90,7 +90,7 @@ static const char* variant_name(int v) {
     case V_SPLIT3: return "splitkv_3";
     case V_MT2_128x64: return "MT2_BM128_BN64";
     case V_MT2_128x32: return "MT2_BM128_BN32";
-    case V_MT2_128x64_SUB64: return "MT2_BM128_BN64_SUB64";
+    case V_MT2_128x64_SUB32: return "MT2_BM128_BN64_SUB32";
   }
   return "?";
 }
@@ -129,8 +129,8 @@ static cudaError_t launch_variant(int v, const AttentionParams& p, cudaStream_t 
     case V_SPLIT3: return launch_split<D>(p, 3, s);
     case V_MT2_128x64: return attention_launch<D, 128, 64, true, 2>(p, s);
     case V_MT2_128x32: return attention_launch<D, 128, 32, true, 2>(p, s);
-    case V_MT2_128x64_SUB64:  // 64-key tiles computed whole (no 32-key sub-blocks)
-      return detail::launch_fwd<D, 128, 64, true, false, 2, 64>(p, 1, s);
+    case V_MT2_128x64_SUB32:  // 64-key tiles computed as two 32-key sub-blocks
+      return detail::launch_fwd<D, 128, 64, true, false, 2, 32>(p, 1, s);
   }
   return cudaErrorInvalidValue;
 }
@@ -309,7 +309,7 @@ int main(int argc, char** argv) {
 
   const std::vector<int> DEF = {V_DEFAULT};
   const std::vector<int> ALL = {V_128x64, V_64x64, V_128x128, V_64x128, V_MT2_128x64, V_MT2_128x32,
-                                V_MT2_128x64_SUB64};
+                                V_MT2_128x64_SUB32};
   // ---- correctness ----
   run_check("tiny", 1, 1, 1, 4, 4, 64, false, 0, DEF);
   run_check("tiny", 1, 1, 1, 4, 4, 128, false, 0, DEF);
@@ -341,7 +341,7 @@ int main(int argc, char** argv) {
 
   // ---- benchmark ----
   if (do_bench) {
-    const std::vector<int> BV = {V_DEFAULT, V_128x64, V_128x128, V_64x64, V_MT2_128x32, V_MT2_128x64_SUB64};
+    const std::vector<int> BV = {V_DEFAULT, V_MT2_128x32, V_MT2_128x64_SUB32, V_64x64};
     for (int v : BV) bench("B2_T8192_S8192_H32_Hk8_D128", 2, 8192, 8192, 32, 8, 128, v);
     for (int v : BV) bench("B2_T8192_S8192_H32_Hk32_D128", 2, 8192, 8192, 32, 32, 128, v);
     for (int v : BV) bench("B2_T8192_S8192_H32_Hk8_D64", 2, 8192, 8192, 32, 8, 64, v);
