@@ -6,7 +6,7 @@
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Project, ts, type Diagnostic } from "ts-morph";
+import type { Diagnostic } from "ts-morph";
 import { StrataError } from "../ir/errors.js";
 import { isModelDef, type ModelDef } from "../dsl/model.js";
 
@@ -31,8 +31,10 @@ function resolveArch(file: string): string {
 }
 
 /** Type-check `file` and the user files it imports (strict mode); Strata's own sources are trusted. */
-export function typecheck(file: string): TsDiagnostic[] {
+export async function typecheck(file: string): Promise<TsDiagnostic[]> {
   const abs = resolveArch(file);
+  // loaded on demand: ts-morph (and TypeScript) take about a second to import
+  const { Project, ts } = await import("ts-morph");
   const project = new Project({
     compilerOptions: {
       strict: true,
@@ -77,7 +79,7 @@ export function formatDiagnostics(ds: readonly TsDiagnostic[]): string {
 export async function loadModel(file: string, opts: { check?: boolean } = {}): Promise<ModelDef> {
   const abs = resolveArch(file);
   if (opts.check !== false) {
-    const errors = typecheck(abs).filter((d) => d.category === "error");
+    const errors = (await typecheck(abs)).filter((d) => d.category === "error");
     if (errors.length) throw new StrataError(`${file} has ${errors.length} TypeScript error${errors.length > 1 ? "s" : ""}:\n${formatDiagnostics(errors)}`);
   }
   let mod: Record<string, unknown>;

@@ -85,7 +85,7 @@ export function buildProgram(): Command {
     .description("type-check an architecture file and validate the model it defines")
     .argument("<arch>", "architecture file")
     .action(async (arch: string) => {
-      const diags = typecheck(arch);
+      const diags = await typecheck(arch);
       if (diags.length) {
         console.error(formatDiagnostics(diags));
         if (diags.some((d) => d.category === "error")) {
