@@ -25,7 +25,8 @@ export interface BuildResult {
   seconds: number;
 }
 
-export const KERNEL_EXTRA_FLAGS = ["-Xcompiler", "-fPIC"];
+/** Must match KERNEL_FLAGS in templates/Makefile.hbs; hidden visibility: libmodel.so exports only the strata_* C ABI. */
+export const KERNEL_EXTRA_FLAGS = ["-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden"];
 
 export async function buildProject(p: EmittedProject, dir: string, opts: BuildOptions = {}): Promise<BuildResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
