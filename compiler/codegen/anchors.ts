@@ -61,7 +61,9 @@ export function renderGemm(g: FusionGroup, ctx: Ctx): KernelBody {
   const oIdx = elementIndex(o, F, true, "col");
   lines.push(o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`);
   const fields = bufs.params().split(", ").map((f) => `    ${f.replace(" __restrict__", "")};`).join("\n");
-  const config = "strata::gemm::DefaultWgmmaConfig";
+  // wgmma needs sm_90a; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
+  const wgmma = ctx.arch === "sm_90a";
+  const config = wgmma ? "strata::gemm::DefaultWgmmaConfig" : "strata::gemm::DefaultMmaConfig";
   const body = renderTemplate("gemm.cu.hbs", {
     fields,
     epilogue: lines.join("\n"),
@@ -75,7 +77,7 @@ export function renderGemm(g: FusionGroup, ctx: Ctx): KernelBody {
     n,
     k,
   });
-  return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { config: "WgmmaConfig<256,128,4>", n, k } };
+  return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { config: wgmma ? "WgmmaConfig<256,128,4>" : "MmaConfig<128,256,4,2,4>", n, k } };
 }
 
 export function renderAttention(g: FusionGroup, ctx: Ctx): KernelBody {

@@ -89,7 +89,7 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     const s = slotOf.get(n.key);
     return s ? { kind: "slot", buffer: s.name } : undefined;
   };
-  const ctx: RowContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner) };
+  const ctx: RowContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch: opts.arch ?? "sm_90a" };
 
   // render every group, then share kernels whose bodies are identical
   const byHash = new Map<string, { name: string; body: KernelBody; groups: KernelBody[] }>();

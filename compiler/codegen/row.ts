@@ -21,6 +21,8 @@ export interface RowContext {
   ref(n: Node): TensorRef;
   /** Slot that stores node n's value (for group outputs). */
   outRef(n: Node): TensorRef;
+  /** GPU target: decides e.g. wgmma (sm_90a only) vs mma.sync GEMM tiles. */
+  arch: "sm_90a" | "sm_90" | "sm_80";
 }
 
 export function renderRowKernel(g: FusionGroup, ctx: RowContext): KernelBody {

@@ -1,0 +1,26 @@
+/** The GPU target picks the GEMM path: wgmma tiles need sm_90a; sm_80 / sm_90 get mma.sync tiles. */
+import { describe, expect, it } from "vitest";
+import def from "../../examples/tiny-hybrid.js";
+import { emitProject } from "../../compiler/codegen/project.js";
+
+describe("--arch", () => {
+  it("sm_90a GEMMs use the wgmma config, sm_80 and sm_90 the mma.sync config", () => {
+    const gemms = (arch: "sm_90a" | "sm_90" | "sm_80") => emitProject(def, { arch }).kernels.filter((k) => k.spec.template === "gemm.cu.hbs");
+    const hopper = gemms("sm_90a");
+    expect(hopper.length).toBeGreaterThan(0);
+    for (const k of hopper) expect(k.source).toContain("gemm_launch<strata::gemm::DefaultWgmmaConfig");
+    for (const arch of ["sm_80", "sm_90"] as const) {
+      const ks = gemms(arch);
+      expect(ks.length).toBe(hopper.length);
+      for (const k of ks) {
+        expect(k.source).toContain("gemm_launch<strata::gemm::DefaultMmaConfig");
+        expect(k.source).not.toContain("Wgmma");
+      }
+    }
+  });
+
+  it("the manifest records the target", () => {
+    expect(emitProject(def, { arch: "sm_80" }).manifest.arch).toBe("sm_80");
+    expect(emitProject(def).manifest.arch).toBe("sm_90a");
+  });
+});
