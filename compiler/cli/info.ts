@@ -106,7 +106,7 @@ export function modelInfo(def: ModelDef, opts: { context?: number; batch?: numbe
 // ---- formatting ---------------------------------------------------------------------------
 
 export function fmtCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e9) return `${(n / 1e9).toFixed(3)}B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(2)}K`;
   return String(n);

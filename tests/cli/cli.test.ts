@@ -78,12 +78,12 @@ describe("strata info", () => {
     expect(line(out, "model")).toBe("model      mamba2-hybrid-8b");
     expect(line(out, "layers")).toBe("layers     56");
     expect(line(out, "pattern")).toBe(`pattern    ${HYBRID_PATTERN}`);
-    expect(line(out, "parameters")).toBe("parameters 8.65B (8,654,517,248)");
+    expect(line(out, "parameters")).toBe("parameters 8.655B (8,654,517,248)");
     // target vs actual layer mix: 24 M, 28 -, 4 *
     expect(out).toMatch(/^\s+M\s+mamba2\s+24\s+42\.9%\s+42\.0%$/m);
     expect(out).toMatch(/^\s+-\s+mlp\s+28\s+50\.0%\s+50\.0%$/m);
     expect(out).toMatch(/^\s+\*\s+attention\s+4\s+7\.1%\s+8\.0%$/m);
-    expect(out).toMatch(/^\s+embedding\s+1\.05B\s+12\.1%$/m);
+    expect(out).toMatch(/^\s+embedding\s+1\.049B\s+12\.1%$/m);
     expect(line(out, "FLOPs/token")).toMatch(/^FLOPs\/token \(context 4096\)\s+forward 15\.48 GFLOP\s+training 46\.43 GFLOP \(3× forward\)$/);
     expect(line(out, "weights")).toMatch(/^weights\s+16\.12 GiB$/);
     expect(line(out, "KV cache")).toMatch(/^KV cache\s+16\.00 KiB per token$/);
