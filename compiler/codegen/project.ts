@@ -159,6 +159,8 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     arch: opts.arch ?? "sm_90a",
     config: def.config,
     pattern: def.pattern,
+    /** Each block's mixer and its options, in order (for tools: e.g. the GPU suite's PyTorch reference). */
+    blocks: def.layers.map((l) => ({ kind: l.kind, ...l.config })),
     weights: params.map((p) => ({
       name: p.attrs.name,
       dtype: SAFETENSORS_DTYPE[p.dtype],
