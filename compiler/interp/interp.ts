@@ -297,14 +297,16 @@ export type InitSpecResolved =
   | { kind: "uniform"; low: number; high: number }
   | { kind: "const"; value: number }
   | { kind: "alog_uniform"; low: number; high: number }
+  | { kind: "alog_arange"; n: number }
   | { kind: "dt_bias"; dtMin: number; dtMax: number; floor: number }
   | { kind: "kaiming_uniform"; fanIn: number };
 
-const INIT_KINDS = "normal, uniform, const, zeros, ones, alog_uniform, dt_bias, kaiming_uniform";
+const INIT_KINDS = "normal, uniform, const, zeros, ones, alog_uniform, alog_arange, dt_bias, kaiming_uniform";
 
 /**
  * Validate an init spec exactly as the runtime's manifest loader does (unknown fields, required
- * fields, finite numbers, std ≥ 0, low ≤ high, fanIn > 0, 0 < dtMin ≤ dtMax, floor ≥ 0, alog low > 0).
+ * fields, finite numbers, std ≥ 0, low ≤ high, fanIn > 0, 0 < dtMin ≤ dtMax, floor ≥ 0, alog low > 0,
+ * alog_arange n a positive integer ≤ 2^53 − 1).
  * zeros / ones become const 0 / 1.
  */
 export function parseInitSpec(spec: AttrValue | undefined, name: string): InitSpecResolved {
@@ -318,6 +320,7 @@ export function parseInitSpec(spec: AttrValue | undefined, name: string): InitSp
     zeros: [],
     ones: [],
     alog_uniform: ["low", "high"],
+    alog_arange: ["n"],
     dt_bias: ["dtMin", "dtMax", "floor"],
     kaiming_uniform: ["fanIn"],
   };
@@ -352,6 +355,11 @@ export function parseInitSpec(spec: AttrValue | undefined, name: string): InitSp
     case "alog_uniform": {
       const s = { kind, low: num("low", 1), high: num("high", 16) } as const;
       req(s.low > 0 && s.low <= s.high, `alog_uniform needs 0 < low <= high, got [${s.low}, ${s.high}]`);
+      return s;
+    }
+    case "alog_arange": {
+      const s = { kind, n: num("n") } as const;
+      req(Number.isSafeInteger(s.n) && s.n >= 1, `alog_arange needs n to be a positive integer (<= 2^53 - 1), got ${s.n}`);
       return s;
     }
     case "dt_bias": {
@@ -389,6 +397,13 @@ export function initTensor(out: Float32Array | Float64Array, spec: InitSpecResol
   const n = out.length;
   if (spec.kind === "const") {
     out.fill(Math.fround(spec.value));
+    return;
+  }
+  if (spec.kind === "alog_arange") {
+    // Mamba-1 S4D-real: log((i mod n) + 1), no random words. Period n: compute one row, copy it.
+    const m = Math.min(n, spec.n);
+    for (let i = 0; i < m; i++) out[i] = Math.fround(Math.log((i % spec.n) + 1));
+    for (let i = m; i < n; i++) out[i] = out[i - spec.n]!;
     return;
   }
   const key = initStreamKey(initSeed(seed), name);

@@ -85,6 +85,14 @@ InitSpec parse_init_spec(const json::Value& v, const std::string& ctx) {
     s.low = get_num(v, "low", ctx, false, 1);
     s.high = get_num(v, "high", ctx, false, 16);
     require(s.low > 0 && s.low <= s.high, ctx, "alog_uniform needs 0 < low <= high");
+  } else if (kind == "alog_arange") {
+    // Mamba-1 (mamba_ssm) S4D-real A_log: element i = log((i mod n) + 1).
+    check_keys(v, ctx, {"n"});
+    s.kind = InitKind::AlogArange;
+    double n = get_num(v, "n", ctx, true, 0);
+    require(n >= 1 && n <= 9007199254740991.0 && std::floor(n) == n, ctx,
+            "alog_arange needs n to be a positive integer (<= 2^53 - 1)");
+    s.n = static_cast<uint64_t>(n);
   } else if (kind == "dt_bias") {
     check_keys(v, ctx, {"dtMin", "dtMax", "floor"});
     s.kind = InitKind::DtBias;
@@ -100,7 +108,7 @@ InitSpec parse_init_spec(const json::Value& v, const std::string& ctx) {
     require(s.fan_in > 0, ctx, "fanIn must be > 0");
   } else {
     throw Error(ctx + ": unknown init kind \"" + kind +
-                    "\" (valid: normal, uniform, const, zeros, ones, alog_uniform, dt_bias, kaiming_uniform)",
+                    "\" (valid: normal, uniform, const, zeros, ones, alog_uniform, alog_arange, dt_bias, kaiming_uniform)",
                 STRATA_ERR_FORMAT);
   }
   return s;
@@ -113,6 +121,7 @@ json::Value init_spec_to_json(const InitSpec& s) {
     case InitKind::Uniform: v.set("kind", "uniform"); v.set("low", s.low); v.set("high", s.high); break;
     case InitKind::Const: v.set("kind", "const"); v.set("value", s.value); break;
     case InitKind::AlogUniform: v.set("kind", "alog_uniform"); v.set("low", s.low); v.set("high", s.high); break;
+    case InitKind::AlogArange: v.set("kind", "alog_arange"); v.set("n", s.n); break;
     case InitKind::DtBias:
       v.set("kind", "dt_bias"); v.set("dtMin", s.dt_min); v.set("dtMax", s.dt_max); v.set("floor", s.floor);
       break;
@@ -163,6 +172,8 @@ double init_element(const InitSpec& s, uint64_t key, uint64_t i) {
       double u = init_uniform01(init_random_word(key, 2 * i));
       return std::log(s.low + (s.high - s.low) * u);
     }
+    case InitKind::AlogArange:  // no random words
+      return std::log(static_cast<double>(i % s.n + 1));
     case InitKind::DtBias: {
       double u = init_uniform01(init_random_word(key, 2 * i));
       double lmin = std::log(s.dt_min);

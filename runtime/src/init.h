@@ -15,7 +15,7 @@
 
 namespace strata {
 
-enum class InitKind { Normal, Uniform, Const, AlogUniform, DtBias, KaimingUniform };
+enum class InitKind { Normal, Uniform, Const, AlogUniform, AlogArange, DtBias, KaimingUniform };
 
 struct InitSpec {
   InitKind kind = InitKind::Const;
@@ -24,6 +24,7 @@ struct InitSpec {
   double value = 0;                   // const
   double dt_min = 0, dt_max = 0, floor = 0;  // dt_bias
   double fan_in = 0;                  // kaiming_uniform
+  uint64_t n = 0;                     // alog_arange (period: element i = log((i mod n) + 1))
 };
 
 // Parse {"kind": ..., ...} as written in the manifest. `context` (e.g.

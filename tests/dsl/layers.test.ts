@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { attention, mamba, mamba2, mlp, model, stack, type LayerDef } from "../../compiler/dsl/index.js";
 import { StrataError } from "../../compiler/ir/errors.js";
 import { graphNodes } from "../../compiler/ir/graph.js";
+import { fillInit } from "../../compiler/interp/interp.js";
+import { alloc } from "../../compiler/interp/tensor.js";
 
 /** Line of the caller (same source-mapping as captureUserLoc, so the two agree). */
 function lineHere(): number {
@@ -141,6 +143,20 @@ describe("layer graphs", () => {
         const ssm = /\.(A_log|D|dt_bias|dt_proj\.bias)$/.test(p.attrs.name as string);
         expect(p.dtype, p.attrs.name as string).toBe(ssm ? "f32" : "bf16");
       }
+  });
+
+  it("mamba (Mamba-1) A_log uses mamba_ssm's S4D-real init log(1..N) per row; mamba2 keeps log U(1, 16)", () => {
+    const aLog = (l: LayerDef) => graphNodes(tiny(l).toGraph()).find((n) => n.op === "param" && n.attrs.name === "layers.0.mixer.A_log")!;
+    const a1 = aLog(mamba({ dState: 8 }));
+    expect(a1.shape).toEqual([256, 8]);
+    expect(a1.attrs.init).toEqual({ kind: "alog_arange", n: 8 });
+    expect(aLog(mamba()).attrs.init).toEqual({ kind: "alog_arange", n: 16 }); // default dState
+    expect(aLog(mamba2({ headDim: 32 })).attrs.init).toEqual({ kind: "alog_uniform", low: 1, high: 16 });
+    // drawn values: every channel row is log(1), ..., log(8), so A = -exp(A_log) = -[1..8]
+    const t = alloc([256, 8], "f32");
+    fillInit(t, a1.attrs.init, 42, "layers.0.mixer.A_log");
+    const row = Array.from({ length: 8 }, (_, k) => Math.fround(Math.log(k + 1)));
+    for (const r of [0, 1, 255]) expect([...t.data.subarray(r * 8, r * 8 + 8)]).toEqual(row);
   });
 
   it("a stack can mix every layer kind", () => {

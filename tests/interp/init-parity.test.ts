@@ -43,6 +43,8 @@ function refElement(spec: Record<string, number | string>, seed: bigint, name: s
       return Math.fround(n("low") + (n("high") - n("low")) * u);
     case "alog_uniform":
       return Math.fround(Math.log(n("low", 1) + (n("high", 16) - n("low", 1)) * u));
+    case "alog_arange":
+      return Math.fround(Math.log((i % n("n")) + 1));
     case "dt_bias": {
       const lmin = Math.log(n("dtMin", 0.001)), lmax = Math.log(n("dtMax", 0.1));
       let dt = Math.exp(lmin + (lmax - lmin) * u);
@@ -81,6 +83,15 @@ describe("param init parity with the runtime (runtime/INIT.md §6)", () => {
     expect([...draw({ kind: "const", value: 0.1 }, 7, "t", 3)]).toEqual([Math.fround(0.1), Math.fround(0.1), Math.fround(0.1)]);
     expect([...draw({ kind: "zeros" }, 7, "t", 2)]).toEqual([0, 0]);
     expect([...draw({ kind: "ones" }, 7, "t", 2)]).toEqual([1, 1]);
+    // alog_arange (Mamba-1 S4D-real): log((i mod n) + 1), independent of seed and name
+    const arange4 = ["0x00000000", "0x3f317218", "0x3f8c9f54", "0x3fb17218", "0x00000000", "0x3f317218"];
+    expect(bits(draw({ kind: "alog_arange", n: 4 }, 7, "t", 6))).toEqual(arange4);
+    expect(bits(draw({ kind: "alog_arange", n: 4 }, 0xffffffffffffffffn, "layers.0.mixer.A_log", 6))).toEqual(arange4);
+    expect(bits(draw({ kind: "alog_arange", n: 16 }, 7, "t", 17).subarray(14))).toEqual(["0x402d50b2", "0x40317218", "0x00000000"]);
+    expect(bits(draw({ kind: "alog_arange", n: 1 }, 7, "t", 3))).toEqual(["0x00000000", "0x00000000", "0x00000000"]);
+    const a64 = new Float64Array(9);
+    initTensor(a64, parseInitSpec({ kind: "alog_arange", n: 3 }, "A_log"), 1, "A_log");
+    expect([...a64]).toEqual([0, 1, 2, 0, 1, 2, 0, 1, 2].map((k) => Math.fround(Math.log(k + 1))));
     // bigint seed is the same uint64
     expect(bits(draw({ kind: "normal", std: 1 }, 42n, "embed.weight", 1))).toEqual(["0x3fee5f12"]);
     // randomParams stores the same float32 values in f64 / f32
@@ -96,6 +107,7 @@ describe("param init parity with the runtime (runtime/INIT.md §6)", () => {
       { kind: "normal", std: 0.02, mean: 0.5 },
       { kind: "uniform", low: -3, high: 5 },
       { kind: "alog_uniform", low: 2, high: 9 },
+      { kind: "alog_arange", n: 7 },
       { kind: "dt_bias", dtMin: 0.01, dtMax: 0.2, floor: 0.05 },
       { kind: "kaiming_uniform", fanIn: 37 },
     ];
@@ -143,7 +155,7 @@ describe("param init parity with the runtime (runtime/INIT.md §6)", () => {
 
   it("rejects what the runtime's manifest loader rejects", () => {
     const bad: [Record<string, AttrValue>, RegExp][] = [
-      [{ kind: "weird" }, /unknown init kind "weird"/],
+      [{ kind: "weird" }, /unknown init kind "weird" \(known: .*alog_arange/],
       [{ kind: "normal", std: 1, sd: 2 }, /unknown init field "sd" for kind "normal"/],
       [{ kind: "zeros", value: 1 }, /unknown init field "value" for kind "zeros"/],
       [{ kind: "normal" }, /init\.std must be a finite number/],
@@ -153,6 +165,13 @@ describe("param init parity with the runtime (runtime/INIT.md §6)", () => {
       [{ kind: "alog_uniform", low: 0 }, /0 < low <= high/],
       [{ kind: "dt_bias", dtMin: 0.2, dtMax: 0.1 }, /0 < dtMin <= dtMax/],
       [{ kind: "dt_bias", floor: -1 }, /floor must be >= 0/],
+      [{ kind: "alog_arange" }, /init\.n must be a finite number/],
+      [{ kind: "alog_arange", n: 0 }, /alog_arange needs n to be a positive integer/],
+      [{ kind: "alog_arange", n: -4 }, /alog_arange needs n to be a positive integer/],
+      [{ kind: "alog_arange", n: 2.5 }, /alog_arange needs n to be a positive integer/],
+      [{ kind: "alog_arange", n: 2 ** 53 }, /alog_arange needs n to be a positive integer/],
+      [{ kind: "alog_arange", n: "4" }, /init\.n must be a finite number/],
+      [{ kind: "alog_arange", n: 4, low: 1 }, /unknown init field "low" for kind "alog_arange" \(allowed: n\)/],
     ];
     for (const [spec, re] of bad) expect(() => parseInitSpec(spec, "p"), JSON.stringify(spec)).toThrow(re);
     expect(() => fillInit(alloc([2], "f64"), undefined, 1, "p")).toThrow(/no init spec object/);

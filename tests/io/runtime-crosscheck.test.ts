@@ -119,6 +119,8 @@ describe.skipIf(!hasGxx())("cross-check with the C++ runtime (g++)", () => {
       { kind: "const", value: 0.1 },
       { kind: "ones" },
       { kind: "alog_uniform" },
+      { kind: "alog_arange", n: 16 },
+      { kind: "alog_arange", n: 7 },
       { kind: "dt_bias", dtMin: 0.001, dtMax: 0.1, floor: 0.005 },
       { kind: "kaiming_uniform", fanIn: 96 },
     ];

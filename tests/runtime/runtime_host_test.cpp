@@ -335,6 +335,22 @@ static void test_init_golden() {
   CHECK(bits(R"({"kind":"alog_uniform","low":1,"high":16})", 7, "t", 2) == B({0x4013a27a, 0x3fd95210}));
   CHECK(bits(R"({"kind":"dt_bias","dtMin":0.001,"dtMax":0.1,"floor":1e-4})", 7, "t", 2) == B({0xc083f51f, 0xc0b12617}));
   CHECK(bits(R"({"kind":"kaiming_uniform","fanIn":16})", 7, "t", 2) == B({0x3d528e47, 0xbdcf64ba}));
+  // alog_arange (Mamba-1 S4D-real): log((i mod n) + 1), no random words, so any seed / name
+  const B arange4({0x00000000, 0x3f317218, 0x3f8c9f54, 0x3fb17218, 0x00000000, 0x3f317218});
+  CHECK(bits(R"({"kind":"alog_arange","n":4})", 7, "t", 6) == arange4);
+  CHECK(bits(R"({"kind":"alog_arange","n":4})", ~0ull, "layers.0.mixer.A_log", 6) == arange4);
+  B a16 = bits(R"({"kind":"alog_arange","n":16})", 7, "t", 17);
+  CHECK(B(a16.begin() + 14, a16.end()) == B({0x402d50b2, 0x40317218, 0x00000000}));
+  CHECK(bits(R"({"kind":"alog_arange","n":1})", 7, "t", 3) == B({0, 0, 0}));
+  // threads change nothing (large tensor takes the threaded path)
+  {
+    const size_t n = 200003;
+    std::vector<float> one(n), many(n);
+    init_tensor(spec(R"({"kind":"alog_arange","n":16})"), 1, "A_log", one.data(), n, 1);
+    init_tensor(spec(R"({"kind":"alog_arange","n":16})"), 1, "A_log", many.data(), n, 7);
+    CHECK(std::memcmp(one.data(), many.data(), n * sizeof(float)) == 0);
+    CHECK(one[n - 1] == static_cast<float>(std::log(static_cast<double>((n - 1) % 16 + 1))));
+  }
 }
 
 static void test_init_statistics() {
@@ -403,6 +419,22 @@ static void test_init_spec_errors() {
   CHECK(d.dt_min == 0.001 && d.dt_max == 0.1 && d.floor == 1e-4);
   CHECK(json::dump(init_spec_to_json(spec(R"({"kind":"kaiming_uniform","fanIn":4})"))) ==
         R"({"kind":"kaiming_uniform","fanIn":4})");
+  // alog_arange: validation and JSON round trip
+  CHECK_THROWS(spec(R"({"kind":"xavier"})"), "alog_uniform, alog_arange, dt_bias");
+  CHECK(spec(R"({"kind":"alog_arange","n":16})").kind == InitKind::AlogArange);
+  CHECK(spec(R"({"kind":"alog_arange","n":16})").n == 16);
+  CHECK(spec(R"({"kind":"alog_arange","n":16.0})").n == 16);
+  CHECK_THROWS(spec(R"({"kind":"alog_arange"})"), "missing required field \"n\"");
+  CHECK_THROWS(spec(R"({"kind":"alog_arange","n":0})"), "alog_arange needs n to be a positive integer");
+  CHECK_THROWS(spec(R"({"kind":"alog_arange","n":-4})"), "alog_arange needs n to be a positive integer");
+  CHECK_THROWS(spec(R"({"kind":"alog_arange","n":2.5})"), "alog_arange needs n to be a positive integer");
+  CHECK_THROWS(spec(R"({"kind":"alog_arange","n":9007199254740992})"), "alog_arange needs n to be a positive integer");
+  CHECK_THROWS(spec(R"({"kind":"alog_arange","n":"4"})"), "must be a finite number");
+  CHECK_THROWS(spec(R"({"kind":"alog_arange","n":4,"low":1})"),
+               "unknown init field \"low\" for kind \"alog_arange\" (allowed: n)");
+  CHECK(json::dump(init_spec_to_json(spec(R"({"kind":"alog_arange","n":16})"))) == R"({"kind":"alog_arange","n":16})");
+  CHECK(json::dump(init_spec_to_json(spec(json::dump(init_spec_to_json(spec(R"({"kind":"alog_arange","n":3})")))))) ==
+        R"({"kind":"alog_arange","n":3})");
 }
 
 // ------------------------------------------------------------------- npy
@@ -531,6 +563,12 @@ static void test_abi() {
   write_bytes(tmp("bad_manifest.json"), R"({"vocabSize": 5, "maxBatch": 2, "weights": []})");
   CHECK(strata_model_create(tmp("bad_manifest.json").c_str(), nullptr) == nullptr);
   CHECK(std::string(strata_last_error()).find("missing required field \"maxSeqlen\"") != std::string::npos);
+  write_bytes(tmp("bad_init_manifest.json"), R"({"vocabSize": 5, "maxBatch": 2, "maxSeqlen": 4, "weights": [
+    {"name": "A_log", "dtype": "F32", "shape": [2, 4], "init": {"kind": "alog_arange", "n": 0}}]})");
+  CHECK(strata_model_create(tmp("bad_init_manifest.json").c_str(), nullptr) == nullptr);
+  CHECK_MSG(std::string(strata_last_error()).find("weight 'A_log'") != std::string::npos &&
+                std::string(strata_last_error()).find("alog_arange needs n to be a positive integer") != std::string::npos,
+            strata_last_error());
 
   strata_model* m = strata_model_create(tmp("model").c_str(), nullptr);  // directory form
   CHECK_MSG(m != nullptr, strata_last_error());

@@ -2,8 +2,8 @@
 // tiles: {"k":4}
 // used by 3 groups (IR nodes, DSL source lines):
 //   group 5 layers.0.mixer: conv1d#fd3230 silu#e93677  (examples/tiny-mamba.ts:9)
-//   group 10 layers.1.mixer: conv1d#c5684b silu#90ed1a  (examples/tiny-mamba.ts:9)
-//   group 15 layers.2.mixer: conv1d#d79007 silu#57e2f2  (examples/tiny-mamba.ts:9)
+//   group 10 layers.1.mixer: conv1d#65f41a silu#828b1d  (examples/tiny-mamba.ts:9)
+//   group 15 layers.2.mixer: conv1d#8f141c silu#17d3a1  (examples/tiny-mamba.ts:9)
 // launcher buffers (first group): [0] slot:layers_0_mixer_linear_b7bf15, [1] weight:layers.0.mixer.conv1d.weight, [2] weight:layers.0.mixer.conv1d.bias, [3] slot:layers_0_mixer_silu_e93677
 // Conv1d group: depthwise causal convolution over time (kernel 4) with bias and, when fused,
 // SiLU. Each thread keeps the previous K−1 inputs of its channels in registers and walks a

@@ -2,8 +2,8 @@
 // tiles: {"config":"WgmmaConfig<256,128,4>","n":256,"k":8}
 // used by 3 groups (IR nodes, DSL source lines):
 //   group 7 layers.0.mixer: linear#76dbb1  (examples/tiny-mamba.ts:9)
-//   group 12 layers.1.mixer: linear#80380a  (examples/tiny-mamba.ts:9)
-//   group 17 layers.2.mixer: linear#b54fe9  (examples/tiny-mamba.ts:9)
+//   group 12 layers.1.mixer: linear#4ac9b8  (examples/tiny-mamba.ts:9)
+//   group 17 layers.2.mixer: linear#d0c7ad  (examples/tiny-mamba.ts:9)
 // launcher buffers (first group): [0] slot:layers_0_mixer_linear_957f45, [1] weight:layers.0.mixer.dt_proj.weight, [2] slot:layers_0_mixer_linear_76dbb1
 // GEMM group: out = epilogue(A · Wᵀ) with A [M, K] token-major bf16 (M = B·T tokens, row stride
 // lda), W [N, K] bf16 (nn.Linear layout), fp32 accumulation on tensor cores (wgmma on sm_90a,

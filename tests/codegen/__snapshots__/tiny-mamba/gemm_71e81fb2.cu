@@ -2,8 +2,8 @@
 // tiles: {"config":"WgmmaConfig<256,128,4>","n":40,"k":256}
 // used by 3 groups (IR nodes, DSL source lines):
 //   group 6 layers.0.mixer: linear#957f45  (examples/tiny-mamba.ts:9)
-//   group 11 layers.1.mixer: linear#257501  (examples/tiny-mamba.ts:9)
-//   group 16 layers.2.mixer: linear#5aa85c  (examples/tiny-mamba.ts:9)
+//   group 11 layers.1.mixer: linear#c69756  (examples/tiny-mamba.ts:9)
+//   group 16 layers.2.mixer: linear#0032d8  (examples/tiny-mamba.ts:9)
 // launcher buffers (first group): [0] slot:layers_0_mixer_silu_e93677, [1] weight:layers.0.mixer.x_proj.weight, [2] slot:layers_0_mixer_linear_957f45
 // GEMM group: out = epilogue(A · Wᵀ) with A [M, K] token-major bf16 (M = B·T tokens, row stride
 // lda), W [N, K] bf16 (nn.Linear layout), fp32 accumulation on tensor cores (wgmma on sm_90a,

@@ -2,9 +2,9 @@
 // tiles: {"config":"WgmmaConfig<256,128,4>","n":512,"k":128}
 // used by 4 groups (IR nodes, DSL source lines):
 //   group 4 layers.0.mixer: linear#b7bf15  (examples/tiny-mamba.ts:9)
-//   group 9 layers.1.mixer: linear#26948e  (examples/tiny-mamba.ts:9)
-//   group 14 layers.2.mixer: linear#503a63  (examples/tiny-mamba.ts:9)
-//   group 19 lm_head: linear#86238e  (examples/tiny-mamba.ts:4)
+//   group 9 layers.1.mixer: linear#34291e  (examples/tiny-mamba.ts:9)
+//   group 14 layers.2.mixer: linear#a01982  (examples/tiny-mamba.ts:9)
+//   group 19 lm_head: linear#c314fd  (examples/tiny-mamba.ts:4)
 // launcher buffers (first group): [0] slot:layers_0_norm_rmsnorm_eb020b, [1] weight:layers.0.mixer.in_proj.weight, [2] slot:layers_0_mixer_linear_b7bf15
 // GEMM group: out = epilogue(A · Wᵀ) with A [M, K] token-major bf16 (M = B·T tokens, row stride
 // lda), W [N, K] bf16 (nn.Linear layout), fp32 accumulation on tensor cores (wgmma on sm_90a,

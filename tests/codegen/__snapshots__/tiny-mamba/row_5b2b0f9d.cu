@@ -2,9 +2,9 @@
 // tiles: {"threads":256,"cols":128}
 // used by 4 groups (IR nodes, DSL source lines):
 //   group 20 layers.0.norm: rmsnorm#eb020b  (examples/tiny-mamba.ts:9)
-//   group 21 layers.1.norm: rmsnorm#475e9e  (examples/tiny-mamba.ts:9)
-//   group 22 layers.2.norm: rmsnorm#e844a4  (examples/tiny-mamba.ts:9)
-//   group 23 final_norm: rmsnorm#b3ad5f  (examples/tiny-mamba.ts:4)
+//   group 21 layers.1.norm: rmsnorm#5bb712  (examples/tiny-mamba.ts:9)
+//   group 22 layers.2.norm: rmsnorm#888990  (examples/tiny-mamba.ts:9)
+//   group 23 final_norm: rmsnorm#24a35e  (examples/tiny-mamba.ts:4)
 // launcher buffers (first group): [0] slot:embedding_embedding_17be59, [1] weight:layers.0.norm.weight, [2] slot:layers_0_norm_rmsnorm_eb020b
 
 //
