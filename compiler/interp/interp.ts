@@ -4,6 +4,7 @@
  * by name; symbolic dims are given by `bindings`. Every bound value and every op output is checked
  * against the node's evaluated shape, and intermediates are dropped after their last use.
  */
+import type { InitSpec } from "../dsl/init.js";
 import { evalShape, shapeStr } from "../ir/dims.js";
 import { StrataError } from "../ir/errors.js";
 import { graphParams, topo, type Graph } from "../ir/graph.js";
@@ -291,15 +292,8 @@ function u01h(h: number, l: number): number {
   return (h * 2097152 + (l >>> 11) + 1) * 1.1102230246251565e-16;
 }
 
-/** Spec fields after validation (INIT.md §2), with defaults filled in. */
-export type InitSpecResolved =
-  | { kind: "normal"; std: number; mean: number }
-  | { kind: "uniform"; low: number; high: number }
-  | { kind: "const"; value: number }
-  | { kind: "alog_uniform"; low: number; high: number }
-  | { kind: "alog_arange"; n: number }
-  | { kind: "dt_bias"; dtMin: number; dtMax: number; floor: number }
-  | { kind: "kaiming_uniform"; fanIn: number };
+/** Spec fields after validation (INIT.md §2), with defaults filled in (normal gets its mean). */
+export type InitSpecResolved = Exclude<InitSpec, { kind: "normal" }> | { kind: "normal"; std: number; mean: number };
 
 const INIT_KINDS = "normal, uniform, const, zeros, ones, alog_uniform, alog_arange, dt_bias, kaiming_uniform";
 
