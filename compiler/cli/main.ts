@@ -169,4 +169,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const isEntry = process.argv[1] && /strata(\.js)?$|cli[\\/]main\.ts$/.test(process.argv[1]);
-if (isEntry) process.exitCode = await main(process.argv.slice(2));
+// Not a top-level await: this module must finish evaluating before a user's architecture file
+// loads, or a CommonJS-scoped user file (no "type": "module" near it) that imports the DSL would
+// form a require(esm) cycle with it.
+if (isEntry) void main(process.argv.slice(2)).then((code) => (process.exitCode = code));

@@ -36,7 +36,12 @@ export function renderGemm(g: FusionGroup, ctx: Ctx): KernelBody {
   const wr = ctx.ref(w);
   need(w.op === "param", lin, "GEMM weight must be a parameter");
   const [n, k] = w.shape as [number, number];
-  need(n % 8 === 0 && k % 8 === 0 && k >= 8, lin, `GEMM needs N and K multiples of 8 (K ≥ 8); got N=${n}, K=${k}`, "pad the layer width to a multiple of 8");
+  need(
+    n % 8 === 0 && k % 8 === 0 && k >= 8,
+    lin,
+    `the GEMM kernel needs weight rows N and columns K that are multiples of 8 (K ≥ 8); ${w.attrs.name as string} is [${n}, ${k}]`,
+    "choose layer sizes that make this projection's width a multiple of 8 (for Mamba-2's in_proj, 2·d_inner + 2·groups·dState + heads)",
+  );
   need(stride8(a), lin, `GEMM input row stride ${a.rowStride} and offset ${a.offset} must be multiples of 8 elements (16-byte aligned rows)`);
   const ai = bufs.slot(a);
   const wi = bufs.slot(wr);

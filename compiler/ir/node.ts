@@ -77,6 +77,13 @@ export function currentScope(): string | undefined {
   return provenance[provenance.length - 1]?.scope;
 }
 
+/** A stack frame's file as a path: plain, file:// URL, or tsx's namespaced `?filePath=` form. */
+function userFile(raw: string): string {
+  const ns = /[?&]filePath=([^&]+)/.exec(raw);
+  if (ns) return decodeURIComponent(ns[1]!).replace(/\?.*$/, "");
+  return raw.replace(/^file:\/\//, "");
+}
+
 const INTERNAL_RE = /[\\/](compiler|node_modules)[\\/]|^node:|[\\/]tsx[\\/]/;
 
 /**
@@ -93,7 +100,7 @@ export function captureUserLoc(): SourceLoc | undefined {
     if (line.includes("lowerModel")) return undefined;
     const m = /\(?((?:file:\/\/)?[^()\s]+):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
-    const file = m[1]!.replace(/^file:\/\//, "");
+    const file = userFile(m[1]!);
     if (INTERNAL_RE.test(file) || file.includes("vitest")) continue;
     return { file, line: Number(m[2]), col: Number(m[3]) };
   }

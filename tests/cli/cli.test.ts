@@ -7,7 +7,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { execa } from "execa";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -172,6 +172,22 @@ describe("strata info", () => {
     expect(r.code).toBe(0);
     expect(line(r.stdout, "pattern")).toBe("pattern    *G*G");
     expect(r.stdout).toMatch(/^\s+G\s+gated_mlp\s+2\s+50\.0%\s+-$/m);
+  });
+
+  it("a user's own folder with no package.json (CommonJS scope) loads as ES modules, with exact error lines", async () => {
+    const dir = tmp();
+    const dsl = path.join(ROOT, "compiler/dsl/index.js");
+    mkdirSync(path.join(dir, "lib"));
+    writeFileSync(path.join(dir, "lib/layers.ts"), `import { mlp } from ${JSON.stringify(dsl)};\nexport const myMlp = () => mlp({ hidden: 256, act: "gelu" });\n`);
+    writeFileSync(path.join(dir, "arch.ts"), `import { model, stack } from ${JSON.stringify(dsl)};\nimport { myMlp } from "./lib/layers.js";\nexport default model({ name: "mine", vocab: 256, dModel: 64, layers: stack({ pattern: "--", "-": myMlp() }) });\n`);
+    const ok = await strata("info", path.join(dir, "arch.ts"), "--no-check");
+    expect(ok.stderr).toBe("");
+    expect(line(ok.stdout, "pattern")).toBe("pattern    --");
+    writeFileSync(path.join(dir, "bad.ts"), `import { attention, model, stack } from ${JSON.stringify(dsl)};\n\nexport default model({\n  name: "bad", vocab: 256, dModel: 64,\n  layers: stack({ pattern: "*", "*": attention({ heads: 4, kvHeads: 3 }) }),\n});\n`);
+    const bad = await strata("info", path.join(dir, "bad.ts"), "--no-check");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`${path.join(dir, "bad.ts")}:5:`);
+    expect(bad.stderr).toContain("kvHeads 3 does not divide heads 4");
   });
 });
 
