@@ -137,7 +137,10 @@ export function buildProgram(): Command {
       const def = await loadModel(arch, { check: o.check });
       const p = emitProject(def);
       if (o.list) {
-        for (const k of p.kernels) console.log(`${k.name}  (${k.spec.template}, ${p.launches.filter((l) => l.kernel === k.name).length} launches)`);
+        for (const k of p.kernels) {
+          const n = p.launches.filter((l) => l.kernel === k.name).length;
+          console.log(`${k.name}  (${k.spec.template}, ${n} launch${n === 1 ? "" : "es"})`);
+        }
         return;
       }
       const ks = o.kernel ? p.kernels.filter((k) => k.name === o.kernel || k.name.startsWith(`${o.kernel}_`)) : p.kernels;
