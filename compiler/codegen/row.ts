@@ -5,7 +5,6 @@
  * sizes are B and T.
  */
 import { StrataError } from "../ir/errors.js";
-import type { Dim } from "../ir/dims.js";
 import type { Node } from "../ir/node.js";
 import type { FusionGroup } from "../passes/fuse.js";
 import { BufferTable } from "./buffers.js";

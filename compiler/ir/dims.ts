@@ -50,10 +50,6 @@ export function dimAdd(a: Dim, b: Dim): Dim {
   return render(x);
 }
 
-export function isSymbolic(d: Dim): d is string {
-  return typeof d === "string";
-}
-
 export function dimStr(d: Dim): string {
   return String(d);
 }
