@@ -16,12 +16,19 @@ export const PAPER_BASE = {
 /** The paper's Mamba-2 layer: expand 2, head dim 64, 8 groups, state 128, conv 4, chunk 128. */
 export const paperMamba2 = () => mamba2({ expand: 2, headDim: 64, groups: 8, dState: 128, dConv: 4, chunk: 128, normEps: 1e-5 });
 
-/** The paper's MLP: 4·d_model hidden units with squared ReLU. */
-export const paperMlp = () => mlp({ hidden: 16384, act: "relu2" });
+/**
+ * The paper's MLP: 4·d_model = 16384 hidden units. The activation differs between the released
+ * checkpoints (NVIDIA/Megatron-LM, examples/mamba/): the 8B Transformer's script
+ * `run_text_gen_server_8b_gpt3.sh` passes `--squared-relu`, while the 8B Mamba-2-Hybrid's
+ * `run_text_gen_server_8b.sh` and `train.sh` pass no activation flag, so the hybrid's MLPs use
+ * Megatron's default `activation_func = F.gelu` (megatron/core/transformer/transformer_config.py),
+ * i.e. exact (erf) GeLU. The parameter count is the same either way. Default: the Transformer's.
+ */
+export const paperMlp = (act: "relu2" | "gelu" = "relu2") => mlp({ hidden: 16384, act });
 
 /**
- * Mamba-2-Hybrid: 56 layers, 8% attention (GQA, 8 KV groups, no position embedding), 50% MLP,
- * the rest Mamba-2 — allocated by Megatron's algorithm to 24 M, 4 *, 28 -.
+ * Mamba-2-Hybrid: 56 layers, 8% attention (GQA, 8 KV groups, no position embedding), 50% MLP
+ * (GeLU), the rest Mamba-2 — allocated by Megatron's algorithm to 24 M, 4 *, 28 -.
  */
 export const hybridStack = () =>
   stack({
@@ -29,7 +36,7 @@ export const hybridStack = () =>
     ratios: { attention: 0.08, mlp: 0.5 },
     M: paperMamba2(),
     "*": attention({ heads: 32, kvHeads: 8, headDim: 128 }),
-    "-": paperMlp(),
+    "-": paperMlp("gelu"), // exact GeLU: see paperMlp
   });
 
 /** Options for a long-context variant of `base`: same layers, seqLen = maxContext = `context`. */
