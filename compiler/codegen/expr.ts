@@ -5,37 +5,42 @@
  */
 import { StrataError } from "../ir/errors.js";
 import type { Node } from "../ir/node.js";
+import type { ElementwiseOp } from "../ir/registry.js";
 
 const f = (v: number) => {
   const s = Number.isInteger(v) ? `${v}.0` : String(v);
   return `${s}f`;
 };
 
+type ExprFn = (a: readonly string[], attrs: Node["attrs"]) => string;
+
+/** Each elementwise op's device expression, over its operands' expressions (float). */
+const EXPR = {
+  add: ([x, y]) => `(${x} + ${y})`,
+  sub: ([x, y]) => `(${x} - ${y})`,
+  mul: ([x, y]) => `(${x} * ${y})`,
+  div: ([x, y]) => `(${x} / ${y})`,
+  neg: ([x]) => `(-${x})`,
+  exp: ([x]) => `expf(${x})`,
+  log: ([x]) => `logf(${x})`,
+  sqrt: ([x]) => `sqrtf(${x})`,
+  rsqrt: ([x]) => `rsqrtf(${x})`,
+  square: ([x]) => `(${x} * ${x})`,
+  tanh: ([x]) => `tanhf(${x})`,
+  sigmoid: ([x]) => `st::sigmoid(${x})`,
+  silu: ([x]) => `st::silu(${x})`,
+  softplus: ([x]) => `st::softplus(${x})`,
+  relu: ([x]) => `fmaxf(${x}, 0.f)`,
+  relu2: ([x]) => `st::relu2(${x})`,
+  gelu: ([x], at) => (at.approximate === "tanh" ? `st::gelu_tanh(${x})` : `st::gelu(${x})`),
+  scale: ([x], at) => `(${x} * ${f(at.value as number)})`,
+  addScalar: ([x], at) => `(${x} + ${f(at.value as number)})`,
+  cast: ([x], at) => (at.to === "bf16" ? `st::to_bf16(${x})` : x!),
+} satisfies Record<ElementwiseOp, ExprFn>;
+
 /** C expression for elementwise node `n` given its operands' expressions. */
 export function elementwiseExpr(n: Node, a: readonly string[]): string {
-  const [x, y] = a;
-  switch (n.op) {
-    case "add": return `(${x} + ${y})`;
-    case "sub": return `(${x} - ${y})`;
-    case "mul": return `(${x} * ${y})`;
-    case "div": return `(${x} / ${y})`;
-    case "neg": return `(-${x})`;
-    case "exp": return `expf(${x})`;
-    case "log": return `logf(${x})`;
-    case "sqrt": return `sqrtf(${x})`;
-    case "rsqrt": return `rsqrtf(${x})`;
-    case "square": return `(${x} * ${x})`;
-    case "tanh": return `tanhf(${x})`;
-    case "sigmoid": return `st::sigmoid(${x})`;
-    case "silu": return `st::silu(${x})`;
-    case "softplus": return `st::softplus(${x})`;
-    case "relu": return `fmaxf(${x}, 0.f)`;
-    case "relu2": return `st::relu2(${x})`;
-    case "gelu": return n.attrs.approximate === "tanh" ? `st::gelu_tanh(${x})` : `st::gelu(${x})`;
-    case "scale": return `(${x} * ${f(n.attrs.value as number)})`;
-    case "addScalar": return `(${x} + ${f(n.attrs.value as number)})`;
-    case "cast": return n.attrs.to === "bf16" ? `st::to_bf16(${x})` : x;
-    default:
-      throw new StrataError(`codegen: '${n.op}' is not an elementwise op the kernels can render`, n.src);
-  }
+  const fn = (EXPR as Partial<Record<string, ExprFn>>)[n.op];
+  if (!fn) throw new StrataError(`codegen: '${n.op}' is not an elementwise op the kernels can render`, n.src);
+  return fn(a, n.attrs);
 }

@@ -4,21 +4,8 @@
  */
 import type { AttrValue } from "../ir/node.js";
 
-export type InitSpec =
-  | { kind: "normal"; std: number }
-  | { kind: "uniform"; low: number; high: number }
-  | { kind: "const"; value: number }
-  /** A_log = log U(low, high) (Mamba: A = −exp(A_log) in [−16, −1]). */
-  | { kind: "alog_uniform"; low: number; high: number }
-  /**
-   * Mamba-1's deterministic S4D-real A_log: flat element i = log((i mod n) + 1), so a [d_inner, n]
-   * tensor holds log(1..n) in every row (A = −exp(A_log) = −[1..n]). No random numbers.
-   */
-  | { kind: "alog_arange"; n: number }
-  /** dt = exp(U(log dtMin, log dtMax)) clamped ≥ floor; value = softplus⁻¹(dt). */
-  | { kind: "dt_bias"; dtMin: number; dtMax: number; floor: number }
-  /** U(±1/sqrt(fanIn)): PyTorch's default kaiming_uniform(a=√5) bound for conv weights. */
-  | { kind: "kaiming_uniform"; fanIn: number };
+export type { InitSpec } from "../ir/init.js";
+import type { InitSpec } from "../ir/init.js";
 
 export const init = {
   normal: (std = 0.02): InitSpec => ({ kind: "normal", std }),

@@ -4,13 +4,13 @@
  * by name; symbolic dims are given by `bindings`. Every bound value and every op output is checked
  * against the node's evaluated shape, and intermediates are dropped after their last use.
  */
-import type { InitSpec } from "../dsl/init.js";
+import type { InitSpec } from "../ir/init.js";
 import { evalShape, shapeStr } from "../ir/dims.js";
 import { StrataError } from "../ir/errors.js";
 import { graphParams, topo, type Graph } from "../ir/graph.js";
 import type { AttrValue, Node } from "../ir/node.js";
-import { getOp } from "../ir/registry.js";
 import "../ir/ops.js";
+import { REFS } from "./refs.js";
 import { alloc, numel, type Precision, type RefCtx, type Tensor } from "./tensor.js";
 
 export type { Precision, Tensor } from "./tensor.js";
@@ -116,7 +116,7 @@ export function evaluate(g: Graph | readonly Node[] | Readonly<Record<string, No
         throw new StrataError(`evaluate: ${kind} '${name}' holds ${t.data.length} values for its shape ${fmt(t.shape)} (${numel(t.shape)} expected)`, n.src);
       value = toPrecision(t, precision);
     } else {
-      const ref = getOp(n.op).ref;
+      const ref = REFS[n.op];
       const args = n.inputs.map((x) => {
         const v = values.get(x.key);
         if (!v) throw new Error(`evaluate: internal error: value of ${nodeLabel(x)} missing when evaluating ${nodeLabel(n)}`);

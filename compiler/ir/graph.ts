@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { Dim } from "./dims.js";
 import { StrataError } from "./errors.js";
 import { contentKey, stableJson, type AttrValue, type DType, type Node, type TensorType } from "./node.js";
-import { getOp } from "./registry.js";
+import { getOp, type OpName } from "./registry.js";
 
 export interface Graph {
   readonly name: string;
@@ -65,7 +65,7 @@ const LocSchema = z.object({ file: z.string(), line: z.number().int(), col: z.nu
 export const NodeJsonSchema = z.object({
   id: z.number().int().nonnegative(),
   key: z.string(),
-  op: z.string(),
+  op: z.string(), // checked against the registry when the graph is rebuilt (naming the unknown op)
   dtype: DTypeSchema,
   shape: z.array(DimSchema),
   inputs: z.array(z.number().int().nonnegative()),
@@ -142,12 +142,13 @@ export function fromJson(raw: unknown): Graph {
     }
     if (type.dtype !== nj.dtype || type.shape.join() !== nj.shape.join())
       throw new StrataError(`invalid IR JSON: node ${nj.id} (${nj.op}) stores ${nj.dtype}[${nj.shape}] but its rule gives ${type.dtype}[${type.shape}]`);
-    const key = contentKey(nj.op, nj.dtype as DType, nj.shape, nj.attrs, inputs);
+    const op = nj.op as OpName; // getOp above accepted it
+    const key = contentKey(op, nj.dtype as DType, nj.shape, nj.attrs, inputs);
     if (key !== nj.key) throw new StrataError(`invalid IR JSON: node ${nj.id} key ${nj.key} does not match its content (${key})`);
     built.push(
       Object.freeze({
         key,
-        op: nj.op,
+        op,
         dtype: nj.dtype as DType,
         shape: Object.freeze([...nj.shape]),
         inputs: Object.freeze(inputs),

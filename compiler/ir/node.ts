@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { canonDim, shapeStr, type Dim } from "./dims.js";
 import { ShapeError, StrataError, type SourceLoc } from "./errors.js";
-import { getOp } from "./registry.js";
+import { getOp, type OpName } from "./registry.js";
 import "./ops.js";
 
 export type DType = "f32" | "f64" | "bf16" | "f16" | "i32" | "i64";
@@ -23,7 +23,7 @@ export interface TensorType {
 
 export interface Node extends TensorType {
   readonly key: string;
-  readonly op: string;
+  readonly op: OpName;
   readonly inputs: readonly Node[];
   readonly attrs: Attrs;
   /** DSL source line that created the node (user file when known). */
@@ -44,7 +44,7 @@ export function stableJson(v: AttrValue | undefined): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(v[k])}`).join(",")}}`;
 }
 
-export function contentKey(op: string, dtype: DType, shape: readonly Dim[], attrs: Attrs, inputs: readonly Node[]): string {
+export function contentKey(op: OpName, dtype: DType, shape: readonly Dim[], attrs: Attrs, inputs: readonly Node[]): string {
   const h = createHash("sha256");
   h.update(op);
   h.update("|");
@@ -115,8 +115,9 @@ export function currentLoc(): SourceLoc | undefined {
  * Make a node: the op's rule infers dtype and shape and validates inputs; a rule failure becomes
  * a StrataError naming the DSL line. `explicit` supplies dtype/shape for source ops (param, input).
  */
-export function mkNode(op: string, inputs: readonly Node[], attrs: Attrs = {}, explicit?: TensorType): Node {
+export function mkNode(op: OpName, inputs: readonly Node[], attrs: Attrs = {}, explicit?: TensorType): Node {
   const def = getOp(op);
+  if (def.defaults) attrs = { ...def.defaults, ...attrs };
   const loc = currentLoc();
   let type: TensorType;
   try {
@@ -169,7 +170,7 @@ export function withInputs(n: Node, inputs: readonly Node[], attrs: Attrs = n.at
 }
 
 /** A new node attributed to `like`'s source line and scope (for nodes a pass introduces). */
-export function mkNodeLike(like: Node, op: string, inputs: readonly Node[], attrs: Attrs = {}, explicit?: TensorType): Node {
+export function mkNodeLike(like: Node, op: OpName, inputs: readonly Node[], attrs: Attrs = {}, explicit?: TensorType): Node {
   return withProvenance({ loc: like.src, scope: like.scope }, () => {
     const n = mkNode(op, inputs, attrs, explicit);
     return Object.freeze({ ...n, src: like.src, scope: like.scope });

@@ -8,8 +8,7 @@
 import { dimAdd, shapeStr, shapeVolume, type Dim } from "./dims.js";
 import { ShapeError } from "./errors.js";
 import type { Attrs, DType, Node, TensorType } from "./node.js";
-import { defineOp, type OpDef } from "./registry.js";
-import * as R from "../interp/ref.js";
+import { defineOp, type OpName } from "./registry.js";
 
 // ---- rule helpers -------------------------------------------------------------------------
 
@@ -76,8 +75,8 @@ function explicitType(name: string) {
   };
 }
 
-defineOp({ name: "param", kind: "source", arity: [0, 0], doc: "A trainable weight; attrs {name, init}.", infer: explicitType("param"), ref: R.source });
-defineOp({ name: "input", kind: "source", arity: [0, 0], doc: "A graph input (tokens, positions, incoming state); attrs {name}.", infer: explicitType("input"), ref: R.source });
+defineOp({ name: "param", kind: "source", arity: [0, 0], doc: "A trainable weight; attrs {name, init}.", infer: explicitType("param") });
+defineOp({ name: "input", kind: "source", arity: [0, 0], doc: "A graph input (tokens, positions, incoming state); attrs {name}.", infer: explicitType("input") });
 defineOp({
   name: "arange",
   kind: "source",
@@ -87,13 +86,12 @@ defineOp({
     if (!e || e.shape.length !== 1) throw new ShapeError("arange needs an explicit rank-1 shape");
     return e;
   },
-  ref: R.arange,
 });
-defineOp({ name: "full", kind: "source", arity: [0, 0], doc: "A constant-filled tensor; attrs {value}.", infer: explicitType("full"), ref: R.full });
+defineOp({ name: "full", kind: "source", arity: [0, 0], doc: "A constant-filled tensor; attrs {value}.", infer: explicitType("full") });
 
 // ---- elementwise --------------------------------------------------------------------------
 
-function unary(name: string, ref: OpDef["ref"], doc: string, flopsPerElt = 1): void {
+function unary(name: OpName, doc: string, flopsPerElt = 1): void {
   defineOp({
     name,
     kind: "elementwise",
@@ -103,26 +101,25 @@ function unary(name: string, ref: OpDef["ref"], doc: string, flopsPerElt = 1): v
       needFloat(x!, "input");
       return { dtype: x!.dtype, shape: x!.shape };
     },
-    ref,
     flops: (_i, out) => flopsPerElt * numelOf(out),
   });
 }
 
-unary("neg", R.neg, "−x");
-unary("exp", R.exp, "eˣ");
-unary("log", R.log, "ln x");
-unary("sqrt", R.sqrt, "√x");
-unary("rsqrt", R.rsqrt, "1/√x");
-unary("square", R.square, "x²");
-unary("tanh", R.tanh, "tanh x");
-unary("sigmoid", R.sigmoid, "1/(1+e⁻ˣ)", 4);
-unary("silu", R.silu, "x·sigmoid(x)", 5);
-unary("softplus", R.softplus, "ln(1+eˣ) (linear above 20, as in PyTorch)", 4);
-unary("relu", R.relu, "max(x, 0)");
-unary("relu2", R.relu2, "squared ReLU: max(x, 0)²", 2);
-unary("gelu", R.gelu, "GELU, exact erf form (attrs {approximate: 'tanh'} for the tanh form)", 8);
-unary("scale", R.scale, "x·value; attrs {value}");
-unary("addScalar", R.addScalar, "x + value; attrs {value}");
+unary("neg", "−x");
+unary("exp", "eˣ");
+unary("log", "ln x");
+unary("sqrt", "√x");
+unary("rsqrt", "1/√x");
+unary("square", "x²");
+unary("tanh", "tanh x");
+unary("sigmoid", "1/(1+e⁻ˣ)", 4);
+unary("silu", "x·sigmoid(x)", 5);
+unary("softplus", "ln(1+eˣ) (linear above 20, as in PyTorch)", 4);
+unary("relu", "max(x, 0)");
+unary("relu2", "squared ReLU: max(x, 0)²", 2);
+unary("gelu", "GELU, exact erf form (attrs {approximate: 'tanh'} for the tanh form)", 8);
+unary("scale", "x·value; attrs {value}");
+unary("addScalar", "x + value; attrs {value}");
 
 defineOp({
   name: "cast",
@@ -130,10 +127,9 @@ defineOp({
   arity: [1, 1],
   doc: "Convert to attrs.to (numerics: the interpreter keeps its own precision).",
   infer: ([x], a) => ({ dtype: a.to as DType, shape: x!.shape }),
-  ref: R.cast,
 });
 
-function binary(name: string, ref: OpDef["ref"], doc: string): void {
+function binary(name: OpName, doc: string): void {
   defineOp({
     name,
     kind: "elementwise",
@@ -144,15 +140,14 @@ function binary(name: string, ref: OpDef["ref"], doc: string): void {
       needFloat(b!, "right operand");
       return { dtype: promote([a!.dtype, b!.dtype]), shape: broadcastShapes(a!.shape, b!.shape) };
     },
-    ref,
     flops: (_i, out) => numelOf(out),
   });
 }
 
-binary("add", R.add, "a + b (NumPy broadcasting)");
-binary("sub", R.sub, "a − b (NumPy broadcasting)");
-binary("mul", R.mul, "a · b (NumPy broadcasting)");
-binary("div", R.div, "a / b (NumPy broadcasting)");
+binary("add", "a + b (NumPy broadcasting)");
+binary("sub", "a − b (NumPy broadcasting)");
+binary("mul", "a · b (NumPy broadcasting)");
+binary("div", "a / b (NumPy broadcasting)");
 
 // ---- norms and reductions -----------------------------------------------------------------
 
@@ -163,7 +158,8 @@ function lastDimWeight(x: Node, w: Node, what: string): void {
 
 defineOp({
   name: "rmsnorm",
-  kind: "reduction",
+  kind: "rowwise",
+  rowReduction: "norm",
   arity: [2, 2],
   doc: "x / sqrt(mean(x²) + eps) · w over the last axis; attrs {eps, oneP} (oneP: scale = 1 + w).",
   infer: ([x, w]) => {
@@ -171,13 +167,13 @@ defineOp({
     lastDimWeight(x!, w!, "weight");
     return { dtype: x!.dtype, shape: x!.shape };
   },
-  ref: R.rmsnorm,
   flops: (_i, out) => 4 * numelOf(out),
 });
 
 defineOp({
   name: "layernorm",
-  kind: "reduction",
+  kind: "rowwise",
+  rowReduction: "norm",
   arity: [2, 3],
   doc: "(x − mean) / sqrt(var + eps) · w (+ b) over the last axis; attrs {eps, oneP} (Megatron's LayerNorm-1p: scale = 1 + w).",
   infer: ([x, w, b]) => {
@@ -186,13 +182,13 @@ defineOp({
     if (b) lastDimWeight(x!, b, "bias");
     return { dtype: x!.dtype, shape: x!.shape };
   },
-  ref: R.layernorm,
   flops: (_i, out) => 6 * numelOf(out),
 });
 
 defineOp({
   name: "gatedRmsnorm",
-  kind: "reduction",
+  kind: "rowwise",
+  rowReduction: "norm",
   arity: [3, 3],
   doc: "Mamba-2's gated RMSNorm: y = x·silu(z), then RMSNorm over groups of attrs.groupSize features, times w; attrs {eps, groupSize}.",
   infer: ([x, z, w], a) => {
@@ -204,17 +200,16 @@ defineOp({
     if (d % g !== 0) throw new ShapeError(`groupSize ${g} must divide the feature dim ${d}`);
     return { dtype: x!.dtype, shape: x!.shape };
   },
-  ref: R.gatedRmsnorm,
   flops: (_i, out) => 10 * numelOf(out),
 });
 
 defineOp({
   name: "softmax",
-  kind: "reduction",
+  kind: "rowwise",
+  rowReduction: "softmax",
   arity: [1, 1],
   doc: "softmax over the last axis.",
   infer: ([x]) => ({ dtype: x!.dtype, shape: x!.shape }),
-  ref: R.softmax,
   flops: (_i, out) => 5 * numelOf(out),
 });
 
@@ -224,7 +219,6 @@ defineOp({
   arity: [1, 1],
   doc: "Mean of all elements (a scalar, shape []).",
   infer: ([x]) => ({ dtype: promote([x!.dtype, "f32"]), shape: [] }),
-  ref: R.reduceMean,
   flops: (i) => numelOf(i[0]!),
 });
 
@@ -233,6 +227,7 @@ defineOp({
 defineOp({
   name: "linear",
   kind: "anchor",
+  family: "gemm",
   arity: [2, 2],
   doc: "y = x·Wᵀ with W stored [out, in] (PyTorch nn.Linear layout).",
   infer: ([x, w]) => {
@@ -242,7 +237,6 @@ defineOp({
     if (w!.shape[1] !== k) throw new ShapeError(`weight is [out, in] = ${shapeStr(w!.shape)} but the input's last dim is ${k}; valid: weight [N, ${k}]`);
     return { dtype: promote([x!.dtype, w!.dtype]), shape: [...x!.shape.slice(0, -1), w!.shape[0]!] };
   },
-  ref: R.linear,
   flops: ([x, w]) => 2 * numelOf(x!) * w![0]!,
 });
 
@@ -258,13 +252,13 @@ defineOp({
     sameDim(a!.shape[r - 1]!, b!.shape[r - 2]!, "contraction dim (a's last vs b's second-to-last)");
     return { dtype: promote([a!.dtype, b!.dtype]), shape: [...a!.shape.slice(0, -1), b!.shape[r - 1]!] };
   },
-  ref: R.matmul,
   flops: ([a, b]) => 2 * numelOf(a!) * b![b!.length - 1]!,
 });
 
 defineOp({
   name: "embedding",
   kind: "anchor",
+  family: "embedding",
   arity: [2, 2],
   doc: "Row gather: table[ids] for ids [...] and table [vocab, d].",
   infer: ([ids, table]) => {
@@ -272,12 +266,12 @@ defineOp({
     needRank(table!, 2, "table", "[vocab, d]");
     return { dtype: table!.dtype, shape: [...ids!.shape, table!.shape[1]!] };
   },
-  ref: R.embedding,
 });
 
 defineOp({
   name: "conv1d",
   kind: "anchor",
+  family: "conv1d",
   arity: [3, 4],
   doc: "Depthwise causal conv over time: x [B,T,C], w [C,K], bias [C], optional prefix [B,K−1,C] (the previous K−1 inputs; zeros when absent).",
   infer: ([x, w, b, prefix]) => {
@@ -293,14 +287,14 @@ defineOp({
     }
     return { dtype: x!.dtype, shape: x!.shape };
   },
-  ref: R.conv1d,
   flops: ([x, w]) => 2 * numelOf(x!) * w![1]!,
   state: { kind: "conv", stateInput: 3, stateOp: "convState" },
 });
 
 defineOp({
   name: "convState",
-  kind: "stateful",
+  kind: "state",
+  companionOf: "conv1d",
   arity: [1, 2],
   doc: "The last K−1 inputs of concat(prefix, x) along time: conv1d's state after x. attrs {k}.",
   infer: ([x, prefix], a) => {
@@ -309,12 +303,13 @@ defineOp({
     if (prefix) sameDim(prefix.shape[1]!, k - 1, "prefix length must be K−1");
     return { dtype: "f32", shape: [x!.shape[0]!, k - 1, x!.shape[2]!] };
   },
-  ref: R.convState,
 });
 
 defineOp({
   name: "rope",
-  kind: "elementwise",
+  kind: "rowwise",
+  needsNeighbour: true,
+  defaults: { fraction: 1, theta: 10000 },
   arity: [2, 2],
   doc: "Rotary embedding, half-split layout, on the first `fraction` of each head: x [B,T,H,D], positions [T]; attrs {fraction, theta}.",
   infer: ([x, pos], a) => {
@@ -327,13 +322,13 @@ defineOp({
     if (rot % 2 !== 0 || rot <= 0) throw new ShapeError(`rotary dims = headDim·fraction = ${rot} must be a positive even number`);
     return { dtype: x!.dtype, shape: x!.shape };
   },
-  ref: R.rope,
   flops: (_i, out) => 3 * numelOf(out),
 });
 
 defineOp({
   name: "attention",
   kind: "anchor",
+  family: "attention",
   arity: [3, 3],
   doc: "Causal softmax attention with GQA: q [B,T,H,D], k/v [B,S,Hk,D]; query i sees keys j ≤ i + S − T. attrs {scale}.",
   infer: ([q, k, v]) => {
@@ -348,7 +343,6 @@ defineOp({
     if (h % hk !== 0) throw new ShapeError(`kv heads (${hk}) must divide query heads (${h})`);
     return { dtype: q!.dtype, shape: q!.shape };
   },
-  ref: R.attention,
   flops: ([q, k]) => {
     const [b, t, h, d] = q as number[];
     const s = k![1]!;
@@ -375,6 +369,8 @@ function scanShapes(kindName: string, x: Node, dt: Node, A: Node, Bm: Node) {
 defineOp({
   name: "ssdScan",
   kind: "anchor",
+  family: "ssd",
+  defaults: { chunk: 64 },
   arity: [5, 6],
   doc: "Mamba-2 SSD: h_t = exp(dt_t·A)·h_{t−1} + dt_t·x_t⊗B_t, y_t = h_t·C_t. x [B,T,H,P], dt [B,T,H] (after softplus), A [H], B/C [B,T,G,N], optional h0 [B,H,P,N]. attrs {chunk}.",
   infer: ([x, dt, A, Bm, Cm, h0]) => {
@@ -383,7 +379,6 @@ defineOp({
     if (h0) needRank(h0, 4, "h0", "[B, H, P, N]");
     return { dtype: x!.dtype, shape: x!.shape };
   },
-  ref: R.ssdScan,
   flops: ([x, , , bm]) => {
     const [b, t, h, p] = x as number[];
     const n = bm![3]!;
@@ -394,14 +389,15 @@ defineOp({
 
 defineOp({
   name: "ssdState",
-  kind: "stateful",
+  kind: "state",
+  companionOf: "ssdScan",
+  defaults: { chunk: 64 },
   arity: [4, 5],
   doc: "The SSD state after the sequence: inputs x, dt, A, B, optional h0 → [B,H,P,N] (f32).",
   infer: ([x, dt, A, Bm]) => {
     scanShapes("ssdState", x!, dt!, A!, Bm!);
     return { dtype: "f32", shape: [x!.shape[0]!, x!.shape[2]!, x!.shape[3]!, Bm!.shape[3]!] };
   },
-  ref: R.ssdState,
 });
 
 function selShapes(u: Node, delta: Node, A: Node, Bm: Node) {
@@ -416,6 +412,7 @@ function selShapes(u: Node, delta: Node, A: Node, Bm: Node) {
 defineOp({
   name: "selectiveScan",
   kind: "anchor",
+  family: "selective_scan",
   arity: [5, 6],
   doc: "Mamba-1 selective scan: h_t = exp(Δ_t·A)⊙h_{t−1} + Δ_t·u_t·B_t, y_t = h_t·C_t. u, Δ [B,T,D] (Δ after softplus), A [D,N], B/C [B,T,N], optional h0 [B,D,N].",
   infer: ([u, delta, A, Bm, Cm, h0]) => {
@@ -424,21 +421,20 @@ defineOp({
     if (h0) needRank(h0, 3, "h0", "[B, D, N]");
     return { dtype: u!.dtype, shape: u!.shape };
   },
-  ref: R.selectiveScan,
   flops: ([u, , a]) => 5 * numelOf(u!) * a![1]!,
   state: { kind: "ssm", stateInput: 5, stateOp: "selectiveState" },
 });
 
 defineOp({
   name: "selectiveState",
-  kind: "stateful",
+  kind: "state",
+  companionOf: "selectiveScan",
   arity: [4, 5],
   doc: "The selective-scan state after the sequence: u, Δ, A, B, optional h0 → [B,D,N] (f32).",
   infer: ([u, delta, A, Bm]) => {
     selShapes(u!, delta!, A!, Bm!);
     return { dtype: "f32", shape: [u!.shape[0]!, u!.shape[2]!, A!.shape[1]!] };
   },
-  ref: R.selectiveState,
 });
 
 defineOp({
@@ -452,7 +448,6 @@ defineOp({
     if (shapeStr(s) !== shapeStr(targets!.shape)) throw new ShapeError(`targets ${shapeStr(targets!.shape)} must match logits without the vocab axis ${shapeStr(s)}`);
     return { dtype: "f32", shape: s };
   },
-  ref: R.crossEntropy,
   flops: ([l]) => 5 * numelOf(l!),
 });
 
@@ -471,7 +466,6 @@ defineOp({
       throw new ShapeError(`cannot reshape ${shapeStr(x!.shape)} to ${shapeStr(shape)}: element counts differ`);
     return { dtype: x!.dtype, shape };
   },
-  ref: R.reshape,
 });
 
 defineOp({
@@ -491,12 +485,11 @@ defineOp({
     shape[axis] = end - start;
     return { dtype: x!.dtype, shape };
   },
-  ref: R.slice,
 });
 
 defineOp({
   name: "concat",
-  kind: "view",
+  kind: "rowwise",
   arity: [1, 64],
   doc: "Concatenate along attrs.axis (sizes add, symbolically too).",
   infer: (xs, a) => {
@@ -512,7 +505,6 @@ defineOp({
     shape[axis] = total;
     return { dtype: promote(xs.map((x) => x.dtype)), shape };
   },
-  ref: R.concat,
 });
 
 defineOp({
@@ -526,5 +518,24 @@ defineOp({
       throw new ShapeError(`perm ${JSON.stringify(perm)} is not a permutation of ${x!.shape.length} axes`);
     return { dtype: x!.dtype, shape: perm.map((p) => x!.shape[p]!) };
   },
-  ref: R.transpose,
+});
+
+// ---- caches -------------------------------------------------------------------------------
+
+defineOp({
+  name: "cacheAppend",
+  kind: "state",
+  family: "cache_append",
+  inPlace: 0,
+  arity: [2, 2],
+  doc: "A cache extended by new rows along time: cache [B, P, ...], new [B, T, ...] → [B, P+T, ...]. Semantically concat(cache, new) on axis 1; the kernel writes only the new rows, in place, into the cache's buffer.",
+  infer: ([cache, x]) => {
+    if (cache!.shape.length < 2 || cache!.shape.length !== x!.shape.length) throw new ShapeError(`cache ${shapeStr(cache!.shape)} and new rows ${shapeStr(x!.shape)} need equal ranks ≥ 2 ([B, time, ...])`);
+    sameDim(cache!.shape[0]!, x!.shape[0]!, "batch of cache vs new rows");
+    for (let i = 2; i < x!.shape.length; i++) sameDim(cache!.shape[i]!, x!.shape[i]!, `axis ${i} of cache vs new rows`);
+    if (cache!.dtype !== x!.dtype) throw new ShapeError(`cache dtype ${cache!.dtype} ≠ new rows dtype ${x!.dtype}`);
+    const shape = [...cache!.shape];
+    shape[1] = dimAdd(cache!.shape[1]!, x!.shape[1]!);
+    return { dtype: cache!.dtype, shape };
+  },
 });

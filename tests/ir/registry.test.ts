@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ops } from "../../compiler/dsl/index.js";
-import { allOps, getOp } from "../../compiler/ir/registry.js";
+import { allOps, getOp, OP_NAMES, ELEMENTWISE_OPS } from "../../compiler/ir/registry.js";
+import { REFS } from "../../compiler/interp/refs.js";
 import "../../compiler/ir/ops.js";
 
 const DSL_OPS_FILE = fileURLToPath(new URL("../../compiler/dsl/ops.ts", import.meta.url));
@@ -41,7 +42,7 @@ describe("op registry", () => {
       const used = opNames.length ? opNames : COMPOSITES[fn];
       expect(used, `ops.${fn} makes no IR node and is not a known composite`).toBeDefined();
       expect(used!.length, `ops.${fn}`).toBeGreaterThan(0);
-      for (const name of used!) expect(known.has(name), `ops.${fn} → op '${name}' has no registry record`).toBe(true);
+      for (const name of used!) expect(known.has(name as never), `ops.${fn} → op '${name}' has no registry record`).toBe(true);
     }
   });
 
@@ -51,9 +52,9 @@ describe("op registry", () => {
     for (const d of defs) {
       expect(typeof d.doc, d.name).toBe("string");
       expect(d.doc.trim().length, `${d.name} doc`).toBeGreaterThan(0);
-      expect(typeof d.ref, `${d.name} ref`).toBe("function");
+      expect(typeof REFS[d.name], `${d.name} ref`).toBe("function");
       expect(typeof d.infer, `${d.name} infer`).toBe("function");
-      expect(["source", "elementwise", "reduction", "anchor", "view", "stateful"]).toContain(d.kind);
+      expect(["source", "elementwise", "rowwise", "reduction", "anchor", "state", "view"]).toContain(d.kind);
       const [lo, hi] = d.arity;
       expect(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 0 && hi >= lo, `${d.name} arity`).toBe(true);
       expect(getOp(d.name)).toBe(d);
@@ -66,6 +67,19 @@ describe("op registry", () => {
       expect(["ssm", "conv", "kv"]).toContain(d.state!.kind);
     }
     expect(allOps().filter((x) => x.state).map((x) => x.name)).toEqual(expect.arrayContaining(["attention", "conv1d", "ssdScan", "selectiveScan"]));
+  });
+
+  it("OP_NAMES and the registry agree; traits are consistent", () => {
+    expect(allOps().map((d) => d.name).sort()).toEqual([...OP_NAMES].sort());
+    for (const d of allOps()) {
+      expect(d.kind === "elementwise", `${d.name} elementwise`).toBe((ELEMENTWISE_OPS as readonly string[]).includes(d.name));
+      if (d.companionOf) expect(getOp(d.companionOf).state?.stateOp, `${d.name} companion`).toBe(d.name);
+      if (d.family) expect(["anchor", "state"]).toContain(d.kind);
+      if (d.inPlace !== undefined) expect(d.inPlace).toBeLessThan(d.arity[0]);
+    }
+    // rope reads its rotation partner: never an elementwise epilogue
+    expect(getOp("rope").needsNeighbour).toBe(true);
+    expect(getOp("rope").kind).toBe("rowwise");
   });
 
   it("getOp names the unknown op and lists the known ones", () => {
