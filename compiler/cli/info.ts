@@ -11,6 +11,9 @@ import { getOp } from "../ir/registry.js";
 import type { ModelDef } from "../dsl/model.js";
 import { deriveStep } from "../passes/derive-step.js";
 
+/** The largest single GPU the generated code targets (an H200: 141 GiB of HBM3e). */
+export const LARGEST_GPU_BYTES = 141 * 2 ** 30;
+
 export interface ModelInfo {
   name: string;
   pattern: string;
@@ -106,6 +109,7 @@ export function modelInfo(def: ModelDef, opts: { context?: number; batch?: numbe
 // ---- formatting ---------------------------------------------------------------------------
 
 export function fmtCount(n: number): string {
+  if (n >= 1e12) return `${(n / 1e12).toFixed(3)}T`;
   if (n >= 1e9) return `${(n / 1e9).toFixed(3)}B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(2)}K`;
@@ -113,7 +117,7 @@ export function fmtCount(n: number): string {
 }
 
 export function fmtBytes(b: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
   let i = 0;
   while (b >= 1024 && i < units.length - 1) {
     b /= 1024;
@@ -122,11 +126,12 @@ export function fmtBytes(b: number): string {
   return `${b.toFixed(i === 0 ? 0 : 2)} ${units[i]}`;
 }
 
-function fmtFlops(f: number): string {
-  if (f >= 1e12) return `${(f / 1e12).toFixed(2)} TFLOP`;
-  if (f >= 1e9) return `${(f / 1e9).toFixed(2)} GFLOP`;
-  if (f >= 1e6) return `${(f / 1e6).toFixed(2)} MFLOP`;
-  return `${f.toFixed(0)} FLOP`;
+const FLOP_UNITS: [number, string][] = [[1e15, "PFLOP"], [1e12, "TFLOP"], [1e9, "GFLOP"], [1e6, "MFLOP"], [1e3, "kFLOP"], [1, "FLOP"]];
+
+/** FLOPs with two decimals in one SI unit; `scaleBy` picks the unit (so figures printed together share it). */
+export function fmtFlops(f: number, scaleBy = f): string {
+  const [div, unit] = FLOP_UNITS.find(([d]) => scaleBy >= d) ?? FLOP_UNITS[FLOP_UNITS.length - 1]!;
+  return `${(f / div).toFixed(2)} ${unit}`;
 }
 
 export function formatInfo(i: ModelInfo): string {
@@ -144,12 +149,13 @@ export function formatInfo(i: ModelInfo): string {
   for (const [k, v] of Object.entries(i.params.byComponent).sort((a, b) => b[1] - a[1]))
     lines.push(`           ${k.padEnd(12)} ${fmtCount(v).padStart(9)}  ${pct(v / i.params.total).padStart(6)}`);
   lines.push("");
-  lines.push(`FLOPs/token (context ${i.flopsPerToken.context})  forward ${fmtFlops(i.flopsPerToken.forward)}   training ${fmtFlops(i.flopsPerToken.training)} (3× forward)`);
+  lines.push(`FLOPs/token (context ${i.flopsPerToken.context})  forward ${fmtFlops(i.flopsPerToken.forward)}   training ${fmtFlops(i.flopsPerToken.training, i.flopsPerToken.forward)} (3× forward)`);
   lines.push(`weights             ${fmtBytes(i.weightBytes)}`);
   lines.push(`KV cache            ${fmtBytes(i.kvBytesPerToken)} per token`);
   lines.push(`SSM + conv state    ${fmtBytes(i.stateBytesPerSequence)} per sequence`);
   const m = i.memory;
   lines.push(`memory at context ${m.context}, batch ${m.batch}: ${fmtBytes(m.total)} (weights ${fmtBytes(m.weights)} + KV ${fmtBytes(m.kvCache)} + state ${fmtBytes(m.state)}; activations not included)`);
+  if (m.total > LARGEST_GPU_BYTES) lines.push(`           more than the largest single GPU holds (${fmtBytes(LARGEST_GPU_BYTES)}, an H200): bin/model runs on one GPU`);
   return lines.join("\n");
 }
 

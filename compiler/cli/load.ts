@@ -82,17 +82,83 @@ export async function loadModel(file: string, opts: { check?: boolean } = {}): P
     const errors = (await typecheck(abs)).filter((d) => d.category === "error");
     if (errors.length) throw new StrataError(`${file} has ${errors.length} TypeScript error${errors.length > 1 ? "s" : ""}:\n${formatDiagnostics(errors)}`);
   }
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
-  } catch (e) {
-    if (e instanceof StrataError) throw e;
-    const err = e as Error;
-    const frame = err.stack?.split("\n").find((l) => l.includes(abs));
-    throw new StrataError(`failed to load ${file}: ${err.message}${frame ? `\n  at ${frame.trim()}` : ""}`);
+  const seconds = loadTimeLimit();
+  return withTimeLimit(seconds, `${file}: loading the architecture file and building its model did not finish within ${seconds} s (an endless loop at top level or in a layer's build function?)`, "hint: set STRATA_LOAD_TIMEOUT=SECONDS to allow more time", async () => {
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+    } catch (e) {
+      throw loadError(e, file);
+    }
+    const m = mod.default ?? mod.model;
+    if (!isModelDef(m))
+      throw new StrataError(`${file} does not export a model`, undefined, "end the file with `export default model({ name, vocab, dModel, layers })`");
+    m.toGraph(); // lowering runs the layers' build functions: inside the time limit (the graph is memoised)
+    return m;
+  });
+}
+
+/** A user file that threw while loading: the error at its own file:line when a frame names a user file. */
+function loadError(e: unknown, file: string): StrataError {
+  if (e instanceof StrataError) return e;
+  const err = e as Error & { code?: string };
+  const message = String(err?.message ?? e);
+  if (err?.code === "ERR_MODULE_NOT_FOUND" || err?.code === "MODULE_NOT_FOUND") {
+    const first = message.split("\n")[0]!;
+    return new StrataError(`failed to load ${file}: ${first}`, undefined, "check the import path: it is relative to the importing file, and TypeScript files are imported as ./name.js or ./name.ts");
   }
-  const m = mod.default ?? mod.model;
-  if (!isModelDef(m))
-    throw new StrataError(`${file} does not export a model`, undefined, "end the file with `export default model({ name, vocab, dModel, layers })`");
-  return m;
+  // the first stack frame in a user file (not Strata's compiler, not node_modules, not node: internals)
+  for (const l of (err?.stack ?? "").split("\n")) {
+    const m = /^\s+at (?:.*? \()?((?:file:\/\/)?[^()\s]+):(\d+):(\d+)\)?$/.exec(l);
+    if (!m) continue;
+    let f = m[1]!;
+    if (f.startsWith("file://")) f = fileURLToPath(f);
+    if (f.startsWith("node:") || STRATA_SOURCES.some((p) => f.startsWith(p))) continue;
+    const rel = path.relative(process.cwd(), f);
+    return new StrataError(`loading threw: ${message}`, { file: rel && !rel.startsWith("..") ? rel : f, line: Number(m[2]), col: Number(m[3]) });
+  }
+  return new StrataError(`failed to load ${file}: ${message}`);
+}
+
+/** Seconds allowed for importing an architecture file and lowering its model (STRATA_LOAD_TIMEOUT, default 60). */
+export function loadTimeLimit(): number {
+  const v = process.env.STRATA_LOAD_TIMEOUT;
+  if (v === undefined || v === "") return 60;
+  const n = Number(v);
+  if (!(n > 0 && Number.isFinite(n))) throw new StrataError(`STRATA_LOAD_TIMEOUT='${v}' is not a positive number of seconds`, undefined, "e.g. STRATA_LOAD_TIMEOUT=120");
+  return n;
+}
+
+/**
+ * Run `fn` (which may block the event loop, e.g. a user's `while (true) {}`) under a time limit.
+ * A timer cannot fire while the main thread is busy, so a watchdog worker thread does: past the
+ * limit it prints `error: <what>` and stops the main thread's JavaScript through the inspector
+ * protocol (Runtime.terminateExecution); the process then exits with status 1.
+ */
+export async function withTimeLimit<T>(seconds: number, what: string, hint: string, fn: () => Promise<T>): Promise<T> {
+  const code = `
+    const fs = require("node:fs");
+    const { workerData } = require("node:worker_threads");
+    setTimeout(() => {
+      fs.writeSync(2, "error: " + workerData.what + "\\n  " + workerData.hint + "\\n");
+      try {
+        const { Session } = require("node:inspector");
+        const s = new Session();
+        s.connectToMainThread();
+        s.post("Runtime.terminateExecution", () => {});
+      } catch {
+        process.kill(process.pid, "SIGKILL");
+      }
+    }, workerData.ms);`;
+  const { Worker } = await import("node:worker_threads");
+  const watchdog = new Worker(code, { eval: true, workerData: { what, hint, ms: Math.round(seconds * 1000) } });
+  watchdog.unref();
+  const before = process.exitCode;
+  process.exitCode = 1; // the status if the watchdog stops us
+  try {
+    return await fn();
+  } finally {
+    process.exitCode = before;
+    await watchdog.terminate();
+  }
 }

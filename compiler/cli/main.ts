@@ -3,7 +3,7 @@
  * and runs one stage of the pipeline. Errors print as `file:line:col: what was wrong` plus a hint,
  * without a stack trace unless --verbose.
  */
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { StrataError } from "../ir/errors.js";
 import { toJsonText, graphNodes } from "../ir/graph.js";
 import { shapeStr } from "../ir/dims.js";
@@ -14,15 +14,38 @@ import type { Graph } from "../ir/graph.js";
 import { dumpProject, emitProject, writeProject } from "../codegen/project.js";
 import { buildProject } from "../codegen/build.js";
 import { explainFusion } from "../passes/fuse.js";
-import { existsSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkKernelRules, type ModelDef } from "../dsl/model.js";
+import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
+import { checkOutDir, fsError, replaceDir, withDirLock } from "./output.js";
 
 let verbose = process.argv.includes("--verbose");
 
 function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
+  const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number in decimal digits (e.g. 4096), got '${v}'`);
   return n;
+}
+
+/** The package's version (package.json next to compiler/). */
+export function strataVersion(): string {
+  const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../package.json");
+  return (JSON.parse(readFileSync(pkg, "utf8")) as { version: string }).version;
+}
+
+/** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
+function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; arch?: "sm_90a" | "sm_90" | "sm_80" }) {
+  const maxBatch = o.maxBatch ?? 1;
+  const maxSeq = o.maxSeq ?? def.config.seqLen;
+  checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
+  checkKernelRules(def);
+  checkGraphSizes(def.toGraph());
+  const p = emitProject(def, { maxBatch, maxSeq, arch: o.arch ?? "sm_90a" });
+  const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
+  const warning = memoryWarning(def.config.name, weightBytes, p.memory.peakBytes);
+  return { p, weightBytes, warning };
 }
 
 export function formatGraph(g: Graph): string {
@@ -39,11 +62,17 @@ export function formatGraph(g: Graph): string {
   return lines.join("\n");
 }
 
+const shown = (dir: string) => {
+  const rel = path.relative(process.cwd(), dir);
+  return rel && !rel.startsWith("..") ? rel : dir;
+};
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name("strata")
     .description("Compile language-model architectures written in TypeScript into fused CUDA.")
+    .version(strataVersion(), "-V, --version", "print Strata's version")
     .option("--verbose", "print stack traces on errors")
     .showHelpAfterError()
     .exitOverride();
@@ -67,8 +96,8 @@ export function buildProgram(): Command {
     .description("print the Graph IR (text, or --json for the serialized form)")
     .argument("<arch>", "architecture file")
     .option("--json", "print the zod-checked JSON form")
-    .option("--step", "print the one-token decode graph (explicit state in/out) instead")
-    .option("--prefill", "print the prefill graph (full sequence plus outgoing state)")
+    .addOption(new Option("--step", "print the one-token decode graph (explicit state in/out) instead").conflicts("prefill"))
+    .addOption(new Option("--prefill", "print the prefill graph (full sequence plus outgoing state)").conflicts("step"))
     .option("--no-check", "skip the TypeScript type check")
     .action(async (arch: string, o: { json?: boolean; step?: boolean; prefill?: boolean; check: boolean }) => {
       const def = await loadModel(arch, { check: o.check });
@@ -82,9 +111,11 @@ export function buildProgram(): Command {
 
   program
     .command("check")
-    .description("type-check an architecture file and validate the model it defines")
+    .description("type-check an architecture file and validate the model it defines against every rule `compile` enforces (kernel shapes, sizes), without writing anything")
     .argument("<arch>", "architecture file")
-    .action(async (arch: string) => {
+    .option("--max-batch <n>", "largest batch the project would serve", positiveInt, 1)
+    .option("--max-seq <n>", "longest sequence the project would serve (default: the model's seqLen)", positiveInt)
+    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number }) => {
       const diags = await typecheck(arch);
       if (diags.length) {
         console.error(formatDiagnostics(diags));
@@ -95,7 +126,9 @@ export function buildProgram(): Command {
       }
       const def = await loadModel(arch, { check: false });
       const g = def.toGraph();
-      console.log(`${arch}: ok (${def.config.name}: ${def.pattern.length} layers, ${graphNodes(g).length} IR nodes)`);
+      const { p, warning } = emitChecked(def, o); // the same pipeline and messages as compile, nothing written
+      if (warning) console.error(warning);
+      console.log(`${arch}: ok (${def.config.name}: ${def.pattern.length} layers, ${graphNodes(g).length} IR nodes, ${p.kernels.length} kernels)`);
     });
 
   program
@@ -113,17 +146,40 @@ export function buildProgram(): Command {
     .option("--no-check", "skip the TypeScript type check")
     .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; jobs?: number; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
+      const dir = o.out ? path.resolve(o.out) : undefined;
+      if (dir) checkOutDir(dir);
+      if (o.dump) checkOutDir(path.resolve(o.dump), "--dump");
       const def = await loadModel(arch, { check: o.check });
-      const p = emitProject(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, arch: o.arch as "sm_90a" });
+      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, arch: o.arch as "sm_90a" });
+      if (warning) console.error(warning);
       if (o.explain) console.log(explainFusion(p.plan));
-      if (o.dump) dumpProject(p, o.dump);
-      const dir = path.resolve(o.out ?? path.join("build", def.config.name));
-      if (existsSync(path.join(dir, "kernels"))) rmSync(path.join(dir, "kernels"), { recursive: true });
-      writeProject(p, dir);
-      console.error(`${def.config.name}: ${p.plan.groups.length} fused groups → ${p.kernels.length} kernels, arena ${(p.memory.peakBytes / 2 ** 20).toFixed(2)} MiB; wrote ${path.relative(process.cwd(), dir) || dir}`);
-      if (o.emitOnly) return;
-      const r = await buildProject(p, dir, { arch: o.arch as "sm_90a", jobs: o.jobs });
-      console.error(`built ${path.relative(process.cwd(), dir)}/bin/model and lib/libmodel.so in ${r.seconds.toFixed(1)}s (${r.kernels.filter((k) => k.cached).length}/${r.kernels.length} kernels from cache)`);
+      if (o.dump) {
+        const dump = path.resolve(o.dump);
+        try {
+          dumpProject(p, dump);
+        } catch (e) {
+          throw fsError(e, `write the --dump files to ${o.dump}`, "choose a folder you can write with --dump DIR");
+        }
+        console.error(`dumped the IR before and after fusion, fusion decisions, kernel specs, memory plan and ${p.kernels.length} kernel sources to ${shown(dump)}`);
+      }
+      const out = dir ?? path.resolve("build", def.config.name);
+      if (!dir) checkOutDir(out);
+      let written = false;
+      await withDirLock(out, () =>
+        replaceDir(
+          out,
+          async (tmp) => {
+            writeProject(p, tmp);
+            written = true;
+            console.error(`${def.config.name}: ${p.plan.groups.length} fused groups → ${p.kernels.length} kernels, arena ${(p.memory.peakBytes / 2 ** 20).toFixed(2)} MiB; wrote ${shown(out)}`);
+            if (o.emitOnly) return;
+            const r = await buildProject(p, tmp, { arch: o.arch as "sm_90a", jobs: o.jobs, displayDir: shown(out) });
+            console.error(`built ${shown(out)}/bin/model and lib/libmodel.so in ${r.seconds.toFixed(1)}s (${r.kernels.filter((k) => k.cached).length}/${r.kernels.length} kernels from cache)`);
+          },
+          () => written, // a failed build keeps the written sources in place, for `make -C DIR`
+        ),
+        { log: (l) => console.error(l) },
+      );
     });
 
   program
@@ -135,7 +191,7 @@ export function buildProgram(): Command {
     .option("--no-check", "skip the TypeScript type check")
     .action(async (arch: string, o: { kernel?: string; list?: boolean; check: boolean }) => {
       const def = await loadModel(arch, { check: o.check });
-      const p = emitProject(def);
+      const { p } = emitChecked(def, {});
       if (o.list) {
         for (const k of p.kernels) {
           const n = p.launches.filter((l) => l.kernel === k.name).length;

@@ -17,6 +17,8 @@ export interface BuildOptions {
   /** Compile kernels only (CI: checks every kernel builds, without linking). */
   kernelsOnly?: boolean;
   log?: (line: string) => void;
+  /** How to name the project folder in messages (e.g. its final path while building in a temporary one). */
+  displayDir?: string;
 }
 
 export interface BuildResult {
@@ -27,6 +29,21 @@ export interface BuildResult {
 
 /** Must match KERNEL_FLAGS in templates/Makefile.hbs; hidden visibility: libmodel.so exports only the strata_* C ABI. */
 export const KERNEL_EXTRA_FLAGS = ["-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden"];
+
+/**
+ * Commands `make` runs after the kernels (for the progress count): the runtime's objects (json dtype
+ * safetensors init manifest strata_abi arena, and the CLI's cli_common npy), model.o, main.o, two links.
+ */
+const MAKE_STEPS = 9 + 4;
+
+/** "nvcc … -c runtime/src/json.cpp -o …" → "runtime/src/json.cpp"; "nvcc -shared … -o lib/libmodel.so" → "link lib/libmodel.so". */
+export function makeStepName(line: string): string | undefined {
+  if (!/(^|\/)nvcc\s/.test(line.trim())) return undefined;
+  const c = /\s-c\s+(\S+)/.exec(line);
+  if (c) return c[1]!;
+  const o = /\s-o\s+(\S+)/.exec(line);
+  return o ? `link ${o[1]}` : undefined;
+}
 
 export async function buildProject(p: EmittedProject, dir: string, opts: BuildOptions = {}): Promise<BuildResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(l + "\n"));
@@ -55,13 +72,25 @@ export async function buildProject(p: EmittedProject, dir: string, opts: BuildOp
   writeFileSync(mf, JSON.stringify(manifest, null, 1) + "\n");
 
   if (!opts.kernelsOnly) {
-    log(`  linking bin/model and lib/libmodel.so (make)`);
+    const shown = opts.displayDir ?? dir;
+    const steps = MAKE_STEPS;
+    log(`  make: runtime, host schedule and link of bin/model and lib/libmodel.so (${steps} steps)`);
+    const tm = Date.now();
+    let done = 0;
     try {
-      await execa("make", ["-j", String(opts.jobs ?? os.availableParallelism()), `NVCC=${nvcc}`, `ARCH=${opts.arch ?? "sm_90a"}`], { cwd: dir, all: true });
+      const child = execa("make", ["-j", String(opts.jobs ?? os.availableParallelism()), `NVCC=${nvcc}`, `ARCH=${opts.arch ?? "sm_90a"}`], { cwd: dir, all: true, buffer: { all: true } });
+      // one progress line per compile / link command make starts (its echo of the nvcc command line)
+      child.all?.on("data", (chunk: Buffer) => {
+        for (const l of chunk.toString().split("\n")) {
+          const what = makeStepName(l);
+          if (what) log(`  [make ${Math.min(++done, steps)}/${steps}] ${what} ${((Date.now() - tm) / 1000).toFixed(1)}s`);
+        }
+      });
+      await child;
     } catch (e) {
       const err = e as { all?: string; shortMessage?: string };
-      const tail = (err.all ?? "").split("\n").slice(-25).join("\n");
-      throw new StrataError(`make failed in ${dir}:\n${tail}`, undefined, `the sources are written; fix the error and run 'make -C ${dir}'`);
+      const tail = (err.all ?? err.shortMessage ?? "").split("\n").slice(-25).join("\n");
+      throw new StrataError(`make failed in ${shown}:\n${tail}`, undefined, `the sources are written; fix the error and run 'make -C ${shown}'`);
     }
   }
   return { kernels: results, spills, seconds: (Date.now() - t0) / 1000 };

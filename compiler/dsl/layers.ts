@@ -218,6 +218,23 @@ export function mamba2(o: Mamba2Options = {}): LayerDef {
       const H = dInner / headDim;
       if (H % groups !== 0) fail(K, `groups ${groups} does not divide heads = d_inner/headDim = ${dInner}/${headDim} = ${H}`, src, `valid groups: ${divisors(H)}`);
     },
+    kernelCheck(m: ModelConfig) {
+      // The GEMM kernels need projection widths that are multiples of 8: in_proj's is
+      // 2·d_inner + 2·groups·dState + heads, so in practice heads must be a multiple of 8.
+      const dInner = innerDim(K, expand, m.dModel, src);
+      const H = dInner / headDim;
+      const width = (di: number, h: number) => 2 * di + 2 * groups * dState + h;
+      if (width(dInner, H) % 8 === 0 && dInner % 8 === 0) return;
+      const fixes: string[] = [];
+      for (let di = dInner + 1; di <= 16 * dInner && fixes.length === 0; di++) {
+        const e = di / m.dModel;
+        if (di % headDim !== 0 || (di / headDim) % groups !== 0 || width(di, di / headDim) % 8 !== 0 || di % 8 !== 0 || !Number.isInteger(e * 2)) continue;
+        fixes.push(`expand: ${e} (d_inner ${di}, ${di / headDim} heads)`);
+      }
+      const step = (8 * headDim) / expand;
+      if (Number.isInteger(step)) fixes.push(`dModel a multiple of ${step} with these options`);
+      fail(K, `in_proj's width 2·d_inner + 2·groups·dState + heads = 2·${dInner} + 2·${groups}·${dState} + ${H} = ${width(dInner, H)} is not a multiple of 8, which the CUDA GEMM kernels need (heads = d_inner/headDim = ${dInner}/${headDim} = ${H}; make it a multiple of 8)`, src, `change ${fixes.join(", or ")}; the interpreter (strata ir / info) runs this model as it is`);
+    },
     build(ctx: BuildCtx, x: Node): Node {
       const d = ctx.config.dModel;
       const { dInner, H, convDim } = sizes(ctx.config);

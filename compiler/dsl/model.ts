@@ -4,7 +4,7 @@
  *
  *   logits = lmHead(finalNorm(blocks(embedding(tokens))))      block: h = h + mixer(norm(h))
  */
-import { mkNode, withProvenance, captureUserLoc, type DType, type Node, type SourceLoc, StrataError, type Graph, type AttrValue } from "../ir/index.js";
+import { mkNode, withProvenance, captureUserLoc, currentLoc, type DType, type Node, type SourceLoc, StrataError, type Graph, type AttrValue } from "../ir/index.js";
 import * as op from "./ops.js";
 import { init, initAttr, type InitSpec } from "./init.js";
 
@@ -53,6 +53,8 @@ export class BuildCtx {
   /** Declare a weight; `dtype` defaults to the model's (fp32 for SSM parameters). */
   param(name: string, shape: number[], initSpec: InitSpec, dtype: DType = this.config.dtype): Node {
     const full = `${this.prefix}${name}`;
+    if (typeof name !== "string" || !PARAM_NAME_RE.test(name) || name.includes("..") || full.length > 256)
+      throw new StrataError(`parameter name ${JSON.stringify(name)} is not valid`, currentLoc(), "use letters, digits, '_', '-' and '.' (e.g. \"in_proj.weight\"); names reach the manifest, safetensors files and generated CUDA");
     const root = this.shared ?? this;
     if (root.params.has(full)) throw new StrataError(`parameter '${full}' declared twice`);
     for (const d of shape)
@@ -89,6 +91,11 @@ export interface LayerDef {
   readonly src?: SourceLoc;
   /** Check the config against the model (e.g. heads·headDim vs dModel); throw StrataError. */
   validate?(model: ModelConfig): void;
+  /**
+   * Rules the CUDA kernels add on top of `validate` (the interpreter runs any valid model), with
+   * advice naming the option to change; `check` and `compile` run them before code generation.
+   */
+  kernelCheck?(model: ModelConfig): void;
   build(ctx: BuildCtx, x: Node): Node;
 }
 
@@ -190,7 +197,16 @@ export function stack(o: StackOptions): StackDef {
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;
     if (!symbols[c])
-      throw new StrataError(`stack: unknown symbol '${c}' at layer ${i} of pattern "${pattern}"`, loc, `valid symbols here: ${valid.map((v) => `'${v}'`).join(", ") || "(none defined)"}`);
+      throw new StrataError(`stack: unknown symbol '${c}' at layer ${i} of pattern ${JSON.stringify(pattern)}`, loc, `valid symbols here: ${valid.map((v) => `'${v}'`).join(", ") || "(none defined)"}`);
+  }
+  // A symbol mapped but never placed is almost always a typo in the pattern or a ratio that rounds to 0.
+  const unused = valid.filter((c) => !pattern.includes(c));
+  if (unused.length) {
+    const list = unused.map((c) => `'${c}' (${symbols[c]!.kind})`).join(", ");
+    const hint = ratios
+      ? `with ${pattern.length} layers the ratios place no ${unused.map((c) => `'${c}'`).join(", ")} layer (Megatron's allocation rounds layers·ratio half to even, giving ${JSON.stringify(pattern)}); raise the ratio or remove the symbol`
+      : "use the symbol in the pattern or remove it";
+    throw new StrataError(`stack: symbol${unused.length > 1 ? "s" : ""} ${list} ${unused.length > 1 ? "are" : "is"} mapped but never used in the pattern ${JSON.stringify(pattern)}`, loc, hint);
   }
   return { pattern, symbols, ratios, src: loc };
 }
@@ -233,8 +249,34 @@ function positiveInt(v: number, what: string, loc?: SourceLoc): void {
   if (!Number.isInteger(v) || v <= 0) throw new StrataError(`model: ${what} must be a positive integer, got ${v}`, loc);
 }
 
+/**
+ * A model's name becomes a folder (`build/<name>`), a file name, a Makefile variable and text in
+ * generated C++: a safe charset, one path component, no "..", at most 64 characters.
+ */
+export const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function checkModelName(name: unknown, loc?: SourceLoc): string {
+  const valid = "1 to 64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit, without '..' (e.g. \"my-hybrid-1b\")";
+  if (typeof name !== "string") throw new StrataError(`model: name must be a string, got ${name === undefined ? "nothing" : typeof name}`, loc, `a name is ${valid}`);
+  const why =
+    name.length === 0 ? "is empty"
+    : name.length > 64 ? `is ${name.length} characters long (at most 64)`
+    : name.includes("..") ? "contains '..'"
+    : /[\/\\]/.test(name) ? "contains a path separator"
+    : /[\u0000-\u001f\u007f]/.test(name) ? "contains a control character (e.g. a newline)"
+    : !/^[A-Za-z0-9]/.test(name) ? `starts with '${name[0]}'`
+    : !MODEL_NAME_RE.test(name) ? `contains '${[...name].find((c) => !/[A-Za-z0-9._-]/.test(c))}'`
+    : undefined;
+  if (why) throw new StrataError(`model: name ${JSON.stringify(name)} ${why}; the name becomes the project's folder and appears in generated C++`, loc, `a name is ${valid}`);
+  return name;
+}
+
+/** Weight names reach the manifest, safetensors files and comments in generated CUDA. */
+const PARAM_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
 export function model(o: ModelOptions): ModelDef {
   const loc = captureUserLoc();
+  checkModelName(o.name, loc);
   positiveInt(o.vocab, "vocab", loc);
   positiveInt(o.dModel, "dModel", loc);
   const seqLen = o.seqLen ?? 4096;
@@ -264,15 +306,28 @@ export function model(o: ModelOptions): ModelDef {
       throw e;
     }
   }
+  let graph: Graph | undefined;
   const def: ModelDef = {
     config,
     pattern,
     layers,
     stack: stackDef,
     src: loc,
-    toGraph: () => lowerModel(def),
+    toGraph: () => (graph ??= lowerModel(def)), // nodes are immutable: one lowering serves every caller
   };
   return def;
+}
+
+/** Run every distinct layer's kernel rules (`LayerDef.kernelCheck`); errors name the layer's line. */
+export function checkKernelRules(def: ModelDef): void {
+  for (const l of new Set(def.layers)) {
+    try {
+      l.kernelCheck?.(def.config);
+    } catch (e) {
+      if (e instanceof StrataError && !e.loc && l.src) throw new StrataError(e.message, l.src, e.hint);
+      throw e;
+    }
+  }
 }
 
 const SYMBOL_OF: Record<string, string> = { mamba2: "M", mamba: "M", attention: "*", mlp: "-" };
