@@ -8,8 +8,11 @@
 #include <vector>
 
 #include "error.h"
+#include "json.h"
 #include "npy.h"
+#include "safetensors.h"
 #include "strata.h"
+#include "strata_model_iface.h"
 
 namespace strata {
 
@@ -19,7 +22,7 @@ std::string cli_usage(const std::string& prog) {
          "  " + prog + " forward --tokens TOKENS.npy --out LOGITS.npy [--weights W.safetensors | --seed N]\n"
          "          [--manifest PATH] [--verbose]\n"
          "\n"
-         "  info      print the model description (JSON) to stdout\n"
+         "  info      print the model description (JSON, read from the manifest; needs no GPU)\n"
          "  forward   run the model on TOKENS.npy (int32 [batch, seqlen]) and write\n"
          "            LOGITS.npy (float32 [batch, seqlen, vocab]); weights come from\n"
          "            --weights, or from deterministic init with --seed (default 0)\n"
@@ -121,6 +124,63 @@ CliArgs parse_cli(int argc, const char* const* argv) {
   return a;
 }
 
+json::Value describe_manifest(const Manifest& mf) {
+  json::Value v = json::Value::object();
+  v.set("abiVersion", STRATA_ABI_VERSION);
+  v.set("name", mf.name);
+  v.set("manifest", mf.path);
+  v.set("vocabSize", mf.vocab_size);
+  v.set("maxBatch", mf.max_batch);
+  v.set("maxSeqlen", mf.max_seqlen);
+  v.set("arenaBytes", mf.arena_bytes);
+  for (const char* key : {"arch", "pattern", "config", "blocks"})
+    if (const json::Value* x = mf.json.find(key)) v.set(key, *x);
+  uint64_t total = 0, params = 0;
+  json::Value ws = json::Value::array();
+  for (const auto& w : mf.weights) {
+    json::Value e = json::Value::object();
+    e.set("name", w.name);
+    e.set("dtype", dtype_name(w.dtype));
+    json::Value shape = json::Value::array();
+    for (int64_t d : w.shape) shape.push_back(d);
+    e.set("shape", shape);
+    ws.push_back(e);
+    total += w.nbytes;
+    params += w.numel;
+  }
+  v.set("numParams", params);
+  v.set("weightBytes", total);
+  if (const json::Value* ks = mf.json.find("kernels"); ks && ks->is_array())
+    v.set("kernels", static_cast<int64_t>(ks->as_array().size()));
+  v.set("weights", ws);
+  return v;
+}
+
+void check_tokens_against(const Manifest& mf, const std::string& path, const std::vector<int32_t>& tokens,
+                          int64_t batch, int64_t seqlen) {
+  if (batch > mf.max_batch || seqlen > mf.max_seqlen)
+    throw Error(path + ": tokens have shape [" + std::to_string(batch) + ", " + std::to_string(seqlen) +
+                "] but this model was compiled for at most [" + std::to_string(mf.max_batch) + ", " +
+                std::to_string(mf.max_seqlen) + "] (maxBatch, maxSeqlen); recompile with strata compile --max-batch N --max-seq N");
+  if (batch < 1 || seqlen < 1)
+    throw Error(path + ": tokens have shape [" + std::to_string(batch) + ", " + std::to_string(seqlen) +
+                "]; batch and seqlen must be at least 1");
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < seqlen; ++s) {
+      int32_t t = tokens[static_cast<size_t>(b * seqlen + s)];
+      if (t < 0 || t >= mf.vocab_size)
+        throw Error(path + ": token id " + std::to_string(t) + " at [" + std::to_string(b) + ", " + std::to_string(s) +
+                    "] is outside the vocabulary [0, " + std::to_string(mf.vocab_size) + ")");
+    }
+}
+
+void check_weights_file(const Manifest& mf, const std::string& path) {
+  SafetensorsFile file(path);
+  std::vector<ExpectedTensor> expected;
+  for (const auto& w : mf.weights) expected.push_back({w.name, w.dtype, w.shape});
+  file.validate_against(expected);
+}
+
 namespace {
 
 // Throws with the ABI's message when a C call fails.
@@ -152,10 +212,17 @@ int cli_main(int argc, char** argv, const std::string& default_manifest) {
     std::string manifest = a.manifest.empty() ? default_manifest : a.manifest;
     if (manifest.empty()) throw Error("no manifest: pass --manifest PATH");
 
-    // Read inputs before creating the model: cheap checks first.
-    std::vector<int32_t> tokens;
+    // Everything that can be checked on the host is, before the model (and the GPU) is created:
+    // the manifest, the description, token shapes and ids, the weights file against the manifest.
+    const Manifest mf = load_manifest(manifest);
+    if (a.command == "info") {
+      std::printf("%s\n", json::dump(describe_manifest(mf), 2).c_str());
+      return 0;
+    }
     int64_t batch = 0, seqlen = 0;
-    if (a.command == "forward") tokens = read_npy_tokens(a.tokens, &batch, &seqlen);
+    std::vector<int32_t> tokens = read_npy_tokens(a.tokens, &batch, &seqlen);
+    check_tokens_against(mf, a.tokens, tokens, batch, seqlen);
+    if (!a.weights.empty()) check_weights_file(mf, a.weights);
 
     strata_options opts;
     strata_options_init(&opts);
@@ -164,19 +231,8 @@ int cli_main(int argc, char** argv, const std::string& default_manifest) {
     h.m = strata_model_create(manifest.c_str(), &opts);
     if (!h.m) throw Error(strata_last_error(), STRATA_ERR_IO);
 
-    if (a.command == "info") {
-      const char* info = strata_model_info_json(h.m);
-      if (!info) throw Error(strata_last_error(), STRATA_ERR_INTERNAL);
-      std::printf("%s\n", info);
-      return 0;
-    }
-
     strata_dims dims;
     check_status(strata_model_dims(h.m, &dims));
-    if (batch > dims.max_batch || seqlen > dims.max_seqlen)
-      throw Error(a.tokens + ": tokens have shape [" + std::to_string(batch) + ", " + std::to_string(seqlen) +
-                  "] but this model was compiled for at most [" + std::to_string(dims.max_batch) + ", " +
-                  std::to_string(dims.max_seqlen) + "] (maxBatch, maxSeqlen)");
     if (!a.weights.empty()) {
       check_status(strata_model_load_weights(h.m, a.weights.c_str()));
     } else {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace strata {
 
@@ -37,7 +38,20 @@ CliArgs parse_cli(int argc, const char* const* argv);
 // Decimal uint64 ("0".."18446744073709551615"); `what` names the option.
 uint64_t parse_u64(const std::string& text, const std::string& what);
 
-// Full CLI. Exit codes: 0 success, 1 runtime failure, 2 usage error.
+struct Manifest;
+namespace json { class Value; }
+
+// `model info`: the model described from its manifest alone (no CUDA call): name, sizes, arch,
+// pattern, config, blocks, kernel count, parameter count, weight bytes and the weights table.
+json::Value describe_manifest(const Manifest& mf);
+// Tokens [batch, seqlen] against the manifest: shape within maxBatch/maxSeqlen, ids in [0, vocab).
+void check_tokens_against(const Manifest& mf, const std::string& path, const std::vector<int32_t>& tokens,
+                          int64_t batch, int64_t seqlen);
+// A safetensors file against the manifest's weights table (names, dtypes, shapes).
+void check_weights_file(const Manifest& mf, const std::string& path);
+
+// Full CLI. `info` and every argument, token and weights-file check run before the model is
+// created, so they work (and fail clearly) on a machine without a GPU. Exit codes: 0 success, 1 runtime failure, 2 usage error.
 // Errors go to stderr as "error: <message>"; `info` prints JSON to stdout.
 int cli_main(int argc, char** argv, const std::string& default_manifest);
 

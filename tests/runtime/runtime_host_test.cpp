@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "cli_common.h"
 #include "dtype.h"
 #include "init.h"
@@ -538,7 +540,12 @@ class MockModel : public Model {
 };
 }  // namespace
 
+// How many models were created: the CLI must not create one (which, generated, initialises the
+// GPU) for `info` or for input errors it can find on the host.
+static int g_models_created = 0;
+
 std::unique_ptr<Model> strata::create_generated_model(const Manifest& m, const strata_options&) {
+  ++g_models_created;
   return std::unique_ptr<Model>(new MockModel(m));
 }
 
@@ -664,6 +671,74 @@ static void test_cli_main() {
   CHECK(cli_main(static_cast<int>(toolong.size()), const_cast<char**>(toolong.data()), man) == 1);
 }
 
+// Runs cli_main with stderr (and stdout, when out_file is given) redirected to files; returns
+// (exit code, stderr text).
+static std::pair<int, std::string> cli_capture(std::vector<const char*> argv, const std::string& man, const std::string& out_file = "") {
+  std::string err = tmp("cli_stderr.txt");
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const int saved_err = dup(2), saved_out = dup(1);
+  FILE* fe = std::fopen(err.c_str(), "w");
+  FILE* fo = out_file.empty() ? nullptr : std::fopen(out_file.c_str(), "w");
+  dup2(fileno(fe), 2);
+  if (fo) dup2(fileno(fo), 1);
+  int rc = cli_main(static_cast<int>(argv.size()), const_cast<char**>(argv.data()), man);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  dup2(saved_err, 2);
+  dup2(saved_out, 1);
+  close(saved_err);
+  close(saved_out);
+  std::fclose(fe);
+  if (fo) std::fclose(fo);
+  auto bytes = read_bytes(err);
+  return {rc, std::string(bytes.begin(), bytes.end())};
+}
+
+// `info`, token and weights-file errors are reported before any model (GPU) is created.
+static void test_cli_host_checks_before_gpu() {
+  std::string man = tmp("model/manifest.json"), out = tmp("hc_logits.npy"), info_out = tmp("hc_info.json");
+  const int created = g_models_created;
+
+  auto r = cli_capture({"model", "info"}, man, info_out);
+  CHECK_MSG(r.first == 0, r.second);
+  auto bytes = read_bytes(info_out);
+  json::Value iv = json::parse(std::string(bytes.begin(), bytes.end()));
+  CHECK(iv.find("name")->as_string() == "mock");
+  CHECK(iv.find("vocabSize")->as_int() == 5);
+  CHECK(iv.find("numParams")->as_int() == 5 * 2 + 5 + 3 + 3 + 12 + 1);
+  CHECK(iv.find("weights")->as_array().size() == 6);
+
+  int32_t oov[4] = {1, 2, 7, 0};  // 7 >= vocab 5
+  write_npy_i32(tmp("hc_oov.npy"), {2, 2}, oov);
+  std::string oov_p = tmp("hc_oov.npy");
+  r = cli_capture({"model", "forward", "--tokens", oov_p.c_str(), "--out", out.c_str()}, man);
+  CHECK_MSG(r.first == 1 && r.second.find("token id 7 at [1, 0] is outside the vocabulary [0, 5)") != std::string::npos, r.second);
+
+  int32_t many[6] = {0};
+  write_npy_i32(tmp("hc_batch.npy"), {3, 2}, many);  // maxBatch 2
+  std::string batch_p = tmp("hc_batch.npy");
+  r = cli_capture({"model", "forward", "--tokens", batch_p.c_str(), "--out", out.c_str()}, man);
+  CHECK_MSG(r.first == 1 && r.second.find("tokens have shape [3, 2] but this model was compiled for at most [2, 4]") != std::string::npos, r.second);
+
+  int32_t ok[2] = {1, 2};
+  write_npy_i32(tmp("hc_ok.npy"), {1, 2}, ok);
+  std::string ok_p = tmp("hc_ok.npy"), w_p = tmp("hc_w.safetensors");
+  float e[10] = {0};
+  write_safetensors(w_p, {{"embed", DType::F32, {5, 2}, e}});  // the other five weights are missing
+  r = cli_capture({"model", "forward", "--tokens", ok_p.c_str(), "--out", out.c_str(), "--weights", w_p.c_str()}, man);
+  CHECK_MSG(r.first == 1 && r.second.find("missing") != std::string::npos && r.second.find("bias") != std::string::npos, r.second);
+  write_bytes(w_p, "not a safetensors file");
+  r = cli_capture({"model", "forward", "--tokens", ok_p.c_str(), "--out", out.c_str(), "--weights", w_p.c_str()}, man);
+  CHECK_MSG(r.first == 1 && r.second.find(w_p) != std::string::npos, r.second);
+
+  CHECK_MSG(g_models_created == created, "a model was created for info or a host-checkable error");
+  // and a valid forward still creates one
+  r = cli_capture({"model", "forward", "--tokens", ok_p.c_str(), "--out", out.c_str(), "--seed", "1"}, man);
+  CHECK_MSG(r.first == 0, r.second);
+  CHECK(g_models_created == created + 1);
+}
+
 int main() {
   char tmpl[] = "/tmp/strata_rt_test.XXXXXX";
   if (!mkdtemp(tmpl)) {
@@ -684,6 +759,7 @@ int main() {
   run_test("cli_args", test_cli_args);
   run_test("abi", test_abi);
   run_test("cli_main", test_cli_main);
+  run_test("cli_host_checks_before_gpu", test_cli_host_checks_before_gpu);
   std::error_code ec;
   fs::remove_all(g_tmp, ec);
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
