@@ -1,0 +1,115 @@
+/**
+ * Reverse-mode autodiff on the Graph IR: given a graph and the name of a scalar output (the loss),
+ * returns the graph with one more output per differentiated leaf, `grad.<name>`, built from the
+ * per-op VJP rules of vjp.ts. The backward graph is ordinary IR (plus the backward ops of
+ * vjp-ops.ts): nodes are content-hashed, so recomputed forward values (norm statistics, the
+ * gated input of a gated norm) are shared with the forward graph wherever they coincide.
+ *
+ * Algorithm: topological order of the loss's ancestors; mark the nodes that depend on a target
+ * leaf; walk them in reverse, seeding d loss = 1, and let each node's rule turn its accumulated
+ * output gradient into input gradients (summed with `add` where a value has several readers).
+ */
+import { shapeStr } from "../ir/dims.js";
+import { StrataError } from "../ir/errors.js";
+import { topo, type Graph } from "../ir/graph.js";
+import type { Node } from "../ir/node.js";
+import { mkBackwardNode } from "./vjp-ops.js";
+import { vjpRule } from "./vjp.js";
+
+export interface AutodiffOptions {
+  /** The graph output to differentiate: a floating scalar (shape []). */
+  loss: string;
+  /** "params" (every `param` node, the default) or names of params and/or inputs. */
+  wrt?: "params" | readonly string[];
+  /** Keep the graph's own outputs next to the gradients (default true). */
+  keepOutputs?: boolean;
+}
+
+const FLOAT = new Set(["f32", "f64", "bf16", "f16"]);
+
+function label(n: Node): string {
+  const name = typeof n.attrs.name === "string" ? ` '${n.attrs.name}'` : "";
+  return `${n.op}${name}${n.scope ? ` in ${n.scope}` : ""}`;
+}
+
+/** The leaves to differentiate, by name (param/input attrs.name), in graph order. */
+function targetLeaves(g: Graph, wrt: AutodiffOptions["wrt"]): Map<string, Node> {
+  const byName = new Map<string, Node>();
+  const all = topo(Object.values(g.outputs)).filter((n) => (n.op === "param" || n.op === "input") && typeof n.attrs.name === "string");
+  for (const n of all) byName.set(n.attrs.name as string, n);
+  const out = new Map<string, Node>();
+  if (wrt === undefined || wrt === "params") {
+    for (const n of all) if (n.op === "param") out.set(n.attrs.name as string, n);
+    if (out.size === 0) throw new StrataError(`autodiff: graph '${g.name}' has no param to differentiate`, undefined, "pass wrt: [names of inputs] to differentiate inputs");
+    return out;
+  }
+  if (!Array.isArray(wrt) || wrt.length === 0) throw new StrataError(`autodiff: wrt must be "params" or a non-empty list of param/input names, got ${JSON.stringify(wrt)}`);
+  for (const name of wrt) {
+    const n = byName.get(name);
+    if (!n) {
+      const known = [...byName.keys()];
+      throw new StrataError(`autodiff: no param or input named '${name}' in graph '${g.name}'`, undefined, `valid names: ${known.slice(0, 20).join(", ")}${known.length > 20 ? `, … (${known.length})` : ""}`);
+    }
+    if (!FLOAT.has(n.dtype)) throw new StrataError(`autodiff: '${name}' is ${n.dtype}; only floating tensors have gradients`, n.src);
+    out.set(name, n);
+  }
+  return out;
+}
+
+/**
+ * Add `grad.<name>` outputs (d loss / d leaf, the leaf's shape and dtype) to the graph. Leaves the
+ * loss does not depend on get a zero gradient, so every target has one.
+ */
+export function autodiff(g: Graph, o: AutodiffOptions): Graph {
+  const loss = g.outputs[o.loss];
+  if (!loss)
+    throw new StrataError(`autodiff: graph '${g.name}' has no output '${o.loss}'`, undefined, `outputs: ${Object.keys(g.outputs).join(", ")}`);
+  if (loss.shape.length !== 0)
+    throw new StrataError(
+      `autodiff: the loss '${o.loss}' must be a scalar (shape []), got ${shapeStr(loss.shape)}`,
+      loss.src,
+      "reduce it first, e.g. reduceMean(crossEntropy(logits, targets))",
+    );
+  if (!FLOAT.has(loss.dtype)) throw new StrataError(`autodiff: the loss '${o.loss}' must be floating, got ${loss.dtype}`, loss.src);
+
+  const order = topo([loss]);
+  const targets = targetLeaves(g, o.wrt);
+  const targetKeys = new Set([...targets.values()].map((n) => n.key));
+
+  // nodes on a path from a target to the loss
+  const needs = new Set<string>();
+  for (const n of order) if (targetKeys.has(n.key) || n.inputs.some((x) => needs.has(x.key))) needs.add(n.key);
+
+  const grads = new Map<string, Node>();
+  if (needs.has(loss.key)) grads.set(loss.key, mkBackwardNode(loss, "full", [], { value: 1 }, { dtype: loss.dtype, shape: [] }));
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i]!;
+    const gy = grads.get(n.key);
+    if (!gy || targetKeys.has(n.key)) continue;
+    const rule = vjpRule(n.op);
+    if (!rule) throw new StrataError(`autodiff: op '${n.op}' (${label(n)}) has no VJP rule`, n.src, "add a record for it in compiler/passes/vjp.ts");
+    const need = n.inputs.map((x) => needs.has(x.key) && FLOAT.has(x.dtype));
+    if (!need.some(Boolean)) continue;
+    if (rule.kind === "leaf") continue;
+    if (rule.kind === "none") throw new StrataError(`autodiff: ${label(n)} is not differentiable: ${rule.reason}`, n.src);
+    const gs = rule.grads(n, gy, need);
+    n.inputs.forEach((x, k) => {
+      const gx = gs[k];
+      if (!need[k] || !gx) return;
+      if (shapeStr(gx.shape) !== shapeStr(x.shape))
+        throw new Error(`autodiff: internal error: the VJP of ${label(n)} gave input ${k} a gradient of shape ${shapeStr(gx.shape)}, not ${shapeStr(x.shape)}`);
+      const prev = grads.get(x.key);
+      grads.set(x.key, prev ? mkBackwardNode(x, "add", [prev, gx]) : gx);
+    });
+  }
+
+  const outputs: Record<string, Node> = o.keepOutputs === false ? {} : { ...g.outputs };
+  for (const [name, leaf] of targets) {
+    let gl = grads.get(leaf.key) ?? mkBackwardNode(leaf, "full", [], { value: 0 }, { dtype: leaf.dtype, shape: [...leaf.shape] });
+    if (gl.dtype !== leaf.dtype) gl = mkBackwardNode(leaf, "cast", [gl], { to: leaf.dtype });
+    const key = `grad.${name}`;
+    if (key in outputs) throw new StrataError(`autodiff: graph '${g.name}' already has an output named '${key}'`);
+    outputs[key] = gl;
+  }
+  return { name: g.name, outputs, meta: { ...g.meta, autodiff: { loss: o.loss, wrt: [...targets.keys()] } } };
+}
