@@ -202,7 +202,7 @@ export function writeProject(p: EmittedProject, dir: string): void {
     writeFileSync(f, text);
   }
   mkdirSync(path.join(dir, "include"), { recursive: true });
-  for (const h of readdirSync(INCLUDE_DIR).filter((f) => f.endsWith(".cuh"))) cpSync(path.join(INCLUDE_DIR, h), path.join(dir, "include", h));
+  for (const h of readdirSync(INCLUDE_DIR)) cpSync(path.join(INCLUDE_DIR, h), path.join(dir, "include", h), { recursive: true, filter: (src) => !path.extname(src) || src.endsWith(".cuh") });
   for (const sub of ["include", "src"]) cpSync(path.join(RUNTIME_DIR, sub), path.join(dir, "runtime", sub), { recursive: true });
   cpSync(path.join(RUNTIME_DIR, "Makefile.fragment"), path.join(dir, "runtime", "Makefile.fragment"));
 }

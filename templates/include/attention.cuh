@@ -1,6 +1,6 @@
 // attention.cuh — Strata fused causal attention forward (FlashAttention-2 style)
 // for NVIDIA Hopper (sm_90a; also valid for sm_80+), bf16 in / bf16 out, fp32
-// softmax and accumulation. Header-only, self-contained (only CUDA headers).
+// softmax and accumulation. Header-only, over the device foundation in strata/.
 //
 // ─── Layout contract ──────────────────────────────────────────────────────────
 //   q   : [B, T, H,  D]   k, v : [B, S, Hk, D]   out : [B, T, H, D]   (bf16)
@@ -67,9 +67,10 @@
 //   Returns cudaError_t (argument errors -> cudaErrorInvalidValue).
 #pragma once
 
-#include <cuda_runtime.h>
-#include <cuda_bf16.h>
-#include <stdint.h>
+#include "strata/base.cuh"
+#include "strata/bf16.cuh"
+#include "strata/math.cuh"
+#include "strata/ptx.cuh"
 
 namespace strata {
 namespace attn {
@@ -92,50 +93,8 @@ struct AttentionParams {
 
 namespace detail {
 
-// ---- PTX wrappers -----------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  const int src_bytes = valid ? 16 : 0;  // 0 -> zero-fill the 16 smem bytes
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
-                                                  uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-
-// D(16x8 f32) += A(16x16 bf16, row) * B(16x8 bf16, col)
-__device__ __forceinline__ void mma_bf16_16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low 16 bits) = lo
-  return *reinterpret_cast<uint32_t*>(&v);
-}
+// PTX wrappers (cp.async with "memory" clobbers on commit/wait, ldmatrix, mma.sync), fast_exp2
+// and pack_bf16x2 come from strata/ (ptx.cuh, math.cuh, bf16.cuh).
 
 // 16-byte-chunk XOR swizzle of a [rows x D] bf16 tile (D/8 chunks per row).
 template <int D>
@@ -299,8 +258,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
       // Q fragments -> registers, once for the whole KV sweep
 #pragma unroll
       for (int kk = 0; kk < KD; ++kk) {
-        ldmatrix_x4(sQ + q_row_off + static_cast<uint32_t>(((kk * 2 + q_chunk_lo) ^ xr) << 4), qf[kk][0], qf[kk][1],
-                    qf[kk][2], qf[kk][3]);
+        ldmatrix_x4(qf[kk], sQ + q_row_off + static_cast<uint32_t>(((kk * 2 + q_chunk_lo) ^ xr) << 4));
       }
     }
   }
@@ -348,17 +306,17 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
             const uint32_t qaddr = sQ + q_row_off + static_cast<uint32_t>(((kk * 2 + q_chunk_lo) ^ xr) << 4);
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt)
-              ldmatrix_x4(qaddr + mt * 16 * D * 2, qa[mt][0], qa[mt][1], qa[mt][2], qa[mt][3]);
+              ldmatrix_x4(qa[mt], qaddr + mt * 16 * D * 2);
           }
           const uint32_t kaddr = sKs + k_row_off + static_cast<uint32_t>(((kk * 2 + k_chunk_lo) ^ xr) << 4);
 #pragma unroll
           for (int np = 0; np < NT / 2; ++np) {
-            uint32_t b0, b1, b2, b3;
-            ldmatrix_x4(kaddr + np * 16 * D * 2, b0, b1, b2, b3);
+            uint32_t kb[4];
+            ldmatrix_x4(kb, kaddr + np * 16 * D * 2);
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
-              mma_bf16_16816(s[mt][2 * np], qa[mt], b0, b1);
-              mma_bf16_16816(s[mt][2 * np + 1], qa[mt], b2, b3);
+              mma_m16n8k16_bf16(s[mt][2 * np], qa[mt], kb[0], kb[1]);
+              mma_m16n8k16_bf16(s[mt][2 * np + 1], qa[mt], kb[2], kb[3]);
             }
           }
         }
@@ -456,13 +414,13 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
         for (int kk = 0; kk < KN; ++kk) {
 #pragma unroll
           for (int dp = 0; dp < DT / 2; ++dp) {
-            uint32_t b0, b1, b2, b3;
+            uint32_t vb[4];
             const uint32_t vaddr = sVs + v_row_off + static_cast<uint32_t>(((dp * 2 + v_chunk_lo) ^ xr) << 4);
-            ldmatrix_x4_trans(vaddr + kk * 16 * D * 2, b0, b1, b2, b3);
+            ldmatrix_x4_trans(vb, vaddr + kk * 16 * D * 2);
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
-              mma_bf16_16816(o[mt][2 * dp], pa[mt][kk], b0, b1);
-              mma_bf16_16816(o[mt][2 * dp + 1], pa[mt][kk], b2, b3);
+              mma_m16n8k16_bf16(o[mt][2 * dp], pa[mt][kk], vb[0], vb[1]);
+              mma_m16n8k16_bf16(o[mt][2 * dp + 1], pa[mt][kk], vb[2], vb[3]);
             }
           }
         }

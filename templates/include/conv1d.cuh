@@ -18,9 +18,8 @@
 // state_in / state_out [B,K-1,C] fp32 contiguous (optional).
 #pragma once
 
-#include <cuda_runtime.h>
-#include <cuda_bf16.h>
-#include <stdint.h>
+#include "strata/base.cuh"
+#include "strata/math.cuh"
 
 namespace strata {
 namespace conv1d {
@@ -130,7 +129,7 @@ __global__ void __launch_bounds__(128) causal_conv1d_fwd_kernel(const Conv1dPara
 #pragma unroll
       for (int k = 0; k < K - 1; ++k) a = fmaf(wv[k][i], win[k][i], a);
       a = fmaf(wv[K - 1][i], cur[i], a);
-      if (p.silu) a = a / (1.f + __expf(-a));
+      if (p.silu) a = fast_silu(a);
       out[i] = a;
     }
     store_bf16<VEC>(yb + (long long)t * p.y_row_stride, out);

@@ -22,9 +22,8 @@
 // (= -exp(A_log)); delta_bias, Dskip [D] fp32 (optional); h0 / hT [B,D,N] fp32 contiguous.
 #pragma once
 
-#include <cuda_runtime.h>
-#include <cuda_bf16.h>
-#include <stdint.h>
+#include "strata/base.cuh"
+#include "strata/math.cuh"
 
 namespace strata {
 namespace sscan {
@@ -46,13 +45,7 @@ struct SelectiveScanParams {
 
 namespace detail {
 
-constexpr float kLog2e = 1.4426950408889634f;
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
+// fast_exp2 (ex2.approx), fast_softplus and fast_silu (__expf forms): strata/math.cuh.
 
 template <int N>
 struct ScanCfg {
@@ -133,7 +126,7 @@ __global__ void __launch_bounds__(128, 4) selective_scan_fwd_kernel(const Select
         const long long t = t0 + r;
         float raw = __bfloat162float(p.delta[(long long)b * p.delta_batch_stride + t * p.delta_row_stride + dd]);
         if (p.delta_bias) raw += p.delta_bias[dd];
-        dl = softplus(raw);
+        dl = fast_softplus(raw);
         du = dl * __bfloat162float(p.u[(long long)b * p.u_batch_stride + t * p.u_row_stride + dd]);
       }
       sDl[r * CH + c] = dl;
@@ -153,7 +146,7 @@ __global__ void __launch_bounds__(128, 4) selective_scan_fwd_kernel(const Select
         for (int e = 0; e < 4; ++e) {
           const float bb = e == 0 ? bv.x : e == 1 ? bv.y : e == 2 ? bv.z : bv.w;
           const float cc = e == 0 ? cv.x : e == 1 ? cv.y : e == 2 ? cv.z : cv.w;
-          hs[q * 4 + e] = ex2(dl * A2[q * 4 + e]) * hs[q * 4 + e] + du * bb;
+          hs[q * 4 + e] = fast_exp2(dl * A2[q * 4 + e]) * hs[q * 4 + e] + du * bb;
           acc += hs[q * 4 + e] * cc;
         }
       }
@@ -172,7 +165,7 @@ __global__ void __launch_bounds__(128, 4) selective_scan_fwd_kernel(const Select
       if (p.Dskip) yv += p.Dskip[dd] * __bfloat162float(p.u[(long long)b * p.u_batch_stride + t * p.u_row_stride + dd]);
       if (p.z) {
         const float zv = __bfloat162float(p.z[(long long)b * p.z_batch_stride + t * p.z_row_stride + dd]);
-        yv *= zv / (1.f + __expf(-zv));
+        yv *= fast_silu(zv);
       }
       p.y[(long long)b * p.y_batch_stride + t * p.y_row_stride + dd] = __float2bfloat16(yv);
     }

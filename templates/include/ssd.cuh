@@ -46,9 +46,10 @@
 // cudaErrorInvalidValue otherwise.
 #pragma once
 
-#include <cuda_runtime.h>
-#include <cuda_bf16.h>
-#include <stdint.h>
+#include "strata/base.cuh"
+#include "strata/bf16.cuh"
+#include "strata/math.cuh"
+#include "strata/ptx.cuh"
 
 namespace strata {
 namespace ssd {
@@ -69,49 +70,9 @@ struct SsdParams {
 
 namespace detail {
 
-constexpr float kLog2e = 1.4426950408889634f;
+// PTX wrappers (cp.async, ldmatrix, mma.sync), fast_exp2 / fast_softplus and the bf16 packing
+// come from strata/ (ptx.cuh, math.cuh, bf16.cuh).
 
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-__device__ __forceinline__ float softplus(float x) {
-  return x > 20.f ? x : log1pf(__expf(x));
-}
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  const int sz = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(sz));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-__device__ __forceinline__ float2 unpack_bf16(uint32_t v) {
-  __nv_bfloat162 b = *reinterpret_cast<__nv_bfloat162*>(&v);
-  return __bfloat1622float2(b);
-}
 // XOR swizzle of 16-byte chunks inside rows of RL bf16 elements (RL multiple of 64):
 // ldmatrix on 8 consecutive rows hits 8 distinct bank groups.
 template <int RL>
@@ -196,8 +157,8 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         const bool v = r < Lc;
         const long long tt = v ? (long long)(t0 + r) : 0;
         const int so = r * N + ((ch ^ (r & 7)) << 3);
-        cp_async16(smem_u32(sC + so), Cg + tt * p.C_row_stride + ch * 8, v);
-        cp_async16(smem_u32(sB + so), Bg + tt * p.B_row_stride + ch * 8, v);
+        cp_async_16(smem_u32(sC + so), Cg + tt * p.C_row_stride + ch * 8, v);
+        cp_async_16(smem_u32(sB + so), Bg + tt * p.B_row_stride + ch * 8, v);
       }
       constexpr int CPRP = P / 8;
 #pragma unroll 4
@@ -205,7 +166,7 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         const int r = i / CPRP, ch = i % CPRP;
         const bool v = r < Lc;
         const long long tt = v ? (long long)(t0 + r) : 0;
-        cp_async16(smem_u32(sX + r * P + ((ch ^ (r & 7)) << 3)), xg + tt * p.x_row_stride + ch * 8, v);
+        cp_async_16(smem_u32(sX + r * P + ((ch ^ (r & 7)) << 3)), xg + tt * p.x_row_stride + ch * 8, v);
       }
       cp_async_commit();
     }
@@ -220,7 +181,7 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         float dtv = 0.f;
         if (r < Lc) {
           const float raw = __bfloat162float(dtg[(long long)(t0 + r) * p.dt_row_stride]) + dtb;
-          dtv = softplus(raw);
+          dtv = fast_softplus(raw);
         }
         sDt[r] = dtv;
         run += dtv * A2;
@@ -254,18 +215,18 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
 #pragma unroll 1
       for (int kt = 0; kt < N / 16; ++kt) {
         uint32_t a[4];
-        ldsm_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
+        ldmatrix_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
 #pragma unroll
         for (int nt = 0; nt < PW / 8; ++nt) {
           const int hr = pbase + nt * 8 + gid;
           const float2 v0 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig));
           const float2 v1 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig + 8));
-          mma16816(o[nt], a, pack_bf16(v0.x, v0.y), pack_bf16(v1.x, v1.y));
+          mma_m16n8k16_bf16(o[nt], a, pack_bf16x2(v0.x, v0.y), pack_bf16x2(v1.x, v1.y));
         }
       }
       const float csr0 = sCs[r0 + gid], csr1 = sCs[r0 + gid + 8];
       {
-        const float e0 = ex2(csr0), e1 = ex2(csr1);
+        const float e0 = fast_exp2(csr0), e1 = fast_exp2(csr1);
 #pragma unroll
         for (int j = 0; j < PW / 8; ++j) { o[j][0] *= e0; o[j][1] *= e0; o[j][2] *= e1; o[j][3] *= e1; }
       }
@@ -277,11 +238,11 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
 #pragma unroll 2
         for (int kt = 0; kt < N / 16; ++kt) {
           uint32_t a[4], bf[4];
-          ldsm_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
+          ldmatrix_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
           const int br = sb * 16 + (lane & 7) + (lane >> 4) * 8;
-          ldsm_x4(bf, smem_u32(sB + swz<N>(br, kt * 16 + ((lane >> 3) & 1) * 8)));
-          mma16816(s[0], a, bf[0], bf[1]);
-          mma16816(s[1], a, bf[2], bf[3]);
+          ldmatrix_x4(bf, smem_u32(sB + swz<N>(br, kt * 16 + ((lane >> 3) & 1) * 8)));
+          mma_m16n8k16_bf16(s[0], a, bf[0], bf[1]);
+          mma_m16n8k16_bf16(s[1], a, bf[2], bf[3]);
         }
         uint32_t pa[4];
 #pragma unroll
@@ -290,12 +251,12 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
           const float cc0 = sCs[col], cc1 = sCs[col + 1];
           const float d0 = sDt[col], d1 = sDt[col + 1];
           const int row0 = r0 + gid, row1 = row0 + 8;
-          const float v00 = (col <= row0) ? s[nt][0] * ex2(csr0 - cc0) * d0 : 0.f;
-          const float v01 = (col + 1 <= row0) ? s[nt][1] * ex2(csr0 - cc1) * d1 : 0.f;
-          const float v10 = (col <= row1) ? s[nt][2] * ex2(csr1 - cc0) * d0 : 0.f;
-          const float v11 = (col + 1 <= row1) ? s[nt][3] * ex2(csr1 - cc1) * d1 : 0.f;
-          pa[nt * 2 + 0] = pack_bf16(v00, v01);
-          pa[nt * 2 + 1] = pack_bf16(v10, v11);
+          const float v00 = (col <= row0) ? s[nt][0] * fast_exp2(csr0 - cc0) * d0 : 0.f;
+          const float v01 = (col + 1 <= row0) ? s[nt][1] * fast_exp2(csr0 - cc1) * d1 : 0.f;
+          const float v10 = (col <= row1) ? s[nt][2] * fast_exp2(csr1 - cc0) * d0 : 0.f;
+          const float v11 = (col + 1 <= row1) ? s[nt][3] * fast_exp2(csr1 - cc1) * d1 : 0.f;
+          pa[nt * 2 + 0] = pack_bf16x2(v00, v01);
+          pa[nt * 2 + 1] = pack_bf16x2(v10, v11);
         }
         // A-frag order: a0=(g, k lo)=nt0 row0, a1=(g+8, k lo)=nt0 row1, a2=nt1 row0, a3=nt1 row1
         const uint32_t af[4] = {pa[0], pa[1], pa[2], pa[3]};
@@ -303,9 +264,9 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         for (int np = 0; np < PW / 16; ++np) {
           uint32_t bf[4];
           const int xr = sb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-          ldsm_x4_t(bf, smem_u32(sX + swz<P>(xr, pbase + np * 16 + (lane >> 4) * 8)));
-          mma16816(o[2 * np], af, bf[0], bf[1]);
-          mma16816(o[2 * np + 1], af, bf[2], bf[3]);
+          ldmatrix_x4_trans(bf, smem_u32(sX + swz<P>(xr, pbase + np * 16 + (lane >> 4) * 8)));
+          mma_m16n8k16_bf16(o[2 * np], af, bf[0], bf[1]);
+          mma_m16n8k16_bf16(o[2 * np + 1], af, bf[2], bf[3]);
         }
       }
       // epilogue: y = O + D x
@@ -314,14 +275,14 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
       for (int j = 0; j < PW / 8; ++j) {
         const int col = pbase + j * 8 + 2 * tig;
         if (row0 < Lc) {
-          const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row0, col)));
+          const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row0, col)));
           *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row0) * p.y_row_stride + col) =
-              pack_bf16(o[j][0] + Dh * xv.x, o[j][1] + Dh * xv.y);
+              pack_bf16x2(o[j][0] + Dh * xv.x, o[j][1] + Dh * xv.y);
         }
         if (row1 < Lc) {
-          const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row1, col)));
+          const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row1, col)));
           *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row1) * p.y_row_stride + col) =
-              pack_bf16(o[j][2] + Dh * xv.x, o[j][3] + Dh * xv.y);
+              pack_bf16x2(o[j][2] + Dh * xv.x, o[j][3] + Dh * xv.y);
         }
       }
     }
@@ -330,7 +291,7 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
     // ---- 3. phase B: state update h = exp(cs_last) h + (x w)^T B ----
     {
       const float cs_last = sCs[L - 1];
-      const float decay = ex2(cs_last);
+      const float decay = fast_exp2(cs_last);
       float hacc[NWB / 8][4];
 #pragma unroll
       for (int j = 0; j < NWB / 8; ++j) {
@@ -344,34 +305,34 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         uint32_t a[4];
         // A = x^T (m = p, k = s) from x[s][p]: trans
         const int xr = kt * 16 + (lane & 7) + (lane >> 4) * 8;
-        ldsm_x4_t(a, smem_u32(sX + swz<P>(xr, mt * 16 + ((lane >> 3) & 1) * 8)));
+        ldmatrix_x4_trans(a, smem_u32(sX + swz<P>(xr, mt * 16 + ((lane >> 3) & 1) * 8)));
         const int s0 = kt * 16 + 2 * tig;
-        const float w0 = ex2(cs_last - sCs[s0]) * sDt[s0];
-        const float w1 = ex2(cs_last - sCs[s0 + 1]) * sDt[s0 + 1];
-        const float w8 = ex2(cs_last - sCs[s0 + 8]) * sDt[s0 + 8];
-        const float w9 = ex2(cs_last - sCs[s0 + 9]) * sDt[s0 + 9];
+        const float w0 = fast_exp2(cs_last - sCs[s0]) * sDt[s0];
+        const float w1 = fast_exp2(cs_last - sCs[s0 + 1]) * sDt[s0 + 1];
+        const float w8 = fast_exp2(cs_last - sCs[s0 + 8]) * sDt[s0 + 8];
+        const float w9 = fast_exp2(cs_last - sCs[s0 + 9]) * sDt[s0 + 9];
         uint32_t ahi[4], alo[4];
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-          const float2 v = unpack_bf16(a[q]);
+          const float2 v = unpack_bf16x2(a[q]);
           const float f0 = v.x * (q < 2 ? w0 : w8);
           const float f1 = v.y * (q < 2 ? w1 : w9);
-          ahi[q] = pack_bf16(f0, f1);
+          ahi[q] = pack_bf16x2(f0, f1);
           if (kSplitState) {
-            const float2 hv = unpack_bf16(ahi[q]);
-            alo[q] = pack_bf16(f0 - hv.x, f1 - hv.y);
+            const float2 hv = unpack_bf16x2(ahi[q]);
+            alo[q] = pack_bf16x2(f0 - hv.x, f1 - hv.y);
           }
         }
 #pragma unroll
         for (int np = 0; np < NWB / 16; ++np) {
           uint32_t bf[4];
           const int br = kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-          ldsm_x4_t(bf, smem_u32(sB + swz<N>(br, nb0 + np * 16 + (lane >> 4) * 8)));
-          mma16816(hacc[2 * np], ahi, bf[0], bf[1]);
-          mma16816(hacc[2 * np + 1], ahi, bf[2], bf[3]);
+          ldmatrix_x4_trans(bf, smem_u32(sB + swz<N>(br, nb0 + np * 16 + (lane >> 4) * 8)));
+          mma_m16n8k16_bf16(hacc[2 * np], ahi, bf[0], bf[1]);
+          mma_m16n8k16_bf16(hacc[2 * np + 1], ahi, bf[2], bf[3]);
           if (kSplitState) {
-            mma16816(hacc[2 * np], alo, bf[0], bf[1]);
-            mma16816(hacc[2 * np + 1], alo, bf[2], bf[3]);
+            mma_m16n8k16_bf16(hacc[2 * np], alo, bf[0], bf[1]);
+            mma_m16n8k16_bf16(hacc[2 * np + 1], alo, bf[2], bf[3]);
           }
         }
       }
@@ -413,8 +374,8 @@ __global__ void __launch_bounds__(128) ssd_decode_kernel(const SsdParams p) {
     for (int i = 0; i < NPL; ++i) st[i] = p.h0 ? p.h0[hoff + (size_t)pr * N + lane + 32 * i] : 0.f;
     for (int t = 0; t < p.seqlen; ++t) {
       const float raw = __bfloat162float(p.dt[(long long)b * p.dt_batch_stride + (long long)t * p.dt_row_stride + h]) + dtb;
-      const float dtv = softplus(raw);
-      const float a = __expf(dtv * A);
+      const float dtv = fast_softplus(raw);
+      const float a = fast_exp(dtv * A);
       const float xv = __bfloat162float(p.x[(long long)b * p.x_batch_stride + (long long)t * p.x_row_stride + h * P + pr]);
       const __nv_bfloat16* Bt = p.B + (long long)b * p.B_batch_stride + (long long)t * p.B_row_stride + g * N;
       const __nv_bfloat16* Ct = p.C + (long long)b * p.C_batch_stride + (long long)t * p.C_row_stride + g * N;

@@ -1,10 +1,14 @@
-// strata_ops.cuh — scalar math and row reductions shared by the generated row kernels and GEMM
-// epilogues. Everything is float: generated kernels load bf16/f32, compute in fp32, and round
-// once when storing (or where the IR has an explicit cast).
+// strata_ops.cuh — the `st::` vocabulary of the generated row kernels and GEMM epilogues
+// (compiler/codegen/expr.ts and row.ts emit these names): typed loads/stores, the scalar math of
+// strata/math.cuh (st::silu, st::softplus, st::gelu, st::to_bf16, ...), block reductions, row
+// statistics for the norms and rotary embedding. Everything is float: generated kernels load
+// bf16/f32, compute in fp32, and round once when storing (or where the IR has an explicit cast).
 #pragma once
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
 #include <math.h>
+
+#include "strata/base.cuh"
+#include "strata/bf16.cuh"
+#include "strata/math.cuh"
 
 namespace st {
 
@@ -14,16 +18,8 @@ __device__ __forceinline__ float ld(const int* p) { return static_cast<float>(*p
 __device__ __forceinline__ void st(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
 __device__ __forceinline__ void st(float* p, float v) { *p = v; }
 
-__device__ __forceinline__ float to_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-__device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
-// PyTorch's softplus: linear above 20
-__device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-__device__ __forceinline__ float relu2(float x) { float r = fmaxf(x, 0.f); return r * r; }
-__device__ __forceinline__ float gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_tanh(float x) {
-  return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-}
+// The scalar math (precise forms: expf, erff, tanhf) and to_bf16, as st::<name>.
+using namespace strata::math;
 
 // Sum of `v` over the block; every thread gets the result. `scratch` holds 32 floats.
 __device__ __forceinline__ float block_sum(float v, float* scratch) {

@@ -1,0 +1,234 @@
+// strata/ptx.cuh — the PTX wrappers every kernel uses: shared-memory addresses, cp.async,
+// ldmatrix, mma.sync, wgmma (sm_90a) and mbarrier. One copy of each instruction, with the same
+// operand constraints everywhere; TMA lives in tma.cuh.
+//
+// Memory clobbers: every wrapper that orders memory (cp.async commit/wait, fences, wgmma
+// fence/commit/wait, mbarrier operations) carries "memory", so the compiler neither caches a
+// shared-memory value across it nor moves ordinary loads/stores over it. The data-movement and
+// math instructions themselves (cp.async, ldmatrix, mma) are `asm volatile` without a clobber:
+// volatile asm keeps its order relative to the other volatile asm above.
+//
+//   smem_u32(p)                               generic pointer -> 32-bit shared-window address
+//   cp_async_16(dst, src, valid)              16-byte global->shared copy, zero-fill when !valid
+//   cp_async_commit / cp_async_wait<N> / cp_async_wait_all
+//   ldmatrix_x4(r, addr) / ldmatrix_x4_trans(r, addr)
+//   mma_m16n8k16_bf16(d, a, b0, b1)           D(16x8 f32) += A(16x16 bf16 row) B(16x8 bf16 col)
+//   fence_proxy_async()                       generic-proxy smem writes -> async proxy (sm_90)
+//   wgmma_fence / wgmma_commit / wgmma_wait<N>, wgmma_desc_sw128(addr), Wgmma<N>::mma (sm_90a)
+//   mbarrier_init / fence_mbarrier_init / mbarrier_arrive / mbarrier_arrive_expect_tx /
+//   mbarrier_expect_tx / mbarrier_try_wait_parity / mbarrier_wait_parity
+#pragma once
+
+#include "base.cuh"
+
+namespace strata {
+inline namespace ptx {
+
+STRATA_DEV uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// ---- cp.async (sm_80+) ------------------------------------------------------------------
+// 16-byte async copy global->shared; copies 0 bytes (zero-fills the 16 smem bytes) when !valid.
+STRATA_DEV void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+STRATA_DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Wait until at most N of this thread's committed groups are still in flight.
+template <int N>
+STRATA_DEV void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+STRATA_DEV void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// ---- ldmatrix / mma.sync (sm_80+) ---------------------------------------------------------
+STRATA_DEV void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+STRATA_DEV void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// D(16x8 f32) += A(16x16 bf16, row) * B(16x8 bf16, col), accumulating in place.
+STRATA_DEV void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// ---- async proxy, wgmma (sm_90a) -----------------------------------------------------------
+// Make this thread's generic-proxy shared-memory writes (st.shared, cp.async) visible to the
+// async proxy (wgmma operand reads, TMA stores). No-op before sm_90 (there is no async proxy).
+STRATA_DEV void fence_proxy_async() {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+// wgmma_fence/commit/wait are no-ops where wgmma does not exist; the MMAs themselves trap there.
+STRATA_DEV void wgmma_fence() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+STRATA_DEV void wgmma_commit() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N>
+STRATA_DEV void wgmma_wait() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// Shared-memory matrix descriptor for a K-major, 128B-swizzled tile whose rows are 128 bytes:
+// 8-row core-matrix groups are 1024 bytes apart (SBO); LBO is unused for swizzled K-major
+// layouts. Advancing k by 16 bf16 elements = +32 bytes on the address. Tile base 1 KB aligned.
+STRATA_HD uint64_t wgmma_desc_sw128(uint32_t saddr) {
+  uint64_t d = 0;
+  d |= (uint64_t)((saddr & 0x3FFFF) >> 4);      // bits  0-13: start address >> 4
+  d |= (uint64_t)1 << 16;                        // bits 16-29: leading byte offset >> 4
+  d |= (uint64_t)(1024 >> 4) << 32;              // bits 32-45: stride byte offset >> 4
+  d |= (uint64_t)1 << 62;                        // bits 62-63: 1 = SWIZZLE_128B
+  return d;
+}
+
+// ---- generated: wgmma m64nNk16 wrappers (N = 64, 128, 256); operand lists are mechanical
+// D[64xN] += A(desc) * B(desc)^T, bf16 in, fp32 accumulate, both operands K-major (scale-d = 1).
+STRATA_DEV void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(desc_a), "l"(desc_b), "r"(1));
+#else
+  __trap();
+#endif
+}
+STRATA_DEV void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(1));
+#else
+  __trap();
+#endif
+}
+
+STRATA_DEV void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(desc_a), "l"(desc_b), "r"(1));
+#else
+  __trap();
+#endif
+}
+
+// Wgmma<N>::mma(d, desc_a, desc_b): the m64nNk16 wrapper for a CTA tile N wide.
+template <int N> struct Wgmma;
+template <> struct Wgmma<64> {
+  STRATA_DEV static void mma(float (&d)[32], uint64_t a, uint64_t b) { wgmma_m64n64k16(d, a, b); }
+};
+template <> struct Wgmma<128> {
+  STRATA_DEV static void mma(float (&d)[64], uint64_t a, uint64_t b) { wgmma_m64n128k16(d, a, b); }
+};
+template <> struct Wgmma<256> {
+  STRATA_DEV static void mma(float (&d)[128], uint64_t a, uint64_t b) { wgmma_m64n256k16(d, a, b); }
+};
+
+// ---- mbarrier (shared-memory 64-bit barrier objects) ---------------------------------------
+// init / arrive / test_wait exist from sm_80; transaction counts (expect_tx, used by TMA and
+// cp.async.bulk) and try_wait from sm_90. The sm_90-only ones trap on older architectures.
+STRATA_DEV void mbarrier_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+// Make mbarrier inits visible to the async proxy and other threads (before the first use by TMA).
+STRATA_DEV void fence_mbarrier_init() {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+// Arrive once; returns the barrier state token of the phase arrived on.
+STRATA_DEV uint64_t mbarrier_arrive(uint64_t* bar) {
+  uint64_t state;
+  asm volatile("mbarrier.arrive.shared::cta.b64 %0, [%1];\n" : "=l"(state) : "r"(smem_u32(bar)) : "memory");
+  return state;
+}
+// Arrive once and add `bytes` to the transaction count the current phase waits for.
+STRATA_DEV void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+#else
+  __trap();
+#endif
+}
+// Add `bytes` to the expected transaction count without arriving.
+STRATA_DEV void mbarrier_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+#else
+  __trap();
+#endif
+}
+// True once the phase with parity `phase` (0/1) has completed. try_wait may suspend the thread
+// for a hardware time limit before returning false; test_wait (sm_80) returns at once.
+STRATA_DEV bool mbarrier_try_wait_parity(uint64_t* bar, uint32_t phase) {
+  uint32_t done;
+#if defined(STRATA_HAS_SM90)
+  asm volatile(
+      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(done) : "r"(smem_u32(bar)), "r"(phase) : "memory");
+#else
+  asm volatile(
+      "{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(done) : "r"(smem_u32(bar)), "r"(phase) : "memory");
+#endif
+  return done != 0;
+}
+STRATA_DEV void mbarrier_wait_parity(uint64_t* bar, uint32_t phase) {
+  while (!mbarrier_try_wait_parity(bar, phase)) {
+  }
+}
+
+}  // namespace ptx
+}  // namespace strata

@@ -1,0 +1,111 @@
+// strata/tma.cuh — Hopper tensor memory accelerator (TMA): bulk tensor copies between global
+// and shared memory described by a CUtensorMap, completed through an mbarrier transaction count
+// (loads) or a bulk async-group (stores). For the producer/consumer kernels of the performance
+// work; nothing in the current kernels uses it yet.
+//
+// Device (sm_90; trap elsewhere):
+//   tma_load_2d(smem_dst, &map, bar, c0, c1)   box at coordinates (c0 innermost, c1) -> smem;
+//                                              arrival counted on `bar` in bytes: pair it with
+//                                              mbarrier_arrive_expect_tx(bar, box bytes)
+//   tma_store_2d(&map, smem_src, c0, c1)       smem -> box in global (fence_proxy_async first)
+//   tma_store_commit / tma_store_wait<N>       bulk async-group of stores; wait until <= N pending
+//   prefetch_tensormap(&map)
+// Host:
+//   make_tensor_map_2d_bf16(&map, base, rows, cols, row_stride, box_rows, box_cols, swizzle)
+//     encodes a row-major bf16 [rows, cols] matrix (row_stride elements between rows) through
+//     cuTensorMapEncodeTiled, fetched from the driver by cudaGetDriverEntryPointByVersion so
+//     nothing links libcuda. Returns cudaErrorInvalidValue with a reason in *why on bad
+//     arguments. Pass the map to a kernel as `const __grid_constant__ CUtensorMap`.
+#pragma once
+
+#include <cuda.h>
+
+#include "base.cuh"
+#include "ptx.cuh"
+
+namespace strata {
+inline namespace tma {
+
+STRATA_DEV void tma_load_2d(void* smem_dst, const CUtensorMap* map, uint64_t* bar, int c0, int c1) {
+#if defined(STRATA_HAS_SM90)
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n"
+      ::"r"(smem_u32(smem_dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1)
+      : "memory");
+#else
+  __trap();
+#endif
+}
+
+STRATA_DEV void tma_store_2d(const CUtensorMap* map, const void* smem_src, int c0, int c1) {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.tile.bulk_group [%0, {%2, %3}], [%1];\n"
+               ::"l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(smem_src)), "r"(c0), "r"(c1)
+               : "memory");
+#else
+  __trap();
+#endif
+}
+
+STRATA_DEV void tma_store_commit() {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#endif
+}
+// Wait until at most N committed store groups still read their shared-memory source.
+template <int N>
+STRATA_DEV void tma_store_wait() {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+STRATA_DEV void prefetch_tensormap(const CUtensorMap* map) {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+#endif
+}
+
+}  // namespace tma
+
+// ---- host --------------------------------------------------------------------------------
+inline cudaError_t make_tensor_map_2d_bf16(CUtensorMap* map, const void* base, uint64_t rows, uint64_t cols,
+                                           uint64_t row_stride, uint32_t box_rows, uint32_t box_cols,
+                                           CUtensorMapSwizzle swizzle, const char** why = nullptr) {
+  auto fail = [&](const char* reason) {
+    if (why) *why = reason;
+    return cudaErrorInvalidValue;
+  };
+  if (!map || !base) return fail("tensor map: null map or base pointer");
+  if (reinterpret_cast<uintptr_t>(base) & 15) return fail("tensor map: base must be 16-byte aligned");
+  if (rows == 0 || cols == 0 || row_stride < cols) return fail("tensor map: need rows, cols > 0 and row_stride >= cols");
+  if ((row_stride * 2) % 16 != 0) return fail("tensor map: the row stride must be a multiple of 16 bytes");
+  if (box_rows == 0 || box_cols == 0 || box_rows > 256 || box_cols > 256) return fail("tensor map: box dims must be in 1..256");
+  if ((box_cols * 2) % 16 != 0) return fail("tensor map: the box's inner extent must be a multiple of 16 bytes");
+  const uint32_t span = swizzle == CU_TENSOR_MAP_SWIZZLE_128B ? 128 : swizzle == CU_TENSOR_MAP_SWIZZLE_64B ? 64
+                        : swizzle == CU_TENSOR_MAP_SWIZZLE_32B ? 32 : 0;
+  if (span && box_cols * 2 > span) return fail("tensor map: the box's inner extent exceeds the swizzle span");
+
+  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
+                              const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                              CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  static Encode encode = nullptr;
+  if (!encode) {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q);
+    if (e != cudaSuccess) return e;
+    if (q != cudaDriverEntryPointSuccess || !fn) return fail("tensor map: the driver has no cuTensorMapEncodeTiled");
+    encode = reinterpret_cast<Encode>(fn);
+  }
+  const cuuint64_t dims[2] = {cols, rows};
+  const cuuint64_t strides[1] = {row_stride * 2};  // bytes, for dims 1..rank-1
+  const cuuint32_t box[2] = {box_cols, box_rows};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides, box,
+                            elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : fail("tensor map: cuTensorMapEncodeTiled rejected the arguments");
+}
+
+}  // namespace strata
