@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { checkKernelRules, type ModelDef } from "../dsl/model.js";
 import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
 import { checkOutDir, fsError, replaceDir, withDirLock } from "./output.js";
+import { registerInterop } from "./interop.js";
 
 let verbose = process.argv.includes("--verbose");
 
@@ -204,6 +205,7 @@ export function buildProgram(): Command {
       for (const k of ks) console.log(`// ===== ${k.file}\n${k.source}`);
     });
 
+  registerInterop(program);
   return program;
 }
 
