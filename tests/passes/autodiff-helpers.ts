@@ -1,7 +1,7 @@
 /**
  * Gradient checks against finite differences in float64. The derivative along one coordinate (or
  * one random direction) is the 4-point central difference (8(L(+h) − L(−h)) − (L(+2h) − L(−2h)))/12h,
- * whose truncation error is O(h⁴), so at h = 1e-3 what remains is the loss's float64 rounding.
+ * whose truncation error is O(h⁴), so at h = 3e-4 what remains is the loss's float64 rounding.
  * Seeds come from tests/interp/helpers (fresh per run, STRATA_SEED to replay).
  */
 import { expect } from "vitest";
@@ -9,7 +9,7 @@ import { Rng } from "../../compiler/interp/interp.js";
 import type { Tensor } from "../../compiler/interp/tensor.js";
 import { msg } from "../interp/helpers.js";
 
-export const FD_STEP = 1e-3;
+export const FD_STEP = Number(process.env.STRATA_FD_STEP ?? 3e-4);
 /** |autodiff − FD| / max(|FD|, FLOOR·max|grad of that tensor|) must stay below this. */
 export const GRAD_RTOL = 1e-6;
 /** Entries far below the tensor's largest gradient are compared against that scale instead. */
@@ -27,6 +27,14 @@ export function fdDirectional(loss: () => number, t: Tensor, dir: ArrayLike<numb
     return v;
   };
   return (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h);
+}
+
+/** Scale directions to unit L2 norm together (a step h then moves the weights by h). */
+export function unitNorm(dirs: Float64Array[]): void {
+  let ss = 0;
+  for (const d of dirs) for (const v of d) ss += v * v;
+  const k = 1 / Math.sqrt(ss);
+  for (const d of dirs) for (let i = 0; i < d.length; i++) d[i]! *= k;
 }
 
 export interface GradCheck {
@@ -58,6 +66,7 @@ export function checkGrad(what: string, loss: () => number, t: Tensor, grad: Ten
   for (let k = 0; k < (o.directions ?? 0); k++) {
     const dir = new Float64Array(t.data.length);
     for (let i = 0; i < dir.length; i++) dir[i] = rng.normal();
+    unitNorm([dir]);
     let ad = 0, norm = 0;
     for (let i = 0; i < dir.length; i++) {
       ad += grad.data[i]! * dir[i]!;
