@@ -66,7 +66,7 @@ export function hfConfigFor(spec: ArchSpec): { cls: string; config: Record<strin
   if (m) {
     const inner = (m.expand ?? 2) * spec.dModel;
     const P = m.headDim ?? 64;
-    Object.assign(config, { mamba_num_heads: inner / P, mamba_head_dim: P, n_groups: m.groups ?? 1, ssm_state_size: m.dState ?? 128, conv_kernel: m.dConv ?? 4, chunk_size: m.chunk ?? 128, expand: m.expand ?? 2, mamba_hidden_act: "silu", time_step_limit: [0.0, null] });
+    Object.assign(config, { mamba_num_heads: inner / P, mamba_head_dim: P, n_groups: m.groups ?? 1, ssm_state_size: m.dState ?? 128, conv_kernel: m.dConv ?? 4, chunk_size: m.chunk ?? 128, expand: m.expand ?? 2, mamba_hidden_act: "silu" }); // time_step_limit: the default (0, inf)
   }
   if (a) Object.assign(config, { num_attention_heads: a.heads, num_key_value_heads: a.kvHeads ?? a.heads, head_dim: a.headDim ?? spec.dModel / a.heads });
   if (f) Object.assign(config, { intermediate_size: f.hidden, mlp_hidden_act: f.act });

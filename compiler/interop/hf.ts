@@ -84,7 +84,9 @@ const noBias = (c: ConfigReader, key: string, what: string) =>
 function checkDtLimit(c: ConfigReader): void {
   const lim = c.raw.time_step_limit;
   if (lim === undefined || lim === null) return;
-  const ok = Array.isArray(lim) && lim.length === 2 && Number(lim[0]) === 0 && (lim[1] === null || lim[1] === "Infinity" || lim[1] === Infinity || Number(lim[1]) === Infinity);
+  // transformers ≥ 5 writes inf as {"__float__": "Infinity"}
+  const inf = (v: unknown) => v === null || v === "Infinity" || v === "inf" || Number(v) === Infinity || (typeof v === "object" && /^inf/i.test(String((v as Record<string, unknown>).__float__)));
+  const ok = Array.isArray(lim) && lim.length === 2 && Number(lim[0]) === 0 && inf(lim[1]);
   if (!ok) c.fail("time_step_limit", "a clamp on dt is not supported (Strata's Mamba-2 applies softplus(dt + dt_bias) without clamping)", "only the default [0.0, inf] imports");
 }
 
