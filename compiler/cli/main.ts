@@ -21,6 +21,7 @@ import { checkKernelRules, type ModelDef } from "../dsl/model.js";
 import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
 import { checkOutDir, fsError, replaceDir, withDirLock } from "./output.js";
 import { registerInterop } from "./interop.js";
+import { registerDataCommand } from "./data.js";
 
 let verbose = process.argv.includes("--verbose");
 
@@ -206,6 +207,7 @@ export function buildProgram(): Command {
     });
 
   registerInterop(program);
+  registerDataCommand(program);
   return program;
 }
 
