@@ -1,16 +1,16 @@
 /**
  * What every rendered kernel hands to the project writer: its source, the buffers its launcher
  * takes (in order), and the plain-data spec that produced it. Every launcher has one signature,
- *   extern "C" cudaError_t launch_<name>(void* const* bufs, int B, int T, cudaStream_t stream)
+ *   extern "C" cudaError_t launch_<name>(void* const* bufs, const StrataDims* d, cudaStream_t stream)
  * so the generated host schedule is a table of (launcher, buffer list).
  */
 import { z } from "zod";
 import type { Node } from "../ir/node.js";
-import type { FusionGroup } from "../passes/fuse.js";
+import type { FusionGroup } from "../kernels/family.js";
 import path from "node:path";
 import type { BufferKind } from "./tensors.js";
 
-export const BufferArgSchema = z.object({ kind: z.enum(["slot", "weight", "input", "output"]), name: z.string() });
+export const BufferArgSchema = z.object({ kind: z.enum(["slot", "weight", "input", "state", "prep", "output"]), name: z.string() });
 export type BufferArg = { kind: BufferKind | "output"; name: string };
 
 export const KernelSpecSchema = z.object({
@@ -35,6 +35,11 @@ export interface KernelBody {
   tiles: Record<string, number | string | boolean>;
 }
 
-export function nodeSummary(nodes: readonly Node[]): KernelSpec["nodes"] {
-  return nodes.map((n) => ({ op: n.op, key: n.key, ...(n.scope ? { scope: n.scope } : {}), ...(n.src ? { src: `${path.relative(process.cwd(), n.src.file)}:${n.src.line}` } : {}) }));
+/** Provenance of a group's nodes; source paths inside `root` are relative to it (deterministic whatever the working directory). */
+export function nodeSummary(nodes: readonly Node[], root: string): KernelSpec["nodes"] {
+  const where = (file: string) => {
+    const rel = path.relative(root, file);
+    return rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
+  };
+  return nodes.map((n) => ({ op: n.op, key: n.key, ...(n.scope ? { scope: n.scope } : {}), ...(n.src ? { src: `${where(n.src.file)}:${n.src.line}` } : {}) }));
 }

@@ -7,9 +7,20 @@
 import { shapeStr, type Dim } from "../ir/dims.js";
 import { StrataError } from "../ir/errors.js";
 import type { DType, Node } from "../ir/node.js";
-import { isView } from "../passes/fuse.js";
+import { getOp, isView } from "../ir/registry.js";
 
-export type BufferKind = "slot" | "weight" | "input";
+/**
+ * Arena slot (per call), weight, graph input (tokens, positions), persistent state (caches) or a
+ * prepared value (computed once from the weights, e.g. A = −exp(A_log), shared by the schedules).
+ */
+export type BufferKind = "slot" | "weight" | "input" | "state" | "prep";
+
+/** Where a stored node lives; `batchStride` for buffers sized by capacity (KV caches). */
+export interface BufferOwner {
+  kind: BufferKind;
+  buffer: string;
+  batchStride?: number;
+}
 
 export interface TensorRef {
   kind: BufferKind;
@@ -26,6 +37,8 @@ export interface TensorRef {
   offset: number;
   /** Elements between consecutive tokens (0 for weights). */
   rowStride: number;
+  /** Elements between consecutive sequences when not T rows (a cache sized for the context). */
+  batchStride?: number;
 }
 
 export const prod = (s: readonly Dim[]) => s.reduce<number>((a, d) => a * (d as number), 1);
@@ -34,12 +47,19 @@ export function featureCount(ref: TensorRef): number {
   return prod(ref.shape.slice(ref.tokenDims));
 }
 
+/** [B, time, ...]: time is T, or a cache's P (before this call) or P + T (after). */
 function isTokenShape(s: readonly Dim[]): boolean {
-  return s.length >= 2 && s[0] === "B" && s[1] === "T";
+  return s.length >= 2 && s[0] === "B" && (s[1] === "T" || s[1] === "P" || s[1] === "P+T");
 }
 
 /** Resolve a node to its buffer reference; `owner(n)` names the buffer a stored node lives in. */
-export function resolveRef(n: Node, owner: (n: Node) => { kind: BufferKind; buffer: string } | undefined): TensorRef {
+export function resolveRef(n: Node, owner: (n: Node) => BufferOwner | undefined): TensorRef {
+  const inPlace = getOp(n.op).inPlace;
+  if (inPlace !== undefined && !owner(n)) {
+    // written in place into its input's buffer (a cache append): same buffer, the longer shape
+    const base = resolveRef(n.inputs[inPlace]!, owner);
+    return { ...base, baseKey: n.key, shape: n.shape };
+  }
   if (isView(n)) {
     const base = resolveRef(n.inputs[0]!, owner);
     const inShape = n.inputs[0]!.shape;
@@ -63,13 +83,15 @@ export function resolveRef(n: Node, owner: (n: Node) => { kind: BufferKind; buff
   if (!o) throw new Error(`codegen: no buffer holds node ${n.op} ${n.key}`);
   const tokenDims = isTokenShape(n.shape) ? 2 : 0;
   return {
-    ...o,
+    kind: o.kind,
+    buffer: o.buffer,
     baseKey: n.key,
     dtype: n.dtype,
     shape: n.shape,
     tokenDims,
     offset: 0,
     rowStride: tokenDims ? prod(n.shape.slice(2)) : 0,
+    ...(o.batchStride !== undefined ? { batchStride: o.batchStride } : {}),
   };
 }
 

@@ -73,11 +73,11 @@ export async function hfTokenizer(file: string): Promise<TextTokenizer> {
     vocab,
     ...(eos !== undefined ? { eos } : {}),
     encode(text) {
-      const ids = tok.encode(text, { add_special_tokens: false }).ids;
-      const bad = ids.findIndex((v) => typeof v !== "number" || !Number.isInteger(v) || v < 0);
+      const ids: unknown[] = tok.encode(text, { add_special_tokens: false }).ids;
+      const bad = ids.findIndex((v: unknown) => typeof v !== "number" || !Number.isInteger(v) || v < 0);
       if (bad >= 0)
         throw new StrataError(`${file}: the tokenizer gave no id for token ${bad} of the text (an unknown token and no usable unk_token?)`);
-      return ids;
+      return ids as number[];
     },
     decode: (ids) => tok.decode(Array.from(ids as ArrayLike<number>), { clean_up_tokenization_spaces: false }),
   };

@@ -126,9 +126,13 @@ export function roundHalfEven(x: number): number {
  * Megatron-LM's hybrid layer allocation: attention layers spread evenly between Mamba layers,
  * then MLP layers spread evenly over the remaining Mamba positions.
  */
+/** More blocks than any real model has; also keeps a typo (layers: 1e9) from allocating a huge pattern. */
+export const MAX_LAYERS = 10_000;
+
 export function allocateLayers(n: number, attention: number, mlp: number, loc?: SourceLoc): string {
   const bad = (what: string, hint: string) => new StrataError(what, loc, hint);
   if (!Number.isInteger(n) || n <= 0) throw bad(`layer count must be a positive integer, got ${n}`, "e.g. layers: 56");
+  if (n > MAX_LAYERS) throw bad(`layer count ${n} is more than ${MAX_LAYERS}`, "e.g. layers: 56");
   for (const [name, r] of [["attention", attention], ["mlp", mlp]] as const)
     if (!(r >= 0 && r <= 1)) throw bad(`ratio '${name}' = ${r} is outside [0, 1]`, "ratios are fractions of the layer count, e.g. attention: 0.08");
   if (attention + mlp > 1 + 1e-12) throw bad(`ratios attention + mlp = ${attention + mlp} exceed 1`, "the rest of the layers are Mamba; keep attention + mlp ≤ 1");
@@ -193,6 +197,7 @@ export function stack(o: StackOptions): StackDef {
     pattern = allocateLayers(o.layers, ratios.attention, ratios.mlp, loc);
   }
   if (pattern.length === 0) throw new StrataError("stack: the pattern is empty", loc);
+  if (pattern.length > MAX_LAYERS) throw new StrataError(`stack: the pattern has ${pattern.length} layers, more than ${MAX_LAYERS}`, loc);
   const valid = Object.keys(symbols);
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;

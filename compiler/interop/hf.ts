@@ -170,7 +170,7 @@ function nemotronH(c: ConfigReader, name: string): Imported {
     symbols["-"] = { kind: "mlp", opts: { hidden: c.int("intermediate_size"), act: mlpAct(c, "mlp_hidden_act") } };
   }
   if (c.raw.residual_in_fp32 === true) notes.push("residual_in_fp32: Strata keeps the residual stream in the model dtype (bf16).");
-  if (c.has("num_nextn_predict_layers") && c.int("num_nextn_predict_layers", 1) > 0) notes.push("multi-token-prediction layers (mtp.*) are not imported.");
+  if (typeof c.raw.num_nextn_predict_layers === "number" && c.raw.num_nextn_predict_layers > 0) notes.push("multi-token-prediction layers (mtp.*) are not imported.");
   const spec: ArchSpec = {
     name,
     vocab: c.int("vocab_size"),

@@ -3,9 +3,10 @@
  *
  * - `prefill`: the full graph plus, for every sequence op, its outgoing state as an output
  *   (SSM state via the op's stateOp, conv state via convState, KV cache = the k/v it attended).
- * - `step`: the graph for `tokens` new tokens (1 by default: decode) continuing from explicit
- *   state inputs: scans take h0, conv1d takes its prefix, attention attends concat(cache, k/v)
- *   of length P + tokens, rope uses input `positions`. Every state comes back out updated.
+ * - `step`: the graph for `tokens` new tokens (1 by default: decode; "T" for any number, which
+ *   serves prefill and chunked prefill too) continuing from explicit state inputs: scans take h0,
+ *   conv1d takes its prefix, attention attends cacheAppend(cache, k/v) of length P + tokens (the
+ *   cache extended in place), rope uses input `positions`. Every state comes back out updated.
  *
  * States are named `<scope>.<kind>` (e.g. `layers.3.mixer.ssm`, `layers.7.mixer.k`), the same in
  * both graphs, so a runtime feeds prefill's outputs into step's inputs by name.
@@ -99,8 +100,9 @@ export function deriveStep(full: Graph, opts: { tokens?: Dim } = {}): StepGraphs
         const cacheShape = (t: Node): Dim[] => [t.shape[0]!, "P", t.shape[2]!, t.shape[3]!];
         const kc = stateIn(n, stateName(base, "k"), { dtype: k.dtype, shape: cacheShape(k) }, "k");
         const vc = stateIn(n, stateName(base, "v"), { dtype: v.dtype, shape: cacheShape(v) }, "v");
-        const kAll = mkNodeLike(n, "concat", [kc, k], { axis: 1 });
-        const vAll = mkNodeLike(n, "concat", [vc, v], { axis: 1 });
+        // the caches grow in place by this call's rows: no O(P) copy per token
+        const kAll = mkNodeLike(n, "cacheAppend", [kc, k]);
+        const vAll = mkNodeLike(n, "cacheAppend", [vc, v]);
         stepOut[stateName(base, "k")] = kAll;
         stepOut[stateName(base, "v")] = vAll;
         out = withInputs(n, [q, kAll, vAll]);

@@ -1,32 +1,25 @@
 /**
- * fuse: partition a forward graph into kernel groups. Anchors (GEMM, attention, scans, conv1d,
- * embedding) each start a group and absorb what can ride along (epilogues, prologues); norms
- * become row kernels that absorb the elementwise work feeding them (e.g. the residual add); the
- * remaining elementwise nodes form row kernels; views (slice along the feature axis, reshapes of
- * the feature axes) cost nothing: kernels read them through offsets and strides; work that reads
+ * fuse: partition a graph into kernel groups — a generic driver over the kernel-family modules
+ * (compiler/kernels/). Anchors (ops with a `family` trait: GEMM, attention, scans, conv1d,
+ * embedding, cache append) each start a group and their module absorbs what rides along
+ * (epilogues, prologues, a state companion as a second output); norms become row kernels that
+ * absorb the elementwise work feeding them; the remaining elementwise and row-wise nodes form
+ * row kernels; views cost nothing (kernels read them through offsets and strides); work that reads
  * only parameters is done once at load time ("param_prep").
  *
- * Legality (`canFuse*`) is kept apart from priority (the fixed order below), and every decision,
- * accepted or rejected, is logged with its reason for `strata compile --explain`.
+ * Legality lives in the modules, priority here (scans first: their kernels take dt's bias and
+ * softplus while loading, which beats the producing GEMM's epilogue). A pattern that does not
+ * match is never an error: the work stays in another kernel. Every decision, accepted or
+ * rejected, is logged with its reason for `strata compile --explain`.
  */
-import { graphNodes, type Graph } from "../ir/graph.js";
-import { getOp } from "../ir/registry.js";
-import type { Node } from "../ir/node.js";
 import { StrataError } from "../ir/errors.js";
+import { graphNodes, type Graph } from "../ir/graph.js";
+import type { Node } from "../ir/node.js";
+import { getOp, isNorm, isSource, isView, type KernelFamily } from "../ir/registry.js";
+import { FAMILIES, type FuseContext, type FusionGroup, type GroupKind } from "../kernels/index.js";
+import { absorbProducers, row } from "../kernels/row.js";
 
-export type GroupKind = "gemm" | "attention" | "ssd" | "selective_scan" | "conv1d" | "embedding" | "row" | "param_prep";
-
-export interface FusionGroup {
-  id: number;
-  kind: GroupKind;
-  anchor?: Node;
-  /** Every node this group computes, in topological order. */
-  nodes: Node[];
-  /** Nodes whose values leave the group: read by later groups or graph outputs. */
-  outputs: Node[];
-  /** Named operands of anchor templates (e.g. ssd: x, dtRaw, dtBias, A, B, C, D). */
-  roles: Record<string, Node>;
-}
+export type { FusionGroup, GroupKind } from "../kernels/index.js";
 
 export interface FusionDecision {
   group: number;
@@ -45,28 +38,8 @@ export interface FusionPlan {
   groupOf: Map<string, number>;
 }
 
-const ANCHOR_KIND: Record<string, GroupKind> = {
-  linear: "gemm",
-  attention: "attention",
-  ssdScan: "ssd",
-  selectiveScan: "selective_scan",
-  conv1d: "conv1d",
-  embedding: "embedding",
-};
-
-/** Ops a GEMM epilogue can apply per output element (unary, or with one more operand). */
-const GEMM_EPILOGUE_OPS = new Set(["add", "sub", "mul", "relu", "relu2", "gelu", "silu", "sigmoid", "softplus", "tanh", "cast", "scale", "addScalar"]);
-const ROW_OPS = new Set(["add", "sub", "mul", "div", "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu", "scale", "addScalar", "cast", "rope", "rmsnorm", "layernorm", "gatedRmsnorm"]);
-const NORMS = new Set(["rmsnorm", "layernorm", "gatedRmsnorm"]);
-
-export const isView = (n: Node) => getOp(n.op).kind === "view";
-export const isSource = (n: Node) => getOp(n.op).kind === "source";
-
-/** Look through views to the node that holds the data. */
-export function viewBase(n: Node): Node {
-  while (isView(n)) n = n.inputs[0]!;
-  return n;
-}
+/** Fusion priority of an anchor family: higher claims its operands first. */
+const PRIORITY: Partial<Record<KernelFamily, number>> = { ssd: 2, selective_scan: 2 };
 
 const sameShape = (a: Node, b: Node) => a.shape.join() === b.shape.join();
 
@@ -87,176 +60,101 @@ export function fuse(g: Graph): FusionPlan {
   // Param-only values (e.g. A = −exp(A_log)) are computed once at load time.
   const paramOnly = new Set<string>();
   for (const n of nodes) {
-    const k = getOp(n.op).kind;
     if (n.op === "param" || n.op === "full") paramOnly.add(n.key);
-    else if (k !== "source" && n.inputs.length && n.inputs.every((i) => paramOnly.has(i.key))) paramOnly.add(n.key);
+    else if (!isSource(n) && n.inputs.length && n.inputs.every((i) => paramOnly.has(i.key))) paramOnly.add(n.key);
   }
 
+  const add = (grp: FusionGroup, n: Node) => {
+    grp.nodes.push(n);
+    groupOf.set(n.key, grp.id);
+  };
   const newGroup = (kind: GroupKind, anchor?: Node): FusionGroup => {
     const grp: FusionGroup = { id: groups.length, kind, anchor, nodes: [], outputs: [], roles: {} };
     groups.push(grp);
     if (anchor) add(grp, anchor);
     return grp;
   };
-  const add = (grp: FusionGroup, n: Node) => {
-    grp.nodes.push(n);
-    groupOf.set(n.key, grp.id);
-  };
-  const log = (grp: FusionGroup, node: Node, accepted: boolean, what: string, reason: string) =>
-    decisions.push({ group: grp.id, node, accepted, what, reason });
+  const log = (grp: FusionGroup, node: Node, accepted: boolean, what: string, reason: string) => decisions.push({ group: grp.id, node, accepted, what, reason });
   const free = (n: Node) => !groupOf.has(n.key) && !isSource(n) && !isView(n) && !paramOnly.has(n.key);
 
-  /** Can `e` (consuming `cur`, the group's running output) be applied in the group's epilogue? */
-  const canFuseEpilogue = (grp: FusionGroup, cur: Node, e: Node, allowed: Set<string>): string | undefined => {
-    if (!allowed.has(e.op)) return `${e.op} is not an elementwise op this ${grp.kind} epilogue can apply`;
-    if (!free(e)) return "already computed by another group";
-    if (!sameShape(e, cur)) return `it changes the shape [${cur.shape}] → [${e.shape}] (broadcast of the anchor output)`;
-    const anchorIdx = order.get(grp.anchor!.key)!;
-    for (const other of e.inputs) {
-      if (other.key === cur.key) continue;
-      if (!sameShape(other, e) && other.shape.length > 1 && !paramOnly.has(other.key)) return `operand ${other.op}[${other.shape}] would need a broadcast the epilogue does not index`;
-      if (order.get(other.key)! > anchorIdx && !paramOnly.has(other.key)) return `operand ${other.op} is computed after the anchor`;
-    }
-    return undefined;
+  const ctx: FuseContext = {
+    uses,
+    free,
+    paramOnly: (n) => paramOnly.has(n.key),
+    isOutput: (n) => graphOut.has(n.key),
+    position: (n) => order.get(n.key)!,
+    add,
+    log,
+    absorbEpilogue(grp, allowed, opts = {}) {
+      let cur = grp.anchor!;
+      const anchorIdx = order.get(grp.anchor!.key)!;
+      for (;;) {
+        if (graphOut.has(cur.key)) {
+          log(grp, cur, false, "epilogue", "the value is a graph output");
+          return;
+        }
+        const us = uses(cur);
+        if (us.length !== 1) {
+          if (us.length > 1) log(grp, us[0]!, false, "epilogue", `the value has ${us.length} consumers, so it must be stored`);
+          return;
+        }
+        const e = us[0]!;
+        const why =
+          allowed(e) ??
+          (!free(e) ? "already computed by another group" : undefined) ??
+          (!sameShape(e, cur) ? `it changes the shape [${cur.shape}] → [${e.shape}] (broadcast of the anchor output)` : undefined) ??
+          e.inputs
+            .filter((o) => o.key !== cur.key)
+            .map((o) =>
+              !opts.broadcast && !sameShape(o, e) && o.shape.length > 1 && !paramOnly.has(o.key)
+                ? `operand ${o.op}[${o.shape}] would need a broadcast the epilogue does not index`
+                : order.get(o.key)! > anchorIdx && !paramOnly.has(o.key)
+                  ? `operand ${o.op} is computed after the anchor`
+                  : undefined,
+            )
+            .find((r) => r !== undefined);
+        if (why) {
+          log(grp, e, false, `epilogue ${e.op}`, why);
+          return;
+        }
+        add(grp, e);
+        log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same shape");
+        cur = e;
+      }
+    },
   };
 
-  const absorbEpilogue = (grp: FusionGroup, allowed: Set<string>): void => {
-    let cur = grp.anchor!;
-    for (;;) {
-      if (graphOut.has(cur.key)) {
-        log(grp, cur, false, "epilogue", "the value is a graph output");
-        return;
-      }
-      const us = uses(cur);
-      if (us.length !== 1) {
-        if (us.length > 1) log(grp, us[0]!, false, "epilogue", `the value has ${us.length} consumers, so it must be stored`);
-        return;
-      }
-      const e = us[0]!;
-      const why = canFuseEpilogue(grp, cur, e, allowed);
-      if (why) {
-        log(grp, e, false, `epilogue ${e.op}`, why);
-        return;
-      }
-      add(grp, e);
-      log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same shape");
-      cur = e;
-    }
-  };
-
-  // ---- 1. anchors, in topological order; scans first: their kernels apply dt's bias and
-  // softplus while loading, which beats the producing GEMM's epilogue (one less store of dt).
-  const scansFirst = [...nodes.filter((n) => n.op === "ssdScan" || n.op === "selectiveScan"), ...nodes.filter((n) => n.op !== "ssdScan" && n.op !== "selectiveScan")];
-  for (const n of scansFirst) {
-    const kind = ANCHOR_KIND[n.op];
-    if (!kind || !free(n)) continue;
-    const grp = newGroup(kind, n);
-    if (kind === "gemm") {
-      absorbEpilogue(grp, GEMM_EPILOGUE_OPS);
-    } else if (kind === "conv1d") {
-      absorbEpilogue(grp, new Set(["silu"]));
-    } else if (kind === "ssd") {
-      fuseScanOperands(grp, n, "ssd");
-    } else if (kind === "selective_scan") {
-      fuseScanOperands(grp, n, "selective_scan");
-    }
+  // ---- 1. anchors: by family priority, then in topological order ---------------------------
+  const anchors = nodes
+    .filter((n) => getOp(n.op).family)
+    .map((n, i) => ({ n, i, p: PRIORITY[getOp(n.op).family!] ?? 1 }))
+    .sort((a, b) => b.p - a.p || a.i - b.i);
+  for (const { n } of anchors) {
+    if (!free(n)) continue;
+    const family = getOp(n.op).family!;
+    const grp = newGroup(family, n);
+    FAMILIES[family].absorb?.(grp, ctx);
   }
 
-  /**
-   * Scans: the kernels take dt before its bias and softplus, A precomputed, and apply the D skip
-   * (and for Mamba-1 the silu(z) gate) themselves, so those nodes join the group.
-   */
-  function fuseScanOperands(grp: FusionGroup, scan: Node, kind: "ssd" | "selective_scan") {
-    const [x, dt, A, Bm, Cm] = scan.inputs as Node[];
-    Object.assign(grp.roles, { x: x!, A: A!, B: Bm!, C: Cm! });
-    // dt = softplus(dtRaw + dtBias)
-    const sp = dt!;
-    const addN = sp.op === "softplus" ? sp.inputs[0]! : undefined;
-    const bias = addN?.op === "add" ? addN.inputs.find((i) => i.op === "param" && i.shape.length === 1) : undefined;
-    if (sp.op === "softplus" && addN?.op === "add" && bias && uses(sp).length === 1 && uses(addN).length === 1 && free(sp) && free(addN)) {
-      grp.roles.dtRaw = addN.inputs.find((i) => i !== bias)!;
-      grp.roles.dtBias = bias;
-      add(grp, addN);
-      add(grp, sp);
-      log(grp, sp, true, "prologue softplus(dt + dt_bias)", "the scan kernel applies the bias and softplus while loading dt");
-    } else {
-      throw new StrataError(`${scan.op}: the CUDA scan kernels need dt = softplus(dt_raw + dt_bias) with a [${x!.shape[2]}] bias parameter; got ${sp.op}`, scan.src, "write dt as ops.softplus(ops.add(dtRaw, dtBias))");
-    }
-    if (!paramOnly.has(A!.key)) throw new StrataError(`${scan.op}: A must be computed from parameters only (e.g. −exp(A_log))`, scan.src);
-    // D skip: y + x·D (D reshaped for broadcasting), optionally cast
-    let cur = scan;
-    const us = uses(scan);
-    if (us.length === 1 && us[0]!.op === "add") {
-      const addY = us[0]!;
-      const other = addY.inputs.find((i) => i !== scan)!;
-      const dParam = other.op === "mul" ? other.inputs.find((i) => paramOnly.has(i.key)) : undefined;
-      const xIn = other.op === "mul" ? other.inputs.find((i) => i !== dParam) : undefined;
-      const xMatches = xIn && viewBase(xIn).key === viewBase(x!).key;
-      if (dParam && xMatches && uses(other).length === 1) {
-        grp.roles.D = dParam;
-        add(grp, other);
-        add(grp, addY);
-        log(grp, addY, true, "epilogue D skip (y + D·x)", "the scan kernel adds D·x per head/channel");
-        cur = addY;
-      } else log(grp, addY, false, "epilogue D skip", "operand is not x·D with D a parameter");
-    }
-    const next = uses(cur);
-    if (next.length === 1 && next[0]!.op === "cast" && free(next[0]!)) {
-      add(grp, next[0]!);
-      log(grp, next[0]!, true, "epilogue cast", "the kernel stores in the output dtype");
-      cur = next[0]!;
-    }
-    if (kind === "selective_scan") {
-      const g2 = uses(cur);
-      const m = g2.length === 1 && g2[0]!.op === "mul" ? g2[0]! : undefined;
-      const gate = m?.inputs.find((i) => i !== cur);
-      if (m && gate?.op === "silu" && uses(gate).length === 1 && free(gate)) {
-        grp.roles.z = gate.inputs[0]!;
-        add(grp, gate);
-        add(grp, m);
-        log(grp, m, true, "epilogue gate y·silu(z)", "the scan kernel gates while storing y");
-      } else if (m) log(grp, m, false, "epilogue gate", "operand is not silu(z) with a single consumer");
-    }
-  }
-
-  // ---- 2. norms: row kernels absorbing their elementwise producers ----------------------
-  const absorbProducers = (grp: FusionGroup, n: Node, rowShape: readonly unknown[]) => {
-    for (const p of n.inputs) {
-      if (!free(p) || !ROW_OPS.has(p.op) || NORMS.has(p.op) || p.op === "rope") continue;
-      if (p.shape.join() !== rowShape.join()) {
-        log(grp, p, false, `prologue ${p.op}`, `shape [${p.shape}] differs from the row shape [${rowShape}]`);
-        continue;
-      }
-      add(grp, p);
-      log(grp, p, true, `prologue ${p.op}`, realUses(p).length > 1 ? "elementwise, same rows; also stored as an output for its other readers" : "elementwise, same rows");
-      absorbProducers(grp, p, rowShape);
-    }
-  };
+  // ---- 2. norms: row kernels absorbing their elementwise producers and the chain after -------
   for (const n of nodes) {
-    if (!NORMS.has(n.op) || !free(n)) continue;
-    const grp = newGroup("row", n);
-    absorbProducers(grp, n, n.inputs[0]!.shape);
-    // a following elementwise chain (e.g. cast) rides along
-    let cur = n;
-    for (;;) {
-      const us = uses(cur);
-      if (graphOut.has(cur.key) || us.length !== 1 || !free(us[0]!) || !ROW_OPS.has(us[0]!.op) || NORMS.has(us[0]!.op) || !sameShape(us[0]!, cur)) break;
-      const e = us[0]!;
-      if (e.inputs.some((i) => i !== cur && order.get(i.key)! > order.get(n.key)! && !paramOnly.has(i.key))) break;
-      add(grp, e);
-      log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same rows");
-      cur = e;
-    }
+    if (!isNorm(n) || !free(n)) continue;
+    row.absorb!(newGroup("row", n), ctx);
   }
 
-  // ---- 3. leftover elementwise work: row kernels, sinks first -----------------------------
+  // ---- 3. leftover elementwise / row-wise work: row kernels, sinks first ---------------------
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
     if (!free(n)) continue;
-    const k = getOp(n.op).kind;
-    if (k !== "elementwise") throw new StrataError(`codegen has no kernel for op '${n.op}' (${k})`, n.src, "supported anchors: linear, attention, ssdScan, selectiveScan, conv1d, embedding; plus elementwise ops and norms");
+    const d = getOp(n.op);
+    if (d.kind !== "elementwise" && !(d.kind === "rowwise" && d.needsNeighbour))
+      throw new StrataError(
+        `codegen has no kernel for op '${n.op}' (${d.kind})${d.companionOf ? `: it is computed only as a second output of the ${d.companionOf} that reads the same inputs` : ""}`,
+        n.src,
+        "kernels exist for linear, attention, ssdScan, selectiveScan, conv1d, embedding and cacheAppend anchors, norms, rope and elementwise ops",
+      );
     const grp = newGroup("row", n);
-    absorbProducers(grp, n, n.shape);
+    absorbProducers(grp, n, n.shape, ctx);
   }
 
   // ---- 4. param-only computations: once at load time, one group per value read by the model
@@ -266,7 +164,8 @@ export function fuse(g: Graph): FusionPlan {
     const grp = newGroup("param_prep", sink);
     const pull = (n: Node) => {
       for (const p of n.inputs) {
-        const b = viewBase(p);
+        let b = p;
+        while (isView(b)) b = b.inputs[0]!;
         if (paramOnly.has(b.key) && !isSource(b) && !groupOf.has(b.key)) {
           add(grp, b);
           pull(b);

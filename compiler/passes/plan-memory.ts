@@ -1,21 +1,26 @@
 /**
- * plan-memory: every value a kernel group stores gets a slot in one device arena. Slots are
- * sized for the largest batch·sequence the project is compiled for, live from the group that
- * writes them to the last group that reads them, and are packed first-fit by size (largest
- * first) among slots whose lifetimes overlap. Values computed once from parameters live forever.
- * The peak is known before anything is allocated.
+ * plan-memory: every value a kernel group stores gets a place.
+ * - Per-call values: a slot in one device arena, sized for the largest shapes the project is
+ *   compiled for (`bindings`: B, T, P at their maxima), live from the group that writes it to the
+ *   last group that reads it (through views and in-place writes), packed first-fit by size
+ *   (largest first) among slots whose lifetimes overlap. Values computed once from parameters
+ *   live forever. The peak is known before anything is allocated.
+ * - Persistent values (`persistent`: node key → state name): the SSM / conv / KV state that
+ *   outlives a call. They get no slot: kernels read and write the state buffer directly (a scan's
+ *   final state may alias its initial state; a cache append writes in place).
+ * - In-place nodes (cacheAppend) live in their input's buffer and get no slot either.
  */
 import { evalShape } from "../ir/dims.js";
 import { DTYPE_BYTES, type Node } from "../ir/node.js";
+import { getOp, isView } from "../ir/registry.js";
 import type { FusionPlan } from "./fuse.js";
-import { isView } from "./fuse.js";
 
 export interface BufferSlot {
   /** Key of the node whose value the slot holds. */
   key: string;
   name: string;
   dtype: Node["dtype"];
-  /** Bytes at the maximum batch and sequence length. */
+  /** Bytes at the maximum sizes. */
   bytes: number;
   offset: number;
   /** First and last position (in the plan's group order) where the slot is live. */
@@ -27,26 +32,52 @@ export interface MemoryPlan {
   slots: BufferSlot[];
   peakBytes: number;
   alignment: number;
+  /** The sizes slots were planned for (B, T and, for cached graphs, P). */
+  bindings: Readonly<Record<string, number>>;
   maxBatch: number;
   maxSeq: number;
 }
 
-const ALIGN = 256;
-const alignUp = (x: number) => Math.ceil(x / ALIGN) * ALIGN;
+export interface PlanOptions {
+  maxBatch: number;
+  maxSeq: number;
+  /** Largest past length P (cached graphs). */
+  maxPast?: number;
+  /** Nodes stored in persistent state buffers instead of the arena. */
+  persistent?: ReadonlySet<string>;
+}
 
-export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: { maxBatch: number; maxSeq: number }): MemoryPlan {
-  const bindings = { B: opts.maxBatch, T: opts.maxSeq };
+export const ARENA_ALIGN = 256;
+const alignUp = (x: number) => Math.ceil(x / ARENA_ALIGN) * ARENA_ALIGN;
+
+/** Bytes of a node's value at concrete sizes. */
+export function nodeBytes(n: Node, bindings: Readonly<Record<string, number>>): number {
+  return evalShape(n.shape, bindings).reduce((a, b) => a * b, 1) * DTYPE_BYTES[n.dtype];
+}
+
+/** The node whose storage holds n's data: through views and in-place writes. */
+function storageOf(n: Node): Node {
+  for (;;) {
+    if (isView(n)) n = n.inputs[0]!;
+    else if (getOp(n.op).inPlace !== undefined) n = n.inputs[getOp(n.op).inPlace!]!;
+    else return n;
+  }
+}
+
+export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: PlanOptions): MemoryPlan {
+  const bindings = { B: opts.maxBatch, T: opts.maxSeq, P: opts.maxPast ?? 0 };
+  const persistent = opts.persistent ?? new Set<string>();
   const last = plan.groups.length - 1;
   const slots: BufferSlot[] = [];
   const slotOf = new Map<string, BufferSlot>();
   plan.groups.forEach((g, gi) => {
     for (const n of g.outputs) {
-      const numel = evalShape(n.shape, bindings).reduce((a, b) => a * b, 1);
+      if (persistent.has(n.key) || getOp(n.op).inPlace !== undefined) continue;
       const s: BufferSlot = {
         key: n.key,
         name: `${(n.scope ?? "v").replace(/[^A-Za-z0-9]+/g, "_")}_${n.op}_${n.key.slice(0, 6)}`,
         dtype: n.dtype,
-        bytes: alignUp(numel * DTYPE_BYTES[n.dtype]),
+        bytes: alignUp(nodeBytes(n, bindings)),
         offset: 0,
         from: gi,
         to: g.kind === "param_prep" ? last : gi,
@@ -55,17 +86,16 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: { m
       slotOf.set(n.key, s);
     }
   });
-  // extend lifetimes to the last reader (through views)
+  // extend lifetimes to the last reader (through views and in-place writes)
   plan.groups.forEach((g, gi) => {
-    const read = (n: Node) => {
-      if (isView(n)) return read(n.inputs[0]!);
-      const s = slotOf.get(n.key);
-      if (s && s.to < gi) s.to = gi;
-    };
-    for (const n of g.nodes) for (const i of n.inputs) read(i);
+    for (const n of g.nodes)
+      for (const i of n.inputs) {
+        const s = slotOf.get(storageOf(i).key);
+        if (s && s.to < gi) s.to = gi;
+      }
   });
   for (const o of outputs) {
-    const s = slotOf.get(o.key);
+    const s = slotOf.get(storageOf(o).key);
     if (s) s.to = last;
   }
   // first-fit, largest first
@@ -82,5 +112,5 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: { m
     placed.push(s);
     peak = Math.max(peak, at + s.bytes);
   }
-  return { slots, peakBytes: peak, alignment: ALIGN, maxBatch: opts.maxBatch, maxSeq: opts.maxSeq };
+  return { slots, peakBytes: peak, alignment: ARENA_ALIGN, bindings, maxBatch: opts.maxBatch, maxSeq: opts.maxSeq };
 }

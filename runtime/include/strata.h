@@ -30,8 +30,9 @@
 extern "C" {
 #endif
 
-/* Version of this ABI. Bumped on incompatible change. */
-#define STRATA_ABI_VERSION 1
+/* Version of this ABI. Bumped on incompatible change; 2 adds the state handles and the
+ * prefill / step entry points (every version-1 function is unchanged). */
+#define STRATA_ABI_VERSION 2
 
 /* Status codes. Values are stable across ABI versions. */
 typedef enum strata_status {
@@ -98,6 +99,41 @@ STRATA_API strata_status strata_model_init_weights(strata_model* model, uint64_t
  * Blocks until the logits are on the host. */
 STRATA_API strata_status strata_model_forward(strata_model* model, const int32_t* tokens,
                                               int batch, int seqlen, float* logits_out);
+
+/* ---- Cached entry points: prefill and step over a state handle ---------------------------
+ *
+ * A state handle holds the state of `batch` sequences between calls: the Mamba SSM and conv
+ * states and the attention KV caches (sized for the compiled max context), and how many tokens
+ * the sequences hold (their position). One model can serve several handles, one call at a time.
+ */
+typedef struct strata_state strata_state;
+
+/* Allocate the state of `batch` sequences (1 .. max_batch), empty (position 0). When the device
+ * cannot hold it, fails with STRATA_ERR_OUT_OF_MEMORY naming the bytes needed and free, before
+ * anything is allocated. Returns NULL on failure (see strata_last_error()). */
+STRATA_API strata_state* strata_state_create(strata_model* model, int batch);
+
+/* Sequences in the handle, and tokens each already holds. */
+STRATA_API int strata_state_batch(const strata_state* state);
+STRATA_API int64_t strata_state_position(const strata_state* state);
+
+/* Free the state. NULL is ignored. Destroy states before their model. */
+STRATA_API void strata_state_destroy(strata_state* state);
+
+/* Flags of strata_model_prefill. */
+#define STRATA_PREFILL_CONTINUE 1u /* append to the sequences instead of starting them anew */
+#define STRATA_LOGITS_LAST 2u      /* logits of the last position only: [batch, vocab] */
+
+/* Run a prompt: tokens [batch, seqlen] (batch = the handle's). Without STRATA_PREFILL_CONTINUE the
+ * sequences start anew (state reset); with it they continue (chunked prefill of long prompts).
+ * seqlen: 1 .. max_seqlen per call, and position + seqlen <= max context.
+ * logits_out: float32 [batch, seqlen, vocab], or [batch, vocab] with STRATA_LOGITS_LAST. */
+STRATA_API strata_status strata_model_prefill(strata_model* model, strata_state* state, const int32_t* tokens, int seqlen,
+                                              uint32_t flags, float* logits_out);
+
+/* Decode one token per sequence: tokens [batch] → logits_out float32 [batch, vocab]. The
+ * sequences must hold at least one token (prefill first). */
+STRATA_API strata_status strata_model_step(strata_model* model, strata_state* state, const int32_t* tokens, float* logits_out);
 
 /* Query buffer sizes. */
 STRATA_API strata_status strata_model_dims(const strata_model* model, strata_dims* out);

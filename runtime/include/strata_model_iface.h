@@ -32,6 +32,9 @@
 
 namespace strata {
 
+// The state of a batch of sequences across prefill / step calls (runtime/src/program.h).
+struct SessionState;
+
 // One entry of the manifest's "weights" array.
 struct WeightSpec {
   std::string name;            // safetensors tensor name
@@ -93,6 +96,19 @@ class Model {
   // [batch, seqlen, vocab_size]. Must fully overwrite logits and return only
   // when they are on the host.
   virtual void forward(const int32_t* tokens, int batch, int seqlen, float* logits) = 0;
+
+  // The cached entry points (prefill / step) over the state of `batch` sequences. Models that
+  // have no cached schedule keep these defaults, which refuse.
+  virtual std::unique_ptr<SessionState> create_state(int /*batch*/) {
+    throw Error("this model has no prefill/step entry points; recompile it with this version of Strata", STRATA_ERR_STATE);
+  }
+  // Reset (unless `cont`) and run `seqlen` tokens per sequence; logits [batch, seqlen, vocab] or,
+  // with `last_only`, [batch, vocab].
+  virtual void prefill(SessionState&, const int32_t*, int /*seqlen*/, bool /*cont*/, bool /*last_only*/, float*) {
+    throw Error("this model has no prefill entry point", STRATA_ERR_STATE);
+  }
+  // One token per sequence: tokens [batch] → logits [batch, vocab].
+  virtual void step(SessionState&, const int32_t*, float*) { throw Error("this model has no step entry point", STRATA_ERR_STATE); }
 
   // Model-specific facts for strata_model_info_json (under "model"), e.g.
   // layer kinds, kernel names, arena size. Default: empty object.

@@ -9,9 +9,15 @@
 #include <thread>
 #include <vector>
 
+#include "program.h"
 #include "safetensors.h"
 #include "strata.h"
 #include "strata_model_iface.h"
+
+struct strata_state {
+  strata_model* model = nullptr;
+  std::unique_ptr<strata::SessionState> impl;
+};
 
 struct strata_model {
   strata::Manifest manifest;
@@ -52,6 +58,22 @@ strata_status guard(F&& f) {
 
 void require_model(const strata_model* m, const char* fn) {
   if (!m) throw strata::Error(std::string(fn) + ": model handle is NULL");
+}
+
+void require_weights(const strata_model* m, const char* fn) {
+  if (!m->weights_loaded)
+    throw strata::Error(std::string(fn) + ": no weights; call strata_model_load_weights or strata_model_init_weights first",
+                        STRATA_ERR_STATE);
+}
+
+void check_tokens(const strata_model* m, const char* fn, const int32_t* tokens, int batch, int seqlen) {
+  for (int b = 0; b < batch; ++b)
+    for (int s = 0; s < seqlen; ++s) {
+      const int32_t t = tokens[static_cast<size_t>(b) * seqlen + s];
+      if (t < 0 || t >= m->manifest.vocab_size)
+        throw strata::Error(std::string(fn) + ": token id " + std::to_string(t) + " at [" + std::to_string(b) + ", " + std::to_string(s) +
+                            "] is outside the vocabulary [0, " + std::to_string(m->manifest.vocab_size) + ")");
+    }
 }
 
 int init_threads() {
@@ -183,19 +205,66 @@ strata_status strata_model_forward(strata_model* m, const int32_t* tokens, int b
     if (seqlen < 1 || seqlen > mf.max_seqlen)
       throw strata::Error("strata_model_forward: seqlen " + std::to_string(seqlen) +
                           " out of range; this model accepts 1.." + std::to_string(mf.max_seqlen));
-    if (!m->weights_loaded)
-      throw strata::Error(
-          "strata_model_forward: no weights; call strata_model_load_weights or strata_model_init_weights first",
-          STRATA_ERR_STATE);
-    for (int b = 0; b < batch; ++b)
-      for (int s = 0; s < seqlen; ++s) {
-        int32_t t = tokens[static_cast<size_t>(b) * seqlen + s];
-        if (t < 0 || t >= mf.vocab_size)
-          throw strata::Error("strata_model_forward: token id " + std::to_string(t) + " at [" + std::to_string(b) +
-                              ", " + std::to_string(s) + "] is outside the vocabulary [0, " +
-                              std::to_string(mf.vocab_size) + ")");
-      }
+    require_weights(m, "strata_model_forward");
+    check_tokens(m, "strata_model_forward", tokens, batch, seqlen);
     m->impl->forward(tokens, batch, seqlen, logits_out);
+  });
+}
+
+strata_state* strata_state_create(strata_model* m, int batch) {
+  strata_state* out = nullptr;
+  guard([&] {
+    require_model(m, "strata_state_create");
+    if (batch < 1 || batch > m->manifest.max_batch)
+      throw strata::Error("strata_state_create: batch " + std::to_string(batch) + " out of range; this model accepts 1.." +
+                          std::to_string(m->manifest.max_batch));
+    std::unique_ptr<strata_state> s(new strata_state());
+    s->model = m;
+    s->impl = m->impl->create_state(batch);
+    out = s.release();
+  });
+  return out;
+}
+
+int strata_state_batch(const strata_state* s) { return s && s->impl ? s->impl->batch : 0; }
+
+int64_t strata_state_position(const strata_state* s) { return s && s->impl ? s->impl->position : 0; }
+
+void strata_state_destroy(strata_state* s) {
+  if (!s) return;
+  try {
+    delete s;
+  } catch (...) {
+  }
+}
+
+strata_status strata_model_prefill(strata_model* m, strata_state* s, const int32_t* tokens, int seqlen, uint32_t flags,
+                                   float* logits_out) {
+  return guard([&] {
+    require_model(m, "strata_model_prefill");
+    if (!s || s->model != m) throw strata::Error("strata_model_prefill: state is NULL or belongs to another model");
+    if (!tokens) throw strata::Error("strata_model_prefill: tokens is NULL");
+    if (!logits_out) throw strata::Error("strata_model_prefill: logits_out is NULL");
+    if (flags & ~(STRATA_PREFILL_CONTINUE | STRATA_LOGITS_LAST))
+      throw strata::Error("strata_model_prefill: unknown flags " + std::to_string(flags) + " (valid: STRATA_PREFILL_CONTINUE | STRATA_LOGITS_LAST)");
+    if (seqlen < 1 || seqlen > m->manifest.max_seqlen)
+      throw strata::Error("strata_model_prefill: seqlen " + std::to_string(seqlen) + " out of range; this model accepts 1.." +
+                          std::to_string(m->manifest.max_seqlen) + " per call (continue with STRATA_PREFILL_CONTINUE for longer prompts)");
+    require_weights(m, "strata_model_prefill");
+    check_tokens(m, "strata_model_prefill", tokens, s->impl->batch, seqlen);
+    m->impl->prefill(*s->impl, tokens, seqlen, flags & STRATA_PREFILL_CONTINUE, flags & STRATA_LOGITS_LAST, logits_out);
+  });
+}
+
+strata_status strata_model_step(strata_model* m, strata_state* s, const int32_t* tokens, float* logits_out) {
+  return guard([&] {
+    require_model(m, "strata_model_step");
+    if (!s || s->model != m) throw strata::Error("strata_model_step: state is NULL or belongs to another model");
+    if (!tokens) throw strata::Error("strata_model_step: tokens is NULL");
+    if (!logits_out) throw strata::Error("strata_model_step: logits_out is NULL");
+    require_weights(m, "strata_model_step");
+    check_tokens(m, "strata_model_step", tokens, s->impl->batch, 1);
+    m->impl->step(*s->impl, tokens, logits_out);
   });
 }
 

@@ -1,30 +1,52 @@
 /**
- * Renders a row group (norms, elementwise chains, rope, parameter prep) into a CUDA kernel from
- * templates/row.cu.hbs. Values are named v<i> per group node; operands from outside the group are
- * loaded through their TensorRef with broadcasting resolved at compile time, so the only runtime
- * sizes are B and T.
+ * The row family: one thread block per token row (or one block for a parameter-only value).
+ * Norms (RMSNorm, LayerNorm, gated RMSNorm) absorb the elementwise work that feeds them (e.g. the
+ * residual add, stored too when others read it) and the chain after them; leftover elementwise
+ * chains and rope become row kernels of their own. Bodies are rendered from the IR through the
+ * expression table (codegen/expr.ts); operands outside the group are loaded through their
+ * TensorRef with broadcasting resolved at compile time, so the only runtime sizes are B and T.
  */
 import { StrataError } from "../ir/errors.js";
 import type { Node } from "../ir/node.js";
-import type { FusionGroup } from "../passes/fuse.js";
-import { BufferTable } from "./buffers.js";
-import { elementwiseExpr } from "./expr.js";
-import type { KernelBody } from "./kernel.js";
-import { KERNEL_NAME, renderTemplate } from "./templates.js";
-import { elementIndex, prod, type TensorRef } from "./tensors.js";
+import { getOp, isNorm } from "../ir/registry.js";
+import { BufferTable } from "../codegen/buffers.js";
+import { elementwiseExpr } from "../codegen/expr.js";
+import type { KernelBody } from "../codegen/kernel.js";
+import { KERNEL_NAME, renderTemplate } from "../codegen/templates.js";
+import { elementIndex, prod } from "../codegen/tensors.js";
+import type { FuseContext, FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";
 
-const NORMS = new Set(["rmsnorm", "layernorm", "gatedRmsnorm"]);
-
-
-export interface RowContext {
-  ref(n: Node): TensorRef;
-  /** Slot that stores node n's value (for group outputs). */
-  outRef(n: Node): TensorRef;
-  /** GPU target: decides e.g. wgmma (sm_90a only) vs mma.sync GEMM tiles. */
-  arch: "sm_90a" | "sm_90" | "sm_80";
+/** Can `p` be computed inside a row kernel from memory operands (elementwise, same row)? */
+export function rowFusible(p: Node): boolean {
+  return getOp(p.op).kind === "elementwise";
 }
 
-export function renderRowKernel(g: FusionGroup, ctx: RowContext): KernelBody {
+/** Pull the free elementwise producers of `n` that have the row's shape into the group. */
+export function absorbProducers(grp: FusionGroup, n: Node, rowShape: readonly unknown[], f: FuseContext): void {
+  for (const p of n.inputs) {
+    if (!f.free(p) || !rowFusible(p)) continue;
+    if (p.shape.join() !== rowShape.join()) {
+      f.log(grp, p, false, `prologue ${p.op}`, `shape [${p.shape}] differs from the row shape [${rowShape}]`);
+      continue;
+    }
+    f.add(grp, p);
+    f.log(grp, p, true, `prologue ${p.op}`, f.uses(p).length > 1 ? "elementwise, same rows; also stored as an output for its other readers" : "elementwise, same rows");
+    absorbProducers(grp, p, rowShape, f);
+  }
+}
+
+export const row: KernelFamilyModule = {
+  family: "row",
+  /** A norm group: its elementwise producers, then the elementwise chain after it. */
+  absorb(grp, f) {
+    const n = grp.anchor!;
+    absorbProducers(grp, n, n.inputs[0]!.shape, f);
+    f.absorbEpilogue(grp, (e) => (rowFusible(e) ? undefined : `${e.op} is not elementwise`), { broadcast: true });
+  },
+  render: renderRow,
+};
+
+function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
   const sink = g.anchor ?? g.nodes[g.nodes.length - 1]!;
   const rowTokens = sink.shape[0] === "B" && sink.shape[1] === "T";
   const main = g.outputs.find((o) => o.shape.join() === sink.shape.join()) ?? sink;
@@ -45,15 +67,19 @@ export function renderRowKernel(g: FusionGroup, ctx: RowContext): KernelBody {
     if (n.op === "rope") {
       const [x, pos] = n.inputs as [Node, Node];
       if (inside.has(x.key)) throw new StrataError("codegen: rope must read its input from memory (it needs each element's partner)", n.src);
-      if (pos.op !== "arange") throw new StrataError("codegen: rope positions must be arange(T) in a forward graph", n.src);
+      // positions: arange(T) in a forward graph (the token's index), else a [T] input (the runtime
+      // fills it with P … P+T−1)
+      const posExpr = pos.op === "arange" ? "(float)t" : `st::ld(p${bufs.slot(ctx.ref(pos))} + t)`;
+      if (pos.op !== "arange" && !(pos.op === "input" && pos.shape.length === 1)) throw new StrataError("codegen: rope positions must be arange(T) or a [T] input", n.src);
       const D = x.shape[x.shape.length - 1] as number;
-      const rot = Math.round(D * ((n.attrs.fraction as number) ?? 1));
-      const theta = (n.attrs.theta as number) ?? 10000;
+      const rot = Math.round(D * (n.attrs.fraction as number));
+      const theta = n.attrs.theta as number;
+      if (!Number.isFinite(theta)) throw new StrataError(`codegen: rope theta ${theta} is not a finite number`, n.src);
       return [
         `    float v${i};`,
         `    { const int i = c % ${D};`,
         `      if (i < ${rot}) { const int pc = i < ${rot / 2} ? c + ${rot / 2} : c - ${rot / 2};`,
-        `        v${i} = st::rope(${load(x)}, ${load(x, "pc")}, i, ${rot}, (float)t, ${theta}.0f); }`,
+        `        v${i} = st::rope(${load(x)}, ${load(x, "pc")}, i, ${rot}, ${posExpr}, ${theta}f); }`,
         `      else v${i} = ${load(x)}; }`,
       ].join("\n");
     }
@@ -78,7 +104,7 @@ export function renderRowKernel(g: FusionGroup, ctx: RowContext): KernelBody {
     return g.nodes.filter((n) => need.has(n.key)).map(stmt);
   };
 
-  const norm = g.nodes.find((n) => NORMS.has(n.op));
+  const norm = g.nodes.find(isNorm);
   let view: Record<string, unknown>;
   if (!norm) {
     const lines = emit(g.outputs, new Set());

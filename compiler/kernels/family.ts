@@ -1,0 +1,75 @@
+/**
+ * What a kernel family is: one module per anchor (GEMM, attention, SSD, selective scan, conv1d,
+ * embedding, cache append) plus the row kernel, each declaring
+ *   - `absorb`: the prologue/epilogue work its kernel takes over (fusion patterns, optional parts
+ *     allowed; a pattern that does not match is never an error, the work stays in another kernel
+ *     and the log says why);
+ *   - `check`: the shapes its kernel accepts (consulted by fusion, `strata check` and compile);
+ *   - `render`: the kernel source, with its tile configuration as a typed value that is rendered
+ *     into the template and written to the manifest from the same object.
+ * The fusion driver (passes/fuse.ts) is generic over these modules.
+ */
+import type { Node } from "../ir/node.js";
+import type { KernelFamily } from "../ir/registry.js";
+import type { KernelBody } from "../codegen/kernel.js";
+import type { TensorRef } from "../codegen/tensors.js";
+
+export type GroupKind = KernelFamily | "param_prep";
+
+export interface FusionGroup {
+  id: number;
+  kind: GroupKind;
+  anchor?: Node;
+  /** Every node this group computes, in topological order. */
+  nodes: Node[];
+  /** Nodes whose values leave the group: read by later groups or graph outputs. */
+  outputs: Node[];
+  /** Named operands of anchor templates (e.g. ssd: x, dtRaw, dtBias, A, B, C, D, hT). */
+  roles: Record<string, Node>;
+}
+
+/** What fusion offers a family's `absorb`: the graph's use lists and the group being built. */
+export interface FuseContext {
+  /** Direct consumers of n. */
+  uses(n: Node): Node[];
+  /** Is n free to join a group (not yet grouped, not a source, view or parameter-only value)? */
+  free(n: Node): boolean;
+  /** Computed from parameters only (done once at load time). */
+  paramOnly(n: Node): boolean;
+  /** A graph output (must be stored). */
+  isOutput(n: Node): boolean;
+  /** Topological position. */
+  position(n: Node): number;
+  add(grp: FusionGroup, n: Node): void;
+  log(grp: FusionGroup, n: Node, accepted: boolean, what: string, reason: string): void;
+  /**
+   * Absorb the single-consumer, same-shape chain after the group's anchor while `allowed` says
+   * yes (it returns the reason for a no). Other operands must be computed before the anchor;
+   * `broadcast` says whether the kernel indexes operands of other shapes (row kernels do, the
+   * GEMM epilogue only parameters).
+   */
+  absorbEpilogue(grp: FusionGroup, allowed: (n: Node) => string | undefined, opts?: { broadcast?: boolean }): void;
+}
+
+/** How a rendered kernel reaches the tensors of its group. */
+export interface RenderContext {
+  ref(n: Node): TensorRef;
+  /** The buffer that stores node n's value (group outputs). */
+  outRef(n: Node): TensorRef;
+  /** GPU target: decides e.g. wgmma (sm_90a only) vs mma.sync GEMM tiles. */
+  arch: "sm_90a" | "sm_90" | "sm_80";
+}
+
+/** A shape the family's kernel cannot take: what is wrong, and what would be valid. */
+export interface Unsupported {
+  message: string;
+  hint?: string;
+}
+
+export interface KernelFamilyModule {
+  family: KernelFamily;
+  /** The shapes this family's kernel accepts, checked before anything is rendered. */
+  check?(anchor: Node): Unsupported | undefined;
+  absorb?(grp: FusionGroup, f: FuseContext): void;
+  render(g: FusionGroup, ctx: RenderContext): KernelBody;
+}

@@ -1,0 +1,273 @@
+/**
+ * The compiler's pipeline, in order, and the Program it produces: one artifact with several
+ * entry points compiled together that share the weights, the kernels and the persistent buffers.
+ *
+ *   lower       DSL model → Graph IR (the forward graph: tokens → logits)
+ *   deriveStep  forward → the cached graph: T new tokens after P past ones, SSM / conv / KV state
+ *               in and out (scans take h0, conv1d its prefix, attention the KV caches extended in
+ *               place by cacheAppend)
+ *   fuse        each graph → kernel groups (the kernel-family modules in compiler/kernels/)
+ *   planMemory  per graph: arena slots for per-call values; the state lives in persistent
+ *               buffers shared by the entries (a scan's final state written over its initial one,
+ *               caches appended in place; a conv state copied back after its kernel)
+ *   render      groups → kernels, de-duplicated by their full body across graphs
+ *   schedule    launch tables per graph (buffers as plain data) + the entry points
+ *
+ * Entry points: `forward` (tokens [B,T] → logits of every position, no state), `prefill` (starts
+ * B sequences: resets their state and runs T prompt tokens; also continues them, for chunked
+ * prefill) and `step` (one new token per sequence). `backward` comes with training.
+ */
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ModelDef } from "./dsl/model.js";
+import { evalShape } from "./ir/dims.js";
+import { StrataError } from "./ir/errors.js";
+import { graphNodes, type Graph } from "./ir/graph.js";
+import { DTYPE_BYTES, type Node } from "./ir/node.js";
+import { deriveStep, type StateInfo } from "./passes/derive-step.js";
+import { fuse, type FusionPlan } from "./passes/fuse.js";
+import { nodeBytes, planMemory, type BufferSlot, type MemoryPlan } from "./passes/plan-memory.js";
+import { familyModule, type RenderContext } from "./kernels/index.js";
+import { KernelSpecSchema, nodeSummary, type BufferArg, type KernelBody, type KernelSpec } from "./codegen/kernel.js";
+import { KERNEL_NAME } from "./codegen/templates.js";
+import { resolveRef, type BufferOwner } from "./codegen/tensors.js";
+
+export const PIPELINE = ["lower", "deriveStep", "fuse", "planMemory", "render", "schedule"] as const;
+
+export type Arch = "sm_90a" | "sm_90" | "sm_80";
+
+export interface ProgramOptions {
+  /** Largest batch any entry accepts (default 1). */
+  maxBatch?: number;
+  /** Largest T of one forward / prefill call (default: the model's seqLen). */
+  maxSeq?: number;
+  /** Longest sequence (past + new tokens) the state caches hold (default: the model's maxContext, at least maxSeq). */
+  maxContext?: number;
+  arch?: Arch;
+}
+
+/** A persistent buffer: one per state of the cached graph, sized per sequence. */
+export interface StateBuffer {
+  name: string;
+  kind: StateInfo["kind"];
+  dtype: Node["dtype"];
+  /** Shape at the maximum batch, with the KV caches' P at the context capacity. */
+  shape: number[];
+  /** Bytes of one sequence's state (a state handle for b sequences holds b times this). */
+  bytesPerSeq: number;
+  /** Elements between sequences (the KV caches' capacity × row). */
+  batchStride: number;
+}
+
+export type Launch =
+  | { kind: "kernel"; kernel: string; group: number; scope: string; buffers: BufferArg[]; once: boolean }
+  /** Copy a state computed in the arena back into its persistent buffer (bytes per sequence). */
+  | { kind: "copy"; scope: string; src: BufferArg; dst: BufferArg; bytesPerSeq: number };
+
+export interface Schedule {
+  name: "forward" | "cached";
+  graph: Graph;
+  plan: FusionPlan;
+  memory: MemoryPlan;
+  launches: Launch[];
+  logits: BufferSlot;
+}
+
+export interface EntryPoint {
+  name: "forward" | "prefill" | "step";
+  schedule: Schedule["name"];
+  doc: string;
+  /** New tokens per sequence: any T in 1..maxSeq, or exactly 1. */
+  tokens: "1..maxSeq" | 1;
+  /** What the entry does with the state: none, reset (or continue) then write, continue. */
+  state: "none" | "reset-or-continue" | "continue";
+  inputs: Record<string, string>;
+  outputs: Record<string, string>;
+}
+
+export interface EmittedKernel {
+  name: string;
+  file: string;
+  source: string;
+  spec: KernelSpec;
+}
+
+/** A value computed once from the weights (param prep), in the prepared-values region. */
+export interface PrepBuffer {
+  key: string;
+  name: string;
+  bytes: number;
+  offset: number;
+}
+
+export interface Program {
+  name: string;
+  def: ModelDef;
+  options: Required<ProgramOptions>;
+  states: StateBuffer[];
+  preps: PrepBuffer[];
+  prepBytes: number;
+  schedules: Schedule[];
+  entries: EntryPoint[];
+  kernels: EmittedKernel[];
+}
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+function positiveInt(v: number, what: string): void {
+  if (!Number.isInteger(v) || v < 1) throw new StrataError(`compile: ${what} must be a positive integer, got ${v}`);
+}
+
+export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Program {
+  const maxBatch = opts.maxBatch ?? 1;
+  const maxSeq = opts.maxSeq ?? def.config.seqLen;
+  const maxContext = Math.max(opts.maxContext ?? def.config.maxContext, maxSeq);
+  positiveInt(maxBatch, "max batch");
+  positiveInt(maxSeq, "max sequence length");
+  positiveInt(maxContext, "max context");
+  const options: Required<ProgramOptions> = { maxBatch, maxSeq, maxContext, arch: opts.arch ?? "sm_90a" };
+
+  // lower, deriveStep
+  const forward = def.toGraph();
+  if (!forward.outputs.logits) throw new StrataError("compile: the model graph has no 'logits' output");
+  const { step: cached, states: stateInfos } = deriveStep(forward, { tokens: "T" });
+
+  const states: StateBuffer[] = stateInfos.map((s) => {
+    const shape = evalShape(s.shape, { B: maxBatch, P: maxContext, T: maxSeq });
+    const perSeq = shape.slice(1).reduce((a, b) => a * b, 1);
+    return { name: s.name, kind: s.kind, dtype: s.dtype, shape, bytesPerSeq: perSeq * DTYPE_BYTES[s.dtype], batchStride: perSeq };
+  });
+  const stateByName = new Map(states.map((s) => [s.name, s]));
+
+  // fuse, planMemory, render — per graph; kernels shared by their full body
+  const kernels = new Map<string, { name: string; body: KernelBody; groups: KernelBody[] }>();
+  const usedNames = new Set<string>();
+  const kernelFor = (kb: KernelBody): string => {
+    let k = kernels.get(kb.body);
+    if (!k) {
+      const base = kb.template.replace(/\.cu\.hbs$/, "");
+      const h = createHash("sha256").update(kb.body).digest("hex");
+      let len = 8;
+      while (usedNames.has(`${base}_${h.slice(0, len)}`)) len += 2;
+      k = { name: `${base}_${h.slice(0, len)}`, body: kb, groups: [] };
+      usedNames.add(k.name);
+      kernels.set(kb.body, k);
+    }
+    k.groups.push(kb);
+    return k.name;
+  };
+
+  // values computed once from the weights (param prep): one buffer each, shared by the schedules
+  const preps = new Map<string, PrepBuffer>();
+  let prepBytes = 0;
+
+  const schedule = (name: Schedule["name"], g: Graph): Schedule => {
+    const plan = fuse(g);
+    for (const grp of plan.groups)
+      if (grp.kind === "param_prep")
+        for (const n of grp.outputs)
+          if (!preps.has(n.key)) {
+            const bytes = Math.ceil(nodeBytes(n, {}) / 256) * 256;
+            preps.set(n.key, { key: n.key, name: `${(n.scope ?? "v").replace(/[^A-Za-z0-9]+/g, "_")}_${n.op}_${n.key.slice(0, 6)}`, bytes, offset: prepBytes });
+            prepBytes += bytes;
+          }
+    const logitsNode = g.outputs.logits!;
+    if (logitsNode.dtype !== "bf16") throw new StrataError(`compile: logits must be bf16 (got ${logitsNode.dtype})`, logitsNode.src);
+    // state outputs: written straight into the state buffer when the kernel allows it
+    const persistent = new Map<string, string>(); // node key → state name
+    const copies: { node: Node; state: string }[] = [];
+    const groupOf = (n: Node) => plan.groups.find((gr) => gr.id === plan.groupOf.get(n.key));
+    for (const [out, n] of Object.entries(g.outputs)) {
+      const st = stateByName.get(out);
+      if (!st) continue;
+      if (n.op === "cacheAppend") continue; // in place by construction
+      if (groupOf(n)?.roles.hT === n) persistent.set(n.key, out);
+      else copies.push({ node: n, state: out });
+    }
+    const memory = planMemory(plan, [logitsNode, ...copies.map((c) => c.node)], { maxBatch, maxSeq, maxPast: maxContext, persistent: new Set([...persistent.keys(), ...preps.keys()]) });
+    const slotOf = new Map(memory.slots.map((s) => [s.key, s]));
+    const owner = (n: Node): BufferOwner | undefined => {
+      if (n.op === "param") return { kind: "weight", buffer: n.attrs.name as string };
+      if (n.op === "input") {
+        const nm = n.attrs.name as string;
+        if (nm.startsWith("state.")) {
+          const st = stateByName.get(nm.slice(6))!;
+          return { kind: "state", buffer: st.name, batchStride: st.batchStride };
+        }
+        return { kind: "input", buffer: nm };
+      }
+      const pr = preps.get(n.key);
+      if (pr) return { kind: "prep", buffer: pr.name };
+      const p = persistent.get(n.key);
+      if (p) return { kind: "state", buffer: p, batchStride: stateByName.get(p)!.batchStride };
+      const s = slotOf.get(n.key);
+      return s ? { kind: "slot", buffer: s.name } : undefined;
+    };
+    const ctx: RenderContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch: options.arch };
+    const launches: Launch[] = plan.groups.map((grp) => {
+      const kb = familyModule(grp.kind).render(grp, ctx);
+      const a = grp.anchor ?? grp.nodes[grp.nodes.length - 1]!;
+      return { kind: "kernel", kernel: kernelFor(kb), group: grp.id, scope: a.scope ?? "model", buffers: kb.buffers, once: grp.kind === "param_prep" };
+    });
+    for (const c of copies) {
+      const src = ctx.ref(c.node);
+      if (src.kind !== "slot" || src.offset !== 0) throw new StrataError(`compile: state ${c.state} is not stored contiguously (${src.kind})`, c.node.src);
+      launches.push({ kind: "copy", scope: c.node.scope ?? "model", src: { kind: "slot", name: src.buffer }, dst: { kind: "state", name: c.state }, bytesPerSeq: stateByName.get(c.state)!.bytesPerSeq });
+    }
+    const logits = slotOf.get(logitsNode.key);
+    if (!logits) throw new StrataError("compile: the logits are not stored by a kernel", logitsNode.src);
+    return { name, graph: g, plan, memory, launches, logits };
+  };
+
+  const schedules = [schedule("forward", forward), schedule("cached", cached)];
+  const V = def.config.vocab;
+  const entries: EntryPoint[] = [
+    { name: "forward", schedule: "forward", doc: "logits of every position; no state", tokens: "1..maxSeq", state: "none", inputs: { tokens: "i32 [B, T]" }, outputs: { logits: `f32 [B, T, ${V}]` } },
+    {
+      name: "prefill",
+      schedule: "cached",
+      doc: "starts B sequences (state reset) or continues them (chunked prefill) with T tokens each; logits of every position or of the last",
+      tokens: "1..maxSeq",
+      state: "reset-or-continue",
+      inputs: { tokens: "i32 [B, T]" },
+      outputs: { logits: `f32 [B, T, ${V}] or [B, ${V}]` },
+    },
+    { name: "step", schedule: "cached", doc: "one new token per sequence, state in and out", tokens: 1, state: "continue", inputs: { tokens: "i32 [B]" }, outputs: { logits: `f32 [B, ${V}]` } },
+  ];
+
+  const emitted: EmittedKernel[] = [...kernels.values()].map(({ name, body, groups }) => {
+    const spec: KernelSpec = KernelSpecSchema.parse({
+      name,
+      template: body.template,
+      group: body.group.id,
+      kind: body.group.kind,
+      nodes: groups.flatMap((kb) => nodeSummary(kb.group.nodes, REPO_ROOT)),
+      tiles: body.tiles,
+      buffers: body.buffers,
+      once: body.group.kind === "param_prep",
+    } satisfies KernelSpec);
+    const header = [
+      `// ${name} — generated by Strata from templates/${body.template}; do not edit.`,
+      `// tiles: ${JSON.stringify(body.tiles)}`,
+      `// used by ${groups.length} group${groups.length > 1 ? "s" : ""} (IR nodes, DSL source lines):`,
+      ...groups.map((kb) => {
+        const s = nodeSummary(kb.group.nodes, REPO_ROOT);
+        const srcs = [...new Set(s.map((n) => n.src).filter(Boolean))];
+        return `//   group ${kb.group.id} ${s[0]?.scope ?? ""}: ${s.map((n) => `${n.op}#${n.key.slice(0, 6)}`).join(" ")}${srcs.length ? `  (${srcs.join(", ")})` : ""}`;
+      }),
+      `// launcher buffers (first group): ${body.buffers.map((b, i) => `[${i}] ${b.kind}:${b.name}`).join(", ")}`,
+      "",
+    ].join("\n");
+    return { name, file: `kernels/${name}.cu`, source: header + body.body.replaceAll(KERNEL_NAME, name), spec };
+  });
+
+  return { name: def.config.name, def, options, states, preps: [...preps.values()], prepBytes, schedules, entries, kernels: emitted };
+}
+
+/** Bytes of every state buffer for `batch` sequences at the compiled context. */
+export function stateBytes(p: Program, batch: number): number {
+  return p.states.reduce((a, s) => a + s.bytesPerSeq * batch, 0);
+}
+
+export { graphNodes, nodeBytes };

@@ -1,0 +1,214 @@
+// program.cpp — the generic executor of a compiled Program (see program.h). No CUDA here: the
+// device is reached through DeviceOps, so the host tests run all of this on host memory.
+#include "program.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace strata {
+
+namespace {
+
+constexpr size_t kAlign = 256;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+std::string mib(uint64_t bytes) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.1f MiB", bytes / 1048576.0);
+  return b;
+}
+
+}  // namespace
+
+SessionState::~SessionState() {
+  if (ops)
+    for (void* p : buffers) ops->release(p);
+}
+
+ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceOps> ops, int64_t vocab,
+                                 const std::vector<uint64_t>& weight_bytes)
+    : t_(t), ops_(std::move(ops)), vocab_(vocab), weight_bytes_(weight_bytes) {
+  for (int i = 0; i < t_.schedule_count; ++i) arena_bytes_ = std::max<uint64_t>(arena_bytes_, t_.schedules[i].arena_bytes);
+  for (size_t i = 0; i < weight_bytes_.size(); ++i) weights_.push_back(ops_->alloc(align_up(weight_bytes_[i]), "weight " + std::to_string(i)));
+  arena_ = ops_->alloc(align_up(arena_bytes_) + kAlign, "activation arena");
+  const size_t max_tokens = static_cast<size_t>(t_.max_batch) * t_.max_seq;
+  tokens_ = ops_->alloc(align_up(max_tokens * sizeof(int32_t)), "token buffer");
+  positions_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_seq) * sizeof(int32_t)), "position buffer");
+  prep_ = ops_->alloc(align_up(t_.prep_bytes) + kAlign, "prepared values");
+}
+
+ProgramExecutor::~ProgramExecutor() {
+  for (void* p : weights_) ops_->release(p);
+  ops_->release(arena_);
+  ops_->release(tokens_);
+  ops_->release(positions_);
+  ops_->release(prep_);
+}
+
+void ProgramExecutor::upload_weight(size_t index, const void* host, size_t nbytes) {
+  if (index >= weights_.size() || nbytes != weight_bytes_[index])
+    throw Error("upload_weight: weight " + std::to_string(index) + " of " + std::to_string(nbytes) + " bytes does not match the program",
+                STRATA_ERR_INTERNAL);
+  ops_->h2d(weights_[index], host, nbytes);
+}
+
+void ProgramExecutor::weights_ready() {
+  // parameter prep reads weights only and writes the prepared-values region, which every
+  // schedule reads; each schedule's once-launches compute the values it uses
+  const StrataDims one{1, 1, 0, 1};
+  for (int i = 0; i < t_.schedule_count; ++i) run(t_.schedules[i], one, true, nullptr);
+  ops_->sync();
+}
+
+const ScheduleEntry& ProgramExecutor::schedule(const char* name) const {
+  for (int i = 0; i < t_.schedule_count; ++i)
+    if (std::strcmp(t_.schedules[i].name, name) == 0) return t_.schedules[i];
+  throw Error(std::string("this program has no '") + name + "' schedule; recompile it with this version of Strata", STRATA_ERR_STATE);
+}
+
+void* ProgramExecutor::resolve(const BufRef& r, SessionState* state) const {
+  switch (r.kind) {
+    case kArena:
+      if (r.value >= arena_bytes_ + kAlign) throw Error("buffer offset outside the arena", STRATA_ERR_INTERNAL);
+      return static_cast<char*>(arena_) + r.value;
+    case kWeight:
+      if (r.value >= weights_.size()) throw Error("weight index out of range", STRATA_ERR_INTERNAL);
+      return weights_[r.value];
+    case kPrep:
+      if (r.value >= t_.prep_bytes) throw Error("prepared-value offset out of range", STRATA_ERR_INTERNAL);
+      return static_cast<char*>(prep_) + r.value;
+    case kTokens: return tokens_;
+    case kPositions: return positions_;
+    case kState:
+      if (!state) throw Error("a schedule without state reads a state buffer", STRATA_ERR_INTERNAL);
+      if (r.value >= state->buffers.size()) throw Error("state index out of range", STRATA_ERR_INTERNAL);
+      return state->buffers[r.value];
+  }
+  throw Error("unknown buffer kind", STRATA_ERR_INTERNAL);
+}
+
+void ProgramExecutor::run(const ScheduleEntry& s, const StrataDims& d, bool once, SessionState* state) {
+  void* ptrs[16];
+  for (int i = s.first_launch; i < s.first_launch + s.launch_count; ++i) {
+    const LaunchEntry& l = t_.launches[i];
+    if (l.once != once) continue;
+    if (l.count > 16) throw Error("a launch takes more than 16 buffers", STRATA_ERR_INTERNAL);
+    for (int k = 0; k < l.count; ++k) ptrs[k] = resolve(t_.bufs[l.first + k], state);
+    if (l.op == kLaunchCopy) {
+      ops_->d2d(ptrs[1], ptrs[0], static_cast<size_t>(l.bytes_per_seq) * d.B);
+      continue;
+    }
+    const int code = t_.kernels[l.kernel].fn(ptrs, &d, ops_->stream());
+    ops_->check_launch(code, std::string("kernel ") + l.name + " (" + l.scope + ")");
+  }
+}
+
+void ProgramExecutor::upload_tokens(const int32_t* tokens, size_t n, int64_t past, int T) {
+  ops_->h2d(tokens_, tokens, n * sizeof(int32_t));
+  std::vector<int32_t> pos(static_cast<size_t>(T));
+  for (int t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(past + t);
+  ops_->h2d(positions_, pos.data(), pos.size() * sizeof(int32_t));
+}
+
+void ProgramExecutor::forward(const int32_t* tokens, int batch, int seqlen, float* logits) {
+  if (batch < 1 || batch > t_.max_batch || seqlen < 1 || seqlen > t_.max_seq)
+    throw Error("forward: batch " + std::to_string(batch) + " × seqlen " + std::to_string(seqlen) + " outside the compiled 1.." +
+                std::to_string(t_.max_batch) + " × 1.." + std::to_string(t_.max_seq));
+  const ScheduleEntry& s = schedule("forward");
+  const StrataDims d{batch, seqlen, 0, seqlen};
+  upload_tokens(tokens, static_cast<size_t>(batch) * seqlen, 0, seqlen);
+  if (timing_) time_forward(s, d);
+  run(s, d, false, nullptr);
+  ops_->logits_to_host(logits, static_cast<char*>(arena_) + s.logits_offset, static_cast<size_t>(batch) * seqlen, vocab_, vocab_);
+  ops_->sync();
+}
+
+void ProgramExecutor::time_forward(const ScheduleEntry& s, const StrataDims& d) {
+  run(s, d, false, nullptr);  // warm-up
+  const float ms = ops_->elapsed_ms([&] { run(s, d, false, nullptr); });
+  std::fprintf(stderr, "forward time (kernels only, batch %d × seq %d): %.3f ms\n", d.B, d.T, ms);
+}
+
+uint64_t ProgramExecutor::state_bytes_per_seq() const {
+  uint64_t n = 0;
+  for (int i = 0; i < t_.state_count; ++i) n += align_up(t_.states[i].bytes_per_seq);
+  return n;
+}
+
+std::unique_ptr<SessionState> ProgramExecutor::create_state(int batch) {
+  if (batch < 1 || batch > t_.max_batch)
+    throw Error("create_state: batch " + std::to_string(batch) + " outside the compiled 1.." + std::to_string(t_.max_batch));
+  const uint64_t need = state_bytes_per_seq() * batch;
+  const size_t avail = ops_->free_bytes();
+  if (avail && need > avail)
+    throw Error("create_state: the state of " + std::to_string(batch) + " sequences at context " + std::to_string(t_.max_context) +
+                    " needs " + mib(need) + " but the device has " + mib(avail) + " free; use a smaller batch or compile with a smaller --max-context",
+                STRATA_ERR_OUT_OF_MEMORY);
+  std::unique_ptr<SessionState> s(new SessionState());
+  s->ops = ops_.get();
+  s->batch = batch;
+  for (int i = 0; i < t_.state_count; ++i) {
+    const size_t bytes = align_up(t_.states[i].bytes_per_seq * batch);
+    s->buffers.push_back(ops_->alloc(bytes, std::string("state ") + t_.states[i].name));
+    ops_->zero(s->buffers.back(), bytes);
+  }
+  return s;
+}
+
+void ProgramExecutor::prefill(SessionState& st, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits) {
+  if (seqlen < 1 || seqlen > t_.max_seq)
+    throw Error("prefill: " + std::to_string(seqlen) + " tokens per sequence; this model takes 1.." + std::to_string(t_.max_seq) +
+                " per call (feed longer prompts in chunks: prefill, then continue)");
+  const int64_t past = cont ? st.position : 0;
+  if (past + seqlen > t_.max_context)
+    throw Error("prefill: " + std::to_string(past) + " past + " + std::to_string(seqlen) + " new tokens exceed the compiled context of " +
+                std::to_string(t_.max_context) + " (recompile with a larger --max-context)");
+  if (!cont)
+    for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], align_up(t_.states[i].bytes_per_seq * st.batch));
+  const ScheduleEntry& s = schedule("cached");
+  const StrataDims d{st.batch, seqlen, static_cast<int>(past), static_cast<int>(past + seqlen)};
+  upload_tokens(tokens, static_cast<size_t>(st.batch) * seqlen, past, seqlen);
+  run(s, d, false, &st);
+  const char* base = static_cast<char*>(arena_) + s.logits_offset;
+  if (last_only) {
+    // row (b, T−1) of each sequence: stride T rows between sequences
+    ops_->logits_to_host(logits, base + static_cast<size_t>(seqlen - 1) * vocab_ * 2, st.batch, vocab_, static_cast<size_t>(seqlen) * vocab_);
+  } else {
+    ops_->logits_to_host(logits, base, static_cast<size_t>(st.batch) * seqlen, vocab_, vocab_);
+  }
+  ops_->sync();
+  st.position = past + seqlen;
+}
+
+void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logits) {
+  if (st.position < 1) throw Error("step: the sequences are empty; prefill a prompt first", STRATA_ERR_STATE);
+  if (st.position + 1 > t_.max_context)
+    throw Error("step: the sequences already hold " + std::to_string(st.position) + " tokens, the compiled context (--max-context " +
+                    std::to_string(t_.max_context) + ")",
+                STRATA_ERR_STATE);
+  const ScheduleEntry& s = schedule("cached");
+  const StrataDims d{st.batch, 1, static_cast<int>(st.position), static_cast<int>(st.position + 1)};
+  upload_tokens(tokens, static_cast<size_t>(st.batch), st.position, 1);
+  run(s, d, false, &st);
+  ops_->logits_to_host(logits, static_cast<char*>(arena_) + s.logits_offset, st.batch, vocab_, vocab_);
+  ops_->sync();
+  st.position += 1;
+}
+
+json::Value ProgramExecutor::info() const {
+  json::Value v = json::Value::object();
+  json::Value::Array ks;
+  for (int i = 0; i < t_.schedule_count; ++i) {
+    const ScheduleEntry& s = t_.schedules[i];
+    if (std::strcmp(s.name, "forward") != 0) continue;
+    for (int k = s.first_launch; k < s.first_launch + s.launch_count; ++k) ks.push_back(json::Value(t_.launches[k].name));
+  }
+  v.set("launches", json::Value(ks));
+  v.set("arenaBytes", static_cast<uint64_t>(arena_bytes_));
+  v.set("stateBytesPerSequence", static_cast<uint64_t>(state_bytes_per_seq()));
+  v.set("maxContext", static_cast<int64_t>(t_.max_context));
+  return v;
+}
+
+}  // namespace strata

@@ -1,0 +1,168 @@
+// program.h — the compiled Program as data, and the generic executor that runs it.
+//
+// The compiler writes model.cu as tables only (kernels, buffer references, launches, state
+// buffers, schedules); everything that runs them lives here, once, covered by the host tests:
+//   - ProgramTables: what model.cu defines (strata::generated_program());
+//   - DeviceOps: the few device operations the executor needs (allocate, copy, zero, convert the
+//     logits), implemented with CUDA in device_cuda.cu and with host memory in the host tests;
+//   - ProgramExecutor: weights, one arena (the largest schedule's memory plan), tokens/positions
+//     buffers, the logits; forward / prefill / step over per-session state buffers.
+//
+// Schedules: "forward" (no state) and "cached" (T new tokens after P past ones, state in/out).
+// Entry points: forward → forward; prefill (reset or continue) and step (T = 1) → cached.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "json.h"
+#include "strata_launch.cuh"
+
+namespace strata {
+
+// A generated launcher: returns 0 (cudaSuccess) or a cudaError_t value; `stream` is a cudaStream_t.
+using LaunchFn = int (*)(void* const* bufs, const StrataDims* dims, void* stream);
+
+// kPrep: values computed once from the weights (parameter prep), shared by the schedules.
+enum BufKind : int { kArena = 0, kWeight = 1, kTokens = 2, kPositions = 3, kState = 4, kPrep = 5 };
+struct BufRef {
+  BufKind kind;
+  uint64_t value;  // arena or prepared-region byte offset, weight index or state index
+};
+
+enum LaunchOp : int { kLaunchKernel = 0, kLaunchCopy = 1 };
+struct LaunchEntry {
+  LaunchOp op;
+  int kernel;  // index into kernels (kLaunchKernel)
+  const char* name;
+  const char* scope;
+  int first;  // into bufs
+  int count;
+  bool once;              // runs once after the weights are loaded (parameter prep), not per call
+  uint64_t bytes_per_seq;  // kLaunchCopy: bytes per sequence, src = bufs[first], dst = bufs[first + 1]
+};
+
+struct KernelEntry {
+  const char* name;
+  LaunchFn fn;
+};
+
+struct StateEntry {
+  const char* name;
+  uint64_t bytes_per_seq;
+};
+
+struct ScheduleEntry {
+  const char* name;  // "forward" or "cached"
+  uint64_t arena_bytes;
+  uint64_t logits_offset;  // bf16 [B, T, vocab] in the arena
+  int first_launch;
+  int launch_count;
+};
+
+struct ProgramTables {
+  const char* name;
+  const KernelEntry* kernels;
+  int kernel_count;
+  const BufRef* bufs;
+  const LaunchEntry* launches;
+  const StateEntry* states;
+  int state_count;
+  const ScheduleEntry* schedules;
+  int schedule_count;
+  int max_batch, max_seq, max_context;
+  uint64_t prep_bytes;
+};
+
+// Defined by the generated model.cu.
+const ProgramTables& generated_program();
+
+// Device operations the executor needs. All asynchronous on one stream except sync/d2h.
+class DeviceOps {
+ public:
+  virtual ~DeviceOps() = default;
+  virtual void* alloc(size_t bytes, const std::string& what) = 0;  // throws STRATA_ERR_OUT_OF_MEMORY naming `what`
+  virtual void release(void* p) = 0;
+  virtual void h2d(void* dst, const void* src, size_t n) = 0;
+  virtual void d2d(void* dst, const void* src, size_t n) = 0;
+  virtual void zero(void* dst, size_t n) = 0;
+  // rows × cols bf16 values starting at `src` (row stride src_stride elements) → host float32.
+  virtual void logits_to_host(float* dst, const void* src, size_t rows, size_t cols, size_t src_stride) = 0;
+  virtual void sync() = 0;
+  virtual void* stream() = 0;
+  // Called after each launch: a launcher's error code (non-zero) or an asynchronous fault.
+  virtual void check_launch(int code, const std::string& what) = 0;
+  // Free device memory, for the "needed vs free" message before allocating state; 0 = unknown.
+  virtual size_t free_bytes() { return 0; }
+  // Milliseconds the device spent on `work` (timed with events); -1 when not measurable.
+  virtual float elapsed_ms(const std::function<void()>& work) {
+    work();
+    return -1.f;
+  }
+};
+
+// The state of `batch` sequences: one device buffer per state of the Program, and the number of
+// tokens already seen (P). Created by ProgramExecutor::create_state.
+struct SessionState {
+  int batch = 0;
+  int64_t position = 0;
+  std::vector<void*> buffers;
+  DeviceOps* ops = nullptr;
+  ~SessionState();
+};
+
+class ProgramExecutor {
+ public:
+  // `vocab` and `weight_bytes` (manifest order) come from the manifest.
+  ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceOps> ops, int64_t vocab, const std::vector<uint64_t>& weight_bytes);
+  ~ProgramExecutor();
+
+  void upload_weight(size_t index, const void* host, size_t nbytes);
+  void weights_ready();  // runs the once-launches (parameter prep)
+
+  // tokens [batch, seqlen] → logits [batch, seqlen, vocab] (host float32).
+  void forward(const int32_t* tokens, int batch, int seqlen, float* logits);
+
+  std::unique_ptr<SessionState> create_state(int batch);
+  // Starts the sequences (state reset) unless `cont`, then runs `seqlen` tokens per sequence.
+  // logits: [batch, seqlen, vocab], or [batch, vocab] of the last position when `last_only`.
+  void prefill(SessionState& s, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits);
+  // One token per sequence: tokens [batch] → logits [batch, vocab].
+  void step(SessionState& s, const int32_t* tokens, float* logits);
+
+  const ProgramTables& tables() const { return t_; }
+  uint64_t state_bytes_per_seq() const;
+  uint64_t arena_bytes() const { return arena_bytes_; }
+  json::Value info() const;
+  // STRATA_TIME=1: forward() also times one pass of its kernels and prints it to stderr.
+  void set_timing(bool on) { timing_ = on; }
+
+ private:
+  const ScheduleEntry& schedule(const char* name) const;
+  void run(const ScheduleEntry& s, const StrataDims& d, bool once, SessionState* state);
+  void* resolve(const BufRef& r, SessionState* state) const;
+  void upload_tokens(const int32_t* tokens, size_t n, int64_t past, int T);
+  void time_forward(const ScheduleEntry& s, const StrataDims& d);
+
+  const ProgramTables& t_;
+  std::unique_ptr<DeviceOps> ops_;
+  int64_t vocab_;
+  std::vector<uint64_t> weight_bytes_;
+  std::vector<void*> weights_;
+  void* arena_ = nullptr;
+  uint64_t arena_bytes_ = 0;
+  void* tokens_ = nullptr;
+  void* positions_ = nullptr;
+  void* prep_ = nullptr;
+  bool timing_ = false;
+};
+
+// The CUDA implementation of DeviceOps (device_cuda.cu).
+std::unique_ptr<DeviceOps> make_cuda_ops(int device);
+
+}  // namespace strata

@@ -1,0 +1,136 @@
+// program_model.cu — the strata::Model every compiled project uses: the generic ProgramExecutor
+// (program.cpp) over the tables of the generated model.cu, on CUDA (this file's DeviceOps).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "check.h"
+#include "program.h"
+#include "strata_model_iface.h"
+
+namespace strata {
+namespace {
+
+__global__ void bf16_rows_to_f32(const __nv_bfloat16* in, float* out, size_t rows, size_t cols, size_t in_stride) {
+  const size_t n = rows * cols;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const size_t r = i / cols, c = i % cols;
+    out[i] = __bfloat162float(in[r * in_stride + c]);
+  }
+}
+
+class CudaOps : public DeviceOps {
+ public:
+  explicit CudaOps(int device) {
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaStreamCreate(&stream_));
+  }
+  ~CudaOps() override {
+    if (staging_) cudaFree(staging_);
+    cudaStreamDestroy(stream_);
+  }
+  void* alloc(size_t bytes, const std::string& what) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+      size_t free_b = 0, total = 0;
+      cudaMemGetInfo(&free_b, &total);
+      throw Error("cannot allocate " + std::to_string(bytes) + " bytes of device memory for the " + what + " (" + std::to_string(free_b) +
+                      " bytes free): " + cudaGetErrorString(e),
+                  STRATA_ERR_OUT_OF_MEMORY);
+    }
+    return p;
+  }
+  void release(void* p) override {
+    if (p) cudaFree(p);
+  }
+  void h2d(void* dst, const void* src, size_t n) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // `src` is only valid during the call
+  }
+  void d2d(void* dst, const void* src, size_t n) override {
+    if (n) CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void zero(void* dst, size_t n) override {
+    if (n) CUDA_CHECK(cudaMemsetAsync(dst, 0, n, stream_));
+  }
+  void logits_to_host(float* dst, const void* src, size_t rows, size_t cols, size_t src_stride) override {
+    const size_t bytes = rows * cols * sizeof(float);
+    if (bytes > staging_bytes_) {
+      if (staging_) CUDA_CHECK(cudaFree(staging_));
+      staging_ = nullptr;
+      staging_ = static_cast<float*>(alloc(bytes, "logits staging buffer"));
+      staging_bytes_ = bytes;
+    }
+    bf16_rows_to_f32<<<1024, 256, 0, stream_>>>(static_cast<const __nv_bfloat16*>(src), staging_, rows, cols, src_stride);
+    STRATA_LAUNCH_CHECK("bf16_rows_to_f32");
+    CUDA_CHECK(cudaMemcpyAsync(dst, staging_, bytes, cudaMemcpyDeviceToHost, stream_));
+  }
+  void sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void* stream() override { return stream_; }
+  void check_launch(int code, const std::string& what) override {
+    if (code != 0) throw Error(what + ": " + cudaGetErrorString(static_cast<cudaError_t>(code)), STRATA_ERR_CUDA);
+    STRATA_LAUNCH_CHECK(what.c_str());
+  }
+  size_t free_bytes() override {
+    size_t f = 0, t = 0;
+    return cudaMemGetInfo(&f, &t) == cudaSuccess ? f : 0;
+  }
+  float elapsed_ms(const std::function<void()>& work) override {
+    cudaEvent_t a, b;
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+    CUDA_CHECK(cudaEventRecord(a, stream_));
+    work();
+    CUDA_CHECK(cudaEventRecord(b, stream_));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return ms;
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  float* staging_ = nullptr;
+  size_t staging_bytes_ = 0;
+};
+
+std::vector<uint64_t> weight_bytes(const Manifest& m) {
+  std::vector<uint64_t> b;
+  for (const auto& w : m.weights) b.push_back(w.nbytes);
+  return b;
+}
+
+class ProgramModel : public Model {
+ public:
+  ProgramModel(const Manifest& m, const strata_options& o)
+      : x_(generated_program(), std::unique_ptr<DeviceOps>(new CudaOps(o.device)), m.vocab_size, weight_bytes(m)) {
+    x_.set_timing(std::getenv("STRATA_TIME") != nullptr);
+  }
+  void upload_weight(size_t index, const void* host, size_t nbytes) override { x_.upload_weight(index, host, nbytes); }
+  void weights_ready() override { x_.weights_ready(); }
+  void forward(const int32_t* tokens, int batch, int seqlen, float* logits) override { x_.forward(tokens, batch, seqlen, logits); }
+  std::unique_ptr<SessionState> create_state(int batch) override { return x_.create_state(batch); }
+  void prefill(SessionState& s, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits) override {
+    x_.prefill(s, tokens, seqlen, cont, last_only, logits);
+  }
+  void step(SessionState& s, const int32_t* tokens, float* logits) override { x_.step(s, tokens, logits); }
+  json::Value info() const override { return x_.info(); }
+
+ private:
+  ProgramExecutor x_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceOps> make_cuda_ops(int device) { return std::unique_ptr<DeviceOps>(new CudaOps(device)); }
+
+std::unique_ptr<Model> create_generated_model(const Manifest& m, const strata_options& o) {
+  return std::unique_ptr<Model>(new ProgramModel(m, o));
+}
+
+}  // namespace strata

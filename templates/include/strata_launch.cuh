@@ -1,0 +1,13 @@
+// strata_launch.cuh — the sizes every generated launcher receives, as one struct, so that a new
+// size (e.g. the past length of a cached sequence) changes no launcher signature:
+//   extern "C" cudaError_t launch_<kernel>(void* const* bufs, const StrataDims* d, cudaStream_t s)
+// B: sequences in the batch; T: new tokens per sequence in this call; P: tokens already in the
+// caches (0 for a forward or a fresh prefill); S = P + T: the sequence length after the call.
+#pragma once
+
+struct StrataDims {
+  int B;
+  int T;
+  int P;
+  int S;
+};
