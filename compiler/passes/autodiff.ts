@@ -57,7 +57,7 @@ function targetLeaves(g: Graph, wrt: AutodiffOptions["wrt"]): Map<string, Node> 
 }
 
 /**
- * Add `grad.<name>` outputs (d loss / d leaf, the leaf's shape and dtype) to the graph. Leaves the
+ * Add `grad.<name>` outputs (d loss / d leaf: the leaf's shape; f32, or f64 for f64 leaves) to the graph. Leaves the
  * loss does not depend on get a zero gradient, so every target has one.
  */
 export function autodiff(g: Graph, o: AutodiffOptions): Graph {
@@ -105,8 +105,10 @@ export function autodiff(g: Graph, o: AutodiffOptions): Graph {
 
   const outputs: Record<string, Node> = o.keepOutputs === false ? {} : { ...g.outputs };
   for (const [name, leaf] of targets) {
-    let gl = grads.get(leaf.key) ?? mkBackwardNode(leaf, "full", [], { value: 0 }, { dtype: leaf.dtype, shape: [...leaf.shape] });
-    if (gl.dtype !== leaf.dtype) gl = mkBackwardNode(leaf, "cast", [gl], { to: leaf.dtype });
+    // gradients accumulate in fp32 at least (fp32 master weights), f64 stays f64
+    const dtype = leaf.dtype === "f64" ? "f64" : "f32";
+    let gl = grads.get(leaf.key) ?? mkBackwardNode(leaf, "full", [], { value: 0 }, { dtype, shape: [...leaf.shape] });
+    if (gl.dtype !== dtype) gl = mkBackwardNode(leaf, "cast", [gl], { to: dtype });
     const key = `grad.${name}`;
     if (key in outputs) throw new StrataError(`autodiff: graph '${g.name}' already has an output named '${key}'`);
     outputs[key] = gl;

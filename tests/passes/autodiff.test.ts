@@ -212,13 +212,15 @@ describe("autodiff errors", () => {
     expect(err).toBeInstanceOf(StrataError);
     expect(String((err as Error).message)).toMatch(/ssdState is not differentiable: a decode-state companion/);
   });
-  it("gives params the loss does not reach a zero gradient, and keeps the outputs", () => {
-    const u = mkNode("param", [], { name: "unused", init: { kind: "ones" } }, { dtype: "f32", shape: [2] });
+  it("gives params the loss does not reach a zero fp32 gradient, and keeps the outputs", () => {
+    const u = mkNode("param", [], { name: "unused", init: { kind: "ones" } }, { dtype: "bf16", shape: [2] });
     const g4 = { name: "g4", outputs: { loss: op.reduceMean(y), other: u }, meta: {} };
     const out = autodiff(g4, { loss: "loss" });
     expect(Object.keys(out.outputs).sort()).toEqual(["grad.unused", "grad.w", "loss", "other"]);
     const r = evaluateWithBackward(out, { inputs: { x: rnd([2, 3]) }, params: { w: rnd([3]), unused: rnd([2]) } });
     expect([...r["grad.unused"]!.data]).toEqual([0, 0]);
     expect(out.outputs["grad.w"]!.dtype).toBe("f32");
+    expect(out.outputs["grad.unused"]!.dtype, "bf16 weights get fp32 gradients").toBe("f32");
+    expect(out.meta.autodiff).toEqual({ loss: "loss", wrt: ["w", "unused"] });
   });
 });
