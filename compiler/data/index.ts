@@ -3,3 +3,4 @@ export * from "./tokenfile.js";
 export * from "./tokenizers.js";
 export * from "./text.js";
 export * from "./probes.js";
+export * from "./batches.js";

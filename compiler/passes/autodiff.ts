@@ -115,3 +115,26 @@ export function autodiff(g: Graph, o: AutodiffOptions): Graph {
   }
   return { name: g.name, outputs, meta: { ...g.meta, autodiff: { loss: o.loss, wrt: [...targets.keys()] } } };
 }
+
+/**
+ * The training loss on a model graph: inputs `targets` (int, the logits' shape without the vocab
+ * axis) and, when `weighted`, `weights` (f32, same shape: the loss mask of compiler/data/batches.ts);
+ * output `loss` = mean crossEntropy(logits, targets), or Σ w·CE / Σ w (as mean(w·CE) / mean(w)).
+ * The other outputs are dropped, so the result is ready for `autodiff(g, {loss: "loss"})`.
+ */
+export function withTrainingLoss(g: Graph, o: { logits?: string; weighted?: boolean } = {}): Graph {
+  const name = o.logits ?? "logits";
+  const logits = g.outputs[name];
+  if (!logits) throw new StrataError(`withTrainingLoss: graph '${g.name}' has no output '${name}'`, undefined, `outputs: ${Object.keys(g.outputs).join(", ")}`);
+  const rows = logits.shape.slice(0, -1);
+  const mk = (op: string, inputs: readonly Node[], attrs = {}, explicit?: { dtype: Node["dtype"]; shape: Node["shape"] }) =>
+    mkBackwardNode(logits, op, inputs, attrs, explicit && { dtype: explicit.dtype, shape: [...explicit.shape] });
+  const targets = mk("input", [], { name: "targets" }, { dtype: "i32", shape: rows });
+  const ce = mk("crossEntropy", [logits, targets]);
+  let loss: Node;
+  if (o.weighted) {
+    const w = mk("input", [], { name: "weights" }, { dtype: "f32", shape: rows });
+    loss = mk("div", [mk("reduceMean", [mk("mul", [ce, w])]), mk("reduceMean", [w])]);
+  } else loss = mk("reduceMean", [ce]);
+  return { name: g.name, outputs: { loss }, meta: g.meta };
+}

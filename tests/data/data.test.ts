@@ -19,6 +19,7 @@ import {
   hfTokenizer,
   loadCorpus,
   loadTokenizer,
+  makeBatch,
   readTokenFile,
   tokenizeDocuments,
   writeTokenFile,
@@ -350,4 +351,28 @@ describe("strata data (CLI, in-process)", () => {
     expect(notTok.stderr).toMatch(/shorter than the 64-byte token-file header[\s\S]*hint: write token files with `strata data`/);
   });
   const seed = () => randInt(1000);
+});
+
+describe("batches (the loss-mask convention)", () => {
+  it("probe rows: position t reads token t, predicts token t+1, weighted by mask[t+1]", () => {
+    const p = generateProbe({ kind: "copy", train: 5, eval: 1, seed: 1 + randInt(1000), vocab: 40, length: 3 });
+    const b = makeBatch(p.train, 1, 3);
+    expect([b.B, b.T]).toEqual([3, 7]);
+    for (let r = 0; r < 3; r++) {
+      const row = ((1 * 3 + r) % 5) * 8; // batch 1 of size 3 over 5 rows wraps: rows 3, 4, 0
+      expect([...b.tokens.subarray(r * 7, r * 7 + 7)]).toEqual([...p.train.ids.subarray(row, row + 7)]);
+      expect([...b.targets.subarray(r * 7, r * 7 + 7)]).toEqual([...p.train.ids.subarray(row + 1, row + 8)]);
+      expect([...b.weights.subarray(r * 7, r * 7 + 7)]).toEqual([0, 0, 0, 0, 1, 1, 1]);
+    }
+  });
+
+  it("streams: windows of T+1 tokens, every target weighted 1; a stream needs T", () => {
+    const d = randomData(100, 50);
+    const b = makeBatch(d, 2, 2, 6);
+    expect([...b.tokens.subarray(0, 6)]).toEqual([...d.ids.subarray(24, 30)]);
+    expect([...b.targets.subarray(6, 12)]).toEqual([...d.ids.subarray(31, 37)]);
+    expect([...b.weights].every((w) => w === 1)).toBe(true);
+    expect(() => makeBatch(d, 0, 1)).toThrow(/a token stream needs an explicit sequence length T/);
+    expect(() => makeBatch(randomData(10, 16, { rowLength: 8 }), 0, 1, 9)).toThrow(/rows hold 8 tokens, so T can be at most 7, got 9/);
+  });
 });
