@@ -6,7 +6,6 @@
  */
 import { z } from "zod";
 import type { Node } from "../ir/node.js";
-import type { FusionGroup } from "../kernels/family.js";
 import path from "node:path";
 import type { BufferKind } from "./tensors.js";
 
@@ -26,16 +25,6 @@ export const KernelSpecSchema = z.object({
 });
 export type KernelSpec = z.infer<typeof KernelSpecSchema>;
 
-/** A rendered group before deduplication: the body names its kernel KERNEL_NAME. */
-export interface KernelBody {
-  group: FusionGroup;
-  template: string;
-  body: string;
-  buffers: BufferArg[];
-  tiles: Record<string, number | string | boolean>;
-}
-
-/** Provenance of a group's nodes; source paths inside `root` are relative to it (deterministic whatever the working directory). */
 export function nodeSummary(nodes: readonly Node[], root: string): KernelSpec["nodes"] {
   const where = (file: string) => {
     const rel = path.relative(root, file);

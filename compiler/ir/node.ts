@@ -9,28 +9,8 @@ import { ShapeError, StrataError, type SourceLoc } from "./errors.js";
 import { getOp, type OpName } from "./registry.js";
 import "./ops.js";
 
-export type DType = "f32" | "f64" | "bf16" | "f16" | "i32" | "i64";
-export const FLOAT_DTYPES: readonly DType[] = ["f32", "f64", "bf16", "f16"];
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f64: 8, bf16: 2, f16: 2, i32: 4, i64: 8 };
-
-export type AttrValue = number | string | boolean | null | AttrValue[] | { [k: string]: AttrValue };
-export type Attrs = Readonly<Record<string, AttrValue>>;
-
-export interface TensorType {
-  readonly dtype: DType;
-  readonly shape: readonly Dim[];
-}
-
-export interface Node extends TensorType {
-  readonly key: string;
-  readonly op: OpName;
-  readonly inputs: readonly Node[];
-  readonly attrs: Attrs;
-  /** DSL source line that created the node (user file when known). */
-  readonly src?: SourceLoc;
-  /** Dotted scope of the layer that created it, e.g. "layers.3.mixer". */
-  readonly scope?: string;
-}
+export * from "./types.js";
+import type { Attrs, AttrValue, DType, Node, TensorType } from "./types.js";
 
 /** Stable JSON: object keys sorted, so attrs hash the same whatever order they were written in. */
 export function stableJson(v: AttrValue | undefined): string {

@@ -7,7 +7,7 @@
  */
 import { dimAdd, shapeStr, shapeVolume, type Dim } from "./dims.js";
 import { ShapeError } from "./errors.js";
-import type { Attrs, DType, Node, TensorType } from "./node.js";
+import type { Attrs, DType, Node, TensorType } from "./types.js";
 import { defineOp, type OpName } from "./registry.js";
 
 // ---- rule helpers -------------------------------------------------------------------------

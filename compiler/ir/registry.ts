@@ -9,34 +9,11 @@
  * elementwise ops) its CUDA expression.
  */
 import type { Dim } from "./dims.js";
-import type { Attrs, Node, TensorType } from "./node.js";
+import type { OpName } from "./op-names.js";
+import type { Attrs, Node, TensorType } from "./types.js";
 
-/** Every op of the IR. */
-export const OP_NAMES = [
-  // sources
-  "param", "input", "arange", "full",
-  // elementwise
-  "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu",
-  "scale", "addScalar", "cast", "add", "sub", "mul", "div",
-  // row-wise (one token's features)
-  "rope", "rmsnorm", "layernorm", "gatedRmsnorm", "softmax",
-  // reductions
-  "reduceMean",
-  // anchors
-  "linear", "matmul", "embedding", "conv1d", "attention", "ssdScan", "selectiveScan", "crossEntropy",
-  // state companions and caches
-  "convState", "ssdState", "selectiveState", "cacheAppend", "concat",
-  // views
-  "reshape", "slice", "transpose",
-] as const;
-export type OpName = (typeof OP_NAMES)[number];
-
-/** Ops whose output element i depends only on input element i (NumPy broadcasting). */
-export const ELEMENTWISE_OPS = [
-  "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu",
-  "scale", "addScalar", "cast", "add", "sub", "mul", "div",
-] as const satisfies readonly OpName[];
-export type ElementwiseOp = (typeof ELEMENTWISE_OPS)[number];
+export { ELEMENTWISE_OPS, OP_NAMES, type ElementwiseOp, type OpName } from "./op-names.js";
+import { OP_NAMES as OP_NAMES_LIST } from "./op-names.js";
 
 /**
  * - source: no inputs (weights, graph inputs, constants);
@@ -110,7 +87,7 @@ export function allOps(): OpDef[] {
 }
 
 export function isOpName(name: string): name is OpName {
-  return (OP_NAMES as readonly string[]).includes(name);
+  return (OP_NAMES_LIST as readonly string[]).includes(name);
 }
 
 // ---- predicates the passes share ------------------------------------------------------------

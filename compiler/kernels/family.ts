@@ -11,7 +11,7 @@
  */
 import type { Node } from "../ir/node.js";
 import type { KernelFamily } from "../ir/registry.js";
-import type { KernelBody } from "../codegen/kernel.js";
+import type { BufferArg } from "../codegen/kernel.js";
 import type { TensorRef } from "../codegen/tensors.js";
 
 export type GroupKind = KernelFamily | "param_prep";
@@ -73,3 +73,14 @@ export interface KernelFamilyModule {
   absorb?(grp: FusionGroup, f: FuseContext): void;
   render(g: FusionGroup, ctx: RenderContext): KernelBody;
 }
+
+/** A rendered group before deduplication: the body names its kernel KERNEL_NAME. */
+export interface KernelBody {
+  group: FusionGroup;
+  template: string;
+  body: string;
+  buffers: BufferArg[];
+  tiles: Record<string, number | string | boolean>;
+}
+
+/** Provenance of a group's nodes; source paths inside `root` are relative to it (deterministic whatever the working directory). */

@@ -27,4 +27,4 @@ export function familyModule(f: KernelFamily | "param_prep"): KernelFamilyModule
   return FAMILIES[f === "param_prep" ? "row" : f];
 }
 
-export type { FuseContext, FusionGroup, GroupKind, KernelFamilyModule, RenderContext, Unsupported } from "./family.js";
+export type { FuseContext, FusionGroup, GroupKind, KernelBody, KernelFamilyModule, RenderContext, Unsupported } from "./family.js";

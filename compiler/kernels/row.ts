@@ -11,7 +11,7 @@ import type { Node } from "../ir/node.js";
 import { getOp, isNorm } from "../ir/registry.js";
 import { BufferTable } from "../codegen/buffers.js";
 import { elementwiseExpr } from "../codegen/expr.js";
-import type { KernelBody } from "../codegen/kernel.js";
+import type { KernelBody } from "./family.js";
 import { KERNEL_NAME, renderTemplate } from "../codegen/templates.js";
 import { elementIndex, prod } from "../codegen/tensors.js";
 import type { FuseContext, FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";

@@ -2,18 +2,24 @@
 import { describe, expect, it } from "vitest";
 import def from "../../examples/tiny-hybrid.js";
 import { emitProject } from "../../compiler/codegen/project.js";
+import { DEFAULT_GEMM_TILES, gemmConfigType } from "../../compiler/kernels/gemm.js";
 
 describe("--arch", () => {
   it("sm_90a GEMMs use the wgmma config, sm_80 and sm_90 the mma.sync config", () => {
     const gemms = (arch: "sm_90a" | "sm_90" | "sm_80") => emitProject(def, { arch }).kernels.filter((k) => k.spec.template === "gemm.cu.hbs");
     const hopper = gemms("sm_90a");
     expect(hopper.length).toBeGreaterThan(0);
-    for (const k of hopper) expect(k.source).toContain("gemm_launch<strata::gemm::DefaultWgmmaConfig");
+    // the tile config is one typed value: rendered into the template and written to the manifest
+    for (const k of hopper) {
+      expect(k.source).toContain(`gemm_launch<${gemmConfigType(DEFAULT_GEMM_TILES.wgmma)}, Epi>`);
+      expect(k.spec.tiles).toMatchObject(DEFAULT_GEMM_TILES.wgmma);
+    }
     for (const arch of ["sm_80", "sm_90"] as const) {
       const ks = gemms(arch);
       expect(ks.length).toBe(hopper.length);
       for (const k of ks) {
-        expect(k.source).toContain("gemm_launch<strata::gemm::DefaultMmaConfig");
+        expect(k.source).toContain(`gemm_launch<${gemmConfigType(DEFAULT_GEMM_TILES.mma)}, Epi>`);
+        expect(k.spec.tiles).toMatchObject(DEFAULT_GEMM_TILES.mma);
         expect(k.source).not.toContain("Wgmma");
       }
     }

@@ -91,8 +91,10 @@ describe("provenance header", () => {
 
   it.each(Object.entries(ALL))("%s: every kernel starts with name, template, tiles, groups (IR node keys, DSL source lines)", (_name, def) => {
     const p = emitProject(def);
-    const groupsOf = new Map<string, number[]>();
-    for (const l of p.launches) groupsOf.set(l.kernel, [...(groupsOf.get(l.kernel) ?? []), l.group]);
+    // every schedule (forward, cached) that launches the kernel lists its groups
+    const groupsOf = new Map<string, { schedule: string; gid: number }[]>();
+    for (const s of p.program.schedules)
+      for (const l of s.launches) if (l.kind === "kernel") groupsOf.set(l.kernel, [...(groupsOf.get(l.kernel) ?? []), { schedule: s.name, gid: l.group }]);
     const fileLines = new Map<string, number>();
     for (const k of p.kernels) {
       const lines = k.source.split("\n");
@@ -102,10 +104,10 @@ describe("provenance header", () => {
       expect(lines[1]).toBe(`// tiles: ${JSON.stringify(k.spec.tiles)}`);
       expect(Object.keys(k.spec.tiles).length).toBeGreaterThan(0);
       expect(lines[2]).toBe(`// used by ${gs.length} group${gs.length > 1 ? "s" : ""} (IR nodes, DSL source lines):`);
-      gs.forEach((gid, i) => {
+      gs.forEach(({ schedule, gid }, i) => {
         const line = lines[3 + i]!;
-        const grp = p.plan.groups.find((g) => g.id === gid)!;
-        expect(line.startsWith(`//   group ${gid} `), line).toBe(true);
+        const grp = p.program.schedules.find((s) => s.name === schedule)!.plan.groups.find((g) => g.id === gid)!;
+        expect(line.startsWith(`//   ${schedule} group ${gid} `), line).toBe(true);
         for (const n of grp.nodes) expect(line, `group ${gid}`).toContain(`${n.op}#${n.key.slice(0, 6)}`);
         // DSL source lines: repo-relative file:line pointing into an existing file
         const srcs = /\(([^()]+)\)$/.exec(line)?.[1]?.split(", ") ?? [];
