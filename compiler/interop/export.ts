@@ -2,8 +2,9 @@
  * Strata → Hugging Face: config.json + model.safetensors that transformers loads, for the layouts
  * that have a transformers class:
  *  - NemotronHForCausalLM: any stack of mamba2 ("M"), attention without RoPE ("*") and
- *    relu2 / gelu MLPs ("-"), RMSNorm (pure Mamba-2 models too: NemotronH's gated norm is per
- *    group, like Strata's, which transformers' Mamba2 is not for n_groups > 1);
+ *    relu2 / gelu MLPs ("-"), RMSNorm (pure Mamba-2 models with groups > 1 too: NemotronH's gated
+ *    norm is per group, like Strata's, which transformers' Mamba2 is not for n_groups > 1);
+ *  - Mamba2ForCausalLM: Mamba-2 layers only with groups = 1 (where the two norms agree);
  *  - MambaForCausalLM: Mamba-1 layers only, RMSNorm;
  *  - LlamaForCausalLM: "*-" pairs of RoPE attention (full rotation) and SwiGLU MLPs, RMSNorm.
  * Tensor names come from the import maps run backwards, so export ∘ import is the identity.
@@ -54,6 +55,18 @@ export function hfConfigFor(spec: ArchSpec): { cls: string; config: Record<strin
     return {
       cls: "LlamaForCausalLM",
       config: { architectures: ["LlamaForCausalLM"], model_type: "llama", ...base, num_hidden_layers: spec.pattern.length / 2, num_attention_heads: heads, num_key_value_heads: a.kvHeads ?? heads, head_dim: a.headDim ?? spec.dModel / heads, intermediate_size: (spec.symbols["-"]!.opts as { hidden: number }).hidden, hidden_act: "silu", rms_norm_eps: spec.normEps, rope_theta: rope === true ? 10000 : rope.theta ?? 10000, rope_parameters: { rope_type: "default", rope_theta: rope === true ? 10000 : rope.theta ?? 10000 }, attention_bias: false, mlp_bias: false, max_position_embeddings: spec.seqLen ?? 4096 },
+    };
+  }
+  if (kinds.size === 1 && kinds.has("mamba2") && ((one("mamba2")!.groups ?? 1) === 1)) {
+    // one group: transformers' Mamba2 (whose torch path normalises over all of d_inner) equals
+    // Strata's per-group norm. (transformers 5.17's NemotronH fails on attention-free patterns.)
+    const m = one("mamba2")!;
+    if ((m.normEps ?? 1e-5) !== spec.normEps) misfit.push(`Mamba-2 normEps ${m.normEps} ≠ the model's normEps ${spec.normEps} (Mamba2 has one layer_norm_epsilon)`);
+    if (misfit.length) throw misfitError(spec, "Mamba2ForCausalLM", misfit);
+    const expand = m.expand ?? 2, P = m.headDim ?? 64;
+    return {
+      cls: "Mamba2ForCausalLM",
+      config: { architectures: ["Mamba2ForCausalLM"], model_type: "mamba2", ...base, num_hidden_layers: spec.pattern.length, num_heads: (expand * spec.dModel) / P, head_dim: P, expand, n_groups: 1, state_size: m.dState ?? 128, conv_kernel: m.dConv ?? 4, chunk_size: m.chunk ?? 128, use_bias: false, use_conv_bias: true, hidden_act: "silu", layer_norm_epsilon: spec.normEps, rms_norm: true, norm_before_gate: false, residual_in_fp32: false },
     };
   }
   for (const k of kinds) if (!["mamba2", "attention", "mlp"].includes(k)) misfit.push(`${k} layers (NemotronH has Mamba-2, attention and MLP blocks; Mamba-1-only models export as MambaForCausalLM)`);
@@ -109,5 +122,8 @@ export function exportHf(def: ModelDef, weights: string, outDir: string): Export
   } finally {
     src.close();
   }
-  return { cls, config, notes: imp.notes, tensors: rules.length };
+  const notes = [...imp.notes];
+  if (cls === "NemotronHForCausalLM" && !spec.pattern.includes("*"))
+    notes.push("transformers 5.17's NemotronH forward fails on a pattern without attention layers while caching ('get_seq_length can only be called on Attention layers'); call it with use_cache=False (not verified on the GPU machine).");
+  return { cls, config, notes, tensors: rules.length };
 }

@@ -313,7 +313,9 @@ export function importHfConfigFromRaw(raw: Record<string, unknown>, file: string
 /** The first name that exists in the source, else the first alternative (reported as missing). */
 const pick = (has: (n: string) => boolean, alts: string[]) => alts.find(has) ?? alts[0]!;
 
+/** Tried in order; the first is what export-hf writes. */
 const PREFIXES = ["backbone.", "model.", ""];
+const LLAMA_PREFIXES = ["model.", "backbone.", ""];
 const layerIndex = (name: string) => Number(/^layers\.(\d+)\./.exec(name)?.[1]);
 
 /** NemotronH, Mamba2 and Mamba share `backbone.layers.{i}.{norm, mixer.*}` (or `model.`). */
@@ -357,7 +359,7 @@ function llamaMapper(spec: ArchSpec): WeightMapper {
   const hidden = (spec.symbols["-"]!.opts as { hidden: number }).hidden;
   return {
     sources(p, has) {
-      const M = (s: string) => pick(has, PREFIXES.map((x) => x + s));
+      const M = (s: string) => pick(has, LLAMA_PREFIXES.map((x) => x + s));
       if (p.name === "embedding.weight") return [{ name: M("embed_tokens.weight"), shape: p.shape }];
       if (p.name === "final_norm.weight") return [{ name: M("norm.weight"), shape: p.shape }];
       if (p.name === "lm_head.weight") return [{ name: "lm_head.weight", shape: p.shape }];
