@@ -5,7 +5,8 @@
  *     sm_80, where the architecture guards must turn the Hopper-only instructions into traps;
  *   - the GEMM the compiler emits for sm_90a really issues wgmma: the PTX of its kernel entry has
  *     wgmma.mma_async, ptxas does not report the wgmma pipeline serialized, and — where
- *     cuobjdump is installed (not on CI) — the SASS has HGMMA; the sm_80 GEMM uses mma.sync.
+ *     cuobjdump is installed (not on CI) — the SASS has HGMMA; the sm_80 GEMM uses mma.sync;
+ *   - the GPU harnesses (tests/gpu/*_test.cu) still compile against the library (to PTX).
  * Builds are cached by content (host-build.ts): a warm run only reads the cache.
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
@@ -101,6 +102,13 @@ describe.skipIf(!nvcc)("device library compile checks", () => {
     expect(b.cubin).toBeDefined();
     const { stdout } = await execa(cuobjdump!, ["-sass", b.cubin!]);
     expect(stdout).toMatch(/\bHGMMA\.64x128x16\.F32\.BF16\b/);
+  });
+
+  it.each(["gemm_test.cu", "attention_test.cu", "ssm_test.cu"])("the GPU harness tests/gpu/%s still compiles against the library (to PTX)", { timeout: 300_000 }, async (file) => {
+    const src = readFileSync(path.join(HERE, "..", "gpu", file), "utf8");
+    // no cuBLAS headers on CI: the harness's cuBLAS comparison compiles out
+    const r = await cachedNvcc(src, [INCLUDE_DIR], ["-ptx", "-std=c++17", "-O3", "-DSTRATA_NO_CUBLAS", "-gencode", "arch=compute_90a,code=sm_90a", "-o", "out.ptx"], `GPU harness ${file}`);
+    expect(readFileSync(path.join(r.dir, "out.ptx"), "utf8")).toMatch(/\.entry\s/);
   });
 
   it("the emitted sm_80 GEMM uses mma.sync and no wgmma", { timeout: 300_000 }, async () => {
