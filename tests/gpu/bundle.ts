@@ -24,6 +24,17 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const OUT = path.resolve(process.argv[2] ?? path.join(REPO, ".gpu-bundle"));
 const BATCH = 2;
 const SEQ = 100; // ragged: not a multiple of the SSD chunk (64) or the attention tiles
+const PREFILL = 67; // prefill this many, then decode the rest step by step (ragged too)
+
+/** A small seeded PRNG (mulberry32) for the tokens. */
+function mulberry32(a: number): () => number {
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 async function load(file: string): Promise<ModelDef> {
   return ((await import(path.join(REPO, "examples", file))) as { default: ModelDef }).default;
@@ -42,14 +53,18 @@ function dirBytes(d: string): number {
 async function main() {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  const seed = Date.now() % 2 ** 31;
+  // every random draw (weights, tokens) comes from this seed: printed, and reproducible with STRATA_SEED
+  const seed = process.env.STRATA_SEED ? Number(process.env.STRATA_SEED) : Date.now() % 2 ** 31;
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`STRATA_SEED must be a non-negative integer, got ${process.env.STRATA_SEED}`);
+  console.error(`bundle seed ${seed} (STRATA_SEED=${seed} reproduces it)`);
+  const rng = mulberry32(seed ^ 0x5eed);
   const projects: Record<string, unknown>[] = [];
   const tiny = readdirSync(path.join(REPO, "examples")).filter((f) => f.includes("tiny") && f.endsWith(".ts")).sort();
   for (const file of tiny) {
     const def = await load(file);
     const t0 = Date.now();
     const dir = path.join(OUT, def.config.name);
-    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128 });
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128 });
     writeProject(p, dir);
 
     // weights: fresh random draw, rounded to the dtype the GPU stores
@@ -65,11 +80,12 @@ async function main() {
     });
     writeSafetensors(path.join(dir, "weights.safetensors"), tensors, { model: def.config.name, seed: String(seed) });
 
-    const ids = Int32Array.from({ length: BATCH * SEQ }, () => Math.floor(Math.random() * def.config.vocab));
+    const ids = Int32Array.from({ length: BATCH * SEQ }, () => Math.floor(rng() * def.config.vocab));
     writeNpy(path.join(dir, "tokens.npy"), "<i4", [BATCH, SEQ], ids);
     const logits = evaluate(p.graph, { bindings: { B: BATCH, T: SEQ }, inputs: { tokens: fromArray([BATCH, SEQ], ids) }, params: rounded, precision: "f64" }).logits!;
     writeNpy(path.join(dir, "golden.npy"), "<f4", [BATCH, SEQ, def.config.vocab], Float32Array.from(logits.data));
-    projects.push({ name: def.config.name, kind: "golden", vocab: def.config.vocab, seq: SEQ, batch: BATCH, memcheck: def.config.name === "tiny-hybrid" });
+    // the cached entries: prefill PREFILL tokens, then one step per remaining token
+    projects.push({ name: def.config.name, kind: "golden", vocab: def.config.vocab, seq: SEQ, batch: BATCH, prefill: PREFILL, memcheck: def.config.name === "tiny-hybrid" });
     console.error(`  ${def.config.name}: ${p.kernels.length} kernels, golden logits [${BATCH}, ${SEQ}, ${def.config.vocab}] in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   }
 

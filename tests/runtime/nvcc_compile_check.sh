@@ -7,16 +7,16 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="$(mktemp -d "${TMPDIR:-/tmp}/strata_nvcc_check.XXXXXX")"
 trap 'rm -rf "$build"' EXIT
 NVCC="${NVCC:-nvcc}"
-flags=(-std=c++17 -O2 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -I"$root/runtime/include" -I"$root/runtime/src")
+flags=(-std=c++17 -O2 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -I"$root/runtime/include" -I"$root/runtime/src" -I"$root/templates/include")
 # The ABI and the CUDA-dependent arena are compiled as CUDA (-x cu) like
 # generated .cu files; pure host files go through nvcc as plain C++ (faster).
 objs=()
-for s in json dtype safetensors init manifest npy cli_common strata_abi arena; do
+for s in json dtype safetensors init manifest npy cli_common strata_abi arena program; do
   lang=()
   case "$s" in strata_abi|arena) lang=(-x cu) ;; esac
   "$NVCC" "${flags[@]}" "${lang[@]}" -c "$root/runtime/src/$s.cpp" -o "$build/$s.o"
 done
-lib_objs=("$build"/{json,dtype,safetensors,init,manifest,strata_abi,arena}.o)
+lib_objs=("$build"/{json,dtype,safetensors,init,manifest,strata_abi,arena,program}.o)
 "$NVCC" "${flags[@]}" -c "$root/tests/runtime/example_model.cu" -o "$build/model.o"
 "$NVCC" -shared "${lib_objs[@]}" "$build/model.o" -o "$build/libmodel.so" -lcudart
 # The CLI links the shared library and uses only the C ABI, plus its own

@@ -1,0 +1,310 @@
+// Host tests of the generic Program executor (runtime/src/program.cpp): a small program whose
+// "kernels" are host functions over host memory (HostOps), so the executor's logic — buffer
+// resolution, schedules, once-launches, state handles, positions, copies, last-position logits,
+// argument checks and error messages — runs without a GPU.
+//
+// The toy model: logits[b, t, v] = (sum of the sequence's tokens up to t) + v · prep, where
+// prep = 2 · weight0 is computed once at load (a parameter-prep launch). The cached schedule
+// keeps the running sum in state 0 (read and written in place) and copies the last token of each
+// sequence from an arena slot into state 1 (a copy launch), like a conv state.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "program.h"
+
+using namespace strata;
+
+namespace {
+
+int g_pass = 0, g_fail = 0;
+#define EXPECT(cond, ...)                                     \
+  do {                                                        \
+    if (cond) {                                               \
+      ++g_pass;                                               \
+    } else {                                                  \
+      ++g_fail;                                               \
+      std::fprintf(stderr, "FAIL %s:%d: %s — ", __FILE__, __LINE__, #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                      \
+      std::fprintf(stderr, "\n");                             \
+    }                                                         \
+  } while (0)
+
+uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+float from_bf16(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+struct HostOps : DeviceOps {
+  int allocs = 0, releases = 0;
+  std::vector<std::string> launched;
+  void* alloc(size_t bytes, const std::string&) override {
+    ++allocs;
+    void* p = std::malloc(bytes ? bytes : 1);
+    std::memset(p, 0xff, bytes);  // poison: the executor must initialise what it reads
+    return p;
+  }
+  void release(void* p) override {
+    if (p) ++releases, std::free(p);
+  }
+  void h2d(void* d, const void* s, size_t n) override { std::memcpy(d, s, n); }
+  void d2d(void* d, const void* s, size_t n) override { std::memmove(d, s, n); }
+  void zero(void* d, size_t n) override { std::memset(d, 0, n); }
+  void logits_to_host(float* dst, const void* src, size_t rows, size_t cols, size_t stride) override {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t c = 0; c < cols; ++c) dst[r * cols + c] = from_bf16(s[r * stride + c]);
+  }
+  void sync() override {}
+  void* stream() override { return this; }
+  void check_launch(int code, const std::string& what) override {
+    if (code != 0) throw Error(what + ": launcher returned " + std::to_string(code), STRATA_ERR_CUDA);
+  }
+};
+
+constexpr int V = 5, MAXB = 3, MAXT = 8, MAXCTX = 20;
+int g_fail_kernel = 0;  // makes k_logits return an error code when set
+
+// once: prep[0] = 2 · weight0[0]
+int k_prep(void* const* b, const StrataDims*, void* s) {
+  static_cast<HostOps*>(s)->launched.push_back("prep");
+  static_cast<float*>(b[1])[0] = 2.f * static_cast<const float*>(b[0])[0];
+  return 0;
+}
+// forward: logits = cumsum(tokens) + v·prep   (bufs: tokens, prep, logits)
+int k_forward(void* const* b, const StrataDims* d, void* s) {
+  static_cast<HostOps*>(s)->launched.push_back("forward");
+  if (g_fail_kernel) return 77;
+  const int32_t* tok = static_cast<const int32_t*>(b[0]);
+  const float prep = static_cast<const float*>(b[1])[0];
+  uint16_t* out = static_cast<uint16_t*>(b[2]);
+  for (int i = 0; i < d->B; ++i) {
+    float sum = 0;
+    for (int t = 0; t < d->T; ++t) {
+      sum += tok[i * d->T + t];
+      for (int v = 0; v < V; ++v) out[(static_cast<size_t>(i) * d->T + t) * V + v] = to_bf16(sum + v * prep);
+    }
+  }
+  return 0;
+}
+// cached: the same from state 0 (running sum, in place); last token → arena slot; checks positions
+// (bufs: tokens, positions, prep, state0, logits, lastTokenSlot)
+int k_cached(void* const* b, const StrataDims* d, void* s) {
+  static_cast<HostOps*>(s)->launched.push_back("cached");
+  const int32_t* tok = static_cast<const int32_t*>(b[0]);
+  const int32_t* pos = static_cast<const int32_t*>(b[1]);
+  const float prep = static_cast<const float*>(b[2])[0];
+  float* sums = static_cast<float*>(b[3]);
+  uint16_t* out = static_cast<uint16_t*>(b[4]);
+  float* last = static_cast<float*>(b[5]);
+  if (d->S != d->P + d->T) return 11;
+  for (int t = 0; t < d->T; ++t)
+    if (pos[t] != d->P + t) return 12;
+  for (int i = 0; i < d->B; ++i) {
+    float sum = sums[i];
+    for (int t = 0; t < d->T; ++t) {
+      sum += tok[i * d->T + t];
+      for (int v = 0; v < V; ++v) out[(static_cast<size_t>(i) * d->T + t) * V + v] = to_bf16(sum + v * prep);
+    }
+    sums[i] = sum;
+    last[i] = static_cast<float>(tok[i * d->T + d->T - 1]);
+  }
+  return 0;
+}
+
+const KernelEntry kKernels[] = {{"prep", k_prep}, {"forward", k_forward}, {"cached", k_cached}};
+// arena: logits at 0 (MAXB·MAXT·V bf16 = 240 bytes → 256), last-token slot at 256
+const BufRef kBufs[] = {
+    {kWeight, 0}, {kPrep, 0},                                                   // 0-1 prep (forward)
+    {kTokens, 0}, {kPrep, 0}, {kArena, 0},                                      // 2-4 forward
+    {kWeight, 0}, {kPrep, 0},                                                   // 5-6 prep (cached)
+    {kTokens, 0}, {kPositions, 0}, {kPrep, 0}, {kState, 0}, {kArena, 0}, {kArena, 256},  // 7-12 cached
+    {kArena, 256}, {kState, 1},                                                 // 13-14 copy
+};
+const LaunchEntry kLaunches[] = {
+    {kLaunchKernel, 0, "prep", "layers.0", 0, 2, true, 0},
+    {kLaunchKernel, 1, "forward", "model", 2, 3, false, 0},
+    {kLaunchKernel, 0, "prep", "layers.0", 5, 2, true, 0},
+    {kLaunchKernel, 2, "cached", "model", 7, 6, false, 0},
+    {kLaunchCopy, -1, "copy", "layers.0", 13, 2, false, sizeof(float)},
+};
+const StateEntry kStates[] = {{"sum", sizeof(float)}, {"last", sizeof(float)}};
+const ScheduleEntry kSchedules[] = {{"forward", 512, 0, 0, 2}, {"cached", 512, 0, 2, 3}};
+const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 2, kSchedules, 2, MAXB, MAXT, MAXCTX, 4};
+
+struct Fixture {
+  HostOps* ops;
+  std::unique_ptr<ProgramExecutor> x;
+  float w0;
+  explicit Fixture(float w) : w0(w) {
+    std::unique_ptr<HostOps> o(new HostOps());
+    ops = o.get();
+    x.reset(new ProgramExecutor(kTables, std::move(o), V, {sizeof(float)}));
+    x->upload_weight(0, &w0, sizeof(float));
+    x->weights_ready();
+  }
+};
+
+// expected logits of positions [from, to) of a sequence
+std::vector<float> expected(const std::vector<int32_t>& seq, int from, int to, float prep) {
+  std::vector<float> e;
+  float sum = 0;
+  for (int t = 0; t < to; ++t) {
+    sum += seq[t];
+    if (t >= from)
+      for (int v = 0; v < V; ++v) e.push_back(from_bf16(to_bf16(sum + v * prep)));
+  }
+  return e;
+}
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 rng(std::random_device{}());
+  const unsigned seed = rng();
+  std::printf("seed %u\n", seed);
+  rng.seed(seed);
+  std::uniform_int_distribution<int> tok(0, 9);
+  const float w0 = 0.25f * (1 + rng() % 7);
+  Fixture f(w0);
+  const float prep = 2 * w0;
+  EXPECT(f.ops->launched.size() == 2 && f.ops->launched[0] == "prep" && f.ops->launched[1] == "prep", "weights_ready runs each schedule's once-launches (%zu)", f.ops->launched.size());
+
+  // forward
+  const int B = 2, T = 7;
+  std::vector<int32_t> toks(B * 16);
+  for (auto& t : toks) t = tok(rng);
+  auto seq = [&](int b) { return std::vector<int32_t>(toks.begin() + b * 16, toks.begin() + b * 16 + 16); };
+  {
+    std::vector<int32_t> in(B * T);
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T; ++t) in[b * T + t] = toks[b * 16 + t];
+    std::vector<float> out(B * T * V, NAN);
+    f.ops->launched.clear();
+    f.x->forward(in.data(), B, T, out.data());
+    EXPECT(f.ops->launched.size() == 1 && f.ops->launched[0] == "forward", "forward runs no once-launch");
+    for (int b = 0; b < B; ++b) {
+      auto e = expected(seq(b), 0, T, prep);
+      EXPECT(std::equal(e.begin(), e.end(), out.begin() + b * T * V), "forward logits of sequence %d", b);
+    }
+  }
+  // prefill n, then steps: the same logits as a whole-sequence forward
+  {
+    auto st = f.x->create_state(B);
+    const int n = 5;
+    std::vector<int32_t> in(B * n);
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < n; ++t) in[b * n + t] = toks[b * 16 + t];
+    std::vector<float> out(B * n * V, NAN);
+    f.x->prefill(*st, in.data(), n, false, false, out.data());
+    for (int b = 0; b < B; ++b) {
+      auto e = expected(seq(b), 0, n, prep);
+      EXPECT(std::equal(e.begin(), e.end(), out.begin() + b * n * V), "prefill logits of sequence %d", b);
+    }
+    EXPECT(st->position == n, "position after prefill %lld", (long long)st->position);
+    for (int t = n; t < 16; ++t) {
+      int32_t step_in[B] = {toks[t], toks[16 + t]};
+      std::vector<float> o(B * V, NAN);
+      f.x->step(*st, step_in, o.data());
+      for (int b = 0; b < B; ++b) {
+        auto e = expected(seq(b), t, t + 1, prep);
+        EXPECT(std::equal(e.begin(), e.end(), o.begin() + b * V), "step %d logits of sequence %d", t, b);
+      }
+      // the copy launch put each sequence's last token into state 1
+      float last[B];
+      std::memcpy(last, st->buffers[1], sizeof last);
+      EXPECT(last[0] == toks[t] && last[1] == toks[16 + t], "state copied back after step %d", t);
+    }
+    EXPECT(st->position == 16, "position after steps %lld", (long long)st->position);
+
+    // chunked prefill (continue, last logits only) equals the whole prompt
+    auto st2 = f.x->create_state(B);
+    const int n1 = 3, n2 = 6;
+    std::vector<int32_t> a(B * n1), c(B * n2);
+    for (int b = 0; b < B; ++b) {
+      for (int t = 0; t < n1; ++t) a[b * n1 + t] = toks[b * 16 + t];
+      for (int t = 0; t < n2; ++t) c[b * n2 + t] = toks[b * 16 + n1 + t];
+    }
+    std::vector<float> o1(B * n1 * V), o2(B * V, NAN);
+    f.x->prefill(*st2, a.data(), n1, false, false, o1.data());
+    f.x->prefill(*st2, c.data(), n2, true, true, o2.data());
+    for (int b = 0; b < B; ++b) {
+      auto e = expected(seq(b), n1 + n2 - 1, n1 + n2, prep);
+      EXPECT(std::equal(e.begin(), e.end(), o2.begin() + b * V), "chunked prefill, last logits of sequence %d", b);
+    }
+    // a prefill without continue starts over: the running sum is reset
+    f.x->prefill(*st2, a.data(), n1, false, false, o1.data());
+    for (int b = 0; b < B; ++b) {
+      auto e = expected(seq(b), 0, n1, prep);
+      EXPECT(std::equal(e.begin(), e.end(), o1.begin() + b * n1 * V), "prefill after use resets sequence %d", b);
+    }
+    EXPECT(st2->position == n1, "position after a reset prefill %lld", (long long)st2->position);
+  }
+  // argument and state errors, with what was wrong and what is valid
+  {
+    auto st = f.x->create_state(1);
+    int32_t one[1] = {1};
+    float o[V * MAXT];
+    std::string e = error_of([&] { f.x->step(*st, one, o); });
+    EXPECT(e.find("prefill a prompt first") != std::string::npos, "step on an empty state: %s", e.c_str());
+    e = error_of([&] { f.x->create_state(MAXB + 1); });
+    EXPECT(e.find("1..3") != std::string::npos, "batch out of range: %s", e.c_str());
+    std::vector<int32_t> many(MAXT + 1, 1);
+    e = error_of([&] { f.x->prefill(*st, many.data(), MAXT + 1, false, false, o); });
+    EXPECT(e.find("1..8 per call") != std::string::npos, "prefill longer than max_seq: %s", e.c_str());
+    // fill the context, then one more token is refused
+    std::vector<float> big(MAXT * V);
+    f.x->prefill(*st, many.data(), MAXT, false, false, big.data());
+    f.x->prefill(*st, many.data(), MAXT, true, false, big.data());
+    e = error_of([&] { f.x->prefill(*st, many.data(), MAXT, true, false, big.data()); });
+    EXPECT(e.find("exceed the compiled context of 20") != std::string::npos, "prefill past the context: %s", e.c_str());
+    for (int i = 0; i < MAXCTX - 2 * MAXT; ++i) f.x->step(*st, one, o);
+    e = error_of([&] { f.x->step(*st, one, o); });
+    EXPECT(e.find("already hold 20 tokens") != std::string::npos, "step past the context: %s", e.c_str());
+    g_fail_kernel = 1;
+    e = error_of([&] { f.x->forward(one, 1, 1, o); });
+    g_fail_kernel = 0;
+    EXPECT(e.find("kernel forward (model): launcher returned 77") != std::string::npos, "a failing launcher is named: %s", e.c_str());
+    e = error_of([&] { f.x->forward(one, 1, MAXT + 1, o); });
+    EXPECT(e.find("outside the compiled") != std::string::npos, "forward too long: %s", e.c_str());
+  }
+  // every allocation is released
+  {
+    HostOps* ops;
+    {
+      std::unique_ptr<HostOps> o(new HostOps());
+      ops = o.get();
+      ProgramExecutor x(kTables, std::move(o), V, {sizeof(float)});
+      auto s = x.create_state(2);
+      EXPECT(x.state_bytes_per_seq() == 2 * 256, "state bytes per sequence (aligned) %llu", (unsigned long long)x.state_bytes_per_seq());
+      const int a = ops->allocs;
+      s.reset();
+      EXPECT(ops->releases == 2 && a >= 7, "state buffers released (%d of %d)", ops->releases, a);
+      EXPECT(x.info().is_object(), "info");
+    }
+  }
+  std::printf("[program host tests] %d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
