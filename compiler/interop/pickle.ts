@@ -46,8 +46,11 @@ export class Opaque {
   ) {}
 }
 
-class Global {
-  constructor(readonly name: string) {}
+/** A global as a value (e.g. `torch.bfloat16` in the args); also what REDUCE / NEWOBJ dispatch on. */
+class Global extends Opaque {
+  constructor(readonly name: string) {
+    super(name, []);
+  }
 }
 
 class Mark {}
