@@ -212,6 +212,11 @@ describe("import-megatron", () => {
     expect(arch).toContain('"*": attention({ heads: 9, kvHeads: 3, headDim: 32 })');
     expect(arch).toContain('"-": mlp({ hidden: 512, act: "relu2" })');
     expect(arch).toContain("MLP activation relu2: --squared-relu.");
+    // --use-arch: map onto an existing architecture file instead of the saved args
+    const u = await importMegatron(mdir, { out: path.join(tmp, "mh2.safetensors"), useArch: path.join(hfDir, "arch.ts") });
+    expect(u.archFile).toBeUndefined();
+    const c = readSafetensors(path.join(tmp, "mh2.safetensors"));
+    for (const [k, t] of a) expect(Buffer.from(c.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
   });
 
   it("a GPT checkpoint: LayerNorm-1p with biases (fused into the next linear), RoPE on half of each head, per-head QKV interleave, GeLU by default", async () => {
