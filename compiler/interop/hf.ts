@@ -48,12 +48,24 @@ export function readHfConfig(input: string): { file: string; dir: string; raw: R
   if (!existsSync(file)) throw new StrataError(`${input}: no config.json in this folder`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
+    raw = parsePythonJson(readFileSync(file, "utf8"));
   } catch (e) {
     throw new StrataError(`${file}: not valid JSON: ${(e as Error).message}`);
   }
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new StrataError(`${file}: a config must be a JSON object`);
   return { file, dir: path.dirname(file), raw: raw as Record<string, unknown> };
+}
+
+/**
+ * JSON as Python's json module writes it: bare Infinity / -Infinity / NaN (e.g. transformers 4's
+ * `"time_step_limit": [0.0, Infinity]`) become strings, which the field readers understand.
+ */
+export function parsePythonJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return JSON.parse(text.replace(/([:[,]\s*)(-?Infinity|NaN)(?=\s*[,\]}])/g, '$1"$2"'));
+  }
 }
 
 /** A model name Strata accepts, from a folder or repo name. */

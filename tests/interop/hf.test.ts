@@ -185,6 +185,17 @@ describe("import-hf: errors name what is wrong", () => {
     expect(configErr(cfg as Record<string, unknown>)).toMatch(re);
   });
 
+  it("config.json as Python writes it (bare Infinity in time_step_limit) reads; a real clamp is refused", () => {
+    const dir = path.join(tmp, "py-json");
+    writeHfModel(dir, mamba2Config);
+    const text = JSON.stringify({ ...mamba2Config, time_step_limit: [0, 1] }, null, 2).replace(/\[\s*0,\s*1\s*\]/, "[0.0, Infinity]");
+    expect(text).toContain("Infinity]");
+    writeFileSync(path.join(dir, "config.json"), text);
+    expect(importHf(dir, { out: path.join(dir, "a.ts") }).cls).toBe("Mamba2ForCausalLM");
+    writeFileSync(path.join(dir, "config.json"), text.replace("[0.0, Infinity]", "[0.0, 0.1]"));
+    expect(() => importHf(dir, { out: path.join(dir, "a.ts") })).toThrow(/time_step_limit = \[0,0\.1\]: a clamp on dt is not supported/);
+  });
+
   it("layers_block_type (transformers 5 names) gives the same pattern as hybrid_override_pattern", () => {
     const { hybrid_override_pattern: _p, ...rest } = nemotronConfig;
     const names = { M: "linear_attention", "*": "full_attention", "-": "mlp" } as Record<string, string>;
