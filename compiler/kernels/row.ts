@@ -79,7 +79,7 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
         `    float v${i};`,
         `    { const int i = c % ${D};`,
         `      if (i < ${rot}) { const int pc = i < ${rot / 2} ? c + ${rot / 2} : c - ${rot / 2};`,
-        `        v${i} = st::rope(${load(x)}, ${load(x, "pc")}, i, ${rot}, ${posExpr}, ${theta}f); }`,
+        `        v${i} = st::rope(${load(x)}, ${load(x, "pc")}, i, ${rot}, ${posExpr}, ${Number.isInteger(theta) ? `${theta}.0f` : `${theta}f`}); }`,
         `      else v${i} = ${load(x)}; }`,
       ].join("\n");
     }
