@@ -90,12 +90,14 @@ export const KNOWN_GLOBALS = [
 
 /**
  * Inert by default: plain data that appears in Megatron checkpoints beside the weights (torch
- * dtypes in the args, numpy RNG state, Transformer Engine's BytesIO extra state).
+ * dtypes and enums in the args, numpy RNG state, Transformer Engine's BytesIO extra state).
  */
 export const DEFAULT_INERT = [
   "torch.bfloat16", "torch.float16", "torch.float32", "torch.float64", "torch.int64", "torch.int32", "torch.uint8", "torch.bool", "torch.device", "torch.Size",
   "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
   "_io.BytesIO", "_codecs.encode",
+  // enums Megatron-LM stores in its saved args (get_model sets args.model_type = ModelType.encoder_or_decoder)
+  "megatron.core.enums.ModelType", "megatron.model.enums.ModelType", "megatron.core.transformer.enums.AttnBackend", "megatron.core.transformer.enums.AttnMaskType",
 ];
 
 export interface UnpickleOptions {

@@ -79,11 +79,15 @@ describe("restricted unpickler", () => {
     const bytes = p.done();
     expect(fail(() => unpickle(bytes, { file: "evil.pkl" }))).toMatch(/evil\.pkl: pickle byte \d+: global 'os\.system' is not allowed[^]*hint: if 'os\.system' is plain data[^]*--allow-global os\.system/);
     const q = new Pickler();
-    q.global("megatron.core.enums", "ModelType").mark().int(1).tuple().reduce().stop();
-    const inert = unpickle(q.done(), { file: "e.pkl", allow: ["megatron.core.enums.ModelType"] });
+    q.global("my_trainer.enums", "Phase").mark().int(1).tuple().reduce().stop();
+    expect(fail(() => unpickle(q.done(), { file: "e.pkl" }))).toMatch(/global 'my_trainer\.enums\.Phase' is not allowed/);
+    const inert = unpickle(q.done(), { file: "e.pkl", allow: ["my_trainer.enums.Phase"] });
     expect(inert).toBeInstanceOf(Opaque);
-    expect((inert as Opaque).global).toBe("megatron.core.enums.ModelType");
+    expect((inert as Opaque).global).toBe("my_trainer.enums.Phase");
     expect((inert as Opaque).args).toEqual([1]);
+    // Megatron's own args enum (args.model_type) is inert by default
+    const m = new Pickler().global("megatron.core.enums", "ModelType").mark().int(1).tuple().reduce().stop().done();
+    expect((unpickle(m, { file: "m.pkl" }) as Opaque).global).toBe("megatron.core.enums.ModelType");
   });
 
   it("reports unsupported opcodes, truncation and bad persistent ids", () => {
