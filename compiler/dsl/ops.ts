@@ -3,11 +3,14 @@
  * source line, so a shape error points at the line that made it. Layers (layers.ts) and user
  * code build models from these.
  */
-import { mkNode, type DType, type Node } from "../ir/index.js";
+import { mkNode, type DType, type Node, type OpName } from "../ir/index.js";
 import type { Dim } from "../ir/dims.js";
 import { StrataError } from "../ir/errors.js";
 
 export type Tensor = Node;
+
+/** Any registered op by name (e.g. an elementwise op added to the registry): `ops.apply("mish", [x])`. */
+export const apply = (op: OpName, inputs: Tensor[], attrs: Record<string, number | string | boolean> = {}) => mkNode(op, inputs, attrs);
 
 export const add = (a: Tensor, b: Tensor) => mkNode("add", [a, b]);
 export const sub = (a: Tensor, b: Tensor) => mkNode("sub", [a, b]);

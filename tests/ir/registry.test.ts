@@ -22,7 +22,7 @@ function dslExports(): Map<string, string[]> {
 }
 
 /** DSL functions built from other DSL ops rather than one IR op. */
-const COMPOSITES: Record<string, string[]> = { split: ["slice"] };
+const COMPOSITES: Record<string, string[]> = { split: ["slice"], apply: [...OP_NAMES] };
 
 describe("op registry", () => {
   const exported = dslExports();
