@@ -15,11 +15,11 @@ STRATA_HD float to_bf16(float v) { return __bfloat162float(__float2bfloat16(v));
 
 }  // namespace math
 
-STRATA_HD uint32_t pack_bf16x2(float lo, float hi) {
+STRATA_DEV uint32_t pack_bf16x2(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low 16 bits) = lo
   return *reinterpret_cast<uint32_t*>(&v);
 }
-STRATA_HD float2 unpack_bf16x2(uint32_t v) {
+STRATA_DEV float2 unpack_bf16x2(uint32_t v) {
   __nv_bfloat162 b = *reinterpret_cast<__nv_bfloat162*>(&v);
   return __bfloat1622float2(b);
 }
