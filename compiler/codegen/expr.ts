@@ -32,6 +32,7 @@ const EXPR = {
   softplus: ([x]) => `st::softplus(${x})`,
   relu: ([x]) => `fmaxf(${x}, 0.f)`,
   relu2: ([x]) => `st::relu2(${x})`,
+  mish: ([x]) => `(${x} * tanhf(st::softplus(${x})))`,
   gelu: ([x], at) => (at.approximate === "tanh" ? `st::gelu_tanh(${x})` : `st::gelu(${x})`),
   scale: ([x], at) => `(${x} * ${f(at.value as number)})`,
   addScalar: ([x], at) => `(${x} + ${f(at.value as number)})`,

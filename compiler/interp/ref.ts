@@ -111,6 +111,7 @@ export const silu = unary("silu", (x) => x * sigm(x));
 export const softplus = unary("softplus", (x) => (x > 20 ? x : Math.log1p(Math.exp(x))));
 export const relu = unary("relu", (x) => (x > 0 ? x : 0));
 export const relu2 = unary("relu2", (x) => (x > 0 ? x * x : 0));
+export const mish = unary("mish", (x) => x * Math.tanh(x > 20 ? x : Math.log1p(Math.exp(x))));
 export const scale = unary("scale", (x, a) => x * numAttr(a, "value", NaN));
 export const addScalar = unary("addScalar", (x, a) => x + numAttr(a, "value", NaN));
 export const cast = unary("cast", (x) => x);

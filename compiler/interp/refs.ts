@@ -23,6 +23,7 @@ export const REFS = {
   softplus: R.softplus,
   relu: R.relu,
   relu2: R.relu2,
+  mish: R.mish,
   gelu: R.gelu,
   scale: R.scale,
   addScalar: R.addScalar,

@@ -4,7 +4,7 @@ export const OP_NAMES = [
   // sources
   "param", "input", "arange", "full",
   // elementwise
-  "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu",
+  "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu", "mish",
   "scale", "addScalar", "cast", "add", "sub", "mul", "div",
   // row-wise (one token's features)
   "rope", "rmsnorm", "layernorm", "gatedRmsnorm", "softmax",
@@ -21,7 +21,7 @@ export type OpName = (typeof OP_NAMES)[number];
 
 /** Ops whose output element i depends only on input element i (NumPy broadcasting). */
 export const ELEMENTWISE_OPS = [
-  "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu",
+  "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu", "mish",
   "scale", "addScalar", "cast", "add", "sub", "mul", "div",
 ] as const satisfies readonly OpName[];
 export type ElementwiseOp = (typeof ELEMENTWISE_OPS)[number];

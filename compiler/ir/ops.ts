@@ -117,6 +117,7 @@ unary("silu", "x·sigmoid(x)", 5);
 unary("softplus", "ln(1+eˣ) (linear above 20, as in PyTorch)", 4);
 unary("relu", "max(x, 0)");
 unary("relu2", "squared ReLU: max(x, 0)²", 2);
+unary("mish", "x·tanh(softplus(x)) (Misra 2019)", 7);
 unary("gelu", "GELU, exact erf form (attrs {approximate: 'tanh'} for the tanh form)", 8);
 unary("scale", "x·value; attrs {value}");
 unary("addScalar", "x + value; attrs {value}");

@@ -162,6 +162,17 @@ describe("custom mixers the old pattern matcher rejected", () => {
     expect(() => emitProject(def)).toThrow(/program\.test\.ts:\d+:\d+: codegen: ssdScan: the CUDA scan kernels apply softplus to dt .* got exp/);
   });
 
+  it("an op added to the registry, the interpreter and the expression table (mish) fuses into a GEMM epilogue", () => {
+    const mishMlp = layer("mish-mlp", {}, (ctx, x) =>
+      ops.linear(ops.apply("mish", [ops.linear(x, ctx.param("up.weight", [256, 128], init.normal()))]), ctx.param("down.weight", [128, 256], init.normal())),
+    );
+    const def = model({ name: "mishy", vocab: 96, dModel: 128, seqLen: 32, layers: stack({ pattern: "X", X: mishMlp }) });
+    const e = emitProject(def);
+    const up = e.plan.groups.find((g) => g.kind === "gemm" && g.nodes.some((n) => n.op === "mish"));
+    expect(up?.nodes.map((n) => n.op)).toEqual(["linear", "mish"]);
+    expect(e.kernels.some((k) => k.source.includes("tanhf(st::softplus("))).toBe(true);
+  });
+
   it("mamba2 with a custom chunk compiles for prefill and step", () => {
     const def = model({ name: "m2c", vocab: 96, dModel: 256, seqLen: 32, layers: stack({ pattern: "M", M: mamba2({ dState: 64, headDim: 64, chunk: 128 }) }) });
     checkSchedules(emitProject(def, { maxBatch: 3, maxSeq: 32 }).program);

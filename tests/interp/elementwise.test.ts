@@ -25,6 +25,7 @@ const unaries: [string, RefFn, (x: number) => number, number][] = [
   ["softplus", R.softplus, (x) => (x > 20 ? x : Math.log(1 + Math.exp(x))), 1],
   ["relu", R.relu, (x) => (x < 0 ? 0 : x), 1],
   ["relu2", R.relu2, (x) => (x < 0 ? 0 : x) ** 2, 1],
+  ["mish", R.mish, (x) => x * Math.tanh(Math.log(1 + Math.exp(x))), 1],
   ["gelu", R.gelu, (x) => 0.5 * x * (1 + erfNaive(x / Math.SQRT2)), 1],
   ["cast", R.cast, (x) => x, 1],
 ];
