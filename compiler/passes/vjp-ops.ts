@@ -514,7 +514,8 @@ export function mkBackwardNode(like: Node, op: string, inputs: readonly Node[], 
 /**
  * Evaluate a graph that may hold backward ops the registry does not know yet: in waves, each wave
  * evaluating (with the interpreter) the inputs of the pending backward nodes whose own pending
- * ancestors are done, then running their references; finished nodes re-enter as bound inputs.
+ * ancestors are done, then running their references; finished nodes, and registered values later
+ * waves read, re-enter as bound inputs (so the forward runs once).
  * With no pending op this is exactly `evaluate`.
  */
 export function evaluateWithBackward(g: Graph, opts: EvaluateOptions = {}): Record<string, Tensor> {
@@ -550,12 +551,31 @@ export function evaluateWithBackward(g: Graph, opts: EvaluateOptions = {}): Reco
     }
     return roots.map((r) => memo.get(r.key)!);
   };
+  // Registered values read across waves (the forward activations the backward reads, say) are
+  // evaluated once, in the first wave that can, and re-enter later waves as bound inputs.
+  const level = (n: Node) => wave.get(n.key) ?? reach.get(n.key)!;
+  const frontier = new Map<number, Node[]>();
+  const inFrontier = new Set<string>();
+  for (const c of order)
+    for (const x of c.inputs) {
+      if (wave.has(x.key) || inFrontier.has(x.key) || x.op === "input" || x.op === "param" || level(c) <= reach.get(x.key)!) continue;
+      inFrontier.add(x.key);
+      const r = reach.get(x.key)!;
+      frontier.set(r, [...(frontier.get(r) ?? []), x]);
+    }
+  const bindValue = (n: Node, v: Tensor, prefix: string) => {
+    const name = `${prefix}:${n.key}`;
+    bound[name] = v;
+    done.set(n.key, mkNode("input", [], { name }, { dtype: n.dtype, shape: n.shape }));
+  };
   const maxWave = Math.max(...wave.values());
   for (let w = 1; w <= maxWave; w++) {
     const nodes = pending.filter((n) => wave.get(n.key) === w);
-    const argNodes = [...new Map(nodes.flatMap((n) => n.inputs).map((x) => [x.key, x])).values()];
+    const want = new Map([...nodes.flatMap((n) => n.inputs), ...(frontier.get(w - 1) ?? [])].map((x) => [x.key, x]));
+    const argNodes = [...want.values()];
     const subst = substitute(argNodes);
     const vals = evaluate(Object.fromEntries(subst.map((s, i) => [argNodes[i]!.key, s])), { ...opts, inputs: bound });
+    for (const x of argNodes) if (!done.has(x.key) && x.op !== "input" && x.op !== "param") bindValue(x, vals[x.key]!, "@value");
     for (const n of nodes) {
       const def = BACKWARD_OPS[n.op]!;
       const outShape = evalShape(n.shape, bindings);
@@ -565,9 +585,7 @@ export function evaluateWithBackward(g: Graph, opts: EvaluateOptions = {}): Reco
       } catch (e) {
         throw new StrataError(`evaluate: ${n.op}${n.scope ? ` in ${n.scope}` : ""} failed: ${(e as Error).message}`, n.src);
       }
-      const name = `@backward:${n.key}`;
-      bound[name] = v;
-      done.set(n.key, mkNode("input", [], { name }, { dtype: n.dtype, shape: n.shape }));
+      bindValue(n, v, "@backward");
     }
   }
   const names = Object.keys(g.outputs);

@@ -11,6 +11,7 @@
  */
 import { dimAdd, type Dim } from "../ir/dims.js";
 import type { AttrValue, Attrs, DType, Node } from "../ir/node.js";
+import type { OpName } from "../ir/op-names.js";
 import { mkBackwardNode } from "./vjp-ops.js";
 
 export type VjpRecord =
@@ -18,17 +19,8 @@ export type VjpRecord =
   | { kind: "none"; reason: string }
   | { kind: "vjp"; grads(n: Node, gy: Node, need: readonly boolean[]): readonly (Node | undefined)[] };
 
-/** Every forward op of the IR (tests check the registry against this list). */
-export const FORWARD_OPS = [
-  "param", "input", "arange", "full",
-  "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu",
-  "scale", "addScalar", "cast", "add", "sub", "mul", "div",
-  "rope", "rmsnorm", "layernorm", "gatedRmsnorm", "softmax", "reduceMean",
-  "linear", "matmul", "embedding", "conv1d", "attention", "ssdScan", "selectiveScan", "crossEntropy",
-  "convState", "ssdState", "selectiveState", "cacheAppend",
-  "reshape", "slice", "concat", "transpose",
-] as const;
-export type ForwardOp = (typeof FORWARD_OPS)[number];
+/** Re-exported for tests: the table below must have exactly these keys. */
+export { OP_NAMES as FORWARD_OPS } from "../ir/op-names.js";
 
 // ---- graph-building helpers (every node attributed to the forward node `n`) ---------------------
 
@@ -130,6 +122,11 @@ export const VJP = {
   silu: unary((h, x) => h.siluGrad(x)),
   // sigmoid(x) is softplus′ exactly; the reference switches to x above 20, where they differ < 3e-9
   softplus: unary((h, x) => h.sigmoid(x)),
+  // mish = x·tanh(softplus(x)): tanh(sp) + x·(1 − tanh²(sp))·sigmoid(x)
+  mish: unary((h, x) => {
+    const t = h.mk("tanh", [h.mk("softplus", [x])]);
+    return h.add(t, h.mul(h.mul(x, h.addScalar(h.neg(h.square(t)), 1)), h.sigmoid(x)));
+  }),
   relu: unary((h, x) => h.mk("activationGrad", [x], { fn: "relu" })),
   relu2: unary((h, x) => h.scale(h.mk("relu", [x]), 2)),
   gelu: unary((h, x, _y, a) => h.mk("activationGrad", [x], { fn: a.approximate === "tanh" ? "gelu_tanh" : "gelu" })),
@@ -330,7 +327,7 @@ export const VJP = {
       return h.cast(h.mk("slice", [gy], { axis, start: from, end: at }), x.dtype);
     });
   }),
-} as const satisfies Record<ForwardOp, VjpRecord>;
+} as const satisfies Record<OpName, VjpRecord>;
 
 /** The record for an op, or undefined when the op has none (autodiff reports it). */
 export function vjpRule(op: string): VjpRecord | undefined {

@@ -3,8 +3,8 @@
  * targets) at B = 1, T = 5, in float64. Parameters are the model's init plus N(0, 0.1²) noise: the
  * init's near-uniform logits make many gradients ~1e-9, below what finite differences in float64
  * resolve to 1e-6; the noise moves the check to a point where they are well above it. Compared: one
- * random entry and one random direction of each of a random subset of weights, and one random
- * direction through all weights at once.
+ * random entry of each of a random subset of weights, and one random direction through all weights
+ * at once (every entry of every gradient contributes to it).
  */
 import { readdirSync } from "node:fs";
 import path from "node:path";
@@ -22,7 +22,7 @@ const EXAMPLES = path.resolve(__dirname, "../../examples");
 const TINY = readdirSync(EXAMPLES).filter((f) => /^tiny-.*\.ts$/.test(f)).sort();
 const B = 1, T = 5;
 /** Weights checked per example (a fresh random subset each run). */
-const WEIGHTS_PER_EXAMPLE = 8;
+const WEIGHTS_PER_EXAMPLE = 6;
 
 describe(`autodiff of the tiny examples vs finite differences (seed ${SEED})`, () => {
   it("finds the tiny examples", () => expect(TINY.length).toBeGreaterThanOrEqual(5));
@@ -52,11 +52,11 @@ describe(`autodiff of the tiny examples vs finite differences (seed ${SEED})`, (
 
       const names = Object.keys(params);
       expect(Object.keys(grads).filter((k) => k.startsWith("grad.")).sort()).toEqual(names.map((n) => `grad.${n}`).sort());
-      // a random subset of weights: one random entry and one random direction each
+      // a random subset of weights: one random entry each
       const picked = [...names].sort(() => rng.uniform() - 0.5).slice(0, WEIGHTS_PER_EXAMPLE);
       for (const name of picked) {
         const t = params[name]!;
-        checkGrad(`${file} ${name}`, lossAt, t, grads[`grad.${name}`]!, rng, { entries: [Math.floor(rng.uniform() * t.data.length)], directions: 1 });
+        checkGrad(`${file} ${name}`, lossAt, t, grads[`grad.${name}`]!, rng, { entries: [Math.floor(rng.uniform() * t.data.length)] });
       }
       // one random direction through every weight at once
       const dirs = names.map((n) => Float64Array.from(params[n]!.data, () => rng.normal()));

@@ -56,6 +56,7 @@ const unaryCases: [string, (x: Node) => Node, Init["kind"]][] = [
   ["silu", op.silu, "normal"],
   ["softplus", op.softplus, "normal"],
   ["relu", (x) => mkNode("relu", [x]), "nonzero"],
+  ["mish", (x) => mkNode("mish", [x]), "normal"],
   ["relu2", op.relu2, "nonzero"],
   ["gelu", (x) => op.gelu(x), "normal"],
   ["gelu tanh", (x) => op.gelu(x, "tanh"), "normal"],
