@@ -468,13 +468,19 @@ export const BACKWARD_OPS: Readonly<Record<string, BackwardOpDef>> = Object.from
 
 // ---- building and evaluating graphs that hold them --------------------------------------------
 
+const registeredCache = new Map<string, boolean>();
 function registered(op: string): boolean {
-  try {
-    getOp(op as Node["op"]);
-    return true;
-  } catch {
-    return false;
+  let r = registeredCache.get(op);
+  if (r === undefined) {
+    try {
+      getOp(op as Node["op"]);
+      r = true;
+    } catch {
+      r = false;
+    }
+    registeredCache.set(op, r);
   }
+  return r;
 }
 
 /** True when `op` is one of the records above and the IR registry does not (yet) know it. */
