@@ -120,7 +120,8 @@ export function autodiff(g: Graph, o: AutodiffOptions): Graph {
  * The training loss on a model graph: inputs `targets` (int, the logits' shape without the vocab
  * axis) and, when `weighted`, `weights` (f32, same shape: the loss mask of compiler/data/batches.ts);
  * output `loss` = mean crossEntropy(logits, targets), or Σ w·CE / Σ w (as mean(w·CE) / mean(w)).
- * The other outputs are dropped, so the result is ready for `autodiff(g, {loss: "loss"})`.
+ * The other outputs are dropped, so the result is ready for `autodiff(g, {loss: "loss"})`. A batch
+ * whose weights are all 0 has no defined loss (0/0 = NaN): the trainer must skip it.
  */
 export function withTrainingLoss(g: Graph, o: { logits?: string; weighted?: boolean } = {}): Graph {
   const name = o.logits ?? "logits";
