@@ -135,6 +135,44 @@ STRATA_API strata_status strata_model_prefill(strata_model* model, strata_state*
  * sequences must hold at least one token (prefill first). */
 STRATA_API strata_status strata_model_step(strata_model* model, strata_state* state, const int32_t* tokens, float* logits_out);
 
+/* ---- Generation ----------------------------------------------------------------------- */
+
+/* How the next token is chosen. Initialise with strata_sampling_init (greedy). */
+typedef struct strata_sampling {
+  uint32_t struct_size;     /* sizeof(strata_sampling); set by strata_sampling_init              */
+  float temperature;        /* 0 = greedy (argmax); > 0 divides the logits                         */
+  int32_t top_k;            /* keep the k most likely tokens; 0 = all                             */
+  float top_p;              /* keep the smallest set of likeliest tokens with mass >= top_p; 1 = all */
+  float repetition_penalty; /* > 1 discourages tokens already in the sequence; 1 = off            */
+  uint64_t seed;            /* the draw of sequence i at step s uses Philox(seed, i, s)           */
+} strata_sampling;
+
+STRATA_API void strata_sampling_init(strata_sampling* sampling);
+
+/* Timings of one strata_model_generate call (host wall clock). */
+typedef struct strata_generate_stats {
+  double prefill_ms;         /* prompt through the model and the first token sampled (= time to first token) */
+  double decode_ms;          /* every later token                                                   */
+  int64_t prompt_tokens;     /* per sequence                                                        */
+  int64_t generated_tokens;  /* over all sequences                                                  */
+  int32_t steps;             /* decode steps run                                                    */
+} strata_generate_stats;
+
+/* Called after each sampled token with tokens [batch] and done [batch] (1 once a sequence has
+ * stopped; its token is then not part of its output). Return 0 to go on, non-zero to stop. */
+typedef int (*strata_token_callback)(void* user, int32_t index, const int32_t* tokens, const uint8_t* done, int32_t batch);
+
+/* Generate: the prompt [batch, prompt_len] (batch = the state's; any length up to the compiled
+ * context, run in chunks of max_seqlen) starts the sequences anew, then up to max_new_tokens are
+ * sampled on the GPU per sequence. A sequence stops after one of stop_tokens[0..n_stop) (which is
+ * included in its output) or at max_new_tokens. out_tokens [batch, max_new_tokens] gets the
+ * tokens (-1 after a sequence stopped), out_lengths [batch] their counts. callback, stats: NULL
+ * for none. prompt_len + max_new_tokens - 1 must fit the compiled context. */
+STRATA_API strata_status strata_model_generate(strata_model* model, strata_state* state, const int32_t* prompt, int prompt_len,
+                                               int max_new_tokens, const strata_sampling* sampling, const int32_t* stop_tokens, int n_stop,
+                                               int32_t* out_tokens, int32_t* out_lengths, strata_token_callback callback, void* user,
+                                               strata_generate_stats* stats);
+
 /* Query buffer sizes. */
 STRATA_API strata_status strata_model_dims(const strata_model* model, strata_dims* out);
 

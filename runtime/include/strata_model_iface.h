@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,8 +33,13 @@
 
 namespace strata {
 
-// The state of a batch of sequences across prefill / step calls (runtime/src/program.h).
+using TokenCallback = std::function<bool(int index, const int32_t* tokens, const uint8_t* done)>;
+
+// The state of a batch of sequences across prefill / step calls, sampling parameters and
+// generation statistics (runtime/src/program.h).
 struct SessionState;
+struct SamplingParams;
+struct GenerateStats;
 
 // One entry of the manifest's "weights" array.
 struct WeightSpec {
@@ -109,6 +115,11 @@ class Model {
   }
   // One token per sequence: tokens [batch] → logits [batch, vocab].
   virtual void step(SessionState&, const int32_t*, float*) { throw Error("this model has no step entry point", STRATA_ERR_STATE); }
+  // Prompt, then sampled tokens until stop tokens / max_new (runtime/src/program.h: generate).
+  virtual void generate(SessionState&, const int32_t* /*prompt*/, int /*prompt_len*/, int /*max_new*/, const SamplingParams&,
+                        const std::vector<int32_t>& /*stop*/, int32_t* /*out*/, int32_t* /*lengths*/, const TokenCallback&, GenerateStats*) {
+    throw Error("this model has no generate entry point", STRATA_ERR_STATE);
+  }
 
   // Model-specific facts for strata_model_info_json (under "model"), e.g.
   // layer kinds, kernel names, arena size. Default: empty object.

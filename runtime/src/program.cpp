@@ -2,8 +2,10 @@
 // device is reached through DeviceOps, so the host tests run all of this on host memory.
 #include "program.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 
 namespace strata {
@@ -22,8 +24,9 @@ std::string mib(uint64_t bytes) {
 }  // namespace
 
 SessionState::~SessionState() {
-  if (ops)
-    for (void* p : buffers) ops->release(p);
+  if (!ops) return;
+  for (void* p : buffers) ops->release(p);
+  ops->release(seen);
 }
 
 ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceOps> ops, int64_t vocab,
@@ -164,12 +167,11 @@ void ProgramExecutor::prefill(SessionState& st, const int32_t* tokens, int seqle
   if (past + seqlen > t_.max_context)
     throw Error("prefill: " + std::to_string(past) + " past + " + std::to_string(seqlen) + " new tokens exceed the compiled context of " +
                 std::to_string(t_.max_context) + " (recompile with a larger --max-context)");
-  if (!cont)
+  if (!cont) {
     for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], align_up(t_.states[i].bytes_per_seq * st.batch));
-  const ScheduleEntry& s = schedule("cached");
-  const StrataDims d{st.batch, seqlen, static_cast<int>(past), static_cast<int>(past + seqlen)};
-  upload_tokens(tokens, static_cast<size_t>(st.batch) * seqlen, past, seqlen);
-  run(s, d, false, &st);
+    st.position = 0;
+  }
+  const ScheduleEntry& s = extend(st, tokens, seqlen);
   const char* base = static_cast<char*>(arena_) + s.logits_offset;
   if (last_only) {
     // row (b, T−1) of each sequence: stride T rows between sequences
@@ -178,7 +180,6 @@ void ProgramExecutor::prefill(SessionState& st, const int32_t* tokens, int seqle
     ops_->logits_to_host(logits, base, static_cast<size_t>(st.batch) * seqlen, vocab_, vocab_);
   }
   ops_->sync();
-  st.position = past + seqlen;
 }
 
 void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logits) {
@@ -187,13 +188,88 @@ void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logit
     throw Error("step: the sequences already hold " + std::to_string(st.position) + " tokens, the compiled context (--max-context " +
                     std::to_string(t_.max_context) + ")",
                 STRATA_ERR_STATE);
-  const ScheduleEntry& s = schedule("cached");
-  const StrataDims d{st.batch, 1, static_cast<int>(st.position), static_cast<int>(st.position + 1)};
-  upload_tokens(tokens, static_cast<size_t>(st.batch), st.position, 1);
-  run(s, d, false, &st);
+  const ScheduleEntry& s = extend(st, tokens, 1);
   ops_->logits_to_host(logits, static_cast<char*>(arena_) + s.logits_offset, st.batch, vocab_, vocab_);
   ops_->sync();
-  st.position += 1;
+}
+
+const ScheduleEntry& ProgramExecutor::extend(SessionState& st, const int32_t* tokens, int T) {
+  const ScheduleEntry& s = schedule("cached");
+  const StrataDims d{st.batch, T, static_cast<int>(st.position), static_cast<int>(st.position + T)};
+  upload_tokens(tokens, static_cast<size_t>(st.batch) * T, st.position, T);
+  run(s, d, false, &st);
+  st.position += T;
+  return s;
+}
+
+void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prompt_len, int max_new, const SamplingParams& p,
+                               const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats) {
+  using clock = std::chrono::steady_clock;
+  const auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  if (prompt_len < 1) throw Error("generate: the prompt is empty; give at least one token per sequence");
+  if (max_new < 1) throw Error("generate: max new tokens must be at least 1, got " + std::to_string(max_new));
+  // the last sampled token is never fed back: prompt + max_new − 1 positions
+  if (static_cast<int64_t>(prompt_len) + max_new - 1 > t_.max_context)
+    throw Error("generate: a prompt of " + std::to_string(prompt_len) + " tokens + " + std::to_string(max_new) +
+                " new ones exceed the compiled context of " + std::to_string(t_.max_context) + " (recompile with a larger --max-context)");
+  if (!(p.temperature >= 0.f) || p.top_k < 0 || !(p.top_p > 0.f && p.top_p <= 1.f) || !(p.repetition_penalty > 0.f))
+    throw Error("generate: sampling needs temperature ≥ 0, top_k ≥ 0, top_p in (0, 1] and repetition_penalty > 0");
+  const int B = st.batch;
+  const bool penal = p.repetition_penalty != 1.f;
+  if (penal && !st.seen) st.seen = static_cast<uint8_t*>(ops_->alloc(static_cast<size_t>(B) * vocab_, "repetition-penalty token set"));
+  if (penal) ops_->zero(st.seen, static_cast<size_t>(B) * vocab_);
+  GenerateStats local;
+  GenerateStats& S = stats ? *stats : local;
+  S = GenerateStats{};
+  S.prompt_tokens = prompt_len;
+  const auto t0 = clock::now();
+
+  // prompt: chunks of at most max_seq tokens per call, starting the sequences anew
+  for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], align_up(t_.states[i].bytes_per_seq * B));
+  st.position = 0;
+  std::vector<int32_t> chunk;
+  std::vector<int32_t> next(static_cast<size_t>(B));
+  const ScheduleEntry* s = nullptr;
+  int T = 0;
+  for (int off = 0; off < prompt_len; off += T) {
+    T = std::min(t_.max_seq, prompt_len - off);
+    chunk.resize(static_cast<size_t>(B) * T);
+    for (int b = 0; b < B; ++b) std::memcpy(&chunk[static_cast<size_t>(b) * T], prompt + static_cast<size_t>(b) * prompt_len + off, T * sizeof(int32_t));
+    s = &extend(st, chunk.data(), T);
+    if (penal) ops_->mark_seen(st.seen, vocab_, tokens_, B, T);
+  }
+  const char* logits = static_cast<char*>(arena_) + s->logits_offset;
+  ops_->sample(logits + static_cast<size_t>(T - 1) * vocab_ * 2, B, vocab_, static_cast<size_t>(T) * vocab_, p, 0, st.seen, next.data());
+  const auto t1 = clock::now();
+  S.first_token_ms = S.prefill_ms = ms(t0, t1);
+
+  std::vector<uint8_t> done(static_cast<size_t>(B), 0);
+  for (int b = 0; b < B; ++b) lengths[b] = 0;
+  for (int i = 0;; ++i) {
+    int running = 0;
+    for (int b = 0; b < B; ++b) {
+      int32_t& o = out[static_cast<size_t>(b) * max_new + i];
+      if (done[b]) {
+        o = -1;
+        continue;
+      }
+      o = next[b];
+      lengths[b] = i + 1;
+      ++S.new_tokens;
+      if (std::find(stop.begin(), stop.end(), next[b]) != stop.end() || i + 1 == max_new) done[b] = 1;
+      running += !done[b];
+    }
+    const bool go_on = cb ? cb(i, next.data(), done.data()) : true;
+    if (!go_on || running == 0 || i + 1 == max_new) {
+      for (int j = i + 1; j < max_new; ++j)
+        for (int b = 0; b < B; ++b) out[static_cast<size_t>(b) * max_new + j] = -1;
+      break;
+    }
+    extend(st, next.data(), 1);
+    ops_->sample(logits, B, vocab_, vocab_, p, static_cast<uint64_t>(i + 1), st.seen, next.data());
+    ++S.steps;
+  }
+  S.decode_ms = ms(t1, clock::now());
 }
 
 json::Value ProgramExecutor::info() const {

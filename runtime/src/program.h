@@ -82,6 +82,15 @@ struct ProgramTables {
 // Defined by the generated model.cu.
 const ProgramTables& generated_program();
 
+// How the next token is chosen (strata_sampling in the C ABI). temperature 0 = greedy.
+struct SamplingParams {
+  float temperature = 0.f;
+  int top_k = 0;                    // 0 = off
+  float top_p = 1.f;                // 1 = off
+  float repetition_penalty = 1.f;   // 1 = off
+  uint64_t seed = 0;
+};
+
 // Device operations the executor needs. All asynchronous on one stream except sync/d2h.
 class DeviceOps {
  public:
@@ -97,6 +106,12 @@ class DeviceOps {
   virtual void* stream() = 0;
   // Called after each launch: a launcher's error code (non-zero) or an asynchronous fault.
   virtual void check_launch(int code, const std::string& what) = 0;
+  // One token per row from `rows` × `vocab` bf16 logits (`stride` elements apart) → host tokens;
+  // `seen` (device uint8 [rows, vocab], or null) feeds the repetition penalty and is updated.
+  virtual void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
+                      int32_t* tokens_host) = 0;
+  // Mark the device tokens [rows, cols] (the token buffer) as seen.
+  virtual void mark_seen(uint8_t* seen, size_t vocab, const void* tokens_dev, int rows, int cols) = 0;
   // Free device memory, for the "needed vs free" message before allocating state; 0 = unknown.
   virtual size_t free_bytes() { return 0; }
   // Milliseconds the device spent on `work` (timed with events); -1 when not measurable.
@@ -112,9 +127,21 @@ struct SessionState {
   int batch = 0;
   int64_t position = 0;
   std::vector<void*> buffers;
+  uint8_t* seen = nullptr;  // [batch, vocab] tokens seen (repetition penalty), allocated on first use
   DeviceOps* ops = nullptr;
   ~SessionState();
 };
+
+struct GenerateStats {
+  double prefill_ms = 0, decode_ms = 0, first_token_ms = 0;  // wall clock, host side
+  int64_t prompt_tokens = 0;  // per sequence
+  int64_t new_tokens = 0;     // sampled, over all sequences, until each stopped
+  int steps = 0;              // decode steps run
+};
+
+// Called after each sampled token: tokens [batch] (of stopped sequences too), done [batch]
+// (1 once a sequence has stopped). Return false to stop generating.
+using TokenCallback = std::function<bool(int index, const int32_t* tokens, const uint8_t* done)>;  // (also in strata_model_iface.h)
 
 class ProgramExecutor {
  public:
@@ -134,6 +161,12 @@ class ProgramExecutor {
   void prefill(SessionState& s, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits);
   // One token per sequence: tokens [batch] → logits [batch, vocab].
   void step(SessionState& s, const int32_t* tokens, float* logits);
+  // Prompt [batch, prompt_len] (any length up to the context: prefilled in chunks of max_seq),
+  // then up to max_new sampled tokens per sequence → out [batch, max_new] (-1 after a sequence
+  // stopped), lengths [batch]. A sequence stops at a stop token (included in its output) or at
+  // max_new. Sampling runs on the device; only the chosen tokens come back each step.
+  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, const SamplingParams& p,
+                const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats);
 
   const ProgramTables& tables() const { return t_; }
   uint64_t state_bytes_per_seq() const;
@@ -147,6 +180,8 @@ class ProgramExecutor {
   void run(const ScheduleEntry& s, const StrataDims& d, bool once, SessionState* state);
   void* resolve(const BufRef& r, SessionState* state) const;
   void upload_tokens(const int32_t* tokens, size_t n, int64_t past, int T);
+  // Runs T tokens per sequence after st.position; leaves the logits in the arena (no copy).
+  const ScheduleEntry& extend(SessionState& st, const int32_t* tokens, int T);
   void time_forward(const ScheduleEntry& s, const StrataDims& d);
 
   const ProgramTables& t_;

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "program.h"
+#include "sampling.h"
 #include "strata_model_iface.h"
 
 namespace strata {
@@ -29,6 +30,7 @@ class CudaOps : public DeviceOps {
   }
   ~CudaOps() override {
     if (staging_) cudaFree(staging_);
+    if (sampled_) cudaFree(sampled_);
     cudaStreamDestroy(stream_);
   }
   void* alloc(size_t bytes, const std::string& what) override {
@@ -68,6 +70,23 @@ class CudaOps : public DeviceOps {
     STRATA_LAUNCH_CHECK("bf16_rows_to_f32");
     CUDA_CHECK(cudaMemcpyAsync(dst, staging_, bytes, cudaMemcpyDeviceToHost, stream_));
   }
+  void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
+              int32_t* tokens_host) override {
+    if (rows > sampled_cap_) {
+      if (sampled_) CUDA_CHECK(cudaFree(sampled_));
+      sampled_ = nullptr;
+      sampled_ = static_cast<int32_t*>(alloc(rows * sizeof(int32_t), "sampled tokens"));
+      sampled_cap_ = rows;
+    }
+    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, sampled_, stream_));
+    STRATA_LAUNCH_CHECK("sample");
+    CUDA_CHECK(cudaMemcpyAsync(tokens_host, sampled_, rows * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void mark_seen(uint8_t* seen, size_t vocab, const void* tokens_dev, int rows, int cols) override {
+    CUDA_CHECK(launch_mark_seen(seen, static_cast<int>(vocab), static_cast<const int32_t*>(tokens_dev), rows, cols, stream_));
+    STRATA_LAUNCH_CHECK("mark_seen");
+  }
   void sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
   void* stream() override { return stream_; }
   void check_launch(int code, const std::string& what) override {
@@ -97,6 +116,8 @@ class CudaOps : public DeviceOps {
   cudaStream_t stream_ = nullptr;
   float* staging_ = nullptr;
   size_t staging_bytes_ = 0;
+  int32_t* sampled_ = nullptr;
+  size_t sampled_cap_ = 0;
 };
 
 std::vector<uint64_t> weight_bytes(const Manifest& m) {
@@ -119,6 +140,10 @@ class ProgramModel : public Model {
     x_.prefill(s, tokens, seqlen, cont, last_only, logits);
   }
   void step(SessionState& s, const int32_t* tokens, float* logits) override { x_.step(s, tokens, logits); }
+  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, const SamplingParams& p, const std::vector<int32_t>& stop,
+                int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats) override {
+    x_.generate(s, prompt, prompt_len, max_new, p, stop, out, lengths, cb, stats);
+  }
   json::Value info() const override { return x_.info(); }
 
  private:

@@ -268,6 +268,64 @@ strata_status strata_model_step(strata_model* m, strata_state* s, const int32_t*
   });
 }
 
+void strata_sampling_init(strata_sampling* s) {
+  if (!s) return;
+  s->struct_size = sizeof(strata_sampling);
+  s->temperature = 0.f;
+  s->top_k = 0;
+  s->top_p = 1.f;
+  s->repetition_penalty = 1.f;
+  s->seed = 0;
+}
+
+strata_status strata_model_generate(strata_model* m, strata_state* s, const int32_t* prompt, int prompt_len, int max_new_tokens,
+                                    const strata_sampling* sampling, const int32_t* stop_tokens, int n_stop, int32_t* out_tokens,
+                                    int32_t* out_lengths, strata_token_callback callback, void* user, strata_generate_stats* stats) {
+  return guard([&] {
+    const char* fn = "strata_model_generate";
+    require_model(m, fn);
+    if (!s || s->model != m) throw strata::Error(std::string(fn) + ": state is NULL or belongs to another model");
+    if (!prompt) throw strata::Error(std::string(fn) + ": prompt is NULL");
+    if (!out_tokens || !out_lengths) throw strata::Error(std::string(fn) + ": out_tokens or out_lengths is NULL");
+    if (n_stop < 0 || (n_stop > 0 && !stop_tokens)) throw strata::Error(std::string(fn) + ": stop_tokens is NULL but n_stop is " + std::to_string(n_stop));
+    strata_sampling sp;
+    strata_sampling_init(&sp);
+    if (sampling) {
+      if (sampling->struct_size < sizeof(uint32_t) || sampling->struct_size > sizeof(strata_sampling))
+        throw strata::Error(std::string(fn) + ": sampling.struct_size is " + std::to_string(sampling->struct_size) +
+                            "; initialise it with strata_sampling_init()");
+      std::memcpy(&sp, sampling, sampling->struct_size);
+    }
+    require_weights(m, fn);
+    check_tokens(m, fn, prompt, s->impl->batch, prompt_len);
+    std::vector<int32_t> stop;
+    for (int i = 0; i < n_stop; ++i) {
+      if (stop_tokens[i] < 0 || stop_tokens[i] >= m->manifest.vocab_size)
+        throw strata::Error(std::string(fn) + ": stop token " + std::to_string(stop_tokens[i]) + " is outside the vocabulary [0, " +
+                            std::to_string(m->manifest.vocab_size) + ")");
+      stop.push_back(stop_tokens[i]);
+    }
+    strata::SamplingParams p;
+    p.temperature = sp.temperature;
+    p.top_k = sp.top_k;
+    p.top_p = sp.top_p;
+    p.repetition_penalty = sp.repetition_penalty;
+    p.seed = sp.seed;
+    const int batch = s->impl->batch;
+    strata::TokenCallback cb;
+    if (callback) cb = [&](int i, const int32_t* t, const uint8_t* d) { return callback(user, i, t, d, batch) == 0; };
+    strata::GenerateStats st;
+    m->impl->generate(*s->impl, prompt, prompt_len, max_new_tokens, p, stop, out_tokens, out_lengths, cb, &st);
+    if (stats) {
+      stats->prefill_ms = st.prefill_ms;
+      stats->decode_ms = st.decode_ms;
+      stats->prompt_tokens = st.prompt_tokens;
+      stats->generated_tokens = st.new_tokens;
+      stats->steps = st.steps;
+    }
+  });
+}
+
 strata_status strata_model_dims(const strata_model* m, strata_dims* out) {
   return guard([&] {
     require_model(m, "strata_model_dims");

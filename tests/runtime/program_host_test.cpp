@@ -67,6 +67,28 @@ struct HostOps : DeviceOps {
     for (size_t r = 0; r < rows; ++r)
       for (size_t c = 0; c < cols; ++c) dst[r * cols + c] = from_bf16(s[r * stride + c]);
   }
+  // test double: greedy (with the repetition penalty) on the host
+  int samples = 0;
+  void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t, uint8_t* seen,
+              int32_t* out) override {
+    ++samples;
+    const uint16_t* l = static_cast<const uint16_t*>(logits);
+    for (size_t r = 0; r < rows; ++r) {
+      int best = 0;
+      float bv = -INFINITY;
+      for (size_t v = 0; v < vocab; ++v) {
+        float x = from_bf16(l[r * stride + v]);
+        if (seen && p.repetition_penalty != 1.f && seen[r * vocab + v]) x = x > 0 ? x / p.repetition_penalty : x * p.repetition_penalty;
+        if (x > bv) bv = x, best = static_cast<int>(v);
+      }
+      out[r] = best;
+      if (seen) seen[r * vocab + best] = 1;
+    }
+  }
+  void mark_seen(uint8_t* seen, size_t vocab, const void* tokens, int rows, int cols) override {
+    const int32_t* t = static_cast<const int32_t*>(tokens);
+    for (int i = 0; i < rows * cols; ++i) seen[static_cast<size_t>(i / cols) * vocab + t[i]] = 1;
+  }
   void sync() override {}
   void* stream() override { return this; }
   void check_launch(int code, const std::string& what) override {
@@ -289,6 +311,48 @@ int main() {
     EXPECT(e.find("kernel forward (model): launcher returned 77") != std::string::npos, "a failing launcher is named: %s", e.c_str());
     e = error_of([&] { f.x->forward(one, 1, MAXT + 1, o); });
     EXPECT(e.find("outside the compiled") != std::string::npos, "forward too long: %s", e.c_str());
+  }
+  // generate: chunked prompt, greedy tokens, stop tokens, max_new, callback, context check
+  {
+    auto st = f.x->create_state(2);
+    const int L = 12;  // longer than max_seq (8): two prefill chunks
+    std::vector<int32_t> prompt(2 * L);
+    for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);  // ids inside the toy's vocabulary
+    const int N = 5;
+    std::vector<int32_t> out(2 * N, 99), len(2, 0);
+    GenerateStats gs;
+    int calls = 0;
+    SamplingParams greedy;
+    f.ops->samples = 0;
+    f.x->generate(*st, prompt.data(), L, N, greedy, {}, out.data(), len.data(), [&](int, const int32_t*, const uint8_t*) { return ++calls, true; }, &gs);
+    // the toy's logits grow with v (prep > 0): greedy picks V − 1 every time
+    bool all = true;
+    for (int v : out) all &= v == V - 1;
+    EXPECT(all && len[0] == N && len[1] == N, "greedy tokens (%d %d …), lengths %d %d", out[0], out[1], len[0], len[1]);
+    EXPECT(calls == N && gs.steps == N - 1 && gs.new_tokens == 2 * N && gs.prompt_tokens == L, "callback %d, steps %d, new %lld", calls, gs.steps,
+           (long long)gs.new_tokens);
+    EXPECT(st->position == L + N - 1, "position after generate %lld", (long long)st->position);
+    EXPECT(f.ops->samples == N, "one device sample per token (%d)", f.ops->samples);
+    // a stop token ends a sequence at once (and is part of its output)
+    std::fill(out.begin(), out.end(), 99);
+    f.x->generate(*st, prompt.data(), L, N, greedy, {V - 1}, out.data(), len.data(), nullptr, nullptr);
+    EXPECT(len[0] == 1 && len[1] == 1 && out[0] == V - 1 && out[1] == -1 && out[N] == V - 1, "stop token: lengths %d %d, out %d %d", len[0], len[1], out[0],
+           out[1]);
+    // the callback can stop generation
+    f.x->generate(*st, prompt.data(), L, N, greedy, {}, out.data(), len.data(), [&](int i, const int32_t*, const uint8_t*) { return i < 2; }, nullptr);
+    EXPECT(len[0] == 3 && out[3] == -1, "callback stop after 3 tokens: %d", len[0]);
+    // the repetition penalty pushes greedy off the tokens the sequence holds (a prompt of 0s, then 4, 3, 2)
+    SamplingParams rep;
+    rep.repetition_penalty = 1e6f;
+    std::vector<int32_t> zeros(2 * L, 0);
+    f.x->generate(*st, zeros.data(), L, 3, rep, {}, out.data(), len.data(), nullptr, nullptr);
+    EXPECT(out[0] == V - 1 && out[1] == V - 2 && out[2] == V - 3, "repetition penalty: %d %d %d", out[0], out[1], out[2]);
+    std::string e = error_of([&] { f.x->generate(*st, prompt.data(), L, MAXCTX, greedy, {}, out.data(), len.data(), nullptr, nullptr); });
+    EXPECT(e.find("exceed the compiled context of 20") != std::string::npos, "generate past the context: %s", e.c_str());
+    SamplingParams bad;
+    bad.top_p = 0.f;
+    e = error_of([&] { f.x->generate(*st, prompt.data(), L, 2, bad, {}, out.data(), len.data(), nullptr, nullptr); });
+    EXPECT(e.find("top_p in (0, 1]") != std::string::npos, "bad sampling: %s", e.c_str());
   }
   // every allocation is released
   {

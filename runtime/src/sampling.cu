@@ -1,0 +1,199 @@
+// sampling.cu — choose the next token of each sequence on the GPU, from the bf16 logits the
+// model left in its arena: repetition penalty (CTRL-style: a seen token's logit divided by the
+// penalty when positive, multiplied when negative), temperature, top-k, top-p, then a draw from a
+// counter-based Philox stream keyed by (seed, sequence index, step) — so a seeded request
+// reproduces exactly. Temperature 0 is greedy (lowest index among equal maxima).
+//
+// One block of 1024 threads per sequence. Top-k and top-p thresholds are found exactly by binary
+// search over order-preserving 32-bit keys of the logits (≤ 32 passes over the row, each a block
+// reduction), so nothing is sorted and any vocabulary size works. The draw scans the kept
+// probabilities in index order: per-thread partial sums of contiguous chunks, a block scan, and
+// one thread walks its chunk.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <curand_kernel.h>
+
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+
+#include "sampling.h"
+
+namespace strata {
+namespace {
+
+constexpr int kThreads = 1024;
+
+__device__ __forceinline__ uint32_t order_key(float f) {
+  const uint32_t u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+struct ArgMax {
+  float v;
+  int i;
+};
+struct ArgMaxOp {
+  __device__ ArgMax operator()(const ArgMax& a, const ArgMax& b) const { return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a; }
+};
+
+__global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* __restrict__ logits, size_t stride, int V, SamplingParams p,
+                                                          uint64_t step, uint8_t* __restrict__ seen, int32_t* __restrict__ out) {
+  using ReduceF = cub::BlockReduce<float, kThreads>;
+  using ReduceI = cub::BlockReduce<int, kThreads>;
+  using ReduceA = cub::BlockReduce<ArgMax, kThreads>;
+  using ScanF = cub::BlockScan<float, kThreads>;
+  __shared__ union {
+    typename ReduceF::TempStorage f;
+    typename ReduceI::TempStorage i;
+    typename ReduceA::TempStorage a;
+    typename ScanF::TempStorage s;
+  } tmp;
+  __shared__ float s_f;
+  __shared__ int s_i;
+  __shared__ uint32_t s_u;
+
+  const int r = blockIdx.x, tid = threadIdx.x;
+  const __nv_bfloat16* row = logits + static_cast<size_t>(r) * stride;
+  uint8_t* sn = seen ? seen + static_cast<size_t>(r) * V : nullptr;
+  const bool penal = sn && p.repetition_penalty != 1.f;
+  auto val = [&](int i) {
+    float x = __bfloat162float(row[i]);
+    if (penal && sn[i]) x = x > 0.f ? x / p.repetition_penalty : x * p.repetition_penalty;
+    return x;
+  };
+
+  // 1. the maximum (and greedy's answer)
+  ArgMax best{-INFINITY, 0x7fffffff};
+  for (int i = tid; i < V; i += kThreads) best = ArgMaxOp()(best, ArgMax{val(i), i});
+  best = ReduceA(tmp.a).Reduce(best, ArgMaxOp());
+  if (tid == 0) {
+    s_f = best.v;
+    s_i = best.i;
+  }
+  __syncthreads();
+  const float m = s_f;
+  if (p.temperature <= 0.f || !(m > -INFINITY)) {
+    if (tid == 0) {
+      const int t = s_i < V ? s_i : 0;
+      out[r] = t;
+      if (sn) sn[t] = 1;
+    }
+    return;
+  }
+  const float inv_t = 1.f / p.temperature;
+  auto weight = [&](float x) { return __expf((x - m) * inv_t); };
+
+  // 2. top-k: the largest key t with count(key >= t) >= k
+  uint32_t lo = 0;
+  if (p.top_k > 0 && p.top_k < V) {
+    uint32_t hi = order_key(m);
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      int c = 0;
+      for (int i = tid; i < V; i += kThreads) c += order_key(val(i)) >= mid;
+      c = ReduceI(tmp.i).Sum(c);
+      if (tid == 0) s_i = c;
+      __syncthreads();
+      if (s_i >= p.top_k) lo = mid;
+      else hi = mid - 1;
+      __syncthreads();
+    }
+  }
+  // 3. top-p: the largest key t ≥ the top-k threshold whose kept mass is ≥ top_p of the total
+  auto mass = [&](uint32_t thr) {
+    float z = 0.f;
+    for (int i = tid; i < V; i += kThreads) {
+      const float x = val(i);
+      if (order_key(x) >= thr) z += weight(x);
+    }
+    z = ReduceF(tmp.f).Sum(z);
+    if (tid == 0) s_f = z;
+    __syncthreads();
+    const float res = s_f;
+    __syncthreads();
+    return res;
+  };
+  float Z = mass(lo);
+  if (p.top_p > 0.f && p.top_p < 1.f) {
+    uint32_t hi = order_key(m);
+    const float want = p.top_p * Z;
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      if (mass(mid) >= want) lo = mid;
+      else hi = mid - 1;
+    }
+    Z = mass(lo);
+  }
+  // 4. the draw: u in (0, Z], the first index whose running kept mass reaches u
+  curandStatePhilox4_32_10_t rng;
+  curand_init(p.seed, static_cast<unsigned long long>(r), step, &rng);
+  const float u = curand_uniform(&rng) * Z;  // same value in every thread
+  const int chunk = (V + kThreads - 1) / kThreads;
+  const int b = tid * chunk, e = min(V, b + chunk);
+  float part = 0.f;
+  int last_kept = -1;
+  for (int i = b; i < e; ++i) {
+    const float x = val(i);
+    if (order_key(x) >= lo) {
+      part += weight(x);
+      last_kept = i;
+    }
+  }
+  float excl = 0.f;
+  ScanF(tmp.s).ExclusiveSum(part, excl);
+  if (tid == 0) s_i = -1;
+  __syncthreads();
+  if (last_kept >= 0 && excl < u && u <= excl + part) {
+    float run = excl;
+    int pick = last_kept;
+    for (int i = b; i < e; ++i) {
+      const float x = val(i);
+      if (order_key(x) < lo) continue;
+      run += weight(x);
+      if (run >= u) {
+        pick = i;
+        break;
+      }
+    }
+    atomicMax(&s_i, pick);  // one thread qualifies, barring rounding ties between neighbours
+  }
+  __syncthreads();
+  // rounding left u beyond the last partial sum: the last kept token
+  int pick = s_i;
+  if (pick < 0) {
+    int lk = ReduceI(tmp.i).Reduce(last_kept, cub::Max());
+    if (tid == 0) s_i = lk;
+    __syncthreads();
+    pick = s_i;
+  }
+  if (tid == 0) {
+    out[r] = pick;
+    if (sn) sn[pick] = 1;
+  }
+}
+
+__global__ void mark_seen_kernel(uint8_t* seen, int V, const int32_t* tokens, int rows, int cols) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= rows * cols) return;
+  const int t = tokens[i];
+  if (t >= 0 && t < V) seen[static_cast<size_t>(i / cols) * V + t] = 1;
+}
+
+}  // namespace
+
+cudaError_t launch_sample(const void* logits, size_t rows, size_t stride, int vocab, const SamplingParams& p, uint64_t step, uint8_t* seen,
+                          int32_t* tokens_dev, cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(logits), stride, vocab, p, step, seen,
+                                                                      tokens_dev);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_mark_seen(uint8_t* seen, int vocab, const int32_t* tokens_dev, int rows, int cols, cudaStream_t stream) {
+  const int n = rows * cols;
+  if (n == 0) return cudaSuccess;
+  mark_seen_kernel<<<(n + 255) / 256, 256, 0, stream>>>(seen, vocab, tokens_dev, rows, cols);
+  return cudaGetLastError();
+}
+
+}  // namespace strata

@@ -1,0 +1,21 @@
+// sampling.h — the GPU sampler (sampling.cu): one token per sequence from bf16 logits.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "program.h"
+
+namespace strata {
+
+// rows sequences, each `vocab` bf16 logits `stride` elements apart → tokens_dev[rows] (device).
+// seen: device uint8 [rows, vocab] (tokens seen so far, for the repetition penalty; the chosen
+// tokens are marked) or null. `step` picks the Philox subsequence offset: (seed, row, step).
+cudaError_t launch_sample(const void* logits, size_t rows, size_t stride, int vocab, const SamplingParams& p, uint64_t step, uint8_t* seen,
+                          int32_t* tokens_dev, cudaStream_t stream);
+// Marks tokens_dev [rows, cols] as seen.
+cudaError_t launch_mark_seen(uint8_t* seen, int vocab, const int32_t* tokens_dev, int rows, int cols, cudaStream_t stream);
+
+}  // namespace strata
