@@ -1,7 +1,7 @@
 // sampling.cu — choose the next token of each sequence on the GPU, from the bf16 logits the
 // model left in its arena: repetition penalty (CTRL-style: a seen token's logit divided by the
 // penalty when positive, multiplied when negative), temperature, top-k, top-p, then a draw from a
-// counter-based Philox stream keyed by (seed, sequence index, step) — so a seeded request
+// counter-based Philox4x32-10 stream keyed by (seed, sequence index, step) — so a seeded request
 // reproduces exactly. Temperature 0 is greedy (lowest index among equal maxima).
 //
 // One block of 1024 threads per sequence. Top-k and top-p thresholds are found exactly by binary
@@ -11,7 +11,6 @@
 // one thread walks its chunk.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <curand_kernel.h>
 
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
@@ -22,6 +21,24 @@ namespace strata {
 namespace {
 
 constexpr int kThreads = 1024;
+
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11): a counter
+// based generator, so (seed, sequence, step) names a draw with no state to carry.
+__device__ uint32_t philox_first(uint64_t seed, uint32_t seq, uint64_t step) {
+  uint32_t c0 = static_cast<uint32_t>(step), c1 = static_cast<uint32_t>(step >> 32), c2 = seq, c3 = 0x5354524fu;  // "STRO"
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int r = 0; r < 10; ++r) {
+    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0, c1 = lo1, c2 = n2, c3 = lo0;
+    k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+  }
+  return c0;
+}
+
+// (0, 1]: 24 random bits, never 0
+__device__ float uniform_open0(uint32_t x) { return (static_cast<float>(x >> 8) + 1.f) * (1.f / 16777216.f); }
 
 __device__ __forceinline__ uint32_t order_key(float f) {
   const uint32_t u = __float_as_uint(f);
@@ -125,9 +142,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
     Z = mass(lo);
   }
   // 4. the draw: u in (0, Z], the first index whose running kept mass reaches u
-  curandStatePhilox4_32_10_t rng;
-  curand_init(p.seed, static_cast<unsigned long long>(r), step, &rng);
-  const float u = curand_uniform(&rng) * Z;  // same value in every thread
+  const float u = uniform_open0(philox_first(p.seed, static_cast<uint32_t>(r), step)) * Z;  // same value in every thread
   const int chunk = (V + kThreads - 1) / kThreads;
   const int b = tid * chunk, e = min(V, b + chunk);
   float part = 0.f;
@@ -161,7 +176,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
   // rounding left u beyond the last partial sum: the last kept token
   int pick = s_i;
   if (pick < 0) {
-    int lk = ReduceI(tmp.i).Reduce(last_kept, cub::Max());
+    int lk = ReduceI(tmp.i).Reduce(last_kept, [](int a, int b) { return a > b ? a : b; });
     if (tid == 0) s_i = lk;
     __syncthreads();
     pick = s_i;
