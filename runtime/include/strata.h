@@ -158,8 +158,9 @@ typedef struct strata_generate_stats {
   int32_t steps;             /* decode steps run                                                    */
 } strata_generate_stats;
 
-/* Called after each sampled token with tokens [batch] and done [batch] (1 once a sequence has
- * stopped; its token is then not part of its output). Return 0 to go on, non-zero to stop. */
+/* Called after each sampled token with tokens [batch] (-1 for a sequence that stopped at an
+ * earlier step) and done [batch] (1 once a sequence has stopped, its stop token included).
+ * Return 0 to go on, non-zero to stop. */
 typedef int (*strata_token_callback)(void* user, int32_t index, const int32_t* tokens, const uint8_t* done, int32_t batch);
 
 /* Generate: the prompt [batch, prompt_len] (batch = the state's; any length up to the compiled

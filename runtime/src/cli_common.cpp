@@ -1,4 +1,5 @@
 #include "cli_common.h"
+#include "cli_generate.h"
 
 #include <unistd.h>
 
@@ -21,11 +22,15 @@ std::string cli_usage(const std::string& prog) {
          "  " + prog + " info    [--manifest PATH]\n"
          "  " + prog + " forward --tokens TOKENS.npy --out LOGITS.npy [--weights W.safetensors | --seed N]\n"
          "          [--manifest PATH] [--verbose]\n"
+         "  " + prog + " generate (--prompt IDS | --tokens PROMPT.npy) [--max-new N] [--temperature T] [--top-k K]\n"
+         "          [--top-p P] [--repetition-penalty R] [--sample-seed S] [--stop IDS] [--weights W | --seed N] [--out OUT.npy]\n"
          "\n"
          "  info      print the model description (JSON, read from the manifest; needs no GPU)\n"
          "  forward   run the model on TOKENS.npy (int32 [batch, seqlen]) and write\n"
          "            LOGITS.npy (float32 [batch, seqlen, vocab]); weights come from\n"
          "            --weights, or from deterministic init with --seed (default 0)\n"
+         "  generate  prefill the prompt, then sample up to --max-new tokens per sequence on the GPU,\n"
+         "            printing them as they come and the timings (model generate --help)\n"
          "  --manifest PATH  manifest.json or its directory (default: the one built with this binary)\n";
 }
 
@@ -196,6 +201,7 @@ struct ModelHandle {
 }  // namespace
 
 int cli_main(int argc, char** argv, const std::string& default_manifest) {
+  if (argc >= 2 && std::string(argv[1]) == "generate") return cli_generate(argc, argv, default_manifest);
   std::string prog = argc > 0 ? argv[0] : "model";
   CliArgs a;
   try {

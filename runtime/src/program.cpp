@@ -244,22 +244,24 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
   S.first_token_ms = S.prefill_ms = ms(t0, t1);
 
   std::vector<uint8_t> done(static_cast<size_t>(B), 0);
+  std::vector<int32_t> emitted(static_cast<size_t>(B));
   for (int b = 0; b < B; ++b) lengths[b] = 0;
   for (int i = 0;; ++i) {
     int running = 0;
     for (int b = 0; b < B; ++b) {
       int32_t& o = out[static_cast<size_t>(b) * max_new + i];
       if (done[b]) {
-        o = -1;
+        o = emitted[b] = -1;
         continue;
       }
+      emitted[b] = next[b];
       o = next[b];
       lengths[b] = i + 1;
       ++S.new_tokens;
       if (std::find(stop.begin(), stop.end(), next[b]) != stop.end() || i + 1 == max_new) done[b] = 1;
       running += !done[b];
     }
-    const bool go_on = cb ? cb(i, next.data(), done.data()) : true;
+    const bool go_on = cb ? cb(i, emitted.data(), done.data()) : true;
     if (!go_on || running == 0 || i + 1 == max_new) {
       for (int j = i + 1; j < max_new; ++j)
         for (int b = 0; b < B; ++b) out[static_cast<size_t>(b) * max_new + j] = -1;

@@ -139,8 +139,8 @@ struct GenerateStats {
   int steps = 0;              // decode steps run
 };
 
-// Called after each sampled token: tokens [batch] (of stopped sequences too), done [batch]
-// (1 once a sequence has stopped). Return false to stop generating.
+// Called after each sampled token: tokens [batch] (-1 for a sequence that stopped at an earlier
+// step), done [batch] (1 once a sequence has stopped, its stop token included). Return false to stop generating.
 using TokenCallback = std::function<bool(int index, const int32_t* tokens, const uint8_t* done)>;  // (also in strata_model_iface.h)
 
 class ProgramExecutor {

@@ -67,7 +67,6 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
   } tmp;
   __shared__ float s_f;
   __shared__ int s_i;
-  __shared__ uint32_t s_u;
 
   const int r = blockIdx.x, tid = threadIdx.x;
   const __nv_bfloat16* row = logits + static_cast<size_t>(r) * stride;

@@ -6,7 +6,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${TMPDIR:-/tmp}/strata_runtime_host_test.$$"
 trap 'rm -f "$out"' EXIT
 # Host-only runtime sources; arena.cpp and check.h need CUDA and are excluded.
-srcs=(json dtype safetensors init manifest npy cli_common strata_abi program)
+srcs=(json dtype safetensors init manifest npy cli_common cli_generate strata_abi program)
 files=()
 for s in "${srcs[@]}"; do files+=("$root/runtime/src/$s.cpp"); done
 "${CXX:-g++}" -std=c++17 -O1 -Wall -Wextra -Werror -pthread \

@@ -11,7 +11,7 @@ flags=(-std=c++17 -O2 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -I"$root/r
 # The ABI and the CUDA-dependent arena are compiled as CUDA (-x cu) like
 # generated .cu files; pure host files go through nvcc as plain C++ (faster).
 objs=()
-for s in json dtype safetensors init manifest npy cli_common strata_abi arena program; do
+for s in json dtype safetensors init manifest npy cli_common cli_generate strata_abi arena program; do
   lang=()
   case "$s" in strata_abi|arena) lang=(-x cu) ;; esac
   "$NVCC" "${flags[@]}" "${lang[@]}" -c "$root/runtime/src/$s.cpp" -o "$build/$s.o"
@@ -24,7 +24,7 @@ lib_objs=("$build"/{json,dtype,safetensors,init,manifest,strata_abi,arena,progra
 # (cli_common npy dtype json manifest init safetensors; the library exports nothing else).
 printf '#include "cli_common.h"\nint main(int argc, char** argv) { return strata::cli_main(argc, argv, "manifest.json"); }\n' >"$build/main.cpp"
 "$NVCC" "${flags[@]}" -c "$build/main.cpp" -o "$build/main.o"
-"$NVCC" "$build/main.o" "$build"/{cli_common,npy,dtype,json,manifest,init,safetensors}.o -o "$build/model" -L"$build" -lmodel -lcudart
+"$NVCC" "$build/main.o" "$build"/{cli_common,cli_generate,npy,dtype,json,manifest,init,safetensors}.o -o "$build/model" -L"$build" -lmodel -lcudart
 # Only the C ABI may be exported.
 bad="$(nm -D --defined-only "$build/libmodel.so" | awk '{print $3}' | grep -v '^strata_' | grep -v '^_' || true)"
 if [ -n "$bad" ]; then echo "unexpected exports from libmodel.so:"; echo "$bad"; exit 1; fi
