@@ -162,6 +162,9 @@ def main():
         check(f"compute-sanitizer memcheck {mc['name']} prefill + step", rc == 0 and bool(summary) and " 0 errors" in summary[-1],
               summary[-1].strip() if summary else tail(log, 15))
 
+    # the GPU sampler against the exact distribution (chi-square), greedy, determinism
+    harness("sampling_test", f"{REPO}/tests/gpu/sampling_test.cu", f"{REPO}/runtime/src/sampling.cu -I{REPO}/runtime/include -I{REPO}/runtime/src")
+
     # 4. the 8B hybrid
     for p in projects:
         if p["kind"] != "big" or not built[p["name"]]:
