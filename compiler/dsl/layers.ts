@@ -32,8 +32,15 @@ function posNum(kind: string, name: string, v: unknown, loc: SourceLoc | undefin
 
 /** Divisors of n (sorted), for "valid values" hints; capped for readability. */
 function divisors(n: number, max = 16): string {
-  const out: number[] = [];
-  for (let i = 1; i <= n && out.length < 10_000; i++) if (n % i === 0) out.push(i);
+  // pairs (i, n/i) up to √n: a fuzzed 2^40 must not loop 2^40 times
+  const lo: number[] = [];
+  const hi: number[] = [];
+  for (let i = 1; i * i <= n && i <= 1e6; i++)
+    if (n % i === 0) {
+      lo.push(i);
+      if (i !== n / i) hi.unshift(n / i);
+    }
+  const out = [...lo, ...hi];
   if (out.length <= max) return out.join(", ");
   return `${out.slice(0, max / 2).join(", ")}, …, ${out.slice(-max / 2).join(", ")}`;
 }

@@ -57,8 +57,10 @@ export class BuildCtx {
       throw new StrataError(`parameter name ${JSON.stringify(name)} is not valid`, currentLoc(), "use letters, digits, '_', '-' and '.' (e.g. \"in_proj.weight\"); names reach the manifest, safetensors files and generated CUDA");
     const root = this.shared ?? this;
     if (root.params.has(full)) throw new StrataError(`parameter '${full}' declared twice`);
-    for (const d of shape)
-      if (!Number.isInteger(d) || d <= 0) throw new StrataError(`parameter '${full}' has invalid shape [${shape}]: sizes must be positive integers`);
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d <= 0) throw new StrataError(`parameter '${full}' has invalid shape [${shape}]: sizes must be positive integers`, currentLoc());
+      if (d > INT32_MAX) throw new StrataError(`parameter '${full}' has shape [${shape}]: ${d} is more than ${INT32_MAX}, the largest size the generated kernels take`, currentLoc(), "choose smaller layer sizes");
+    }
     const n = mkNode("param", [], { name: full, init: initAttr(initSpec) }, { dtype, shape });
     root.params.set(full, n);
     return n;
@@ -250,8 +252,12 @@ export interface ModelDef {
 export const isModelDef = (x: unknown): x is ModelDef =>
   !!x && typeof x === "object" && "toGraph" in x && "config" in x && "pattern" in x;
 
+/** Sizes reach generated C++ as `int` constants. */
+const INT32_MAX = 2 ** 31 - 1;
+
 function positiveInt(v: number, what: string, loc?: SourceLoc): void {
   if (!Number.isInteger(v) || v <= 0) throw new StrataError(`model: ${what} must be a positive integer, got ${v}`, loc);
+  if (v > INT32_MAX) throw new StrataError(`model: ${what} = ${v} is more than ${INT32_MAX}, the largest size the generated code takes`, loc);
 }
 
 /**
