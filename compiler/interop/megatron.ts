@@ -22,7 +22,7 @@ import { allocateLayers } from "../dsl/model.js";
 import type { ArchSpec, LayerSpec, ParamInfo } from "./arch-spec.js";
 import { ConfigReader } from "./config.js";
 import { modelNameFrom, type SrcRef, type WeightMapper } from "./hf.js";
-import { writeArch, writeWeights } from "./import.js";
+import { checkedRules, writeArch, writeWeights } from "./import.js";
 import { namespaceToObject, TorchTensor, torchPersistentLoad, unpickle } from "./pickle.js";
 import { DTYPE_BYTES, numel, shapeText, type SourceTensor, type TensorSource } from "./tensor-io.js";
 import { ZipFile } from "./zip.js";
@@ -252,8 +252,9 @@ export async function importMegatron(input: string, o: { out: string; arch?: str
         ...notes,
       ];
       archFile = o.arch ?? path.join(path.dirname(path.resolve(o.out)), `${spec.name}.ts`);
-      writeArch(spec, archFile);
     }
+    checkedRules(spec, megatronMapper(spec), src, `import-megatron ${label}`); // nothing is written when the weights do not fit
+    if (archFile) writeArch(spec, archFile);
     const stats = writeWeights(spec, megatronMapper(spec), src, o.out, `import-megatron ${label}`, { source: "megatron-lm" });
     return { checkpoint: label, weightsFile: o.out, archFile, notes, ...stats };
   } finally {

@@ -5,7 +5,7 @@
  * sharded and `model.`-prefixed checkpoints, errors naming the tensor / field, and export ∘ import
  * giving back the original checkpoint bit for bit.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -144,9 +144,12 @@ describe("import-hf: errors name what is wrong", () => {
     throw new Error("import did not fail");
   };
 
-  it("a missing tensor: its name and expected shape", () => {
-    const msg = importErr(dirFor("missing", { drop: ["backbone.layers.1.mixer.k_proj.weight"] }));
+  it("a missing tensor: its name and expected shape; nothing is written", () => {
+    const dir = dirFor("missing", { drop: ["backbone.layers.1.mixer.k_proj.weight"] });
+    const msg = importErr(dir);
     expect(msg).toContain("missing tensor 'backbone.layers.1.mixer.k_proj.weight': expected shape [32, 128]");
+    expect(existsSync(path.join(dir, "a.ts"))).toBe(false);
+    expect(existsSync(path.join(dir, "w.safetensors"))).toBe(false);
   });
   it("a mis-shaped tensor: expected and found", () => {
     const msg = importErr(dirFor("shape", { reshape: { "backbone.layers.0.mixer.conv1d.weight": [768, 4] } }));
