@@ -30,11 +30,15 @@ export interface BuildResult {
 /** Must match KERNEL_FLAGS in templates/Makefile.hbs; hidden visibility: libmodel.so exports only the strata_* C ABI. */
 export const KERNEL_EXTRA_FLAGS = ["-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden"];
 
-/**
- * Commands `make` runs after the kernels (for the progress count): the runtime's objects (json dtype
- * safetensors init manifest strata_abi arena, and the CLI's cli_common npy), model.o, main.o, two links.
- */
-const MAKE_STEPS = 9 + 4;
+/** How many compile / link commands `make` will run (a dry run), for the progress count. */
+async function countMakeSteps(dir: string, args: string[]): Promise<number | undefined> {
+  try {
+    const r = await execa("make", ["-n", ...args], { cwd: dir });
+    return r.stdout.split("\n").filter((l) => makeStepName(l)).length;
+  } catch {
+    return undefined;
+  }
+}
 
 /** "nvcc … -c runtime/src/json.cpp -o …" → "runtime/src/json.cpp"; "nvcc -shared … -o lib/libmodel.so" → "link lib/libmodel.so". */
 export function makeStepName(line: string): string | undefined {
@@ -73,17 +77,18 @@ export async function buildProject(p: EmittedProject, dir: string, opts: BuildOp
 
   if (!opts.kernelsOnly) {
     const shown = opts.displayDir ?? dir;
-    const steps = MAKE_STEPS;
-    log(`  make: runtime, host schedule and link of bin/model and lib/libmodel.so (${steps} steps)`);
+    const makeArgs = [`NVCC=${nvcc}`, `ARCH=${opts.arch ?? "sm_90a"}`];
+    const steps = await countMakeSteps(dir, makeArgs);
+    log(`  make: runtime, host schedule and link of bin/model and lib/libmodel.so${steps ? ` (${steps} steps)` : ""}`);
     const tm = Date.now();
     let done = 0;
     try {
-      const child = execa("make", ["-j", String(opts.jobs ?? os.availableParallelism()), `NVCC=${nvcc}`, `ARCH=${opts.arch ?? "sm_90a"}`], { cwd: dir, all: true, buffer: { all: true } });
+      const child = execa("make", ["-j", String(opts.jobs ?? os.availableParallelism()), ...makeArgs], { cwd: dir, all: true, buffer: { all: true } });
       // one progress line per compile / link command make starts (its echo of the nvcc command line)
       child.all?.on("data", (chunk: Buffer) => {
         for (const l of chunk.toString().split("\n")) {
           const what = makeStepName(l);
-          if (what) log(`  [make ${Math.min(++done, steps)}/${steps}] ${what} ${((Date.now() - tm) / 1000).toFixed(1)}s`);
+          if (what) log(`  [make ${++done}${steps ? `/${Math.max(steps, done)}` : ""}] ${what} ${((Date.now() - tm) / 1000).toFixed(1)}s`);
         }
       });
       await child;

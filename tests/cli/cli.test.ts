@@ -225,7 +225,7 @@ describe("strata check", () => {
     const r = await strata("check", "examples/tiny-mamba2.ts");
     expect(r.code).toBe(0);
     expect(r.stderr).toBe("");
-    expect(r.stdout).toMatch(/^examples\/tiny-mamba2\.ts: ok \(tiny-mamba2: \d+ layers, \d+ IR nodes\)$/);
+    expect(r.stdout).toMatch(/^examples\/tiny-mamba2\.ts: ok \(tiny-mamba2: \d+ layers, \d+ IR nodes, \d+ kernels\)$/);
   });
 
   it("reports a TypeScript type error as file:line:col - error and exits 1", async () => {
