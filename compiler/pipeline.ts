@@ -54,10 +54,13 @@ export interface StateBuffer {
   dtype: Node["dtype"];
   /** Shape at the maximum batch, with the KV caches' P at the context capacity. */
   shape: number[];
-  /** Bytes of one sequence's state (a state handle for b sequences holds b times this). */
+  /** Bytes of one sequence's state at the compiled max context (a handle for b sequences and a
+   * context of c tokens holds b · (fixed + c · bytesPerToken)). */
   bytesPerSeq: number;
-  /** Elements between sequences (the KV caches' capacity × row). */
-  batchStride: number;
+  /** KV caches grow with the handle's context: bytes per token (0 for SSM / conv states). */
+  bytesPerToken: number;
+  /** Elements per token (KV caches), the batch stride's factor of the run-time context. */
+  tokenStride: number;
 }
 
 export type Launch =
@@ -136,7 +139,9 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   const states: StateBuffer[] = stateInfos.map((s) => {
     const shape = evalShape(s.shape, { B: maxBatch, P: maxContext, T: maxSeq });
     const perSeq = shape.slice(1).reduce((a, b) => a * b, 1);
-    return { name: s.name, kind: s.kind, dtype: s.dtype, shape, bytesPerSeq: perSeq * DTYPE_BYTES[s.dtype], batchStride: perSeq };
+    const kv = s.shape[1] === "P";
+    const tokenStride = kv ? shape.slice(2).reduce((a, b) => a * b, 1) : 0;
+    return { name: s.name, kind: s.kind, dtype: s.dtype, shape, bytesPerSeq: perSeq * DTYPE_BYTES[s.dtype], bytesPerToken: tokenStride * DTYPE_BYTES[s.dtype], tokenStride };
   });
   const stateByName = new Map(states.map((s) => [s.name, s]));
 
@@ -193,14 +198,14 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
         const nm = n.attrs.name as string;
         if (nm.startsWith("state.")) {
           const st = stateByName.get(nm.slice(6))!;
-          return { kind: "state", buffer: st.name, batchStride: st.batchStride };
+          return { kind: "state", buffer: st.name, ...(st.tokenStride ? { capacityStride: st.tokenStride } : {}) };
         }
         return { kind: "input", buffer: nm };
       }
       const pr = preps.get(n.key);
       if (pr) return { kind: "prep", buffer: pr.name };
       const p = persistent.get(n.key);
-      if (p) return { kind: "state", buffer: p, batchStride: stateByName.get(p)!.batchStride };
+      if (p) return { kind: "state", buffer: p };
       const s = slotOf.get(n.key);
       return s ? { kind: "slot", buffer: s.name } : undefined;
     };

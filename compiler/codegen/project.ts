@@ -110,7 +110,7 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
       bytes: (n.shape as number[]).reduce((a, b) => a * b, DTYPE_BYTES[n.dtype]),
     })),
     /** Persistent buffers: the state carried across prefill / step calls, per sequence. */
-    states: p.states.map((s) => ({ name: s.name, kind: s.kind, dtype: s.dtype, shape: s.shape, bytesPerSeq: s.bytesPerSeq })),
+    states: p.states.map((s) => ({ name: s.name, kind: s.kind, dtype: s.dtype, shape: s.shape, bytesPerSeq: s.bytesPerSeq, bytesPerToken: s.bytesPerToken })),
     /** Values computed once from the weights when they are loaded (e.g. A = −exp(A_log)). */
     prepared: { bytes: p.prepBytes, buffers: p.preps.map((x) => ({ name: x.name, bytes: x.bytes, offset: x.offset })) },
     entries: Object.fromEntries(p.entries.map((e) => [e.name, { schedule: e.schedule, tokens: e.tokens, state: e.state, inputs: e.inputs, outputs: e.outputs, doc: e.doc }])),
@@ -136,7 +136,8 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     kernels: p.kernels.map((k) => k.name),
     bufs,
     launches,
-    states: p.states.map((s, i) => ({ name: s.name, bytesPerSeq: s.bytesPerSeq, index: i })),
+    // fixed bytes per sequence, and bytes per token of context (KV caches)
+    states: p.states.map((s, i) => ({ name: s.name, fixed: s.bytesPerToken ? 0 : s.bytesPerSeq, perToken: s.bytesPerToken, index: i })),
     schedules,
     maxBatch: p.options.maxBatch,
     maxSeq: p.options.maxSeq,

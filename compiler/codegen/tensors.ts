@@ -15,11 +15,12 @@ import { getOp, isView } from "../ir/registry.js";
  */
 export type BufferKind = "slot" | "weight" | "input" | "state" | "prep";
 
-/** Where a stored node lives; `batchStride` for buffers sized by capacity (KV caches). */
+/** Where a stored node lives; `capacityStride`: elements per token of a buffer that holds a
+ * run-time number of tokens per sequence (a KV cache: d->C tokens, the state handle's context). */
 export interface BufferOwner {
   kind: BufferKind;
   buffer: string;
-  batchStride?: number;
+  capacityStride?: number;
 }
 
 export interface TensorRef {
@@ -37,8 +38,8 @@ export interface TensorRef {
   offset: number;
   /** Elements between consecutive tokens (0 for weights). */
   rowStride: number;
-  /** Elements between consecutive sequences when not T rows (a cache sized for the context). */
-  batchStride?: number;
+  /** Set for a cache of d->C tokens per sequence: elements per token (the batch stride is d->C times this). */
+  capacityStride?: number;
 }
 
 export const prod = (s: readonly Dim[]) => s.reduce<number>((a, d) => a * (d as number), 1);
@@ -91,7 +92,7 @@ export function resolveRef(n: Node, owner: (n: Node) => BufferOwner | undefined)
     tokenDims,
     offset: 0,
     rowStride: tokenDims ? prod(n.shape.slice(2)) : 0,
-    ...(o.batchStride !== undefined ? { batchStride: o.batchStride } : {}),
+    ...(o.capacityStride !== undefined ? { capacityStride: o.capacityStride } : {}),
   };
 }
 

@@ -305,7 +305,8 @@ const CHUNK_BYTES = 64 << 20;
  * Stream `rules` (in order) from `src` into a safetensors file at `out`. Run `checkRules` first:
  * this assumes every piece exists with the expected shape.
  */
-export function writeMapped(out: string, rules: readonly WeightRule[], src: TensorSource, metadata?: Record<string, string>): { bytes: number } {
+export function writeMapped(out: string, rules: readonly WeightRule[], src: TensorSource, metadata?: Record<string, string>, o: { chunkBytes?: number } = {}): { bytes: number } {
+  const chunkBytes = o.chunkBytes ?? CHUNK_BYTES;
   const parts: string[] = [];
   if (metadata && Object.keys(metadata).length) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let offset = 0;
@@ -333,7 +334,7 @@ export function writeMapped(out: string, rules: readonly WeightRule[], src: Tens
         const es = DTYPE_BYTES[t.dtype];
         const rowBytes = rowElems * es;
         // chunks of whole elements (rows when a row fits)
-        const step = Math.max(es, Math.floor(CHUNK_BYTES / es) * es);
+        const step = Math.max(es, Math.floor(chunkBytes / es) * es);
         const start = r0 * rowBytes;
         const end = (t.shape.length === 0 ? es : r1 * rowBytes);
         for (let at = start; at < end; at += step) {

@@ -55,6 +55,7 @@ export const attention: KernelFamilyModule = {
       oStride: o.rowStride,
       oBatch: batchStride(o),
       keys: cached ? "d->S" : "T",
+      cached,
       heads: q.shape[2],
       kvHeads: k.shape[2],
       headDim: D,

@@ -18,8 +18,8 @@ export const cacheAppend: KernelFamilyModule = {
     const bufs = new BufferTable();
     const src = tokenRef(ctx, x, a, "new cache rows");
     const dst = ctx.outRef(a);
-    need(dst.batchStride !== undefined, a, "cacheAppend must write into a persistent cache (a state input of the graph)");
     const cols = featureCount(src);
+    need(dst.capacityStride === cols, a, "cacheAppend must write into a persistent cache (a state input of the graph) of the new rows' width");
     const vec = cols % 8 === 0 && src.offset % 8 === 0 && src.rowStride % 8 === 0 && src.dtype === "bf16";
     const view = {
       ctype: CTYPE[src.dtype],
@@ -30,7 +30,7 @@ export const cacheAppend: KernelFamilyModule = {
       srcStride: src.rowStride,
       srcBatch: batchStride(src),
       dst: bufs.slot(dst, true),
-      dstBatch: dst.batchStride,
+      dstBatch: batchStride(dst),
       decls: bufs.declarations(),
     };
     return { group: g, template: "cache_append.cu.hbs", body: renderTemplate("cache_append.cu.hbs", view), buffers: bufs.args, tiles: { cols, vec } };

@@ -27,7 +27,7 @@ export function operand(bufs: BufferTable, r: TensorRef, output = false) {
   return { buf: bufs.slot(r, output), offset: r.offset, stride: r.rowStride, batchStride: batchStride(r) };
 }
 
-/** Elements between consecutive sequences: a cache's capacity, else T rows. */
+/** Elements between consecutive sequences (launcher code): a cache's d->C tokens, else T rows. */
 export function batchStride(r: TensorRef): string {
-  return r.batchStride !== undefined ? `${r.batchStride}LL` : `(long long)T * ${r.rowStride}`;
+  return r.capacityStride !== undefined ? `(long long)d->C * ${r.capacityStride}` : `(long long)T * ${r.rowStride}`;
 }

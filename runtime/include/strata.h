@@ -108,10 +108,12 @@ STRATA_API strata_status strata_model_forward(strata_model* model, const int32_t
  */
 typedef struct strata_state strata_state;
 
-/* Allocate the state of `batch` sequences (1 .. max_batch), empty (position 0). When the device
- * cannot hold it, fails with STRATA_ERR_OUT_OF_MEMORY naming the bytes needed and free, before
- * anything is allocated. Returns NULL on failure (see strata_last_error()). */
-STRATA_API strata_state* strata_state_create(strata_model* model, int batch);
+/* Allocate the state of `batch` sequences (1 .. max_batch) of up to `context` tokens each (1 ..
+ * the compiled max context; 0 = that maximum), empty (position 0). The KV caches are sized by
+ * `context`; SSM and conv states do not grow. When the device cannot hold it, fails with
+ * STRATA_ERR_OUT_OF_MEMORY naming the bytes needed and free, before anything is allocated.
+ * Returns NULL on failure (see strata_last_error()). */
+STRATA_API strata_state* strata_state_create(strata_model* model, int batch, int context);
 
 /* Sequences in the handle, and tokens each already holds. */
 STRATA_API int strata_state_batch(const strata_state* state);

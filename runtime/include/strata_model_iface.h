@@ -105,7 +105,7 @@ class Model {
 
   // The cached entry points (prefill / step) over the state of `batch` sequences. Models that
   // have no cached schedule keep these defaults, which refuse.
-  virtual std::unique_ptr<SessionState> create_state(int /*batch*/) {
+  virtual std::unique_ptr<SessionState> create_state(int /*batch*/, int /*context*/) {
     throw Error("this model has no prefill/step entry points; recompile it with this version of Strata", STRATA_ERR_STATE);
   }
   // Reset (unless `cont`) and run `seqlen` tokens per sequence; logits [batch, seqlen, vocab] or,

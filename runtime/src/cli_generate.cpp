@@ -152,7 +152,7 @@ int cli_generate(int argc, char** argv, const std::string& default_manifest) {
     };
     if (o.count("--weights")) ok(strata_model_load_weights(m, o["--weights"].c_str()));
     else ok(strata_model_init_weights(m, o.count("--seed") ? parse_u64(o["--seed"], "--seed") : 0));
-    g.s = strata_state_create(m, static_cast<int>(batch));
+    g.s = strata_state_create(m, static_cast<int>(batch), static_cast<int>(len + max_new));
     if (!g.s) throw Error(strata_last_error(), STRATA_ERR_INVALID_ARGUMENT);
     std::vector<int32_t> out(static_cast<size_t>(batch) * max_new), lengths(static_cast<size_t>(batch));
     StreamCtx ctx{quiet};

@@ -59,7 +59,7 @@ void ProgramExecutor::upload_weight(size_t index, const void* host, size_t nbyte
 void ProgramExecutor::weights_ready() {
   // parameter prep reads weights only and writes the prepared-values region, which every
   // schedule reads; each schedule's once-launches compute the values it uses
-  const StrataDims one{1, 1, 0, 1};
+  const StrataDims one{1, 1, 0, 1, 0};
   for (int i = 0; i < t_.schedule_count; ++i) run(t_.schedules[i], one, true, nullptr);
   ops_->sync();
 }
@@ -119,7 +119,7 @@ void ProgramExecutor::forward(const int32_t* tokens, int batch, int seqlen, floa
     throw Error("forward: batch " + std::to_string(batch) + " × seqlen " + std::to_string(seqlen) + " outside the compiled 1.." +
                 std::to_string(t_.max_batch) + " × 1.." + std::to_string(t_.max_seq));
   const ScheduleEntry& s = schedule("forward");
-  const StrataDims d{batch, seqlen, 0, seqlen};
+  const StrataDims d{batch, seqlen, 0, seqlen, 0};
   upload_tokens(tokens, static_cast<size_t>(batch) * seqlen, 0, seqlen);
   if (timing_) time_forward(s, d);
   run(s, d, false, nullptr);
@@ -133,26 +133,38 @@ void ProgramExecutor::time_forward(const ScheduleEntry& s, const StrataDims& d) 
   std::fprintf(stderr, "forward time (kernels only, batch %d × seq %d): %.3f ms\n", d.B, d.T, ms);
 }
 
-uint64_t ProgramExecutor::state_bytes_per_seq() const {
+namespace {
+uint64_t state_buffer_bytes(const StateEntry& e, int batch, int context) {
+  return align_up((e.bytes_per_seq + e.bytes_per_token * static_cast<uint64_t>(context)) * batch);
+}
+}  // namespace
+
+uint64_t ProgramExecutor::state_bytes_per_seq(int context) const {
   uint64_t n = 0;
-  for (int i = 0; i < t_.state_count; ++i) n += align_up(t_.states[i].bytes_per_seq);
+  for (int i = 0; i < t_.state_count; ++i) n += state_buffer_bytes(t_.states[i], 1, context);
   return n;
 }
 
-std::unique_ptr<SessionState> ProgramExecutor::create_state(int batch) {
+std::unique_ptr<SessionState> ProgramExecutor::create_state(int batch, int context) {
   if (batch < 1 || batch > t_.max_batch)
     throw Error("create_state: batch " + std::to_string(batch) + " outside the compiled 1.." + std::to_string(t_.max_batch));
-  const uint64_t need = state_bytes_per_seq() * batch;
+  if (context == 0) context = t_.max_context;
+  if (context < 1 || context > t_.max_context)
+    throw Error("create_state: context " + std::to_string(context) + " outside 1.." + std::to_string(t_.max_context) +
+                " (the compiled --max-context)");
+  uint64_t need = 0;
+  for (int i = 0; i < t_.state_count; ++i) need += state_buffer_bytes(t_.states[i], batch, context);
   const size_t avail = ops_->free_bytes();
   if (avail && need > avail)
-    throw Error("create_state: the state of " + std::to_string(batch) + " sequences at context " + std::to_string(t_.max_context) +
-                    " needs " + mib(need) + " but the device has " + mib(avail) + " free; use a smaller batch or compile with a smaller --max-context",
+    throw Error("create_state: the state of " + std::to_string(batch) + " sequences of up to " + std::to_string(context) + " tokens needs " +
+                    mib(need) + " but the device has " + mib(avail) + " free; use a smaller batch or context",
                 STRATA_ERR_OUT_OF_MEMORY);
   std::unique_ptr<SessionState> s(new SessionState());
   s->ops = ops_.get();
   s->batch = batch;
+  s->capacity = context;
   for (int i = 0; i < t_.state_count; ++i) {
-    const size_t bytes = align_up(t_.states[i].bytes_per_seq * batch);
+    const size_t bytes = state_buffer_bytes(t_.states[i], batch, context);
     s->buffers.push_back(ops_->alloc(bytes, std::string("state ") + t_.states[i].name));
     ops_->zero(s->buffers.back(), bytes);
   }
@@ -164,13 +176,11 @@ void ProgramExecutor::prefill(SessionState& st, const int32_t* tokens, int seqle
     throw Error("prefill: " + std::to_string(seqlen) + " tokens per sequence; this model takes 1.." + std::to_string(t_.max_seq) +
                 " per call (feed longer prompts in chunks: prefill, then continue)");
   const int64_t past = cont ? st.position : 0;
-  if (past + seqlen > t_.max_context)
-    throw Error("prefill: " + std::to_string(past) + " past + " + std::to_string(seqlen) + " new tokens exceed the compiled context of " +
-                std::to_string(t_.max_context) + " (recompile with a larger --max-context)");
-  if (!cont) {
-    for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], align_up(t_.states[i].bytes_per_seq * st.batch));
-    st.position = 0;
-  }
+  if (past + seqlen > st.capacity)
+    throw Error("prefill: " + std::to_string(past) + " past + " + std::to_string(seqlen) + " new tokens exceed the state's context of " +
+                std::to_string(st.capacity) + " (create the state with a larger context, up to the compiled --max-context " +
+                std::to_string(t_.max_context) + ")");
+  if (!cont) reset(st);
   const ScheduleEntry& s = extend(st, tokens, seqlen);
   const char* base = static_cast<char*>(arena_) + s.logits_offset;
   if (last_only) {
@@ -184,18 +194,21 @@ void ProgramExecutor::prefill(SessionState& st, const int32_t* tokens, int seqle
 
 void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logits) {
   if (st.position < 1) throw Error("step: the sequences are empty; prefill a prompt first", STRATA_ERR_STATE);
-  if (st.position + 1 > t_.max_context)
-    throw Error("step: the sequences already hold " + std::to_string(st.position) + " tokens, the compiled context (--max-context " +
-                    std::to_string(t_.max_context) + ")",
-                STRATA_ERR_STATE);
+  if (st.position + 1 > st.capacity)
+    throw Error("step: the sequences already hold " + std::to_string(st.position) + " tokens, the state's context", STRATA_ERR_STATE);
   const ScheduleEntry& s = extend(st, tokens, 1);
   ops_->logits_to_host(logits, static_cast<char*>(arena_) + s.logits_offset, st.batch, vocab_, vocab_);
   ops_->sync();
 }
 
+void ProgramExecutor::reset(SessionState& st) {
+  for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], state_buffer_bytes(t_.states[i], st.batch, st.capacity));
+  st.position = 0;
+}
+
 const ScheduleEntry& ProgramExecutor::extend(SessionState& st, const int32_t* tokens, int T) {
   const ScheduleEntry& s = schedule("cached");
-  const StrataDims d{st.batch, T, static_cast<int>(st.position), static_cast<int>(st.position + T)};
+  const StrataDims d{st.batch, T, static_cast<int>(st.position), static_cast<int>(st.position + T), st.capacity};
   upload_tokens(tokens, static_cast<size_t>(st.batch) * T, st.position, T);
   run(s, d, false, &st);
   st.position += T;
@@ -209,9 +222,10 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
   if (prompt_len < 1) throw Error("generate: the prompt is empty; give at least one token per sequence");
   if (max_new < 1) throw Error("generate: max new tokens must be at least 1, got " + std::to_string(max_new));
   // the last sampled token is never fed back: prompt + max_new − 1 positions
-  if (static_cast<int64_t>(prompt_len) + max_new - 1 > t_.max_context)
+  if (static_cast<int64_t>(prompt_len) + max_new - 1 > st.capacity)
     throw Error("generate: a prompt of " + std::to_string(prompt_len) + " tokens + " + std::to_string(max_new) +
-                " new ones exceed the compiled context of " + std::to_string(t_.max_context) + " (recompile with a larger --max-context)");
+                " new ones exceed the state's context of " + std::to_string(st.capacity) + " (up to the compiled --max-context " +
+                std::to_string(t_.max_context) + ")");
   if (!(p.temperature >= 0.f) || p.top_k < 0 || !(p.top_p > 0.f && p.top_p <= 1.f) || !(p.repetition_penalty > 0.f))
     throw Error("generate: sampling needs temperature ≥ 0, top_k ≥ 0, top_p in (0, 1] and repetition_penalty > 0");
   const int B = st.batch;
@@ -225,8 +239,7 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
   const auto t0 = clock::now();
 
   // prompt: chunks of at most max_seq tokens per call, starting the sequences anew
-  for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], align_up(t_.states[i].bytes_per_seq * B));
-  st.position = 0;
+  reset(st);
   std::vector<int32_t> chunk;
   std::vector<int32_t> next(static_cast<size_t>(B));
   const ScheduleEntry* s = nullptr;
@@ -284,7 +297,7 @@ json::Value ProgramExecutor::info() const {
   }
   v.set("launches", json::Value(ks));
   v.set("arenaBytes", static_cast<uint64_t>(arena_bytes_));
-  v.set("stateBytesPerSequence", static_cast<uint64_t>(state_bytes_per_seq()));
+  v.set("stateBytesPerSequence", static_cast<uint64_t>(state_bytes_per_seq(t_.max_context)));
   v.set("maxContext", static_cast<int64_t>(t_.max_context));
   return v;
 }

@@ -52,9 +52,12 @@ struct KernelEntry {
   LaunchFn fn;
 };
 
+// A state buffer per sequence: fixed bytes (SSM, conv) + bytes per token of the handle's
+// context (KV caches).
 struct StateEntry {
   const char* name;
   uint64_t bytes_per_seq;
+  uint64_t bytes_per_token;
 };
 
 struct ScheduleEntry {
@@ -125,6 +128,7 @@ class DeviceOps {
 // tokens already seen (P). Created by ProgramExecutor::create_state.
 struct SessionState {
   int batch = 0;
+  int capacity = 0;  // tokens per sequence the caches hold (≤ the compiled max context)
   int64_t position = 0;
   std::vector<void*> buffers;
   uint8_t* seen = nullptr;  // [batch, vocab] tokens seen (repetition penalty), allocated on first use
@@ -155,7 +159,8 @@ class ProgramExecutor {
   // tokens [batch, seqlen] → logits [batch, seqlen, vocab] (host float32).
   void forward(const int32_t* tokens, int batch, int seqlen, float* logits);
 
-  std::unique_ptr<SessionState> create_state(int batch);
+  // State for `batch` sequences of up to `context` tokens (0: the compiled max context).
+  std::unique_ptr<SessionState> create_state(int batch, int context = 0);
   // Starts the sequences (state reset) unless `cont`, then runs `seqlen` tokens per sequence.
   // logits: [batch, seqlen, vocab], or [batch, vocab] of the last position when `last_only`.
   void prefill(SessionState& s, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits);
@@ -169,7 +174,7 @@ class ProgramExecutor {
                 const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats);
 
   const ProgramTables& tables() const { return t_; }
-  uint64_t state_bytes_per_seq() const;
+  uint64_t state_bytes_per_seq(int context) const;
   uint64_t arena_bytes() const { return arena_bytes_; }
   json::Value info() const;
   // STRATA_TIME=1: forward() also times one pass of its kernels and prints it to stderr.
@@ -182,6 +187,7 @@ class ProgramExecutor {
   void upload_tokens(const int32_t* tokens, size_t n, int64_t past, int T);
   // Runs T tokens per sequence after st.position; leaves the logits in the arena (no copy).
   const ScheduleEntry& extend(SessionState& st, const int32_t* tokens, int T);
+  void reset(SessionState& st);  // zero the state, position 0
   void time_forward(const ScheduleEntry& s, const StrataDims& d);
 
   const ProgramTables& t_;

@@ -135,7 +135,7 @@ class ProgramModel : public Model {
   void upload_weight(size_t index, const void* host, size_t nbytes) override { x_.upload_weight(index, host, nbytes); }
   void weights_ready() override { x_.weights_ready(); }
   void forward(const int32_t* tokens, int batch, int seqlen, float* logits) override { x_.forward(tokens, batch, seqlen, logits); }
-  std::unique_ptr<SessionState> create_state(int batch) override { return x_.create_state(batch); }
+  std::unique_ptr<SessionState> create_state(int batch, int context) override { return x_.create_state(batch, context); }
   void prefill(SessionState& s, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits) override {
     x_.prefill(s, tokens, seqlen, cont, last_only, logits);
   }

@@ -211,7 +211,7 @@ strata_status strata_model_forward(strata_model* m, const int32_t* tokens, int b
   });
 }
 
-strata_state* strata_state_create(strata_model* m, int batch) {
+strata_state* strata_state_create(strata_model* m, int batch, int context) {
   strata_state* out = nullptr;
   guard([&] {
     require_model(m, "strata_state_create");
@@ -220,7 +220,7 @@ strata_state* strata_state_create(strata_model* m, int batch) {
                           std::to_string(m->manifest.max_batch));
     std::unique_ptr<strata_state> s(new strata_state());
     s->model = m;
-    s->impl = m->impl->create_state(batch);
+    s->impl = m->impl->create_state(batch, context);
     out = s.release();
   });
   return out;

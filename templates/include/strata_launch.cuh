@@ -2,7 +2,8 @@
 // size (e.g. the past length of a cached sequence) changes no launcher signature:
 //   extern "C" cudaError_t launch_<kernel>(void* const* bufs, const StrataDims* d, cudaStream_t s)
 // B: sequences in the batch; T: new tokens per sequence in this call; P: tokens already in the
-// caches (0 for a forward or a fresh prefill); S = P + T: the sequence length after the call.
+// caches (0 for a forward or a fresh prefill); S = P + T: the sequence length after the call;
+// C: the tokens each sequence's KV cache holds (the state handle's context; 0 without state).
 #pragma once
 
 struct StrataDims {
@@ -10,4 +11,5 @@ struct StrataDims {
   int T;
   int P;
   int S;
+  int C;
 };

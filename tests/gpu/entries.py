@@ -33,7 +33,7 @@ class Model:
         lib.strata_last_error.restype = ctypes.c_char_p
         lib.strata_model_load_weights.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.strata_state_create.restype = ctypes.c_void_p
-        lib.strata_state_create.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.strata_state_create.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         lib.strata_state_position.restype = ctypes.c_int64
         lib.strata_state_position.argtypes = [ctypes.c_void_p]
         lib.strata_state_destroy.argtypes = [ctypes.c_void_p]
@@ -55,8 +55,8 @@ class Model:
         if status != 0:
             raise RuntimeError(self.lib.strata_last_error().decode())
 
-    def state(self, batch):
-        s = self.lib.strata_state_create(self.m, batch)
+    def state(self, batch, context=0):
+        s = self.lib.strata_state_create(self.m, batch, context)
         if not s:
             raise RuntimeError(self.lib.strata_last_error().decode())
         return s

@@ -162,9 +162,10 @@ const LaunchEntry kLaunches[] = {
     {kLaunchKernel, 2, "cached", "model", 7, 6, false, 0},
     {kLaunchCopy, -1, "copy", "layers.0", 13, 2, false, sizeof(float)},
 };
-const StateEntry kStates[] = {{"sum", sizeof(float)}, {"last", sizeof(float)}};
+// two fixed-size states and a KV-like one that grows with the handle's context
+const StateEntry kStates[] = {{"sum", sizeof(float), 0}, {"last", sizeof(float), 0}, {"cache", 0, 64}};
 const ScheduleEntry kSchedules[] = {{"forward", 512, 0, 0, 2}, {"cached", 512, 0, 2, 3}};
-const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 2, kSchedules, 2, MAXB, MAXT, MAXCTX, 4};
+const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 3, kSchedules, 2, MAXB, MAXT, MAXCTX, 4};
 
 struct Fixture {
   HostOps* ops;
@@ -301,7 +302,7 @@ int main() {
     f.x->prefill(*st, many.data(), MAXT, false, false, big.data());
     f.x->prefill(*st, many.data(), MAXT, true, false, big.data());
     e = error_of([&] { f.x->prefill(*st, many.data(), MAXT, true, false, big.data()); });
-    EXPECT(e.find("exceed the compiled context of 20") != std::string::npos, "prefill past the context: %s", e.c_str());
+    EXPECT(e.find("exceed the state's context of 20") != std::string::npos, "prefill past the context: %s", e.c_str());
     for (int i = 0; i < MAXCTX - 2 * MAXT; ++i) f.x->step(*st, one, o);
     e = error_of([&] { f.x->step(*st, one, o); });
     EXPECT(e.find("already hold 20 tokens") != std::string::npos, "step past the context: %s", e.c_str());
@@ -348,7 +349,7 @@ int main() {
     f.x->generate(*st, zeros.data(), L, 3, rep, {}, out.data(), len.data(), nullptr, nullptr);
     EXPECT(out[0] == V - 1 && out[1] == V - 2 && out[2] == V - 3, "repetition penalty: %d %d %d", out[0], out[1], out[2]);
     std::string e = error_of([&] { f.x->generate(*st, prompt.data(), L, MAXCTX, greedy, {}, out.data(), len.data(), nullptr, nullptr); });
-    EXPECT(e.find("exceed the compiled context of 20") != std::string::npos, "generate past the context: %s", e.c_str());
+    EXPECT(e.find("exceed the state's context of 20") != std::string::npos, "generate past the context: %s", e.c_str());
     SamplingParams bad;
     bad.top_p = 0.f;
     e = error_of([&] { f.x->generate(*st, prompt.data(), L, 2, bad, {}, out.data(), len.data(), nullptr, nullptr); });
@@ -361,11 +362,19 @@ int main() {
       std::unique_ptr<HostOps> o(new HostOps());
       ops = o.get();
       ProgramExecutor x(kTables, std::move(o), V, {sizeof(float)});
-      auto s = x.create_state(2);
-      EXPECT(x.state_bytes_per_seq() == 2 * 256, "state bytes per sequence (aligned) %llu", (unsigned long long)x.state_bytes_per_seq());
+      auto s = x.create_state(2, 10);
+      EXPECT(s->capacity == 10, "context %d", s->capacity);
+      EXPECT(x.state_bytes_per_seq(10) == 2 * 256 + 768, "state bytes per sequence (aligned) %llu", (unsigned long long)x.state_bytes_per_seq(10));
       const int a = ops->allocs;
       s.reset();
-      EXPECT(ops->releases == 2 && a >= 7, "state buffers released (%d of %d)", ops->releases, a);
+      EXPECT(ops->releases == 3 && a >= 8, "state buffers released (%d of %d)", ops->releases, a);
+      std::string e = error_of([&] { x.create_state(1, MAXCTX + 1); });
+      EXPECT(e.find("context 21 outside 1..20") != std::string::npos, "context beyond the compiled one: %s", e.c_str());
+      auto small = x.create_state(1, 6);
+      std::vector<int32_t> seven(7, 1);
+      float lo[7 * V];
+      e = error_of([&] { x.prefill(*small, seven.data(), 7, false, false, lo); });
+      EXPECT(e.find("exceed the state's context of 6") != std::string::npos, "prefill beyond a small state: %s", e.c_str());
       EXPECT(x.info().is_object(), "info");
     }
   }

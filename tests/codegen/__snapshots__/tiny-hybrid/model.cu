@@ -25,9 +25,9 @@ cudaError_t launch_gemm_ae105e56(void* const* bufs, const StrataDims* d, cudaStr
 cudaError_t launch_gemm_ec5f9485(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_b534badd(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_620da1c8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_cache_append_74a41c82(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_cache_append_58f17c0e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_attention_888641c0(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_cache_append_1ffe954a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_cache_append_454b356c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_attention_82e766b8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
 namespace {
@@ -47,9 +47,9 @@ int call_gemm_ae105e56(void* const* b, const StrataDims* d, void* s) { return st
 int call_gemm_ec5f9485(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_ec5f9485(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_b534badd(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b534badd(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_620da1c8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_620da1c8(b, d, static_cast<cudaStream_t>(s))); }
-int call_cache_append_74a41c82(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_74a41c82(b, d, static_cast<cudaStream_t>(s))); }
-int call_cache_append_58f17c0e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_58f17c0e(b, d, static_cast<cudaStream_t>(s))); }
-int call_attention_888641c0(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_888641c0(b, d, static_cast<cudaStream_t>(s))); }
+int call_cache_append_1ffe954a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_1ffe954a(b, d, static_cast<cudaStream_t>(s))); }
+int call_cache_append_454b356c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_454b356c(b, d, static_cast<cudaStream_t>(s))); }
+int call_attention_82e766b8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_82e766b8(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
     {"row_67a1d6e1", &call_row_67a1d6e1 },
@@ -67,9 +67,9 @@ const strata::KernelEntry kKernels[] = {
     {"gemm_ec5f9485", &call_gemm_ec5f9485 },
     {"conv1d_b534badd", &call_conv1d_b534badd },
     {"ssd_620da1c8", &call_ssd_620da1c8 },
-    {"cache_append_74a41c82", &call_cache_append_74a41c82 },
-    {"cache_append_58f17c0e", &call_cache_append_58f17c0e },
-    {"attention_888641c0", &call_attention_888641c0 },
+    {"cache_append_1ffe954a", &call_cache_append_1ffe954a },
+    {"cache_append_454b356c", &call_cache_append_454b356c },
+    {"attention_82e766b8", &call_attention_82e766b8 },
     {nullptr, nullptr},
 };
 
@@ -318,9 +318,9 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.0.mixer", 123, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 127, 3, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_992f8c3c", "layers.1.mixer", 130, 3, false, 0u},
-    {strata::kLaunchKernel, 15, "cache_append_74a41c82", "layers.1.mixer", 133, 2, false, 0u},
-    {strata::kLaunchKernel, 16, "cache_append_58f17c0e", "layers.1.mixer", 135, 2, false, 0u},
-    {strata::kLaunchKernel, 17, "attention_888641c0", "layers.1.mixer", 137, 4, false, 0u},
+    {strata::kLaunchKernel, 15, "cache_append_1ffe954a", "layers.1.mixer", 133, 2, false, 0u},
+    {strata::kLaunchKernel, 16, "cache_append_454b356c", "layers.1.mixer", 135, 2, false, 0u},
+    {strata::kLaunchKernel, 17, "attention_82e766b8", "layers.1.mixer", 137, 4, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_dfc59864", "layers.1.mixer", 141, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 145, 3, false, 0u},
     {strata::kLaunchKernel, 11, "gemm_ae105e56", "layers.2.mixer", 148, 3, false, 0u},
@@ -342,13 +342,13 @@ const strata::LaunchEntry kLaunches[] = {
 };
 
 const strata::StateEntry kStates[] = {
-    {"layers.0.mixer.conv", 9216u},
-    {"layers.0.mixer.ssm", 131072u},
-    {"layers.1.mixer.k", 8192u},
-    {"layers.1.mixer.v", 8192u},
-    {"layers.3.mixer.conv", 9216u},
-    {"layers.3.mixer.ssm", 131072u},
-    {nullptr, 0u},
+    {"layers.0.mixer.conv", 9216u, 0u},
+    {"layers.0.mixer.ssm", 131072u, 0u},
+    {"layers.1.mixer.k", 0u, 128u},
+    {"layers.1.mixer.v", 0u, 128u},
+    {"layers.3.mixer.conv", 9216u, 0u},
+    {"layers.3.mixer.ssm", 131072u, 0u},
+    {nullptr, 0u, 0u},
 };
 
 const strata::ScheduleEntry kSchedules[] = {

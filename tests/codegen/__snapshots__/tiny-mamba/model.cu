@@ -331,13 +331,13 @@ const strata::LaunchEntry kLaunches[] = {
 };
 
 const strata::StateEntry kStates[] = {
-    {"layers.0.mixer.conv", 3072u},
-    {"layers.0.mixer.ssm", 16384u},
-    {"layers.1.mixer.conv", 3072u},
-    {"layers.1.mixer.ssm", 16384u},
-    {"layers.2.mixer.conv", 3072u},
-    {"layers.2.mixer.ssm", 16384u},
-    {nullptr, 0u},
+    {"layers.0.mixer.conv", 3072u, 0u},
+    {"layers.0.mixer.ssm", 16384u, 0u},
+    {"layers.1.mixer.conv", 3072u, 0u},
+    {"layers.1.mixer.ssm", 16384u, 0u},
+    {"layers.2.mixer.conv", 3072u, 0u},
+    {"layers.2.mixer.ssm", 16384u, 0u},
+    {nullptr, 0u, 0u},
 };
 
 const strata::ScheduleEntry kSchedules[] = {
