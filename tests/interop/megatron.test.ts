@@ -112,6 +112,17 @@ describe("zip reader", () => {
     } finally {
       z.close();
     }
+    // zip64 (a checkpoint over 4 GB): sizes and offsets from the zip64 extra field and end record
+    const f64 = path.join(tmp, "z64.zip");
+    writeZip(f64, [{ name: "a/data.pkl", data: Buffer.from("pickle") }, { name: "a/data/0", data: big }], { zip64: true });
+    const y = new ZipFile(f64);
+    try {
+      expect(y.entries.get("a/data/0")).toMatchObject({ size: 5000, compressedSize: 5000 });
+      expect(y.read("a/data.pkl").toString()).toBe("pickle");
+      expect(y.ranged("a/data/0").read(4990, 10).equals(big.subarray(4990))).toBe(true);
+    } finally {
+      y.close();
+    }
     writeFileSync(path.join(tmp, "legacy.pt"), Buffer.from("\x80\x02not a zip at all, an old torch file"));
     expect(fail(() => new ZipFile(path.join(tmp, "legacy.pt")))).toMatch(/not a zip file[^]*re-saved with torch\.save/);
   });
@@ -283,5 +294,30 @@ describe("import-megatron", () => {
     const md = path.join(tmp, "megatron-missing");
     writeMegatron(md, { ...hybridArgs, hidden_size: 256, ffn_hidden_size: 512 }, mt);
     await expect(importMegatron(md, { out: path.join(tmp, "m.safetensors") })).rejects.toThrow(/missing tensor 'decoder\.layers\.1\.self_attention\.linear_proj\.weight': expected shape \[256, 288\]/);
+  });
+});
+
+describe("streaming writer", () => {
+  it("converts bf16 → f32 and back across chunk boundaries, gathering row ranges of several sources", async () => {
+    const { memorySource, writeMapped, checkRules } = await import("../../compiler/interop/tensor-io.js");
+    const next = rng(SEED + 3);
+    const a = randomValues({ name: "a", shape: [5, 3] }, next), b = randomValues({ name: "b", shape: [4, 3] }, next);
+    const src = memorySource("mem", [
+      { name: "a", dtype: "BF16", shape: [5, 3], bytes: bf16Bytes(a) },
+      { name: "b", dtype: "BF16", shape: [4, 3], bytes: bf16Bytes(b) },
+    ]);
+    const rules = [
+      { target: "ab", shape: [4, 3], dtype: "F32" as const, pieces: [{ src: "b", rows: [3, 4] as [number, number] }, { src: "a", rows: [1, 4] as [number, number] }] },
+      { target: "a16", shape: [15], dtype: "BF16" as const, pieces: [{ src: "a" }] },
+    ];
+    expect(checkRules(rules, src, { expected: new Map([["a", [5, 3]], ["b", [4, 3]]]) })).toEqual([]);
+    for (const chunkBytes of [2, 6, 1 << 20]) {
+      const f = path.join(tmp, `chunks-${chunkBytes}.safetensors`);
+      writeMapped(f, rules, src, undefined, { chunkBytes });
+      const r = readSafetensors(f);
+      expect(r.get("ab")!.data).toEqual(Float32Array.from([...b.subarray(9, 12), ...a.subarray(3, 12)]));
+      expect(r.get("a16")!.data).toEqual(a);
+    }
+    expect(checkRules(rules, src, { expected: new Map([["a", [5, 3]]]) })).toEqual(["extra tensor 'b' [4, 3]: nothing in the model uses it"]);
   });
 });

@@ -121,8 +121,12 @@ function crc32(b: Buffer): number {
   return ~c >>> 0;
 }
 
-/** A zip like torch.save's: entries in order; `deflate` names entries to compress. */
-export function writeZip(file: string, entries: { name: string; data: Buffer; deflate?: boolean }[]): void {
+/**
+ * A zip like torch.save's: entries in order; `deflate` names entries to compress; `zip64` writes
+ * the central directory's sizes and offsets as 0xffffffff with a zip64 extra field, and a zip64
+ * end record (what a checkpoint over 4 GB has).
+ */
+export function writeZip(file: string, entries: { name: string; data: Buffer; deflate?: boolean }[], o: { zip64?: boolean } = {}): void {
   const out: Buffer[] = [];
   const central: Buffer[] = [];
   let off = 0;
@@ -141,25 +145,51 @@ export function writeZip(file: string, entries: { name: string; data: Buffer; de
     out.push(h, name, body);
     const c = Buffer.alloc(46);
     c.writeUInt32LE(0x02014b50, 0);
-    c.writeUInt16LE(20, 4);
-    c.writeUInt16LE(20, 6);
+    c.writeUInt16LE(45, 4);
+    c.writeUInt16LE(45, 6);
     c.writeUInt16LE(e.deflate ? 8 : 0, 10);
     c.writeUInt32LE(crc, 16);
-    c.writeUInt32LE(body.length, 20);
-    c.writeUInt32LE(e.data.length, 24);
+    c.writeUInt32LE(o.zip64 ? 0xffffffff : body.length, 20);
+    c.writeUInt32LE(o.zip64 ? 0xffffffff : e.data.length, 24);
     c.writeUInt16LE(name.length, 28);
-    c.writeUInt32LE(off, 42);
-    central.push(c, name);
+    c.writeUInt32LE(o.zip64 ? 0xffffffff : off, 42);
+    if (o.zip64) {
+      const x = Buffer.alloc(28);
+      x.writeUInt16LE(0x0001, 0);
+      x.writeUInt16LE(24, 2);
+      x.writeBigUInt64LE(BigInt(e.data.length), 4); // uncompressed, compressed, offset: the order of the spec
+      x.writeBigUInt64LE(BigInt(body.length), 12);
+      x.writeBigUInt64LE(BigInt(off), 20);
+      c.writeUInt16LE(x.length, 30);
+      central.push(c, name, x);
+    } else central.push(c, name);
     off += 30 + name.length + body.length;
   }
   const cd = Buffer.concat(central);
   const eocd = Buffer.alloc(22);
   eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(off, 16);
-  writeFileSync(file, Buffer.concat([...out, cd, eocd]));
+  eocd.writeUInt16LE(o.zip64 ? 0xffff : entries.length, 8);
+  eocd.writeUInt16LE(o.zip64 ? 0xffff : entries.length, 10);
+  eocd.writeUInt32LE(o.zip64 ? 0xffffffff : cd.length, 12);
+  eocd.writeUInt32LE(o.zip64 ? 0xffffffff : off, 16);
+  const tail: Buffer[] = [];
+  if (o.zip64) {
+    const rec = Buffer.alloc(56);
+    rec.writeUInt32LE(0x06064b50, 0);
+    rec.writeBigUInt64LE(44n, 4);
+    rec.writeUInt16LE(45, 12);
+    rec.writeUInt16LE(45, 14);
+    rec.writeBigUInt64LE(BigInt(entries.length), 24);
+    rec.writeBigUInt64LE(BigInt(entries.length), 32);
+    rec.writeBigUInt64LE(BigInt(cd.length), 40);
+    rec.writeBigUInt64LE(BigInt(off), 48);
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(BigInt(off + cd.length), 8);
+    loc.writeUInt32LE(1, 16);
+    tail.push(rec, loc);
+  }
+  writeFileSync(file, Buffer.concat([...out, cd, ...tail, eocd]));
 }
 
 /** bf16 bytes of float32 values that are already bf16-exact. */
