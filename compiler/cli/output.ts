@@ -125,7 +125,8 @@ export async function replaceDir<T>(dir: string, fn: (tmp: string) => Promise<T>
     failure = e;
     if (!keepOnError(e)) {
       rmSync(tmp, { recursive: true, force: true });
-      throw e instanceof StrataError ? e : fsError(e, `write the project to ${dir}`);
+      // filesystem errors (with an errno code) become messages; anything else is a bug and stays one
+      throw typeof (e as NodeJS.ErrnoException)?.code === "string" && (e as NodeJS.ErrnoException).syscall ? fsError(e, `write the project to ${dir}`) : e;
     }
   }
   try {

@@ -11,6 +11,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeStepName } from "../../compiler/codegen/build.js";
+import { fmtCount, fmtFlops } from "../../compiler/cli/info.js";
+import { withDirLock, replaceDir } from "../../compiler/cli/output.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const DSL = JSON.stringify(path.join(ROOT, "compiler/dsl/index.js"));
@@ -245,5 +247,51 @@ describe("the command line itself", () => {
     expect(makeStepName("/usr/local/bin/nvcc -std=c++17 -O2 -Iruntime/include -c runtime/src/json.cpp -o build/runtime/json.o")).toBe("runtime/src/json.cpp");
     expect(makeStepName("nvcc -shared build/runtime/json.o build/model.o -o lib/libmodel.so -lcudart")).toBe("link lib/libmodel.so");
     expect(makeStepName("make: Nothing to be done for 'all'.")).toBeUndefined();
+  });
+});
+
+describe("in-process pieces", () => {
+  it("info's numbers: T for trillions, one FLOP unit per line", () => {
+    expect(fmtCount(8e12)).toBe("8.000T");
+    expect(fmtCount(8.655e9)).toBe("8.655B");
+    expect(fmtFlops(878467)).toBe("878.47 kFLOP");
+    expect(fmtFlops(3 * 878467, 878467)).toBe("2635.40 kFLOP"); // training scaled like forward
+    expect(fmtFlops(15.48e9)).toBe("15.48 GFLOP");
+  });
+
+  it("a lock left by a process that exited is taken over; a live holder is waited for", { timeout: 20_000 }, async () => {
+    const d = tmp();
+    const dir = path.join(d, "proj");
+    const dead = await execa("node", ["-e", "console.log(process.pid)"]);
+    writeFileSync(`${dir}.strata-lock`, `${dead.stdout.trim()}\n`);
+    expect(await withDirLock(dir, async () => "ran")).toBe("ran");
+    expect(existsSync(`${dir}.strata-lock`)).toBe(false);
+
+    writeFileSync(`${dir}.strata-lock`, `${process.pid}\n`); // "another" live compile: us
+    const logs: string[] = [];
+    let ran = false;
+    const waiting = withDirLock(dir, async () => void (ran = true), { log: (l) => logs.push(l) });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(ran).toBe(false);
+    expect(logs.join("")).toContain(`waiting for another compile (pid ${process.pid}) writing ${dir}`);
+    rmSync(`${dir}.strata-lock`);
+    await waiting;
+    expect(ran).toBe(true);
+  });
+
+  it("replaceDir: a failure before anything is written leaves the old folder untouched", async () => {
+    const d = tmp();
+    const dir = path.join(d, "proj");
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, "old.txt"), "old");
+    await expect(replaceDir(dir, async (t) => {
+      writeFileSync(path.join(t, "half.txt"), "x");
+      throw new Error("boom");
+    })).rejects.toThrow();
+    expect(readdirSync(dir)).toEqual(["old.txt"]);
+    expect(readdirSync(d)).toEqual(["proj"]);
+    await replaceDir(dir, async (t) => writeFileSync(path.join(t, "new.txt"), "new"));
+    expect(readdirSync(dir)).toEqual(["new.txt"]);
+    expect(readdirSync(d)).toEqual(["proj"]);
   });
 });
