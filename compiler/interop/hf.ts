@@ -152,7 +152,13 @@ function mlpAct(c: ConfigReader, key: string): "relu2" | "gelu" {
 
 // ---- per-class config import -------------------------------------------------------------------
 
-function nemotronH(c: ConfigReader, name: string): Imported {
+/** NemotronHConfig's older spellings (its __post_init__ renames them). */
+const NEMOTRON_ALIASES: Record<string, string> = { mamba_n_groups: "n_groups", mamba_d_conv: "conv_kernel", mamba_expand: "expand", mamba_chunk_size: "chunk_size", mamba_conv_bias: "use_conv_bias", mamba_dt_limit: "time_step_limit" };
+
+function nemotronH(c0: ConfigReader, name: string): Imported {
+  const raw = { ...c0.raw };
+  for (const [old, key] of Object.entries(NEMOTRON_ALIASES)) if (raw[old] !== undefined && raw[key] === undefined) raw[key] = raw[old];
+  const c = new ConfigReader(c0.file, raw);
   const notes: string[] = [];
   const d = c.int("hidden_size");
   const pattern = mambaPattern(c);
