@@ -103,7 +103,12 @@ export interface LayerDef {
 
 /** Define a custom mixer from a build function (records the source line). */
 export function layer(kind: string, config: Record<string, AttrValue>, build: (ctx: BuildCtx, x: Node) => Node, validate?: (m: ModelConfig) => void): LayerDef {
-  return { kind, config, src: captureUserLoc(), build, validate };
+  const src = captureUserLoc();
+  // the kind is shown by `info`, kept in the manifest and named in messages
+  if (typeof kind !== "string" || !/^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(kind))
+    throw new StrataError(`layer: kind ${JSON.stringify(kind)} is not a valid layer name`, src, "use 1 to 64 letters, digits, '_' or '-', starting with a letter (e.g. \"gated_mlp\")");
+  if (typeof build !== "function") throw new StrataError(`layer '${kind}': the third argument must be a build function (ctx, x) => Node`, src);
+  return { kind, config, src, build, validate };
 }
 
 // ---- stacks: pattern strings and ratio allocation -----------------------------------------
@@ -182,7 +187,8 @@ export function stack(o: StackOptions): StackDef {
   const symbols: Record<string, LayerDef> = {};
   for (const [k, v] of Object.entries(o)) {
     if (k === "pattern" || k === "layers" || k === "ratios") continue;
-    if (k.length !== 1) throw new StrataError(`stack: '${k}' is not a layer symbol; symbols are single characters such as M, *, -`, loc);
+    if (k.length !== 1 || /\s|[\u0000-\u001f\u007f]/.test(k))
+      throw new StrataError(`stack: ${JSON.stringify(k)} is not a layer symbol; symbols are single printable characters such as M, *, -`, loc);
     if (!v || typeof v !== "object" || !("build" in v)) throw new StrataError(`stack: symbol '${k}' must map to a layer (e.g. mamba2({...}))`, loc);
     symbols[k] = v as LayerDef;
   }

@@ -118,3 +118,21 @@ describe("lowering is memoised", () => {
     expect(m.toGraph()).toBe(m.toGraph());
   });
 });
+
+describe("custom layer kinds and stack symbols", () => {
+  it("a layer kind that is not a plain name is rejected at the layer() line", () => {
+    for (const kind of ["", "my layer", "a\nb", "x".repeat(65), "9lives"]) {
+      const e = caught(() => layer(kind, {}, (_ctx, x) => x)); const line = lineHere();
+      expect(e.loc?.line).toBe(line);
+      expect(e.message).toContain(`layer: kind ${JSON.stringify(kind)} is not a valid layer name`);
+    }
+    expect(layer("gated_mlp", {}, (_ctx, x) => x).kind).toBe("gated_mlp");
+  });
+
+  it("whitespace and control characters are not symbols", () => {
+    for (const sym of [" ", "\n", "\t"]) {
+      const e = caught(() => stack({ pattern: "M", M: mlp({ hidden: 32 }), [sym]: mlp({ hidden: 32 }) }));
+      expect(e.message).toContain(`stack: ${JSON.stringify(sym)} is not a layer symbol`);
+    }
+  });
+});
