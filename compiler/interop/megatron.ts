@@ -99,7 +99,7 @@ export function stateDictSource(ck: TorchCheckpoint, sd: Map<unknown, unknown>):
 
 // ---- args → spec ------------------------------------------------------------------------------
 
-function specFromArgs(args: Record<string, unknown>, src: TensorSource, file: string, name: string): { spec: ArchSpec; notes: string[] } {
+export function specFromArgs(args: Record<string, unknown>, src: TensorSource, file: string, name: string): { spec: ArchSpec; notes: string[] } {
   const c = new ConfigReader(`${file} (saved args)`, args);
   const notes: string[] = [];
   const d = c.int("hidden_size");

@@ -321,3 +321,35 @@ describe("streaming writer", () => {
     expect(checkRules(rules, src, { expected: new Map([["a", [5, 3]]]) })).toEqual(["extra tensor 'b' [4, 3]: nothing in the model uses it"]);
   });
 });
+
+describe("saved args of the paper's checkpoints", () => {
+  it("the 8B Mamba-2-Hybrid's args (Megatron-LM examples/mamba/train.sh, 8B) give examples/mamba2-hybrid-8b.ts, GeLU MLPs included", async () => {
+    const { specFromArgs } = await import("../../compiler/interop/megatron.js");
+    const { buildModel, modelParams } = await import("../../compiler/interop/arch-spec.js");
+    const { memorySource } = await import("../../compiler/interop/tensor-io.js");
+    const { default: hybrid8b } = await import("../../examples/mamba2-hybrid-8b.js");
+    const emb = memorySource("ckpt", [{ name: "embedding.word_embeddings.weight", dtype: "BF16", shape: [256000, 4096], bytes: Buffer.alloc(0) }]);
+    const args = { num_layers: 56, hidden_size: 4096, num_attention_heads: 32, group_query_attention: true, num_query_groups: 8, hybrid_attention_ratio: 0.08, hybrid_mlp_ratio: 0.5, position_embedding_type: "none", normalization: "RMSNorm", untie_embeddings_and_output_weights: true, add_bias_linear: false, seq_length: 4096 };
+    const { spec } = specFromArgs(args, emb, "ckpt", "mamba2-hybrid-8b");
+    const def = buildModel(spec);
+    expect(def.pattern).toBe(hybrid8b.pattern);
+    expect(modelParams(def)).toEqual(modelParams(hybrid8b));
+    expect(def.toGraph().meta.layerKinds).toEqual(hybrid8b.toGraph().meta.layerKinds); // same layer configs: act "gelu", groups 8, …
+    const { spec: t } = specFromArgs({ ...args, squared_relu: true }, emb, "ckpt", "x");
+    expect((t.symbols["-"]!.opts as { act: string }).act).toBe("relu2");
+  });
+
+  it("the 8B Transformer's args (run_text_gen_server_8b_gpt3.sh) give examples/transformer-8b.ts", async () => {
+    const { specFromArgs } = await import("../../compiler/interop/megatron.js");
+    const { buildModel, modelParams } = await import("../../compiler/interop/arch-spec.js");
+    const { memorySource } = await import("../../compiler/interop/tensor-io.js");
+    const { default: t8b } = await import("../../examples/transformer-8b.js");
+    const emb = memorySource("ckpt", [{ name: "embedding.word_embeddings.weight", dtype: "BF16", shape: [256000, 4096], bytes: Buffer.alloc(0) }]);
+    const args = { num_layers: 32, hidden_size: 4096, num_attention_heads: 32, apply_layernorm_1p: true, normalization: "LayerNorm", position_embedding_type: "rope", rotary_percent: 0.5, squared_relu: true, untie_embeddings_and_output_weights: true, add_bias_linear: false, seq_length: 4096 };
+    const def = buildModel(specFromArgs(args, emb, "ckpt", "transformer-8b").spec);
+    expect(def.pattern).toBe(t8b.pattern);
+    expect(def.config).toMatchObject({ norm: "layernorm1p", initLayers: 32, tiedEmbeddings: false });
+    expect(modelParams(def)).toEqual(modelParams(t8b));
+    expect(def.toGraph().meta.layerKinds).toEqual(t8b.toGraph().meta.layerKinds);
+  });
+});
