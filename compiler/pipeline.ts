@@ -42,6 +42,9 @@ export interface ProgramOptions {
   maxBatch?: number;
   /** Largest T of one forward / prefill call (default: the model's seqLen). */
   maxSeq?: number;
+  /** Largest B·T of one call (default maxBatch · maxSeq): sizes the activation arena, so a
+   * project can take long single sequences and wide decode batches without paying for both. */
+  maxTokens?: number;
   /** Longest sequence (past + new tokens) the state caches hold (default: the model's maxContext, at least maxSeq). */
   maxContext?: number;
   arch?: Arch;
@@ -129,7 +132,11 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   positiveInt(maxBatch, "max batch");
   positiveInt(maxSeq, "max sequence length");
   positiveInt(maxContext, "max context");
-  const options: Required<ProgramOptions> = { maxBatch, maxSeq, maxContext, arch: opts.arch ?? "sm_90a" };
+  const maxTokens = opts.maxTokens ?? maxBatch * maxSeq;
+  positiveInt(maxTokens, "max tokens per call");
+  if (maxTokens > maxBatch * maxSeq || maxTokens < Math.max(maxBatch, maxSeq))
+    throw new StrataError(`compile: max tokens per call ${maxTokens} must lie between max(max batch, max seq) = ${Math.max(maxBatch, maxSeq)} and max batch · max seq = ${maxBatch * maxSeq}`);
+  const options: Required<ProgramOptions> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a" };
 
   // lower, deriveStep
   const forward = def.toGraph();
@@ -190,7 +197,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
       if (groupOf(n)?.roles.hT === n) persistent.set(n.key, out);
       else copies.push({ node: n, state: out });
     }
-    const memory = planMemory(plan, [logitsNode, ...copies.map((c) => c.node)], { maxBatch, maxSeq, maxPast: maxContext, persistent: new Set([...persistent.keys(), ...preps.keys()]) });
+    const memory = planMemory(plan, [logitsNode, ...copies.map((c) => c.node)], { maxBatch, maxSeq, maxTokens, maxPast: maxContext, persistent: new Set([...persistent.keys(), ...preps.keys()]) });
     const slotOf = new Map(memory.slots.map((s) => [s.key, s]));
     const owner = (n: Node): BufferOwner | undefined => {
       if (n.op === "param") return { kind: "weight", buffer: n.attrs.name as string };

@@ -94,6 +94,8 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     vocabSize: def.config.vocab,
     maxBatch: p.options.maxBatch,
     maxSeqlen: p.options.maxSeq,
+    /** Largest batch · seqlen of one call (the arena is sized for it). */
+    maxTokens: p.options.maxTokens,
     maxContext: p.options.maxContext,
     /** The largest arena of the schedules (they never run at the same time). */
     arenaBytes: Math.max(...p.schedules.map((s) => s.memory.peakBytes)),
@@ -142,6 +144,7 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     maxBatch: p.options.maxBatch,
     maxSeq: p.options.maxSeq,
     maxContext: p.options.maxContext,
+    maxTokens: p.options.maxTokens,
     prepBytes: p.prepBytes,
   });
   files["main.cpp"] = renderTemplate("main.cpp.hbs", { name: p.name });

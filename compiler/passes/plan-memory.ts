@@ -41,6 +41,8 @@ export interface MemoryPlan {
 export interface PlanOptions {
   maxBatch: number;
   maxSeq: number;
+  /** Largest B·T of one call (default maxBatch · maxSeq): per-token values are sized by it. */
+  maxTokens?: number;
   /** Largest past length P (cached graphs). */
   maxPast?: number;
   /** Nodes stored in persistent state buffers instead of the arena. */
@@ -53,6 +55,21 @@ const alignUp = (x: number) => Math.ceil(x / ARENA_ALIGN) * ARENA_ALIGN;
 /** Bytes of a node's value at concrete sizes. */
 export function nodeBytes(n: Node, bindings: Readonly<Record<string, number>>): number {
   return evalShape(n.shape, bindings).reduce((a, b) => a * b, 1) * DTYPE_BYTES[n.dtype];
+}
+
+/**
+ * Largest bytes of a value over every call the project accepts (B ≤ maxBatch, T ≤ maxSeq,
+ * B·T ≤ maxTokens): a per-token value [B, T, …] is sized by maxTokens, one with B or T alone
+ * by its own maximum. Dims that are sums (P + T) are taken at their maxima.
+ */
+export function slotBytes(n: Node, o: PlanOptions): number {
+  const maxTokens = o.maxTokens ?? o.maxBatch * o.maxSeq;
+  const syms = new Set(n.shape.flatMap((d) => (typeof d === "string" ? d.split(/[^A-Za-z_]+/).filter(Boolean) : [])));
+  const simple = n.shape.every((d) => typeof d === "number" || d === "B" || d === "T");
+  if (!simple) return nodeBytes(n, { B: o.maxBatch, T: o.maxSeq, P: o.maxPast ?? 0 });
+  const unit = nodeBytes(n, { B: 1, T: 1 });
+  const bt = syms.has("B") && syms.has("T") ? Math.min(maxTokens, o.maxBatch * o.maxSeq) : syms.has("B") ? o.maxBatch : syms.has("T") ? o.maxSeq : 1;
+  return unit * bt;
 }
 
 /** The node whose storage holds n's data: through views and in-place writes. */
@@ -77,7 +94,7 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: Pla
         key: n.key,
         name: `${(n.scope ?? "v").replace(/[^A-Za-z0-9]+/g, "_")}_${n.op}_${n.key.slice(0, 6)}`,
         dtype: n.dtype,
-        bytes: alignUp(nodeBytes(n, bindings)),
+        bytes: alignUp(slotBytes(n, opts)),
         offset: 0,
         from: gi,
         to: g.kind === "param_prep" ? last : gi,

@@ -35,8 +35,7 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
   for (int i = 0; i < t_.schedule_count; ++i) arena_bytes_ = std::max<uint64_t>(arena_bytes_, t_.schedules[i].arena_bytes);
   for (size_t i = 0; i < weight_bytes_.size(); ++i) weights_.push_back(ops_->alloc(align_up(weight_bytes_[i]), "weight " + std::to_string(i)));
   arena_ = ops_->alloc(align_up(arena_bytes_) + kAlign, "activation arena");
-  const size_t max_tokens = static_cast<size_t>(t_.max_batch) * t_.max_seq;
-  tokens_ = ops_->alloc(align_up(max_tokens * sizeof(int32_t)), "token buffer");
+  tokens_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_tokens) * sizeof(int32_t)), "token buffer");
   positions_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_seq) * sizeof(int32_t)), "position buffer");
   prep_ = ops_->alloc(align_up(t_.prep_bytes) + kAlign, "prepared values");
 }
@@ -115,9 +114,10 @@ void ProgramExecutor::upload_tokens(const int32_t* tokens, size_t n, int64_t pas
 }
 
 void ProgramExecutor::forward(const int32_t* tokens, int batch, int seqlen, float* logits) {
-  if (batch < 1 || batch > t_.max_batch || seqlen < 1 || seqlen > t_.max_seq)
+  if (batch < 1 || batch > t_.max_batch || seqlen < 1 || seqlen > t_.max_seq || static_cast<int64_t>(batch) * seqlen > t_.max_tokens)
     throw Error("forward: batch " + std::to_string(batch) + " × seqlen " + std::to_string(seqlen) + " outside the compiled 1.." +
-                std::to_string(t_.max_batch) + " × 1.." + std::to_string(t_.max_seq));
+                std::to_string(t_.max_batch) + " × 1.." + std::to_string(t_.max_seq) + " with at most " + std::to_string(t_.max_tokens) +
+                " tokens per call");
   const ScheduleEntry& s = schedule("forward");
   const StrataDims d{batch, seqlen, 0, seqlen, 0};
   upload_tokens(tokens, static_cast<size_t>(batch) * seqlen, 0, seqlen);
@@ -172,9 +172,10 @@ std::unique_ptr<SessionState> ProgramExecutor::create_state(int batch, int conte
 }
 
 void ProgramExecutor::prefill(SessionState& st, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits) {
-  if (seqlen < 1 || seqlen > t_.max_seq)
-    throw Error("prefill: " + std::to_string(seqlen) + " tokens per sequence; this model takes 1.." + std::to_string(t_.max_seq) +
-                " per call (feed longer prompts in chunks: prefill, then continue)");
+  if (seqlen < 1 || seqlen > t_.max_seq || static_cast<int64_t>(st.batch) * seqlen > t_.max_tokens)
+    throw Error("prefill: " + std::to_string(seqlen) + " tokens per sequence × " + std::to_string(st.batch) + " sequences; this model takes 1.." +
+                std::to_string(std::min(t_.max_seq, t_.max_tokens / st.batch)) + " per sequence per call (" + std::to_string(t_.max_tokens) +
+                " tokens in all; feed longer prompts in chunks: prefill, then continue)");
   const int64_t past = cont ? st.position : 0;
   if (past + seqlen > st.capacity)
     throw Error("prefill: " + std::to_string(past) + " past + " + std::to_string(seqlen) + " new tokens exceed the state's context of " +
@@ -245,7 +246,7 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
   const ScheduleEntry* s = nullptr;
   int T = 0;
   for (int off = 0; off < prompt_len; off += T) {
-    T = std::min(t_.max_seq, prompt_len - off);
+    T = std::min({t_.max_seq, t_.max_tokens / B, prompt_len - off});
     chunk.resize(static_cast<size_t>(B) * T);
     for (int b = 0; b < B; ++b) std::memcpy(&chunk[static_cast<size_t>(b) * T], prompt + static_cast<size_t>(b) * prompt_len + off, T * sizeof(int32_t));
     s = &extend(st, chunk.data(), T);
@@ -299,6 +300,7 @@ json::Value ProgramExecutor::info() const {
   v.set("arenaBytes", static_cast<uint64_t>(arena_bytes_));
   v.set("stateBytesPerSequence", static_cast<uint64_t>(state_bytes_per_seq(t_.max_context)));
   v.set("maxContext", static_cast<int64_t>(t_.max_context));
+  v.set("maxTokensPerCall", static_cast<int64_t>(t_.max_tokens));
   return v;
 }
 

@@ -80,6 +80,7 @@ struct ProgramTables {
   int schedule_count;
   int max_batch, max_seq, max_context;
   uint64_t prep_bytes;
+  int max_tokens;  // largest batch · seqlen of one call
 };
 
 // Defined by the generated model.cu.

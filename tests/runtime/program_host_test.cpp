@@ -165,7 +165,7 @@ const LaunchEntry kLaunches[] = {
 // two fixed-size states and a KV-like one that grows with the handle's context
 const StateEntry kStates[] = {{"sum", sizeof(float), 0}, {"last", sizeof(float), 0}, {"cache", 0, 64}};
 const ScheduleEntry kSchedules[] = {{"forward", 512, 0, 0, 2}, {"cached", 512, 0, 2, 3}};
-const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 3, kSchedules, 2, MAXB, MAXT, MAXCTX, 4};
+const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 3, kSchedules, 2, MAXB, MAXT, MAXCTX, 4, MAXB * MAXT};
 
 struct Fixture {
   HostOps* ops;
@@ -296,7 +296,7 @@ int main() {
     EXPECT(e.find("1..3") != std::string::npos, "batch out of range: %s", e.c_str());
     std::vector<int32_t> many(MAXT + 1, 1);
     e = error_of([&] { f.x->prefill(*st, many.data(), MAXT + 1, false, false, o); });
-    EXPECT(e.find("1..8 per call") != std::string::npos, "prefill longer than max_seq: %s", e.c_str());
+    EXPECT(e.find("1..8 per sequence per call") != std::string::npos, "prefill longer than max_seq: %s", e.c_str());
     // fill the context, then one more token is refused
     std::vector<float> big(MAXT * V);
     f.x->prefill(*st, many.data(), MAXT, false, false, big.data());
@@ -354,6 +354,38 @@ int main() {
     bad.top_p = 0.f;
     e = error_of([&] { f.x->generate(*st, prompt.data(), L, 2, bad, {}, out.data(), len.data(), nullptr, nullptr); });
     EXPECT(e.find("top_p in (0, 1]") != std::string::npos, "bad sampling: %s", e.c_str());
+  }
+  // a token budget below batch × seqlen: calls are checked against it, generate chunks by it
+  {
+    ProgramTables small = kTables;
+    small.max_tokens = 10;
+    std::unique_ptr<HostOps> o(new HostOps());
+    HostOps* ops = o.get();
+    ProgramExecutor x(small, std::move(o), V, {sizeof(float)});
+    float w = 0.5f;
+    x.upload_weight(0, &w, sizeof w);
+    x.weights_ready();
+    std::vector<int32_t> in(16, 1);
+    std::vector<float> lo(16 * V);
+    std::string e = error_of([&] { x.forward(in.data(), 2, 7, lo.data()); });
+    EXPECT(e.find("at most 10 tokens per call") != std::string::npos, "forward over the token budget: %s", e.c_str());
+    auto st = x.create_state(2);
+    e = error_of([&] { x.prefill(*st, in.data(), 6, false, false, lo.data()); });
+    EXPECT(e.find("1..5 per sequence per call") != std::string::npos, "prefill over the token budget: %s", e.c_str());
+    std::vector<int32_t> prompt(2 * 12);
+    for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
+    std::vector<int32_t> out(2 * 3), len(2);
+    ops->launched.clear();
+    x.generate(*st, prompt.data(), 12, 3, SamplingParams{}, {}, out.data(), len.data(), nullptr, nullptr);
+    int cached = 0;
+    for (auto& l : ops->launched) cached += l == "cached";
+    EXPECT(cached == 3 + 2, "a 12-token prompt for 2 sequences in chunks of 5 (3 calls) + 2 steps: %d", cached);
+    EXPECT(st->position == 14, "position %lld", (long long)st->position);
+    float sums[2];
+    std::memcpy(sums, st->buffers[0], sizeof sums);
+    float want0 = 0;
+    for (int t = 0; t < 12; ++t) want0 += prompt[t];
+    EXPECT(sums[0] == want0 + out[0] + out[1], "the chunks and steps saw every token (%g vs %g)", sums[0], want0 + out[0] + out[1]);
   }
   // every allocation is released
   {

@@ -368,6 +368,7 @@ const strata::ProgramTables& strata::generated_program() {
       kSchedules, 2,
       1, 64, 64,
       512u,
+      64,
   };
   return t;
 }

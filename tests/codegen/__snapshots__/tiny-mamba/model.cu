@@ -357,6 +357,7 @@ const strata::ProgramTables& strata::generated_program() {
       kSchedules, 2,
       1, 64, 64,
       49152u,
+      64,
   };
   return t;
 }
