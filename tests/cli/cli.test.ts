@@ -329,7 +329,8 @@ describe("strata compile / emit", () => {
     expect(r.stdout).toMatch(/^\s+fused\s+epilogue \w+/m);
     expect(r.stdout).toMatch(/^\s+rejected\s+epilogue.*: .+/m);
     const groups = r.stdout.split("\n").filter((l) => l.startsWith("group ")).length;
-    expect(r.stderr).toMatch(new RegExp(`^tiny-hybrid: ${groups} fused groups → (\\d+) kernels, arena [\\d.]+ MiB; wrote `));
+    expect(r.stderr).toMatch(new RegExp(`^tiny-hybrid: ${groups} fused groups → (\\d+) kernels, arena [\\d.]+ MiB; wrote `, "m"));
+    expect(r.stderr).toMatch(new RegExp(`^dumped the IR before and after fusion, .* to ${dump.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`, "m"));
     const nKernels = Number(/→ (\d+) kernels/.exec(r.stderr)![1]);
 
     // the project folder
@@ -354,14 +355,17 @@ describe("strata compile / emit", () => {
     for (const k of dumped) expect(readFileSync(path.join(dump, "kernels", k), "utf8"), k).toBe(readFileSync(path.join(out, "kernels", k), "utf8"));
   });
 
-  it("emit --kernel ssd prints the SSD kernel", async () => {
+  it("emit --kernel ssd prints the SSD kernels (and only those)", async () => {
     const r = await strata("emit", "examples/tiny-hybrid.ts", "--kernel", "ssd", "--no-check");
     expect(r.code).toBe(0);
     const lines = r.stdout.split("\n");
     expect(lines[0]).toMatch(/^\/\/ ===== kernels\/ssd_[0-9a-f]+\.cu$/);
     expect(lines[1]).toMatch(/^\/\/ ssd_[0-9a-f]+ /); // the kernel source's own first line
-    expect(r.stdout.match(/^\/\/ ===== /gm)).toHaveLength(1);
-    expect(r.stdout).toMatch(/launch_ssd_[0-9a-f]+\(/);
+    // one SSD kernel per distinct body (the full-sequence and the cached schedules may differ)
+    const heads = r.stdout.match(/^\/\/ ===== .*$/gm) ?? [];
+    expect(heads.length).toBeGreaterThan(0);
+    for (const h of heads) expect(h).toMatch(/^\/\/ ===== kernels\/ssd_[0-9a-f]+\.cu$/);
+    expect(r.stdout.match(/launch_ssd_[0-9a-f]+\(/g)?.length).toBeGreaterThanOrEqual(heads.length);
   });
 
   it("emit --kernel nope fails, listing the kernels", async () => {
