@@ -119,6 +119,11 @@ STRATA_API strata_state* strata_state_create(strata_model* model, int batch, int
 STRATA_API int strata_state_batch(const strata_state* state);
 STRATA_API int64_t strata_state_position(const strata_state* state);
 
+/* For benchmarks and cache surgery: declare that the sequences hold `position` tokens
+ * (0 .. context) without computing them; the caches keep whatever they hold. A decode step then
+ * costs what it costs at that position. */
+STRATA_API strata_status strata_state_set_position(strata_state* state, int64_t position);
+
 /* Free the state. NULL is ignored. Destroy states before their model. */
 STRATA_API void strata_state_destroy(strata_state* state);
 
@@ -165,14 +170,18 @@ typedef struct strata_generate_stats {
  * Return 0 to go on, non-zero to stop. */
 typedef int (*strata_token_callback)(void* user, int32_t index, const int32_t* tokens, const uint8_t* done, int32_t batch);
 
-/* Generate: the prompt [batch, prompt_len] (batch = the state's; any length up to the compiled
- * context, run in chunks of max_seqlen) starts the sequences anew, then up to max_new_tokens are
+/* Flags of strata_model_generate. */
+#define STRATA_GENERATE_CONTINUE 1u /* the prompt continues the sequences (e.g. the next turn of a chat) */
+
+/* Generate: the prompt [batch, prompt_len] (batch = the state's; any length up to the state's
+ * context, run in chunks of the per-call token budget) starts the sequences anew (or, with
+ * STRATA_GENERATE_CONTINUE, continues them after their position), then up to max_new_tokens are
  * sampled on the GPU per sequence. A sequence stops after one of stop_tokens[0..n_stop) (which is
  * included in its output) or at max_new_tokens. out_tokens [batch, max_new_tokens] gets the
  * tokens (-1 after a sequence stopped), out_lengths [batch] their counts. callback, stats: NULL
  * for none. prompt_len + max_new_tokens - 1 must fit the compiled context. */
 STRATA_API strata_status strata_model_generate(strata_model* model, strata_state* state, const int32_t* prompt, int prompt_len,
-                                               int max_new_tokens, const strata_sampling* sampling, const int32_t* stop_tokens, int n_stop,
+                                               int max_new_tokens, uint32_t flags, const strata_sampling* sampling, const int32_t* stop_tokens, int n_stop,
                                                int32_t* out_tokens, int32_t* out_lengths, strata_token_callback callback, void* user,
                                                strata_generate_stats* stats);
 

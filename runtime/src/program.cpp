@@ -216,15 +216,16 @@ const ScheduleEntry& ProgramExecutor::extend(SessionState& st, const int32_t* to
   return s;
 }
 
-void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prompt_len, int max_new, const SamplingParams& p,
+void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
                                const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats) {
   using clock = std::chrono::steady_clock;
   const auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   if (prompt_len < 1) throw Error("generate: the prompt is empty; give at least one token per sequence");
   if (max_new < 1) throw Error("generate: max new tokens must be at least 1, got " + std::to_string(max_new));
   // the last sampled token is never fed back: prompt + max_new − 1 positions
-  if (static_cast<int64_t>(prompt_len) + max_new - 1 > st.capacity)
-    throw Error("generate: a prompt of " + std::to_string(prompt_len) + " tokens + " + std::to_string(max_new) +
+  const int64_t past = cont ? st.position : 0;
+  if (past + prompt_len + max_new - 1 > st.capacity)
+    throw Error("generate: " + (past ? std::to_string(past) + " past tokens + " : std::string()) + "a prompt of " + std::to_string(prompt_len) + " tokens + " + std::to_string(max_new) +
                 " new ones exceed the state's context of " + std::to_string(st.capacity) + " (up to the compiled --max-context " +
                 std::to_string(t_.max_context) + ")");
   if (!(p.temperature >= 0.f) || p.top_k < 0 || !(p.top_p > 0.f && p.top_p <= 1.f) || !(p.repetition_penalty > 0.f))
@@ -232,15 +233,15 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
   const int B = st.batch;
   const bool penal = p.repetition_penalty != 1.f;
   if (penal && !st.seen) st.seen = static_cast<uint8_t*>(ops_->alloc(static_cast<size_t>(B) * vocab_, "repetition-penalty token set"));
-  if (penal) ops_->zero(st.seen, static_cast<size_t>(B) * vocab_);
+  if (penal && !cont) ops_->zero(st.seen, static_cast<size_t>(B) * vocab_);
   GenerateStats local;
   GenerateStats& S = stats ? *stats : local;
   S = GenerateStats{};
   S.prompt_tokens = prompt_len;
   const auto t0 = clock::now();
 
-  // prompt: chunks of at most max_seq tokens per call, starting the sequences anew
-  reset(st);
+  // prompt: chunks of at most max_seq tokens per call, starting the sequences anew (or not)
+  if (!cont) reset(st);
   std::vector<int32_t> chunk;
   std::vector<int32_t> next(static_cast<size_t>(B));
   const ScheduleEntry* s = nullptr;

@@ -167,11 +167,12 @@ class ProgramExecutor {
   void prefill(SessionState& s, const int32_t* tokens, int seqlen, bool cont, bool last_only, float* logits);
   // One token per sequence: tokens [batch] → logits [batch, vocab].
   void step(SessionState& s, const int32_t* tokens, float* logits);
-  // Prompt [batch, prompt_len] (any length up to the context: prefilled in chunks of max_seq),
+  // Prompt [batch, prompt_len] (any length up to the context: prefilled in chunks of max_seq;
+  // after the sequences' position when `cont`, else starting them anew),
   // then up to max_new sampled tokens per sequence → out [batch, max_new] (-1 after a sequence
   // stopped), lengths [batch]. A sequence stops at a stop token (included in its output) or at
   // max_new. Sampling runs on the device; only the chosen tokens come back each step.
-  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, const SamplingParams& p,
+  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
                 const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats);
 
   const ProgramTables& tables() const { return t_; }

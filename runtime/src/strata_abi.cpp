@@ -226,6 +226,16 @@ strata_state* strata_state_create(strata_model* m, int batch, int context) {
   return out;
 }
 
+strata_status strata_state_set_position(strata_state* s, int64_t position) {
+  return guard([&] {
+    if (!s || !s->impl) throw strata::Error("strata_state_set_position: state is NULL");
+    if (position < 0 || position > s->impl->capacity)
+      throw strata::Error("strata_state_set_position: position " + std::to_string(position) + " outside 0.." + std::to_string(s->impl->capacity) +
+                          " (the state's context)");
+    s->impl->position = position;
+  });
+}
+
 int strata_state_batch(const strata_state* s) { return s && s->impl ? s->impl->batch : 0; }
 
 int64_t strata_state_position(const strata_state* s) { return s && s->impl ? s->impl->position : 0; }
@@ -279,7 +289,7 @@ void strata_sampling_init(strata_sampling* s) {
 }
 
 strata_status strata_model_generate(strata_model* m, strata_state* s, const int32_t* prompt, int prompt_len, int max_new_tokens,
-                                    const strata_sampling* sampling, const int32_t* stop_tokens, int n_stop, int32_t* out_tokens,
+                                    uint32_t flags, const strata_sampling* sampling, const int32_t* stop_tokens, int n_stop, int32_t* out_tokens,
                                     int32_t* out_lengths, strata_token_callback callback, void* user, strata_generate_stats* stats) {
   return guard([&] {
     const char* fn = "strata_model_generate";
@@ -287,6 +297,8 @@ strata_status strata_model_generate(strata_model* m, strata_state* s, const int3
     if (!s || s->model != m) throw strata::Error(std::string(fn) + ": state is NULL or belongs to another model");
     if (!prompt) throw strata::Error(std::string(fn) + ": prompt is NULL");
     if (!out_tokens || !out_lengths) throw strata::Error(std::string(fn) + ": out_tokens or out_lengths is NULL");
+    if (flags & ~STRATA_GENERATE_CONTINUE)
+      throw strata::Error(std::string(fn) + ": unknown flags " + std::to_string(flags) + " (valid: STRATA_GENERATE_CONTINUE)");
     if (n_stop < 0 || (n_stop > 0 && !stop_tokens)) throw strata::Error(std::string(fn) + ": stop_tokens is NULL but n_stop is " + std::to_string(n_stop));
     strata_sampling sp;
     strata_sampling_init(&sp);
@@ -315,7 +327,7 @@ strata_status strata_model_generate(strata_model* m, strata_state* s, const int3
     strata::TokenCallback cb;
     if (callback) cb = [&](int i, const int32_t* t, const uint8_t* d) { return callback(user, i, t, d, batch) == 0; };
     strata::GenerateStats st;
-    m->impl->generate(*s->impl, prompt, prompt_len, max_new_tokens, p, stop, out_tokens, out_lengths, cb, &st);
+    m->impl->generate(*s->impl, prompt, prompt_len, max_new_tokens, flags & STRATA_GENERATE_CONTINUE, p, stop, out_tokens, out_lengths, cb, &st);
     if (stats) {
       stats->prefill_ms = st.prefill_ms;
       stats->decode_ms = st.decode_ms;

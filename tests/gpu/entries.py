@@ -26,7 +26,7 @@ class Stats(ctypes.Structure):
 
 
 class Model:
-    def __init__(self, project_dir, weights):
+    def __init__(self, project_dir, weights=None, seed=1):
         self.lib = lib = ctypes.CDLL(os.path.join(project_dir, "lib", "libmodel.so"))
         lib.strata_model_create.restype = ctypes.c_void_p
         lib.strata_model_create.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
@@ -43,13 +43,18 @@ class Model:
         lib.strata_model_prefill.argtypes = [ctypes.c_void_p, ctypes.c_void_p, i32p, ctypes.c_int, ctypes.c_uint32, f32p]
         lib.strata_model_step.argtypes = [ctypes.c_void_p, ctypes.c_void_p, i32p, f32p]
         lib.strata_model_forward.argtypes = [ctypes.c_void_p, i32p, ctypes.c_int, ctypes.c_int, f32p]
-        lib.strata_model_generate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, i32p, ctypes.c_int, ctypes.c_int, ctypes.POINTER(Sampling),
+        lib.strata_model_generate.argtypes = [ctypes.c_void_p, ctypes.c_void_p, i32p, ctypes.c_int, ctypes.c_int, ctypes.c_uint32, ctypes.POINTER(Sampling),
                                               ctypes.c_void_p, ctypes.c_int, i32p, i32p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(Stats)]
         lib.strata_sampling_init.argtypes = [ctypes.POINTER(Sampling)]
+        lib.strata_state_set_position.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        lib.strata_model_init_weights.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
         self.m = lib.strata_model_create(project_dir.encode(), None)
         if not self.m:
             raise RuntimeError(lib.strata_last_error().decode())
-        self.ok(lib.strata_model_load_weights(self.m, weights.encode()))
+        if weights:
+            self.ok(lib.strata_model_load_weights(self.m, weights.encode()))
+        else:
+            self.ok(lib.strata_model_init_weights(self.m, seed))
 
     def ok(self, status):
         if status != 0:
@@ -79,7 +84,7 @@ class Model:
         self.ok(self.lib.strata_model_forward(self.m, np.ascontiguousarray(tokens, np.int32), B, T, out))
         return out
 
-    def generate(self, s, prompt, max_new, temperature=0.0, top_k=0, top_p=1.0, penalty=1.0, seed=0):
+    def generate(self, s, prompt, max_new, temperature=0.0, top_k=0, top_p=1.0, penalty=1.0, seed=0, cont=False):
         sp = Sampling()
         self.lib.strata_sampling_init(ctypes.byref(sp))
         sp.temperature, sp.top_k, sp.top_p, sp.repetition_penalty, sp.seed = temperature, top_k, top_p, penalty, seed
@@ -87,7 +92,7 @@ class Model:
         out = np.full((B, max_new), -7, np.int32)
         lens = np.zeros(B, np.int32)
         st = Stats()
-        self.ok(self.lib.strata_model_generate(self.m, s, np.ascontiguousarray(prompt, np.int32), T, max_new, ctypes.byref(sp), None, 0, out, lens,
+        self.ok(self.lib.strata_model_generate(self.m, s, np.ascontiguousarray(prompt, np.int32), T, max_new, 1 if cont else 0, ctypes.byref(sp), None, 0, out, lens,
                                                None, None, ctypes.byref(st)))
         return out, lens, st
 

@@ -325,7 +325,7 @@ int main() {
     int calls = 0;
     SamplingParams greedy;
     f.ops->samples = 0;
-    f.x->generate(*st, prompt.data(), L, N, greedy, {}, out.data(), len.data(), [&](int, const int32_t*, const uint8_t*) { return ++calls, true; }, &gs);
+    f.x->generate(*st, prompt.data(), L, N, false, greedy, {}, out.data(), len.data(), [&](int, const int32_t*, const uint8_t*) { return ++calls, true; }, &gs);
     // the toy's logits grow with v (prep > 0): greedy picks V − 1 every time
     bool all = true;
     for (int v : out) all &= v == V - 1;
@@ -336,23 +336,34 @@ int main() {
     EXPECT(f.ops->samples == N, "one device sample per token (%d)", f.ops->samples);
     // a stop token ends a sequence at once (and is part of its output)
     std::fill(out.begin(), out.end(), 99);
-    f.x->generate(*st, prompt.data(), L, N, greedy, {V - 1}, out.data(), len.data(), nullptr, nullptr);
+    f.x->generate(*st, prompt.data(), L, N, false, greedy, {V - 1}, out.data(), len.data(), nullptr, nullptr);
     EXPECT(len[0] == 1 && len[1] == 1 && out[0] == V - 1 && out[1] == -1 && out[N] == V - 1, "stop token: lengths %d %d, out %d %d", len[0], len[1], out[0],
            out[1]);
     // the callback can stop generation
-    f.x->generate(*st, prompt.data(), L, N, greedy, {}, out.data(), len.data(), [&](int i, const int32_t*, const uint8_t*) { return i < 2; }, nullptr);
+    f.x->generate(*st, prompt.data(), L, N, false, greedy, {}, out.data(), len.data(), [&](int i, const int32_t*, const uint8_t*) { return i < 2; }, nullptr);
     EXPECT(len[0] == 3 && out[3] == -1, "callback stop after 3 tokens: %d", len[0]);
     // the repetition penalty pushes greedy off the tokens the sequence holds (a prompt of 0s, then 4, 3, 2)
     SamplingParams rep;
     rep.repetition_penalty = 1e6f;
     std::vector<int32_t> zeros(2 * L, 0);
-    f.x->generate(*st, zeros.data(), L, 3, rep, {}, out.data(), len.data(), nullptr, nullptr);
+    f.x->generate(*st, zeros.data(), L, 3, false, rep, {}, out.data(), len.data(), nullptr, nullptr);
     EXPECT(out[0] == V - 1 && out[1] == V - 2 && out[2] == V - 3, "repetition penalty: %d %d %d", out[0], out[1], out[2]);
-    std::string e = error_of([&] { f.x->generate(*st, prompt.data(), L, MAXCTX, greedy, {}, out.data(), len.data(), nullptr, nullptr); });
+    std::string e = error_of([&] { f.x->generate(*st, prompt.data(), L, MAXCTX, false, greedy, {}, out.data(), len.data(), nullptr, nullptr); });
     EXPECT(e.find("exceed the state's context of 20") != std::string::npos, "generate past the context: %s", e.c_str());
+    // continue: a second turn after the first one's position (the running sum carries on)
+    f.x->generate(*st, prompt.data(), L, 2, false, greedy, {}, out.data(), len.data(), nullptr, nullptr);
+    const int64_t pos1 = st->position;
+    float before[2];
+    std::memcpy(before, st->buffers[0], sizeof before);
+    std::vector<int32_t> turn(2 * 3, 2);
+    f.x->generate(*st, turn.data(), 3, 2, true, greedy, {}, out.data(), len.data(), nullptr, nullptr);
+    float after[2];
+    std::memcpy(after, st->buffers[0], sizeof after);
+    EXPECT(st->position == pos1 + 3 + 1 && after[0] == before[0] + 6 + out[0], "continue: position %lld (from %lld), sum %g → %g", (long long)st->position,
+           (long long)pos1, before[0], after[0]);
     SamplingParams bad;
     bad.top_p = 0.f;
-    e = error_of([&] { f.x->generate(*st, prompt.data(), L, 2, bad, {}, out.data(), len.data(), nullptr, nullptr); });
+    e = error_of([&] { f.x->generate(*st, prompt.data(), L, 2, false, bad, {}, out.data(), len.data(), nullptr, nullptr); });
     EXPECT(e.find("top_p in (0, 1]") != std::string::npos, "bad sampling: %s", e.c_str());
   }
   // a token budget below batch × seqlen: calls are checked against it, generate chunks by it
@@ -376,7 +387,7 @@ int main() {
     for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
     std::vector<int32_t> out(2 * 3), len(2);
     ops->launched.clear();
-    x.generate(*st, prompt.data(), 12, 3, SamplingParams{}, {}, out.data(), len.data(), nullptr, nullptr);
+    x.generate(*st, prompt.data(), 12, 3, false, SamplingParams{}, {}, out.data(), len.data(), nullptr, nullptr);
     int cached = 0;
     for (auto& l : ops->launched) cached += l == "cached";
     EXPECT(cached == 3 + 2, "a 12-token prompt for 2 sequences in chunks of 5 (3 calls) + 2 steps: %d", cached);
