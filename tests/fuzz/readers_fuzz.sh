@@ -8,7 +8,7 @@ trap 'rm -f "$out"' EXIT
 srcs=(json dtype safetensors init manifest npy)
 files=()
 for s in "${srcs[@]}"; do files+=("$root/runtime/src/$s.cpp"); done
-"${CXX:-g++}" -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+"${CXX:-g++}" -std=c++17 -O0 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
   -Wall -Wextra -pthread -I"$root/runtime/include" -I"$root/runtime/src" \
   "$root/tests/fuzz/readers_fuzz.cpp" "${files[@]}" -o "$out"
 # allocator_may_return_null=0: a reader that trusts a size field and asks for terabytes is a failure
