@@ -19,6 +19,7 @@ import { graphParams } from "../../compiler/ir/graph.js";
 import { bf16Round, writeSafetensors } from "../../compiler/io/safetensors.js";
 import { writeNpy } from "../../compiler/io/npy.js";
 import { modelInfo } from "../../compiler/cli/info.js";
+import { exportHf } from "../../compiler/interop/export.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const OUT = path.resolve(process.argv[2] ?? path.join(REPO, ".gpu-bundle"));
@@ -84,18 +85,32 @@ async function main() {
     writeNpy(path.join(dir, "tokens.npy"), "<i4", [BATCH, SEQ], ids);
     const logits = evaluate(p.graph, { bindings: { B: BATCH, T: SEQ }, inputs: { tokens: fromArray([BATCH, SEQ], ids) }, params: rounded, precision: "f64" }).logits!;
     writeNpy(path.join(dir, "golden.npy"), "<f4", [BATCH, SEQ, def.config.vocab], Float32Array.from(logits.data));
+    // the same weights as a Hugging Face checkpoint, where the layout fits one: the peer of the
+    // generation benchmark (HF transformers' generate on this GPU)
+    let hf = "";
+    try {
+      exportHf(def, path.join(dir, "weights.safetensors"), path.join(dir, "hf"));
+      hf = " + HF export";
+    } catch (e) {
+      hf = ` (no HF export: ${(e as Error).message.split("\n")[0]})`;
+    }
     // the cached entries: prefill PREFILL tokens, then one step per remaining token
     projects.push({ name: def.config.name, kind: "golden", vocab: def.config.vocab, seq: SEQ, batch: BATCH, prefill: PREFILL, memcheck: def.config.name === "tiny-hybrid" });
-    console.error(`  ${def.config.name}: ${p.kernels.length} kernels, golden logits [${BATCH}, ${SEQ}, ${def.config.vocab}] in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    console.error(`  ${def.config.name}: ${p.kernels.length} kernels, golden logits [${BATCH}, ${SEQ}, ${def.config.vocab}] in ${((Date.now() - t0) / 1000).toFixed(1)}s${hf}`);
   }
 
-  const big = await load("mamba2-hybrid-8b.ts");
-  const bp = emitProject(big, { maxBatch: 1, maxSeq: 4096 });
-  writeProject(bp, path.join(OUT, big.config.name));
-  // forward FLOPs from the IR's op rules, for the achieved rate against the chip's roofline
-  const flops = modelInfo(big, { context: 4096 }).flopsPerToken.forward * 4096;
-  projects.push({ name: big.config.name, kind: "big", vocab: big.config.vocab, seq: 4096, batch: 1, forwardFlops: flops });
-  console.error(`  ${big.config.name}: ${bp.kernels.length} kernels (weights initialised on the GPU machine)`);
+  // the 8B models: one project each serves the T=4096 forward and decode at batches up to 256 and
+  // contexts up to 128K (the arena holds 4096 tokens per call; state handles are sized per run)
+  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072 };
+  for (const [file, kind] of [["mamba2-hybrid-8b.ts", "big"], ["transformer-8b.ts", "serving"]] as const) {
+    const big = await load(file);
+    const bp = emitProject(big, SERVE);
+    writeProject(bp, path.join(OUT, big.config.name));
+    // forward FLOPs from the IR's op rules, for the achieved rate against the chip's roofline
+    const flops = modelInfo(big, { context: 4096 }).flopsPerToken.forward * 4096;
+    projects.push({ name: big.config.name, kind, vocab: big.config.vocab, seq: 4096, batch: 1, forwardFlops: flops });
+    console.error(`  ${big.config.name}: ${bp.kernels.length} kernels (weights initialised on the GPU machine)`);
+  }
 
   writeFileSync(path.join(OUT, "bundle.json"), JSON.stringify({ seed, created: new Date().toISOString(), projects }, null, 1) + "\n");
   const mib = dirBytes(OUT) / 2 ** 20;

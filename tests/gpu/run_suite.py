@@ -8,11 +8,13 @@ golden logits (.npy), and bundle.json describing the checks. Steps:
   2. run each tiny model's forward and compare with the golden logits (tolerances: one table),
      and both with an independent PyTorch implementation (torch_reference.py, float64);
   3. compute-sanitizer memcheck on one model;
-  4. the 8B Mamba-2-Hybrid forward at sequence 4096 with initialised weights (finite, time);
+  4. the 8B Mamba-2-Hybrid forward at sequence 4096 with initialised weights (finite, time), then
+     generation benchmarks (decode_bench.py: decode vs the HBM roofline, hybrid vs Transformer at
+     4K-128K contexts, time to first token, tiny models vs HF transformers' generate);
   5. kernel benchmarks against peers in the same run (cuBLAS, torch SDPA, PyTorch SSD / scan);
 prints PASS/FAIL per check, a benchmark table, and a closing `N passed, N failed` line.
 
-Usage: python3 tests/gpu/run_suite.py [BUNDLE_DIR] [--skip-bench] [--skip-8b] [--only-bench]
+Usage: python3 tests/gpu/run_suite.py [BUNDLE_DIR] [--skip-bench] [--skip-8b] [--skip-decode] [--only-bench]
 """
 import json
 import os
@@ -189,6 +191,14 @@ def main():
         check(f"{p['name']} forward at T={T} (initialised weights)", finite and got.shape == (1, T, p["vocab"]),
               f"finite={finite}, {('forward ' + m.group(1) + ' ms, ') if m else ''}{rate}whole run {secs:.0f}s")
         print(tail(log, 6), flush=True)
+
+    # 4b. generation benchmarks: decode against the HBM roofline, hybrid vs Transformer, HF peers
+    if "--skip-decode" not in sys.argv and any(p["kind"] in ("big", "serving") and built.get(p["name"]) for p in projects):
+        rc, log, secs = sh([sys.executable, os.path.join(HERE, "decode_bench.py"), BUNDLE], timeout=900)
+        with open(os.path.join(OUT, "decode_bench.log"), "w") as f:
+            f.write(log)
+        print(log, flush=True)
+        check("generation benchmarks ran", rc == 0, f"{secs:.0f}s" if rc == 0 else tail(log))
 
     # 5. benchmarks against peers, in this run
     if "--skip-bench" not in sys.argv:
