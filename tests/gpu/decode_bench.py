@@ -103,6 +103,10 @@ def main():
             for B in (1, 8, 64):
                 if B > manifest["maxBatch"]:
                     continue
+                if B * state_bytes(manifest, 4096)[2] > free_bytes() - (8 << 30):
+                    rows.append({"model": p["name"], "batch": B, "context": 4096, "fits": False})
+                    print(f"  decode B={B} ctx 4096: the state does not fit in memory", flush=True)
+                    continue
                 tps, ms = decode_at(m, manifest, 4096, B)
                 roof, _ = roofline_tps(manifest, wbytes, 4096, B, bw)
                 rows.append({"model": p["name"], "batch": B, "context": 4096, "tokPerS": tps, "msPerStep": ms, "rooflineTokPerS": roof, "fraction": tps / roof})
@@ -170,6 +174,9 @@ def main():
     print("| model | batch | tok/s | ms/step | roofline tok/s | fraction |")
     print("|---|---|---|---|---|---|")
     for r in rows:
+        if r.get("fits") is False:
+            print(f"| {r['model']} | {r['batch']} | state does not fit | | | |")
+            continue
         print(f"| {r['model']} | {r['batch']} | {r['tokPerS']:.0f} | {r['msPerStep']:.2f} | {r['rooflineTokPerS']:.0f} | {r['fraction']:.2f} |")
     print("\n== the paper's comparison: generation throughput at the largest batch that fits")
     print("| context | hybrid batch | hybrid tok/s | transformer batch | transformer tok/s | speed-up (paper: up to 8x) |")
