@@ -22,6 +22,7 @@ import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
 import { checkOutDir, fsError, replaceDir, withDirLock } from "./output.js";
 import { registerInterop } from "./interop.js";
 import { registerDataCommand } from "./data.js";
+import { registerGenerateCommand } from "./generate.js";
 
 let verbose = process.argv.includes("--verbose");
 
@@ -208,6 +209,7 @@ export function buildProgram(): Command {
 
   registerInterop(program);
   registerDataCommand(program);
+  registerGenerateCommand(program);
   return program;
 }
 
