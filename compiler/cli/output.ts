@@ -4,7 +4,7 @@
  * the old project or the new one, never a half-written mix. Filesystem failures become
  * StrataErrors saying what could not be written and why.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import path from "node:path";
 import { StrataError } from "../ir/errors.js";
 
@@ -33,10 +33,31 @@ export function fsError(e: unknown, what: string, hint?: string): StrataError {
   return new StrataError(`cannot ${what}: ${reason}${code ? ` [${code}]` : ""}${at}`, undefined, hint ?? "choose a folder you can write with -o DIR");
 }
 
-/** The output folder must be a folder (or not exist yet) under a parent we can create. */
-export function checkOutDir(dir: string, flag = "-o"): void {
+/** A folder a previous compile wrote (its manifest says so): safe to replace as a whole. */
+export function isProjectDir(dir: string): boolean {
+  try {
+    const m = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8")) as { format?: unknown };
+    return typeof m.format === "string" && m.format.startsWith("strata-project/");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The output folder must be a folder (or not exist yet) under a parent we can create. `-o` is
+ * replaced as a whole, so it must be new, empty, or a project a previous compile wrote — never
+ * the folder you are in (or one above it), nor one holding other files.
+ */
+export function checkOutDir(dir: string, flag = "-o", replaced = flag === "-o"): void {
   if (existsSync(dir) && !statSync(dir).isDirectory())
     throw new StrataError(`${flag} ${dir}: this is a file, not a folder; the project is a folder of sources, a Makefile and the built binaries`, undefined, `pass a folder path (it is created if missing), e.g. ${flag} build/my-model`);
+  if (replaced) {
+    const rel = path.relative(dir, process.cwd());
+    if (!rel.startsWith("..") && !path.isAbsolute(rel))
+      throw new StrataError(`${flag} ${dir}: this is the current folder or one above it; the output folder is replaced as a whole`, undefined, `pass a new folder, e.g. ${flag} build/my-model`);
+    if (existsSync(dir) && readdirSync(dir).length > 0 && !isProjectDir(dir))
+      throw new StrataError(`${flag} ${dir}: this folder holds other files (it has no Strata manifest.json); the output folder is replaced as a whole, so they would be lost`, undefined, `pass a new or empty folder, or a project folder a previous compile wrote, e.g. ${flag} build/my-model`);
+  }
   let p = path.dirname(dir);
   while (!existsSync(p) && path.dirname(p) !== p) p = path.dirname(p);
   if (existsSync(p) && !statSync(p).isDirectory())

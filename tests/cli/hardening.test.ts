@@ -96,6 +96,26 @@ describe.concurrent("names and the filesystem", () => {
     expect(readFileSync(f, "utf8")).toBe("x");
   });
 
+  it("-o is replaced as a whole, so a folder with other files, or the current folder, is refused", async () => {
+    const d = tmp();
+    const a = arch(d, "ok.ts", SMALL("ok"));
+    let r = await strata(["compile", a.file, "--emit-only", "--no-check", "-o", d]); // holds ok.ts
+    expectUserError(r);
+    expect(r.stderr).toContain(`-o ${d}: this folder holds other files (it has no Strata manifest.json)`);
+    expect(readdirSync(d)).toEqual(["ok.ts"]);
+    const inside = path.join(d, "work");
+    mkdirSync(inside);
+    const r2 = await execa("node", [path.join(ROOT, "bin/strata.js"), "compile", a.file, "--emit-only", "--no-check", "-o", "."], { cwd: inside, reject: false });
+    expect(r2.exitCode).toBe(1);
+    expect(r2.stderr).toContain("this is the current folder or one above it");
+    // a project folder from a previous compile is replaced
+    r = await strata(["compile", a.file, "--emit-only", "--no-check", "-o", path.join(d, "p")]);
+    expect(r.code, r.stderr).toBe(0);
+    r = await strata(["compile", a.file, "--emit-only", "--no-check", "-o", path.join(d, "p")]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(d).sort()).toEqual(["ok.ts", "p", "work"]);
+  });
+
   it("a folder that cannot be written: what could not be written and why", async () => {
     const d = tmp();
     const a = arch(d, "ok.ts", SMALL("ok"));
