@@ -39,13 +39,13 @@ export function strataVersion(): string {
 }
 
 /** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
-function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; arch?: "sm_90a" | "sm_90" | "sm_80" }) {
+function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80" }) {
   const maxBatch = o.maxBatch ?? 1;
   const maxSeq = o.maxSeq ?? def.config.seqLen;
   checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
   checkKernelRules(def);
   checkGraphSizes(def.toGraph());
-  const p = emitProject(def, { maxBatch, maxSeq, arch: o.arch ?? "sm_90a" });
+  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a" });
   const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
   const warning = memoryWarning(def.config.name, weightBytes, p.memory.peakBytes);
   return { p, weightBytes, warning };
@@ -118,7 +118,9 @@ export function buildProgram(): Command {
     .argument("<arch>", "architecture file")
     .option("--max-batch <n>", "largest batch the project would serve", positiveInt, 1)
     .option("--max-seq <n>", "longest sequence the project would serve (default: the model's seqLen)", positiveInt)
-    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number }) => {
+    .option("--max-tokens <n>", "largest batch × tokens of one call, which sizes the activation arena (default: max batch × max seq)", positiveInt)
+    .option("--max-context <n>", "longest sequence the state caches can hold (default: the model's maxContext)", positiveInt)
+    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number }) => {
       const diags = await typecheck(arch);
       if (diags.length) {
         console.error(formatDiagnostics(diags));
@@ -145,15 +147,17 @@ export function buildProgram(): Command {
     .option("--arch <sm>", "GPU target: sm_90a (default, Hopper), sm_90 or sm_80", "sm_90a")
     .option("--max-batch <n>", "largest batch the project serves", positiveInt, 1)
     .option("--max-seq <n>", "longest sequence the project serves (default: the model's seqLen)", positiveInt)
+    .option("--max-tokens <n>", "largest batch × tokens of one call, which sizes the activation arena (default: max batch × max seq)", positiveInt)
+    .option("--max-context <n>", "longest sequence the state caches can hold: prompt + generated tokens (default: the model's maxContext)", positiveInt)
     .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
     .option("--no-check", "skip the TypeScript type check")
-    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; jobs?: number; check: boolean }) => {
+    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; jobs?: number; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
       const dir = o.out ? path.resolve(o.out) : undefined;
       if (dir) checkOutDir(dir);
       if (o.dump) checkOutDir(path.resolve(o.dump), "--dump");
       const def = await loadModel(arch, { check: o.check });
-      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, arch: o.arch as "sm_90a" });
+      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a" });
       if (warning) console.error(warning);
       if (o.explain) console.log(explainFusion(p.plan));
       if (o.dump) {
