@@ -121,6 +121,9 @@ export async function withDirLock<T>(dir: string, fn: () => Promise<T>, opts: { 
   }
 }
 
+/** Top-level entries a compile or its build makes (older outputs are dropped with the old project). */
+const GENERATED = ["build", "bin", "lib", "kernels", "include", "runtime", "manifest.json", "model.cu", "main.cpp", "Makefile"];
+
 /**
  * Write (and optionally build) into a fresh temporary sibling of `dir`, then put it in place with
  * renames: the old folder moves aside and the new one takes its name. `fn` gets the temporary path;
@@ -151,7 +154,13 @@ export async function replaceDir<T>(dir: string, fn: (tmp: string) => Promise<T>
     }
   }
   try {
-    if (existsSync(dir)) renameSync(dir, old);
+    if (existsSync(dir)) {
+      // files of the user's in the old project (weights, token files, logs) move to the new one;
+      // what a compile writes or a build makes is the new project's own
+      const fresh = new Set([...readdirSync(tmp), ...GENERATED]);
+      for (const e of readdirSync(dir)) if (!fresh.has(e)) renameSync(path.join(dir, e), path.join(tmp, e));
+      renameSync(dir, old);
+    }
     renameSync(tmp, dir);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

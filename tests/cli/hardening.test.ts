@@ -311,8 +311,12 @@ describe("in-process pieces", () => {
     })).rejects.toThrow();
     expect(readdirSync(dir)).toEqual(["old.txt"]);
     expect(readdirSync(d)).toEqual(["proj"]);
-    await replaceDir(dir, async (t) => writeFileSync(path.join(t, "new.txt"), "new"));
-    expect(readdirSync(dir)).toEqual(["new.txt"]);
+    mkdirSync(path.join(dir, "bin"));
+    writeFileSync(path.join(dir, "manifest.json"), "{}");
+    await replaceDir(dir, async (t) => writeFileSync(path.join(t, "manifest.json"), "new"));
+    // the user's own file moves along; generated ones (bin/, the old manifest) do not
+    expect(readdirSync(dir).sort()).toEqual(["manifest.json", "old.txt"]);
+    expect(readFileSync(path.join(dir, "manifest.json"), "utf8")).toBe("new");
     expect(readdirSync(d)).toEqual(["proj"]);
   });
 });
