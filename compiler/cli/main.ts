@@ -65,6 +65,18 @@ export function formatGraph(g: Graph): string {
   return lines.join("\n");
 }
 
+/** `info`'s last line: whether `compile` accepts the model (the same checks, nothing written). */
+function compileStatus(def: ModelDef): string {
+  try {
+    const { p } = emitChecked(def, {});
+    return `kernels    ${p.kernels.length} CUDA kernels (sm_90a); \`strata compile\` accepts this model`;
+  } catch (e) {
+    if (!(e instanceof StrataError)) throw e;
+    const first = e.message.split("\n")[0]!.replace(/^\S+:\d+:\d+: /, "");
+    return `kernels    \`strata compile\` rejects this model (the interpreter runs it): ${first}\n           run \`strata check\` for where and what to change`;
+  }
+}
+
 const shown = (dir: string) => {
   const rel = path.relative(process.cwd(), dir);
   return rel && !rel.startsWith("..") ? rel : dir;
@@ -91,7 +103,7 @@ export function buildProgram(): Command {
     .action(async (arch: string, o: { context?: number; batch: number; json?: boolean; check: boolean }) => {
       const def = await loadModel(arch, { check: o.check });
       const info = modelInfo(def, { context: o.context, batch: o.batch });
-      console.log(o.json ? JSON.stringify(info, null, 2) : formatInfo(info));
+      console.log(o.json ? JSON.stringify(info, null, 2) : `${formatInfo(info)}\n${compileStatus(def)}`);
     });
 
   program

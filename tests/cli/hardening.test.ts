@@ -193,7 +193,9 @@ describe.concurrent("sizes and check = compile", () => {
   it("check reports what compile rejects, with the same message (mamba2 defaults at dModel 128)", async () => {
     const d = tmp();
     const a = arch(d, "m2.ts", `export default model({ name: "m2", vocab: 256, dModel: 128, seqLen: 64,\n  layers: stack({ pattern: "MM", M: mamba2() }) });`, "M: mamba2()");
-    const [c, k] = await Promise.all([strata(["check", a.file]), strata(["compile", a.file, "--emit-only", "--no-check", "-o", path.join(d, "p")])]);
+    const [c, k, i] = await Promise.all([strata(["check", a.file]), strata(["compile", a.file, "--emit-only", "--no-check", "-o", path.join(d, "p")]), strata(["info", a.file, "--no-check"])]);
+    expect(i.code, i.stderr).toBe(0); // info describes it (the interpreter runs it) and says compile would not take it
+    expect(i.stdout).toMatch(/^kernels {4}`strata compile` rejects this model \(the interpreter runs it\): mamba2: in_proj's width .* = 772 is not a multiple of 8/m);
     expectUserError(c);
     expectUserError(k);
     expect(c.stderr).toBe(k.stderr);
@@ -210,6 +212,7 @@ describe.concurrent("sizes and check = compile", () => {
     expect(info.stdout).toContain(`parameters 13.777T (${(50 * 2 * 2097152 * 65536 + 2 * 256000 * 65536 + 51 * 65536).toLocaleString("en-US")})`);
     expect(info.stdout).toMatch(/forward 27\.\d\d TFLOP\s+training 8\d\.\d\d TFLOP/); // ≈ 2 FLOPs per non-embedding weight; one unit
     expect(info.stdout).toContain("more than the largest single GPU holds (141.00 GiB, an H200)");
+    expect(info.stdout).toMatch(/^kernels {4}\d+ CUDA kernels \(sm_90a\); `strata compile` accepts this model$/m);
     expect(check.code, check.stderr).toBe(0);
     expect(check.stderr).toMatch(/^warning: big needs 25\.\d\d TiB of GPU memory \(weights 25\.06 TiB \+ activations [\d.]+ GiB\)/);
   });
