@@ -13,16 +13,16 @@ extern "C" {
 cudaError_t launch_row_67a1d6e1(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_embedding_ce05357b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_row_dca28a76(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_7eef2f34(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_5f0dd9b8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_eb180672(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_d84a0133(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_row_acba4c08(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_2466aaa8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_992f8c3c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_bb07e983(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_e8852cd5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_attention_0638699a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_dfc59864(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_ae105e56(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_ec5f9485(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_1dfcafc2(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_08f4a4d3(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_cd0d581e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_b534badd(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_620da1c8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_1ffe954a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
@@ -35,16 +35,16 @@ namespace {
 int call_row_67a1d6e1(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_67a1d6e1(b, d, static_cast<cudaStream_t>(s))); }
 int call_embedding_ce05357b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_ce05357b(b, d, static_cast<cudaStream_t>(s))); }
 int call_row_dca28a76(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_dca28a76(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_7eef2f34(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_7eef2f34(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_5f0dd9b8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_5f0dd9b8(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_eb180672(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_eb180672(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_d84a0133(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_d84a0133(b, d, static_cast<cudaStream_t>(s))); }
 int call_row_acba4c08(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_acba4c08(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_2466aaa8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_2466aaa8(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_992f8c3c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_992f8c3c(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_bb07e983(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_bb07e983(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_e8852cd5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_e8852cd5(b, d, static_cast<cudaStream_t>(s))); }
 int call_attention_0638699a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_0638699a(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_dfc59864(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_dfc59864(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_ae105e56(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_ae105e56(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_ec5f9485(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_ec5f9485(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_1dfcafc2(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_1dfcafc2(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_08f4a4d3(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_08f4a4d3(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_cd0d581e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_cd0d581e(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_b534badd(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b534badd(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_620da1c8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_620da1c8(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_1ffe954a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_1ffe954a(b, d, static_cast<cudaStream_t>(s))); }
@@ -55,16 +55,16 @@ const strata::KernelEntry kKernels[] = {
     {"row_67a1d6e1", &call_row_67a1d6e1 },
     {"embedding_ce05357b", &call_embedding_ce05357b },
     {"row_dca28a76", &call_row_dca28a76 },
-    {"gemm_7eef2f34", &call_gemm_7eef2f34 },
+    {"gemm_5f0dd9b8", &call_gemm_5f0dd9b8 },
     {"conv1d_eb180672", &call_conv1d_eb180672 },
     {"ssd_d84a0133", &call_ssd_d84a0133 },
     {"row_acba4c08", &call_row_acba4c08 },
-    {"gemm_2466aaa8", &call_gemm_2466aaa8 },
-    {"gemm_992f8c3c", &call_gemm_992f8c3c },
+    {"gemm_bb07e983", &call_gemm_bb07e983 },
+    {"gemm_e8852cd5", &call_gemm_e8852cd5 },
     {"attention_0638699a", &call_attention_0638699a },
-    {"gemm_dfc59864", &call_gemm_dfc59864 },
-    {"gemm_ae105e56", &call_gemm_ae105e56 },
-    {"gemm_ec5f9485", &call_gemm_ec5f9485 },
+    {"gemm_1dfcafc2", &call_gemm_1dfcafc2 },
+    {"gemm_08f4a4d3", &call_gemm_08f4a4d3 },
+    {"gemm_cd0d581e", &call_gemm_cd0d581e },
     {"conv1d_b534badd", &call_conv1d_b534badd },
     {"ssd_620da1c8", &call_ssd_620da1c8 },
     {"cache_append_1ffe954a", &call_cache_append_1ffe954a },
@@ -284,58 +284,58 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 0, "row_67a1d6e1", "layers.3.mixer", 2, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 4, 3, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 7, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_7eef2f34", "layers.0.mixer", 10, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.0.mixer", 10, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.0.mixer", 13, 4, false, 0u},
     {strata::kLaunchKernel, 5, "ssd_d84a0133", "layers.0.mixer", 17, 6, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.0.mixer", 23, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.0.mixer", 27, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.0.mixer", 27, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 31, 3, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_992f8c3c", "layers.1.mixer", 34, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_e8852cd5", "layers.1.mixer", 34, 3, false, 0u},
     {strata::kLaunchKernel, 9, "attention_0638699a", "layers.1.mixer", 37, 2, false, 0u},
-    {strata::kLaunchKernel, 10, "gemm_dfc59864", "layers.1.mixer", 39, 4, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_1dfcafc2", "layers.1.mixer", 39, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 43, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_ae105e56", "layers.2.mixer", 46, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.2.mixer", 49, 4, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.2.mixer", 46, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.2.mixer", 49, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.3.norm", 53, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_7eef2f34", "layers.3.mixer", 56, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.3.mixer", 56, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.3.mixer", 59, 4, false, 0u},
     {strata::kLaunchKernel, 5, "ssd_d84a0133", "layers.3.mixer", 63, 6, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.3.mixer", 69, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.3.mixer", 73, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.3.mixer", 73, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.4.norm", 77, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_ae105e56", "layers.4.mixer", 80, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.4.mixer", 83, 4, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.4.mixer", 80, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.4.mixer", 83, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 87, 3, false, 0u},
-    {strata::kLaunchKernel, 12, "gemm_ec5f9485", "lm_head", 90, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "gemm_cd0d581e", "lm_head", 90, 3, false, 0u},
     {strata::kLaunchKernel, 0, "row_67a1d6e1", "layers.0.mixer", 93, 2, true, 0u},
     {strata::kLaunchKernel, 0, "row_67a1d6e1", "layers.3.mixer", 95, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 97, 3, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 100, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_7eef2f34", "layers.0.mixer", 103, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.0.mixer", 103, 3, false, 0u},
     {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.0.mixer", 106, 6, false, 0u},
     {strata::kLaunchKernel, 14, "ssd_620da1c8", "layers.0.mixer", 112, 7, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.0.mixer", 119, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.0.mixer", 123, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.0.mixer", 123, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 127, 3, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_992f8c3c", "layers.1.mixer", 130, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_e8852cd5", "layers.1.mixer", 130, 3, false, 0u},
     {strata::kLaunchKernel, 15, "cache_append_1ffe954a", "layers.1.mixer", 133, 2, false, 0u},
     {strata::kLaunchKernel, 16, "cache_append_454b356c", "layers.1.mixer", 135, 2, false, 0u},
     {strata::kLaunchKernel, 17, "attention_82e766b8", "layers.1.mixer", 137, 4, false, 0u},
-    {strata::kLaunchKernel, 10, "gemm_dfc59864", "layers.1.mixer", 141, 4, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_1dfcafc2", "layers.1.mixer", 141, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 145, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_ae105e56", "layers.2.mixer", 148, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.2.mixer", 151, 4, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.2.mixer", 148, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.2.mixer", 151, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.3.norm", 155, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_7eef2f34", "layers.3.mixer", 158, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.3.mixer", 158, 3, false, 0u},
     {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.3.mixer", 161, 6, false, 0u},
     {strata::kLaunchKernel, 14, "ssd_620da1c8", "layers.3.mixer", 167, 7, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.3.mixer", 174, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.3.mixer", 178, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.3.mixer", 178, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.4.norm", 182, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_ae105e56", "layers.4.mixer", 185, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_2466aaa8", "layers.4.mixer", 188, 4, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.4.mixer", 185, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.4.mixer", 188, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 192, 3, false, 0u},
-    {strata::kLaunchKernel, 12, "gemm_ec5f9485", "lm_head", 195, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "gemm_cd0d581e", "lm_head", 195, 3, false, 0u},
     {strata::kLaunchCopy, -1, "copy", "layers.0.mixer", 198, 2, false, 9216u},
     {strata::kLaunchCopy, -1, "copy", "layers.3.mixer", 200, 2, false, 9216u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},

@@ -13,12 +13,12 @@ extern "C" {
 cudaError_t launch_row_fc1fb37b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_embedding_ce05357b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_row_dca28a76(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_ec5f9485(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_cd0d581e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_29c6e9c4(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_03947494(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_a302e531(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_51d59bf5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_57ad1246(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_08965862(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_93d078a9(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_4c4278c8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_3b65900e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_7b009981(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
@@ -28,12 +28,12 @@ namespace {
 int call_row_fc1fb37b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_fc1fb37b(b, d, static_cast<cudaStream_t>(s))); }
 int call_embedding_ce05357b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_ce05357b(b, d, static_cast<cudaStream_t>(s))); }
 int call_row_dca28a76(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_dca28a76(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_ec5f9485(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_ec5f9485(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_cd0d581e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_cd0d581e(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_29c6e9c4(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_29c6e9c4(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_03947494(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_03947494(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_a302e531(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_a302e531(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_51d59bf5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_51d59bf5(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_57ad1246(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_57ad1246(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_08965862(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_08965862(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_93d078a9(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_93d078a9(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_4c4278c8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_4c4278c8(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_3b65900e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_3b65900e(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_7b009981(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_7b009981(b, d, static_cast<cudaStream_t>(s))); }
 
@@ -41,12 +41,12 @@ const strata::KernelEntry kKernels[] = {
     {"row_fc1fb37b", &call_row_fc1fb37b },
     {"embedding_ce05357b", &call_embedding_ce05357b },
     {"row_dca28a76", &call_row_dca28a76 },
-    {"gemm_ec5f9485", &call_gemm_ec5f9485 },
+    {"gemm_cd0d581e", &call_gemm_cd0d581e },
     {"conv1d_29c6e9c4", &call_conv1d_29c6e9c4 },
-    {"gemm_03947494", &call_gemm_03947494 },
-    {"gemm_a302e531", &call_gemm_a302e531 },
+    {"gemm_51d59bf5", &call_gemm_51d59bf5 },
+    {"gemm_57ad1246", &call_gemm_57ad1246 },
     {"selective_scan_08965862", &call_selective_scan_08965862 },
-    {"gemm_93d078a9", &call_gemm_93d078a9 },
+    {"gemm_4c4278c8", &call_gemm_4c4278c8 },
     {"conv1d_3b65900e", &call_conv1d_3b65900e },
     {"selective_scan_7b009981", &call_selective_scan_7b009981 },
     {nullptr, nullptr},
@@ -275,55 +275,55 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.2.mixer", 4, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 6, 3, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 9, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "layers.0.mixer", 12, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.0.mixer", 12, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.0.mixer", 15, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_03947494", "layers.0.mixer", 19, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_a302e531", "layers.0.mixer", 22, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.0.mixer", 19, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.0.mixer", 22, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_08965862", "layers.0.mixer", 25, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_93d078a9", "layers.0.mixer", 33, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.0.mixer", 33, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 37, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "layers.1.mixer", 40, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.1.mixer", 40, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.1.mixer", 43, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_03947494", "layers.1.mixer", 47, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_a302e531", "layers.1.mixer", 50, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.1.mixer", 47, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.1.mixer", 50, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_08965862", "layers.1.mixer", 53, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_93d078a9", "layers.1.mixer", 61, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.1.mixer", 61, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 65, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "layers.2.mixer", 68, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.2.mixer", 68, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.2.mixer", 71, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_03947494", "layers.2.mixer", 75, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_a302e531", "layers.2.mixer", 78, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.2.mixer", 75, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.2.mixer", 78, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_08965862", "layers.2.mixer", 81, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_93d078a9", "layers.2.mixer", 89, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.2.mixer", 89, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 93, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "lm_head", 96, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "lm_head", 96, 3, false, 0u},
     {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.0.mixer", 99, 2, true, 0u},
     {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.1.mixer", 101, 2, true, 0u},
     {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.2.mixer", 103, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 105, 3, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 108, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "layers.0.mixer", 111, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.0.mixer", 111, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.0.mixer", 114, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_03947494", "layers.0.mixer", 120, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_a302e531", "layers.0.mixer", 123, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.0.mixer", 120, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.0.mixer", 123, 3, false, 0u},
     {strata::kLaunchKernel, 10, "selective_scan_7b009981", "layers.0.mixer", 126, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_93d078a9", "layers.0.mixer", 135, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.0.mixer", 135, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 139, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "layers.1.mixer", 142, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.1.mixer", 142, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.1.mixer", 145, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_03947494", "layers.1.mixer", 151, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_a302e531", "layers.1.mixer", 154, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.1.mixer", 151, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.1.mixer", 154, 3, false, 0u},
     {strata::kLaunchKernel, 10, "selective_scan_7b009981", "layers.1.mixer", 157, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_93d078a9", "layers.1.mixer", 166, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.1.mixer", 166, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 170, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "layers.2.mixer", 173, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.2.mixer", 173, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.2.mixer", 176, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_03947494", "layers.2.mixer", 182, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_a302e531", "layers.2.mixer", 185, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.2.mixer", 182, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.2.mixer", 185, 3, false, 0u},
     {strata::kLaunchKernel, 10, "selective_scan_7b009981", "layers.2.mixer", 188, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_93d078a9", "layers.2.mixer", 197, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.2.mixer", 197, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 201, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_ec5f9485", "lm_head", 204, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "lm_head", 204, 3, false, 0u},
     {strata::kLaunchCopy, -1, "copy", "layers.0.mixer", 207, 2, false, 3072u},
     {strata::kLaunchCopy, -1, "copy", "layers.1.mixer", 209, 2, false, 3072u},
     {strata::kLaunchCopy, -1, "copy", "layers.2.mixer", 211, 2, false, 3072u},
