@@ -28,6 +28,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import entries  # noqa: E402
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 BUNDLE = os.path.abspath(ARGS[0] if ARGS else os.path.join(REPO, ".gpu-bundle"))
@@ -64,17 +65,13 @@ def tail(text, n=25):
     return "\n".join(text.splitlines()[-n:])
 
 
-def rel_err(out, ref):
-    out = out.astype(np.float64)
-    ref = ref.astype(np.float64)
-    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30))
+# one implementation of the error measures (entries.py), shared with the entry-point checks
+rel_err = entries.rel
 
 
 def worst_token(out, ref):
     """Largest relative error of one position's logit vector (the global error can hide one bad token)."""
-    out = out.astype(np.float64)
-    ref = ref.astype(np.float64)
-    return float((np.linalg.norm(out - ref, axis=-1) / np.maximum(np.linalg.norm(ref, axis=-1), 1e-30)).max())
+    return float(entries.per_token(out, ref).max())
 
 
 def build(project):
@@ -125,7 +122,6 @@ def main():
               f"rel err {err:.2e} (tol {tol:g}), worst token {wt:.2e} (tol {TOLERANCE['bf16-token']:g}), shape {list(got.shape)}, finite={finite}")
         # the cached entry points (prefill, step, chunked prefill) through the C ABI
         try:
-            import entries
             toks = np.load(os.path.join(p["dir"], "tokens.npy"))
             er = entries.run(p["dir"], os.path.join(p["dir"], "weights.safetensors"), toks, ref, p["prefill"], p["vocab"])
             for what, (g, w, detail) in er.items():
@@ -249,6 +245,8 @@ def benches():
                 bench_rows.append(("attention", cfg, ms, impl, pms, f"{tf} TFLOP/s", pms / ms))
         with open(os.path.join(OUT, "attention_bench.log"), "w") as f:
             f.write(pylog)
+    # the TMA / mbarrier wrappers of include/strata/ (for the Hopper kernels to come): layouts, fills, phases
+    harness("tma_test", f"{REPO}/tests/gpu/tma_test.cu")
     log = harness("ssm_test", f"{REPO}/tests/gpu/ssm_test.cu")
     if log:
         rc, pylog, _ = sh([sys.executable, f"{REPO}/tests/gpu/ssm_bench.py"], timeout=400)
