@@ -2,7 +2,7 @@
  * Autodiff on every tiny example (examples/tiny-*.ts): loss = mean crossEntropy(logits, random
  * targets) at B = 1, T = 5, in float64. Parameters are the model's init plus N(0, 0.1²) noise: the
  * init's near-uniform logits make many gradients ~1e-9, below what finite differences in float64
- * resolve to 1e-6; the noise moves the check to a point where they are well above it. Compared: one
+ * resolve to GRAD_RTOL; the noise moves the check to a point where they are well above it. Compared: one
  * random entry of each of a random subset of weights, and one random direction through all weights
  * at once (every entry of every gradient contributes to it).
  */
