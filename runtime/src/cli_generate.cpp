@@ -22,6 +22,7 @@
 #include "error.h"
 #include "npy.h"
 #include "strata.h"
+#include "strata_model_iface.h"
 
 namespace strata {
 namespace {
@@ -134,6 +135,17 @@ int cli_generate(int argc, char** argv, const std::string& default_manifest) {
     std::vector<int32_t> stop;
     if (o.count("--stop")) stop = parse_ids(o["--stop"], "--stop");
     const std::string manifest = o.count("--manifest") ? o["--manifest"] : default_manifest;
+    // everything the host can check, before the model (and the GPU) is touched
+    const Manifest mf = load_manifest(manifest);
+    if (batch < 1 || batch > mf.max_batch)
+      throw Error("generate: " + std::to_string(batch) + " prompts; this model serves 1.." + std::to_string(mf.max_batch) + " sequences");
+    for (size_t i = 0; i < prompt.size(); ++i)
+      if (prompt[i] < 0 || prompt[i] >= mf.vocab_size)
+        throw Error("generate: prompt token " + std::to_string(prompt[i]) + " (position " + std::to_string(i % len) + " of sequence " +
+                    std::to_string(i / len) + ") is outside the vocabulary [0, " + std::to_string(mf.vocab_size) + ")");
+    for (int32_t t : stop)
+      if (t < 0 || t >= mf.vocab_size) throw Error("generate: stop token " + std::to_string(t) + " is outside the vocabulary");
+    if (o.count("--weights")) check_weights_file(mf, o["--weights"]);
 
     strata_options opts;
     strata_options_init(&opts);

@@ -732,6 +732,18 @@ static void test_cli_host_checks_before_gpu() {
   r = cli_capture({"model", "forward", "--tokens", ok_p.c_str(), "--out", out.c_str(), "--weights", w_p.c_str()}, man);
   CHECK_MSG(r.first == 1 && r.second.find(w_p) != std::string::npos, r.second);
 
+  // generate: prompt ids, batch and the weights file are checked before a model is created
+  r = cli_capture({"model", "generate", "--prompt", "1,2,9"}, man);
+  CHECK_MSG(r.first == 1 && r.second.find("prompt token 9 (position 2 of sequence 0) is outside the vocabulary [0, 5)") != std::string::npos, r.second);
+  r = cli_capture({"model", "generate", "--tokens", batch_p.c_str()}, man);
+  CHECK_MSG(r.first == 1 && r.second.find("3 prompts; this model serves 1..2 sequences") != std::string::npos, r.second);
+  r = cli_capture({"model", "generate", "--prompt", "1,2", "--weights", w_p.c_str()}, man);
+  CHECK_MSG(r.first == 1 && r.second.find(w_p) != std::string::npos, r.second);
+  r = cli_capture({"model", "generate", "--prompt", "1,x"}, man);
+  CHECK_MSG(r.first == 1 && r.second.find("'x' is not a token id") != std::string::npos, r.second);
+  r = cli_capture({"model", "generate", "--max-new", "3"}, man);
+  CHECK_MSG(r.first == 2 && r.second.find("--prompt IDS or --tokens PROMPT.npy") != std::string::npos, r.second);
+
   CHECK_MSG(g_models_created == created, "a model was created for info or a host-checkable error");
   // and a valid forward still creates one
   r = cli_capture({"model", "forward", "--tokens", ok_p.c_str(), "--out", out.c_str(), "--seed", "1"}, man);
