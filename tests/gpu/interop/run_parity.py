@@ -86,6 +86,33 @@ def main():
                 failed += not ok
                 rows.append((m, f"export-hf → {type(model).__name__} f32", g, w, f"b{bb} t{tt}", agree, ok))
                 say(f"{'PASS' if ok else 'FAIL'} {m}: export-hf loads as {type(model).__name__}, rel err {g:.3e} vs the original (worst token {w:.3e})")
+                # greedy generation: 32 tokens from the first 16 of sequence 0, Strata (bin/model
+                # generate, bf16) vs transformers (float32) on the same weights; a divergence counts
+                # only where transformers' own top two logits are a near-tie (bf16 cannot order them)
+                binary = os.path.join(d, "project", "bin", "model")
+                if os.path.exists(binary):
+                    prompt = tok[:1, :16]
+                    with torch.no_grad():
+                        hf = model.generate(prompt, max_new_tokens=32, min_new_tokens=32, do_sample=False, output_scores=True, return_dict_in_generate=True, pad_token_id=0)
+                    hf_toks = hf.sequences[0, 16:].tolist()
+                    r = subprocess.run([binary, "generate", "--prompt", ",".join(str(int(x)) for x in prompt[0].tolist()), "--max-new", "32",
+                                        "--weights", os.path.join(d, "weights.safetensors"), "--quiet", "--out", os.path.join(d, "greedy.npy")], capture_output=True, text=True)
+                    if r.returncode:
+                        raise RuntimeError("generate failed:\n" + (r.stdout + r.stderr)[-2000:])
+                    ours = np.load(os.path.join(d, "greedy.npy"))[0].tolist()
+                    same = next((i for i, (a, b) in enumerate(zip(ours, hf_toks)) if a != b), 32)
+                    if same < 32:
+                        sc = hf.scores[same][0].float()
+                        top2 = torch.topk(sc, 2).values
+                        near = float(top2[0] - top2[1]) <= 0.02 * float(sc.std())
+                    else:
+                        near = True
+                    ok = same == 32 or near
+                    passed += ok
+                    failed += not ok
+                    note = "all 32 equal" if same == 32 else f"first difference at step {same} ({'a near-tie in transformers' if near else 'not a tie'})"
+                    rows.append((m, "greedy 32 tokens vs transformers generate", float("nan"), float("nan"), note, same / 32, ok))
+                    say(f"{'PASS' if ok else 'FAIL'} {m}: greedy generation, {note}")
             except Exception as e:
                 failed += 1
                 rows.append((m, "export-hf", float("nan"), float("nan"), "-", float("nan"), False))
