@@ -25,6 +25,7 @@ std::string mib(uint64_t bytes) {
 
 SessionState::~SessionState() {
   if (!ops) return;
+  if (decode_graph) ops->destroy_graph(decode_graph);
   for (void* p : buffers) ops->release(p);
   ops->release(seen);
 }
@@ -38,6 +39,7 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
   tokens_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_tokens) * sizeof(int32_t)), "token buffer");
   positions_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_seq) * sizeof(int32_t)), "position buffer");
   prep_ = ops_->alloc(align_up(t_.prep_bytes) + kAlign, "prepared values");
+  step_info_ = static_cast<int*>(ops_->alloc(kAlign, "decode step info"));
 }
 
 ProgramExecutor::~ProgramExecutor() {
@@ -46,6 +48,7 @@ ProgramExecutor::~ProgramExecutor() {
   ops_->release(tokens_);
   ops_->release(positions_);
   ops_->release(prep_);
+  ops_->release(step_info_);
 }
 
 void ProgramExecutor::upload_weight(size_t index, const void* host, size_t nbytes) {
@@ -58,7 +61,7 @@ void ProgramExecutor::upload_weight(size_t index, const void* host, size_t nbyte
 void ProgramExecutor::weights_ready() {
   // parameter prep reads weights only and writes the prepared-values region, which every
   // schedule reads; each schedule's once-launches compute the values it uses
-  const StrataDims one{1, 1, 0, 1, 0};
+  const StrataDims one{1, 1, 0, 1, 0, nullptr};
   for (int i = 0; i < t_.schedule_count; ++i) run(t_.schedules[i], one, true, nullptr);
   ops_->sync();
 }
@@ -101,7 +104,7 @@ void ProgramExecutor::run(const ScheduleEntry& s, const StrataDims& d, bool once
       ops_->d2d(ptrs[1], ptrs[0], static_cast<size_t>(l.bytes_per_seq) * d.B);
       continue;
     }
-    const int code = t_.kernels[l.kernel].fn(ptrs, &d, ops_->stream());
+    const int code = ops_->launch(t_.kernels[l.kernel].fn, ptrs, l.count, d);
     ops_->check_launch(code, std::string("kernel ") + l.name + " (" + l.scope + ")");
   }
 }
@@ -119,7 +122,7 @@ void ProgramExecutor::forward(const int32_t* tokens, int batch, int seqlen, floa
                 std::to_string(t_.max_batch) + " × 1.." + std::to_string(t_.max_seq) + " with at most " + std::to_string(t_.max_tokens) +
                 " tokens per call");
   const ScheduleEntry& s = schedule("forward");
-  const StrataDims d{batch, seqlen, 0, seqlen, 0};
+  const StrataDims d{batch, seqlen, 0, seqlen, 0, nullptr};
   upload_tokens(tokens, static_cast<size_t>(batch) * seqlen, 0, seqlen);
   if (timing_) time_forward(s, d);
   run(s, d, false, nullptr);
@@ -204,6 +207,36 @@ void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logit
   ops_->sync();
 }
 
+const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st) {
+  const ScheduleEntry& s = schedule("cached");
+  ops_->set_step(step_info_, static_cast<int32_t*>(positions_), st.position);
+  // the replayed launches read P and S from step_info_; the host values are the capture's
+  const StrataDims d{st.batch, 1, static_cast<int>(st.position), static_cast<int>(st.position + 1), st.capacity, step_info_};
+  if (graphs_ && !st.decode_graph && st.position > 0) {
+    run(s, d, false, &st);  // this step, eagerly: one-time setup (workspaces, attributes) happens outside the capture
+    if (ops_->begin_capture()) {
+      // record the same launches (nothing runs) for the next steps to replay
+      try {
+        run(s, d, false, &st);
+      } catch (const Error&) {
+        ops_->end_capture();  // ends the capture; the graph is discarded
+        graphs_ = false;      // not capturable here: stay eager
+      }
+      if (graphs_) st.decode_graph = ops_->end_capture();
+      if (!st.decode_graph) graphs_ = false;
+    } else {
+      graphs_ = false;
+    }
+  } else if (graphs_ && st.decode_graph) {
+    ops_->replay(st.decode_graph);
+    ++replays_;
+  } else {
+    run(s, d, false, &st);
+  }
+  st.position += 1;
+  return s;
+}
+
 void ProgramExecutor::reset(SessionState& st) {
   for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], state_buffer_bytes(t_.states[i], st.batch, st.capacity));
   st.position = 0;
@@ -211,7 +244,7 @@ void ProgramExecutor::reset(SessionState& st) {
 
 const ScheduleEntry& ProgramExecutor::extend(SessionState& st, const int32_t* tokens, int T) {
   const ScheduleEntry& s = schedule("cached");
-  const StrataDims d{st.batch, T, static_cast<int>(st.position), static_cast<int>(st.position + T), st.capacity};
+  const StrataDims d{st.batch, T, static_cast<int>(st.position), static_cast<int>(st.position + T), st.capacity, nullptr};
   upload_tokens(tokens, static_cast<size_t>(st.batch) * T, st.position, T);
   run(s, d, false, &st);
   st.position += T;
@@ -284,7 +317,8 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
         for (int b = 0; b < B; ++b) out[static_cast<size_t>(b) * max_new + j] = -1;
       break;
     }
-    extend(st, next.data(), 1);
+    ops_->last_sampled_to(tokens_, static_cast<size_t>(B));  // the sampled tokens feed the next step on the device
+    decode_step(st);
     ops_->sample(logits, B, vocab_, vocab_, p, static_cast<uint64_t>(i + 1), st.seen, next.data());
     ++S.steps;
   }

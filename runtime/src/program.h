@@ -118,6 +118,22 @@ class DeviceOps {
   virtual void mark_seen(uint8_t* seen, size_t vocab, const void* tokens_dev, int rows, int cols) = 0;
   // Free device memory, for the "needed vs free" message before allocating state; 0 = unknown.
   virtual size_t free_bytes() { return 0; }
+  // Every kernel launch goes through here (so a capture can record it).
+  virtual int launch(LaunchFn fn, void* const* bufs, int count, const StrataDims& d) {
+    (void)count;
+    return fn(bufs, &d, stream());
+  }
+  // CUDA graphs for the decode step: capture the launches between begin and end on this stream,
+  // replay them. begin_capture returns false where graphs are not supported (then the executor
+  // runs eagerly); end_capture returns null when the capture failed.
+  virtual bool begin_capture() { return false; }
+  virtual void* end_capture() { return nullptr; }
+  virtual void replay(void* /*graph*/) {}
+  virtual void destroy_graph(void* /*graph*/) {}
+  // Before a replayed decode step: info_dev = {P, P + 1}, positions_dev[0] = P (asynchronous).
+  virtual void set_step(int* info_dev, int32_t* positions_dev, int64_t P) = 0;
+  // Device copy of the last sampled tokens (rows), into the token buffer of the next step.
+  virtual void last_sampled_to(void* tokens_dev, size_t rows) = 0;
   // Milliseconds the device spent on `work` (timed with events); -1 when not measurable.
   virtual float elapsed_ms(const std::function<void()>& work) {
     work();
@@ -133,6 +149,7 @@ struct SessionState {
   int64_t position = 0;
   std::vector<void*> buffers;
   uint8_t* seen = nullptr;  // [batch, vocab] tokens seen (repetition penalty), allocated on first use
+  void* decode_graph = nullptr;  // the captured decode step over these buffers (CUDA graphs)
   DeviceOps* ops = nullptr;
   ~SessionState();
 };
@@ -181,6 +198,8 @@ class ProgramExecutor {
   json::Value info() const;
   // STRATA_TIME=1: forward() also times one pass of its kernels and prints it to stderr.
   void set_timing(bool on) { timing_ = on; }
+  void set_graphs(bool on) { graphs_ = on; }
+  int graph_replays() const { return replays_; }
 
  private:
   const ScheduleEntry& schedule(const char* name) const;
@@ -190,6 +209,9 @@ class ProgramExecutor {
   // Runs T tokens per sequence after st.position; leaves the logits in the arena (no copy).
   const ScheduleEntry& extend(SessionState& st, const int32_t* tokens, int T);
   void reset(SessionState& st);  // zero the state, position 0
+  // One decode step for generate: the tokens are already in the token buffer (the sampler put
+  // them there); replays the session's CUDA graph when it can.
+  const ScheduleEntry& decode_step(SessionState& st);
   void time_forward(const ScheduleEntry& s, const StrataDims& d);
 
   const ProgramTables& t_;
@@ -202,7 +224,10 @@ class ProgramExecutor {
   void* tokens_ = nullptr;
   void* positions_ = nullptr;
   void* prep_ = nullptr;
+  int* step_info_ = nullptr;  // device {P, S} of a replayed decode step
+  bool graphs_ = true;        // STRATA_CUDA_GRAPHS=0 turns the decode graphs off
   bool timing_ = false;
+  int replays_ = 0;
 };
 
 // The CUDA implementation of DeviceOps (device_cuda.cu).

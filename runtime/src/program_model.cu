@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -13,6 +14,12 @@
 
 namespace strata {
 namespace {
+
+__global__ void set_step_kernel(int* info, int32_t* positions, long long P) {
+  info[0] = static_cast<int>(P);
+  info[1] = static_cast<int>(P + 1);
+  positions[0] = static_cast<int32_t>(P);
+}
 
 __global__ void bf16_rows_to_f32(const __nv_bfloat16* in, float* out, size_t rows, size_t cols, size_t in_stride) {
   const size_t n = rows * cols;
@@ -87,6 +94,34 @@ class CudaOps : public DeviceOps {
     CUDA_CHECK(launch_mark_seen(seen, static_cast<int>(vocab), static_cast<const int32_t*>(tokens_dev), rows, cols, stream_));
     STRATA_LAUNCH_CHECK("mark_seen");
   }
+  void set_step(int* info_dev, int32_t* positions_dev, int64_t P) override {
+    set_step_kernel<<<1, 1, 0, stream_>>>(info_dev, positions_dev, static_cast<long long>(P));
+    STRATA_LAUNCH_CHECK("set_step");
+  }
+  void last_sampled_to(void* tokens_dev, size_t rows) override {
+    CUDA_CHECK(cudaMemcpyAsync(tokens_dev, sampled_, rows * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_));
+  }
+  bool begin_capture() override {
+    // relaxed: the launchers' attribute calls stay legal while this stream is captured
+    return cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed) == cudaSuccess;
+  }
+  void* end_capture() override {
+    cudaGraph_t g = nullptr;
+    cudaError_t e = cudaStreamEndCapture(stream_, &g);
+    cudaGraphExec_t exec = nullptr;
+    if (e == cudaSuccess && g) e = cudaGraphInstantiate(&exec, g, 0);
+    if (g) cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // clear: the step runs eagerly instead
+      if (std::getenv("STRATA_VERBOSE_GRAPHS")) std::fprintf(stderr, "strata: decode step not captured (%s); running eagerly\n", cudaGetErrorString(e));
+      return nullptr;
+    }
+    return exec;
+  }
+  void replay(void* graph) override { CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph), stream_)); }
+  void destroy_graph(void* graph) override {
+    if (graph) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph));
+  }
   void sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
   void* stream() override { return stream_; }
   void check_launch(int code, const std::string& what) override {
@@ -131,6 +166,8 @@ class ProgramModel : public Model {
   ProgramModel(const Manifest& m, const strata_options& o)
       : x_(generated_program(), std::unique_ptr<DeviceOps>(new CudaOps(o.device)), m.vocab_size, weight_bytes(m)) {
     x_.set_timing(std::getenv("STRATA_TIME") != nullptr);
+    const char* g = std::getenv("STRATA_CUDA_GRAPHS");
+    x_.set_graphs(!(g && std::string(g) == "0"));
   }
   void upload_weight(size_t index, const void* host, size_t nbytes) override { x_.upload_weight(index, host, nbytes); }
   void weights_ready() override { x_.weights_ready(); }

@@ -83,6 +83,7 @@ struct AttentionParams {
   int64_t q_row_stride, k_row_stride, v_row_stride, o_row_stride;          // elements between tokens
   int64_t q_batch_stride, k_batch_stride, v_batch_stride, o_batch_stride;  // elements between batches
   int B, T, S, H, Hk;
+  const int* S_dev = nullptr;  // when set, the kernels read S from the device (CUDA-graph replays)
   float scale;  // softmax scale; <= 0 means 1/sqrt(D)
   // Split-KV (flash-decoding) workspace, only used by attention_launch_splitkv:
   //   partial_o  : fp32 [num_splits, B, H, T, D], partial_lse : fp32 [num_splits, B, H, T]
@@ -180,6 +181,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
   const int tg = lane & 3;   // thread within the quad
 
   // ---- work decode: longest causal blocks first ----
+  const int S = p.S_dev ? *p.S_dev : p.S;
   const int num_m = (p.T + BM - 1) / BM;
   const int BH = p.B * p.H;
   const int split = SPLIT ? static_cast<int>(blockIdx.x % p.num_splits) : 0;
@@ -190,17 +192,17 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
   const int h = bh % p.H;
   const int hk = h / (p.H / p.Hk);
   const int m0 = m_block * BM;
-  const int offset = p.S - p.T;  // causal diagonal offset
+  const int offset = S - p.T;  // causal diagonal offset
 
   const __nv_bfloat16* gQ = p.q + static_cast<int64_t>(b) * p.q_batch_stride + static_cast<int64_t>(m0) * p.q_row_stride + h * D;
   const __nv_bfloat16* gK = p.k + static_cast<int64_t>(b) * p.k_batch_stride + hk * D;
   const __nv_bfloat16* gV = p.v + static_cast<int64_t>(b) * p.v_batch_stride + hk * D;
 
   // keys visible to the block: [0, n_end)
-  int n_end = p.S;
+  int n_end = S;
   if (CAUSAL) {
     const int last_row = min(m0 + BM, p.T) - 1;
-    n_end = min(p.S, last_row + offset + 1);
+    n_end = min(S, last_row + offset + 1);
   }
   const int n_tiles_all = n_end > 0 ? (n_end + BN - 1) / BN : 0;
   // this CTA's KV tile range [n_lo, n_hi) (whole range unless split-KV)
@@ -218,10 +220,10 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
   if (n_hi > n_lo) {
     const int n0 = (n_hi - 1) * BN;
     load_tile_async<D, BN, THREADS>(sK0 + ((n_hi - 1) & 1) * C::SMEM_KV, gK + static_cast<int64_t>(n0) * p.k_row_stride,
-                                    p.k_row_stride, p.S - n0, tid);
+                                    p.k_row_stride, S - n0, tid);
     cp_async_commit();
     load_tile_async<D, BN, THREADS>(sV0 + ((n_hi - 1) & 1) * C::SMEM_KV, gV + static_cast<int64_t>(n0) * p.v_row_stride,
-                                    p.v_row_stride, p.S - n0, tid);
+                                    p.v_row_stride, S - n0, tid);
   }
   cp_async_commit();
 
@@ -274,7 +276,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
     if (nt > n_lo) {
       const int nn = n0 - BN;
       load_tile_async<D, BN, THREADS>(sK0 + (stage ^ 1) * C::SMEM_KV, gK + static_cast<int64_t>(nn) * p.k_row_stride,
-                                      p.k_row_stride, p.S - nn, tid);
+                                      p.k_row_stride, S - nn, tid);
     }
     cp_async_commit();
 
@@ -286,7 +288,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
       // sub-blocks entirely above this warp's last row are skipped (warp-uniform)
       bool sub_active = warp_active;
       if (CAUSAL) sub_active &= (n0s <= m0 + warp * WROWS + WROWS - 1 + offset);
-      if (NSUB > 1) sub_active &= (n0s < p.S);
+      if (NSUB > 1) sub_active &= (n0s < S);
 
       // ---- S = Q K^T ----
       float s[MT][NT][4];
@@ -322,14 +324,14 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
         }
 
         // ---- mask (only diagonal / ragged sub-blocks) ----
-        bool need_mask = (n0s + BNC > p.S);
+        bool need_mask = (n0s + BNC > S);
         if (CAUSAL) need_mask |= (n0s + BNC - 1 > m0 + offset);
         if (need_mask) {
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt) {
             const int rlo = row_base + mt * 16;
-            const int lim_lo = CAUSAL ? min(rlo + offset, p.S - 1) : p.S - 1;
-            const int lim_hi = CAUSAL ? min(rlo + 8 + offset, p.S - 1) : p.S - 1;
+            const int lim_lo = CAUSAL ? min(rlo + offset, S - 1) : S - 1;
+            const int lim_hi = CAUSAL ? min(rlo + 8 + offset, S - 1) : S - 1;
 #pragma unroll
             for (int i = 0; i < NT; ++i) {
               const int j = n0s + i * 8 + tg * 2;
@@ -402,7 +404,7 @@ __global__ void __launch_bounds__(Cfg<BM, BN, D, MT>::THREADS, 1)
         if (nt > n_lo) {
           const int nn = n0 - BN;
           load_tile_async<D, BN, THREADS>(sV0 + (stage ^ 1) * C::SMEM_KV,
-                                          gV + static_cast<int64_t>(nn) * p.v_row_stride, p.v_row_stride, p.S - nn,
+                                          gV + static_cast<int64_t>(nn) * p.v_row_stride, p.v_row_stride, S - nn,
                                           tid);
         }
         cp_async_commit();

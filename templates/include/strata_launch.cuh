@@ -4,6 +4,8 @@
 // B: sequences in the batch; T: new tokens per sequence in this call; P: tokens already in the
 // caches (0 for a forward or a fresh prefill); S = P + T: the sequence length after the call;
 // C: the tokens each sequence's KV cache holds (the state handle's context; 0 without state).
+// dev: null, or (a decode step replayed from a CUDA graph) a device array {P, S} that kernels
+// which depend on the position read at run time instead of the P and S above.
 #pragma once
 
 struct StrataDims {
@@ -12,4 +14,5 @@ struct StrataDims {
   int P;
   int S;
   int C;
+  const int* dev;
 };

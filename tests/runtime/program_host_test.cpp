@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <tuple>
 #include <random>
 #include <string>
 #include <vector>
@@ -60,7 +61,10 @@ struct HostOps : DeviceOps {
     if (p) ++releases, std::free(p);
   }
   void h2d(void* d, const void* s, size_t n) override { std::memcpy(d, s, n); }
-  void d2d(void* d, const void* s, size_t n) override { std::memmove(d, s, n); }
+  void d2d(void* d, const void* s, size_t n) override {
+    if (capturing) recorded.push_back([d, s, n] { std::memmove(d, s, n); });
+    else std::memmove(d, s, n);
+  }
   void zero(void* d, size_t n) override { std::memset(d, 0, n); }
   void logits_to_host(float* dst, const void* src, size_t rows, size_t cols, size_t stride) override {
     const uint16_t* s = static_cast<const uint16_t*>(src);
@@ -69,6 +73,42 @@ struct HostOps : DeviceOps {
   }
   // test double: greedy (with the repetition penalty) on the host
   int samples = 0;
+  std::vector<int32_t> last;
+  // capture emulation: recorded launches and copies, replayed in order
+  bool capturing = false, capture_ok = true;
+  int captures = 0, replays = 0;
+  std::vector<std::function<void()>> recorded;
+  struct Graph {
+    std::vector<std::function<void()>> steps;
+  };
+  int launch(LaunchFn fn, void* const* bufs, int count, const StrataDims& d) override {
+    if (!capturing) return fn(bufs, &d, this);
+    std::vector<void*> b(bufs, bufs + count);
+    recorded.push_back([this, fn, b, d] { check_launch(fn(b.data(), &d, this), "replayed kernel"); });
+    return 0;
+  }
+  bool begin_capture() override {
+    if (!capture_ok) return false;
+    capturing = true;
+    recorded.clear();
+    return true;
+  }
+  void* end_capture() override {
+    capturing = false;
+    ++captures;
+    return new Graph{std::move(recorded)};
+  }
+  void replay(void* g) override {
+    ++replays;
+    for (auto& f : static_cast<Graph*>(g)->steps) f();
+  }
+  void destroy_graph(void* g) override { delete static_cast<Graph*>(g); }
+  void set_step(int* info, int32_t* positions, int64_t P) override {
+    info[0] = static_cast<int>(P);
+    info[1] = static_cast<int>(P + 1);
+    positions[0] = static_cast<int32_t>(P);
+  }
+  void last_sampled_to(void* tokens, size_t rows) override { std::memcpy(tokens, last.data(), rows * sizeof(int32_t)); }
   void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t, uint8_t* seen,
               int32_t* out) override {
     ++samples;
@@ -84,6 +124,7 @@ struct HostOps : DeviceOps {
       out[r] = best;
       if (seen) seen[r * vocab + best] = 1;
     }
+    last.assign(out, out + rows);
   }
   void mark_seen(uint8_t* seen, size_t vocab, const void* tokens, int rows, int cols) override {
     const int32_t* t = static_cast<const int32_t*>(tokens);
@@ -131,9 +172,11 @@ int k_cached(void* const* b, const StrataDims* d, void* s) {
   float* sums = static_cast<float*>(b[3]);
   uint16_t* out = static_cast<uint16_t*>(b[4]);
   float* last = static_cast<float*>(b[5]);
-  if (d->S != d->P + d->T) return 11;
+  // a replayed decode step reads the position from the device, like the real kernels
+  const int P = d->dev ? d->dev[0] : d->P, S = d->dev ? d->dev[1] : d->S;
+  if (S != P + d->T) return 11;
   for (int t = 0; t < d->T; ++t)
-    if (pos[t] != d->P + t) return 12;
+    if (pos[t] != P + t) return 12;
   for (int i = 0; i < d->B; ++i) {
     float sum = sums[i];
     for (int t = 0; t < d->T; ++t) {
@@ -334,6 +377,8 @@ int main() {
            (long long)gs.new_tokens);
     EXPECT(st->position == L + N - 1, "position after generate %lld", (long long)st->position);
     EXPECT(f.ops->samples == N, "one device sample per token (%d)", f.ops->samples);
+    // the decode steps after the first are replays of one captured step
+    EXPECT(f.ops->captures == 1 && f.ops->replays == N - 2, "graphs: %d captures, %d replays", f.ops->captures, f.ops->replays);
     // a stop token ends a sequence at once (and is part of its output)
     std::fill(out.begin(), out.end(), 99);
     f.x->generate(*st, prompt.data(), L, N, false, greedy, {V - 1}, out.data(), len.data(), nullptr, nullptr);
@@ -397,6 +442,30 @@ int main() {
     float want0 = 0;
     for (int t = 0; t < 12; ++t) want0 += prompt[t];
     EXPECT(sums[0] == want0 + out[0] + out[1], "the chunks and steps saw every token (%g vs %g)", sums[0], want0 + out[0] + out[1]);
+  }
+  // the same generation with graphs off (eager steps) gives the same tokens and state
+  {
+    auto run_gen = [&](bool graphs, bool capture_ok) {
+      Fixture g(w0);
+      g.x->set_graphs(graphs);
+      g.ops->capture_ok = capture_ok;
+      auto st = g.x->create_state(2);
+      std::mt19937 r2(seed);
+      std::vector<int32_t> prompt(2 * 9);
+      for (auto& t : prompt) t = static_cast<int32_t>(r2() % V);
+      std::vector<int32_t> out(2 * 6), len(2);
+      SamplingParams rep;
+      rep.repetition_penalty = 3.f;  // varying tokens, so a stale replay would show
+      g.x->generate(*st, prompt.data(), 9, 6, false, rep, {}, out.data(), len.data(), nullptr, nullptr);
+      float sums[2];
+      std::memcpy(sums, st->buffers[0], sizeof sums);
+      return std::make_tuple(out, sums[0], sums[1], g.ops->replays, st->position);
+    };
+    auto a = run_gen(true, true), b = run_gen(false, true), c = run_gen(true, false);
+    EXPECT(std::get<0>(a) == std::get<0>(b) && std::get<1>(a) == std::get<1>(b) && std::get<2>(a) == std::get<2>(b) && std::get<4>(a) == std::get<4>(b),
+           "graph replays = eager steps (tokens, state, position)");
+    EXPECT(std::get<3>(a) == 4 && std::get<3>(b) == 0, "replays with graphs %d, without %d", std::get<3>(a), std::get<3>(b));
+    EXPECT(std::get<0>(c) == std::get<0>(b) && std::get<3>(c) == 0, "no capture support: eager, same tokens");
   }
   // every allocation is released
   {

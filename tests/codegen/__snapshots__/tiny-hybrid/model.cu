@@ -25,9 +25,9 @@ cudaError_t launch_gemm_08f4a4d3(void* const* bufs, const StrataDims* d, cudaStr
 cudaError_t launch_gemm_cd0d581e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_b534badd(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_620da1c8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_cache_append_1ffe954a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_cache_append_454b356c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_attention_82e766b8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_cache_append_eb52a94f(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_cache_append_a782760c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_attention_97d21d7b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
 namespace {
@@ -47,9 +47,9 @@ int call_gemm_08f4a4d3(void* const* b, const StrataDims* d, void* s) { return st
 int call_gemm_cd0d581e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_cd0d581e(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_b534badd(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b534badd(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_620da1c8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_620da1c8(b, d, static_cast<cudaStream_t>(s))); }
-int call_cache_append_1ffe954a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_1ffe954a(b, d, static_cast<cudaStream_t>(s))); }
-int call_cache_append_454b356c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_454b356c(b, d, static_cast<cudaStream_t>(s))); }
-int call_attention_82e766b8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_82e766b8(b, d, static_cast<cudaStream_t>(s))); }
+int call_cache_append_eb52a94f(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_eb52a94f(b, d, static_cast<cudaStream_t>(s))); }
+int call_cache_append_a782760c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_a782760c(b, d, static_cast<cudaStream_t>(s))); }
+int call_attention_97d21d7b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_97d21d7b(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
     {"row_67a1d6e1", &call_row_67a1d6e1 },
@@ -67,9 +67,9 @@ const strata::KernelEntry kKernels[] = {
     {"gemm_cd0d581e", &call_gemm_cd0d581e },
     {"conv1d_b534badd", &call_conv1d_b534badd },
     {"ssd_620da1c8", &call_ssd_620da1c8 },
-    {"cache_append_1ffe954a", &call_cache_append_1ffe954a },
-    {"cache_append_454b356c", &call_cache_append_454b356c },
-    {"attention_82e766b8", &call_attention_82e766b8 },
+    {"cache_append_eb52a94f", &call_cache_append_eb52a94f },
+    {"cache_append_a782760c", &call_cache_append_a782760c },
+    {"attention_97d21d7b", &call_attention_97d21d7b },
     {nullptr, nullptr},
 };
 
@@ -318,9 +318,9 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.0.mixer", 123, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 127, 3, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_e8852cd5", "layers.1.mixer", 130, 3, false, 0u},
-    {strata::kLaunchKernel, 15, "cache_append_1ffe954a", "layers.1.mixer", 133, 2, false, 0u},
-    {strata::kLaunchKernel, 16, "cache_append_454b356c", "layers.1.mixer", 135, 2, false, 0u},
-    {strata::kLaunchKernel, 17, "attention_82e766b8", "layers.1.mixer", 137, 4, false, 0u},
+    {strata::kLaunchKernel, 15, "cache_append_eb52a94f", "layers.1.mixer", 133, 2, false, 0u},
+    {strata::kLaunchKernel, 16, "cache_append_a782760c", "layers.1.mixer", 135, 2, false, 0u},
+    {strata::kLaunchKernel, 17, "attention_97d21d7b", "layers.1.mixer", 137, 4, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_1dfcafc2", "layers.1.mixer", 141, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 145, 3, false, 0u},
     {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.2.mixer", 148, 3, false, 0u},
