@@ -338,6 +338,8 @@ json::Value ProgramExecutor::info() const {
   v.set("stateBytesPerSequence", static_cast<uint64_t>(state_bytes_per_seq(t_.max_context)));
   v.set("maxContext", static_cast<int64_t>(t_.max_context));
   v.set("maxTokensPerCall", static_cast<int64_t>(t_.max_tokens));
+  v.set("cudaGraphs", graphs_);
+  v.set("decodeGraphReplays", static_cast<int64_t>(replays_));
   return v;
 }
 

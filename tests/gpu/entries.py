@@ -48,6 +48,8 @@ class Model:
         lib.strata_sampling_init.argtypes = [ctypes.POINTER(Sampling)]
         lib.strata_state_set_position.argtypes = [ctypes.c_void_p, ctypes.c_int64]
         lib.strata_model_init_weights.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+        lib.strata_model_info_json.restype = ctypes.c_char_p
+        lib.strata_model_info_json.argtypes = [ctypes.c_void_p]
         self.m = lib.strata_model_create(project_dir.encode(), None)
         if not self.m:
             raise RuntimeError(lib.strata_last_error().decode())
@@ -95,6 +97,10 @@ class Model:
         self.ok(self.lib.strata_model_generate(self.m, s, np.ascontiguousarray(prompt, np.int32), T, max_new, 1 if cont else 0, ctypes.byref(sp), None, 0, out, lens,
                                                None, None, ctypes.byref(st)))
         return out, lens, st
+
+    def info(self):
+        import json
+        return json.loads(self.lib.strata_model_info_json(self.m).decode())
 
     def close(self):
         self.lib.strata_model_destroy(self.m)
@@ -163,6 +169,20 @@ def run(project_dir, weights, tokens, golden, n, vocab):
         c, _, _ = m.generate(s2, tokens[:, :n], G, temperature=0.9, top_k=40, top_p=0.95, penalty=1.1, seed=8)
         ok = (a == b).all() and (a >= 0).all() and (a < vocab).all()
         res["seeded sampling reproduces"] = (0.0 if ok else float("inf"), 0.0, f"seed 7 twice equal: {(a == b).all()}, seed 8 differs: {(a != c).any()}")
+        # the decode steps after the first are CUDA-graph replays; eager steps give the same tokens
+        replays = m.info()["model"].get("decodeGraphReplays", 0)
+        os.environ["STRATA_CUDA_GRAPHS"] = "0"
+        try:
+            eager = Model(project_dir, weights)
+        finally:
+            del os.environ["STRATA_CUDA_GRAPHS"]
+        eager.vocab = vocab
+        se = eager.state(B)
+        etoks, _, _ = eager.generate(se, tokens[:, :n], G)
+        eager.lib.strata_state_destroy(se)
+        eager.close()
+        res["CUDA-graph decode = eager decode"] = (0.0 if replays > 0 and (etoks == toks).all() else float("inf"), 0.0,
+                                                   f"{replays} steps replayed from graphs so far; greedy tokens equal: {bool((etoks == toks).all())}")
         for h in (s, s2, s1):
             m.lib.strata_state_destroy(h)
     finally:
