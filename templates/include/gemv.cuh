@@ -95,8 +95,12 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* _
       acc[m][1] += __shfl_xor_sync(0xffffffffu, acc[m][1], o);
     }
   }
-  if (lane == 0)
-    for (int m = 0; m < M; ++m) Epi::store2(ep, m, n0, acc[m][0], acc[m][1]);
+  // unrolled with constant indices: a run-time index into acc would put it in local memory
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < kMaxRows; ++m)
+      if (m < M) Epi::store2(ep, m, n0, acc[m][0], acc[m][1]);
+  }
 }
 
 // M in 1..kMaxRows; N even; K, lda multiples of 8; A and W 16-byte aligned (the GEMM's rules).
