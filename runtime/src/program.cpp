@@ -267,8 +267,12 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
     throw Error("generate: sampling needs temperature ≥ 0, top_k ≥ 0, top_p in (0, 1] and repetition_penalty > 0");
   const int B = st.batch;
   const bool penal = p.repetition_penalty != 1.f;
-  if (penal && !st.seen) st.seen = static_cast<uint8_t*>(ops_->alloc(static_cast<size_t>(B) * vocab_, "repetition-penalty token set"));
-  if (penal && !cont) ops_->zero(st.seen, static_cast<size_t>(B) * vocab_);
+  if (penal && !st.seen) {
+    st.seen = static_cast<uint8_t*>(ops_->alloc(static_cast<size_t>(B) * vocab_, "repetition-penalty token set"));
+    ops_->zero(st.seen, static_cast<size_t>(B) * vocab_);  // (a continued sequence's earlier tokens are not known)
+  } else if (penal && !cont) {
+    ops_->zero(st.seen, static_cast<size_t>(B) * vocab_);
+  }
   GenerateStats local;
   GenerateStats& S = stats ? *stats : local;
   S = GenerateStats{};
