@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import type { ModelDef } from "./dsl/model.js";
 import { evalShape } from "./ir/dims.js";
 import { StrataError } from "./ir/errors.js";
-import { graphNodes, type Graph } from "./ir/graph.js";
+import type { Graph } from "./ir/graph.js";
 import { DTYPE_BYTES, type Node } from "./ir/node.js";
 import { deriveStep, type StateInfo } from "./passes/derive-step.js";
 import { fuse, type FusionPlan } from "./passes/fuse.js";
@@ -33,6 +33,7 @@ import { KernelSpecSchema, nodeSummary, type BufferArg, type KernelSpec } from "
 import { KERNEL_NAME } from "./codegen/templates.js";
 import { resolveRef, type BufferOwner } from "./codegen/tensors.js";
 
+/** The passes, in the order compileProgram runs them (written to the manifest). */
 export const PIPELINE = ["lower", "deriveStep", "fuse", "planMemory", "render", "schedule"] as const;
 
 export type Arch = "sm_90a" | "sm_90" | "sm_80";
@@ -277,9 +278,3 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   return { name: def.config.name, def, options, states, preps: [...preps.values()], prepBytes, schedules, entries, kernels: emitted };
 }
 
-/** Bytes of every state buffer for `batch` sequences at the compiled context. */
-export function stateBytes(p: Program, batch: number): number {
-  return p.states.reduce((a, s) => a + s.bytesPerSeq * batch, 0);
-}
-
-export { graphNodes, nodeBytes };

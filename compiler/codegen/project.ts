@@ -21,7 +21,7 @@ import { toJsonText, graphParams, type Graph } from "../ir/graph.js";
 import { DTYPE_BYTES } from "../ir/node.js";
 import { explainFusion, type FusionPlan } from "../passes/fuse.js";
 import type { MemoryPlan } from "../passes/plan-memory.js";
-import { compileProgram, type EmittedKernel, type Launch, type Program, type ProgramOptions } from "../pipeline.js";
+import { compileProgram, PIPELINE, type EmittedKernel, type Launch, type Program, type ProgramOptions } from "../pipeline.js";
 import type { BufferArg } from "./kernel.js";
 import { INCLUDE_DIR, renderTemplate } from "./templates.js";
 
@@ -91,6 +91,8 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
   const manifest = {
     format: "strata-project/2",
     name: p.name,
+    /** The compiler passes that made this project, in order (compiler/pipeline.ts). */
+    pipeline: PIPELINE,
     vocabSize: def.config.vocab,
     maxBatch: p.options.maxBatch,
     maxSeqlen: p.options.maxSeq,
