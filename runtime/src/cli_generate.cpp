@@ -14,12 +14,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "cli_common.h"
 #include "error.h"
+#include "json.h"
 #include "npy.h"
 #include "strata.h"
 #include "strata_model_iface.h"
@@ -164,7 +166,11 @@ int cli_generate(int argc, char** argv, const std::string& default_manifest) {
     };
     if (o.count("--weights")) ok(strata_model_load_weights(m, o["--weights"].c_str()));
     else ok(strata_model_init_weights(m, o.count("--seed") ? parse_u64(o["--seed"], "--seed") : 0));
-    g.s = strata_state_create(m, static_cast<int>(batch), static_cast<int>(len + max_new));
+    // the state's KV caches hold the prompt and the new tokens (at most the compiled context: past
+    // it, generate itself says what would fit)
+    int64_t context = len + max_new;
+    if (const json::Value* mc = mf.json.find("maxContext")) context = std::min<int64_t>(context, mc->as_int());
+    g.s = strata_state_create(m, static_cast<int>(batch), static_cast<int>(context));
     if (!g.s) throw Error(strata_last_error(), STRATA_ERR_INVALID_ARGUMENT);
     std::vector<int32_t> out(static_cast<size_t>(batch) * max_new), lengths(static_cast<size_t>(batch));
     StreamCtx ctx{quiet};
