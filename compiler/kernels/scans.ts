@@ -5,7 +5,7 @@
  * take an incoming state h0 and write the outgoing state hT (which may alias h0) — so a scan and
  * its state companion (ssdState / selectiveState on the same inputs) are one kernel launch.
  */
-import { getOp } from "../ir/registry.js";
+import { getOp, viewBase } from "../ir/registry.js";
 import type { Node } from "../ir/node.js";
 import { BufferTable } from "../codegen/buffers.js";
 import { renderTemplate } from "../codegen/templates.js";
@@ -66,7 +66,7 @@ function absorbScan(grp: FusionGroup, f: FuseContext): void {
     const other = addY.inputs.find((i) => i !== scan)!;
     const dParam = other.op === "mul" ? other.inputs.find((i) => f.paramOnly(i) && i.dtype === "f32") : undefined;
     const xIn = other.op === "mul" ? other.inputs.find((i) => i !== dParam) : undefined;
-    const xMatches = xIn && viewBaseKey(xIn) === viewBaseKey(x!);
+    const xMatches = xIn && viewBase(xIn).key === viewBase(x!).key;
     if (dParam && xMatches && f.uses(other).length === 1 && f.free(other)) {
       grp.roles.D = dParam;
       f.add(grp, other);
@@ -94,10 +94,6 @@ function absorbScan(grp: FusionGroup, f: FuseContext): void {
   }
 }
 
-function viewBaseKey(n: Node): string {
-  while (getOp(n.op).kind === "view") n = n.inputs[0]!;
-  return n.key;
-}
 
 /** What both scan kernels take: x (or u), raw dt with its optional bias, A, B, C, D, y, h0/hT. */
 function scanOperands(g: FusionGroup, ctx: RenderContext, bufs: BufferTable) {

@@ -15,7 +15,7 @@
 import { StrataError } from "../ir/errors.js";
 import { graphNodes, type Graph } from "../ir/graph.js";
 import type { Node } from "../ir/node.js";
-import { getOp, isNorm, isSource, isView, type KernelFamily } from "../ir/registry.js";
+import { getOp, isNorm, isSource, isView, viewBase, type KernelFamily } from "../ir/registry.js";
 import { FAMILIES, type FuseContext, type FusionGroup, type GroupKind } from "../kernels/index.js";
 import { absorbProducers, row } from "../kernels/row.js";
 
@@ -164,8 +164,7 @@ export function fuse(g: Graph): FusionPlan {
     const grp = newGroup("param_prep", sink);
     const pull = (n: Node) => {
       for (const p of n.inputs) {
-        let b = p;
-        while (isView(b)) b = b.inputs[0]!;
+        const b = viewBase(p);
         if (paramOnly.has(b.key) && !isSource(b) && !groupOf.has(b.key)) {
           add(grp, b);
           pull(b);

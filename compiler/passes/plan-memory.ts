@@ -12,7 +12,7 @@
  */
 import { evalShape } from "../ir/dims.js";
 import { DTYPE_BYTES, type Node } from "../ir/node.js";
-import { getOp, isView } from "../ir/registry.js";
+import { getOp, storageBase } from "../ir/registry.js";
 import type { FusionPlan } from "./fuse.js";
 
 export interface BufferSlot {
@@ -72,15 +72,6 @@ export function slotBytes(n: Node, o: PlanOptions): number {
   return unit * bt;
 }
 
-/** The node whose storage holds n's data: through views and in-place writes. */
-function storageOf(n: Node): Node {
-  for (;;) {
-    if (isView(n)) n = n.inputs[0]!;
-    else if (getOp(n.op).inPlace !== undefined) n = n.inputs[getOp(n.op).inPlace!]!;
-    else return n;
-  }
-}
-
 export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: PlanOptions): MemoryPlan {
   const bindings = { B: opts.maxBatch, T: opts.maxSeq, P: opts.maxPast ?? 0 };
   const persistent = opts.persistent ?? new Set<string>();
@@ -107,12 +98,12 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: Pla
   plan.groups.forEach((g, gi) => {
     for (const n of g.nodes)
       for (const i of n.inputs) {
-        const s = slotOf.get(storageOf(i).key);
+        const s = slotOf.get(storageBase(i).key);
         if (s && s.to < gi) s.to = gi;
       }
   });
   for (const o of outputs) {
-    const s = slotOf.get(storageOf(o).key);
+    const s = slotOf.get(storageBase(o).key);
     if (s) s.to = last;
   }
   // first-fit, largest first

@@ -13,7 +13,7 @@ import { init } from "../../compiler/dsl/init.js";
 import { emitProject } from "../../compiler/codegen/project.js";
 import { graphNodes } from "../../compiler/ir/graph.js";
 import type { Node } from "../../compiler/ir/node.js";
-import { getOp, isSource, isView } from "../../compiler/ir/registry.js";
+import { isSource, storageBase } from "../../compiler/ir/registry.js";
 import { deriveStep } from "../../compiler/passes/derive-step.js";
 import { explainFusion, fuse } from "../../compiler/passes/fuse.js";
 import { compileProgram, type Program } from "../../compiler/pipeline.js";
@@ -22,14 +22,6 @@ const ROOT = path.resolve(__dirname, "../..");
 const EXAMPLES = path.join(ROOT, "examples");
 const names = readdirSync(EXAMPLES).filter((f) => f.endsWith(".ts") && (f.startsWith("tiny") || f === "mamba2-hybrid-8b.ts" || f === "transformer-8b.ts" || f === "mamba-8b.ts"));
 const defs: [string, ModelDef][] = await Promise.all(names.map(async (f) => [f, ((await import(path.join(EXAMPLES, f))) as { default: ModelDef }).default] as [string, ModelDef]));
-
-function storage(n: Node): Node {
-  for (;;) {
-    if (isView(n)) n = n.inputs[0]!;
-    else if (getOp(n.op).inPlace !== undefined) n = n.inputs[getOp(n.op).inPlace!]!;
-    else return n;
-  }
-}
 
 /** The invariants of one schedule's plans. */
 function checkSchedules(p: Program): void {
@@ -40,7 +32,7 @@ function checkSchedules(p: Program): void {
     s.plan.groups.forEach((g, gi) => {
       for (const n of g.nodes)
         for (const i of n.inputs) {
-          const base = storage(i);
+          const base = storageBase(i);
           if (isSource(base) || prepKeys.has(base.key) || g.nodes.includes(base)) continue;
           const slot = slotOf.get(base.key);
           if (slot) {
