@@ -81,6 +81,11 @@ struct Manifest {
 // Read and validate a manifest (a file, or a directory holding
 // manifest.json). Throws strata::Error with the path and the offending field.
 Manifest load_manifest(const std::string& path_or_dir);
+// The model described from its manifest alone (no CUDA call): name, sizes, arch, pattern,
+// config, blocks, kernel count, parameter count, weight bytes and the weights table — what
+// `model info` prints and the base of strata_model_info_json.
+json::Value describe_manifest(const Manifest& mf);
+
 // Same, from an already-parsed document (`path` is used in messages/dir).
 Manifest parse_manifest(const json::Value& doc, const std::string& path);
 

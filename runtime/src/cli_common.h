@@ -41,9 +41,7 @@ uint64_t parse_u64(const std::string& text, const std::string& what);
 struct Manifest;
 namespace json { class Value; }
 
-// `model info`: the model described from its manifest alone (no CUDA call): name, sizes, arch,
-// pattern, config, blocks, kernel count, parameter count, weight bytes and the weights table.
-json::Value describe_manifest(const Manifest& mf);
+// describe_manifest (what `model info` prints) is declared in strata_model_iface.h.
 // Tokens [batch, seqlen] against the manifest: shape within maxBatch/maxSeqlen, ids in [0, vocab).
 void check_tokens_against(const Manifest& mf, const std::string& path, const std::vector<int32_t>& tokens,
                           int64_t batch, int64_t seqlen);

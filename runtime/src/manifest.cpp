@@ -107,4 +107,36 @@ Manifest load_manifest(const std::string& path_or_dir) {
   return parse_manifest(json::parse(ss.str(), path), path);
 }
 
+json::Value describe_manifest(const Manifest& mf) {
+  json::Value v = json::Value::object();
+  v.set("abiVersion", STRATA_ABI_VERSION);
+  v.set("name", mf.name);
+  v.set("manifest", mf.path);
+  v.set("vocabSize", mf.vocab_size);
+  v.set("maxBatch", mf.max_batch);
+  v.set("maxSeqlen", mf.max_seqlen);
+  v.set("arenaBytes", mf.arena_bytes);
+  for (const char* key : {"arch", "pattern", "config", "blocks"})
+    if (const json::Value* x = mf.json.find(key)) v.set(key, *x);
+  uint64_t total = 0, params = 0;
+  json::Value ws = json::Value::array();
+  for (const auto& w : mf.weights) {
+    json::Value e = json::Value::object();
+    e.set("name", w.name);
+    e.set("dtype", dtype_name(w.dtype));
+    json::Value shape = json::Value::array();
+    for (int64_t d : w.shape) shape.push_back(d);
+    e.set("shape", shape);
+    ws.push_back(e);
+    total += w.nbytes;
+    params += w.numel;
+  }
+  v.set("numParams", params);
+  v.set("weightBytes", total);
+  if (const json::Value* ks = mf.json.find("kernels"); ks && ks->is_array())
+    v.set("kernels", static_cast<int64_t>(ks->as_array().size()));
+  v.set("weights", ws);
+  return v;
+}
+
 }  // namespace strata

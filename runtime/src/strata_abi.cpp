@@ -352,32 +352,9 @@ const char* strata_model_info_json(strata_model* m) {
   strata_status st = guard([&] {
     require_model(m, "strata_model_info_json");
     const strata::Manifest& mf = m->manifest;
-    strata::json::Value v = strata::json::Value::object();
-    v.set("abiVersion", STRATA_ABI_VERSION);
-    v.set("name", mf.name);
-    v.set("manifest", mf.path);
-    v.set("vocabSize", mf.vocab_size);
-    v.set("maxBatch", mf.max_batch);
-    v.set("maxSeqlen", mf.max_seqlen);
-    v.set("arenaBytes", mf.arena_bytes);
-    uint64_t total = 0, params = 0;
-    strata::json::Value ws = strata::json::Value::array();
-    for (const auto& w : mf.weights) {
-      strata::json::Value e = strata::json::Value::object();
-      e.set("name", w.name);
-      e.set("dtype", strata::dtype_name(w.dtype));
-      strata::json::Value shape = strata::json::Value::array();
-      for (int64_t d : w.shape) shape.push_back(d);
-      e.set("shape", shape);
-      ws.push_back(e);
-      total += w.nbytes;
-      params += w.numel;
-    }
-    v.set("numParams", params);
-    v.set("weightBytes", total);
+    strata::json::Value v = strata::describe_manifest(mf);
     v.set("weightsLoaded", m->weights_loaded);
     v.set("weightsSource", m->weights_loaded ? strata::json::Value(m->weights_source) : strata::json::Value());
-    v.set("weights", ws);
     v.set("model", m->impl->info());
     m->info = strata::json::dump(v, 2);
   });
