@@ -37,6 +37,7 @@ const EXPR = {
   scale: ([x], at) => `(${x} * ${f(at.value as number)})`,
   addScalar: ([x], at) => `(${x} + ${f(at.value as number)})`,
   cast: ([x], at) => (at.to === "bf16" ? `st::to_bf16(${x})` : x!),
+  activationGrad: ([x], at) => `st::${at.fn === "relu" ? "relu_grad" : at.fn === "gelu_tanh" ? "gelu_tanh_grad" : "gelu_grad"}(${x})`,
 } satisfies Record<ElementwiseOp, ExprFn>;
 
 /** C expression for elementwise node `n` given its operands' expressions. */

@@ -4,6 +4,7 @@
  */
 import type { OpName } from "../ir/registry.js";
 import * as R from "./ref.js";
+import * as RB from "./refs-backward.js";
 import type { RefFn } from "./tensor.js";
 
 export const REFS = {
@@ -55,4 +56,13 @@ export const REFS = {
   reshape: R.reshape,
   slice: R.slice,
   transpose: R.transpose,
+  sumTo: RB.sumTo,
+  expandTo: RB.expandTo,
+  activationGrad: RB.activationGrad,
+  embeddingGrad: RB.embeddingGrad,
+  crossEntropyGrad: RB.crossEntropyGrad,
+  conv1dGrad: RB.conv1dGrad,
+  attentionGrad: RB.attentionGrad,
+  ssdScanGrad: RB.ssdScanGrad,
+  selectiveScanGrad: RB.selectiveScanGrad,
 } satisfies Record<OpName, RefFn>;

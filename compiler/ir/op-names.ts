@@ -16,12 +16,14 @@ export const OP_NAMES = [
   "convState", "ssdState", "selectiveState", "cacheAppend", "concat",
   // views
   "reshape", "slice", "transpose",
+  // backward ops (autodiff; ops-backward.ts)
+  "sumTo", "expandTo", "activationGrad", "embeddingGrad", "crossEntropyGrad", "conv1dGrad", "attentionGrad", "ssdScanGrad", "selectiveScanGrad",
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 
 /** Ops whose output element i depends only on input element i (NumPy broadcasting). */
 export const ELEMENTWISE_OPS = [
   "neg", "exp", "log", "sqrt", "rsqrt", "square", "tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu", "mish",
-  "scale", "addScalar", "cast", "add", "sub", "mul", "div",
+  "scale", "addScalar", "cast", "add", "sub", "mul", "div", "activationGrad",
 ] as const satisfies readonly OpName[];
 export type ElementwiseOp = (typeof ELEMENTWISE_OPS)[number];

@@ -217,6 +217,7 @@ defineOp({
 defineOp({
   name: "reduceMean",
   kind: "reduction",
+  family: "reduce",
   arity: [1, 1],
   doc: "Mean of all elements (a scalar, shape []).",
   infer: ([x]) => ({ dtype: promote([x!.dtype, "f32"]), shape: [] }),
@@ -244,6 +245,7 @@ defineOp({
 defineOp({
   name: "matmul",
   kind: "anchor",
+  family: "matmul",
   arity: [2, 2],
   doc: "Batched a[..., M, K] · b[..., K, N] (batch dims equal).",
   infer: ([a, b]) => {
@@ -441,6 +443,7 @@ defineOp({
 defineOp({
   name: "crossEntropy",
   kind: "anchor",
+  family: "cross_entropy",
   arity: [2, 2],
   doc: "Per-token loss −log softmax(logits)[target]: logits [..., V], targets [...] → [...] (f32).",
   infer: ([logits, targets]) => {
@@ -540,3 +543,4 @@ defineOp({
     return { dtype: cache!.dtype, shape };
   },
 });
+import "./ops-backward.js";

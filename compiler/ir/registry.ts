@@ -29,7 +29,10 @@ import { OP_NAMES as OP_NAMES_LIST } from "./op-names.js";
 export type OpKind = "source" | "elementwise" | "rowwise" | "reduction" | "anchor" | "state" | "view";
 
 /** The kernel families of codegen (one module each under compiler/kernels/). */
-export type KernelFamily = "gemm" | "attention" | "ssd" | "selective_scan" | "conv1d" | "embedding" | "cache_append" | "row";
+export type KernelFamily =
+  | "gemm" | "attention" | "ssd" | "selective_scan" | "conv1d" | "embedding" | "cache_append" | "row"
+  // training: the backward's anchors (reduce also takes the loss's reduceMean, cross_entropy the loss itself)
+  | "matmul" | "reduce" | "cross_entropy" | "embedding_grad" | "conv1d_grad" | "attention_grad" | "ssd_grad" | "selective_scan_grad";
 
 /** How a stateful sequence op continues across calls; used by derive-step. */
 export interface StateSpec {

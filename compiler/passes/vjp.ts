@@ -11,6 +11,7 @@
  */
 import { dimAdd, type Dim } from "../ir/dims.js";
 import type { AttrValue, Attrs, DType, Node } from "../ir/node.js";
+import { gradDtype } from "../ir/ops-backward.js";
 import type { OpName } from "../ir/op-names.js";
 import { mkBackwardNode } from "./vjp-ops.js";
 
@@ -46,7 +47,7 @@ function ops(n: Node) {
     /** Sum over the last axis, kept as size 1. */
     rowSum: (x: Node) => h.sumTo(x, [...x.shape.slice(0, -1), 1]),
     /** The gradient of an operand that was broadcast into the output, in the operand's dtype. */
-    fit: (g: Node, like: Node) => h.cast(h.sumTo(g, like.shape), like.dtype),
+    fit: (g: Node, like: Node) => h.cast(h.sumTo(g, like.shape), gradDtype(like)),
     cast: (x: Node, to: DType) => (x.dtype === to ? x : mk("cast", [x], { to })),
     /** s·(1 + x·(1 − s)) with s = sigmoid(x): silu′(x). */
     siluGrad: (x: Node) => {
@@ -86,9 +87,10 @@ const unary = (d: (h: ReturnType<typeof ops>, x: Node, y: Node, a: Attrs) => Nod
   vjp((n, gy) => {
     const h = ops(n);
     const x = n.inputs[0]!;
-    return [h.cast(h.mul(gy, d(h, x, n, n.attrs)), x.dtype)];
+    return [h.cast(h.mul(gy, d(h, x, n, n.attrs)), gradDtype(x))];
   });
 
+const SECOND_ORDER = "a backward op: second derivatives are not supported";
 const STATE_REASON = "a decode-state companion: training differentiates the full-sequence graph, whose states are not outputs";
 
 // ---- norms ----------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ export const VJP = {
   gelu: unary((h, x, _y, a) => h.mk("activationGrad", [x], { fn: a.approximate === "tanh" ? "gelu_tanh" : "gelu" })),
   scale: vjp((n, gy) => [ops(n).scale(gy, n.attrs.value as number)]),
   addScalar: vjp((_n, gy) => [gy]),
-  cast: vjp((n, gy) => [ops(n).cast(gy, n.inputs[0]!.dtype)]),
+  cast: vjp((n, gy) => [ops(n).cast(gy, gradDtype(n.inputs[0]!))]),
   add: vjp((n, gy, need) => {
     const h = ops(n);
     const [a, b] = n.inputs as [Node, Node];
@@ -174,7 +176,7 @@ export const VJP = {
     const r = h.rsqrt(h.addScalar(h.scale(h.rowSum(h.square(x)), 1 / d), numAttr(n.attrs, "eps", 1e-5)));
     const xhat = h.mul(x, r);
     const gw = h.mul(gy, weightScale(h, w, n.attrs.oneP === true));
-    return [need[0] ? h.cast(normDx(h, r, xhat, gw, d), x.dtype) : undefined, need[1] ? h.fit(h.mul(gy, xhat), w) : undefined];
+    return [need[0] ? h.cast(normDx(h, r, xhat, gw, d), gradDtype(x)) : undefined, need[1] ? h.fit(h.mul(gy, xhat), w) : undefined];
   }),
   layernorm: vjp((n, gy, need) => {
     const h = ops(n);
@@ -187,7 +189,7 @@ export const VJP = {
     if (need[0]) {
       const gw = h.mul(gy, weightScale(h, w, n.attrs.oneP === true));
       const gc = h.sub(gw, h.scale(h.rowSum(gw), 1 / d)); // the mean's share
-      dx = h.cast(normDx(h, r, xhat, gc, d), x.dtype);
+      dx = h.cast(normDx(h, r, xhat, gc, d), gradDtype(x));
     }
     return [dx, need[1] ? h.fit(h.mul(gy, xhat), w) : undefined, b && need[2] ? h.fit(gy, b) : undefined];
   }),
@@ -206,32 +208,32 @@ export const VJP = {
     const gw4 = h.reshape(h.mul(gy, weightScale(h, w, n.attrs.oneP === true)), grouped);
     const du = need[0] || need[1] ? h.reshape(normDx(h, r, uhat4, gw4, gs), x.shape) : undefined;
     return [
-      need[0] ? h.cast(h.mul(du!, h.mk("silu", [z])), x.dtype) : undefined,
-      need[1] ? h.cast(h.mul(h.mul(du!, x), h.siluGrad(z)), z.dtype) : undefined,
+      need[0] ? h.cast(h.mul(du!, h.mk("silu", [z])), gradDtype(x)) : undefined,
+      need[1] ? h.cast(h.mul(h.mul(du!, x), h.siluGrad(z)), gradDtype(z)) : undefined,
       need[2] ? h.fit(h.mul(gy, uhat), w) : undefined,
     ];
   }),
   softmax: vjp((n, gy) => {
     const h = ops(n);
-    return [h.cast(h.mul(n, h.sub(gy, h.rowSum(h.mul(gy, n)))), n.inputs[0]!.dtype)];
+    return [h.cast(h.mul(n, h.sub(gy, h.rowSum(h.mul(gy, n)))), gradDtype(n.inputs[0]!))];
   }),
   reduceMean: vjp((n, gy) => {
     const h = ops(n);
     const x = n.inputs[0]!;
-    return [h.cast(h.mk("expandTo", [gy], { shape: [...x.shape], mean: true }), x.dtype)];
+    return [h.cast(h.mk("expandTo", [gy], { shape: [...x.shape], mean: true }), gradDtype(x))];
   }),
 
   // GEMMs: dgrad and wgrad as GEMMs; wgrad reduces over the token axes
   linear: vjp((n, gy, need) => {
     const h = ops(n);
     const [x, w] = n.inputs as [Node, Node];
-    const dx = need[0] ? h.cast(h.mk("linear", [gy, h.transpose(w, [1, 0])]), x.dtype) : undefined;
+    const dx = need[0] ? h.cast(h.mk("linear", [gy, h.transpose(w, [1, 0])]), gradDtype(x)) : undefined;
     let dw: Node | undefined;
     if (need[1]) {
       const r = x.shape.length;
       if (r === 1) dw = h.mk("matmul", [h.reshape(gy, [gy.shape[0]!, 1]), h.reshape(x, [1, x.shape[0]!])]);
       else dw = h.sumTo(h.mk("matmul", [h.transpose(gy, swapLast(r)), x]), w.shape);
-      dw = h.cast(dw, w.dtype);
+      dw = h.cast(dw, gradDtype(w));
     }
     return [dx, dw];
   }),
@@ -240,14 +242,14 @@ export const VJP = {
     const [a, b] = n.inputs as [Node, Node];
     const r = a.shape.length;
     return [
-      need[0] ? h.cast(h.mk("matmul", [gy, h.transpose(b, swapLast(r))]), a.dtype) : undefined,
-      need[1] ? h.cast(h.mk("matmul", [h.transpose(a, swapLast(r)), gy]), b.dtype) : undefined,
+      need[0] ? h.cast(h.mk("matmul", [gy, h.transpose(b, swapLast(r))]), gradDtype(a)) : undefined,
+      need[1] ? h.cast(h.mk("matmul", [h.transpose(a, swapLast(r)), gy]), gradDtype(b)) : undefined,
     ];
   }),
   embedding: vjp((n, gy, need) => {
     const h = ops(n);
     const [ids, table] = n.inputs as [Node, Node];
-    return [undefined, need[1] ? h.cast(h.mk("embeddingGrad", [ids, gy], { vocab: table.shape[0]! as number }), table.dtype) : undefined];
+    return [undefined, need[1] ? h.cast(h.mk("embeddingGrad", [ids, gy], { vocab: table.shape[0]! as number }), gradDtype(table)) : undefined];
   }),
   conv1d: vjp((n, gy, need) => {
     const h = ops(n);
@@ -324,9 +326,20 @@ export const VJP = {
       if (!need[i]) return undefined;
       if (typeof from !== "number" || typeof at !== "number")
         throw new Error(`autodiff: concat along axis ${axis} with symbolic sizes (${x.shape[axis]}) has no slice gradient yet`);
-      return h.cast(h.mk("slice", [gy], { axis, start: from, end: at }), x.dtype);
+      return h.cast(h.mk("slice", [gy], { axis, start: from, end: at }), gradDtype(x));
     });
   }),
+
+  // backward ops: their own derivatives (second order) are not supported
+  sumTo: { kind: "none", reason: SECOND_ORDER },
+  expandTo: { kind: "none", reason: SECOND_ORDER },
+  activationGrad: { kind: "none", reason: SECOND_ORDER },
+  embeddingGrad: { kind: "none", reason: SECOND_ORDER },
+  crossEntropyGrad: { kind: "none", reason: SECOND_ORDER },
+  conv1dGrad: { kind: "none", reason: SECOND_ORDER },
+  attentionGrad: { kind: "none", reason: SECOND_ORDER },
+  ssdScanGrad: { kind: "none", reason: SECOND_ORDER },
+  selectiveScanGrad: { kind: "none", reason: SECOND_ORDER },
 } as const satisfies Record<OpName, VjpRecord>;
 
 /** The record for an op, or undefined when the op has none (autodiff reports it). */

@@ -74,7 +74,7 @@ describe("op registry", () => {
     for (const d of allOps()) {
       expect(d.kind === "elementwise", `${d.name} elementwise`).toBe((ELEMENTWISE_OPS as readonly string[]).includes(d.name));
       if (d.companionOf) expect(getOp(d.companionOf).state?.stateOp, `${d.name} companion`).toBe(d.name);
-      if (d.family) expect(["anchor", "state"]).toContain(d.kind);
+      if (d.family) expect(["anchor", "state", "reduction"]).toContain(d.kind);
       if (d.inPlace !== undefined) expect(d.inPlace).toBeLessThan(d.arity[0]);
     }
     // rope reads its rotation partner: never an elementwise epilogue

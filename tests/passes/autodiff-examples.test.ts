@@ -11,7 +11,6 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ModelDef } from "../../compiler/dsl/index.js";
 import { autodiff } from "../../compiler/passes/autodiff.js";
-import { evaluateWithBackward } from "../../compiler/passes/vjp-ops.js";
 import { evaluate, hash32, randomParams, Rng } from "../../compiler/interp/interp.js";
 import { alloc, type Tensor } from "../../compiler/interp/tensor.js";
 import * as op from "../../compiler/dsl/ops.js";
@@ -47,7 +46,7 @@ describe(`autodiff of the tiny examples vs finite differences (seed ${SEED})`, (
       const params = randomParams(graph, seed);
       for (const p of Object.values(params)) for (let i = 0; i < p.data.length; i++) p.data[i]! += 0.1 * rng.normal();
       const opts = { bindings: { B, T }, inputs: { tokens: ids(), targets: ids() }, params };
-      const grads = evaluateWithBackward(g, opts);
+      const grads = evaluate(g, opts);
       const lossAt = () => evaluate(graph, opts).loss!.data[0]!;
 
       const names = Object.keys(params);

@@ -8,7 +8,6 @@
 import { describe, expect, it } from "vitest";
 import { attention, mamba2, mlp, model, stack } from "../../compiler/dsl/index.js";
 import { autodiff, withTrainingLoss } from "../../compiler/passes/autodiff.js";
-import { evaluateWithBackward } from "../../compiler/passes/vjp-ops.js";
 import { evaluate, randomParams } from "../../compiler/interp/interp.js";
 import type { Tensor } from "../../compiler/interp/tensor.js";
 import { generateProbe, makeBatch, type Batch } from "../../compiler/data/index.js";
@@ -42,7 +41,7 @@ describe(`training smoke test (seed ${SEED})`, () => {
     const before = heldOut();
     for (let k = 0; k < 15; k++) {
       const b = makeBatch(probe.train, k, 16);
-      const r = evaluateWithBackward(g, { bindings: { B: 16, T: b.T }, inputs: asInputs(b), params });
+      const r = evaluate(g, { bindings: { B: 16, T: b.T }, inputs: asInputs(b), params });
       for (const [n, t] of Object.entries(params)) {
         const gr = r[`grad.${n}`]!.data;
         for (let i = 0; i < t.data.length; i++) t.data[i]! -= 0.5 * gr[i]!;

@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "vitest";
 import { autodiff } from "../../compiler/passes/autodiff.js";
-import { evaluateWithBackward } from "../../compiler/passes/vjp-ops.js";
 import { FORWARD_OPS, VJP } from "../../compiler/passes/vjp.js";
 import { evaluate, Rng } from "../../compiler/interp/interp.js";
 import type { Tensor } from "../../compiler/interp/tensor.js";
@@ -161,7 +160,7 @@ describe(`autodiff per op vs finite differences (seed ${SEED})`, () => {
     it(c.name, () => {
       const { graph, values, wrt } = bindCase(c);
       const g = autodiff(graph, { loss: "loss", wrt });
-      const grads = evaluateWithBackward(g, { inputs: values });
+      const grads = evaluate(g, { inputs: values });
       const loss = () => evaluate(graph, { inputs: values }).loss!.data[0]!;
       const rng = new Rng(nextSeed());
       for (const name of wrt) checkGrad(`${c.name}: d/d${name}`, loss, values[name]!, grads[`grad.${name}`]!, rng);
@@ -218,7 +217,7 @@ describe("autodiff errors", () => {
     const g4 = { name: "g4", outputs: { loss: op.reduceMean(y), other: u }, meta: {} };
     const out = autodiff(g4, { loss: "loss" });
     expect(Object.keys(out.outputs).sort()).toEqual(["grad.unused", "grad.w", "loss", "other"]);
-    const r = evaluateWithBackward(out, { inputs: { x: rnd([2, 3]) }, params: { w: rnd([3]), unused: rnd([2]) } });
+    const r = evaluate(out, { inputs: { x: rnd([2, 3]) }, params: { w: rnd([3]), unused: rnd([2]) } });
     expect([...r["grad.unused"]!.data]).toEqual([0, 0]);
     expect(out.outputs["grad.w"]!.dtype).toBe("f32");
     expect(out.outputs["grad.unused"]!.dtype, "bf16 weights get fp32 gradients").toBe("f32");

@@ -51,6 +51,17 @@ STRATA_HD float gelu_tanh(float x) {
   return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
+// Derivatives for the backward (activationGrad): relu′(0) = 0; gelu′ = Φ(x) + x·φ(x).
+STRATA_HD float relu_grad(float x) { return x > 0.f ? 1.f : 0.f; }
+STRATA_HD float gelu_grad(float x) {
+  return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+}
+STRATA_HD float gelu_tanh_grad(float x) {
+  const float k = 0.7978845608028654f;
+  const float t = tanhf(k * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * k * (1.f + 3.f * 0.044715f * x * x);
+}
+
 STRATA_HD float fast_silu(float x) { return x / (1.f + fast_exp(-x)); }
 STRATA_HD float fast_softplus(float x) { return x > 20.f ? x : log1pf(fast_exp(x)); }
 

@@ -1,0 +1,10 @@
+/** The matmul kernel family (training): being written; rendering it is an error until then. */
+import { StrataError } from "../ir/errors.js";
+import type { KernelFamilyModule } from "./family.js";
+
+export const matmul: KernelFamilyModule = {
+  family: "matmul",
+  render(g) {
+    throw new StrataError(`codegen: the matmul kernel family is not implemented yet (${g.anchor?.op ?? "group"} ${g.id})`, g.anchor?.src);
+  },
+};
