@@ -1,0 +1,509 @@
+// ssd_bwd.cuh — Mamba-2 SSD backward (ssdScanGrad), deterministic, chunked, fp32 throughout.
+//
+// Forward (ssd.cuh, per batch b, head h, state P x N): a_t = exp(dt_t·A[h]),
+//   h_t = a_t·h_{t−1} + dt_t·x_t⊗B_t,  y_t = h_t·C_t   (head h reads group g = h / (H/G)).
+// Given gy = dL/dy this computes dx, ddt, dA, dB, dC and dh0 (the float64 reference is
+// ssdScanGrad in compiler/passes/vjp-ops.ts). dt arrives materialised (after softplus); A is read
+// from memory.
+//
+// Chunked algorithm (chunk L = 64 here, independent of the forward's chunk; T need not be a
+// multiple of L: rows past T load as zeros with dt = 0, which contribute nothing). Inside chunk c,
+// cs_l = Σ_{r≤l} dt_r·A (inclusive), with h_prev the state entering the chunk and dh_end the
+// gradient of the state leaving it:
+//   W_ls = (C_l·B_s)·e^{cs_l−cs_s}, M_ls = (gy_l·x_s)·e^{cs_l−cs_s}   (s ≤ l, else 0)
+//   dx_s = dt_s·[Σ_l W_ls·gy_l + e^{cs_end−cs_s}·dh_end·B_s]
+//   dB_s = dt_s·[Σ_l M_ls·C_l + e^{cs_end−cs_s}·x_sᵀ·dh_end]               (per head: partial)
+//   dC_l = Σ_s M_ls·dt_s·B_s + e^{cs_l}·gy_lᵀ·h_prev                         (per head: partial)
+//   d cs_l = Σ_s Z_ls − Σ_t Z_tl + Y_l − E_l + [l = L−1]·(E0 + Σ_s E_s)   with
+//     Z_ls = dt_s·M_ls·(C_l·B_s), Y_l = e^{cs_l}·gy_l·(h_prev·C_l),
+//     E_s = dt_s·e^{cs_end−cs_s}·x_sᵀ·dh_end·B_s, E0 = e^{cs_end}·⟨dh_end, h_prev⟩
+//   d(dt_r·A) = Σ_{l≥r} d cs_l;  ddt_r = Σ_l Z_lr/dt_r + E_r/dt_r + A·d(dt_r·A);  dA = Σ dt_r·d(dt_r·A)
+// Four launches, every reduction in a fixed order (no float atomics: bit-identical run to run):
+//   1. chunk_local  (b, h, c): the chunk's own state S_c = Σ_s e^{cs_end−cs_s} dt_s x_s⊗B_s and its
+//      own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l, decay e^{cs_end} → scratch;
+//   2. state_pass   (b, h, elements): sequential over chunks, S_c ← h_prev of chunk c (from h0),
+//      R_c ← dh_end of chunk c (from 0, in reverse); what is left in reverse is dh0;
+//   3. chunk_grad   (b, h, c): the formulas above as fp32 smem GEMMs (256 threads, 16 x 16 thread
+//      grid, register micro-tiles); dx, ddt stored, dB/dC per head and dA per chunk → scratch;
+//   4. finish: dB, dC summed over the heads of each group, dA over batch and chunks.
+// Smem: padded fp32 tiles (row length + 1: transposed reads are bank-conflict free).
+// Layouts: token-major with row / batch strides (elements) for every per-token tensor; A [H],
+// h0 / dh0 [B,H,P,N] fp32 contiguous. Element types are template parameters (float or bf16).
+#pragma once
+
+#include "strata/base.cuh"
+#include "strata/bf16.cuh"
+
+namespace strata {
+namespace ssd_bwd {
+
+// Per-token operand: base pointer (feature offset applied), row and batch strides in elements.
+template <class T>
+struct Tok {
+  T* p = nullptr;
+  long long row = 0, batch = 0;
+};
+
+template <class TGy, class TX, class TDt, class TB, class TC>
+struct SsdGradParams {
+  int batch = 0, seqlen = 0, nheads = 0, ngroups = 0;
+  Tok<const TGy> gy;
+  Tok<const TX> x;
+  Tok<const TDt> dt;
+  const float* A = nullptr;  // [H]
+  Tok<const TB> B;
+  Tok<const TC> C;
+  const float* h0 = nullptr;  // [B,H,P,N], optional
+  // outputs: nullptr = not requested
+  Tok<TX> dx;
+  Tok<TDt> ddt;
+  float* dA = nullptr;  // [H]
+  Tok<TB> dB;
+  Tok<TC> dC;
+  float* dh0 = nullptr;  // [B,H,P,N]
+  void* scratch = nullptr;  // ssd_grad_scratch_bytes
+};
+
+namespace detail {
+
+template <class T> STRATA_DEV float ldf(const T* p) { return static_cast<float>(*p); }
+template <> STRATA_DEV float ldf<__nv_bfloat16>(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+template <class T> STRATA_DEV void stf(T* p, float v) { *p = static_cast<T>(v); }
+template <> STRATA_DEV void stf<__nv_bfloat16>(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
+
+constexpr int kThreads = 256;
+constexpr int kGrid = 16;  // 16 x 16 thread grid for the block GEMMs
+
+// acc[i][j] += Σ_k a(row_i, k)·b(k, col_j) over k < K, rows ty + 16i (i < TM), cols tx + 16j.
+template <int TM, int TN, int K, class FA, class FB>
+STRATA_DEV void gemm_acc(float (&acc)[TM][TN], FA a, FB b) {
+  const int tx = threadIdx.x % kGrid, ty = threadIdx.x / kGrid;
+#pragma unroll 4
+  for (int k = 0; k < K; ++k) {
+    float av[TM], bv[TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i) av[i] = a(ty + kGrid * i, k);
+#pragma unroll
+    for (int j = 0; j < TN; ++j) bv[j] = b(k, tx + kGrid * j);
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+  }
+}
+template <int TM, int TN>
+STRATA_DEV void zero(float (&acc)[TM][TN]) {
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
+}
+
+// Scratch layout (floats, each part 64-float aligned), shared by the host size and the kernels.
+struct Scratch {
+  float *S, *R, *decay, *dApart, *dBpart, *dCpart;
+};
+STRATA_HD size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
+template <int L, int P, int N>
+STRATA_HD size_t scratch_floats(int batch, int T, int H, Scratch* s = nullptr, float* base = nullptr) {
+  const size_t nc = (size_t)batch * H * ((T + L - 1) / L);
+  const size_t sizes[6] = {nc * P * N, nc * P * N, nc, nc, (size_t)batch * T * H * N, (size_t)batch * T * H * N};
+  size_t off = 0;
+  float** dst[6] = {s ? &s->S : nullptr, s ? &s->R : nullptr, s ? &s->decay : nullptr,
+                    s ? &s->dApart : nullptr, s ? &s->dBpart : nullptr, s ? &s->dCpart : nullptr};
+  for (int i = 0; i < 6; ++i) {
+    if (s) *dst[i] = base + off;
+    off += align64(sizes[i]);
+  }
+  return off;
+}
+
+// Shared chunk prologue: rows of chunk c into padded fp32 tiles, dt and the inclusive cumsum of dt·A.
+template <int L, class T>
+STRATA_DEV void load_tile(float* dst, int ld, int cols, const Tok<const T>& t, int b, int t0, int T_, int headOff) {
+  for (int i = threadIdx.x; i < L * cols; i += kThreads) {
+    const int l = i / cols, k = i % cols;
+    const int tt = t0 + l;
+    dst[l * ld + k] = tt < T_ ? ldf(t.p + b * t.batch + (long long)tt * t.row + headOff + k) : 0.f;
+  }
+}
+template <int L, class TDt>
+STRATA_DEV void load_dt_cs(float* sDt, float* sCs, const Tok<const TDt>& dt, float A, int b, int t0, int T_, int h) {
+  for (int l = threadIdx.x; l < L; l += kThreads) {
+    const int tt = t0 + l;
+    sDt[l] = tt < T_ ? ldf(dt.p + b * dt.batch + (long long)tt * dt.row + h) : 0.f;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float run = 0.f;
+    for (int l = 0; l < L; ++l) sCs[l] = run = run + sDt[l] * A;  // fixed order
+  }
+}
+
+template <int L, int P, int N>
+struct LocalSmem {
+  static constexpr int ldP = P + 1, ldN = N + 1;
+  static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + 4 * L;
+};
+
+// 1. the chunk's own state and own state gradient.
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads) chunk_local_kernel(const PR p, Scratch s) {
+  using SM = LocalSmem<L, P, N>;
+  extern __shared__ float smem[];
+  float* sX = smem;
+  float* sGy = sX + L * SM::ldP;
+  float* sB = sGy + L * SM::ldP;
+  float* sC = sB + L * SM::ldN;
+  float* sDt = sC + L * SM::ldN;
+  float* sCs = sDt + L;
+  float* sW = sCs + L;
+  float* sEc = sW + L;
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
+  const int t0 = c * L;
+  load_tile<L>(sX, SM::ldP, P, p.x, b, t0, T, h * P);
+  load_tile<L>(sGy, SM::ldP, P, p.gy, b, t0, T, h * P);
+  load_tile<L>(sB, SM::ldN, N, p.B, b, t0, T, g * N);
+  load_tile<L>(sC, SM::ldN, N, p.C, b, t0, T, g * N);
+  load_dt_cs<L>(sDt, sCs, p.dt, p.A[h], b, t0, T, h);
+  __syncthreads();
+  const float csEnd = sCs[L - 1];
+  for (int l = threadIdx.x; l < L; l += kThreads) {
+    sW[l] = expf(csEnd - sCs[l]) * sDt[l];
+    sEc[l] = expf(sCs[l]);
+  }
+  __syncthreads();
+  constexpr int TM = P / kGrid, TN = N / kGrid;
+  float accS[TM][TN], accR[TM][TN];
+  zero(accS);
+  zero(accR);
+  // S[p][n] = Σ_s x[s][p]·w_s·B[s][n];  R[p][n] = Σ_l gy[l][p]·e^{cs_l}·C[l][n]
+  gemm_acc<TM, TN, L>(accS, [&](int pp, int k) { return sX[k * SM::ldP + pp] * sW[k]; }, [&](int k, int n) { return sB[k * SM::ldN + n]; });
+  gemm_acc<TM, TN, L>(accR, [&](int pp, int k) { return sGy[k * SM::ldP + pp] * sEc[k]; }, [&](int k, int n) { return sC[k * SM::ldN + n]; });
+  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+  float* S = s.S + chunkIdx * P * N;
+  float* R = s.R + chunkIdx * P * N;
+  const int tx = threadIdx.x % kGrid, ty = threadIdx.x / kGrid;
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      const int e = (ty + kGrid * i) * N + tx + kGrid * j;
+      S[e] = accS[i][j];
+      R[e] = accR[i][j];
+    }
+  if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
+}
+
+// 2. states entering each chunk (forward, from h0) and state gradients leaving it (reverse).
+template <int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads) state_pass_kernel(const PR p, Scratch s, int nc) {
+  const int bh = blockIdx.y;  // b * H + h
+  const int e = blockIdx.x * kThreads + threadIdx.x;
+  if (e >= P * N) return;
+  const size_t base = (size_t)bh * nc;
+  float hcur = p.h0 ? p.h0[(size_t)bh * P * N + e] : 0.f;
+  for (int c = 0; c < nc; ++c) {
+    float* q = s.S + (base + c) * P * N + e;
+    const float loc = *q;
+    *q = hcur;
+    hcur = s.decay[base + c] * hcur + loc;
+  }
+  float g = 0.f;
+  for (int c = nc - 1; c >= 0; --c) {
+    float* q = s.R + (base + c) * P * N + e;
+    const float loc = *q;
+    *q = g;
+    g = s.decay[base + c] * g + loc;
+  }
+  if (p.dh0) p.dh0[(size_t)bh * P * N + e] = g;
+}
+
+template <int L, int P, int N>
+struct GradSmem {
+  static constexpr int ldP = P + 1, ldN = N + 1, ldL = L + 1;
+  // x, gy | B, C | state | W, M, Z | dt, cs, e^{cs_end−cs}, rowZ, colZ, F, Y, dcs | red[L][16] | e0[256]
+  static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + (size_t)P * ldN + (size_t)3 * L * ldL +
+                                    8 * L + L * kGrid + kThreads;
+  static constexpr size_t kBytes = kFloats * sizeof(float);
+};
+
+// 3. every gradient of one chunk.
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads) chunk_grad_kernel(const PR p, Scratch s) {
+  using SM = GradSmem<L, P, N>;
+  constexpr int ldP = SM::ldP, ldN = SM::ldN, ldL = SM::ldL;
+  extern __shared__ float smem[];
+  float* sX = smem;
+  float* sGy = sX + L * ldP;
+  float* sB = sGy + L * ldP;
+  float* sC = sB + L * ldN;
+  float* sSt = sC + L * ldN;
+  float* sW = sSt + P * ldN;
+  float* sM = sW + L * ldL;
+  float* sZ = sM + L * ldL;
+  float* sDt = sZ + L * ldL;
+  float* sCs = sDt + L;
+  float* sEe = sCs + L;
+  float* sRowZ = sEe + L;
+  float* sColZ = sRowZ + L;
+  float* sF = sColZ + L;
+  float* sY = sF + L;
+  float* sDcs = sY + L;
+  float* sRed = sDcs + L;
+  float* sE0 = sRed + L * kGrid;
+
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
+  const int t0 = c * L;
+  const int tid = threadIdx.x, tx = tid % kGrid, ty = tid / kGrid;
+  const float A = p.A[h];
+  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+
+  load_tile<L>(sX, ldP, P, p.x, b, t0, T, h * P);
+  load_tile<L>(sGy, ldP, P, p.gy, b, t0, T, h * P);
+  load_tile<L>(sB, ldN, N, p.B, b, t0, T, g * N);
+  load_tile<L>(sC, ldN, N, p.C, b, t0, T, g * N);
+  {  // dh_end → sSt
+    const float* R = s.R + chunkIdx * P * N;
+    for (int i = tid; i < P * N; i += kThreads) sSt[(i / N) * ldN + i % N] = R[i];
+  }
+  load_dt_cs<L>(sDt, sCs, p.dt, A, b, t0, T, h);
+  __syncthreads();
+  const float csEnd = sCs[L - 1];
+  for (int l = tid; l < L; l += kThreads) sEe[l] = expf(csEnd - sCs[l]);
+
+  {  // W = (C Bᵀ)·decay, M = (gy xᵀ)·decay, Z/dt = M·(C Bᵀ)
+    constexpr int TL = L / kGrid;
+    float cb[TL][TL], gx[TL][TL];
+    zero(cb);
+    zero(gx);
+    gemm_acc<TL, TL, N>(cb, [&](int l, int k) { return sC[l * ldN + k]; }, [&](int k, int ss) { return sB[ss * ldN + k]; });
+    gemm_acc<TL, TL, P>(gx, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int ss) { return sX[ss * ldP + k]; });
+#pragma unroll
+    for (int i = 0; i < TL; ++i)
+#pragma unroll
+      for (int j = 0; j < TL; ++j) {
+        const int l = ty + kGrid * i, ss = tx + kGrid * j;
+        const float dec = ss <= l ? expf(sCs[l] - sCs[ss]) : 0.f;
+        sW[l * ldL + ss] = cb[i][j] * dec;
+        sM[l * ldL + ss] = gx[i][j] * dec;
+        sZ[l * ldL + ss] = gx[i][j] * cb[i][j] * dec;
+      }
+  }
+  __syncthreads();
+  if (tid < L) {  // rowZ_l = Σ_s dt_s·Zd_ls
+    float r = 0.f;
+    for (int ss = 0; ss <= tid; ++ss) r = fmaf(sDt[ss], sZ[tid * ldL + ss], r);
+    sRowZ[tid] = r;
+  } else if (tid < 2 * L) {  // colZ_s = Σ_l Zd_ls
+    const int ss = tid - L;
+    float r = 0.f;
+    for (int l = ss; l < L; ++l) r += sZ[l * ldL + ss];
+    sColZ[ss] = r;
+  }
+
+  // dx (L x P)
+  {
+    constexpr int TM = L / kGrid, TN = P / kGrid;
+    float acc[TM][TN];
+    zero(acc);
+    gemm_acc<TM, TN, N>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sSt[pp * ldN + k]; });
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) acc[i][j] *= sEe[ty + kGrid * i];
+    gemm_acc<TM, TN, L>(acc, [&](int ss, int k) { return sW[k * ldL + ss]; }, [&](int k, int pp) { return sGy[k * ldP + pp]; });
+    if (p.dx.p) {
+#pragma unroll
+      for (int i = 0; i < TM; ++i) {
+        const int ss = ty + kGrid * i, tt = t0 + ss;
+        if (tt >= T) continue;
+        auto* dst = p.dx.p + b * p.dx.batch + (long long)tt * p.dx.row + h * P;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) stf(dst + tx + kGrid * j, acc[i][j] * sDt[ss]);
+      }
+    }
+  }
+  // dB (L x N): U = e^{cs_end−cs_s}·x_sᵀ dh_end, F_s = B_s·U_s, then + Σ_l M_ls C_l, times dt_s
+  {
+    constexpr int TM = L / kGrid, TN = N / kGrid;
+    float acc[TM][TN];
+    zero(acc);
+    gemm_acc<TM, TN, P>(acc, [&](int ss, int k) { return sX[ss * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+      const int ss = ty + kGrid * i;
+      float f = 0.f;
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        acc[i][j] *= sEe[ss];
+        f = fmaf(sB[ss * ldN + tx + kGrid * j], acc[i][j], f);
+      }
+      sRed[ss * kGrid + tx] = f;
+    }
+    gemm_acc<TM, TN, L>(acc, [&](int ss, int k) { return sM[k * ldL + ss]; }, [&](int k, int n) { return sC[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+      const int ss = ty + kGrid * i, tt = t0 + ss;
+      if (tt >= T) continue;
+      float* dst = s.dBpart + (((size_t)b * T + tt) * H + h) * N;
+#pragma unroll
+      for (int j = 0; j < TN; ++j) dst[tx + kGrid * j] = acc[i][j] * sDt[ss];
+    }
+  }
+  __syncthreads();
+  if (tid < L) {
+    float f = 0.f;
+    for (int k = 0; k < kGrid; ++k) f += sRed[tid * kGrid + k];
+    sF[tid] = f;
+  }
+  {  // E0 partials while h_prev replaces dh_end in sSt
+    const float* S = s.S + chunkIdx * P * N;
+    float e0 = 0.f;
+    for (int i = tid; i < P * N; i += kThreads) {
+      const int e = (i / N) * ldN + i % N;
+      const float v = S[i];
+      e0 = fmaf(sSt[e], v, e0);
+      sSt[e] = v;
+    }
+    sE0[tid] = e0;
+  }
+  __syncthreads();
+  // dC (L x N): V = e^{cs_l}·gy_lᵀ h_prev, Y_l = C_l·V_l, then + Σ_s M_ls dt_s B_s
+  {
+    constexpr int TM = L / kGrid, TN = N / kGrid;
+    float acc[TM][TN];
+    zero(acc);
+    gemm_acc<TM, TN, P>(acc, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+      const int l = ty + kGrid * i;
+      const float el = expf(sCs[l]);
+      float y = 0.f;
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        acc[i][j] *= el;
+        y = fmaf(sC[l * ldN + tx + kGrid * j], acc[i][j], y);
+      }
+      sRed[l * kGrid + tx] = y;
+    }
+    gemm_acc<TM, TN, L>(acc, [&](int l, int k) { return sM[l * ldL + k] * sDt[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+      const int l = ty + kGrid * i, tt = t0 + l;
+      if (tt >= T) continue;
+      float* dst = s.dCpart + (((size_t)b * T + tt) * H + h) * N;
+#pragma unroll
+      for (int j = 0; j < TN; ++j) dst[tx + kGrid * j] = acc[i][j];
+    }
+  }
+  __syncthreads();
+  if (tid < L) {
+    float y = 0.f;
+    for (int k = 0; k < kGrid; ++k) y += sRed[tid * kGrid + k];
+    sY[tid] = y;
+  }
+  __syncthreads();
+  if (tid == 0) {
+    float e0 = 0.f;
+    for (int k = 0; k < kThreads; ++k) e0 += sE0[k];
+    float sumE = 0.f;
+    for (int l = 0; l < L; ++l) sumE = fmaf(sDt[l], sF[l], sumE);
+    const float endTerm = expf(csEnd) * e0 + sumE;
+    // d cs_l, then the reverse cumsum d(dt_l·A) = Σ_{l' ≥ l} d cs_l'
+    float run = 0.f, dA = 0.f;
+    for (int l = L - 1; l >= 0; --l) {
+      float dcs = sRowZ[l] - sDt[l] * sColZ[l] + sY[l] - sDt[l] * sF[l];
+      if (l == L - 1) dcs += endTerm;
+      run += dcs;
+      sDcs[l] = run;
+      dA = fmaf(sDt[l], run, dA);
+    }
+    s.dApart[chunkIdx] = dA;
+  }
+  __syncthreads();
+  if (p.ddt.p && tid < L && t0 + tid < T) {
+    const float v = sColZ[tid] + sF[tid] + A * sDcs[tid];
+    stf(p.ddt.p + b * p.ddt.batch + (long long)(t0 + tid) * p.ddt.row + h, v);
+  }
+}
+
+// 4. dB, dC over the heads of each group; dA over batch and chunks.
+template <int N, class PR>
+__global__ void __launch_bounds__(kThreads) finish_kernel(const PR p, Scratch s, int nc) {
+  const int H = p.nheads, G = p.ngroups, HG = H / G, T = p.seqlen;
+  const long long total = (long long)p.batch * T * G * N;
+  const long long i = (long long)blockIdx.x * kThreads + threadIdx.x;
+  if (i < total) {
+    const int n = (int)(i % N);
+    const long long r = i / N;
+    const int gg = (int)(r % G);
+    const long long bt = r / G;
+    const int b = (int)(bt / T), t = (int)(bt % T);
+    const size_t src = ((size_t)bt * H + (size_t)gg * HG) * N + n;
+    if (p.dB.p) {
+      float v = 0.f;
+      for (int j = 0; j < HG; ++j) v += s.dBpart[src + (size_t)j * N];
+      stf(p.dB.p + b * p.dB.batch + (long long)t * p.dB.row + gg * N + n, v);
+    }
+    if (p.dC.p) {
+      float v = 0.f;
+      for (int j = 0; j < HG; ++j) v += s.dCpart[src + (size_t)j * N];
+      stf(p.dC.p + b * p.dC.batch + (long long)t * p.dC.row + gg * N + n, v);
+    }
+  }
+  if (p.dA && i < H) {
+    float v = 0.f;
+    for (int b = 0; b < p.batch; ++b)
+      for (int c = 0; c < nc; ++c) v += s.dApart[((size_t)b * H + i) * nc + c];
+    p.dA[i] = v;
+  }
+}
+
+}  // namespace detail
+
+constexpr int kGradChunk = 64;
+
+// Bytes of scratch ssd_grad needs for this batch and length (fp32 chunk states and per-head partials).
+template <int P, int N>
+inline size_t ssd_grad_scratch_bytes(int batch, int T, int H) {
+  return detail::scratch_floats<kGradChunk, P, N>(batch, T, H) * sizeof(float);
+}
+
+template <int P, int N>
+constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, N>::kBytes; }
+
+// Every requested gradient of one ssdScan, in four launches on `stream`.
+template <int P, int N, class PR>
+inline cudaError_t ssd_grad(const PR& p, cudaStream_t stream = 0) {
+  constexpr int L = kGradChunk;
+  static_assert(P % detail::kGrid == 0 && N % detail::kGrid == 0, "P and N must be multiples of 16");
+  static_assert(ssd_grad_smem_bytes<P, N>() <= 227 * 1024, "P x N too large for the chunk-gradient tile");
+  if (p.batch < 0 || p.seqlen < 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
+  if (!p.gy.p || !p.x.p || !p.dt.p || !p.A || !p.B.p || !p.C.p || !p.scratch) return cudaErrorInvalidValue;
+  const int nc = (p.seqlen + L - 1) / L;
+  detail::Scratch s{};
+  detail::scratch_floats<L, P, N>(p.batch, p.seqlen, p.nheads, &s, static_cast<float*>(p.scratch));
+  if (p.batch == 0) return cudaSuccess;
+  const dim3 grid(nc, p.nheads, p.batch);
+  constexpr size_t smemL = detail::LocalSmem<L, P, N>::kFloats * sizeof(float);
+  constexpr size_t smemG = ssd_grad_smem_bytes<P, N>();
+  auto k1 = detail::chunk_local_kernel<L, P, N, PR>;
+  auto k3 = detail::chunk_grad_kernel<L, P, N, PR>;
+  cudaError_t e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
+  if (e != cudaSuccess) return e;
+  if (nc > 0) k1<<<grid, detail::kThreads, smemL, stream>>>(p, s);
+  // with no tokens this still writes dh0 = 0
+  detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * p.nheads), detail::kThreads, 0, stream>>>(p, s, nc);
+  if (nc > 0) k3<<<grid, detail::kThreads, smemG, stream>>>(p, s);
+  long long total = (long long)p.batch * p.seqlen * p.ngroups * N;
+  if (total < p.nheads) total = p.nheads;
+  detail::finish_kernel<N, PR><<<(unsigned)ceil_div<long long>(total, detail::kThreads), detail::kThreads, 0, stream>>>(p, s, nc);
+  return cudaGetLastError();
+}
+
+}  // namespace ssd_bwd
+}  // namespace strata

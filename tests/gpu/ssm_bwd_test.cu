@@ -1,0 +1,421 @@
+// ssm_bwd_test.cu — correctness (vs CPU float64 references of ssdScanGrad / selectiveScanGrad,
+// ported from compiler/passes/vjp-ops.ts), determinism (two runs, bitwise) and timings for
+// templates/include/{ssd_bwd,selective_scan_bwd}.cuh, next to the forward kernels' times.
+// Build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include tests/gpu/ssm_bwd_test.cu -o ssm_bwd_test
+// Usage: ./ssm_bwd_test [seed] [--no-bench]
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "selective_scan.cuh"
+#include "selective_scan_bwd.cuh"
+#include "ssd.cuh"
+#include "ssd_bwd.cuh"
+
+using bf16 = __nv_bfloat16;
+
+#define CK(x)                                                                                  \
+  do {                                                                                         \
+    cudaError_t e_ = (x);                                                                      \
+    if (e_ != cudaSuccess) {                                                                   \
+      printf("CUDA error %s at %s:%d (%s)\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+      exit(2);                                                                                 \
+    }                                                                                          \
+  } while (0)
+
+static int g_pass = 0, g_fail = 0;
+static std::mt19937_64 g_rng;
+static double urand(double a, double b) { return std::uniform_real_distribution<double>(a, b)(g_rng); }
+
+template <class T> static float tof(T v) { return (float)v; }
+template <> float tof<bf16>(bf16 v) { return __bfloat162float(v); }
+template <class T> static T fromf(float v) { return (T)v; }
+template <> bf16 fromf<bf16>(float v) { return __float2bfloat16(v); }
+
+// A per-token tensor [B, T, feat] inside a wider buffer: row stride feat + pad, offset off.
+template <class T>
+struct TokBuf {
+  int B = 0, T_ = 0, feat = 0, stride = 0, off = 0;
+  std::vector<T> h;
+  T* d = nullptr;
+  void init(int b, int t, int f, bool strided) {
+    B = b; T_ = t; feat = f; stride = f + (strided ? 24 : 0); off = strided ? 8 : 0;
+    h.assign((size_t)B * T_ * stride + 8, fromf<T>(0.f));
+    CK(cudaMalloc(&d, h.size() * sizeof(T)));
+  }
+  size_t idx(int b, int t, int j) const { return ((size_t)b * T_ + t) * stride + off + j; }
+  double at(int b, int t, int j) const { return tof(h[idx(b, t, j)]); }
+  void fill(double lo, double hi) {
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T_; ++t)
+        for (int j = 0; j < feat; ++j) h[idx(b, t, j)] = fromf<T>((float)urand(lo, hi));
+    CK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  void poison() { CK(cudaMemset(d, 0xFF, h.size() * sizeof(T))); }  // NaN in bf16 and f32
+  void download() { CK(cudaMemcpy(h.data(), d, h.size() * sizeof(T), cudaMemcpyDeviceToHost)); }
+  std::vector<float> values() const {
+    std::vector<float> r;
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T_; ++t)
+        for (int j = 0; j < feat; ++j) r.push_back(tof(h[idx(b, t, j)]));
+    return r;
+  }
+  template <class Q> Q tok() const { Q q; q.p = d + off; q.row = stride; q.batch = (long long)T_ * stride; return q; }
+  ~TokBuf() { if (d) cudaFree(d); }
+};
+
+static float* dvec(const std::vector<float>& v) {
+  float* p = nullptr;
+  CK(cudaMalloc(&p, std::max<size_t>(v.size(), 1) * sizeof(float)));
+  if (!v.empty()) CK(cudaMemcpy(p, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+  return p;
+}
+static std::vector<float> hvec(const float* d, size_t n) {
+  std::vector<float> h(n);
+  CK(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+static void check(const std::string& name, const std::vector<float>& got, const std::vector<double>& ref, double tol) {
+  double num = 0, den = 0, maxerr = 0, maxref = 0;
+  bool nan = got.size() != ref.size();
+  for (size_t i = 0; i < ref.size() && i < got.size(); ++i) {
+    const double g = got[i];
+    if (!std::isfinite(g)) { nan = true; continue; }
+    const double d = g - ref[i];
+    num += d * d; den += ref[i] * ref[i];
+    maxerr = std::max(maxerr, std::fabs(d));
+    maxref = std::max(maxref, std::fabs(ref[i]));
+  }
+  const double rel = std::sqrt(num / std::max(den, 1e-300)), relmax = maxerr / std::max(maxref, 1e-300);
+  const bool ok = !nan && rel <= tol && relmax <= tol;
+  (ok ? g_pass : g_fail)++;
+  printf("%s %-62s relL2 %.2e  max|err|/max|ref| %.2e  n=%zu%s\n", ok ? "PASS" : "FAIL", name.c_str(), rel, relmax, ref.size(),
+         nan ? "  (non-finite or size mismatch)" : "");
+}
+static void check_same(const std::string& name, bool same) {
+  (same ? g_pass : g_fail)++;
+  printf("%s %s\n", same ? "PASS" : "FAIL", name.c_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSD backward
+// ---------------------------------------------------------------------------------------------
+struct SsdRef { std::vector<double> x, dt, A, B, C, h0; };
+
+template <class TGy, class TX, class TDt, class TBC, int P, int N>
+static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types) {
+  using PR = strata::ssd_bwd::SsdGradParams<TGy, TX, TDt, TBC, TBC>;
+  TokBuf<TGy> gy; TokBuf<TX> x, dx; TokBuf<TDt> dt, ddt; TokBuf<TBC> Bm, Cm, dB, dC;
+  gy.init(Bn, T, H * P, strided); x.init(Bn, T, H * P, strided); dx.init(Bn, T, H * P, strided);
+  dt.init(Bn, T, H, strided); ddt.init(Bn, T, H, strided);
+  Bm.init(Bn, T, G * N, strided); Cm.init(Bn, T, G * N, strided); dB.init(Bn, T, G * N, strided); dC.init(Bn, T, G * N, strided);
+  gy.fill(-1, 1); x.fill(-1, 1); dt.fill(0.02, 0.8); Bm.fill(-1, 1); Cm.fill(-1, 1);
+  std::vector<float> A(H), h0(withH0 ? (size_t)Bn * H * P * N : 0);
+  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
+  for (auto& v : h0) v = (float)urand(-0.5, 0.5);
+  float* dA_in = dvec(A); float* dh0_in = withH0 ? dvec(h0) : nullptr;
+  float* gA = dvec(std::vector<float>(H)); float* gh0 = dvec(std::vector<float>((size_t)Bn * H * P * N));
+  const size_t scr = strata::ssd_bwd::ssd_grad_scratch_bytes<P, N>(Bn, T, H);
+  void* scratch = nullptr;
+  CK(cudaMalloc(&scratch, scr));
+
+  PR p;
+  p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
+  using namespace strata::ssd_bwd;
+  p.gy = gy.template tok<Tok<const TGy>>(); p.x = x.template tok<Tok<const TX>>(); p.dt = dt.template tok<Tok<const TDt>>();
+  p.A = dA_in; p.B = Bm.template tok<Tok<const TBC>>(); p.C = Cm.template tok<Tok<const TBC>>(); p.h0 = dh0_in;
+  p.dx = dx.template tok<Tok<TX>>(); p.ddt = ddt.template tok<Tok<TDt>>(); p.dA = gA;
+  p.dB = dB.template tok<Tok<TBC>>(); p.dC = dC.template tok<Tok<TBC>>(); p.dh0 = withH0 ? gh0 : nullptr; p.scratch = scratch;
+
+  std::vector<std::vector<float>> runs[2];
+  for (int r = 0; r < 2; ++r) {
+    dx.poison(); ddt.poison(); dB.poison(); dC.poison();
+    CK(cudaMemset(gA, 0xFF, H * sizeof(float))); CK(cudaMemset(gh0, 0xFF, (size_t)Bn * H * P * N * sizeof(float)));
+    CK(cudaMemset(scratch, 0xFF, scr));
+    CK((strata::ssd_bwd::ssd_grad<P, N>(p)));
+    CK(cudaDeviceSynchronize());
+    dx.download(); ddt.download(); dB.download(); dC.download();
+    runs[r] = {dx.values(), ddt.values(), hvec(gA, H), dB.values(), dC.values(),
+               withH0 ? hvec(gh0, (size_t)Bn * H * P * N) : std::vector<float>()};
+  }
+  // float64 reference (vjp-ops.ts ssdScanGrad)
+  const int PN = P * N, HG = H / G;
+  std::vector<double> rx((size_t)Bn * T * H * P), rdt((size_t)Bn * T * H), rA(H), rB((size_t)Bn * T * G * N), rC(rB.size()),
+      rh0((size_t)Bn * H * PN);
+  std::vector<double> st((size_t)(T + 1) * PN), dS(PN);
+  for (int b = 0; b < Bn; ++b)
+    for (int h = 0; h < H; ++h) {
+      const int g = h / HG;
+      const double av = A[h];
+      for (int i = 0; i < PN; ++i) st[i] = withH0 ? h0[((size_t)b * H + h) * PN + i] : 0.0;
+      for (int t = 0; t < T; ++t) {
+        const double dtv = dt.at(b, t, h), e = std::exp(dtv * av);
+        for (int pp = 0; pp < P; ++pp)
+          for (int n = 0; n < N; ++n)
+            st[(size_t)(t + 1) * PN + pp * N + n] = e * st[(size_t)t * PN + pp * N + n] + dtv * x.at(b, t, h * P + pp) * Bm.at(b, t, g * N + n);
+      }
+      std::fill(dS.begin(), dS.end(), 0.0);
+      for (int t = T - 1; t >= 0; --t) {
+        const double dtv = dt.at(b, t, h), e = std::exp(dtv * av);
+        const size_t s0 = (size_t)t * PN, s1 = (size_t)(t + 1) * PN;
+        const size_t bo = ((size_t)b * T + t) * G * N + (size_t)g * N;
+        for (int pp = 0; pp < P; ++pp) {
+          const double gyv = gy.at(b, t, h * P + pp);
+          for (int n = 0; n < N; ++n) {
+            dS[pp * N + n] += gyv * Cm.at(b, t, g * N + n);
+            rC[bo + n] += gyv * st[s1 + pp * N + n];
+          }
+        }
+        double de = 0, dtDirect = 0;
+        for (int pp = 0; pp < P; ++pp) {
+          const double xv = x.at(b, t, h * P + pp);
+          double sx = 0;
+          for (int n = 0; n < N; ++n) {
+            const double d = dS[pp * N + n], bv = Bm.at(b, t, g * N + n);
+            de += d * st[s0 + pp * N + n];
+            sx += d * bv;
+            dtDirect += d * xv * bv;
+            rB[bo + n] += dtv * d * xv;
+          }
+          rx[(((size_t)b * T + t) * H + h) * P + pp] += dtv * sx;
+        }
+        rdt[((size_t)b * T + t) * H + h] += de * av * e + dtDirect;
+        rA[h] += de * dtv * e;
+        for (int i = 0; i < PN; ++i) dS[i] *= e;
+      }
+      for (int i = 0; i < PN; ++i) rh0[((size_t)b * H + h) * PN + i] = dS[i];
+    }
+  char nm[200];
+  snprintf(nm, sizeof nm, "ssd_grad %s B=%d T=%d H=%d G=%d P=%d N=%d%s%s", types, Bn, T, H, G, P, N, withH0 ? " h0" : "", strided ? " strided" : "");
+  const bool bfOut = sizeof(TX) == 2;
+  const double tolX = bfOut ? 1.5e-2 : 2e-3, tolBC = sizeof(TBC) == 2 ? 1.5e-2 : 2e-3, tolDt = sizeof(TDt) == 2 ? 1.5e-2 : 3e-3;
+  check(std::string(nm) + " dx", runs[0][0], rx, tolX);
+  check(std::string(nm) + " ddt", runs[0][1], rdt, tolDt);
+  check(std::string(nm) + " dA", runs[0][2], rA, 3e-3);
+  check(std::string(nm) + " dB", runs[0][3], rB, tolBC);
+  check(std::string(nm) + " dC", runs[0][4], rC, tolBC);
+  if (withH0) check(std::string(nm) + " dh0", runs[0][5], rh0, 2e-3);
+  bool same = true;
+  for (int k = 0; k < 6; ++k) same = same && runs[0][k].size() == runs[1][k].size() &&
+                                     std::memcmp(runs[0][k].data(), runs[1][k].data(), runs[0][k].size() * sizeof(float)) == 0;
+  check_same(std::string(nm) + " deterministic (2 runs bitwise)", same);
+  cudaFree(dA_in); if (dh0_in) cudaFree(dh0_in); cudaFree(gA); cudaFree(gh0); cudaFree(scratch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// selective-scan backward
+// ---------------------------------------------------------------------------------------------
+template <class TGy, class TU, class TDl, class TBC, int N>
+static void test_sel(int Bn, int T, int D, bool withH0, bool strided, const char* types) {
+  using namespace strata::sscan_bwd;
+  using PR = SelScanGradParams<TGy, TU, TDl, TBC, TBC>;
+  TokBuf<TGy> gy; TokBuf<TU> u, du; TokBuf<TDl> dl, ddl; TokBuf<TBC> Bm, Cm, dB, dC;
+  gy.init(Bn, T, D, strided); u.init(Bn, T, D, strided); du.init(Bn, T, D, strided);
+  dl.init(Bn, T, D, strided); ddl.init(Bn, T, D, strided);
+  Bm.init(Bn, T, N, strided); Cm.init(Bn, T, N, strided); dB.init(Bn, T, N, strided); dC.init(Bn, T, N, strided);
+  gy.fill(-1, 1); u.fill(-1, 1); dl.fill(0.02, 0.8); Bm.fill(-1, 1); Cm.fill(-1, 1);
+  std::vector<float> A((size_t)D * N), h0(withH0 ? (size_t)Bn * D * N : 0);
+  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
+  for (auto& v : h0) v = (float)urand(-0.5, 0.5);
+  float* dA_in = dvec(A); float* dh0_in = withH0 ? dvec(h0) : nullptr;
+  float* gA = dvec(std::vector<float>(A.size())); float* gh0 = dvec(std::vector<float>((size_t)Bn * D * N));
+  const size_t scr = selective_scan_grad_scratch_bytes<N>(Bn, T, D);
+  void* scratch = nullptr;
+  CK(cudaMalloc(&scratch, scr));
+  PR p;
+  p.batch = Bn; p.seqlen = T; p.dim = D;
+  p.gy = gy.template tok<Tok<const TGy>>(); p.u = u.template tok<Tok<const TU>>(); p.delta = dl.template tok<Tok<const TDl>>();
+  p.A = dA_in; p.B = Bm.template tok<Tok<const TBC>>(); p.C = Cm.template tok<Tok<const TBC>>(); p.h0 = dh0_in;
+  p.du = du.template tok<Tok<TU>>(); p.ddelta = ddl.template tok<Tok<TDl>>(); p.dA = gA;
+  p.dB = dB.template tok<Tok<TBC>>(); p.dC = dC.template tok<Tok<TBC>>(); p.dh0 = withH0 ? gh0 : nullptr; p.scratch = scratch;
+  std::vector<std::vector<float>> runs[2];
+  for (int r = 0; r < 2; ++r) {
+    du.poison(); ddl.poison(); dB.poison(); dC.poison();
+    CK(cudaMemset(gA, 0xFF, A.size() * sizeof(float))); CK(cudaMemset(gh0, 0xFF, (size_t)Bn * D * N * sizeof(float)));
+    CK(cudaMemset(scratch, 0xFF, scr));
+    CK((selective_scan_grad<N>(p)));
+    CK(cudaDeviceSynchronize());
+    du.download(); ddl.download(); dB.download(); dC.download();
+    runs[r] = {du.values(), ddl.values(), hvec(gA, A.size()), dB.values(), dC.values(),
+               withH0 ? hvec(gh0, (size_t)Bn * D * N) : std::vector<float>()};
+  }
+  const int DN = D * N;
+  std::vector<double> ru((size_t)Bn * T * D), rdl(ru.size()), rA(DN), rB((size_t)Bn * T * N), rC(rB.size()), rh0((size_t)Bn * DN);
+  std::vector<double> st((size_t)(T + 1) * DN), dS(DN);
+  for (int b = 0; b < Bn; ++b) {
+    for (int i = 0; i < DN; ++i) st[i] = withH0 ? h0[(size_t)b * DN + i] : 0.0;
+    for (int t = 0; t < T; ++t)
+      for (int d = 0; d < D; ++d) {
+        const double dv = dl.at(b, t, d), w = dv * u.at(b, t, d);
+        for (int n = 0; n < N; ++n)
+          st[(size_t)(t + 1) * DN + d * N + n] = std::exp(dv * A[d * N + n]) * st[(size_t)t * DN + d * N + n] + w * Bm.at(b, t, n);
+      }
+    std::fill(dS.begin(), dS.end(), 0.0);
+    for (int t = T - 1; t >= 0; --t) {
+      const size_t bo = ((size_t)b * T + t) * N;
+      for (int d = 0; d < D; ++d) {
+        const size_t ti = ((size_t)b * T + t) * D + d;
+        const double gyv = gy.at(b, t, d), dv = dl.at(b, t, d), uv = u.at(b, t, d);
+        double dDelta = 0, dU = 0;
+        for (int n = 0; n < N; ++n) {
+          const int si = d * N + n;
+          const double bv = Bm.at(b, t, n);
+          dS[si] += gyv * Cm.at(b, t, n);
+          rC[bo + n] += gyv * st[(size_t)(t + 1) * DN + si];
+          const double av = A[si], e = std::exp(dv * av), ds = dS[si], de = ds * st[(size_t)t * DN + si];
+          dDelta += de * av * e + ds * uv * bv;
+          rA[si] += de * dv * e;
+          dU += ds * bv;
+          rB[bo + n] += ds * dv * uv;
+          dS[si] = e * ds;
+        }
+        rdl[ti] += dDelta;
+        ru[ti] += dv * dU;
+      }
+    }
+    for (int i = 0; i < DN; ++i) rh0[(size_t)b * DN + i] = dS[i];
+  }
+  char nm[200];
+  snprintf(nm, sizeof nm, "selective_scan_grad %s B=%d T=%d D=%d N=%d%s%s", types, Bn, T, D, N, withH0 ? " h0" : "", strided ? " strided" : "");
+  const double tolU = sizeof(TU) == 2 ? 1.5e-2 : 2e-3, tolBC = sizeof(TBC) == 2 ? 1.5e-2 : 2e-3, tolDl = sizeof(TDl) == 2 ? 1.5e-2 : 2e-3;
+  check(std::string(nm) + " du", runs[0][0], ru, tolU);
+  check(std::string(nm) + " ddelta", runs[0][1], rdl, tolDl);
+  check(std::string(nm) + " dA", runs[0][2], rA, 2e-3);
+  check(std::string(nm) + " dB", runs[0][3], rB, tolBC);
+  check(std::string(nm) + " dC", runs[0][4], rC, tolBC);
+  if (withH0) check(std::string(nm) + " dh0", runs[0][5], rh0, 2e-3);
+  bool same = true;
+  for (int k = 0; k < 6; ++k) same = same && runs[0][k].size() == runs[1][k].size() &&
+                                     std::memcmp(runs[0][k].data(), runs[1][k].data(), runs[0][k].size() * sizeof(float)) == 0;
+  check_same(std::string(nm) + " deterministic (2 runs bitwise)", same);
+  cudaFree(dA_in); if (dh0_in) cudaFree(dh0_in); cudaFree(gA); cudaFree(gh0); cudaFree(scratch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// timings
+// ---------------------------------------------------------------------------------------------
+template <class F>
+static float time_ms(F f, int reps = 10) {
+  f();
+  CK(cudaDeviceSynchronize());
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+  CK(cudaEventRecord(a));
+  for (int i = 0; i < reps; ++i) f();
+  CK(cudaEventRecord(b));
+  CK(cudaEventSynchronize(b));
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, a, b));
+  return ms / reps;
+}
+
+static void bench_ssd() {
+  constexpr int P = 64, N = 128;
+  const int Bn = 2, T = 4096, H = 64, G = 8;
+  using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
+  TokBuf<bf16> gy, x, dx, Bm, Cm, dB, dC, dtRaw, y; TokBuf<float> dt, ddt;
+  gy.init(Bn, T, H * P, false); x.init(Bn, T, H * P, false); dx.init(Bn, T, H * P, false); y.init(Bn, T, H * P, false);
+  dt.init(Bn, T, H, false); ddt.init(Bn, T, H, false); dtRaw.init(Bn, T, H, false);
+  Bm.init(Bn, T, G * N, false); Cm.init(Bn, T, G * N, false); dB.init(Bn, T, G * N, false); dC.init(Bn, T, G * N, false);
+  gy.fill(-1, 1); x.fill(-1, 1); dt.fill(0.02, 0.8); dtRaw.fill(-3, 0); Bm.fill(-1, 1); Cm.fill(-1, 1);
+  std::vector<float> A(H);
+  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
+  float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(H));
+  const size_t scr = strata::ssd_bwd::ssd_grad_scratch_bytes<P, N>(Bn, T, H);
+  void* scratch = nullptr;
+  CK(cudaMalloc(&scratch, scr));
+  using namespace strata::ssd_bwd;
+  PR p;
+  p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
+  p.gy = gy.tok<Tok<const bf16>>(); p.x = x.tok<Tok<const bf16>>(); p.dt = dt.tok<Tok<const float>>(); p.A = dA_in;
+  p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
+  p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
+  p.scratch = scratch;
+  const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p))); });
+  strata::ssd::SsdParams f{};
+  f.batch = Bn; f.seqlen = T; f.nheads = H; f.ngroups = G;
+  f.x = x.d; f.x_row_stride = H * P; f.x_batch_stride = (long long)T * H * P;
+  f.dt = dtRaw.d; f.dt_row_stride = H; f.dt_batch_stride = (long long)T * H; f.A = dA_in;
+  f.B = Bm.d; f.B_row_stride = G * N; f.B_batch_stride = (long long)T * G * N;
+  f.C = Cm.d; f.C_row_stride = G * N; f.C_batch_stride = (long long)T * G * N;
+  f.y = y.d; f.y_row_stride = H * P; f.y_batch_stride = (long long)T * H * P;
+  const float fwd = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N>(f))); });
+  const double flops = 5.0 * Bn * T * H * P * N;
+  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: %.3f ms (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
+         Bn, T, H, P, G, N, bwd, scr / 1e6, fwd, bwd / fwd);
+  (void)flops;
+  cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+}
+
+static void bench_sel() {
+  constexpr int N = 16;
+  const int Bn = 2, T = 4096, D = 1536;
+  using namespace strata::sscan_bwd;
+  using PR = SelScanGradParams<bf16, bf16, float, bf16, bf16>;
+  TokBuf<bf16> gy, u, du, Bm, Cm, dB, dC, dlRaw, y; TokBuf<float> dl, ddl;
+  gy.init(Bn, T, D, false); u.init(Bn, T, D, false); du.init(Bn, T, D, false); y.init(Bn, T, D, false);
+  dl.init(Bn, T, D, false); ddl.init(Bn, T, D, false); dlRaw.init(Bn, T, D, false);
+  Bm.init(Bn, T, N, false); Cm.init(Bn, T, N, false); dB.init(Bn, T, N, false); dC.init(Bn, T, N, false);
+  gy.fill(-1, 1); u.fill(-1, 1); dl.fill(0.02, 0.8); dlRaw.fill(-3, 0); Bm.fill(-1, 1); Cm.fill(-1, 1);
+  std::vector<float> A((size_t)D * N);
+  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
+  float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(A.size()));
+  const size_t scr = selective_scan_grad_scratch_bytes<N>(Bn, T, D);
+  void* scratch = nullptr;
+  CK(cudaMalloc(&scratch, scr));
+  PR p;
+  p.batch = Bn; p.seqlen = T; p.dim = D;
+  p.gy = gy.tok<Tok<const bf16>>(); p.u = u.tok<Tok<const bf16>>(); p.delta = dl.tok<Tok<const float>>(); p.A = dA_in;
+  p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
+  p.du = du.tok<Tok<bf16>>(); p.ddelta = ddl.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
+  p.scratch = scratch;
+  const float bwd = time_ms([&] { CK((selective_scan_grad<N>(p))); });
+  strata::sscan::SelectiveScanParams f{};
+  f.batch = Bn; f.seqlen = T; f.dim = D;
+  f.u = u.d; f.u_row_stride = D; f.u_batch_stride = (long long)T * D;
+  f.delta = dlRaw.d; f.delta_row_stride = D; f.delta_batch_stride = (long long)T * D; f.A = dA_in;
+  f.B = Bm.d; f.B_row_stride = N; f.B_batch_stride = (long long)T * N;
+  f.C = Cm.d; f.C_row_stride = N; f.C_batch_stride = (long long)T * N;
+  f.y = y.d; f.y_row_stride = D; f.y_batch_stride = (long long)T * D;
+  const float fwd = time_ms([&] { CK((strata::sscan::selective_scan_fwd<N>(f))); });
+  printf("BENCH selective-scan backward B=%d T=%d D=%d N=%d: %.3f ms (scratch %.0f MB) | forward (selective_scan.cuh) %.3f ms | bwd/fwd %.2fx\n",
+         Bn, T, D, N, bwd, scr / 1e6, fwd, bwd / fwd);
+  cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+}
+
+int main(int argc, char** argv) {
+  const unsigned long long seed = argc > 1 && argv[1][0] != '-' ? strtoull(argv[1], nullptr, 10) : 1234;
+  bool bench = true;
+  for (int i = 1; i < argc; ++i) if (!strcmp(argv[i], "--no-bench")) bench = false;
+  g_rng.seed(seed);
+  printf("seed %llu\n", seed);
+  // training dtypes: gy, x, B, C bf16; dt f32 (softplus output)
+  test_ssd<bf16, bf16, float, bf16, 64, 16>(2, 1, 4, 2, false, false, "bf16/dt f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 64>(1, 63, 2, 1, false, true, "bf16/dt f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 128>(2, 130, 4, 2, false, true, "bf16/dt f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 128>(1, 300, 8, 2, false, false, "bf16/dt f32");
+  test_ssd<float, float, float, float, 64, 128>(2, 200, 4, 4, true, false, "f32");
+  test_ssd<float, float, float, float, 32, 32>(1, 257, 6, 3, true, true, "f32");
+  test_ssd<bf16, bf16, bf16, bf16, 64, 64>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
+  test_sel<bf16, bf16, float, bf16, 16>(2, 1, 64, false, false, "bf16/delta f32");
+  test_sel<bf16, bf16, float, bf16, 16>(1, 17, 100, true, true, "bf16/delta f32");
+  test_sel<bf16, bf16, float, bf16, 16>(2, 300, 256, false, false, "bf16/delta f32");
+  test_sel<float, float, float, float, 16>(2, 129, 200, true, false, "f32");
+  test_sel<float, float, float, float, 32>(1, 77, 64, true, true, "f32");
+  test_sel<bf16, bf16, bf16, bf16, 8>(1, 40, 72, false, false, "bf16 (delta bf16)");
+  if (bench) {
+    bench_ssd();
+    bench_sel();
+  }
+  printf("%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
