@@ -350,7 +350,7 @@ def tiny_check():
     losses = []
     for _ in range(30):
         loss, _ = train_step(model, opt, model, data[:, :-1], data[:, 1:])
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     print(json.dumps({"check": "tiny hybrid loss on a fixed batch", "pattern": model.pattern, "first": losses[0], "last": losses[-1]}), flush=True)
     ok = ok and losses[-1] < losses[0] - 0.3
     r = measure(cfg, "eager", steps=5, warmup=2)
