@@ -12,6 +12,7 @@ import { KERNEL_NAME, renderTemplate } from "../codegen/templates.js";
 import { elementIndex } from "../codegen/tensors.js";
 import { enforce, need, stride8, tokenRef } from "./common.js";
 import type { FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";
+import { matmul } from "./matmul.js";
 
 /** The tile configurations of include/gemm.cuh (its WgmmaConfig / MmaConfig templates). */
 export type GemmTiles =
@@ -33,7 +34,8 @@ export const gemm: KernelFamilyModule = {
 
   check(lin) {
     const w = lin.inputs[1]!;
-    if (w.op !== "param") return { message: `the GEMM kernel needs its weight to be a parameter (got ${w.op})` };
+    // a weight that is not a plain param (dgrad's transpose(W), a computed matrix): matmul.ts
+    if (w.op !== "param") return matmul.check!(lin);
     const [n, k] = w.shape as [number, number];
     if (n % 8 !== 0 || k % 8 !== 0 || k < 8)
       return {
@@ -49,6 +51,7 @@ export const gemm: KernelFamilyModule = {
 
   render(g: FusionGroup, ctx: RenderContext) {
     const lin = g.anchor!;
+    if (lin.inputs[1]!.op !== "param") return matmul.render(g, ctx);
     enforce(lin, gemm.check!(lin));
     const [x, w] = lin.inputs as [Node, Node];
     const bufs = new BufferTable();

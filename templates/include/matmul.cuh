@@ -1,0 +1,483 @@
+// matmul.cuh — header-only tensor-core GEMMs of the backward pass (and a general batched
+// strided GEMM), with the same epilogue hook as gemm.cuh.
+//
+//   C[M,N] = epilogue( Σ_k A(m,k) · B(n,k) ),  fp32 accumulation, deterministic (every output
+//   tile is owned by one CTA that walks k in a fixed order: no split-K, no atomics).
+//
+// Each operand is one of two layouts (template flags kMnA / kMnB):
+//   K-major  ("row", like nn.Linear's W):  X(i,k) at X[i*ld + k]     (k contiguous)
+//   MN-major ("transposed view"):           X(i,k) at X[k*ld + i]     (i contiguous)
+// which covers the three GEMMs of a linear layer's training step:
+//   forward  y  = x · Wᵀ       A = x  K-major,  B = W  K-major        (gemm.cuh does this one)
+//   dgrad    dx = gy · W       A = gy K-major,  B = W  MN-major  (W [N,K]: contraction over rows)
+//   wgrad    dW = gyᵀ · x      A = gy MN-major, B = x  MN-major  (contraction over all B·T tokens)
+// so no operand is ever transposed in memory.
+//
+// Operand element types: bf16 is copied global→shared with cp.async; an f32 operand (a gradient
+// kept in f32) is loaded with 16-byte loads and rounded to bf16 on its way into shared memory
+// (tensor-core inputs are bf16 either way; accumulation is fp32).
+//
+// Shared-memory tiles (per stage and operand, R = BM or BN rows of the output tile, 64 k deep),
+// both 128-byte-swizzled (16-byte chunk c of a 128-byte row r stored at chunk c ^ (r & 7)):
+//   K-major : R rows (output index) × 64 k            = the layout of gemm.cuh; wgmma K-major
+//             descriptor (SBO 1024 B), +32 B per k16 step.
+//   MN-major: R/64 blocks of [64 k rows × 64 outputs] = 8 KB each; a k-row is 128 contiguous
+//             bytes of one token/row in global memory. wgmma MN-major ("transposed") descriptor:
+//             LBO 8192 B (next 64 outputs), SBO 1024 B (next 8 k rows), +2048 B per k16 step.
+//             The mma.sync path reads it with ldmatrix.trans.
+// Ragged edges: 16-byte chunks are zero-filled outside the matrix (rows past the end, and chunks
+// past the contiguous extent, which must be a multiple of 8), so any M, N, K ≥ 0 work (K = 0
+// stores the epilogue of zeros).
+//
+// Kernels (the pipeline is gemm.cuh's; its configs WgmmaConfig / MmaConfig are reused):
+//   matmul_wgmma_kernel  sm_90a: BM/64 warpgroups, wgmma m64nBNk16 with per-operand transpose
+//                        immediates, cp.async ring of STAGES k-tiles, one wgmma batch in flight.
+//   matmul_mma_kernel    sm_80+: mma.sync m16n8k16 + ldmatrix(.trans).
+//   matmul_general_kernel  any strides, batched (blockIdx.z), any element type: a 64×64×16 fp32
+//                        SIMT tile (correct everywhere; for the rare matmuls that are not a
+//                        linear layer's GEMMs).
+//
+// Host API
+//   matmul_launch<Cfg, TA, TB, kMnA, kMnB, Epi>(A, lda, B, ldb, M, N, K, ep, stream)
+//   matmul_shape_error<TA, TB, kMnA, kMnB>(A, lda, B, ldb, M, N, K)   nullptr when supported
+//   matmul_general_launch<TA, TB, Epi>(A, B, M, N, K, batches, ep, stream)
+//     Epi::Params carries the strides; Epi::offsets(p, z, oa, ob) gives batch z's operand offsets,
+//     Epi::store1(p, z, m, n, v) stores one output.
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include "gemm.cuh"
+#include "strata/base.cuh"
+#include "strata/bf16.cuh"
+#include "strata/ptx.cuh"
+
+namespace strata {
+namespace matmul {
+
+using bf16 = __nv_bfloat16;
+using gemm::kBK;
+using gemm::kRowBytes;
+using gemm::MmaConfig;
+using gemm::WgmmaConfig;
+
+// Defaults (tests/gpu/matmul_test.cu times the alternatives).
+using DefaultWgmmaConfig = WgmmaConfig<256, 128, 4>;
+using DefaultMmaConfig = MmaConfig<128, 256, 4, 2, 4>;
+
+constexpr uint32_t kMnBlockBytes = 64 * kRowBytes;  // one MN-major block: 64 k rows × 64 outputs
+
+namespace detail {
+using gemm::detail::swz;
+using gemm::detail::tile_coords;
+
+// wgmma descriptor of an MN-major (transposed) 128B-swizzled operand laid out as above.
+STRATA_HD uint64_t wgmma_desc_mn_sw128(uint32_t saddr) {
+  uint64_t d = 0;
+  d |= (uint64_t)((saddr & 0x3FFFF) >> 4);          // start address >> 4
+  d |= (uint64_t)(kMnBlockBytes >> 4) << 16;        // LBO: next 64 elements along M/N
+  d |= (uint64_t)(1024 >> 4) << 32;                 // SBO: next 8 k rows
+  d |= (uint64_t)1 << 62;                           // SWIZZLE_128B
+  return d;
+}
+
+// wgmma m64nNk16 with the transpose immediates (kTA / kTB = 1: that operand is MN-major).
+// gemm.cuh's Wgmma<N> (strata/ptx.cuh) is the K-major-only form.
+template <int kTA, int kTB>
+STRATA_DEV void wgmma_m64n64k16_t(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTA), "n"(kTB));
+#else
+  __trap();
+#endif
+}
+
+template <int kTA, int kTB>
+STRATA_DEV void wgmma_m64n128k16_t(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, %67, %68;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTA), "n"(kTB));
+#else
+  __trap();
+#endif
+}
+
+template <int kTA, int kTB>
+STRATA_DEV void wgmma_m64n256k16_t(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, %131, %132;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTA), "n"(kTB));
+#else
+  __trap();
+#endif
+}
+
+template <int N, int kTA, int kTB> struct WgmmaT;
+template <int kTA, int kTB> struct WgmmaT<64, kTA, kTB> {
+  STRATA_DEV static void mma(float (&d)[32], uint64_t a, uint64_t b) { wgmma_m64n64k16_t<kTA, kTB>(d, a, b); }
+};
+template <int kTA, int kTB> struct WgmmaT<128, kTA, kTB> {
+  STRATA_DEV static void mma(float (&d)[64], uint64_t a, uint64_t b) { wgmma_m64n128k16_t<kTA, kTB>(d, a, b); }
+};
+template <int kTA, int kTB> struct WgmmaT<256, kTA, kTB> {
+  STRATA_DEV static void mma(float (&d)[128], uint64_t a, uint64_t b) { wgmma_m64n256k16_t<kTA, kTB>(d, a, b); }
+};
+
+STRATA_DEV void st_shared_v4(uint32_t addr, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d));
+}
+
+// One 16-byte chunk (8 elements) global → shared, as bf16; zeros when !ok.
+STRATA_DEV void copy_chunk(uint32_t dst, const bf16* src, const bf16* safe, bool ok) {
+  cp_async_16(dst, ok ? (const void*)src : (const void*)safe, ok);
+}
+STRATA_DEV void copy_chunk(uint32_t dst, const float* src, const float*, bool ok) {
+  float4 lo = make_float4(0.f, 0.f, 0.f, 0.f), hi = lo;
+  if (ok) {
+    lo = __ldg(reinterpret_cast<const float4*>(src));
+    hi = __ldg(reinterpret_cast<const float4*>(src) + 1);
+  }
+  st_shared_v4(dst, pack_bf16x2(lo.x, lo.y), pack_bf16x2(lo.z, lo.w), pack_bf16x2(hi.x, hi.y), pack_bf16x2(hi.z, hi.w));
+}
+
+// Fill one operand's R × 64 k-tile (outputs mn0.., k k0..) of a stage.
+//   K-major : unit u → row r = u / 8 (output index), chunk c = u % 8 (k0 + 8c)
+//   MN-major: unit u → block j = u / 512, k row r = (u / 8) % 64, chunk c = u % 8 (mn0 + 64j + 8c)
+template <int R, int THREADS, bool kMn, class T>
+STRATA_DEV void load_operand(uint32_t s_tile, const T* __restrict__ g, long long ld, int mn0, int mn_lim, int k0, int K,
+                             int tid) {
+  static_assert(R % 64 == 0 && THREADS % 64 == 0, "tile rows and threads: multiples of 64");
+  constexpr int kUnits = R * 8;
+  constexpr int kIters = (kUnits + THREADS - 1) / THREADS;
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const int u = tid + i * THREADS;
+    if (kUnits % THREADS != 0 && u >= kUnits) break;
+    const int c = u & 7;
+    if constexpr (!kMn) {
+      const int r = u >> 3;
+      const int k = k0 + c * 8;
+      const bool ok = (mn0 + r < mn_lim) && (k < K);
+      copy_chunk(s_tile + swz(r, c), g + (long long)(mn0 + r) * ld + k, g, ok);
+    } else {
+      const int r = (u >> 3) & 63, j = u >> 9;
+      const int mn = mn0 + j * 64 + c * 8;
+      const bool ok = (k0 + r < K) && (mn < mn_lim);
+      copy_chunk(s_tile + j * kMnBlockBytes + swz(r, c), g + (long long)(k0 + r) * ld + mn, g, ok);
+    }
+  }
+}
+
+}  // namespace detail
+
+// ----------------------------------------------------------------------------------
+// wgmma (sm_90a)
+// ----------------------------------------------------------------------------------
+template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    matmul_wgmma_kernel(const TA* __restrict__ A, long long lda, const TB* __restrict__ B, long long ldb, int M, int N,
+                        int K, const typename Epi::Params ep) {
+  using namespace detail;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES, T = Cfg::kThreads;
+  constexpr int NREG = BN / 2;
+  constexpr uint32_t kStageA = BM * kRowBytes;
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  const uint32_t smem = (smem_u32(smem_raw) + 1023u) & ~1023u;
+
+  int tm, tn;
+  tile_coords<BM, BN, Cfg::GROUP_M>(M, N, tm, tn);
+  const int m0 = tm * BM, n0 = tn * BN;
+  const int KT = ceil_div(K, kBK);
+  const int tid = threadIdx.x;
+  const int wg = tid >> 7;
+
+  float acc[NREG];
+#pragma unroll
+  for (int i = 0; i < NREG; ++i) acc[i] = 0.f;
+
+  auto load_stage = [&](int kt, int slot) {
+    const uint32_t sA = smem + slot * Cfg::kStageBytes;
+    load_operand<BM, T, kMnA>(sA, A, lda, m0, M, kt * kBK, K, tid);
+    load_operand<BN, T, kMnB>(sA + kStageA, B, ldb, n0, N, kt * kBK, K, tid);
+  };
+
+  constexpr int D = Cfg::kPrefetch;
+#pragma unroll
+  for (int s = 0; s < D; ++s) {
+    if (s < KT) load_stage(s, s);
+    cp_async_commit();
+  }
+
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<D - 1>();
+    fence_proxy_async();  // cp.async and st.shared (f32 operands) → visible to wgmma
+    __syncthreads();
+    // this warpgroup's 64 rows of A: rows 64·wg.. (K-major) or block wg (MN-major): both +8 KB·wg
+    const uint32_t sA = smem + (kt % S) * Cfg::kStageBytes + wg * kMnBlockBytes;
+    const uint32_t sB = smem + (kt % S) * Cfg::kStageBytes + kStageA;
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      const uint64_t da = kMnA ? wgmma_desc_mn_sw128(sA + kk * 2 * 1024) : wgmma_desc_sw128(sA + kk * 32);
+      const uint64_t db = kMnB ? wgmma_desc_mn_sw128(sB + kk * 2 * 1024) : wgmma_desc_sw128(sB + kk * 32);
+      WgmmaT<BN, kMnA ? 1 : 0, kMnB ? 1 : 0>::mma(acc, da, db);
+    }
+    wgmma_commit();
+    {
+      const int nk = kt + D;
+      if (nk < KT) load_stage(nk, nk % S);
+      cp_async_commit();
+    }
+    if constexpr (Cfg::kRetireEach) wgmma_wait<0>();
+    else wgmma_wait<1>();
+  }
+  wgmma_wait<0>();
+  cp_async_wait<0>();
+
+  const int lane = tid & 31, warp_in_wg = (tid >> 5) & 3;
+  const int row = m0 + wg * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+  for (int i = 0; i < BN / 8; ++i) {
+    const int col = n0 + i * 8 + (lane & 3) * 2;
+    if (col < N) {
+      if (row < M) Epi::store2(ep, row, col, acc[4 * i + 0], acc[4 * i + 1]);
+      if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------------
+// mma.sync + ldmatrix(.trans) (sm_80+)
+// ----------------------------------------------------------------------------------
+template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    matmul_mma_kernel(const TA* __restrict__ A, long long lda, const TB* __restrict__ B, long long ldb, int M, int N,
+                      int K, const typename Epi::Params ep) {
+  using namespace detail;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES, T = Cfg::kThreads;
+  constexpr int WTM = BM / Cfg::WARPS_M, WTN = BN / Cfg::WARPS_N;
+  constexpr int MI = WTM / 16, NI = WTN / 8;
+  constexpr uint32_t kStageA = BM * kRowBytes;
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  const uint32_t smem = (smem_u32(smem_raw) + 1023u) & ~1023u;
+
+  int tm, tn;
+  tile_coords<BM, BN, Cfg::GROUP_M>(M, N, tm, tn);
+  const int m0 = tm * BM, n0 = tn * BN;
+  const int KT = ceil_div(K, kBK);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) acc[i][j][v] = 0.f;
+
+  auto load_stage = [&](int kt, int slot) {
+    const uint32_t sA = smem + slot * Cfg::kStageBytes;
+    load_operand<BM, T, kMnA>(sA, A, lda, m0, M, kt * kBK, K, tid);
+    load_operand<BN, T, kMnB>(sA + kStageA, B, ldb, n0, N, kt * kBK, K, tid);
+  };
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < KT) load_stage(s, s);
+    cp_async_commit();
+  }
+
+  // ldmatrix x4 lane → 8×8 matrix q = lane / 8, its row lane % 8.
+  //  A fragments: q → (m + 8·(q&1), k + 8·(q>>1));  B fragments: q → (n + 8·(q>>1), k + 8·(q&1)).
+  //  K-major tiles are read as stored (rows = outputs), MN-major ones with .trans (rows = k).
+  const int q = lane >> 3, r8 = lane & 7;
+  const int a_m = wm * WTM + (q & 1) * 8, a_k = (q >> 1) * 8;
+  const int b_n = wn * WTN + (q >> 1) * 8, b_k = (q & 1) * 8;
+
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<S - 2>();
+    __syncthreads();
+    {
+      const int nk = kt + S - 1;
+      if (nk < KT) load_stage(nk, nk % S);
+      cp_async_commit();
+    }
+    const uint32_t sA = smem + (kt % S) * Cfg::kStageBytes;
+    const uint32_t sB = sA + kStageA;
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      uint32_t af[MI][4], bfr[NI / 2][4];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) {
+        const int m = a_m + mi * 16, k = kk * 16 + a_k;
+        if constexpr (kMnA) ldmatrix_x4_trans(af[mi], sA + (m >> 6) * kMnBlockBytes + swz(k + r8, (m & 63) >> 3));
+        else ldmatrix_x4(af[mi], sA + swz(m + r8, k >> 3));
+      }
+#pragma unroll
+      for (int nj = 0; nj < NI / 2; ++nj) {
+        const int n = b_n + nj * 16, k = kk * 16 + b_k;
+        if constexpr (kMnB) ldmatrix_x4_trans(bfr[nj], sB + (n >> 6) * kMnBlockBytes + swz(k + r8, (n & 63) >> 3));
+        else ldmatrix_x4(bfr[nj], sB + swz(n + r8, k >> 3));
+      }
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni)
+          mma_m16n8k16_bf16(acc[mi][ni], af[mi], bfr[ni / 2][(ni & 1) * 2], bfr[ni / 2][(ni & 1) * 2 + 1]);
+    }
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi) {
+    const int row = m0 + wm * WTM + mi * 16 + (lane >> 2);
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni) {
+      const int col = n0 + wn * WTN + ni * 8 + (lane & 3) * 2;
+      if (col < N) {
+        if (row < M) Epi::store2(ep, row, col, acc[mi][ni][0], acc[mi][ni][1]);
+        if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[mi][ni][2], acc[mi][ni][3]);
+      }
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------------
+// General batched strided GEMM (SIMT, fp32): C_z(m,n) = Σ_k A_z(m,k) B_z(k,n)
+// ----------------------------------------------------------------------------------
+// Epi::Params must hold sam, sak (A's strides along m and k) and sbk, sbn; Epi::offsets(p, z, oa, ob)
+// the element offsets of batch z; Epi::store1(p, z, m, n, v) stores (and applies the epilogue).
+STRATA_DEV float to_float(bf16 v) { return __bfloat162float(v); }
+STRATA_DEV float to_float(float v) { return v; }
+STRATA_DEV float to_float(__half v) { return __half2float(v); }
+
+constexpr int kGenTile = 64, kGenK = 16, kGenThreads = 256;
+
+template <class TA, class TB, class Epi>
+__global__ void __launch_bounds__(kGenThreads)
+    matmul_general_kernel(const TA* __restrict__ A, const TB* __restrict__ B, int M, int N, int K,
+                          const typename Epi::Params ep) {
+  __shared__ float sa[kGenK][kGenTile + 4];
+  __shared__ float sb[kGenK][kGenTile + 4];
+  const int z = blockIdx.z, m0 = blockIdx.y * kGenTile, n0 = blockIdx.x * kGenTile;
+  long long oa, ob;
+  Epi::offsets(ep, z, oa, ob);
+  const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < K; k0 += kGenK) {
+#pragma unroll
+    for (int i = 0; i < kGenTile * kGenK / kGenThreads; ++i) {
+      const int e = tid + i * kGenThreads;
+      const int kk = e / kGenTile, mm = e % kGenTile;  // consecutive threads: consecutive m (or n)
+      const int k = k0 + kk;
+      sa[kk][mm] = (k < K && m0 + mm < M) ? to_float(A[oa + (long long)(m0 + mm) * ep.sam + (long long)k * ep.sak]) : 0.f;
+      sb[kk][mm] = (k < K && n0 + mm < N) ? to_float(B[ob + (long long)k * ep.sbk + (long long)(n0 + mm) * ep.sbn]) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kGenK; ++kk) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = sa[kk][ty + 16 * i], b[i] = sb[kk][tx + 16 * i];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+      if (m < M && n < N) Epi::store1(ep, z, m, n, acc[i][j]);
+    }
+}
+
+// ----------------------------------------------------------------------------------
+// Host side
+// ----------------------------------------------------------------------------------
+template <class TA, class TB, bool kMnA, bool kMnB>
+inline const char* matmul_shape_error(const TA* A, long long lda, const TB* B, long long ldb, int M, int N, int K) {
+  if (M < 0 || N < 0 || K < 0) return "matmul: negative size";
+  if (!A || !B) return "matmul: null operand";
+  if (((reinterpret_cast<uintptr_t>(A) | reinterpret_cast<uintptr_t>(B)) & 15) != 0) return "matmul: operands must be 16-byte aligned";
+  if (lda % 8 != 0 || ldb % 8 != 0) return "matmul: leading dimensions must be multiples of 8";
+  if (kMnA ? M % 8 != 0 : K % 8 != 0) return "matmul: A's contiguous extent must be a multiple of 8";
+  if (kMnB ? N % 8 != 0 : K % 8 != 0) return "matmul: B's contiguous extent must be a multiple of 8";
+  return nullptr;
+}
+
+template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
+cudaError_t matmul_launch(const TA* A, long long lda, const TB* B, long long ldb, int M, int N, int K,
+                          const typename Epi::Params& ep, cudaStream_t stream = 0) {
+  if (matmul_shape_error<TA, TB, kMnA, kMnB>(A, lda, B, ldb, M, N, K)) return cudaErrorInvalidValue;
+  if (M == 0 || N == 0) return cudaSuccess;
+  void (*kernel)(const TA*, long long, const TB*, long long, int, int, int, const typename Epi::Params);
+  if constexpr (Cfg::kWgmma) kernel = matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
+  else kernel = matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
+  constexpr int smem = Cfg::kSmemBytes;
+  if (smem > 48 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+  }
+  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+  if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
+  kernel<<<dim3((unsigned)tiles), dim3(Cfg::kThreads), smem, stream>>>(A, lda, B, ldb, M, N, K, ep);
+  return cudaGetLastError();
+}
+
+template <class TA, class TB, class Epi>
+cudaError_t matmul_general_launch(const TA* A, const TB* B, int M, int N, int K, int batches, const typename Epi::Params& ep,
+                                  cudaStream_t stream = 0) {
+  if (M < 0 || N < 0 || K < 0 || batches < 0) return cudaErrorInvalidValue;
+  if (M == 0 || N == 0 || batches == 0) return cudaSuccess;
+  if (batches > 65535) return cudaErrorInvalidValue;
+  const dim3 grid(ceil_div(N, kGenTile), ceil_div(M, kGenTile), batches);
+  matmul_general_kernel<TA, TB, Epi><<<grid, kGenThreads, 0, stream>>>(A, B, M, N, K, ep);
+  return cudaGetLastError();
+}
+
+}  // namespace matmul
+}  // namespace strata

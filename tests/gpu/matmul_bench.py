@@ -1,0 +1,27 @@
+"""Peer timings for tests/gpu/matmul_test.cu: torch.matmul (cuBLAS) on the same backward GEMMs.
+
+dgrad: gy [tokens, Nw] @ W [Nw, K] (bf16 out); wgrad: gy.T @ x over the tokens ([Nw, K], bf16 out,
+the fp32-accumulating cuBLAS path PyTorch uses for linear's weight gradient).
+"""
+import torch
+
+def bench(f, warm=3, iters=10):
+    for _ in range(warm):
+        f()
+    ts = []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record(); f(); b.record(); torch.cuda.synchronize()
+        ts.append(a.elapsed_time(b))
+    ts.sort()
+    return ts[len(ts) // 2]
+
+tokens, K = 16384, 4096
+for nw in (4096, 18560):
+    gy = torch.randn(tokens, nw, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(nw, K, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(tokens, K, device="cuda", dtype=torch.bfloat16)
+    fl = 2.0 * tokens * nw * K
+    td = bench(lambda: gy @ w)
+    tw = bench(lambda: gy.t() @ x)
+    print(f"PEER torch dgrad tokens={tokens} Nw={nw} K={K}: {td:.3f} ms {fl / td * 1e-9:.0f} TFLOP/s | wgrad [{nw},{K}]: {tw:.3f} ms {fl / tw * 1e-9:.0f} TFLOP/s")

@@ -1,0 +1,255 @@
+// matmul_test.cu — self-checking harness + benchmark for templates/include/matmul.cuh (the
+// backward-pass GEMMs: dgrad gy·W, wgrad gyᵀ·x over all tokens, and the general batched kernel).
+//
+// build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
+//          tests/gpu/matmul_test.cu -o matmul_test
+// run:   ./matmul_test [seed] [--no-bench]
+// Correctness: small odd shapes (token counts 1..300, not multiples of the tile) against a float64
+// CPU reference of the same inputs (fresh random values per seed, outputs poisoned with NaN
+// first); f32 operands are rounded to bf16 by the kernel, so their tolerance is bf16's.
+// Determinism: the realistic shapes run twice, outputs compared bit for bit.
+// Benchmark: TFLOP/s of the realistic shapes (peer: torch.matmul, timed by tests/gpu/matmul_bench.py).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "matmul.cuh"
+
+namespace sm = strata::matmul;
+namespace sg = strata::gemm;
+using bf16 = __nv_bfloat16;
+
+#define CK(x)                                                                                             \
+  do {                                                                                                    \
+    cudaError_t e_ = (x);                                                                                 \
+    if (e_ != cudaSuccess) {                                                                              \
+      fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+      exit(2);                                                                                            \
+    }                                                                                                     \
+  } while (0)
+
+static int g_pass = 0, g_fail = 0;
+static void report(bool ok, const std::string& name, double rel, double maxrel) {
+  printf("%s %s  relL2=%.3e maxrel=%.3e\n", ok ? "PASS" : "FAIL", name.c_str(), rel, maxrel);
+  (ok ? g_pass : g_fail)++;
+}
+
+// ---------------------------------------------------------------- inputs
+static uint64_t g_seed = 1;
+static uint64_t rng_state;
+static double urand() {  // splitmix64 → [-1, 1)
+  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return (double)(z >> 11) / (double)(1ULL << 53) * 2.0 - 1.0;
+}
+template <class T> struct Host;
+template <> struct Host<bf16> {
+  static bf16 make(double v) { return __float2bfloat16((float)v); }
+  static double val(bf16 v) { return (double)__bfloat162float(v); }
+};
+template <> struct Host<float> {
+  static float make(double v) { return (float)v; }
+  static double val(float v) { return (double)v; }
+};
+// host + device copy of a random matrix (rows × ld), values exactly representable in T
+template <class T>
+struct Mat {
+  std::vector<T> h;
+  T* d = nullptr;
+  Mat(size_t n, double scale) : h(n) {
+    for (auto& v : h) v = Host<T>::make(urand() * scale);
+    CK(cudaMalloc(&d, n * sizeof(T) + 64));
+    CK(cudaMemcpy(d, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~Mat() { cudaFree(d); }
+  double operator[](size_t i) const { return Host<T>::val(h[i]); }
+};
+
+// ---------------------------------------------------------------- one tensor-core case
+// C[M,N] = Σ_k A(m,k) B(n,k); A(m,k) = kMnA ? A[k*lda+m] : A[m*lda+k] (same for B); out ld = N + pad.
+template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class TO>
+static void check_tc(const char* what, int M, int N, int K, int pad) {
+  const long long lda = (kMnA ? M : K) + pad, ldb = (kMnB ? N : K) + pad, ldo = N + pad;
+  const size_t na = (size_t)(kMnA ? K : M) * lda, nb = (size_t)(kMnB ? K : N) * ldb;
+  Mat<TA> A(std::max<size_t>(na, 1), 1.0);
+  Mat<TB> B(std::max<size_t>(nb, 1), 1.0);
+  TO* out;
+  const size_t no = (size_t)M * ldo;
+  CK(cudaMalloc(&out, no * sizeof(TO) + 16));
+  CK(cudaMemset(out, 0xFF, no * sizeof(TO)));  // NaN poison
+  using Epi = std::conditional_t<std::is_same_v<TO, float>, sg::EpiStoreF32, sg::EpiStoreBF16>;
+  CK((sm::matmul_launch<Cfg, TA, TB, kMnA, kMnB, Epi>(A.d, lda, B.d, ldb, M, N, K, {out, ldo})));
+  CK(cudaDeviceSynchronize());
+  std::vector<TO> o(no);
+  CK(cudaMemcpy(o.data(), out, no * sizeof(TO), cudaMemcpyDeviceToHost));
+  CK(cudaFree(out));
+  double d2 = 0, r2 = 0, maxd = 0, maxr = 0;
+  bool finite = true;
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) {
+        const double a = kMnA ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k];
+        const double b = kMnB ? B[(size_t)k * ldb + n] : B[(size_t)n * ldb + k];
+        s += a * b;
+      }
+      const double v = Host<TO>::val(o[(size_t)m * ldo + n]);
+      if (!std::isfinite(v)) finite = false;
+      d2 += (v - s) * (v - s), r2 += s * s;
+      maxd = std::max(maxd, std::fabs(v - s)), maxr = std::max(maxr, std::fabs(s));
+    }
+  const double rel = std::sqrt(d2 / std::max(r2, 1e-300)), maxrel = maxd / std::max(maxr, 1e-300);
+  // bf16 inputs and f32 output: only fp32 summation error; bf16 output or f32→bf16 inputs: bf16's
+  const bool exactIn = !std::is_same_v<TA, float> && !std::is_same_v<TB, float>;
+  const double tol = (exactIn && std::is_same_v<TO, float>) ? 1e-5 : 1e-2;
+  char nm[200];
+  snprintf(nm, sizeof nm, "%s M=%d N=%d K=%d pad=%d", what, M, N, K, pad);
+  report(finite && (K == 0 ? maxd == 0 : rel <= tol && maxrel <= 4 * tol), nm, rel, maxrel);
+}
+
+// ---------------------------------------------------------------- general batched case
+struct EpiGen {
+  struct Params {
+    float* out; long long sam, sak, sbk, sbn, bsa, bsb, bso, ldo;
+  };
+  __device__ static void offsets(const Params& p, int z, long long& oa, long long& ob) { oa = z * p.bsa; ob = z * p.bsb; }
+  __device__ static void store1(const Params& p, int z, int m, int n, float v) { p.out[z * p.bso + (long long)m * p.ldo + n] = v; }
+};
+// A as [Z][K][M] (transposed view), B as [Z][K][N]
+template <class TA, class TB>
+static void check_general(int Z, int M, int N, int K) {
+  Mat<TA> A((size_t)Z * K * M, 1.0);
+  Mat<TB> B((size_t)Z * K * N, 1.0);
+  float* out;
+  CK(cudaMalloc(&out, (size_t)Z * M * N * 4));
+  CK(cudaMemset(out, 0xFF, (size_t)Z * M * N * 4));
+  EpiGen::Params p{out, 1, M, N, 1, (long long)K * M, (long long)K * N, (long long)M * N, N};
+  CK((sm::matmul_general_launch<TA, TB, EpiGen>(A.d, B.d, M, N, K, Z, p)));
+  CK(cudaDeviceSynchronize());
+  std::vector<float> o((size_t)Z * M * N);
+  CK(cudaMemcpy(o.data(), out, o.size() * 4, cudaMemcpyDeviceToHost));
+  CK(cudaFree(out));
+  double d2 = 0, r2 = 0, maxd = 0, maxr = 0;
+  for (int z = 0; z < Z; ++z)
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        double s = 0;
+        for (int k = 0; k < K; ++k) s += A[((size_t)z * K + k) * M + m] * B[((size_t)z * K + k) * N + n];
+        const double v = o[((size_t)z * M + m) * N + n];
+        d2 += (v - s) * (v - s), r2 += s * s, maxd = std::max(maxd, std::fabs(v - s)), maxr = std::max(maxr, std::fabs(s));
+      }
+  const double rel = std::sqrt(d2 / std::max(r2, 1e-300));
+  char nm[160];
+  snprintf(nm, sizeof nm, "general Z=%d M=%d N=%d K=%d", Z, M, N, K);
+  report(std::isfinite(rel) && rel <= 1e-5, nm, rel, maxd / std::max(maxr, 1e-300));
+}
+
+// ---------------------------------------------------------------- configs
+using Wg256x128 = sg::WgmmaConfig<256, 128, 4>;
+using Wg128x256 = sg::WgmmaConfig<128, 256, 4>;
+using Mma128x256 = sg::MmaConfig<128, 256, 4, 2, 4>;
+
+template <class Cfg>
+static void check_config(const char* cname) {
+  std::string c(cname);
+  // dgrad: out [tokens, K] = gy [tokens, Nw] · W [Nw, K]    (M = tokens, N = K, contraction Nw)
+  // wgrad: dW [Nw, K] = gyᵀ · x over tokens                  (M = Nw, N = K, contraction tokens)
+  const int tok[] = {1, 7, 64, 130, 300};
+  for (int t : tok) {
+    check_tc<Cfg, bf16, bf16, false, true, bf16>((c + " dgrad bf16").c_str(), t, 136, 200, t == 130 ? 8 : 0);
+    check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad bf16").c_str(), 136, 264, t, t == 7 ? 8 : 0);
+  }
+  check_tc<Cfg, bf16, bf16, false, true, float>((c + " dgrad bf16→f32").c_str(), 257, 264, 72, 0);
+  check_tc<Cfg, float, bf16, false, true, bf16>((c + " dgrad f32 gy").c_str(), 300, 136, 264, 8);
+  check_tc<Cfg, float, bf16, true, true, float>((c + " wgrad f32 gy").c_str(), 264, 8, 299, 0);
+  check_tc<Cfg, bf16, float, true, true, float>((c + " wgrad f32 x").c_str(), 8, 520, 129, 0);
+  check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad big").c_str(), 520, 392, 1000, 0);
+  check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad zero tokens").c_str(), 64, 64, 0, 0);
+  check_tc<Cfg, bf16, bf16, false, false, float>((c + " NT").c_str(), 130, 136, 200, 8);
+  check_tc<Cfg, bf16, bf16, true, false, float>((c + " TN").c_str(), 136, 72, 130, 0);
+}
+
+// ---------------------------------------------------------------- benchmark
+template <class F>
+static float time_ms(F&& f, int warm = 3, int iters = 10) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+  for (int i = 0; i < warm; ++i) f();
+  std::vector<float> t;
+  for (int i = 0; i < iters; ++i) {
+    CK(cudaEventRecord(a)); f(); CK(cudaEventRecord(b)); CK(cudaEventSynchronize(b));
+    float ms; CK(cudaEventElapsedTime(&ms, a, b)); t.push_back(ms);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+__global__ void fill_dev(bf16* p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + i;
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+    p[i] = __float2bfloat16(((x >> 40) * (1.0f / 16777216.0f)) * 2.f - 1.f);
+  }
+}
+
+// realistic shapes: tokens Mt, weight [Nw, Kw]; dgrad gy[Mt,Nw]·W → [Mt,Kw] bf16; wgrad → [Nw,Kw] f32
+template <class Cfg>
+static void bench(const char* cname, int Mt, int Nw, int Kw, bf16* gy, bf16* W, bf16* x, bf16* dx, float* dW, bf16* dx2, float* dW2) {
+  const double fl = 2.0 * Mt * Nw * Kw;
+  auto dgrad = [&](bf16* o) { CK((sm::matmul_launch<Cfg, bf16, bf16, false, true, sg::EpiStoreBF16>(gy, Nw, W, Kw, Mt, Kw, Nw, {o, Kw}))); };
+  auto wgrad = [&](float* o) { CK((sm::matmul_launch<Cfg, bf16, bf16, true, true, sg::EpiStoreF32>(gy, Nw, x, Kw, Nw, Kw, Mt, {o, Kw}))); };
+  const float td = time_ms([&] { dgrad(dx); }), tw = time_ms([&] { wgrad(dW); });
+  printf("BENCH %-12s dgrad tokens=%d Nw=%d K=%d: %.3f ms %.0f TFLOP/s | wgrad [%d,%d] over %d tokens: %.3f ms %.0f TFLOP/s\n", cname, Mt,
+         Nw, Kw, td, fl / td * 1e-9, Nw, Kw, Mt, tw, fl / tw * 1e-9);
+  // determinism: same inputs again, bitwise equal outputs
+  CK(cudaMemset(dx2, 0xFF, (size_t)Mt * Kw * 2)); CK(cudaMemset(dW2, 0xFF, (size_t)Nw * Kw * 4));
+  dgrad(dx2); wgrad(dW2);
+  CK(cudaDeviceSynchronize());
+  std::vector<char> a((size_t)Mt * Kw * 2), b(a.size()), c((size_t)Nw * Kw * 4), e(c.size());
+  CK(cudaMemcpy(a.data(), dx, a.size(), cudaMemcpyDeviceToHost)); CK(cudaMemcpy(b.data(), dx2, b.size(), cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(c.data(), dW, c.size(), cudaMemcpyDeviceToHost)); CK(cudaMemcpy(e.data(), dW2, e.size(), cudaMemcpyDeviceToHost));
+  const bool same = !memcmp(a.data(), b.data(), a.size()) && !memcmp(c.data(), e.data(), c.size());
+  printf("%s determinism %s %dx%dx%d (dgrad and wgrad run twice, bitwise equal)\n", same ? "PASS" : "FAIL", cname, Mt, Nw, Kw);
+  (same ? g_pass : g_fail)++;
+}
+
+int main(int argc, char** argv) {
+  bool do_bench = true;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--no-bench")) do_bench = false;
+    else g_seed = strtoull(argv[i], nullptr, 10);
+  }
+  rng_state = g_seed * 0x2545F4914F6CDD1DULL;
+  printf("seed %llu\n", (unsigned long long)g_seed);
+  check_config<Wg256x128>("wg256x128");
+  check_config<Wg128x256>("wg128x256");
+  check_config<Mma128x256>("mma128x256");
+  check_general<bf16, bf16>(3, 37, 70, 19);
+  check_general<float, bf16>(1, 130, 8, 300);
+  check_general<bf16, float>(2, 1, 65, 5);
+  if (do_bench) {
+    const int Mt = 16384, NwMax = 18560, K = 4096;
+    bf16 *gy, *W, *x, *dx, *dx2;
+    float *dW, *dW2;
+    CK(cudaMalloc(&gy, (size_t)Mt * NwMax * 2)); CK(cudaMalloc(&W, (size_t)NwMax * K * 2)); CK(cudaMalloc(&x, (size_t)Mt * K * 2));
+    CK(cudaMalloc(&dx, (size_t)Mt * K * 2)); CK(cudaMalloc(&dx2, (size_t)Mt * K * 2));
+    CK(cudaMalloc(&dW, (size_t)NwMax * K * 4)); CK(cudaMalloc(&dW2, (size_t)NwMax * K * 4));
+    fill_dev<<<1024, 256>>>(gy, (size_t)Mt * NwMax, 1); fill_dev<<<1024, 256>>>(W, (size_t)NwMax * K, 2);
+    fill_dev<<<1024, 256>>>(x, (size_t)Mt * K, 3);
+    for (int Nw : {4096, NwMax}) {
+      bench<Wg256x128>("wg256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Wg128x256>("wg128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Mma128x256>("mma128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+    }
+  }
+  printf("%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}

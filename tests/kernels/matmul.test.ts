@@ -1,0 +1,148 @@
+/**
+ * The matmul family on the CPU: fusion of the training graph's GEMMs (each weight gradient —
+ * matmul(gyᵀ, x) → sumTo → cast — is one group; each dgrad linear(gy, transpose(W)) is routed to
+ * the matmul kernel), rendering of the three paths (dgrad, wgrad, general batched), and an nvcc
+ * compile of the emitted sources for sm_90a (no spills) and sm_80. The numerics are checked on
+ * the GPU by tests/gpu/matmul_test.cu.
+ */
+import os from "node:os";
+import path from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { graphNodes, type Graph } from "../../compiler/ir/graph.js";
+import { mkNode, type Node } from "../../compiler/ir/node.js";
+import { autodiff } from "../../compiler/passes/autodiff.js";
+import { fuse } from "../../compiler/passes/fuse.js";
+import { familyModule, type KernelBody, type RenderContext } from "../../compiler/kernels/index.js";
+import { resolveRef, type BufferOwner } from "../../compiler/codegen/tensors.js";
+import { INCLUDE_DIR, KERNEL_NAME } from "../../compiler/codegen/templates.js";
+import { KERNEL_EXTRA_FLAGS } from "../../compiler/codegen/build.js";
+import { checkNoSpills, compileAll, findNvcc, formatSpills, type NvccArch } from "../../compiler/nvcc/driver.js";
+
+const owner = (n: Node): BufferOwner =>
+  n.op === "param" ? { kind: "weight", buffer: n.attrs.name as string } : n.op === "input" ? { kind: "input", buffer: n.attrs.name as string } : { kind: "slot", buffer: `s_${n.key.slice(0, 8)}` };
+const ctxFor = (arch: RenderContext["arch"]): RenderContext => ({ ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch });
+
+const isWgrad = (n: Node) => n.op === "matmul" && n.inputs[0]!.op === "transpose";
+const isDgrad = (n: Node) => n.op === "linear" && n.inputs[1]!.op === "transpose";
+
+/** Every matmul-family body of a graph (dgrad linears included), for `arch`. */
+function renderMatmuls(g: Graph, arch: RenderContext["arch"]): KernelBody[] {
+  const plan = fuse(g);
+  const ctx = ctxFor(arch);
+  return plan.groups.filter((grp) => grp.kind === "matmul" || (grp.kind === "gemm" && isDgrad(grp.anchor!))).map((grp) => familyModule(grp.kind).render(grp, ctx));
+}
+
+/** Hand-built graphs for the paths the examples do not take. */
+function extraGraphs(): Graph[] {
+  const inp = (name: string, dtype: Node["dtype"], shape: Node["shape"]) => mkNode("input", [], { name }, { dtype, shape: [...shape] });
+  // attention-like scores through the general kernel: [B,4,T,16] · [B,4,16,T] → [B,4,T,T], cast to f32
+  const q = mkNode("reshape", [inp("q", "bf16", ["B", "T", 64])], { shape: ["B", "T", 4, 16] });
+  const k = mkNode("reshape", [inp("k", "bf16", ["B", "T", 64])], { shape: ["B", "T", 4, 16] });
+  const scores = mkNode("matmul", [mkNode("transpose", [q], { perm: [0, 2, 1, 3] }), mkNode("transpose", [k], { perm: [0, 2, 3, 1] })]);
+  const general = { name: "general", outputs: { s: mkNode("cast", [scores], { to: "f32" }) }, meta: {} } as Graph;
+  // a weight gradient from an f32 gradient and a bf16 activation (the kernel rounds gy to bf16)
+  const gy = inp("gy", "f32", ["B", "T", 72]);
+  const x = inp("x", "bf16", ["B", "T", 40]);
+  const mm = mkNode("matmul", [mkNode("transpose", [gy], { perm: [0, 2, 1] }), x]);
+  const f32wgrad = { name: "wgrad32", outputs: { dw: mkNode("sumTo", [mm], { shape: [72, 40] }) }, meta: {} } as Graph;
+  return [general, f32wgrad];
+}
+
+/**
+ * A three-layer MLP's training graph (loss = mean(y²)): three weight gradients, two dgrads. (The
+ * examples' full training graphs are exercised by the pipeline's tests once every family renders.)
+ */
+function mlpTraining(): Graph {
+  const x = mkNode("input", [], { name: "x" }, { dtype: "bf16", shape: ["B", "T", 64] });
+  const w = (name: string, n: number, k: number) => mkNode("param", [], { name }, { dtype: "bf16", shape: [n, k] });
+  const h1 = mkNode("relu", [mkNode("linear", [x, w("w1", 128, 64)])]);
+  const h2 = mkNode("relu", [mkNode("linear", [h1, w("w2", 96, 128)])]);
+  const y = mkNode("linear", [h2, w("w3", 64, 96)]);
+  const loss = mkNode("reduceMean", [mkNode("square", [mkNode("cast", [y], { to: "f32" })])]);
+  return autodiff({ name: "mlp", outputs: { loss }, meta: {} } as Graph, { loss: "loss" });
+}
+
+describe("matmul family: fusion of the training graph", () => {
+  const g = mlpTraining();
+  const plan = fuse(g);
+  const groupOf = (n: Node) => plan.groups.find((gr) => gr.id === plan.groupOf.get(n.key))!;
+  const nodes = graphNodes(g);
+  const outs = new Set(Object.entries(g.outputs).filter(([k]) => k.startsWith("grad.")).map(([, n]) => n.key));
+
+  it("each weight gradient is one matmul group (matmul → sumTo → cast), its output the f32 grad", () => {
+    const wgrads = nodes.filter(isWgrad);
+    expect(wgrads.length).toBe(3);
+    for (const mm of wgrads) {
+      const grp = groupOf(mm);
+      expect(grp.kind).toBe("matmul");
+      expect(grp.anchor).toBe(mm);
+      expect(grp.nodes.map((n) => n.op)).toEqual(["matmul", "sumTo", "cast"]);
+      expect(grp.outputs.length).toBe(1);
+      expect(grp.outputs[0]!.dtype).toBe("f32");
+      expect(outs.has(grp.outputs[0]!.key)).toBe(true);
+    }
+  });
+
+  it("each dgrad linear(gy, transpose(W)) passes the GEMM check and renders the matmul kernel", () => {
+    const dgrads = nodes.filter(isDgrad);
+    expect(dgrads.length).toBe(2);
+    const ctx = ctxFor("sm_90a");
+    for (const lin of dgrads) {
+      const grp = groupOf(lin);
+      expect(grp.kind).toBe("gemm");
+      expect(familyModule("gemm").check!(lin)).toBeUndefined();
+      const kb = familyModule("gemm").render(grp, ctx);
+      expect(kb.template).toBe("matmul.cu.hbs");
+      expect(kb.tiles.path).toBe("dgrad");
+      expect(kb.body).toMatch(/matmul_launch<strata::gemm::WgmmaConfig<256, 128, 4>, __nv_bfloat16, __nv_bfloat16, false, true, Epi>/);
+    }
+  });
+
+  it("wgrad renders one launch contracting over B·T tokens with MN-major operands and an f32 store", () => {
+    const kb = renderMatmuls(mlpTraining(), "sm_90a").find((k) => k.tiles.path === "wgrad")!;
+    expect(kb.body).toMatch(/matmul_launch<[^>]*>, __nv_bfloat16, __nv_bfloat16, true, true, Epi>\(p\d+ \+ 0, \d+, p\d+ \+ 0, \d+, \d+, \d+, B \* T, ep, stream\)/);
+    expect(kb.body).toContain("strata::store_f32x2(");
+    expect(kb.body).toContain("(long long)row * ");
+  });
+
+  it("a matmul that is not a weight gradient takes the general kernel (transposed views, symbolic strides)", () => {
+    const [general, f32wgrad] = extraGraphs();
+    const [kb] = renderMatmuls(general!, "sm_90a");
+    expect(kb!.tiles.path).toBe("general");
+    expect(kb!.body).toContain("matmul_general_launch<__nv_bfloat16, __nv_bfloat16, Epi>");
+    expect(kb!.body).toMatch(/const float e\d+ = acc;\n\s*st::st\(p\.p\d+ \+ oc, e\d+\);/); // the cast to f32 fused into the store
+    const [kw] = renderMatmuls(f32wgrad!, "sm_90a");
+    expect(kw!.tiles.path).toBe("wgrad");
+    expect(kw!.body).toContain("float, __nv_bfloat16, true, true, Epi>");
+  });
+
+  it("check explains what the tensor-core path needs", () => {
+    const x = mkNode("input", [], { name: "x" }, { dtype: "bf16", shape: ["B", "T", 12] });
+    const w = mkNode("param", [], { name: "w" }, { dtype: "bf16", shape: [12, 20] });
+    const lin = mkNode("linear", [x, mkNode("transpose", [w], { perm: [1, 0] })]);
+    expect(familyModule("gemm").check!(lin)?.message).toMatch(/multiples of 8/);
+  });
+});
+
+const nvcc = findNvcc();
+describe.skipIf(!nvcc)("matmul family: the emitted sources compile (nvcc)", () => {
+  const work = mkdtempSync(path.join(os.tmpdir(), "strata-matmul-test-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  for (const arch of ["sm_90a", "sm_80"] as const) {
+    it(`${arch}: dgrad, wgrad and general kernels compile${arch === "sm_90a" ? " with no spills" : ""}`, { timeout: 600_000 }, async () => {
+      const bodies = new Map<string, KernelBody>();
+      for (const g of [mlpTraining(), ...extraGraphs()]) for (const kb of renderMatmuls(g, arch)) bodies.set(kb.body, kb);
+      const paths = new Set([...bodies.values()].map((kb) => kb.tiles.path));
+      expect([...paths].sort()).toEqual(["dgrad", "general", "wgrad"]);
+      const units = [...bodies.values()].map((kb, i) => {
+        const name = `matmul_${arch}_${i}`;
+        return { name, template: kb.template, source: kb.body.replaceAll(KERNEL_NAME, name) };
+      });
+      const results = await compileAll(units, { arch: arch as NvccArch, includeDirs: [INCLUDE_DIR], extraFlags: KERNEL_EXTRA_FLAGS, outDir: path.join(work, arch), jobs: 2 });
+      expect(results.length).toBe(units.length);
+      if (arch === "sm_90a") expect(formatSpills(checkNoSpills(results))).toEqual([]);
+    });
+  }
+});
