@@ -22,6 +22,8 @@
 #include "strata/base.cuh"
 #include "strata/bf16.cuh"
 
+#include <algorithm>
+
 namespace strata {
 namespace sscan_bwd {
 
@@ -66,16 +68,17 @@ STRATA_DEV float tok(const Tok<const T>& t, int b, int tt, int col) {
   return ldf(t.p + b * t.batch + (long long)tt * t.row + col);
 }
 
+// Scratch (floats): the running dA (D·N), then per sub-batch of sequences the chunk-start states,
+// the per-sequence dA partials and the per-block dB / dC partials. Parts are 64-float aligned.
 struct Scratch {
-  float *bnd, *dApart, *dBpart, *dCpart;
+  float *bnd, *dApart, *dBpart, *dCpart, *dArun;
 };
 STRATA_HD size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 template <int N>
-STRATA_HD size_t scratch_floats(int batch, int T, int D, Scratch* s = nullptr, float* base = nullptr) {
+STRATA_HD size_t sub_floats(int nb, int T, int D, Scratch* s = nullptr, float* base = nullptr) {
   constexpr int CPB = kThreads / N;
   const size_t nc = (T + kChunk - 1) / kChunk, nblk = (D + CPB - 1) / CPB;
-  const size_t sizes[4] = {(size_t)batch * nc * D * N, (size_t)batch * D * N, (size_t)batch * T * nblk * N,
-                           (size_t)batch * T * nblk * N};
+  const size_t sizes[4] = {(size_t)nb * nc * D * N, (size_t)nb * D * N, (size_t)nb * T * nblk * N, (size_t)nb * T * nblk * N};
   float** dst[4] = {s ? &s->bnd : nullptr, s ? &s->dApart : nullptr, s ? &s->dBpart : nullptr, s ? &s->dCpart : nullptr};
   size_t off = 0;
   for (int i = 0; i < 4; ++i) {
@@ -169,8 +172,9 @@ __global__ void __launch_bounds__(kThreads) bwd_kernel(const PR p, Scratch s, in
   }
 }
 
+// dB, dC over the channel blocks (one sub-batch); dA: the running sum over sequences in order.
 template <int N, class PR>
-__global__ void __launch_bounds__(kThreads) finish_kernel(const PR p, Scratch s, int nblk) {
+__global__ void __launch_bounds__(kThreads) finish_kernel(const PR p, Scratch s, int nblk, bool first, bool last) {
   const long long i = (long long)blockIdx.x * kThreads + threadIdx.x;
   const int T = p.seqlen, D = p.dim;
   const long long total = (long long)p.batch * T * N;
@@ -191,37 +195,74 @@ __global__ void __launch_bounds__(kThreads) finish_kernel(const PR p, Scratch s,
     }
   }
   if (p.dA && i < (long long)D * N) {
-    float v = 0.f;
+    float v = first ? 0.f : s.dArun[i];
     for (int b = 0; b < p.batch; ++b) v += s.dApart[(size_t)b * D * N + i];
-    p.dA[i] = v;
+    s.dArun[i] = v;
+    if (last) p.dA[i] = v;
   }
 }
 
 }  // namespace detail
 
-// Bytes of scratch selective_scan_grad needs (chunk-start states and per-block partials).
+// Scratch the compiler reserves: bytes per token of the call (B·T) plus fixed bytes. Any batch and
+// length fit: the launcher runs the batch in as many sub-batches of sequences as the space needs.
+template <int N>
+constexpr size_t selective_scan_grad_scratch_per_token(int D) {
+  return ((size_t)D * N * 4 + kChunk - 1) / kChunk + (size_t)2 * ((D + kThreads / N - 1) / (kThreads / N)) * N * 4;
+}
+template <int N>
+constexpr size_t selective_scan_grad_scratch_fixed(int D) { return (size_t)3 * D * N * 4 + 8 * 256; }
 template <int N>
 inline size_t selective_scan_grad_scratch_bytes(int batch, int T, int D) {
-  return detail::scratch_floats<N>(batch, T, D) * sizeof(float);
+  return selective_scan_grad_scratch_per_token<N>(D) * batch * T + selective_scan_grad_scratch_fixed<N>(D);
 }
 
-// Every requested gradient of one selectiveScan, in three launches on `stream`. N: 8, 16 or 32.
+// Every requested gradient of one selectiveScan on `stream`: per sub-batch three launches
+// (chunk-start states, reverse scan, partial sums). N: 8, 16 or 32. `scratch_bytes`: the size of
+// p.scratch (at least selective_scan_grad_scratch_bytes for this call).
 template <int N, class PR>
-inline cudaError_t selective_scan_grad(const PR& p, cudaStream_t stream = 0) {
+inline cudaError_t selective_scan_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
   static_assert(N == 8 || N == 16 || N == 32, "dState 8, 16 or 32");
   constexpr int CPB = kThreads / N;
-  if (p.batch < 0 || p.seqlen < 0 || p.dim <= 0) return cudaErrorInvalidValue;
-  if (!p.gy.p || !p.u.p || !p.delta.p || !p.A || !p.B.p || !p.C.p || !p.scratch) return cudaErrorInvalidValue;
-  if (p.batch == 0) return cudaSuccess;
-  const int nc = (p.seqlen + kChunk - 1) / kChunk, nblk = (p.dim + CPB - 1) / CPB;
-  detail::Scratch s{};
-  detail::scratch_floats<N>(p.batch, p.seqlen, p.dim, &s, static_cast<float*>(p.scratch));
-  const dim3 grid(nblk, p.batch);
-  detail::fwd_states_kernel<N, PR><<<grid, kThreads, 0, stream>>>(p, s, nc);
-  detail::bwd_kernel<N, PR><<<grid, kThreads, 0, stream>>>(p, s, nc);
-  long long total = (long long)p.batch * p.seqlen * N;
-  if (total < (long long)p.dim * N) total = (long long)p.dim * N;
-  detail::finish_kernel<N, PR><<<(unsigned)ceil_div<long long>(total, kThreads), kThreads, 0, stream>>>(p, s, nblk);
+  if (p0.batch < 0 || p0.seqlen < 0 || p0.dim <= 0) return cudaErrorInvalidValue;
+  if (!p0.gy.p || !p0.u.p || !p0.delta.p || !p0.A || !p0.B.p || !p0.C.p || !p0.scratch) return cudaErrorInvalidValue;
+  const int T = p0.seqlen, D = p0.dim;
+  const int nc = (T + kChunk - 1) / kChunk, nblk = (D + CPB - 1) / CPB;
+  float* base = static_cast<float*>(p0.scratch);
+  const size_t runFloats = detail::align64((size_t)D * N);
+  const size_t avail = scratch_bytes / sizeof(float);
+  if (avail < runFloats) return cudaErrorInvalidValue;
+  if (p0.batch == 0 || T == 0) {  // no tokens: gradients are zero
+    if (p0.dA) cudaMemsetAsync(p0.dA, 0, (size_t)D * N * sizeof(float), stream);
+    if (p0.dh0) cudaMemsetAsync(p0.dh0, 0, (size_t)p0.batch * D * N * sizeof(float), stream);
+    return cudaGetLastError();
+  }
+  const size_t one = detail::sub_floats<N>(1, T, D) + 4 * 64;
+  int nb = (int)std::min<size_t>((size_t)p0.batch, (avail - runFloats) / one);
+  while (nb > 1 && detail::sub_floats<N>(nb, T, D) > avail - runFloats) --nb;
+  if (nb < 1 || detail::sub_floats<N>(nb, T, D) > avail - runFloats) return cudaErrorInvalidValue;
+  for (int b0 = 0; b0 < p0.batch; b0 += nb) {
+    PR p = p0;
+    p.batch = std::min(nb, p0.batch - b0);
+    const long long bo = b0;
+    p.gy.p += bo * p.gy.batch; p.u.p += bo * p.u.batch; p.delta.p += bo * p.delta.batch;
+    p.B.p += bo * p.B.batch; p.C.p += bo * p.C.batch;
+    if (p.du.p) p.du.p += bo * p.du.batch;
+    if (p.ddelta.p) p.ddelta.p += bo * p.ddelta.batch;
+    if (p.dB.p) p.dB.p += bo * p.dB.batch;
+    if (p.dC.p) p.dC.p += bo * p.dC.batch;
+    if (p.h0) p.h0 += bo * D * N;
+    if (p.dh0) p.dh0 += bo * D * N;
+    detail::Scratch s{};
+    detail::sub_floats<N>(p.batch, T, D, &s, base + runFloats);
+    s.dArun = base;
+    const dim3 grid(nblk, p.batch);
+    detail::fwd_states_kernel<N, PR><<<grid, kThreads, 0, stream>>>(p, s, nc);
+    detail::bwd_kernel<N, PR><<<grid, kThreads, 0, stream>>>(p, s, nc);
+    long long total = (long long)p.batch * T * N;
+    if (total < (long long)D * N) total = (long long)D * N;
+    detail::finish_kernel<N, PR><<<(unsigned)ceil_div<long long>(total, kThreads), kThreads, 0, stream>>>(p, s, nblk, b0 == 0, b0 + nb >= p0.batch);
+  }
   return cudaGetLastError();
 }
 

@@ -34,6 +34,8 @@
 #include "strata/base.cuh"
 #include "strata/bf16.cuh"
 
+#include <algorithm>
+
 namespace strata {
 namespace ssd_bwd {
 
@@ -99,19 +101,20 @@ STRATA_DEV void zero(float (&acc)[TM][TN]) {
     for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
 }
 
-// Scratch layout (floats, each part 64-float aligned), shared by the host size and the kernels.
+// Scratch (floats): dA partials of every chunk of the call, then, per sub-batch of sequences, the
+// chunk states S, R, the chunk decays and the per-head dB / dC partials. Parts are 64-float aligned.
 struct Scratch {
   float *S, *R, *decay, *dApart, *dBpart, *dCpart;
 };
 STRATA_HD size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
+// floats of the per-sub-batch part for `nb` sequences of T tokens (pointers set when base != nullptr)
 template <int L, int P, int N>
-STRATA_HD size_t scratch_floats(int batch, int T, int H, Scratch* s = nullptr, float* base = nullptr) {
-  const size_t nc = (size_t)batch * H * ((T + L - 1) / L);
-  const size_t sizes[6] = {nc * P * N, nc * P * N, nc, nc, (size_t)batch * T * H * N, (size_t)batch * T * H * N};
+STRATA_HD size_t sub_floats(int nb, int T, int H, Scratch* s = nullptr, float* base = nullptr) {
+  const size_t nc = (size_t)nb * H * ((T + L - 1) / L);
+  const size_t sizes[5] = {nc * P * N, nc * P * N, nc, (size_t)nb * T * H * N, (size_t)nb * T * H * N};
+  float** dst[5] = {s ? &s->S : nullptr, s ? &s->R : nullptr, s ? &s->decay : nullptr, s ? &s->dBpart : nullptr, s ? &s->dCpart : nullptr};
   size_t off = 0;
-  float** dst[6] = {s ? &s->S : nullptr, s ? &s->R : nullptr, s ? &s->decay : nullptr,
-                    s ? &s->dApart : nullptr, s ? &s->dBpart : nullptr, s ? &s->dCpart : nullptr};
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < 5; ++i) {
     if (s) *dst[i] = base + off;
     off += align64(sizes[i]);
   }
@@ -430,64 +433,72 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_kernel(const PR p, Scratc
   }
 }
 
-// 4. dB, dC over the heads of each group; dA over batch and chunks.
+// 4. dB, dC over the heads of each group (one sub-batch); dA over batch and chunks (once).
 template <int N, class PR>
-__global__ void __launch_bounds__(kThreads) finish_kernel(const PR p, Scratch s, int nc) {
+__global__ void __launch_bounds__(kThreads) finish_bc_kernel(const PR p, Scratch s) {
   const int H = p.nheads, G = p.ngroups, HG = H / G, T = p.seqlen;
   const long long total = (long long)p.batch * T * G * N;
   const long long i = (long long)blockIdx.x * kThreads + threadIdx.x;
-  if (i < total) {
-    const int n = (int)(i % N);
-    const long long r = i / N;
-    const int gg = (int)(r % G);
-    const long long bt = r / G;
-    const int b = (int)(bt / T), t = (int)(bt % T);
-    const size_t src = ((size_t)bt * H + (size_t)gg * HG) * N + n;
-    if (p.dB.p) {
-      float v = 0.f;
-      for (int j = 0; j < HG; ++j) v += s.dBpart[src + (size_t)j * N];
-      stf(p.dB.p + b * p.dB.batch + (long long)t * p.dB.row + gg * N + n, v);
-    }
-    if (p.dC.p) {
-      float v = 0.f;
-      for (int j = 0; j < HG; ++j) v += s.dCpart[src + (size_t)j * N];
-      stf(p.dC.p + b * p.dC.batch + (long long)t * p.dC.row + gg * N + n, v);
-    }
-  }
-  if (p.dA && i < H) {
+  if (i >= total) return;
+  const int n = (int)(i % N);
+  const long long r = i / N;
+  const int gg = (int)(r % G);
+  const long long bt = r / G;
+  const int b = (int)(bt / T), t = (int)(bt % T);
+  const size_t src = ((size_t)bt * H + (size_t)gg * HG) * N + n;
+  if (p.dB.p) {
     float v = 0.f;
-    for (int b = 0; b < p.batch; ++b)
-      for (int c = 0; c < nc; ++c) v += s.dApart[((size_t)b * H + i) * nc + c];
-    p.dA[i] = v;
+    for (int j = 0; j < HG; ++j) v += s.dBpart[src + (size_t)j * N];
+    stf(p.dB.p + b * p.dB.batch + (long long)t * p.dB.row + gg * N + n, v);
   }
+  if (p.dC.p) {
+    float v = 0.f;
+    for (int j = 0; j < HG; ++j) v += s.dCpart[src + (size_t)j * N];
+    stf(p.dC.p + b * p.dC.batch + (long long)t * p.dC.row + gg * N + n, v);
+  }
+}
+__global__ void finish_dA_kernel(float* dA, const float* dApart, int batch, int H, int nc) {
+  const int h = blockIdx.x * blockDim.x + threadIdx.x;
+  if (h >= H) return;
+  float v = 0.f;
+  for (int b = 0; b < batch; ++b)
+    for (int c = 0; c < nc; ++c) v += dApart[((size_t)b * H + h) * nc + c];
+  dA[h] = v;
 }
 
 }  // namespace detail
 
 constexpr int kGradChunk = 64;
 
-// Bytes of scratch ssd_grad needs for this batch and length (fp32 chunk states and per-head partials).
+// Scratch the compiler reserves: bytes per token of the call (B·T) plus fixed bytes. Any batch and
+// length fit: the launcher runs the batch in as many sub-batches of sequences as the space needs
+// (one, unless T is short of a multiple of the chunk).
+template <int P, int N>
+constexpr size_t ssd_grad_scratch_per_token(int H) {
+  return ((size_t)H * (2 * P * N + 1) * 4 + kGradChunk - 1) / kGradChunk + (size_t)2 * H * N * 4 + (size_t)H * 4;
+}
+template <int P, int N>
+constexpr size_t ssd_grad_scratch_fixed(int H) { return (size_t)H * (2 * P * N + 1) * 4 + 8 * 256; }
 template <int P, int N>
 inline size_t ssd_grad_scratch_bytes(int batch, int T, int H) {
-  return detail::scratch_floats<kGradChunk, P, N>(batch, T, H) * sizeof(float);
+  return ssd_grad_scratch_per_token<P, N>(H) * batch * T + ssd_grad_scratch_fixed<P, N>(H);
 }
 
 template <int P, int N>
 constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, N>::kBytes; }
 
-// Every requested gradient of one ssdScan, in four launches on `stream`.
+// Every requested gradient of one ssdScan on `stream`: per sub-batch four launches (chunk states,
+// state passing, chunk gradients, dB/dC over heads), then dA. `scratch_bytes`: the size of
+// p.scratch (at least ssd_grad_scratch_bytes for this call).
 template <int P, int N, class PR>
-inline cudaError_t ssd_grad(const PR& p, cudaStream_t stream = 0) {
+inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
   constexpr int L = kGradChunk;
   static_assert(P % detail::kGrid == 0 && N % detail::kGrid == 0, "P and N must be multiples of 16");
   static_assert(ssd_grad_smem_bytes<P, N>() <= 227 * 1024, "P x N too large for the chunk-gradient tile");
-  if (p.batch < 0 || p.seqlen < 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
-  if (!p.gy.p || !p.x.p || !p.dt.p || !p.A || !p.B.p || !p.C.p || !p.scratch) return cudaErrorInvalidValue;
-  const int nc = (p.seqlen + L - 1) / L;
-  detail::Scratch s{};
-  detail::scratch_floats<L, P, N>(p.batch, p.seqlen, p.nheads, &s, static_cast<float*>(p.scratch));
-  if (p.batch == 0) return cudaSuccess;
-  const dim3 grid(nc, p.nheads, p.batch);
+  if (p0.batch < 0 || p0.seqlen < 0 || p0.nheads <= 0 || p0.ngroups <= 0 || p0.nheads % p0.ngroups) return cudaErrorInvalidValue;
+  if (!p0.gy.p || !p0.x.p || !p0.dt.p || !p0.A || !p0.B.p || !p0.C.p || !p0.scratch) return cudaErrorInvalidValue;
+  if (p0.batch == 0) return cudaSuccess;
+  const int H = p0.nheads, T = p0.seqlen, nc = (T + L - 1) / L;
   constexpr size_t smemL = detail::LocalSmem<L, P, N>::kFloats * sizeof(float);
   constexpr size_t smemG = ssd_grad_smem_bytes<P, N>();
   auto k1 = detail::chunk_local_kernel<L, P, N, PR>;
@@ -495,13 +506,43 @@ inline cudaError_t ssd_grad(const PR& p, cudaStream_t stream = 0) {
   cudaError_t e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   if (e == cudaSuccess) e = cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
   if (e != cudaSuccess) return e;
-  if (nc > 0) k1<<<grid, detail::kThreads, smemL, stream>>>(p, s);
-  // with no tokens this still writes dh0 = 0
-  detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * p.nheads), detail::kThreads, 0, stream>>>(p, s, nc);
-  if (nc > 0) k3<<<grid, detail::kThreads, smemG, stream>>>(p, s);
-  long long total = (long long)p.batch * p.seqlen * p.ngroups * N;
-  if (total < p.nheads) total = p.nheads;
-  detail::finish_kernel<N, PR><<<(unsigned)ceil_div<long long>(total, detail::kThreads), detail::kThreads, 0, stream>>>(p, s, nc);
+  float* base = static_cast<float*>(p0.scratch);
+  float* dApart = base;
+  const size_t dAfloats = detail::align64((size_t)p0.batch * H * nc);
+  const size_t avail = scratch_bytes / sizeof(float);
+  if (avail < dAfloats) return cudaErrorInvalidValue;
+  // sequences per sub-batch: as many as fit (sub_floats is affine in the count, up to alignment)
+  const size_t one = detail::sub_floats<L, P, N>(1, T, H) + 5 * 64;
+  int nb = (int)std::min<size_t>((size_t)p0.batch, (avail - dAfloats) / one);
+  while (nb > 1 && detail::sub_floats<L, P, N>(nb, T, H) > avail - dAfloats) --nb;
+  if (nb < 1 || detail::sub_floats<L, P, N>(nb, T, H) > avail - dAfloats) return cudaErrorInvalidValue;
+  const size_t PNs = (size_t)P * N;
+  for (int b0 = 0; b0 < p0.batch; b0 += nb) {
+    PR p = p0;
+    p.batch = std::min(nb, p0.batch - b0);
+    const long long bo = b0;
+    p.gy.p += bo * p.gy.batch; p.x.p += bo * p.x.batch; p.dt.p += bo * p.dt.batch;
+    p.B.p += bo * p.B.batch; p.C.p += bo * p.C.batch;
+    if (p.dx.p) p.dx.p += bo * p.dx.batch;
+    if (p.ddt.p) p.ddt.p += bo * p.ddt.batch;
+    if (p.dB.p) p.dB.p += bo * p.dB.batch;
+    if (p.dC.p) p.dC.p += bo * p.dC.batch;
+    if (p.h0) p.h0 += bo * H * PNs;
+    if (p.dh0) p.dh0 += bo * H * PNs;
+    detail::Scratch s{};
+    detail::sub_floats<L, P, N>(p.batch, T, H, &s, base + dAfloats);
+    s.dApart = dApart + bo * H * nc;
+    const dim3 grid(nc, H, p.batch);
+    if (nc > 0) k1<<<grid, detail::kThreads, smemL, stream>>>(p, s);
+    // with no tokens this still writes dh0 = 0
+    detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * H), detail::kThreads, 0, stream>>>(p, s, nc);
+    if (nc > 0) {
+      k3<<<grid, detail::kThreads, smemG, stream>>>(p, s);
+      const long long total = (long long)p.batch * T * p.ngroups * N;
+      if (p.dB.p || p.dC.p) detail::finish_bc_kernel<N, PR><<<(unsigned)ceil_div<long long>(total, detail::kThreads), detail::kThreads, 0, stream>>>(p, s);
+    }
+  }
+  if (p0.dA) detail::finish_dA_kernel<<<ceil_div(H, 128), 128, 0, stream>>>(p0.dA, dApart, p0.batch, H, nc);
   return cudaGetLastError();
 }
 

@@ -141,7 +141,7 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
     dx.poison(); ddt.poison(); dB.poison(); dC.poison();
     CK(cudaMemset(gA, 0xFF, H * sizeof(float))); CK(cudaMemset(gh0, 0xFF, (size_t)Bn * H * P * N * sizeof(float)));
     CK(cudaMemset(scratch, 0xFF, scr));
-    CK((strata::ssd_bwd::ssd_grad<P, N>(p)));
+    CK((strata::ssd_bwd::ssd_grad<P, N>(p, scr)));
     CK(cudaDeviceSynchronize());
     dx.download(); ddt.download(); dB.download(); dC.download();
     runs[r] = {dx.values(), ddt.values(), hvec(gA, H), dB.values(), dC.values(),
@@ -242,7 +242,7 @@ static void test_sel(int Bn, int T, int D, bool withH0, bool strided, const char
     du.poison(); ddl.poison(); dB.poison(); dC.poison();
     CK(cudaMemset(gA, 0xFF, A.size() * sizeof(float))); CK(cudaMemset(gh0, 0xFF, (size_t)Bn * D * N * sizeof(float)));
     CK(cudaMemset(scratch, 0xFF, scr));
-    CK((selective_scan_grad<N>(p)));
+    CK((selective_scan_grad<N>(p, scr)));
     CK(cudaDeviceSynchronize());
     du.download(); ddl.download(); dB.download(); dC.download();
     runs[r] = {du.values(), ddl.values(), hvec(gA, A.size()), dB.values(), dC.values(),
@@ -340,7 +340,7 @@ static void bench_ssd() {
   p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
   p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
-  const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p))); });
+  const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scr))); });
   strata::ssd::SsdParams f{};
   f.batch = Bn; f.seqlen = T; f.nheads = H; f.ngroups = G;
   f.x = x.d; f.x_row_stride = H * P; f.x_batch_stride = (long long)T * H * P;
@@ -378,7 +378,7 @@ static void bench_sel() {
   p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
   p.du = du.tok<Tok<bf16>>(); p.ddelta = ddl.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
-  const float bwd = time_ms([&] { CK((selective_scan_grad<N>(p))); });
+  const float bwd = time_ms([&] { CK((selective_scan_grad<N>(p, scr))); });
   strata::sscan::SelectiveScanParams f{};
   f.batch = Bn; f.seqlen = T; f.dim = D;
   f.u = u.d; f.u_row_stride = D; f.u_batch_stride = (long long)T * D;

@@ -1,0 +1,115 @@
+/**
+ * The scan-backward families on the CPU: grouping of the training graph's ssdScanGrad /
+ * selectiveScanGrad nodes (every gradient of one scan in one group), their `check` messages, the
+ * rendered launchers (scratch, strides, requested gradients only) and an nvcc compile of the
+ * emitted sources for sm_90a (no spills) and sm_80. The numerics are checked on the GPU by
+ * tests/gpu/ssm_bwd_test.cu.
+ */
+import os from "node:os";
+import path from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { mamba, mamba2, model, stack } from "../../compiler/dsl/index.js";
+import { graphNodes, type Graph } from "../../compiler/ir/graph.js";
+import { mkNode, type Node } from "../../compiler/ir/node.js";
+import { autodiff, withTrainingLoss } from "../../compiler/passes/autodiff.js";
+import { fuse } from "../../compiler/passes/fuse.js";
+import { familyModule, type KernelBody, type RenderContext } from "../../compiler/kernels/index.js";
+import { resolveRef, type BufferOwner } from "../../compiler/codegen/tensors.js";
+import { INCLUDE_DIR, KERNEL_NAME } from "../../compiler/codegen/templates.js";
+import { KERNEL_EXTRA_FLAGS } from "../../compiler/codegen/build.js";
+import { checkNoSpills, compileAll, findNvcc, formatSpills, type NvccArch } from "../../compiler/nvcc/driver.js";
+
+const owner = (n: Node): BufferOwner =>
+  n.op === "param" ? { kind: "weight", buffer: n.attrs.name as string } : n.op === "input" ? { kind: "input", buffer: n.attrs.name as string } : { kind: "slot", buffer: `s_${n.key.slice(0, 8)}` };
+const ctxFor = (arch: RenderContext["arch"]): RenderContext => ({ ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch });
+
+function training(layer: "mamba2" | "mamba", dtype: "bf16" | "f32" = "bf16"): Graph {
+  const M = layer === "mamba2" ? mamba2({ dState: 64, headDim: 64, groups: 2, expand: 4, dConv: 4, chunk: 64 }) : mamba({ dState: 16, expand: 2 });
+  const m = model({ name: `t-${layer}`, vocab: 64, dModel: 128, seqLen: 64, dtype, layers: stack({ pattern: "MM", M }) });
+  return autodiff(withTrainingLoss(m.toGraph(), { weighted: true }), { loss: "loss" });
+}
+
+const GRAD_OPS = { ssd_grad: "ssdScanGrad", selective_scan_grad: "selectiveScanGrad" } as const;
+
+function scanGradBodies(g: Graph, arch: RenderContext["arch"]): KernelBody[] {
+  const plan = fuse(g);
+  const ctx = ctxFor(arch);
+  return plan.groups.filter((grp) => grp.kind === "ssd_grad" || grp.kind === "selective_scan_grad").map((grp) => familyModule(grp.kind).render(grp, ctx));
+}
+
+describe.each(["mamba2", "mamba"] as const)("%s training graph: the scan's gradients", (layer) => {
+  const kind = layer === "mamba2" ? "ssd_grad" : "selective_scan_grad";
+  const g = training(layer);
+  const plan = fuse(g);
+  const grads = graphNodes(g).filter((n) => n.op === GRAD_OPS[kind]);
+
+  it("every gradient of one scan is in one group, one group per layer", () => {
+    const groups = plan.groups.filter((grp) => grp.kind === kind);
+    expect(groups.length).toBe(2);
+    expect(grads.length).toBeGreaterThanOrEqual(10);
+    for (const n of grads) expect(groups.map((x) => x.id)).toContain(plan.groupOf.get(n.key));
+    for (const grp of groups) {
+      const wrts = grp.nodes.map((n) => n.attrs.wrt as string).sort();
+      expect(wrts).toEqual(layer === "mamba2" ? ["A", "B", "C", "dt", "x"] : ["A", "B", "C", "delta", "u"]);
+      expect(new Set(grp.nodes.map((n) => n.inputs.map((i) => i.key).join())).size).toBe(1);
+    }
+  });
+
+  it("renders one launcher with scratch and every gradient's output", () => {
+    const bodies = scanGradBodies(g, "sm_90a");
+    expect(bodies.length).toBe(2);
+    for (const kb of bodies) {
+      expect(kb.scratch?.length).toBe(1);
+      expect(kb.scratch![0]!.bytesPerToken).toBeGreaterThan(0);
+      expect(kb.body).toContain(layer === "mamba2" ? "strata::ssd_bwd::ssd_grad<64, 64>(p, scratch_bytes, stream)" : "strata::sscan_bwd::selective_scan_grad<16>(p, scratch_bytes, stream)");
+      expect(kb.body).toMatch(/p\.dA = p\d+;/);
+      expect(kb.body).toContain("p.dh0 = nullptr;");
+      expect(kb.body).not.toMatch(/p\.(dx|du|ddt|ddelta|dB|dC) = \{\};/);
+      expect(kb.body).toMatch(/\(long long\)T \* \d+\}/); // symbolic batch strides
+    }
+  });
+});
+
+describe("check: what the scan-backward kernels do not take", () => {
+  const inp = (name: string, dtype: Node["dtype"], shape: Node["shape"]) => mkNode("input", [], { name }, { dtype, shape: [...shape] });
+  it("ssd_grad: head dim / state size and shared memory", () => {
+    const mk = (P: number, N: number, adt: Node["dtype"] = "f32") =>
+      mkNode("ssdScanGrad", [inp("gy", "bf16", ["B", "T", 4, P]), inp("x", "bf16", ["B", "T", 4, P]), inp("dt", "f32", ["B", "T", 4]), inp("A", adt, [4]), inp("b", "bf16", ["B", "T", 2, N]), inp("c", "bf16", ["B", "T", 2, N])], { wrt: "x" });
+    expect(familyModule("ssd_grad").check!(mk(64, 128))).toBeUndefined();
+    expect(familyModule("ssd_grad").check!(mk(64, 16))).toBeUndefined();
+    expect(familyModule("ssd_grad").check!(mk(40, 64))?.message).toMatch(/multiples of 16/);
+    const big = familyModule("ssd_grad").check!(mk(128, 128));
+    expect(big?.message).toMatch(/shared memory/);
+    expect(big?.hint).toMatch(/headDim 64/);
+    expect(familyModule("ssd_grad").check!(mk(64, 64, "bf16"))?.message).toMatch(/A must be f32/);
+  });
+  it("selective_scan_grad: dState", () => {
+    const mk = (N: number) =>
+      mkNode("selectiveScanGrad", [inp("gy", "bf16", ["B", "T", 64]), inp("u", "bf16", ["B", "T", 64]), inp("d", "f32", ["B", "T", 64]), inp("A", "f32", [64, N]), inp("b", "bf16", ["B", "T", N]), inp("c", "bf16", ["B", "T", N])], { wrt: "u" });
+    expect(familyModule("selective_scan_grad").check!(mk(16))).toBeUndefined();
+    const v = familyModule("selective_scan_grad").check!(mk(64));
+    expect(v?.message).toMatch(/dState 8, 16 or 32 \(got 64\)/);
+    expect(v?.hint).toMatch(/dState: 16/);
+  });
+});
+
+const nvcc = findNvcc();
+describe.skipIf(!nvcc)("scan-backward families: the emitted sources compile (nvcc)", () => {
+  const work = mkdtempSync(path.join(os.tmpdir(), "strata-scan-grad-test-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  for (const arch of ["sm_90a", "sm_80"] as const) {
+    it(`${arch}: ssd_grad and selective_scan_grad (bf16 and f32 models)${arch === "sm_90a" ? " with no spills" : ""}`, { timeout: 600_000 }, async () => {
+      const bodies = new Map<string, KernelBody>();
+      for (const g of [training("mamba2"), training("mamba"), training("mamba2", "f32"), training("mamba", "f32")]) for (const kb of scanGradBodies(g, arch)) bodies.set(kb.body, kb);
+      expect(new Set([...bodies.values()].map((kb) => kb.template))).toEqual(new Set(["ssd_grad.cu.hbs", "selective_scan_grad.cu.hbs"]));
+      const units = [...bodies.values()].map((kb, i) => {
+        const name = `scan_grad_${arch}_${i}`;
+        return { name, template: kb.template, source: kb.body.replaceAll(KERNEL_NAME, name) };
+      });
+      const results = await compileAll(units, { arch: arch as NvccArch, includeDirs: [INCLUDE_DIR], extraFlags: KERNEL_EXTRA_FLAGS, outDir: path.join(work, arch), jobs: 2 });
+      expect(results.length).toBe(units.length);
+      if (arch === "sm_90a") expect(formatSpills(checkNoSpills(results))).toEqual([]);
+    });
+  }
+});
