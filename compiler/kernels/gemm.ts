@@ -12,7 +12,7 @@ import { KERNEL_NAME, renderTemplate } from "../codegen/templates.js";
 import { elementIndex } from "../codegen/tensors.js";
 import { enforce, need, stride8, tokenRef } from "./common.js";
 import type { FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";
-import { matmul } from "./matmul.js";
+import { absorbLinearEpilogue, matmul } from "./matmul.js";
 
 /** The tile configurations of include/gemm.cuh (its WgmmaConfig / MmaConfig templates). */
 export type GemmTiles =
@@ -46,6 +46,7 @@ export const gemm: KernelFamilyModule = {
   },
 
   absorb(grp, f) {
+    if (grp.anchor!.inputs[1]!.op !== "param") return absorbLinearEpilogue(grp, f); // dgrad: matmul.ts
     f.absorbEpilogue(grp, (e) => (getOp(e.op).epilogue ? undefined : `${e.op} is not an elementwise op a GEMM epilogue can apply`));
   },
 

@@ -132,6 +132,60 @@ function absorbChain(grp: FusionGroup, f: FuseContext, from: Node, unaryOnly: bo
 }
 
 /**
+ * dgrad's epilogue (gemm.ts hands `linear`s with a non-param weight here): the GEMM's chain, where
+ * an operand computed after the GEMM, elementwise from values stored before it and read only by
+ * the chain (the activation's derivative, activationGrad(x)), is recomputed in the store instead
+ * of costing a row kernel and a round trip of the product.
+ */
+export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
+  const anchor = grp.anchor!;
+  const before = (o: Node) => f.paramOnly(o) || f.position(o) < f.position(anchor);
+  const same = (a: Node, b: Node) => a.shape.join() === b.shape.join();
+  let cur = anchor;
+  for (;;) {
+    if (f.isOutput(cur)) return f.log(grp, cur, false, "epilogue", "the value is a graph output");
+    const us = f.uses(cur);
+    if (us.length !== 1) {
+      if (us.length > 1) f.log(grp, us[0]!, false, "epilogue", `the value has ${us.length} consumers, so it must be stored`);
+      return;
+    }
+    const e = us[0]!;
+    let why = !getOp(e.op).epilogue
+      ? `${e.op} is not an elementwise op a GEMM epilogue can apply`
+      : !f.free(e)
+        ? "already computed by another group"
+        : !same(e, cur)
+          ? `it changes the shape [${cur.shape}] → [${e.shape}]`
+          : undefined;
+    const recompute: Node[] = [];
+    for (const o of why ? [] : e.inputs) {
+      if (o.key === cur.key) continue;
+      if (!same(o, e) && o.shape.length > 1 && !f.paramOnly(o)) why = `operand ${o.op}[${o.shape}] would need a broadcast the epilogue does not index`;
+      else if (before(o)) continue;
+      else if (
+        getOp(o.op).epilogue &&
+        f.free(o) &&
+        !f.isOutput(o) &&
+        f.uses(o).length === 1 &&
+        same(o, e) &&
+        o.inputs.every((i) => before(i) && (same(i, e) || f.paramOnly(i)))
+      )
+        recompute.push(o);
+      else why = `operand ${o.op} is computed after the anchor`;
+      if (why) break;
+    }
+    if (why) return f.log(grp, e, false, `epilogue ${e.op}`, why);
+    for (const o of recompute) {
+      f.add(grp, o);
+      f.log(grp, o, true, `operand ${o.op}`, "elementwise of values stored before the GEMM: recomputed in its store");
+    }
+    f.add(grp, e);
+    f.log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same shape");
+    cur = e;
+  }
+}
+
+/**
  * The C++ of the store for two adjacent outputs (acc0, acc1 at (row, col), (row, col + 1)):
  * `acc` nodes hold the accumulator; `index(ref, c)` addresses a tensor at output column c.
  */

@@ -11,7 +11,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { graphNodes, type Graph } from "../../compiler/ir/graph.js";
 import { mkNode, type Node } from "../../compiler/ir/node.js";
-import { autodiff } from "../../compiler/passes/autodiff.js";
 import { fuse } from "../../compiler/passes/fuse.js";
 import { familyModule, type KernelBody, type RenderContext } from "../../compiler/kernels/index.js";
 import { resolveRef, type BufferOwner } from "../../compiler/codegen/tensors.js";
@@ -23,6 +22,8 @@ const owner = (n: Node): BufferOwner =>
   n.op === "param" ? { kind: "weight", buffer: n.attrs.name as string } : n.op === "input" ? { kind: "input", buffer: n.attrs.name as string } : { kind: "slot", buffer: `s_${n.key.slice(0, 8)}` };
 const ctxFor = (arch: RenderContext["arch"]): RenderContext => ({ ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch });
 
+import { extraGraphs, mlpTraining } from "./matmul-graphs.js";
+
 const isWgrad = (n: Node) => n.op === "matmul" && n.inputs[0]!.op === "transpose";
 const isDgrad = (n: Node) => n.op === "linear" && n.inputs[1]!.op === "transpose";
 
@@ -31,36 +32,6 @@ function renderMatmuls(g: Graph, arch: RenderContext["arch"]): KernelBody[] {
   const plan = fuse(g);
   const ctx = ctxFor(arch);
   return plan.groups.filter((grp) => grp.kind === "matmul" || (grp.kind === "gemm" && isDgrad(grp.anchor!))).map((grp) => familyModule(grp.kind).render(grp, ctx));
-}
-
-/** Hand-built graphs for the paths the examples do not take. */
-function extraGraphs(): Graph[] {
-  const inp = (name: string, dtype: Node["dtype"], shape: Node["shape"]) => mkNode("input", [], { name }, { dtype, shape: [...shape] });
-  // attention-like scores through the general kernel: [B,4,T,16] · [B,4,16,T] → [B,4,T,T], cast to f32
-  const q = mkNode("reshape", [inp("q", "bf16", ["B", "T", 64])], { shape: ["B", "T", 4, 16] });
-  const k = mkNode("reshape", [inp("k", "bf16", ["B", "T", 64])], { shape: ["B", "T", 4, 16] });
-  const scores = mkNode("matmul", [mkNode("transpose", [q], { perm: [0, 2, 1, 3] }), mkNode("transpose", [k], { perm: [0, 2, 3, 1] })]);
-  const general = { name: "general", outputs: { s: mkNode("cast", [scores], { to: "f32" }) }, meta: {} } as Graph;
-  // a weight gradient from an f32 gradient and a bf16 activation (the kernel rounds gy to bf16)
-  const gy = inp("gy", "f32", ["B", "T", 72]);
-  const x = inp("x", "bf16", ["B", "T", 40]);
-  const mm = mkNode("matmul", [mkNode("transpose", [gy], { perm: [0, 2, 1] }), x]);
-  const f32wgrad = { name: "wgrad32", outputs: { dw: mkNode("sumTo", [mm], { shape: [72, 40] }) }, meta: {} } as Graph;
-  return [general, f32wgrad];
-}
-
-/**
- * A three-layer MLP's training graph (loss = mean(y²)): three weight gradients, two dgrads. (The
- * examples' full training graphs are exercised by the pipeline's tests once every family renders.)
- */
-function mlpTraining(): Graph {
-  const x = mkNode("input", [], { name: "x" }, { dtype: "bf16", shape: ["B", "T", 64] });
-  const w = (name: string, n: number, k: number) => mkNode("param", [], { name }, { dtype: "bf16", shape: [n, k] });
-  const h1 = mkNode("relu", [mkNode("linear", [x, w("w1", 128, 64)])]);
-  const h2 = mkNode("relu", [mkNode("linear", [h1, w("w2", 96, 128)])]);
-  const y = mkNode("linear", [h2, w("w3", 64, 96)]);
-  const loss = mkNode("reduceMean", [mkNode("square", [mkNode("cast", [y], { to: "f32" })])]);
-  return autodiff({ name: "mlp", outputs: { loss }, meta: {} } as Graph, { loss: "loss" });
 }
 
 describe("matmul family: fusion of the training graph", () => {
@@ -87,6 +58,8 @@ describe("matmul family: fusion of the training graph", () => {
   it("each dgrad linear(gy, transpose(W)) passes the GEMM check and renders the matmul kernel", () => {
     const dgrads = nodes.filter(isDgrad);
     expect(dgrads.length).toBe(2);
+    // the ReLU derivative is recomputed in the store (activationGrad of the stored pre-activation)
+    for (const lin of dgrads) expect(groupOf(lin).nodes.map((n) => n.op)).toEqual(["linear", "activationGrad", "mul"]);
     const ctx = ctxFor("sm_90a");
     for (const lin of dgrads) {
       const grp = groupOf(lin);
