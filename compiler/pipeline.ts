@@ -27,14 +27,15 @@ import type { Graph } from "./ir/graph.js";
 import { DTYPE_BYTES, type Node } from "./ir/node.js";
 import { deriveStep, type StateInfo } from "./passes/derive-step.js";
 import { fuse, type FusionPlan } from "./passes/fuse.js";
-import { nodeBytes, planMemory, type BufferSlot, type MemoryPlan } from "./passes/plan-memory.js";
+import { nodeBytes, planMemory, withScratch, type BufferSlot, type MemoryPlan, type ScratchSlot } from "./passes/plan-memory.js";
+import { autodiff, withTrainingLoss } from "./passes/autodiff.js";
 import { familyModule, type KernelBody, type RenderContext } from "./kernels/index.js";
 import { KernelSpecSchema, nodeSummary, type BufferArg, type KernelSpec } from "./codegen/kernel.js";
 import { KERNEL_NAME } from "./codegen/templates.js";
 import { resolveRef, type BufferOwner } from "./codegen/tensors.js";
 
 /** The passes, in the order compileProgram runs them (written to the manifest). */
-export const PIPELINE = ["lower", "deriveStep", "fuse", "planMemory", "render", "schedule"] as const;
+export const PIPELINE = ["lower", "deriveStep", "autodiff", "fuse", "planMemory", "render", "schedule"] as const;
 
 export type Arch = "sm_90a" | "sm_90" | "sm_80";
 
@@ -49,6 +50,8 @@ export interface ProgramOptions {
   /** Longest sequence (past + new tokens) the state caches hold (default: the model's maxContext, at least maxSeq). */
   maxContext?: number;
   arch?: Arch;
+  /** Also compile the `train` entry: forward + loss + backward (autodiff), gradients of every weight. */
+  train?: boolean;
 }
 
 /** A persistent buffer: one per state of the cached graph, sized per sequence. */
@@ -73,16 +76,19 @@ export type Launch =
   | { kind: "copy"; scope: string; src: BufferArg; dst: BufferArg; bytesPerSeq: number };
 
 export interface Schedule {
-  name: "forward" | "cached";
+  name: "forward" | "cached" | "train";
   graph: Graph;
   plan: FusionPlan;
   memory: MemoryPlan;
   launches: Launch[];
+  /** forward / cached: the bf16 logits [B, T, V]; train: the f32 loss (a scalar). */
   logits: BufferSlot;
+  /** train: where each weight's f32 gradient lands (undefined: the loss does not reach it, the gradient is 0). */
+  grads?: { weight: string; slot?: BufferSlot; elementOffset: number }[];
 }
 
 export interface EntryPoint {
-  name: "forward" | "prefill" | "step";
+  name: "forward" | "prefill" | "step" | "train";
   schedule: Schedule["name"];
   doc: string;
   /** New tokens per sequence: any T in 1..maxSeq, or exactly 1. */
@@ -137,7 +143,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   positiveInt(maxTokens, "max tokens per call");
   if (maxTokens > maxBatch * maxSeq || maxTokens < Math.max(maxBatch, maxSeq))
     throw new StrataError(`compile: max tokens per call ${maxTokens} must lie between max(max batch, max seq) = ${Math.max(maxBatch, maxSeq)} and max batch · max seq = ${maxBatch * maxSeq}`);
-  const options: Required<ProgramOptions> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a" };
+  const options: Required<ProgramOptions> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a", train: opts.train ?? false };
 
   // lower, deriveStep
   const forward = def.toGraph();
@@ -185,8 +191,10 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
             preps.set(n.key, { key: n.key, name: `${(n.scope ?? "v").replace(/[^A-Za-z0-9]+/g, "_")}_${n.op}_${n.key.slice(0, 6)}`, bytes, offset: prepBytes });
             prepBytes += bytes;
           }
-    const logitsNode = g.outputs.logits!;
-    if (logitsNode.dtype !== "bf16") throw new StrataError(`compile: logits must be bf16 (got ${logitsNode.dtype})`, logitsNode.src);
+    const train = name === "train";
+    const logitsNode = train ? g.outputs.loss! : g.outputs.logits!;
+    if (!train && logitsNode.dtype !== "bf16") throw new StrataError(`compile: logits must be bf16 (got ${logitsNode.dtype})`, logitsNode.src);
+    const gradNodes = train ? Object.entries(g.outputs).filter(([k]) => k.startsWith("grad.")).map(([k, n]) => ({ weight: k.slice(5), node: n })) : [];
     // state outputs: written straight into the state buffer when the kernel allows it
     const persistent = new Map<string, string>(); // node key → state name
     const copies: { node: Node; state: string }[] = [];
@@ -198,7 +206,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
       if (groupOf(n)?.roles.hT === n) persistent.set(n.key, out);
       else copies.push({ node: n, state: out });
     }
-    const memory = planMemory(plan, [logitsNode, ...copies.map((c) => c.node)], { maxBatch, maxSeq, maxTokens, maxPast: maxContext, persistent: new Set([...persistent.keys(), ...preps.keys()]) });
+    let memory = planMemory(plan, [logitsNode, ...gradNodes.map((x) => x.node), ...copies.map((c) => c.node)], { maxBatch, maxSeq, maxTokens, maxPast: maxContext, persistent: new Set([...persistent.keys(), ...preps.keys()]) });
     const slotOf = new Map(memory.slots.map((s) => [s.key, s]));
     const owner = (n: Node): BufferOwner | undefined => {
       if (n.op === "param") return { kind: "weight", buffer: n.attrs.name as string };
@@ -218,22 +226,41 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
       return s ? { kind: "slot", buffer: s.name } : undefined;
     };
     const ctx: RenderContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch: options.arch };
-    const launches: Launch[] = plan.groups.map((grp) => {
+    const scratch: ScratchSlot[] = [];
+    const launches: Launch[] = plan.groups.map((grp, gi) => {
       const kb = familyModule(grp.kind).render(grp, ctx);
       const a = grp.anchor ?? grp.nodes[grp.nodes.length - 1]!;
-      return { kind: "kernel", kernel: kernelFor(name, kb), group: grp.id, scope: a.scope ?? "model", buffers: kb.buffers, once: grp.kind === "param_prep" };
+      // kernel scratch: a slot of this group's own, live during its launch alone
+      const rename = new Map<string, string>();
+      for (const r of kb.scratch ?? []) {
+        const nm = `scratch_g${grp.id}_${r.name.slice(1)}`;
+        rename.set(r.name, nm);
+        scratch.push({ name: nm, group: gi, bytes: r.bytesPerToken * maxTokens + r.fixedBytes });
+      }
+      const buffers = kb.buffers.map((b) => (b.kind === "slot" && rename.has(b.name) ? { kind: b.kind, name: rename.get(b.name)! } : b));
+      return { kind: "kernel", kernel: kernelFor(name, kb), group: grp.id, scope: a.scope ?? "model", buffers, once: grp.kind === "param_prep" };
     });
+    memory = withScratch(memory, scratch);
+    const slotByKey = new Map(memory.slots.map((sl) => [sl.key, sl]));
     for (const c of copies) {
       const src = ctx.ref(c.node);
       if (src.kind !== "slot" || src.offset !== 0) throw new StrataError(`compile: state ${c.state} is not stored contiguously (${src.kind})`, c.node.src);
       launches.push({ kind: "copy", scope: c.node.scope ?? "model", src: { kind: "slot", name: src.buffer }, dst: { kind: "state", name: c.state }, bytesPerSeq: stateByName.get(c.state)!.bytesPerSeq });
     }
-    const logits = slotOf.get(logitsNode.key);
-    if (!logits) throw new StrataError("compile: the logits are not stored by a kernel", logitsNode.src);
-    return { name, graph: g, plan, memory, launches, logits };
+    const logits = slotByKey.get(logitsNode.key);
+    if (!logits) throw new StrataError(`compile: the ${train ? "loss" : "logits"} ${train ? "is" : "are"} not stored by a kernel`, logitsNode.src);
+    const grads = gradNodes.map(({ weight, node }) => {
+      if (node.op === "full") return { weight, elementOffset: 0 }; // the loss does not reach this weight
+      const r = ctx.ref(node);
+      const sl = r.kind === "slot" ? memory.slots.find((x) => x.name === r.buffer) : undefined;
+      if (!sl || node.dtype !== "f32") throw new StrataError(`compile: the gradient of ${weight} is not an f32 value in the arena (${r.kind} ${node.dtype})`, node.src);
+      return { weight, slot: sl, elementOffset: r.offset };
+    });
+    return { name, graph: g, plan, memory, launches, logits, ...(train ? { grads } : {}) };
   };
 
   const schedules = [schedule("forward", forward), schedule("cached", cached)];
+  if (options.train) schedules.push(schedule("train", autodiff(withTrainingLoss(forward, { weighted: true }), { loss: "loss" })));
   const V = def.config.vocab;
   const entries: EntryPoint[] = [
     { name: "forward", schedule: "forward", doc: "logits of every position; no state", tokens: "1..maxSeq", state: "none", inputs: { tokens: "i32 [B, T]" }, outputs: { logits: `f32 [B, T, ${V}]` } },
@@ -248,6 +275,16 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
     },
     { name: "step", schedule: "cached", doc: "one new token per sequence, state in and out", tokens: 1, state: "continue", inputs: { tokens: "i32 [B]" }, outputs: { logits: `f32 [B, ${V}]` } },
   ];
+  if (options.train)
+    entries.push({
+      name: "train",
+      schedule: "train",
+      doc: "forward + loss (Σ w·CE / Σ w) + backward: the f32 gradient of every weight",
+      tokens: "1..maxSeq",
+      state: "none",
+      inputs: { tokens: "i32 [B, T]", targets: "i32 [B, T]", weights: "f32 [B, T]" },
+      outputs: { loss: "f32 []", grads: "f32, one per weight" },
+    });
 
   const emitted: EmittedKernel[] = [...kernels.values()].map(({ name, body, groups }) => {
     const spec: KernelSpec = KernelSpecSchema.parse({

@@ -23,6 +23,7 @@ import { checkOutDir, fsError, replaceDir, withDirLock } from "./output.js";
 import { registerInterop } from "./interop.js";
 import { registerDataCommand } from "./data.js";
 import { registerGenerateCommand } from "./generate.js";
+import { registerTrainCommand } from "./train.js";
 
 let verbose = process.argv.includes("--verbose");
 
@@ -39,15 +40,17 @@ export function strataVersion(): string {
 }
 
 /** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
-function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80" }) {
+export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean }) {
   const maxBatch = o.maxBatch ?? 1;
   const maxSeq = o.maxSeq ?? def.config.seqLen;
   checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
   checkKernelRules(def);
   checkGraphSizes(def.toGraph());
-  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a" });
+  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false });
   const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
-  const warning = memoryWarning(def.config.name, weightBytes, p.memory.peakBytes);
+  // training keeps fp32 master weights and two moments (12 bytes per parameter) besides the bf16 copies
+  const trainBytes = o.train ? (p.manifest.weights as { bytes: number; dtype: string }[]).reduce((a, w) => a + (w.bytes / (w.dtype === "F32" ? 4 : 2)) * 16, 0) : 0;
+  const warning = memoryWarning(def.config.name, weightBytes + trainBytes, p.manifest.arenaBytes as number);
   return { p, weightBytes, warning };
 }
 
@@ -132,7 +135,8 @@ export function buildProgram(): Command {
     .option("--max-seq <n>", "longest sequence the project would serve (default: the model's seqLen)", positiveInt)
     .option("--max-tokens <n>", "largest batch × tokens of one call, which sizes the activation arena (default: max batch × max seq)", positiveInt)
     .option("--max-context <n>", "longest sequence the state caches can hold (default: the model's maxContext)", positiveInt)
-    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number }) => {
+    .option("--train", "also check the train entry (forward + loss + backward)")
+    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean }) => {
       const diags = await typecheck(arch);
       if (diags.length) {
         console.error(formatDiagnostics(diags));
@@ -161,15 +165,16 @@ export function buildProgram(): Command {
     .option("--max-seq <n>", "longest sequence the project serves (default: the model's seqLen)", positiveInt)
     .option("--max-tokens <n>", "largest batch × tokens of one call, which sizes the activation arena (default: max batch × max seq)", positiveInt)
     .option("--max-context <n>", "longest sequence the state caches can hold: prompt + generated tokens (default: the model's maxContext)", positiveInt)
+    .option("--train", "also compile the train entry: forward + loss + backward, for `bin/model train`")
     .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
     .option("--no-check", "skip the TypeScript type check")
-    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; jobs?: number; check: boolean }) => {
+    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; jobs?: number; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
       const dir = o.out ? path.resolve(o.out) : undefined;
       if (dir) checkOutDir(dir);
       if (o.dump) checkOutDir(path.resolve(o.dump), "--dump");
       const def = await loadModel(arch, { check: o.check });
-      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a" });
+      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a", train: o.train });
       if (warning) console.error(warning);
       if (o.explain) console.log(explainFusion(p.plan));
       if (o.dump) {
@@ -190,7 +195,7 @@ export function buildProgram(): Command {
           async (tmp) => {
             writeProject(p, tmp);
             written = true;
-            console.error(`${def.config.name}: ${p.plan.groups.length} fused groups → ${p.kernels.length} kernels, arena ${(p.memory.peakBytes / 2 ** 20).toFixed(2)} MiB; wrote ${shown(out)}`);
+            console.error(`${def.config.name}: ${p.plan.groups.length} fused groups → ${p.kernels.length} kernels, arena ${((p.manifest.arenaBytes as number) / 2 ** 20).toFixed(2)} MiB; wrote ${shown(out)}`);
             if (o.emitOnly) return;
             const r = await buildProject(p, tmp, { arch: o.arch as "sm_90a", jobs: o.jobs, displayDir: shown(out) });
             console.error(`built ${shown(out)}/bin/model and lib/libmodel.so in ${r.seconds.toFixed(1)}s (${r.kernels.filter((k) => k.cached).length}/${r.kernels.length} kernels from cache)`);
@@ -226,6 +231,7 @@ export function buildProgram(): Command {
   registerInterop(program);
   registerDataCommand(program);
   registerGenerateCommand(program);
+  registerTrainCommand(program);
   return program;
 }
 

@@ -69,6 +69,8 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
         case "input":
           if (b.name === "tokens") return { kind: "kTokens", value: 0 };
           if (b.name === "positions") return { kind: "kPositions", value: 0 };
+          if (b.name === "targets") return { kind: "kTargets", value: 0 };
+          if (b.name === "weights") return { kind: "kLossWeights", value: 0 };
           throw new Error(`compile: the runtime has no graph input '${b.name}'`);
         default: throw new Error(`compile: unexpected buffer kind ${b.kind}`);
       }
@@ -87,6 +89,16 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     }
     schedules.push({ name: s.name, arenaBytes: s.memory.peakBytes, logitsOffset: s.logits.offset, firstLaunch, launchCount: launches.length - firstLaunch });
   }
+
+  // train: where each weight's gradient lands in the train arena (manifest order; zero: not reached by the loss)
+  const trainSchedule = p.schedules.find((s) => s.name === "train");
+  const grads = trainSchedule
+    ? params.map((n, i) => {
+        const gr = trainSchedule.grads!.find((x) => x.weight === n.attrs.name);
+        if (!gr) throw new Error(`compile: the train schedule has no gradient for ${n.attrs.name as string}`);
+        return { weight: i, offset: gr.slot ? String(gr.slot.offset + gr.elementOffset * 4) : "~0ull" };
+      })
+    : [];
 
   const manifest = {
     format: "strata-project/2",
@@ -131,6 +143,15 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
       ]),
     ),
     kernels: p.kernels.map((k) => ({ ...k.spec, file: k.file })),
+    /** Training (compiled with --train): the loss and each weight's f32 gradient in the train arena. */
+    ...(trainSchedule
+      ? {
+          train: {
+            loss: { offset: trainSchedule.logits.offset, dtype: "f32" },
+            grads: params.map((n, i) => ({ name: n.attrs.name, offset: grads[i]!.offset === "~0ull" ? null : Number(grads[i]!.offset) })),
+          },
+        }
+      : {}),
   };
 
   const files: Record<string, string> = {};
@@ -148,6 +169,7 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     maxContext: p.options.maxContext,
     maxTokens: p.options.maxTokens,
     prepBytes: p.prepBytes,
+    grads,
   });
   files["main.cpp"] = renderTemplate("main.cpp.hbs", { name: p.name });
   files["Makefile"] = renderTemplate("Makefile.hbs", { name: p.name, arch: p.options.arch });

@@ -494,6 +494,8 @@ defineOp({
 defineOp({
   name: "concat",
   kind: "rowwise",
+  // an output element reads one input element at another index (row kernels along feature axes)
+  needsNeighbour: true,
   arity: [1, 64],
   doc: "Concatenate along attrs.axis (sizes add, symbolically too).",
   infer: (xs, a) => {

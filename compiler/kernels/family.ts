@@ -12,6 +12,7 @@
 import type { Node } from "../ir/node.js";
 import type { KernelFamily } from "../ir/registry.js";
 import type { BufferArg } from "../codegen/kernel.js";
+import type { ScratchRequest } from "../codegen/buffers.js";
 import type { TensorRef } from "../codegen/tensors.js";
 
 export type GroupKind = KernelFamily | "param_prep";
@@ -41,6 +42,8 @@ export interface FuseContext {
   /** Topological position. */
   position(n: Node): number;
   add(grp: FusionGroup, n: Node): void;
+  /** Would adding n to grp make the groups' dependencies cyclic (a path out of the group and back)? */
+  wouldCycle(grp: FusionGroup, n: Node): boolean;
   log(grp: FusionGroup, n: Node, accepted: boolean, what: string, reason: string): void;
   /**
    * Absorb the single-consumer, same-shape chain after the group's anchor while `allowed` says
@@ -81,6 +84,8 @@ export interface KernelBody {
   body: string;
   buffers: BufferArg[];
   tiles: Record<string, number | string | boolean>;
+  /** Scratch memory for this launch (BufferTable.scratch): its args are slots named `@scratch<i>`. */
+  scratch?: ScratchRequest[];
 }
 
 /** Provenance of a group's nodes; source paths inside `root` are relative to it (deterministic whatever the working directory). */

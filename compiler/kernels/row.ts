@@ -29,6 +29,10 @@ export function absorbProducers(grp: FusionGroup, n: Node, rowShape: readonly un
       f.log(grp, p, false, `prologue ${p.op}`, `shape [${p.shape}] differs from the row shape [${rowShape}]`);
       continue;
     }
+    if (f.wouldCycle(grp, p)) {
+      f.log(grp, p, false, `prologue ${p.op}`, "another kernel between it and this group reads it or feeds it: fusing would make the kernels' order cyclic");
+      continue;
+    }
     f.add(grp, p);
     f.log(grp, p, true, `prologue ${p.op}`, f.uses(p).length > 1 ? "elementwise, same rows; also stored as an output for its other readers" : "elementwise, same rows");
     absorbProducers(grp, p, rowShape, f);
@@ -60,7 +64,9 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
     const i = bufs.slot(r);
     return `st::ld(p${i} + ${elementIndex(r, F, rowTokens, col)})`;
   };
-  const operand = (n: Node): string => (inside.has(n.key) ? `v${inside.get(n.key)}` : load(n));
+  /** A constant (full) is a literal; a value computed in the group is its variable; else a load. */
+  const literal = (n: Node): string | undefined => (n.op === "full" ? `${Number(n.attrs.value)}f`.replace(/^(-?\d+)f$/, "$1.0f") : undefined);
+  const operand = (n: Node): string => (inside.has(n.key) ? `v${inside.get(n.key)}` : (literal(n) ?? load(n)));
 
   const stmt = (n: Node): string => {
     const i = inside.get(n.key)!;
@@ -83,7 +89,33 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
         `      else v${i} = ${load(x)}; }`,
       ].join("\n");
     }
+    if (n.op === "concat") return `    const float v${i} = ${concatExpr(n)};`;
     return `    const float v${i} = ${elementwiseExpr(n, n.inputs.map(operand))};`;
+  };
+  /** concat along a feature axis: column c reads the piece that holds its coordinate on that axis. */
+  const concatExpr = (n: Node): string => {
+    const axis = n.attrs.axis as number;
+    const tok = rowTokens ? 2 : 0;
+    if (axis < tok) throw new StrataError(`codegen: concat along token axis ${axis} is not supported by the row kernels`, n.src);
+    const Fc = n.shape.slice(tok) as number[];
+    if (Fc.join() !== F.join()) throw new StrataError(`codegen: concat ${n.shape} must be its row kernel's main value`, n.src);
+    const a = axis - tok;
+    const inner = prod(Fc.slice(a + 1));
+    const D = Fc[a]!;
+    const coord = `((c / ${inner}) % ${D})`;
+    let at = 0;
+    const pieces = n.inputs.map((x) => {
+      const dk = x.shape[axis] as number;
+      const from = at;
+      at += dk;
+      if (inside.has(x.key)) throw new StrataError("codegen: concat must read its inputs from memory", n.src);
+      const lit = literal(x);
+      if (lit) return { from, to: at, expr: lit };
+      const r = ctx.ref(x);
+      const col = `((c / ${inner * D}) * ${dk * inner} + (${coord} - ${from}) * ${inner} + c % ${inner})`;
+      return { from, to: at, expr: `st::ld(p${bufs.slot(r)} + ${elementIndex(r, x.shape.slice(tok), rowTokens, col)})` };
+    });
+    return pieces.reduceRight((acc, p, k) => (k === pieces.length - 1 ? p.expr : `(${coord} < ${p.to} ? ${p.expr} : ${acc})`), "");
   };
   const store = (n: Node, value: string): string => {
     const r = ctx.outRef(n);

@@ -39,24 +39,33 @@ function absorbScan(grp: FusionGroup, f: FuseContext): void {
     grp.roles.hT = companion;
     f.log(grp, companion, true, `second output ${companion.op}`, "the scan kernel writes the final state in the same launch");
   }
-  // dt = softplus(dtRaw [+ dtBias])
+  // dt = softplus(dtRaw [+ dtBias]), applied by the kernel while loading; when softplus(dt) is read
+  // by other kernels too (the backward), the kernel reads the stored value instead
   const inGroup = (u: Node) => u === scan || u === companion;
   const sp = dt!;
-  if (sp.op === "softplus" && f.free(sp) && f.uses(sp).every(inGroup)) {
-    const addN = sp.inputs[0]!;
-    const bias = addN.op === "add" ? addN.inputs.find((i) => i.op === "param" && i.dtype === "f32" && i.shape.length === 1 && i.shape[0] === x!.shape[2]) : undefined;
-    if (bias && f.free(addN) && f.uses(addN).length === 1) {
-      grp.roles.dtRaw = addN.inputs.find((i) => i !== bias)!;
-      grp.roles.dtBias = bias;
-      f.add(grp, addN);
-      f.log(grp, sp, true, "prologue softplus(dt + dt_bias)", "the scan kernel applies the bias and softplus while loading dt");
+  if (sp.op === "softplus") {
+    const exclusive = f.free(sp) && f.uses(sp).every(inGroup);
+    if (!exclusive) {
+      // read the stored softplus(dt) as it is (another kernel computes it for its other readers)
+      grp.roles.dtRaw = sp;
+      grp.roles.dtFinal = sp;
+      f.log(grp, sp, false, "prologue softplus(dt)", "softplus(dt) is also read by other kernels (the backward): the scan reads the stored value");
     } else {
-      grp.roles.dtRaw = addN;
-      f.log(grp, sp, true, "prologue softplus(dt)", bias ? "dt + bias is read by other kernels too: the kernel applies softplus only" : "no [heads] bias parameter: the kernel applies softplus only");
+      const addN = sp.inputs[0]!;
+      const bias = addN.op === "add" ? addN.inputs.find((i) => i.op === "param" && i.dtype === "f32" && i.shape.length === 1 && i.shape[0] === x!.shape[2]) : undefined;
+      if (bias && f.free(addN) && f.uses(addN).length === 1) {
+        grp.roles.dtRaw = addN.inputs.find((i) => i !== bias)!;
+        grp.roles.dtBias = bias;
+        f.add(grp, addN);
+        f.log(grp, sp, true, "prologue softplus(dt + dt_bias)", "the scan kernel applies the bias and softplus while loading dt");
+      } else {
+        grp.roles.dtRaw = addN;
+        f.log(grp, sp, true, "prologue softplus(dt)", bias ? "dt + bias is read by other kernels too: the kernel applies softplus only" : "no [heads] bias parameter: the kernel applies softplus only");
+      }
+      f.add(grp, sp);
     }
-    f.add(grp, sp);
   } else {
-    f.log(grp, sp, false, "prologue softplus(dt)", sp.op !== "softplus" ? `dt is ${sp.op}, not softplus(…)` : "softplus(dt) is read outside the scan");
+    f.log(grp, sp, false, "prologue softplus(dt)", `dt is ${sp.op}, not softplus(…)`);
   }
   // D skip: y + x·D (D reshaped for broadcasting), optionally cast
   let cur = scan;
@@ -109,6 +118,7 @@ function scanOperands(g: FusionGroup, ctx: RenderContext, bufs: BufferTable) {
     x: operand(bufs, refs.x),
     dt: operand(bufs, refs.dt),
     dtBias: ptr(r.dtBias),
+    dtSoftplus: r.dtFinal ? "false" : "true",
     A: ptr(r.A),
     Bm: operand(bufs, refs.B),
     Cm: operand(bufs, refs.C),

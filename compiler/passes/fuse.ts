@@ -85,6 +85,31 @@ export function fuse(g: Graph): FusionPlan {
     position: (n) => order.get(n.key)!,
     add,
     log,
+    wouldCycle(grp, p) {
+      // p joins grp: a cycle appears when a path leaves the group and comes back through nodes
+      // outside it — from p's other consumers into the group, or from the group into p's inputs
+      const inGroup = new Set(grp.nodes.map((n) => n.key));
+      const pos = grp.nodes.map((n) => order.get(n.key)!);
+      const lo = Math.min(...pos), hi = Math.max(...pos);
+      const walk = (start: Node[], next: (n: Node) => readonly Node[], inRange: (n: Node) => boolean): boolean => {
+        const seen = new Set<string>();
+        const stack = start.filter((n) => !inGroup.has(n.key));
+        while (stack.length) {
+          const u = stack.pop()!;
+          if (seen.has(u.key) || !inRange(u)) continue;
+          seen.add(u.key);
+          for (const v of next(u)) {
+            if (inGroup.has(v.key)) return true;
+            stack.push(v);
+          }
+        }
+        return false;
+      };
+      return (
+        walk(uses(p), uses, (n) => order.get(n.key)! <= hi) ||
+        walk([...p.inputs], (n) => n.inputs, (n) => order.get(n.key)! >= lo)
+      );
+    },
     absorbEpilogue(grp, allowed, opts = {}) {
       let cur = grp.anchor!;
       const anchorIdx = order.get(grp.anchor!.key)!;

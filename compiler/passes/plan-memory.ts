@@ -106,7 +106,12 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: Pla
     const s = slotOf.get(storageBase(o).key);
     if (s) s.to = last;
   }
-  // first-fit, largest first
+  const peak = placeFirstFit(slots);
+  return { slots, peakBytes: peak, alignment: ARENA_ALIGN, bindings, maxBatch: opts.maxBatch, maxSeq: opts.maxSeq };
+}
+
+/** Place slots in the arena: first fit, largest first, among slots whose lifetimes overlap. Returns the peak. */
+function placeFirstFit(slots: BufferSlot[]): number {
   const placed: BufferSlot[] = [];
   let peak = 0;
   for (const s of [...slots].sort((a, b) => b.bytes - a.bytes || a.from - b.from)) {
@@ -120,5 +125,26 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: Pla
     placed.push(s);
     peak = Math.max(peak, at + s.bytes);
   }
-  return { slots, peakBytes: peak, alignment: ARENA_ALIGN, bindings, maxBatch: opts.maxBatch, maxSeq: opts.maxSeq };
+  return peak;
+}
+
+/** Kernel scratch (BufferTable.scratch): live during one group's launch. */
+export interface ScratchSlot {
+  name: string;
+  /** Position of the group in the plan's order. */
+  group: number;
+  bytes: number;
+}
+
+/**
+ * The plan with scratch slots added (each live at its group alone) and every slot placed again.
+ * Rendering refers to slots by name, so kernels rendered against `m` stay valid.
+ */
+export function withScratch(m: MemoryPlan, scratch: readonly ScratchSlot[]): MemoryPlan {
+  if (scratch.length === 0) return m;
+  const slots: BufferSlot[] = [
+    ...m.slots.map((s) => ({ ...s })),
+    ...scratch.map((x) => ({ key: x.name, name: x.name, dtype: "f32" as const, bytes: alignUp(x.bytes), offset: 0, from: x.group, to: x.group })),
+  ];
+  return { ...m, slots, peakBytes: placeFirstFit(slots) };
 }

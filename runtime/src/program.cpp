@@ -40,6 +40,20 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
   positions_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_seq) * sizeof(int32_t)), "position buffer");
   prep_ = ops_->alloc(align_up(t_.prep_bytes) + kAlign, "prepared values");
   step_info_ = static_cast<int*>(ops_->alloc(kAlign, "decode step info"));
+  if (t_.grad_count > 0) {
+    if (t_.grad_count != static_cast<int>(weight_bytes_.size()))
+      throw Error("the train schedule lists " + std::to_string(t_.grad_count) + " gradients for " + std::to_string(weight_bytes_.size()) + " weights",
+                  STRATA_ERR_INTERNAL);
+    targets_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_tokens) * sizeof(int32_t)), "train targets");
+    loss_weights_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_tokens) * sizeof(float)), "train loss weights");
+    size_t most = 0;
+    for (int i = 0; i < t_.grad_count; ++i)
+      if (t_.grads[i].offset == ~0ull) most = std::max<size_t>(most, weight_bytes_[t_.grads[i].weight] * 4);  // ≥ numel · 4 for bf16 / f32
+    if (most) {
+      zero_grad_ = ops_->alloc(align_up(most), "zero gradient");
+      ops_->zero(zero_grad_, align_up(most));
+    }
+  }
 }
 
 ProgramExecutor::~ProgramExecutor() {
@@ -49,6 +63,9 @@ ProgramExecutor::~ProgramExecutor() {
   ops_->release(positions_);
   ops_->release(prep_);
   ops_->release(step_info_);
+  ops_->release(targets_);
+  ops_->release(loss_weights_);
+  ops_->release(zero_grad_);
 }
 
 void ProgramExecutor::upload_weight(size_t index, const void* host, size_t nbytes) {
@@ -84,6 +101,10 @@ void* ProgramExecutor::resolve(const BufRef& r, SessionState* state) const {
       if (r.value >= t_.prep_bytes) throw Error("prepared-value offset out of range", STRATA_ERR_INTERNAL);
       return static_cast<char*>(prep_) + r.value;
     case kTokens: return tokens_;
+    case kTargets:
+    case kLossWeights:
+      if (!targets_) throw Error("a schedule reads the train inputs, but this program has no train entry", STRATA_ERR_INTERNAL);
+      return r.kind == kTargets ? targets_ : loss_weights_;
     case kPositions: return positions_;
     case kState:
       if (!state) throw Error("a schedule without state reads a state buffer", STRATA_ERR_INTERNAL);
@@ -128,6 +149,36 @@ void ProgramExecutor::forward(const int32_t* tokens, int batch, int seqlen, floa
   run(s, d, false, nullptr);
   ops_->logits_to_host(logits, static_cast<char*>(arena_) + s.logits_offset, static_cast<size_t>(batch) * seqlen, vocab_, vocab_);
   ops_->sync();
+}
+
+float ProgramExecutor::train_step(const int32_t* tokens, const int32_t* targets, const float* weights, int batch, int seqlen) {
+  if (!has_train()) throw Error("train: this model was compiled without the train entry; recompile it with `strata compile --train`", STRATA_ERR_STATE);
+  if (batch < 1 || batch > t_.max_batch || seqlen < 1 || seqlen > t_.max_seq || static_cast<int64_t>(batch) * seqlen > t_.max_tokens)
+    throw Error("train: batch " + std::to_string(batch) + " × seqlen " + std::to_string(seqlen) + " outside the compiled 1.." +
+                    std::to_string(t_.max_batch) + " × 1.." + std::to_string(t_.max_seq) + " with at most " + std::to_string(t_.max_tokens) +
+                    " tokens per call",
+                STRATA_ERR_INVALID_ARGUMENT);
+  const ScheduleEntry& s = schedule("train");
+  const size_t n = static_cast<size_t>(batch) * seqlen;
+  for (size_t i = 0; i < n; ++i)
+    if (targets[i] < 0 || targets[i] >= vocab_)
+      throw Error("train: target " + std::to_string(targets[i]) + " at position " + std::to_string(i) + " is outside the vocabulary [0, " +
+                      std::to_string(vocab_) + ")",
+                  STRATA_ERR_INVALID_ARGUMENT);
+  const StrataDims d{batch, seqlen, 0, seqlen, 0, nullptr};
+  upload_tokens(tokens, n, 0, seqlen);
+  ops_->h2d(targets_, targets, n * sizeof(int32_t));
+  ops_->h2d(loss_weights_, weights, n * sizeof(float));
+  run(s, d, false, nullptr);
+  float loss = 0.f;
+  ops_->d2h(&loss, static_cast<char*>(arena_) + s.logits_offset, sizeof loss);
+  return loss;
+}
+
+float* ProgramExecutor::grad_device(size_t i) {
+  if (!has_train() || i >= weights_.size()) throw Error("grad_device: no gradient " + std::to_string(i), STRATA_ERR_INTERNAL);
+  const uint64_t off = t_.grads[i].offset;
+  return static_cast<float*>(off == ~0ull ? zero_grad_ : static_cast<void*>(static_cast<char*>(arena_) + off));
 }
 
 void ProgramExecutor::time_forward(const ScheduleEntry& s, const StrataDims& d) {

@@ -29,7 +29,8 @@ namespace strata {
 using LaunchFn = int (*)(void* const* bufs, const StrataDims* dims, void* stream);
 
 // kPrep: values computed once from the weights (parameter prep), shared by the schedules.
-enum BufKind : int { kArena = 0, kWeight = 1, kTokens = 2, kPositions = 3, kState = 4, kPrep = 5 };
+// kTargets / kLossWeights: the train entry's targets (i32) and loss weights (f32), [B, T].
+enum BufKind : int { kArena = 0, kWeight = 1, kTokens = 2, kPositions = 3, kState = 4, kPrep = 5, kTargets = 6, kLossWeights = 7 };
 struct BufRef {
   BufKind kind;
   uint64_t value;  // arena or prepared-region byte offset, weight index or state index
@@ -61,11 +62,18 @@ struct StateEntry {
 };
 
 struct ScheduleEntry {
-  const char* name;  // "forward" or "cached"
+  const char* name;  // "forward", "cached" or "train"
   uint64_t arena_bytes;
-  uint64_t logits_offset;  // bf16 [B, T, vocab] in the arena
+  uint64_t logits_offset;  // bf16 [B, T, vocab] in the arena; train: the f32 loss
   int first_launch;
   int launch_count;
+};
+
+// train: where weight `weight`'s f32 gradient lands in the train schedule's arena; offset ~0: the
+// loss does not reach the weight (its gradient is 0).
+struct GradEntry {
+  int weight;
+  uint64_t offset;
 };
 
 struct ProgramTables {
@@ -81,6 +89,8 @@ struct ProgramTables {
   int max_batch, max_seq, max_context;
   uint64_t prep_bytes;
   int max_tokens;  // largest batch · seqlen of one call
+  const GradEntry* grads;  // train (one per weight, manifest order); grad_count 0 without a train schedule
+  int grad_count;
 };
 
 // Defined by the generated model.cu.
@@ -103,6 +113,7 @@ class DeviceOps {
   virtual void release(void* p) = 0;
   virtual void h2d(void* dst, const void* src, size_t n) = 0;
   virtual void d2d(void* dst, const void* src, size_t n) = 0;
+  virtual void d2h(void* dst, const void* src, size_t n) = 0;  // synchronous
   virtual void zero(void* dst, size_t n) = 0;
   // rows × cols bf16 values starting at `src` (row stride src_stride elements) → host float32.
   virtual void logits_to_host(float* dst, const void* src, size_t rows, size_t cols, size_t src_stride) = 0;
@@ -192,6 +203,18 @@ class ProgramExecutor {
   void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
                 const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats);
 
+  // ---- training (a Program compiled with --train: the "train" schedule) ----
+  bool has_train() const { return t_.grad_count > 0; }
+  // tokens, targets (i32) and loss weights (f32), host [batch, seqlen]: forward + loss + backward on
+  // the device. Returns the loss Σ w·CE / Σ w (NaN when Σ w = 0); the gradients stay on the device.
+  float train_step(const int32_t* tokens, const int32_t* targets, const float* weights, int batch, int seqlen);
+  // Weight i's compute copy (what the kernels read), and its f32 gradient from the last
+  // train_step (a zeroed buffer when the loss does not reach the weight).
+  void* weight_device(size_t i) { return weights_.at(i); }
+  float* grad_device(size_t i);
+  // After the compute copies changed (an optimizer step): recompute the values prepared from them.
+  void params_changed() { weights_ready(); }
+
   const ProgramTables& tables() const { return t_; }
   uint64_t state_bytes_per_seq(int context) const;
   uint64_t arena_bytes() const { return arena_bytes_; }
@@ -225,6 +248,9 @@ class ProgramExecutor {
   void* positions_ = nullptr;
   void* prep_ = nullptr;
   int* step_info_ = nullptr;  // device {P, S} of a replayed decode step
+  void* targets_ = nullptr;       // train: i32 [max_tokens]
+  void* loss_weights_ = nullptr;  // train: f32 [max_tokens]
+  void* zero_grad_ = nullptr;     // train: zeros, the gradient of weights the loss does not reach
   bool graphs_ = true;        // STRATA_CUDA_GRAPHS=0 turns the decode graphs off
   bool timing_ = false;
   int replays_ = 0;

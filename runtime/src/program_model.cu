@@ -62,6 +62,10 @@ class CudaOps : public DeviceOps {
   void d2d(void* dst, const void* src, size_t n) override {
     if (n) CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
   }
+  void d2h(void* dst, const void* src, size_t n) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
   void zero(void* dst, size_t n) override {
     if (n) CUDA_CHECK(cudaMemsetAsync(dst, 0, n, stream_));
   }

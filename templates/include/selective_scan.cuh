@@ -33,6 +33,7 @@ struct SelectiveScanParams {
   const __nv_bfloat16* u = nullptr;     long long u_batch_stride = 0, u_row_stride = 0;
   const __nv_bfloat16* delta = nullptr; long long delta_batch_stride = 0, delta_row_stride = 0;
   const float* delta_bias = nullptr;    // [D], optional
+  bool delta_softplus = true;  // false: delta is already softplus(delta_raw + bias) (stored for the backward)
   const float* A = nullptr;             // [D,N]
   const __nv_bfloat16* B = nullptr;     long long B_batch_stride = 0, B_row_stride = 0;
   const __nv_bfloat16* C = nullptr;     long long C_batch_stride = 0, C_row_stride = 0;
@@ -126,7 +127,7 @@ __global__ void __launch_bounds__(128, 4) selective_scan_fwd_kernel(const Select
         const long long t = t0 + r;
         float raw = __bfloat162float(p.delta[(long long)b * p.delta_batch_stride + t * p.delta_row_stride + dd]);
         if (p.delta_bias) raw += p.delta_bias[dd];
-        dl = fast_softplus(raw);
+        dl = (p.delta_softplus ? fast_softplus(raw) : raw);
         du = dl * __bfloat162float(p.u[(long long)b * p.u_batch_stride + t * p.u_row_stride + dd]);
       }
       sDl[r * CH + c] = dl;

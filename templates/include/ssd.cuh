@@ -59,6 +59,7 @@ struct SsdParams {
   const __nv_bfloat16* x = nullptr;  long long x_batch_stride = 0, x_row_stride = 0;
   const __nv_bfloat16* dt = nullptr; long long dt_batch_stride = 0, dt_row_stride = 0;
   const float* dt_bias = nullptr;    // [H], optional (0)
+  bool dt_softplus = true;           // false: dt is already softplus(dt_raw + bias) (stored for the backward)
   const float* A = nullptr;          // [H], A = -exp(A_log)
   const __nv_bfloat16* B = nullptr;  long long B_batch_stride = 0, B_row_stride = 0;
   const __nv_bfloat16* C = nullptr;  long long C_batch_stride = 0, C_row_stride = 0;
@@ -181,7 +182,7 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         float dtv = 0.f;
         if (r < Lc) {
           const float raw = __bfloat162float(dtg[(long long)(t0 + r) * p.dt_row_stride]) + dtb;
-          dtv = fast_softplus(raw);
+          dtv = (p.dt_softplus ? fast_softplus(raw) : raw);
         }
         sDt[r] = dtv;
         run += dtv * A2;
@@ -374,7 +375,7 @@ __global__ void __launch_bounds__(128) ssd_decode_kernel(const SsdParams p) {
     for (int i = 0; i < NPL; ++i) st[i] = p.h0 ? p.h0[hoff + (size_t)pr * N + lane + 32 * i] : 0.f;
     for (int t = 0; t < p.seqlen; ++t) {
       const float raw = __bfloat162float(p.dt[(long long)b * p.dt_batch_stride + (long long)t * p.dt_row_stride + h]) + dtb;
-      const float dtv = fast_softplus(raw);
+      const float dtv = (p.dt_softplus ? fast_softplus(raw) : raw);
       const float a = fast_exp(dtv * A);
       const float xv = __bfloat162float(p.x[(long long)b * p.x_batch_stride + (long long)t * p.x_row_stride + h * P + pr]);
       const __nv_bfloat16* Bt = p.B + (long long)b * p.B_batch_stride + (long long)t * p.B_row_stride + g * N;

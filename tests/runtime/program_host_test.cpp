@@ -61,6 +61,7 @@ struct HostOps : DeviceOps {
     if (p) ++releases, std::free(p);
   }
   void h2d(void* d, const void* s, size_t n) override { std::memcpy(d, s, n); }
+  void d2h(void* d, const void* s, size_t n) override { std::memcpy(d, s, n); }
   void d2d(void* d, const void* s, size_t n) override {
     if (capturing) recorded.push_back([d, s, n] { std::memmove(d, s, n); });
     else std::memmove(d, s, n);
@@ -208,7 +209,7 @@ const LaunchEntry kLaunches[] = {
 // two fixed-size states and a KV-like one that grows with the handle's context
 const StateEntry kStates[] = {{"sum", sizeof(float), 0}, {"last", sizeof(float), 0}, {"cache", 0, 64}};
 const ScheduleEntry kSchedules[] = {{"forward", 512, 0, 0, 2}, {"cached", 512, 0, 2, 3}};
-const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 3, kSchedules, 2, MAXB, MAXT, MAXCTX, 4, MAXB * MAXT};
+const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 3, kSchedules, 2, MAXB, MAXT, MAXCTX, 4, MAXB * MAXT, nullptr, 0};
 
 struct Fixture {
   HostOps* ops;
