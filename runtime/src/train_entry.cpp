@@ -12,6 +12,17 @@
 #include "strata_model_iface.h"
 #include "train.h"
 
+namespace strata {
+
+// Until the compiled Program provides its training entry (a strong definition in
+// program_model.cu), `model train` says so instead of failing to link.
+__attribute__((weak)) std::unique_ptr<TrainTarget> make_program_train_target(void*) {
+  throw Error("this model has no training entry (make_program_train_target): recompile it with a Strata version that builds one",
+              STRATA_ERR_STATE);
+}
+
+}  // namespace strata
+
 extern "C" STRATA_API int strata_cli_train(int argc, char** argv, const char* default_manifest) {
   using namespace strata;
   TrainBackend b;
