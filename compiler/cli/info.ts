@@ -38,16 +38,8 @@ function component(name: string, layerKinds: readonly string[]): string {
   return m[2] === "norm" ? "norms" : layerKinds[Number(m[1])]!;
 }
 
-/** Forward FLOPs of a graph at concrete bindings, from each op's registry rule. */
-export function graphFlops(g: Graph, bindings: Record<string, number>): number {
-  let total = 0;
-  for (const n of graphNodes(g)) {
-    const f = getOp(n.op).flops;
-    if (!f) continue;
-    total += f(n.inputs.map((i) => evalShape(i.shape, bindings)), evalShape(n.shape, bindings), n.attrs);
-  }
-  return total;
-}
+export { graphFlops } from "../ir/flops.js";
+import { graphFlops } from "../ir/flops.js";
 
 export function modelInfo(def: ModelDef, opts: { context?: number; batch?: number } = {}): ModelInfo {
   const g = def.toGraph();

@@ -23,6 +23,7 @@ import { explainFusion, type FusionPlan } from "../passes/fuse.js";
 import type { MemoryPlan } from "../passes/plan-memory.js";
 import { compileProgram, PIPELINE, type EmittedKernel, type Launch, type Program, type ProgramOptions } from "../pipeline.js";
 import type { BufferArg } from "./kernel.js";
+import { trainingFlopsPerToken } from "../ir/flops.js";
 import { INCLUDE_DIR, renderTemplate } from "./templates.js";
 
 export type EmitOptions = ProgramOptions;
@@ -147,6 +148,8 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
     ...(trainSchedule
       ? {
           train: {
+            /** Training FLOPs per token at the compiled max sequence (3 × forward), for MFU. */
+            flopsPerToken: trainingFlopsPerToken(fwd.graph, p.options.maxSeq),
             loss: { offset: trainSchedule.logits.offset, dtype: "f32" },
             grads: params.map((n, i) => ({ name: n.attrs.name, offset: grads[i]!.offset === "~0ull" ? null : Number(grads[i]!.offset) })),
           },

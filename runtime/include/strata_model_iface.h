@@ -135,4 +135,9 @@ class Model {
 // after the manifest was parsed; allocate device memory here.
 std::unique_ptr<Model> create_generated_model(const Manifest& manifest, const strata_options& options);
 
+// The model and manifest behind a C handle (strata_abi.cpp), for the runtime's own tools
+// (`bin/model train` builds its training target from them).
+Model* model_impl(strata_model* m);
+const Manifest& model_manifest(strata_model* m);
+
 }  // namespace strata

@@ -214,6 +214,7 @@ class ProgramExecutor {
   float* grad_device(size_t i);
   // After the compute copies changed (an optimizer step): recompute the values prepared from them.
   void params_changed() { weights_ready(); }
+  void* stream() { return ops_->stream(); }
 
   const ProgramTables& tables() const { return t_; }
   uint64_t state_bytes_per_seq(int context) const;

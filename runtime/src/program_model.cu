@@ -11,6 +11,7 @@
 #include "program.h"
 #include "sampling.h"
 #include "strata_model_iface.h"
+#include "train.h"
 
 namespace strata {
 namespace {
@@ -186,12 +187,63 @@ class ProgramModel : public Model {
     x_.generate(s, prompt, prompt_len, max_new, cont, p, stop, out, lengths, cb, stats);
   }
   json::Value info() const override { return x_.info(); }
+  ProgramExecutor& executor() { return x_; }
 
  private:
   ProgramExecutor x_;
 };
 
+// The training entry of a Program compiled with --train (train.h): the weights' compute copies,
+// their f32 gradients in the train arena, forward + loss + backward in one schedule.
+class ProgramTrainTarget : public TrainTarget {
+ public:
+  ProgramTrainTarget(ProgramExecutor& x, const Manifest& mf) : x_(x) {
+    if (!x_.has_train())
+      throw Error("this model was compiled without the train entry: recompile it with `strata compile --train` (or use `strata train`)", STRATA_ERR_STATE);
+    for (const auto& w : mf.weights) {
+      if (w.dtype != DType::BF16 && w.dtype != DType::F32)
+        throw Error("train: weight " + w.name + " is " + dtype_name(w.dtype) + "; training supports bf16 and f32 weights", STRATA_ERR_STATE);
+      names_.push_back(w.name);
+      numel_.push_back(w.numel);
+      bf16_.push_back(w.dtype == DType::BF16);
+    }
+    const json::Value* t = mf.json.find("train");
+    const json::Value* f = t ? t->find("flopsPerToken") : nullptr;
+    flops_ = f && f->is_number() ? f->as_number() : 0.0;
+    vocab_ = mf.vocab_size;
+  }
+  int param_count() const override { return static_cast<int>(names_.size()); }
+  const std::string& param_name(int i) const override { return names_.at(i); }
+  size_t param_numel(int i) const override { return numel_.at(i); }
+  bool param_bf16(int i) const override { return bf16_.at(i); }
+  void* param_device(int i) override { return x_.weight_device(static_cast<size_t>(i)); }
+  float* grad_device(int i) override { return x_.grad_device(static_cast<size_t>(i)); }
+  float train_step(const int32_t* tokens, const int32_t* targets, const float* weights, int batch, int seqlen) override {
+    return x_.train_step(tokens, targets, weights, batch, seqlen);
+  }
+  void forward(const int32_t* tokens, int batch, int seqlen, float* logits) override { x_.forward(tokens, batch, seqlen, logits); }
+  void params_changed() override { x_.params_changed(); }
+  int64_t vocab() const override { return vocab_; }
+  int max_tokens() const override { return x_.tables().max_tokens; }
+  double flops_per_token() const override { return flops_; }
+  void* stream() override { return x_.stream(); }
+
+ private:
+  ProgramExecutor& x_;
+  std::vector<std::string> names_;
+  std::vector<size_t> numel_;
+  std::vector<bool> bf16_;
+  double flops_ = 0;
+  int64_t vocab_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<TrainTarget> make_program_train_target(void* program_model) {
+  auto* pm = dynamic_cast<ProgramModel*>(model_impl(static_cast<strata_model*>(program_model)));
+  if (!pm) throw Error("make_program_train_target: not a compiled Program model", STRATA_ERR_INTERNAL);
+  return std::unique_ptr<TrainTarget>(new ProgramTrainTarget(pm->executor(), model_manifest(static_cast<strata_model*>(program_model))));
+}
 
 std::unique_ptr<DeviceOps> make_cuda_ops(int device) { return std::unique_ptr<DeviceOps>(new CudaOps(device)); }
 

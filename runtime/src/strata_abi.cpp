@@ -28,6 +28,12 @@ struct strata_model {
   int verbose = 0;
 };
 
+strata::Model* strata::model_impl(strata_model* m) { return m ? m->impl.get() : nullptr; }
+const strata::Manifest& strata::model_manifest(strata_model* m) {
+  if (!m) throw strata::Error("model_manifest: null model", STRATA_ERR_INVALID_ARGUMENT);
+  return m->manifest;
+}
+
 namespace {
 
 thread_local std::string g_last_error;
