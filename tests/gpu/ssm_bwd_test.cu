@@ -2,7 +2,7 @@
 // ported from compiler/passes/vjp-ops.ts), determinism (two runs, bitwise) and timings for
 // templates/include/{ssd_bwd,selective_scan_bwd}.cuh, next to the forward kernels' times.
 // Build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include tests/gpu/ssm_bwd_test.cu -o ssm_bwd_test
-// Usage: ./ssm_bwd_test [seed] [--no-bench]
+// Usage: ./ssm_bwd_test [seed] [--no-bench] [--quick]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -15,10 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "selective_scan.cuh"
 #include "selective_scan_bwd.cuh"
-#include "ssd.cuh"
 #include "ssd_bwd.cuh"
+#ifndef SSM_BWD_NO_FWD  // the forward kernels, timed next to the backward
+#include "selective_scan.cuh"
+#include "ssd.cuh"
+#endif
 
 using bf16 = __nv_bfloat16;
 
@@ -341,6 +343,8 @@ static void bench_ssd() {
   p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
   const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scr))); });
+  float fwd = NAN;
+#ifndef SSM_BWD_NO_FWD
   strata::ssd::SsdParams f{};
   f.batch = Bn; f.seqlen = T; f.nheads = H; f.ngroups = G;
   f.x = x.d; f.x_row_stride = H * P; f.x_batch_stride = (long long)T * H * P;
@@ -348,11 +352,27 @@ static void bench_ssd() {
   f.B = Bm.d; f.B_row_stride = G * N; f.B_batch_stride = (long long)T * G * N;
   f.C = Cm.d; f.C_row_stride = G * N; f.C_batch_stride = (long long)T * G * N;
   f.y = y.d; f.y_row_stride = H * P; f.y_batch_stride = (long long)T * H * P;
-  const float fwd = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N>(f))); });
-  const double flops = 5.0 * Bn * T * H * P * N;
+  fwd = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N>(f))); });
+  {  // where the time goes: the four launches of one sub-batch (the whole batch here), timed alone
+    namespace dt_ = strata::ssd_bwd::detail;
+    constexpr int L = kGradChunk;
+    const int nc = T / L;
+    dt_::Scratch s{};
+    float* base = static_cast<float*>(scratch);
+    const size_t dAf = dt_::align64((size_t)Bn * H * nc);
+    dt_::sub_floats<L, P, N>(Bn, T, H, &s, base + dAf);
+    s.dApart = base;
+    const dim3 grid(nc, H, Bn);
+    constexpr size_t smemL = dt_::LocalSmem<L, P, N>::kFloats * sizeof(float), smemG = ssd_grad_smem_bytes<P, N>();
+    const float t1 = time_ms([&] { dt_::chunk_local_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemL>>>(p, s); });
+    const float t2 = time_ms([&] { dt_::state_pass_kernel<P, N, PR><<<dim3(P * N / dt_::kThreads, Bn * H), dt_::kThreads>>>(p, s, nc); });
+    const float t3 = time_ms([&] { dt_::chunk_grad_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemG>>>(p, s); });
+    const float t4 = time_ms([&] { dt_::finish_bc_kernel<N, PR><<<(unsigned)(((long long)Bn * T * G * N + 255) / 256), 256>>>(p, s); });
+    printf("BENCH ssd backward breakdown: chunk_local %.3f ms, state_pass %.3f ms, chunk_grad %.3f ms, finish dB/dC %.3f ms\n", t1, t2, t3, t4);
+  }
+#endif
   printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: %.3f ms (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
          Bn, T, H, P, G, N, bwd, scr / 1e6, fwd, bwd / fwd);
-  (void)flops;
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
@@ -379,6 +399,8 @@ static void bench_sel() {
   p.du = du.tok<Tok<bf16>>(); p.ddelta = ddl.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
   const float bwd = time_ms([&] { CK((selective_scan_grad<N>(p, scr))); });
+  float fwd = NAN;
+#ifndef SSM_BWD_NO_FWD
   strata::sscan::SelectiveScanParams f{};
   f.batch = Bn; f.seqlen = T; f.dim = D;
   f.u = u.d; f.u_row_stride = D; f.u_batch_stride = (long long)T * D;
@@ -386,7 +408,8 @@ static void bench_sel() {
   f.B = Bm.d; f.B_row_stride = N; f.B_batch_stride = (long long)T * N;
   f.C = Cm.d; f.C_row_stride = N; f.C_batch_stride = (long long)T * N;
   f.y = y.d; f.y_row_stride = D; f.y_batch_stride = (long long)T * D;
-  const float fwd = time_ms([&] { CK((strata::sscan::selective_scan_fwd<N>(f))); });
+  fwd = time_ms([&] { CK((strata::sscan::selective_scan_fwd<N>(f))); });
+#endif
   printf("BENCH selective-scan backward B=%d T=%d D=%d N=%d: %.3f ms (scratch %.0f MB) | forward (selective_scan.cuh) %.3f ms | bwd/fwd %.2fx\n",
          Bn, T, D, N, bwd, scr / 1e6, fwd, bwd / fwd);
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
@@ -394,10 +417,19 @@ static void bench_sel() {
 
 int main(int argc, char** argv) {
   const unsigned long long seed = argc > 1 && argv[1][0] != '-' ? strtoull(argv[1], nullptr, 10) : 1234;
-  bool bench = true;
-  for (int i = 1; i < argc; ++i) if (!strcmp(argv[i], "--no-bench")) bench = false;
+  bool bench = true, quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--no-bench")) bench = false;
+    if (!strcmp(argv[i], "--quick")) quick = bench = false;  // two small cases (for compute-sanitizer)
+  }
   g_rng.seed(seed);
   printf("seed %llu\n", seed);
+  if (quick) {
+    test_ssd<bf16, bf16, float, bf16, 64, 64>(2, 70, 2, 1, true, true, "bf16/dt f32");
+    test_sel<bf16, bf16, float, bf16, 16>(2, 20, 40, true, true, "bf16/delta f32");
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+  }
   // training dtypes: gy, x, B, C bf16; dt f32 (softplus output)
   test_ssd<bf16, bf16, float, bf16, 64, 16>(2, 1, 4, 2, false, false, "bf16/dt f32");
   test_ssd<bf16, bf16, float, bf16, 64, 64>(1, 63, 2, 1, false, true, "bf16/dt f32");
