@@ -188,6 +188,16 @@ STRATA_API strata_status strata_model_generate(strata_model* model, strata_state
 /* Query buffer sizes. */
 STRATA_API strata_status strata_model_dims(const strata_model* model, strata_dims* out);
 
+/* ---- Training (a model compiled with `strata compile --train`) ----------------------------
+ * One forward + loss + backward on the device: tokens, targets (int32) and loss weights (float)
+ * are host arrays [batch, seqlen]; *loss_out = Σ w·CE / Σ w (NaN when Σ w = 0). The gradients
+ * stay on the device until the next call; strata_model_gradient copies one (by weight name, f32,
+ * `count` = its number of elements) to the host. The weights are not changed (`bin/model train`
+ * runs the optimizer). STRATA_ERR_STATE when the model has no train entry. */
+STRATA_API strata_status strata_model_train_step(strata_model* model, const int32_t* tokens, const int32_t* targets, const float* weights,
+                                                 int batch, int seqlen, float* loss_out);
+STRATA_API strata_status strata_model_gradient(strata_model* model, const char* weight_name, float* out, size_t count);
+
 /* Describe the model as a JSON object: name, dims, weight table (name, dtype,
  * shape), whether weights are loaded, plus model-specific fields under
  * "model". The string is owned by the handle and stays valid until the next

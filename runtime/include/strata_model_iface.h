@@ -129,6 +129,14 @@ class Model {
   // Model-specific facts for strata_model_info_json (under "model"), e.g.
   // layer kinds, kernel names, arena size. Default: empty object.
   virtual json::Value info() const { return json::Value::object(); }
+  // Training (models compiled with --train): forward + loss + backward; the loss.
+  virtual float train_step(const int32_t*, const int32_t*, const float*, int /*batch*/, int /*seqlen*/) {
+    throw Error("this model was compiled without the train entry; recompile it with `strata compile --train`", STRATA_ERR_STATE);
+  }
+  // Weight `index`'s gradient from the last train_step, to host f32 [numel].
+  virtual void gradient_to_host(size_t /*index*/, float* /*out*/, size_t /*count*/) {
+    throw Error("this model was compiled without the train entry; recompile it with `strata compile --train`", STRATA_ERR_STATE);
+  }
 };
 
 // Defined exactly once, by the generated code. Called by strata_model_create

@@ -217,6 +217,30 @@ strata_status strata_model_forward(strata_model* m, const int32_t* tokens, int b
   });
 }
 
+strata_status strata_model_train_step(strata_model* m, const int32_t* tokens, const int32_t* targets, const float* weights, int batch,
+                                      int seqlen, float* loss_out) {
+  return guard([&] {
+    require_model(m, "strata_model_train_step");
+    if (!tokens || !targets || !weights || !loss_out) throw strata::Error("strata_model_train_step: tokens, targets, weights and loss_out must not be NULL");
+    require_weights(m, "strata_model_train_step");
+    check_tokens(m, "strata_model_train_step", tokens, batch, seqlen);
+    *loss_out = m->impl->train_step(tokens, targets, weights, batch, seqlen);
+  });
+}
+
+strata_status strata_model_gradient(strata_model* m, const char* name, float* out, size_t count) {
+  return guard([&] {
+    require_model(m, "strata_model_gradient");
+    if (!name || !out) throw strata::Error("strata_model_gradient: weight_name and out must not be NULL");
+    const int64_t i = m->manifest.weight_index(name);
+    if (i < 0) throw strata::Error(std::string("strata_model_gradient: no weight named '") + name + "'");
+    const uint64_t n = m->manifest.weights[static_cast<size_t>(i)].numel;
+    if (count != n)
+      throw strata::Error(std::string("strata_model_gradient: ") + name + " has " + std::to_string(n) + " elements, count is " + std::to_string(count));
+    m->impl->gradient_to_host(static_cast<size_t>(i), out, count);
+  });
+}
+
 strata_state* strata_state_create(strata_model* m, int batch, int context) {
   strata_state* out = nullptr;
   guard([&] {
