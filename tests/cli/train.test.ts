@@ -122,21 +122,30 @@ describe("strata train", () => {
     await expect(train(p, base(tokFile("n.tok", 50)), { progress: () => {}, log: () => {} })).rejects.toThrow(/train failed \(exit 1\): .*non-finite gradient at step 3 in layers\.1\.mixer\.in_proj\.weight/);
   });
 
-  it("the command line: required flags and bad numbers are argument errors (exit 2)", async () => {
+  it("the command line: required flags and bad numbers are argument errors (exit 2); arguments after -- pass through", async () => {
     const { main } = await import("../../compiler/cli/main.js");
     const p = fakeProject(RUN);
     const data = tokFile("cli.tok", 50);
     const err: string[] = [];
+    const log: string[] = [];
+    const origLog = console.log;
     const orig = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
     try {
       expect(await main(["train", p, "--steps", "2", "--batch", "1"])).toBe(2);
       expect(await main(["train", p, "--data", data, "--steps", "0", "--batch", "1"])).toBe(2);
       expect(await main(["train", p, "--data", data, "--steps", "2", "--batch", "1", "--lr", "fast"])).toBe(2);
+      // after --: passed to bin/model as they are, after the known flags
+      console.log = (s: string) => void log.push(String(s));
+      expect(await main(["train", p, "--data", data, "--steps", "4", "--batch", "1", "--accum", "2", "--", "--new-flag", "3"])).toBe(0);
     } finally {
       process.stderr.write = orig;
+      console.log = origLog;
     }
     const all = err.join("");
+    const args = JSON.parse(readFileSync(path.join(p, "args.json"), "utf8")) as string[];
+    expect(args).toEqual(["train", "--data", data, "--steps", "4", "--batch", "1", "--accum", "2", "--json", "--new-flag", "3"]);
+    expect(log.join("\n")).toMatch(/loss {7}2\.5000 at step 1 → 1\.0000 at step 4/);
     expect(all).toMatch(/required option '--data <file>' not specified/);
     expect(all).toMatch(/--steps must be a positive whole number, got '0'/);
     expect(all).toMatch(/--lr must be a non-negative number, got 'fast'/);
