@@ -1,6 +1,7 @@
 // checkpoint.cpp — atomic checkpoint files (checkpoint.h).
 #include "checkpoint.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -114,6 +116,43 @@ std::string latest_checkpoint(const std::string& dir) {
   if (line.rfind("step-", 0) != 0 || line.size() == 5 || line.find_first_not_of("0123456789", 5) != std::string::npos)
     throw Error(lp + ": '" + line + "' does not name a checkpoint directory (expected step-<N>)", STRATA_ERR_FORMAT);
   return dir + "/" + line;
+}
+
+namespace {
+
+void remove_tree(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d) {
+    while (struct dirent* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      const std::string p = path + "/" + n;
+      struct stat st;
+      if (::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
+      else ::unlink(p.c_str());
+    }
+    ::closedir(d);
+  }
+  ::rmdir(path.c_str());
+}
+
+}  // namespace
+
+void prune_checkpoints(const std::string& dir, int keep) {
+  if (keep <= 0) return;
+  const std::string latest = base_name(latest_checkpoint(dir));
+  std::vector<std::pair<int64_t, std::string>> steps;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (struct dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.rfind("step-", 0) != 0 || n.size() == 5 || n.size() > 23 || n.find_first_not_of("0123456789", 5) != std::string::npos) continue;
+    steps.emplace_back(std::stoll(n.substr(5)), n);
+  }
+  ::closedir(d);
+  std::sort(steps.rbegin(), steps.rend());
+  for (size_t i = static_cast<size_t>(keep); i < steps.size(); ++i)
+    if (steps[i].second != latest) remove_tree(dir + "/" + steps[i].second);
 }
 
 LoadedCheckpoint load_checkpoint(const std::string& dir) {

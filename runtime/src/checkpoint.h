@@ -45,6 +45,9 @@ struct LoadedCheckpoint {
 };
 LoadedCheckpoint load_checkpoint(const std::string& dir);
 
+// Removes all but the newest `keep` step-<N> directories of DIR (never the one `latest` names).
+void prune_checkpoints(const std::string& dir, int keep);
+
 // Atomic file replacement (temp + fsync + rename + fsync of the directory).
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

@@ -9,6 +9,7 @@
 // Everything checkable on the host is checked before the model (and the GPU) is touched.
 #include "cli_train.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -30,7 +31,7 @@ const char* train_usage() {
   return "usage: model train --data FILE.tok [--eval-data FILE.tok] --steps N --batch B [--seq T] [--accum K]\n"
          "                   [--lr 3e-4] [--min-lr LR/10] [--warmup 0] [--weight-decay 0.1] [--beta1 0.9] [--beta2 0.95]\n"
          "                   [--eps 1e-8] [--clip 1.0] [--seed 0] [--eval-every K] [--eval-batches N] [--save-every K]\n"
-         "                   [--log-every 1] --out DIR [--resume DIR] [--weights INIT.safetensors] [--manifest PATH] [--json]\n"
+         "                   [--log-every 1] [--keep N] --out DIR [--resume DIR] [--weights INIT.safetensors] [--manifest PATH] [--json]\n"
          "\n"
          "  Trains on a token file from `strata data` (.tok). A step is --accum micro-batches of --batch rows of --seq\n"
          "  tokens (probe files: --seq defaults to rowLength - 1); batch * seq must fit the model's training entry.\n"
@@ -42,7 +43,7 @@ const char* train_usage() {
          "  and at the end, over --eval-batches batches (default: the whole file).\n"
          "  --out DIR: DIR/step-<N>/{model,optimizer}.safetensors + trainer.json every --save-every steps and at the\n"
          "  end; DIR/latest names the newest complete one; DIR/loss.csv, DIR/loss.svg. model.safetensors loads into\n"
-         "  `model forward|generate --weights`.\n"
+         "  `model forward|generate --weights`. --keep N: keep only the newest N checkpoints (default: all).\n"
          "  --resume DIR: continue from DIR/latest with the same batches and optimizer state (bit-identical losses);\n"
          "  flags left out take the checkpoint's values; --out defaults to DIR.\n"
          "  Progress on stderr every --log-every steps: loss, lr, gradient norm, tokens/s, MFU and ETA. MFU =\n"
@@ -94,7 +95,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
   try {
     static const char* valid[] = {"--data", "--eval-data", "--steps", "--batch", "--seq", "--accum", "--lr", "--min-lr", "--warmup",
                                   "--weight-decay", "--beta1", "--beta2", "--eps", "--clip", "--seed", "--eval-every", "--eval-batches",
-                                  "--save-every", "--log-every", "--out", "--resume", "--weights", "--manifest"};
+                                  "--save-every", "--log-every", "--keep", "--out", "--resume", "--weights", "--manifest"};
     for (int i = 2; i < argc; ++i) {
       const std::string a = argv[i];
       if (a == "-h" || a == "--help") {
@@ -209,6 +210,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
     if (has("--eval-batches")) c.eval_batches = parse_int("--eval-batches", o["--eval-batches"], 0, INT64_MAX);
     if (has("--save-every")) c.save_every = parse_int("--save-every", o["--save-every"], 0, INT64_MAX);
     if (has("--log-every")) c.log_every = parse_int("--log-every", o["--log-every"], 1, INT64_MAX);
+    if (has("--keep")) c.keep = parse_int("--keep", o["--keep"], 0, INT32_MAX);
 
     if (c.data.empty()) throw UsageError("'train' needs --data FILE.tok (a token file from `strata data`)");
     if (c.steps < 1) throw UsageError("'train' needs --steps N (N ≥ 1 optimizer steps)");
@@ -264,6 +266,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
       if (f && f->vocab() > mf.vocab_size)
         throw UsageError(f->path() + " has vocabulary " + std::to_string(f->vocab()) + " but the model's is " + std::to_string(mf.vocab_size) +
                          " (vocabSize): the data's vocabulary must be at most the model's");
+    c.eval_max_rows = static_cast<int>(std::min<int64_t>(mf.max_batch, INT32_MAX));
     if (mf.max_seqlen > 0 && c.seq > mf.max_seqlen)
       throw UsageError("--seq " + std::to_string(c.seq) + " is longer than this model's maxSeqlen " + std::to_string(mf.max_seqlen) +
                        " (recompile with strata compile --max-seq N)");

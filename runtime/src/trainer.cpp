@@ -65,6 +65,7 @@ json::Value config_to_json(const TrainConfig& c) {
   v.set("eval_batches", c.eval_batches);
   v.set("save_every", c.save_every);
   v.set("log_every", c.log_every);
+  v.set("keep", c.keep);
   v.set("weights", c.weights);
   return v;
 }
@@ -90,6 +91,7 @@ TrainConfig config_from_json(const json::Value& v, const std::string& what) {
   c.eval_batches = need(v, "eval_batches", what).as_int();
   c.save_every = need(v, "save_every", what).as_int();
   c.log_every = need(v, "log_every", what).as_int();
+  if (const json::Value* k = v.find("keep")) c.keep = k->as_int();
   c.weights = need(v, "weights", what).as_string();
   return c;
 }
@@ -97,6 +99,8 @@ TrainConfig config_from_json(const json::Value& v, const std::string& what) {
 Trainer::Trainer(TrainTarget& target, const TrainConfig& cfg, const std::vector<std::vector<int64_t>>& shapes, const TokenFile& train,
                  const TokenFile* eval, const OptimizerFactory& make_optimizer, FILE* progress, FILE* json_out)
     : t_(target), cfg_(cfg), train_(train), eval_(eval), order_(batch_units(train, cfg.seq), cfg.seed), progress_(progress), json_(json_out) {
+  if (batch_units(train, cfg.seq) == 0)
+    throw Error(train.path() + ": holds no example / window of --seq + 1 = " + std::to_string(cfg.seq + 1) + " tokens");
   const int n = t_.param_count();
   for (int i = 0; i < n; ++i) {
     std::vector<int64_t> shape = i < static_cast<int>(shapes.size()) ? shapes[i] : std::vector<int64_t>{};
@@ -220,6 +224,7 @@ std::string Trainer::save() {
   files.loss_svg = loss_svg(history_, evals_, "training loss — " + train_.path());
   const std::string sd = write_checkpoint(cfg_.out, step_, files);
   saved_step_ = step_;
+  if (cfg_.keep > 0) prune_checkpoints(cfg_.out, static_cast<int>(cfg_.keep));
   return sd;
 }
 
@@ -233,7 +238,12 @@ EvalResult Trainer::evaluate() {
   const uint64_t n_units = std::min<uint64_t>(units, batches * cfg_.batch);
   const int64_t V = t_.vocab();
   // rows per forward call: the batch, fewer when the host logits would pass 2^26 floats (256 MiB)
-  const int rows = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(cfg_.batch, (int64_t(1) << 26) / (int64_t(T) * V))));
+  // rows per forward call: the batch, fewer when the host logits would pass 2^26 floats (256 MiB),
+  // the call would pass the model's tokens per call, or its maxBatch
+  int64_t cap = std::min<int64_t>(cfg_.batch, (int64_t(1) << 26) / (int64_t(T) * V));
+  cap = std::min<int64_t>(cap, t_.max_tokens() / T);
+  if (cfg_.eval_max_rows > 0) cap = std::min<int64_t>(cap, cfg_.eval_max_rows);
+  const int rows = static_cast<int>(std::max<int64_t>(1, cap));
   std::vector<int32_t> tokens(static_cast<size_t>(rows) * T), targets(tokens.size());
   std::vector<float> weights(tokens.size()), logits(tokens.size() * V);
   std::vector<uint64_t> ids(rows);

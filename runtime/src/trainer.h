@@ -44,6 +44,8 @@ struct TrainConfig {
   int64_t eval_batches = 0;  // 0: the whole eval set
   int64_t save_every = 0;    // 0: only at the end
   int64_t log_every = 1;
+  int64_t keep = 0;          // checkpoints kept in `out` (newest first); 0: all
+  int eval_max_rows = 0;     // rows per forward() call in evaluation (the model's maxBatch); 0: --batch
   bool json = false;
 };
 

@@ -841,7 +841,11 @@ void test_cli() {
   // a probe file defaults T to rowLength − 1
   const CliResult pr = run_cli({"--data", probe, "--steps", "2", "--batch", "2", "--out", tmp("cli_probe")});
   EXPECT(pr.code == 0 && pr.err.find("× 8 tokens") != std::string::npos, "probe default --seq: %s", pr.err.c_str());
-  // a non-finite gradient: exit 1
+  // --keep: only the newest checkpoints stay
+  const CliResult kr = run_cli({"--data", data, "--steps", "10", "--batch", "2", "--seq", "8", "--save-every", "2", "--keep", "2", "--out", tmp("cli_keep")});
+  EXPECT(kr.code == 0 && exists(tmp("cli_keep/step-10")) && exists(tmp("cli_keep/step-8")) && !exists(tmp("cli_keep/step-6")) &&
+             !exists(tmp("cli_keep/step-2")),
+         "--keep 2 leaves step-8 and step-10: %s", kr.err.c_str());
   rm_rf(out);
 }
 
