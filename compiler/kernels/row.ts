@@ -23,6 +23,8 @@ export function rowFusible(p: Node): boolean {
 
 /** Pull the free elementwise producers of `n` that have the row's shape into the group. */
 export function absorbProducers(grp: FusionGroup, n: Node, rowShape: readonly unknown[], f: FuseContext): void {
+  // rope and concat read other elements of their inputs: those must come from memory
+  if (getOp(n.op).needsNeighbour) return;
   for (const p of n.inputs) {
     if (!f.free(p) || !rowFusible(p)) continue;
     if (p.shape.join() !== rowShape.join()) {

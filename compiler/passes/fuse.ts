@@ -48,7 +48,8 @@ export function fuse(g: Graph): FusionPlan {
   const order = new Map(nodes.map((n, i) => [n.key, i]));
   const consumers = new Map<string, Node[]>();
   for (const n of nodes) for (const i of n.inputs) consumers.set(i.key, [...(consumers.get(i.key) ?? []), n]);
-  const graphOut = new Set(Object.values(g.outputs).map((n) => n.key));
+  // a graph output that is a view (e.g. a reshaped gradient) is stored by the node it views
+  const graphOut = new Set(Object.values(g.outputs).map((n) => viewBase(n).key));
   const groupOf = new Map<string, number>();
   const groups: FusionGroup[] = [];
   const decisions: FusionDecision[] = [];
