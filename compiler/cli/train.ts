@@ -15,6 +15,7 @@ import { StrataError } from "../ir/errors.js";
 import { buildProject } from "../codegen/build.js";
 import { writeProject } from "../codegen/project.js";
 import { findNvcc, nvccNotFoundError } from "../nvcc/driver.js";
+import type { ModelDef } from "../dsl/model.js";
 import { loadModel } from "./load.js";
 import { checkOutDir, replaceDir, withDirLock } from "./output.js";
 import { emitChecked } from "./main.js";
@@ -146,8 +147,7 @@ const shown = (dir: string) => {
 };
 
 /** Compile `arch` with the train entry into `out` and build it: `strata compile --train`'s path. */
-async function compileForTraining(arch: string, out: string, o: TrainOptions, seq: number | undefined, log: (l: string) => void): Promise<void> {
-  const def = await loadModel(arch, { check: o.check ?? true });
+async function compileForTraining(def: ModelDef, out: string, o: TrainOptions, seq: number | undefined, log: (l: string) => void): Promise<void> {
   const maxSeq = seq ?? def.config.seqLen;
   const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true });
   if (warning) log(warning);
@@ -176,16 +176,11 @@ export async function resolveTrainProject(target: string, o: TrainOptions, seq: 
   let dir = abs;
   if (statSync(abs).isFile()) {
     if (!abs.endsWith(".ts")) throw new StrataError(`train: ${target} is neither a project folder nor an architecture file (.ts)`);
-    if (o.compile === false) {
-      const def = await loadModel(abs, { check: o.check ?? true });
-      dir = o.project ? path.resolve(o.project) : path.resolve("build", def.config.name);
-      if (!existsSync(path.join(dir, "manifest.json")))
-        throw new StrataError(`train: ${def.config.name} is not compiled yet (no ${shown(dir)}/manifest.json) and --no-compile was given`, undefined, `run: strata compile --train ${target}, or leave out --no-compile`);
-    } else {
-      const def = await loadModel(abs, { check: o.check ?? true });
-      dir = o.project ? path.resolve(o.project) : path.resolve("build", def.config.name);
-      await compileForTraining(abs, dir, o, seq, log);
-    }
+    const def = await loadModel(abs, { check: o.check ?? true });
+    dir = o.project ? path.resolve(o.project) : path.resolve("build", def.config.name);
+    if (o.compile !== false) await compileForTraining(def, dir, o, seq, log);
+    else if (!existsSync(path.join(dir, "manifest.json")))
+      throw new StrataError(`train: ${def.config.name} is not compiled yet (no ${shown(dir)}/manifest.json) and --no-compile was given`, undefined, `run: strata compile --train ${target}, or leave out --no-compile`);
   }
   const mf = path.join(dir, "manifest.json");
   if (!existsSync(mf)) throw new StrataError(`train: ${target} has no manifest.json`, undefined, "give the folder `strata compile --train` wrote (build/NAME), or the architecture file");

@@ -105,6 +105,17 @@ describe("strata train", () => {
     mkdirSync(empty, { recursive: true });
     await expect(train(empty, base(data), { log: () => {} })).rejects.toThrow(/has no manifest\.json/);
     await expect(train(path.join(dir, "nope"), base(data), { log: () => {} })).rejects.toThrow(/does not exist/);
+    await expect(train(data, base(data), { log: () => {} })).rejects.toThrow(/is neither a project folder nor an architecture file \(\.ts\)/);
+  });
+
+  it("an architecture file with --no-compile trains its compiled project (or says it is not compiled)", async () => {
+    const arch = path.resolve(__dirname, "../../examples/tiny-hybrid.ts");
+    const data = tokFile("arch.tok", 50);
+    await expect(train(arch, base(data, { compile: false, check: false, project: path.join(dir, "not-there") }), { log: () => {} })).rejects.toThrow(/tiny-hybrid is not compiled yet .*--no-compile was given/);
+    const p = fakeProject(RUN);
+    const r = await train(arch, base(data, { compile: false, check: false, project: p }), { progress: () => {}, log: () => {} });
+    expect(r.project).toBe(p);
+    expect(r.steps).toHaveLength(4);
   });
 
   it("no GPU: an error that says so and how to run it elsewhere", async () => {
