@@ -13,7 +13,9 @@
  *          unary elementwise ops fused into its store.
  * Numerics: tensor-core inputs are bf16; an f32 operand (a gradient kept in f32) is rounded to bf16
  * as it is loaded into shared memory; accumulation is always fp32. Deterministic: each output
- * tile is owned by one CTA that walks the contraction in a fixed order (no split-K, no atomics).
+ * tile is owned by one CTA that walks the contraction in a fixed order, no atomics; a weight
+ * gradient with few output tiles splits its tokens in a number of parts fixed by the shape
+ * (partials in launch scratch, added in a fixed order by a second pass).
  * Tiles: wgmma on sm_90a, mma.sync elsewhere (the configs of gemm.cuh, measured in
  * tests/gpu/matmul_test.cu).
  */
@@ -221,6 +223,10 @@ const fieldsOf = (bufs: BufferTable) =>
     .map((fl) => `    ${fl.replace(" __restrict__", "")};`)
     .join("\n");
 
+/** A weight gradient with fewer output tiles than this (about one wave on an H200) splits its tokens. */
+const WGRAD_SPLIT_BELOW = 132;
+const MAX_SPLITS = 8;
+
 function tilesFor(ctx: RenderContext): MatmulTiles {
   return DEFAULT_MATMUL_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
 }
@@ -236,11 +242,12 @@ function renderTensorCore(
   dims: { M: string; N: string; K: string },
   epilogue: string,
   path: "dgrad" | "wgrad",
+  split?: { maxSplits: number; scratch: number; tiles: MatmulTiles },
 ): KernelBody {
   const anchor = g.anchor!;
   for (const [what, r] of [["A", a.ref], ["B", b.ref]] as const)
     need(r.offset % 8 === 0 && a.ld % 8 === 0 && b.ld % 8 === 0, anchor, `matmul operand ${what}: offset ${r.offset} and row strides (${a.ld}, ${b.ld}) must be multiples of 8 elements (16-byte aligned rows)`);
-  const tiles = tilesFor(ctx);
+  const tiles = split ? split.tiles : tilesFor(ctx);
   const [ai, bi] = [bufs.slot(a.ref), bufs.slot(b.ref)]; // before the declarations are rendered
   const body = renderTemplate("matmul.cu.hbs", {
     general: false,
@@ -260,8 +267,18 @@ function renderTensorCore(
     bOffset: b.ref.offset,
     ldb: b.ld,
     ...dims,
+    split: split !== undefined,
+    maxSplits: split?.maxSplits ?? 1,
+    scratch: split?.scratch ?? -1,
   });
-  return { group: g, template: "matmul.cu.hbs", body, buffers: bufs.args, tiles: { path, ...tiles } };
+  return {
+    group: g,
+    template: "matmul.cu.hbs",
+    body,
+    buffers: bufs.args,
+    tiles: { path, ...tiles, ...(split ? { maxSplits: split.maxSplits } : {}) },
+    ...(bufs.scratchRequests.length ? { scratch: [...bufs.scratchRequests] } : {}),
+  };
 }
 
 function renderLinear(g: FusionGroup, ctx: RenderContext): KernelBody {
@@ -296,7 +313,13 @@ function renderWgrad(g: FusionGroup, ctx: RenderContext, s: Node): KernelBody {
   // out [N, K] (not per token): element (row, col) is row·K + col of the flat [N, K]
   const F = [w.n, w.k];
   const epi = pairEpilogue(g, ctx, bufs, new Set([mm, s]), (r, col) => elementIndex(r, F, false, `((long long)row * ${w.k} + ${col})`));
-  return renderTensorCore(g, ctx, bufs, { ref: gr, ld: gr.rowStride, mn: true }, { ref: xr, ld: xr.rowStride, mn: true }, { M: String(w.n), N: String(w.k), K: "B * T" }, epi, "wgrad");
+  // few output tiles (a small weight): split the tokens so ~2 waves of CTAs run (matmul_splits
+  // picks the count at run time from the shape and B·T; the scratch holds the most it may pick)
+  const tiles = tilesFor(ctx);
+  const outTiles = Math.ceil(w.n / tiles.bm) * Math.ceil(w.k / tiles.bn);
+  const maxSplits = outTiles >= WGRAD_SPLIT_BELOW ? 1 : Math.min(MAX_SPLITS, Math.ceil((2 * WGRAD_SPLIT_BELOW) / outTiles));
+  const split = maxSplits > 1 ? { maxSplits, scratch: bufs.scratch(0, maxSplits * w.n * w.k * 4, "f32"), tiles } : undefined;
+  return renderTensorCore(g, ctx, bufs, { ref: gr, ld: gr.rowStride, mn: true }, { ref: xr, ld: xr.rowStride, mn: true }, { M: String(w.n), N: String(w.k), K: "B * T" }, epi, "wgrad", split);
 }
 
 /** A tensor seen through transposes: its buffer slot, element offset, and each axis's size and stride (C++). */

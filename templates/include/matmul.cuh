@@ -1,8 +1,10 @@
 // matmul.cuh — header-only tensor-core GEMMs of the backward pass (and a general batched
 // strided GEMM), with the same epilogue hook as gemm.cuh.
 //
-//   C[M,N] = epilogue( Σ_k A(m,k) · B(n,k) ),  fp32 accumulation, deterministic (every output
-//   tile is owned by one CTA that walks k in a fixed order: no split-K, no atomics).
+//   C[M,N] = epilogue( Σ_k A(m,k) · B(n,k) ),  fp32 accumulation, deterministic: every output
+//   tile is owned by one CTA that walks k in a fixed order, no atomics; with few output tiles
+//   (a small weight's gradient over many tokens) the contraction is split in a number of parts
+//   fixed by the shape, partials go to scratch and a second pass adds them in a fixed order.
 //
 // Each operand is one of two layouts (template flags kMnA / kMnB):
 //   K-major  ("row", like nn.Linear's W):  X(i,k) at X[i*ld + k]     (k contiguous)
@@ -39,6 +41,8 @@
 //
 // Host API
 //   matmul_launch<Cfg, TA, TB, kMnA, kMnB, Epi>(A, lda, B, ldb, M, N, K, ep, stream)
+//   matmul_launch_split<...>(..., ep, splits, part, stream)   deterministic split-K (two passes)
+//   matmul_splits<Cfg>(M, N, K, max_splits)                   the split count for a shape
 //   matmul_shape_error<TA, TB, kMnA, kMnB>(A, lda, B, ldb, M, N, K)   nullptr when supported
 //   matmul_general_launch<TA, TB, Epi>(A, B, M, N, K, batches, ep, stream)
 //     Epi::Params carries the strides; Epi::offsets(p, z, oa, ob) gives batch z's operand offsets,
@@ -46,6 +50,8 @@
 #pragma once
 
 #include <cuda_fp16.h>
+
+#include <algorithm>
 
 #include "gemm.cuh"
 #include "strata/base.cuh"
@@ -206,6 +212,15 @@ STRATA_DEV void load_operand(uint32_t s_tile, const T* __restrict__ g, long long
   }
 }
 
+// Split-K: CTA row blockIdx.y of gridDim.y takes k-tiles [kt0, kt0 + count) (all of them
+// without a split).
+STRATA_DEV void split_range(int K, int& kt0, int& count) {
+  const int KT = ceil_div(K, kBK);
+  const int per = ceil_div(KT, (int)gridDim.y);
+  kt0 = min(KT, (int)blockIdx.y * per);
+  count = min(KT, kt0 + per) - kt0;
+}
+
 }  // namespace detail
 
 // ----------------------------------------------------------------------------------
@@ -226,7 +241,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   int tm, tn;
   tile_coords<BM, BN, Cfg::GROUP_M>(M, N, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
-  const int KT = ceil_div(K, kBK);
+  int kt0, KT;
+  split_range(K, kt0, KT);
   const int tid = threadIdx.x;
   const int wg = tid >> 7;
 
@@ -236,8 +252,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 
   auto load_stage = [&](int kt, int slot) {
     const uint32_t sA = smem + slot * Cfg::kStageBytes;
-    load_operand<BM, T, kMnA>(sA, A, lda, m0, M, kt * kBK, K, tid);
-    load_operand<BN, T, kMnB>(sA + kStageA, B, ldb, n0, N, kt * kBK, K, tid);
+    load_operand<BM, T, kMnA>(sA, A, lda, m0, M, (kt0 + kt) * kBK, K, tid);
+    load_operand<BN, T, kMnB>(sA + kStageA, B, ldb, n0, N, (kt0 + kt) * kBK, K, tid);
   };
 
   constexpr int D = Cfg::kPrefetch;
@@ -304,7 +320,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   int tm, tn;
   tile_coords<BM, BN, Cfg::GROUP_M>(M, N, tm, tn);
   const int m0 = tm * BM, n0 = tn * BN;
-  const int KT = ceil_div(K, kBK);
+  int kt0, KT;
+  split_range(K, kt0, KT);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / Cfg::WARPS_N, wn = warp % Cfg::WARPS_N;
 
@@ -318,8 +335,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 
   auto load_stage = [&](int kt, int slot) {
     const uint32_t sA = smem + slot * Cfg::kStageBytes;
-    load_operand<BM, T, kMnA>(sA, A, lda, m0, M, kt * kBK, K, tid);
-    load_operand<BN, T, kMnB>(sA + kStageA, B, ldb, n0, N, kt * kBK, K, tid);
+    load_operand<BM, T, kMnA>(sA, A, lda, m0, M, (kt0 + kt) * kBK, K, tid);
+    load_operand<BN, T, kMnB>(sA + kStageA, B, ldb, n0, N, (kt0 + kt) * kBK, K, tid);
   };
 #pragma unroll
   for (int s = 0; s < S - 1; ++s) {
@@ -451,8 +468,8 @@ inline const char* matmul_shape_error(const TA* A, long long lda, const TB* B, l
 
 template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
 cudaError_t matmul_launch(const TA* A, long long lda, const TB* B, long long ldb, int M, int N, int K,
-                          const typename Epi::Params& ep, cudaStream_t stream = 0) {
-  if (matmul_shape_error<TA, TB, kMnA, kMnB>(A, lda, B, ldb, M, N, K)) return cudaErrorInvalidValue;
+                          const typename Epi::Params& ep, cudaStream_t stream = 0, int splits = 1) {
+  if (matmul_shape_error<TA, TB, kMnA, kMnB>(A, lda, B, ldb, M, N, K) || splits < 1 || splits > 65535) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
   void (*kernel)(const TA*, long long, const TB*, long long, int, int, int, const typename Epi::Params);
   if constexpr (Cfg::kWgmma) kernel = matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
@@ -464,7 +481,59 @@ cudaError_t matmul_launch(const TA* A, long long lda, const TB* B, long long ldb
   }
   const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
   if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
-  kernel<<<dim3((unsigned)tiles), dim3(Cfg::kThreads), smem, stream>>>(A, lda, B, ldb, M, N, K, ep);
+  kernel<<<dim3((unsigned)tiles, (unsigned)splits), dim3(Cfg::kThreads), smem, stream>>>(A, lda, B, ldb, M, N, K, ep);
+  return cudaGetLastError();
+}
+
+// ---- deterministic split-K (few output tiles, a long contraction: small weights' gradients) ----
+// Pass 1: split s of the contraction stores its fp32 partial tile to part[s][M][N] (EpiPartial);
+// pass 2 sums the splits in order s = 0, 1, ... and applies Epi. The split count is a function of
+// the shape alone (matmul_splits), so the same shapes give the same bits on any GPU.
+struct EpiPartial {
+  struct Params { float* part; int M, N; };
+  __device__ __forceinline__ static void store2(const Params& p, int row, int col, float v0, float v1) {
+    store_f32x2(p.part + ((long long)blockIdx.y * p.M + row) * p.N + col, v0, v1);
+  }
+};
+
+template <class Epi>
+__global__ void __launch_bounds__(256) matmul_split_reduce_kernel(const float* __restrict__ part, int splits, int M, int N,
+                                                                   const typename Epi::Params ep) {
+  const long long pairs = (long long)M * (N / 2), plane = (long long)M * N;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < pairs; i += (long long)gridDim.x * blockDim.x) {
+    const int row = (int)(i / (N / 2)), col = (int)(i % (N / 2)) * 2;
+    const float* p = part + (long long)row * N + col;
+    float v0 = 0.f, v1 = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      const float2 v = *reinterpret_cast<const float2*>(p + s * plane);
+      v0 += v.x, v1 += v.y;
+    }
+    Epi::store2(ep, row, col, v0, v1);
+  }
+}
+
+// Splits for an M×N output contracting over K: enough CTAs for ~2 waves of a 132-SM GPU, each
+// split at least 8 k-tiles (512 of K), at most max_splits (the scratch holds max_splits·M·N fp32).
+template <class Cfg>
+inline int matmul_splits(int M, int N, int K, int max_splits) {
+  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+  const int want = (int)std::min<long long>(max_splits, ceil_div<long long>(264, std::max<long long>(tiles, 1)));
+  return std::max(1, std::min(want, ceil_div(K, kBK) / 8));
+}
+
+// C = Epi(A·Bᵀ) with the contraction cut into `splits` (1: the plain launch); `part` holds
+// splits·M·N fp32 (N even).
+template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
+cudaError_t matmul_launch_split(const TA* A, long long lda, const TB* B, long long ldb, int M, int N, int K,
+                                const typename Epi::Params& ep, int splits, float* part, cudaStream_t stream = 0) {
+  if (splits <= 1) return matmul_launch<Cfg, TA, TB, kMnA, kMnB, Epi>(A, lda, B, ldb, M, N, K, ep, stream);
+  if (!part || N % 2 != 0) return cudaErrorInvalidValue;
+  if (M == 0 || N == 0) return cudaSuccess;
+  cudaError_t e = matmul_launch<Cfg, TA, TB, kMnA, kMnB, EpiPartial>(A, lda, B, ldb, M, N, K, {part, M, N}, stream, splits);
+  if (e != cudaSuccess) return e;
+  const long long pairs = (long long)M * (N / 2);
+  const int blocks = (int)std::min<long long>(ceil_div<long long>(pairs, 256), 4096);
+  matmul_split_reduce_kernel<Epi><<<blocks, 256, 0, stream>>>(part, splits, M, N, ep);
   return cudaGetLastError();
 }
 

@@ -3,7 +3,8 @@
  * graphs of tests/kernels/matmul-graphs.ts, plus a case table, into one file that
  * tests/gpu/matmul_emitted_test.cu includes and checks on the GPU against a float64 reference:
  *   npx tsx tests/gpu/matmul_emit.ts .tmp/matmul/emitted.inc
- * Cases: dgrad (linear(gy, transpose(W)) with the ReLU derivative recomputed in the store), wgrad
+ * Buffer roles: 0 A, 1 B, 2 output, 3 the pre-activation x (dgrad's recomputed activationGrad),
+ * 4 launch scratch (split-K partials). Cases: dgrad (linear(gy, transpose(W)) with the ReLU derivative recomputed in the store), wgrad
  * (matmul → sumTo → cast: one kernel over all tokens; bf16 and f32 gy), general (batched scores
  * through transposed views).
  */
@@ -52,16 +53,20 @@ const emit = (g: Graph) => {
       roles.set(bufName(a.inputs[0]!), 0).set(bufName(a.inputs[1]!), 1);
     }
     roles.set(bufName(out), 2);
+    for (const r of kb.scratch ?? []) roles.set(r.name, 4);
+    if ((kb.scratch ?? []).some((r) => r.bytesPerToken > 0)) throw new Error(`case ${i}: per-token scratch is not handled here`);
+    const scratchBytes = (kb.scratch ?? []).reduce((t, r) => t + r.fixedBytes, 0);
     const role = kb.buffers.map((b) => roles.get(b.name) ?? -1);
     if (role.includes(-1)) throw new Error(`case ${i}: unknown buffer in ${kb.buffers.map((b) => b.name)}`);
     const dtype = kb.buffers.map((b) => {
+      if (roles.get(b.name) === 4) return 1;
       const node = [...grp.nodes, ...grp.nodes.flatMap((m) => m.inputs)].find((m) => bufName(m) === b.name)!;
       return DT[storageBase(node).dtype]!;
     });
     const name = `case${i}`;
     const src = kb.body.replaceAll(KERNEL_NAME, name).split("\n").filter((l) => !l.startsWith("#include")).join("\n");
     sources.push(`namespace ns_${name} {\n${src}\n}  // namespace ns_${name}`);
-    table.push(`  {"${kb.tiles.path} ${grp.nodes.map((m) => m.op).join("→")}", ${kind}, ${mask}, ns_${name}::launch_${name}, ${role.length}, {${role}}, {${dtype}}, ${n}, ${k}},`);
+    table.push(`  {"${kb.tiles.path} ${grp.nodes.map((m) => m.op).join("→")}", ${kind}, ${mask}, ns_${name}::launch_${name}, ${role.length}, {${role}}, {${dtype}}, ${n}, ${k}, ${scratchBytes}},`);
   }
 };
 for (const g of [mlpTraining(), ...extraGraphs()]) emit(g);
@@ -77,7 +82,7 @@ writeFileSync(
 #include "strata_ops.cuh"
 #include "strata_launch.cuh"
 ${sources.join("\n")}
-struct EmCase { const char* name; int kind, mask; cudaError_t (*launch)(void* const*, const StrataDims*, cudaStream_t); int nbuf; int role[8]; int dtype[8]; int n, k; };
+struct EmCase { const char* name; int kind, mask; cudaError_t (*launch)(void* const*, const StrataDims*, cudaStream_t); int nbuf; int role[8]; int dtype[8]; int n, k; long long scratch; };
 static const EmCase kCases[] = {
 ${table.join("\n")}
 };

@@ -68,13 +68,16 @@ struct Buf {
 
 int main() {
   int pass = 0, fail = 0;
-  const int B = 3, T = 37, M = B * T;  // 111 tokens: not a multiple of any tile
+  // 111 tokens (not a multiple of any tile); 3000 (wgrad of these small weights splits its tokens)
+  for (const int2 bt : {make_int2(3, 37), make_int2(2, 1500)})
   for (const EmCase& c : kCases) {
+    const int B = bt.x, T = bt.y, M = B * T;
     Buf bufs[8];
     const int n = c.n, k = c.k;
     const int H = n, D = k;  // general: heads, head dim
     int iA = -1, iB = -1, iO = -1, iX = -1;
-    for (int i = 0; i < c.nbuf; ++i) (c.role[i] == 0 ? iA : c.role[i] == 1 ? iB : c.role[i] == 2 ? iO : iX) = i;
+    int iS = -1;
+    for (int i = 0; i < c.nbuf; ++i) (c.role[i] == 0 ? iA : c.role[i] == 1 ? iB : c.role[i] == 2 ? iO : c.role[i] == 3 ? iX : iS) = i;
     size_t na, nb, no;
     if (c.kind == 0) na = (size_t)M * k, nb = (size_t)k * n, no = (size_t)M * n;
     else if (c.kind == 1) na = (size_t)M * n, nb = (size_t)M * k, no = (size_t)n * k;
@@ -83,6 +86,7 @@ int main() {
     bufs[iB].random(c.dtype[iB], nb);
     if (iX >= 0) bufs[iX].random(c.dtype[iX], no);
     bufs[iO].poison(c.dtype[iO], no);
+    if (iS >= 0) bufs[iS].poison(1, (size_t)c.scratch / 4);  // launch scratch: garbage on entry
     void* ptrs[8];
     for (int i = 0; i < c.nbuf; ++i) ptrs[i] = bufs[i].d;
     const StrataDims dims{B, T, 0, T, 0, nullptr};

@@ -77,7 +77,7 @@ struct Mat {
 // ---------------------------------------------------------------- one tensor-core case
 // C[M,N] = Σ_k A(m,k) B(n,k); A(m,k) = kMnA ? A[k*lda+m] : A[m*lda+k] (same for B); out ld = N + pad.
 template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class TO>
-static void check_tc(const char* what, int M, int N, int K, int pad) {
+static void check_tc(const char* what, int M, int N, int K, int pad, int splits = 1) {
   const long long lda = (kMnA ? M : K) + pad, ldb = (kMnB ? N : K) + pad, ldo = N + pad;
   const size_t na = (size_t)(kMnA ? K : M) * lda, nb = (size_t)(kMnB ? K : N) * ldb;
   Mat<TA> A(std::max<size_t>(na, 1), 1.0);
@@ -87,8 +87,14 @@ static void check_tc(const char* what, int M, int N, int K, int pad) {
   CK(cudaMalloc(&out, no * sizeof(TO) + 16));
   CK(cudaMemset(out, 0xFF, no * sizeof(TO)));  // NaN poison
   using Epi = std::conditional_t<std::is_same_v<TO, float>, sg::EpiStoreF32, sg::EpiStoreBF16>;
-  CK((sm::matmul_launch<Cfg, TA, TB, kMnA, kMnB, Epi>(A.d, lda, B.d, ldb, M, N, K, {out, ldo})));
+  float* part = nullptr;
+  if (splits > 1) {
+    CK(cudaMalloc(&part, (size_t)splits * M * N * 4));
+    CK(cudaMemset(part, 0xFF, (size_t)splits * M * N * 4));
+  }
+  CK((sm::matmul_launch_split<Cfg, TA, TB, kMnA, kMnB, Epi>(A.d, lda, B.d, ldb, M, N, K, {out, ldo}, splits, part)));
   CK(cudaDeviceSynchronize());
+  if (part) CK(cudaFree(part));
   std::vector<TO> o(no);
   CK(cudaMemcpy(o.data(), out, no * sizeof(TO), cudaMemcpyDeviceToHost));
   CK(cudaFree(out));
@@ -112,7 +118,7 @@ static void check_tc(const char* what, int M, int N, int K, int pad) {
   const bool exactIn = !std::is_same_v<TA, float> && !std::is_same_v<TB, float>;
   const double tol = (exactIn && std::is_same_v<TO, float>) ? 1e-5 : 1e-2;
   char nm[200];
-  snprintf(nm, sizeof nm, "%s M=%d N=%d K=%d pad=%d", what, M, N, K, pad);
+  snprintf(nm, sizeof nm, "%s M=%d N=%d K=%d pad=%d splits=%d", what, M, N, K, pad, splits);
   report(finite && (K == 0 ? maxd == 0 : rel <= tol && maxrel <= 4 * tol), nm, rel, maxrel);
 }
 
@@ -176,6 +182,12 @@ static void check_config(const char* cname) {
   check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad zero tokens").c_str(), 64, 64, 0, 0);
   check_tc<Cfg, bf16, bf16, false, false, float>((c + " NT").c_str(), 130, 136, 200, 8);
   check_tc<Cfg, bf16, bf16, true, false, float>((c + " TN").c_str(), 136, 72, 130, 0);
+  // deterministic split-K of small weights' gradients (splits may exceed the k-tiles: empty parts)
+  check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad split").c_str(), 520, 392, 1000, 0, 3);
+  check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad split").c_str(), 64, 40, 5001, 0, 8);
+  check_tc<Cfg, float, bf16, true, true, float>((c + " wgrad split f32 gy").c_str(), 72, 136, 3000, 8, sm::matmul_splits<Cfg>(72, 136, 3000, 8));
+  check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad split > k-tiles").c_str(), 8, 16, 130, 0, 5);
+  check_tc<Cfg, bf16, bf16, false, true, bf16>((c + " dgrad split").c_str(), 130, 64, 1200, 0, 4);
 }
 
 // ---------------------------------------------------------------- benchmark
@@ -244,6 +256,26 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&dW, (size_t)NwMax * K * 4)); CK(cudaMalloc(&dW2, (size_t)NwMax * K * 4));
     fill_dev<<<1024, 256>>>(gy, (size_t)Mt * NwMax, 1); fill_dev<<<1024, 256>>>(W, (size_t)NwMax * K, 2);
     fill_dev<<<1024, 256>>>(x, (size_t)Mt * K, 3);
+    {  // a small weight's gradient ([160, 4096], e.g. Mamba-1's x_proj): one CTA row vs the split
+      const int Nw = 160;
+      const int splits = sm::matmul_splits<Wg256x128>(Nw, K, Mt, 8);
+      float *part, *dWa, *dWb;
+      CK(cudaMalloc(&part, (size_t)8 * Nw * K * 4)); CK(cudaMalloc(&dWa, (size_t)Nw * K * 4)); CK(cudaMalloc(&dWb, (size_t)Nw * K * 4));
+      auto run = [&](int sp, float* o) {
+        CK((sm::matmul_launch_split<Wg256x128, bf16, bf16, true, true, sg::EpiStoreF32>(gy, Nw, x, K, Nw, K, Mt, {o, K}, sp, part)));
+      };
+      const double fl = 2.0 * Mt * Nw * K;
+      const float t1 = time_ms([&] { run(1, dWa); }), ts = time_ms([&] { run(splits, dWb); });
+      printf("BENCH wgrad small weight [%d,%d] over %d tokens: no split %.3f ms %.0f TFLOP/s | %d splits %.3f ms %.0f TFLOP/s\n", Nw, K, Mt, t1,
+             fl / t1 * 1e-9, splits, ts, fl / ts * 1e-9);
+      std::vector<float> a((size_t)Nw * K), b(a.size());
+      run(splits, dWa);
+      CK(cudaMemcpy(a.data(), dWa, a.size() * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(b.data(), dWb, b.size() * 4, cudaMemcpyDeviceToHost));
+      const bool same = !memcmp(a.data(), b.data(), a.size() * 4);
+      printf("%s determinism split-K wgrad [%d,%d] (bitwise equal)\n", same ? "PASS" : "FAIL", Nw, K);
+      (same ? g_pass : g_fail)++;
+      CK(cudaFree(part)); CK(cudaFree(dWa)); CK(cudaFree(dWb));
+    }
     for (int Nw : {4096, NwMax}) {
       bench<Wg256x128>("wg256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Wg128x256>("wg128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);

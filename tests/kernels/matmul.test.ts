@@ -74,9 +74,22 @@ describe("matmul family: fusion of the training graph", () => {
 
   it("wgrad renders one launch contracting over B·T tokens with MN-major operands and an f32 store", () => {
     const kb = renderMatmuls(mlpTraining(), "sm_90a").find((k) => k.tiles.path === "wgrad")!;
-    expect(kb.body).toMatch(/matmul_launch<[^>]*>, __nv_bfloat16, __nv_bfloat16, true, true, Epi>\(p\d+ \+ 0, \d+, p\d+ \+ 0, \d+, \d+, \d+, B \* T, ep, stream\)/);
+    // these small weights (one output tile) split the tokens: partials in launch scratch
+    expect(kb.body).toMatch(/matmul_launch_split<[^>]*>, __nv_bfloat16, __nv_bfloat16, true, true, Epi>\(p\d+ \+ 0, \d+, p\d+ \+ 0, \d+, \d+, \d+, B \* T, ep, splits, p\d+, stream\)/);
+    expect(kb.tiles.maxSplits).toBe(8);
+    expect(kb.scratch).toEqual([{ name: "@scratch0", bytesPerToken: 0, fixedBytes: 8 * Number(/matmul_splits<[^>]*>>\((\d+), (\d+)/.exec(kb.body)!.slice(1, 3).reduce((a, b) => String(Number(a) * Number(b)))) * 4 }]);
     expect(kb.body).toContain("strata::store_f32x2(");
     expect(kb.body).toContain("(long long)row * ");
+  });
+
+  it("a large weight's gradient (≥ one wave of output tiles) is one plain launch, no scratch", () => {
+    const inp = (name: string, n: number) => mkNode("input", [], { name }, { dtype: "bf16", shape: ["B", "T", n] });
+    const mm = mkNode("matmul", [mkNode("transpose", [inp("gy", 4096)], { perm: [0, 2, 1] }), inp("x", 2048)]);
+    const dw = mkNode("cast", [mkNode("sumTo", [mm], { shape: [4096, 2048] })], { to: "f32" });
+    const [kb] = renderMatmuls({ name: "big", outputs: { dw }, meta: {} } as Graph, "sm_90a");
+    expect(kb!.tiles.path).toBe("wgrad");
+    expect(kb!.body).toContain("matmul_launch<strata::gemm::WgmmaConfig<256, 128, 4>, __nv_bfloat16, __nv_bfloat16, true, true, Epi>(");
+    expect(kb!.scratch).toBeUndefined();
   });
 
   it("a matmul that is not a weight gradient takes the general kernel (transposed views, symbolic strides)", () => {
