@@ -123,6 +123,7 @@ class CudaAdamW : public OptimizerState {
  public:
   CudaAdamW(const std::vector<ParamSlot>& params, void* stream, int accum)
       : slots_(params), stream_(static_cast<cudaStream_t>(stream)), accum_(accum) {
+    CUDA_CHECK(cudaDeviceSynchronize());  // the compute copies were uploaded on whatever stream loaded the weights
     uint64_t total = 0;
     std::vector<uint64_t> offset;
     for (const ParamSlot& p : params) offset.push_back(total), total += p.numel;

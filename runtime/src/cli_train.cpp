@@ -306,6 +306,12 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
       if (w < 0) throw Error("train: the training entry's parameter '" + t.param_name(i) + "' is not in the manifest's weights", STRATA_ERR_INTERNAL);
       shapes.push_back(mf.weights[static_cast<size_t>(w)].shape);
     }
+    for (const auto& w : mf.weights) {
+      bool found = false;
+      for (int i = 0; i < t.param_count() && !found; ++i) found = t.param_name(i) == w.name;
+      if (!found)
+        std::fprintf(err, "train: warning: weight '%s' is not a training parameter; checkpoints' model.safetensors will lack it\n", w.name.c_str());
+    }
     Trainer trainer(t, c, shapes, *train, eval.get(),
                     [&](const std::vector<ParamSlot>& s, int accum) { return backend.make_optimizer(s, t, accum); }, err, out);
     if (!c.resume.empty()) trainer.resume(c.resume);

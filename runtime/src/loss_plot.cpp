@@ -108,6 +108,18 @@ std::string loss_svg(const std::vector<StepRecord>& steps, const std::vector<Eva
     if (std::isfinite(s.loss)) tr.emplace_back(static_cast<double>(s.step), s.loss);
   for (const auto& e : evals)
     if (std::isfinite(e.loss)) ev.emplace_back(static_cast<double>(e.step), e.loss);
+  // at most ~2000 points per curve: longer runs are drawn as bucket means
+  if (tr.size() > 2000) {
+    const size_t per = (tr.size() + 1999) / 2000;
+    std::vector<std::pair<double, double>> d;
+    for (size_t i = 0; i < tr.size(); i += per) {
+      double x = 0, y = 0;
+      const size_t n = std::min(per, tr.size() - i);
+      for (size_t j = i; j < i + n; ++j) x += tr[j].first, y += tr[j].second;
+      d.emplace_back(x / n, y / n);
+    }
+    tr.swap(d);
+  }
   if (!tr.empty()) o += polyline(tr, "#1f77b4");
   if (!ev.empty()) {
     o += polyline(ev, "#d62728");

@@ -687,6 +687,21 @@ void test_token_files() {
   EXPECT(perm && same && differs, "seeded epoch permutations: deterministic, seed-dependent");
 }
 
+void test_plot() {
+  std::vector<StepRecord> steps;
+  for (int i = 1; i <= 10000; ++i) steps.push_back({i, 5.0 / std::sqrt(i), 1e-3, 1.0});
+  std::vector<EvalRecord> evals = {{5000, 0.2, 0.5}, {10000, 0.1, 0.75}};
+  const std::string svg = loss_svg(steps, evals, "a <title> & more");
+  const size_t pl = svg.find("<polyline");
+  const size_t pts = pl == std::string::npos ? 0 : std::count(svg.begin() + pl, svg.begin() + svg.find("/>", pl), ',');
+  EXPECT(pts > 1000 && pts <= 2000, "10000 steps drawn with ≤ 2000 points (%zu)", pts);
+  EXPECT(svg.find("&lt;title&gt; &amp; more") != std::string::npos && svg.find("loss (cross-entropy, nats)") != std::string::npos, "title escaped, y label");
+  const std::string empty = loss_svg({}, {}, "empty");
+  EXPECT(empty.find("</svg>") != std::string::npos && empty.find("=\"nan") == std::string::npos && empty.find(">nan") == std::string::npos, "an empty chart is still valid");
+  const std::string csv = loss_csv({{1, 2.5, 1e-3, 0.5}}, {{1, 2.25, 0.5}, {2, 2.0, 0.75}});
+  EXPECT(csv == "step,loss,lr,grad_norm,eval_loss,eval_accuracy\n1,2.5,0.001,0.5,2.25,0.5\n2,,,,2,0.75\n", "loss.csv rows: %s", csv.c_str());
+}
+
 // ---- the CLI -----------------------------------------------------------------------------------
 
 struct CliResult {
@@ -857,6 +872,7 @@ int main() {
   g_tmp = tmpl;
   test_schedule_and_decay();
   test_token_files();
+  test_plot();
   test_adamw_reference();
   test_loss_falls_and_eval();
   test_resume_bit_exact();
