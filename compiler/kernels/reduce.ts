@@ -103,6 +103,10 @@ function absorbProducers(grp: FusionGroup, n: Node, shape: readonly Dim[], f: Fu
       f.log(grp, p, false, `prologue ${p.op}`, "read by other kernels too: stored by its own kernel");
       continue;
     }
+    if (f.wouldCycle(grp, p)) {
+      f.log(grp, p, false, `prologue ${p.op}`, "fusing would make the kernels' order cyclic");
+      continue;
+    }
     f.add(grp, p);
     f.log(grp, p, true, `prologue ${p.op}`, "elementwise, read only by the reduction: evaluated while reducing");
     absorbProducers(grp, p, shape, f);
