@@ -20,6 +20,8 @@ import { bf16Round, writeSafetensors } from "../../compiler/io/safetensors.js";
 import { writeNpy } from "../../compiler/io/npy.js";
 import { modelInfo } from "../../compiler/cli/info.js";
 import { exportHf } from "../../compiler/interop/export.js";
+import { autodiff, withTrainingLoss } from "../../compiler/passes/autodiff.js";
+import { byteTokenizer, loadCorpus, tokenizeDocuments, writeTokenFile } from "../../compiler/data/index.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const OUT = path.resolve(process.argv[2] ?? path.join(REPO, ".gpu-bundle"));
@@ -65,7 +67,8 @@ async function main() {
     const def = await load(file);
     const t0 = Date.now();
     const dir = path.join(OUT, def.config.name);
-    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128 });
+    // with the train entry: forward + loss + backward, checked against the interpreter's gradients
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true });
     writeProject(p, dir);
 
     // weights: fresh random draw, rounded to the dtype the GPU stores
@@ -94,10 +97,34 @@ async function main() {
     } catch (e) {
       hf = ` (no HF export: ${(e as Error).message.split("\n")[0]})`;
     }
+    // training: loss and every weight's gradient from the interpreter (float64, the same bf16
+    // weights), for random targets and loss weights (a fifth of them 0: masked positions)
+    const targets = Int32Array.from({ length: BATCH * SEQ }, () => Math.floor(rng() * def.config.vocab));
+    const lw = Float32Array.from({ length: BATCH * SEQ }, () => (rng() < 0.2 ? 0 : 0.25 + rng()));
+    writeNpy(path.join(dir, "targets.npy"), "<i4", [BATCH, SEQ], targets);
+    writeNpy(path.join(dir, "lossweights.npy"), "<f4", [BATCH, SEQ], lw);
+    const tg = autodiff(withTrainingLoss(p.graph, { weighted: true }), { loss: "loss" });
+    const tv = evaluate(tg, {
+      bindings: { B: BATCH, T: SEQ },
+      inputs: { tokens: fromArray([BATCH, SEQ], ids), targets: fromArray([BATCH, SEQ], targets), weights: fromArray([BATCH, SEQ], lw) },
+      params: rounded,
+      precision: "f64",
+    });
+    const gradTensors = Object.entries(tv)
+      .filter(([k]) => k.startsWith("grad."))
+      .map(([k, t]) => ({ name: k.slice(5), dtype: "F32" as const, shape: t.shape as number[], data: Float32Array.from(t.data) }));
+    gradTensors.push({ name: "@loss", dtype: "F32" as const, shape: [1], data: Float32Array.from(tv.loss!.data) });
+    writeSafetensors(path.join(dir, "train_golden.safetensors"), gradTensors, { model: def.config.name, seed: String(seed) });
     // the cached entries: prefill PREFILL tokens, then one step per remaining token
-    projects.push({ name: def.config.name, kind: "golden", vocab: def.config.vocab, seq: SEQ, batch: BATCH, prefill: PREFILL, memcheck: def.config.name === "tiny-hybrid" });
+    projects.push({ name: def.config.name, kind: "golden", vocab: def.config.vocab, seq: SEQ, batch: BATCH, prefill: PREFILL, memcheck: def.config.name === "tiny-hybrid", train: true });
     console.error(`  ${def.config.name}: ${p.kernels.length} kernels, golden logits [${BATCH}, ${SEQ}, ${def.config.vocab}] in ${((Date.now() - t0) / 1000).toFixed(1)}s${hf}`);
   }
+
+  // real text for `bin/model train` (loss falls, resume reproduces the run): Moby Dick, bytes
+  const text = tokenizeDocuments(loadCorpus("moby-dick"), byteTokenizer(), 0.05);
+  writeTokenFile(path.join(OUT, "moby-train.tok"), text.train);
+  writeTokenFile(path.join(OUT, "moby-eval.tok"), text.eval!);
+  console.error(`  moby-dick: ${text.train.ids.length} train / ${text.eval!.ids.length} eval byte tokens`);
 
   // the 8B models: one project each serves the T=4096 forward and decode at batches up to 256 and
   // contexts up to 128K (the arena holds 4096 tokens per call; state handles are sized per run)

@@ -160,6 +160,24 @@ def main():
         check(f"compute-sanitizer memcheck {mc['name']} prefill + step", rc == 0 and bool(summary) and " 0 errors" in summary[-1],
               summary[-1].strip() if summary else tail(log, 15))
 
+    # 3b. training: the train entry's loss and gradients against the interpreter, determinism,
+    # and `bin/model train` (loss falls, bit-identical resume, trained weights load)
+    if "--skip-train" not in sys.argv and any(p.get("train") and built.get(p["name"]) for p in projects):
+        rc, log, secs = sh([sys.executable, os.path.join(HERE, "train_check.py"), BUNDLE], timeout=900)
+        with open(os.path.join(OUT, "train_check.log"), "w") as f:
+            f.write(log)
+        for line in log.splitlines():
+            if line.startswith("PASS ") or line.startswith("FAIL "):
+                name, _, detail = line[5:].partition(": ")
+                check(name, line.startswith("PASS"), detail)
+        check("train checks ran", rc in (0, 1) and "train checks:" in log, f"{secs:.0f}s" if "train checks:" in log else tail(log))
+
+    # the backward kernels' own harnesses (float64 references, determinism)
+    for name in ("attention_bwd_test", "ssm_bwd_test", "matmul_test", "train_ops_test"):
+        src = f"{REPO}/tests/gpu/{name}.cu"
+        if os.path.exists(src) and "--bwd-harnesses" in sys.argv:
+            harness(name, src)
+
     # the GPU sampler against the exact distribution (chi-square), greedy, determinism
     harness("sampling_test", f"{REPO}/tests/gpu/sampling_test.cu", f"{REPO}/runtime/src/sampling.cu -I{REPO}/runtime/include -I{REPO}/runtime/src")
 
