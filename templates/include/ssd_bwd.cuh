@@ -199,27 +199,47 @@ __global__ void __launch_bounds__(kThreads) chunk_local_kernel(const PR p, Scrat
   if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
 }
 
-// 2. states entering each chunk (forward, from h0) and state gradients leaving it (reverse).
+// 2. states entering each chunk (forward, from h) and state gradients leaving it (reverse, from 0),
+// in place over one element's column of chunk values (stride floats apart); returns dh0. Both
+// chains are sequential over chunks: kInFlight chunks' loads are issued before their dependent
+// updates (the pass is latency-bound otherwise). Host-callable for tests/kernels/scan_grad_host.cu.
+constexpr int kInFlight = 8;
+STRATA_HD float pass_chunks(float* S, float* R, const float* decay, int nc, size_t stride, float h) {
+  float g = 0.f;
+  for (int c0 = 0; c0 < nc; c0 += kInFlight) {
+    float locS[kInFlight], decS[kInFlight], locR[kInFlight], decR[kInFlight];
+#pragma unroll
+    for (int k = 0; k < kInFlight; ++k) {
+      const int cf = c0 + k, cr = nc - 1 - cf;
+      if (cf < nc) {
+        locS[k] = S[cf * stride];
+        decS[k] = decay[cf];
+        locR[k] = R[cr * stride];
+        decR[k] = decay[cr];
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kInFlight; ++k) {
+      const int cf = c0 + k, cr = nc - 1 - cf;
+      if (cf < nc) {
+        S[cf * stride] = h;
+        h = decS[k] * h + locS[k];
+        R[cr * stride] = g;
+        g = decR[k] * g + locR[k];
+      }
+    }
+  }
+  return g;
+}
+
 template <int P, int N, class PR>
 __global__ void __launch_bounds__(kThreads) state_pass_kernel(const PR p, Scratch s, int nc) {
   const int bh = blockIdx.y;  // b * H + h
   const int e = blockIdx.x * kThreads + threadIdx.x;
   if (e >= P * N) return;
   const size_t base = (size_t)bh * nc;
-  float hcur = p.h0 ? p.h0[(size_t)bh * P * N + e] : 0.f;
-  for (int c = 0; c < nc; ++c) {
-    float* q = s.S + (base + c) * P * N + e;
-    const float loc = *q;
-    *q = hcur;
-    hcur = s.decay[base + c] * hcur + loc;
-  }
-  float g = 0.f;
-  for (int c = nc - 1; c >= 0; --c) {
-    float* q = s.R + (base + c) * P * N + e;
-    const float loc = *q;
-    *q = g;
-    g = s.decay[base + c] * g + loc;
-  }
+  const float h = p.h0 ? p.h0[(size_t)bh * P * N + e] : 0.f;
+  const float g = pass_chunks(s.S + base * P * N + e, s.R + base * P * N + e, s.decay + base, nc, (size_t)P * N, h);
   if (p.dh0) p.dh0[(size_t)bh * P * N + e] = g;
 }
 

@@ -8,6 +8,8 @@
 import os from "node:os";
 import path from "node:path";
 import { mkdtempSync, rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import { mamba, mamba2, model, stack } from "../../compiler/dsl/index.js";
 import { graphNodes, type Graph } from "../../compiler/ir/graph.js";
@@ -112,4 +114,20 @@ describe.skipIf(!nvcc)("scan-backward families: the emitted sources compile (nvc
       if (arch === "sm_90a") expect(formatSpills(checkNoSpills(results))).toEqual([]);
     });
   }
+});
+
+describe.skipIf(!nvcc)("ssd_bwd.cuh state passing on the host (nvcc, no GPU)", () => {
+  it("pass_chunks (loads kInFlight chunks ahead) is bit-identical to the plain recurrence", { timeout: 120_000 }, async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), "strata-scan-grad-host-"));
+    try {
+      const src = fileURLToPath(new URL("./scan_grad_host.cu", import.meta.url));
+      const exe = path.join(work, "scan_grad_host");
+      await execa(nvcc!, ["-std=c++17", "-I", INCLUDE_DIR, src, "-o", exe]);
+      const r = await execa(exe, [], { reject: false });
+      expect(r.stdout).toContain("0 failed");
+      expect(r.exitCode).toBe(0);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 });
