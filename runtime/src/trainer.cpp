@@ -365,14 +365,17 @@ int Trainer::run() {
     step_ = s;
     ++window_steps;
     const bool last = step_ == cfg_.steps;
-    if ((step_ % cfg_.log_every == 0 || last) && !history_.empty()) {
-      opt_->sync();
-      const double dt = seconds_since(t0);
-      train_s += dt;
+    const bool do_log = (step_ % cfg_.log_every == 0 || last) && !history_.empty();
+    if (do_log || last) opt_->sync();
+    // training time only (not evaluation or checkpoints); the device work of a step that is not
+    // synchronised here is waited for by the next step's train_step
+    train_s += seconds_since(t0);
+    if (do_log) {
       window_s = seconds_since(t_window);
       const double tps = window_s > 0 ? window_tokens / window_s : 0;
       const double eta = window_steps > 0 ? (cfg_.steps - step_) * (window_s / window_steps) : 0;
       log_step(history_.back(), tps, eta);
+      t_window = Clock::now();
       window_tokens = 0;
       window_steps = 0;
     }
@@ -389,16 +392,23 @@ int Trainer::run() {
       std::fflush(json_);
     }
     if (do_save) last_dir = save();
-    if (do_eval || do_save) t_window = Clock::now(), window_tokens = 0, window_steps = 0;
+    if (do_eval || do_save) t_window = Clock::now(), window_tokens = 0, window_steps = 0;  // the next window times training only
   }
   if (step_ != saved_step_) last_dir = save();
   const double wall = seconds_since(t_start);
-  const double tps = wall > 0 ? total_tokens / wall : 0;
-  std::fprintf(progress_, "train: %lld steps (%lld → %lld) in %s; final loss %.4f; %.0f tok/s, MFU %.1f%% (of %.0f TFLOP/s); checkpoint %s\n",
+  const double tps = train_s > 0 ? total_tokens / train_s : 0, mfu = tps * t_.flops_per_token() / kPeakFlops;
+  const std::string ck = last_dir.empty() ? cfg_.out + "/step-" + std::to_string(step_) : last_dir;
+  const double final_loss = history_.empty() ? NAN : history_.back().loss;
+  std::fprintf(progress_,
+               "train: %lld steps (%lld → %lld) in %s (%s training); final loss %.4f; %.0f tok/s, MFU %.1f%% (of %.0f TFLOP/s); checkpoint %s\n",
                static_cast<long long>(step_ - first_step), static_cast<long long>(first_step), static_cast<long long>(step_), duration(wall).c_str(),
-               history_.empty() ? NAN : history_.back().loss, tps, 100 * tps * t_.flops_per_token() / kPeakFlops, kPeakFlops / 1e12,
-               last_dir.empty() ? (cfg_.out + "/step-" + std::to_string(step_)).c_str() : last_dir.c_str());
-  (void)train_s;
+               duration(train_s).c_str(), final_loss, tps, 100 * mfu, kPeakFlops / 1e12, ck.c_str());
+  if (cfg_.json) {
+    std::fprintf(json_, "{\"final\": true, \"step\": %lld, \"loss\": %s, \"tokens_per_s\": %s, \"mfu\": %s, \"train_seconds\": %s, \"wall_seconds\": %s, \"checkpoint\": %s}\n",
+                 static_cast<long long>(step_), jnum(final_loss).c_str(), jnum(tps).c_str(), jnum(mfu).c_str(), jnum(train_s).c_str(), jnum(wall).c_str(),
+                 json::dump(json::Value(ck)).c_str());
+    std::fflush(json_);
+  }
   return 0;
 }
 
