@@ -223,8 +223,8 @@ const fieldsOf = (bufs: BufferTable) =>
     .map((fl) => `    ${fl.replace(" __restrict__", "")};`)
     .join("\n");
 
-/** A weight gradient with fewer output tiles than this (about one wave on an H200) splits its tokens. */
-const WGRAD_SPLIT_BELOW = 132;
+/** Split-K of weight gradients: tiles · splits ≤ one wave of an H200 (include/matmul.cuh's matmul_splits). */
+const SPLIT_WAVE = 132;
 const MAX_SPLITS = 8;
 
 function tilesFor(ctx: RenderContext): MatmulTiles {
@@ -313,11 +313,11 @@ function renderWgrad(g: FusionGroup, ctx: RenderContext, s: Node): KernelBody {
   // out [N, K] (not per token): element (row, col) is row·K + col of the flat [N, K]
   const F = [w.n, w.k];
   const epi = pairEpilogue(g, ctx, bufs, new Set([mm, s]), (r, col) => elementIndex(r, F, false, `((long long)row * ${w.k} + ${col})`));
-  // few output tiles (a small weight): split the tokens so ~2 waves of CTAs run (matmul_splits
-  // picks the count at run time from the shape and B·T; the scratch holds the most it may pick)
+  // few output tiles (a small weight): split the tokens to fill a wave of CTAs (matmul_splits picks
+  // the count at run time from the shape and B·T; the scratch holds the most it may pick)
   const tiles = tilesFor(ctx);
   const outTiles = Math.ceil(w.n / tiles.bm) * Math.ceil(w.k / tiles.bn);
-  const maxSplits = outTiles >= WGRAD_SPLIT_BELOW ? 1 : Math.min(MAX_SPLITS, Math.ceil((2 * WGRAD_SPLIT_BELOW) / outTiles));
+  const maxSplits = Math.min(MAX_SPLITS, Math.max(1, Math.floor(SPLIT_WAVE / outTiles)));
   const split = maxSplits > 1 ? { maxSplits, scratch: bufs.scratch(0, maxSplits * w.n * w.k * 4, "f32"), tiles } : undefined;
   return renderTensorCore(g, ctx, bufs, { ref: gr, ld: gr.rowStride, mn: true }, { ref: xr, ld: xr.rowStride, mn: true }, { M: String(w.n), N: String(w.k), K: "B * T" }, epi, "wgrad", split);
 }

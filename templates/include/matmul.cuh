@@ -78,11 +78,17 @@ using gemm::detail::swz;
 using gemm::detail::tile_coords;
 
 // wgmma descriptor of an MN-major (transposed) 128B-swizzled operand laid out as above.
+// (STRATA_MATMUL_MN_SWAP exchanges LBO and SBO: a hook for tests/gpu/matmul_test.cu only.)
 STRATA_HD uint64_t wgmma_desc_mn_sw128(uint32_t saddr) {
+#ifndef STRATA_MATMUL_MN_SWAP
+  constexpr uint32_t kLbo = kMnBlockBytes, kSbo = 1024;
+#else
+  constexpr uint32_t kLbo = 1024, kSbo = kMnBlockBytes;
+#endif
   uint64_t d = 0;
   d |= (uint64_t)((saddr & 0x3FFFF) >> 4);          // start address >> 4
-  d |= (uint64_t)(kMnBlockBytes >> 4) << 16;        // LBO: next 64 elements along M/N
-  d |= (uint64_t)(1024 >> 4) << 32;                 // SBO: next 8 k rows
+  d |= (uint64_t)(kLbo >> 4) << 16;                 // LBO: next 64 elements along M/N
+  d |= (uint64_t)(kSbo >> 4) << 32;                 // SBO: next 8 k rows
   d |= (uint64_t)1 << 62;                           // SWIZZLE_128B
   return d;
 }
@@ -512,12 +518,15 @@ __global__ void __launch_bounds__(256) matmul_split_reduce_kernel(const float* _
   }
 }
 
-// Splits for an M×N output contracting over K: enough CTAs for ~2 waves of a 132-SM GPU, each
-// split at least 8 k-tiles (512 of K), at most max_splits (the scratch holds max_splits·M·N fp32).
+// Splits for an M×N output contracting over K: up to one wave of a 132-SM GPU (tiles · splits ≤
+// 132), so only outputs of at most 66 tiles split; each split at least 8 k-tiles (512 of K); at
+// most max_splits (the scratch holds max_splits·M·N fp32). compiler/kernels/matmul.ts sizes the
+// scratch with the same rule.
+constexpr int kSplitWave = 132;
 template <class Cfg>
 inline int matmul_splits(int M, int N, int K, int max_splits) {
-  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
-  const int want = (int)std::min<long long>(max_splits, ceil_div<long long>(264, std::max<long long>(tiles, 1)));
+  const long long tiles = std::max<long long>(1, (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN));
+  const int want = (int)std::min<long long>(max_splits, kSplitWave / tiles);
   return std::max(1, std::min(want, ceil_div(K, kBK) / 8));
 }
 

@@ -17,6 +17,13 @@ def bench(f, warm=3, iters=10):
     return ts[len(ts) // 2]
 
 tokens, K = 16384, 4096
+gy = torch.randn(tokens, 160, device="cuda", dtype=torch.bfloat16)
+x = torch.randn(tokens, K, device="cuda", dtype=torch.bfloat16)
+tw = bench(lambda: gy.t() @ x)
+print(f"PEER torch wgrad small weight [160,{K}] over {tokens} tokens: {tw:.3f} ms {2.0 * tokens * 160 * K / tw * 1e-9:.0f} TFLOP/s")
+gy = torch.randn(tokens, 2048, device="cuda", dtype=torch.bfloat16)
+tw = bench(lambda: gy.t() @ x[:, :2048])
+print(f"PEER torch wgrad [2048,2048] over {tokens} tokens: {tw:.3f} ms {2.0 * tokens * 2048 * 2048 / tw * 1e-9:.0f} TFLOP/s")
 for nw in (4096, 18560):
     gy = torch.randn(tokens, nw, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(nw, K, device="cuda", dtype=torch.bfloat16)

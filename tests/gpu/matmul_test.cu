@@ -276,6 +276,11 @@ int main(int argc, char** argv) {
       (same ? g_pass : g_fail)++;
       CK(cudaFree(part)); CK(cudaFree(dWa)); CK(cudaFree(dWb));
     }
+    {  // the 0.85B hybrid's attention out_proj ([2048, 2048]: 128 output tiles, one wave, no split)
+      const double fl = 2.0 * Mt * 2048 * 2048;
+      const float t = time_ms([&] { CK((sm::matmul_launch<Wg256x128, bf16, bf16, true, true, sg::EpiStoreF32>(gy, 2048, x, K, 2048, 2048, Mt, {dW, 2048}))); });
+      printf("BENCH wgrad [2048,2048] over %d tokens: %.3f ms %.0f TFLOP/s\n", Mt, t, fl / t * 1e-9);
+    }
     for (int Nw : {4096, NwMax}) {
       bench<Wg256x128>("wg256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Wg128x256>("wg128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
