@@ -9,6 +9,9 @@
 // Everything checkable on the host is checked before the model (and the GPU) is touched.
 #include "cli_train.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -77,6 +80,13 @@ double parse_real(const std::string& flag, const std::string& v) {
   const double d = std::strtod(v.c_str(), &end);
   if (v.empty() || errno || !end || *end || !std::isfinite(d)) throw UsageError(flag + ": '" + v + "' is not a finite number");
   return d;
+}
+
+// The same file under two spellings of its path.
+bool same_file(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  char ra[PATH_MAX], rb[PATH_MAX];
+  return ::realpath(a.c_str(), ra) && ::realpath(b.c_str(), rb) && std::strcmp(ra, rb) == 0;
 }
 
 std::string g(double v) {
@@ -161,7 +171,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
                            "; a resumed run continues the stored one (leave the flag out), or start a new run from "
                            "DIR/step-<N>/model.safetensors with --weights");
       };
-      if (o.count("--data")) same("--data", o["--data"] == s.data, s.data);
+      if (o.count("--data")) same("--data", same_file(o["--data"], s.data), s.data);
       if (o.count("--batch")) same("--batch", parse_int("--batch", o["--batch"], 1, INT32_MAX) == s.batch, std::to_string(s.batch));
       if (o.count("--seq")) same("--seq", parse_int("--seq", o["--seq"], 1, INT32_MAX) == s.seq, std::to_string(s.seq));
       if (o.count("--accum")) same("--accum", parse_int("--accum", o["--accum"], 1, INT32_MAX) == s.accum, std::to_string(s.accum));
@@ -274,7 +284,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
     if (eval && eval->row_length() > 0 && mf.max_seqlen > 0 && static_cast<int64_t>(eval->row_length()) - 1 > mf.max_seqlen)
       throw UsageError("--eval-data rows of " + std::to_string(eval->row_length()) + " tokens need seqlen " + std::to_string(eval->row_length() - 1) +
                        " > maxSeqlen " + std::to_string(mf.max_seqlen));
-    if (!c.weights.empty()) {
+    if (!c.weights.empty() && c.resume.empty()) {  // a resumed run's weights come from its masters
       try {
         SafetensorsFile file(c.weights);
         std::vector<ExpectedTensor> expected;
@@ -290,7 +300,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
   }
 
   try {
-    TrainModel model = backend.make_target(mf, c.weights, c.seed);
+    TrainModel model = backend.make_target(mf, c.resume.empty() ? c.weights : std::string(), c.seed);
     TrainTarget& t = *model.target;
     const int64_t bt = static_cast<int64_t>(c.batch) * c.seq;
     if (bt > t.max_tokens()) {

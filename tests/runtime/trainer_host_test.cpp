@@ -844,6 +844,13 @@ void test_cli() {
     const CliResult w2 = run_cli({"--data", data, "--steps", "1", "--batch", "2", "--seq", "8", "--out", tmp("cli_out2"), "--weights",
                                   out + "/step-10/model.safetensors"});
     EXPECT(w2.code == 0, "--weights from a checkpoint: %s", w2.err.c_str());
+    // resuming that run does not need its --weights file any more (the masters are in the checkpoint)
+    write_bytes(tmp("w_copy.safetensors"), read_text(out + "/step-10/model.safetensors"));
+    const CliResult w3 = run_cli({"--data", data, "--steps", "2", "--batch", "2", "--seq", "8", "--out", tmp("cli_out3"), "--save-every", "1",
+                                  "--weights", tmp("w_copy.safetensors")});
+    std::remove(tmp("w_copy.safetensors").c_str());
+    const CliResult w4 = run_cli({"--resume", tmp("cli_out3"), "--steps", "3"});
+    EXPECT(w3.code == 0 && w4.code == 0, "resume after the --weights file is gone: %s", w4.err.c_str());
   } catch (const std::exception& e) {
     EXPECT(false, "checkpoint vs manifest: %s", e.what());
   }
