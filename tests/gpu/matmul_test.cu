@@ -163,6 +163,9 @@ static void check_general(int Z, int M, int N, int K) {
 using Wg256x128 = sg::WgmmaConfig<256, 128, 4>;
 using Wg128x256 = sg::WgmmaConfig<128, 256, 4>;
 using Mma128x256 = sg::MmaConfig<128, 256, 4, 2, 4>;
+using Wg256x128G16 = sg::WgmmaConfig<256, 128, 4, false, 16>;
+using Wg128x128 = sg::WgmmaConfig<128, 128, 6>;
+using Wg192x128 = sg::WgmmaConfig<192, 128, 5>;
 
 template <class Cfg>
 static void check_config(const char* cname) {
@@ -239,11 +242,16 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--no-bench")) do_bench = false;
     else g_seed = strtoull(argv[i], nullptr, 10);
   }
+  (void)do_bench;
   rng_state = g_seed * 0x2545F4914F6CDD1DULL;
   printf("seed %llu\n", (unsigned long long)g_seed);
   check_config<Wg256x128>("wg256x128");
+#ifndef STRATA_MATMUL_MN_SWAP  // the descriptor experiment: the default config's checks only
   check_config<Wg128x256>("wg128x256");
   check_config<Mma128x256>("mma128x256");
+  check_config<Wg256x128G16>("wg256x128g16");
+  check_config<Wg128x128>("wg128x128s6");
+  check_config<Wg192x128>("wg192x128s5");
   check_general<bf16, bf16>(3, 37, 70, 19);
   check_general<float, bf16>(1, 130, 8, 300);
   check_general<bf16, float>(2, 1, 65, 5);
@@ -285,8 +293,12 @@ int main(int argc, char** argv) {
       bench<Wg256x128>("wg256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Wg128x256>("wg128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Mma128x256>("mma128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Wg256x128G16>("wg256x128g16", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Wg128x128>("wg128x128s6", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Wg192x128>("wg192x128s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
     }
   }
+#endif
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }
