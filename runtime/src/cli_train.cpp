@@ -10,6 +10,7 @@
 #include "cli_train.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -55,7 +56,8 @@ const char* train_usage() {
          "  evaluation {step, eval_loss, accuracy}, then {final: true, step, loss, tokens_per_s, mfu, train_seconds,\n"
          "  wall_seconds, checkpoint} (tokens/s over training time, without evaluation and checkpoints).\n"
          "  A non-finite loss or gradient stops training before the update (exit 1), naming the step and the first\n"
-         "  parameter whose gradient is not finite; the last good checkpoint stays in place.\n";
+         "  parameter whose gradient is not finite; the last good checkpoint stays in place.\n"
+         "  Ctrl-C / SIGTERM: the current step finishes, a checkpoint is written, exit 130 (resume with --resume DIR).\n";
 }
 
 namespace {
@@ -81,6 +83,9 @@ double parse_real(const std::string& flag, const std::string& v) {
   if (v.empty() || errno || !end || *end || !std::isfinite(d)) throw UsageError(flag + ": '" + v + "' is not a finite number");
   return d;
 }
+
+volatile int g_interrupt = 0;
+extern "C" void on_signal(int) { g_interrupt = 1; }
 
 // The same file under two spellings of its path.
 bool same_file(const std::string& a, const std::string& b) {
@@ -223,6 +228,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
     if (has("--log-every")) c.log_every = parse_int("--log-every", o["--log-every"], 1, INT64_MAX);
     if (has("--keep")) c.keep = parse_int("--keep", o["--keep"], 0, INT32_MAX);
 
+    if (c.eval_every > 0 && c.eval_data.empty()) throw UsageError("--eval-every needs --eval-data FILE.tok (the held-out set to evaluate)");
     if (c.data.empty()) throw UsageError("'train' needs --data FILE.tok (a token file from `strata data`)");
     if (c.steps < 1) throw UsageError("'train' needs --steps N (N ≥ 1 optimizer steps)");
     if (c.batch < 1) throw UsageError("'train' needs --batch B (rows per micro-batch, B ≥ 1)");
@@ -326,6 +332,22 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
     Trainer trainer(t, c, shapes, *train, eval.get(),
                     [&](const std::vector<ParamSlot>& s, int accum) { return backend.make_optimizer(s, t, accum); }, err, out);
     if (!c.resume.empty()) trainer.resume(c.resume);
+    // Ctrl-C / SIGTERM: finish the step, write a checkpoint, exit 130 (a second signal kills)
+    g_interrupt = 0;
+    trainer.interrupt = &g_interrupt;
+    struct sigaction sa {}, old_int {}, old_term {};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    struct Restore {
+      struct sigaction a, b;
+      ~Restore() {
+        sigaction(SIGINT, &a, nullptr);
+        sigaction(SIGTERM, &b, nullptr);
+      }
+    } restore{old_int, old_term};
     std::fprintf(err, "train: %s, %d params, %lld steps × %d × %d × %d tokens; lr %g → %g (warmup %lld), wd %g, clip %g; out %s\n",
                  c.data.c_str(), t.param_count(), static_cast<long long>(c.steps), c.accum, c.batch, c.seq, c.opt.lr, c.opt.min_lr,
                  static_cast<long long>(c.opt.warmup), c.opt.weight_decay, c.opt.clip, c.out.c_str());

@@ -392,6 +392,13 @@ int Trainer::run() {
       std::fflush(json_);
     }
     if (do_save) last_dir = save();
+    if (interrupt && *interrupt && !last) {
+      if (step_ != saved_step_) last_dir = save();
+      std::fprintf(progress_, "train: interrupted after step %lld; checkpoint %s; continue with --resume %s\n", static_cast<long long>(step_),
+                   last_dir.c_str(), cfg_.out.c_str());
+      std::fflush(progress_);
+      return 130;
+    }
     if (do_eval || do_save) t_window = Clock::now(), window_tokens = 0, window_steps = 0;  // the next window times training only
   }
   if (step_ != saved_step_) last_dir = save();

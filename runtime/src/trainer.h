@@ -69,8 +69,11 @@ class Trainer {
 
   // Restores DIR/latest (masters, moments, step, history); call before run().
   void resume(const std::string& dir);
-  // Trains up to cfg.steps. 0: done; 1: stopped at a non-finite loss or gradient.
+  // Trains up to cfg.steps. 0: done; 1: stopped at a non-finite loss or gradient; 130: stopped
+  // by *interrupt (set from a signal handler) after finishing and checkpointing the current step.
   int run();
+  // Checked after every step; cli_train points it at its SIGINT / SIGTERM flag.
+  volatile int* interrupt = nullptr;
 
   EvalResult evaluate();
   int64_t step() const { return step_; }

@@ -463,6 +463,40 @@ void test_resume_bit_exact() {
   }
 }
 
+// An interrupt (Ctrl-C) after step 5 checkpoints step 5 and returns 130; resuming finishes the
+// run with the uninterrupted losses.
+void test_interrupt() {
+  const std::string data = make_stream("int.tok", 16, 4000, 12);
+  TokenFile f(data);
+  TrainConfig c = base_config(data, tmp("int_a"));
+  FakeTarget ta(16);
+  Trainer a(ta, c, ta.shapes, f, nullptr, host_factory(), devnull(), devnull());
+  a.run();
+  c.out = tmp("int_b");
+  volatile int flag = 0;
+  struct Flagging : FakeTarget {
+    volatile int* flag;
+    Flagging(volatile int* f) : FakeTarget(16), flag(f) {}
+    float train_step(const int32_t* a, const int32_t* b, const float* w, int B, int T) override {
+      const float l = FakeTarget::train_step(a, b, w, B, T);
+      if (calls == 5) *flag = 1;
+      return l;
+    }
+  } tb(&flag);
+  Trainer b(tb, c, tb.shapes, f, nullptr, host_factory(), devnull(), devnull());
+  b.interrupt = &flag;
+  EXPECT(b.run() == 130 && b.step() == 5 && read_text(c.out + "/latest") == "step-5\n", "interrupted at step 5 with a checkpoint");
+  FakeTarget tc(16);
+  Trainer r(tc, c, tc.shapes, f, nullptr, host_factory(), devnull(), devnull());
+  r.resume(c.out);
+  EXPECT(r.run() == 0, "resumed");
+  bool same = a.history().size() == r.history().size();
+  for (size_t i = 0; same && i < a.history().size(); ++i) same = a.history()[i].loss == r.history()[i].loss;
+  EXPECT(same, "the interrupted + resumed losses equal the uninterrupted ones");
+  rm_rf(tmp("int_a"));
+  rm_rf(tmp("int_b"));
+}
+
 void test_nonfinite_stops() {
   const std::string data = make_stream("nan.tok", 16, 4000, 5);
   TokenFile f(data);
@@ -804,6 +838,7 @@ void test_cli() {
   expect_usage(with({"--resume", tmp("nothing_here")}), "no checkpoint to resume from");
   expect_usage(with({"--eval-data", tmp("nope.tok")}), "cannot open token file");
   expect_usage({"stray"}, "unexpected argument 'stray'");
+  expect_usage(with({"--eval-every", "2"}), "--eval-every needs --eval-data");
   {
     const CliResult h = run_cli({"--help"});
     EXPECT(h.code == 0 && h.out.find("989 TFLOP/s") != std::string::npos && h.out.find("--resume DIR") != std::string::npos, "--help: %s",
@@ -885,6 +920,7 @@ int main() {
   test_loss_falls_and_eval();
   test_resume_bit_exact();
   test_nonfinite_stops();
+  test_interrupt();
   test_checkpoint_kill();
   test_cli();
   rm_rf(g_tmp);
