@@ -348,7 +348,7 @@ int Trainer::run() {
         const AdamWStep st = adamw_step_constants(cfg_.opt, s, cfg_.steps, norm, used);
         opt_->update(st);
         t_.params_changed();
-        history_.push_back(StepRecord{s, loss_sum / used, static_cast<double>(st.lr), norm});
+        history_.push_back(StepRecord{s, loss_sum / used, adamw_lr(cfg_.opt, s, cfg_.steps), norm});
       }
     } else if (stop_.empty()) {
       std::fprintf(progress_, "step %lld: no supervised position in any of its %d micro-batches (all loss weights 0); no update\n",

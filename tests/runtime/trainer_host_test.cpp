@@ -850,6 +850,7 @@ void test_cli() {
   const CliResult r = run_cli({"--data", data, "--eval-data", ev, "--steps", "10", "--batch", "4", "--seq", "8", "--accum", "2", "--lr", "0.05",
                                "--warmup", "2", "--eval-every", "5", "--save-every", "5", "--log-every", "2", "--seed", "3", "--out", out, "--json"});
   EXPECT(r.code == 0, "CLI run: %d %s", r.code, r.err.c_str());
+  if (std::getenv("STRATA_TEST_VERBOSE")) std::fprintf(stderr, "%s%s", r.err.c_str(), r.out.c_str());
   int steps = 0, evals = 0;
   std::istringstream lines(r.out);
   std::string line;
