@@ -53,8 +53,8 @@ const char* train_usage() {
          "  Progress on stderr every --log-every steps: loss, lr, gradient norm, tokens/s, MFU and ETA. MFU =\n"
          "  training FLOPs per token * tokens/s / 989 TFLOP/s (H100/H200 dense bf16 peak).\n"
          "  --json: one JSON object per logged step on stdout {step, loss, lr, grad_norm, tokens_per_s, mfu} and per\n"
-         "  evaluation {step, eval_loss, accuracy}, then {final: true, step, loss, tokens_per_s, mfu, train_seconds,\n"
-         "  wall_seconds, checkpoint} (tokens/s over training time, without evaluation and checkpoints).\n"
+         "  evaluation {step, eval_loss, accuracy}, then {final: true, step, final_loss, mean_tokens_per_s,\n"
+         "  mean_mfu, train_seconds, wall_seconds, checkpoint} (over training time, without evaluation and checkpoints).\n"
          "  A non-finite loss or gradient stops training before the update (exit 1), naming the step and the first\n"
          "  parameter whose gradient is not finite; the last good checkpoint stays in place.\n"
          "  Ctrl-C / SIGTERM: the current step finishes, a checkpoint is written, exit 130 (resume with --resume DIR).\n";

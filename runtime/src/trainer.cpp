@@ -411,7 +411,7 @@ int Trainer::run() {
                static_cast<long long>(step_ - first_step), static_cast<long long>(first_step), static_cast<long long>(step_), duration(wall).c_str(),
                duration(train_s).c_str(), final_loss, tps, 100 * mfu, kPeakFlops / 1e12, ck.c_str());
   if (cfg_.json) {
-    std::fprintf(json_, "{\"final\": true, \"step\": %lld, \"loss\": %s, \"tokens_per_s\": %s, \"mfu\": %s, \"train_seconds\": %s, \"wall_seconds\": %s, \"checkpoint\": %s}\n",
+    std::fprintf(json_, "{\"final\": true, \"step\": %lld, \"final_loss\": %s, \"mean_tokens_per_s\": %s, \"mean_mfu\": %s, \"train_seconds\": %s, \"wall_seconds\": %s, \"checkpoint\": %s}\n",
                  static_cast<long long>(step_), jnum(final_loss).c_str(), jnum(tps).c_str(), jnum(mfu).c_str(), jnum(train_s).c_str(), jnum(wall).c_str(),
                  json::dump(json::Value(ck)).c_str());
     std::fflush(json_);

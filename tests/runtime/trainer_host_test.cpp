@@ -858,7 +858,7 @@ void test_cli() {
     steps += line.find("\"tokens_per_s\"") != std::string::npos && line.find("\"mfu\"") != std::string::npos && line.find("\"grad_norm\"") != std::string::npos;
     evals += line.find("\"eval_loss\"") != std::string::npos && line.find("\"accuracy\"") != std::string::npos;
   }
-  EXPECT(r.out.find("{\"final\": true, \"step\": 10,") != std::string::npos, "--json final summary: %s", r.out.c_str());
+  EXPECT(r.out.find("{\"final\": true, \"step\": 10, \"final_loss\": ") != std::string::npos, "--json final summary: %s", r.out.c_str());
   EXPECT(steps == 5 && evals == 2, "--json: 5 step lines (log every 2), 2 eval lines; got %d, %d:\n%s", steps, evals, r.out.c_str());
   EXPECT(r.err.find("step 10/10") != std::string::npos && r.err.find("MFU") != std::string::npos && r.err.find("ETA") != std::string::npos,
          "progress on stderr: %s", r.err.c_str());
