@@ -139,6 +139,13 @@ async function main() {
     console.error(`  ${big.config.name}: ${bp.kernels.length} kernels (weights initialised on the GPU machine)`);
   }
 
+  // the training benchmark's ~0.85B hybrid (issue 9): the train entry at batch 4 × 4096
+  const tb = await load("hybrid-0.85b.ts");
+  const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true });
+  writeProject(tbp, path.join(OUT, tb.config.name));
+  projects.push({ name: tb.config.name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
+  console.error(`  ${tb.config.name}: ${tbp.kernels.length} kernels (training benchmark)`);
+
   writeFileSync(path.join(OUT, "bundle.json"), JSON.stringify({ seed, created: new Date().toISOString(), projects }, null, 1) + "\n");
   const mib = dirBytes(OUT) / 2 ** 20;
   console.error(`wrote ${path.relative(process.cwd(), OUT)} (${mib.toFixed(1)} MiB; the carry limit is 64 MiB)`);

@@ -88,6 +88,10 @@ def main():
         p["dir"] = os.path.join(BUNDLE, p["name"])
     if "--skip-8b" in sys.argv:
         projects = [p for p in projects if p["kind"] != "big"]
+    if "--train-bench" not in sys.argv:
+        projects = [p for p in projects if p["kind"] != "trainbench"]
+    if "--only-train-bench" in sys.argv:
+        projects = [p for p in projects if p["kind"] == "trainbench"]
     if "--only-bench" in sys.argv:
         projects = []
 
@@ -213,6 +217,18 @@ def main():
             f.write(log)
         print(log, flush=True)
         check("generation benchmarks ran", rc == 0, f"{secs:.0f}s" if rc == 0 else tail(log))
+
+    # 4c. training throughput: the ~0.85B hybrid against the same model in PyTorch (eager, compile)
+    if "--train-bench" in sys.argv:
+        for p in projects:
+            if p["kind"] != "trainbench" or not built.get(p["name"]):
+                continue
+            rc, log, secs = sh([sys.executable, os.path.join(HERE, "train_bench.py"), p["dir"], os.path.join(BUNDLE, "moby-train.tok"),
+                                "--batch", str(p["batch"]), "--seq", str(p["seq"])], timeout=900)
+            with open(os.path.join(OUT, "train_bench.log"), "w") as f:
+                f.write(log)
+            print(log, flush=True)
+            check(f"training benchmark {p['name']} ran", rc == 0, f"{secs:.0f}s" if rc == 0 else tail(log))
 
     # 5. benchmarks against peers, in this run
     if "--skip-bench" not in sys.argv:
