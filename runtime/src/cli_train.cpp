@@ -35,7 +35,8 @@ const char* train_usage() {
   return "usage: model train --data FILE.tok [--eval-data FILE.tok] --steps N --batch B [--seq T] [--accum K]\n"
          "                   [--lr 3e-4] [--min-lr LR/10] [--warmup 0] [--weight-decay 0.1] [--beta1 0.9] [--beta2 0.95]\n"
          "                   [--eps 1e-8] [--clip 1.0] [--seed 0] [--eval-every K] [--eval-batches N] [--save-every K]\n"
-         "                   [--log-every 1] [--keep N] --out DIR [--resume DIR] [--weights INIT.safetensors] [--manifest PATH] [--json]\n"
+         "                   [--log-every 1] [--keep N] (--out DIR | --no-checkpoint) [--resume DIR] [--weights INIT.safetensors]\n"
+         "                   [--manifest PATH] [--json]\n"
          "\n"
          "  Trains on a token file from `strata data` (.tok). A step is --accum micro-batches of --batch rows of --seq\n"
          "  tokens (probe files: --seq defaults to rowLength - 1); batch * seq must fit the model's training entry.\n"
@@ -48,6 +49,7 @@ const char* train_usage() {
          "  --out DIR: DIR/step-<N>/{model,optimizer}.safetensors + trainer.json every --save-every steps and at the\n"
          "  end; DIR/latest names the newest complete one; DIR/loss.csv, DIR/loss.svg. model.safetensors loads into\n"
          "  `model forward|generate --weights`. --keep N: keep only the newest N checkpoints (default: all).\n"
+         "  --no-checkpoint: write no checkpoint at all (benchmarks).\n"
          "  --resume DIR: continue from DIR/latest with the same batches and optimizer state (bit-identical losses);\n"
          "  flags left out take the checkpoint's values; --out defaults to DIR.\n"
          "  Progress on stderr every --log-every steps: loss, lr, gradient norm, tokens/s, MFU and ETA. MFU =\n"
@@ -122,6 +124,10 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
         c.json = true;
         continue;
       }
+      if (a == "--no-checkpoint") {
+        c.no_checkpoint = true;
+        continue;
+      }
       if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "' for 'train' (options start with --)");
       std::string flag = a, value;
       const size_t eq = a.find('=');
@@ -131,7 +137,7 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
       if (!known) {
         std::string list;
         for (const char* v : valid) list += std::string(list.empty() ? "" : ", ") + v;
-        throw UsageError("unknown option '" + flag + "' for 'train' (valid: " + list + ", --json)");
+        throw UsageError("unknown option '" + flag + "' for 'train' (valid: " + list + ", --json, --no-checkpoint)");
       }
       if (o.count(flag)) throw UsageError("option '" + flag + "' given more than once");
       if (eq == std::string::npos) {
@@ -232,7 +238,9 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
     if (c.data.empty()) throw UsageError("'train' needs --data FILE.tok (a token file from `strata data`)");
     if (c.steps < 1) throw UsageError("'train' needs --steps N (N ≥ 1 optimizer steps)");
     if (c.batch < 1) throw UsageError("'train' needs --batch B (rows per micro-batch, B ≥ 1)");
-    if (c.out.empty()) throw UsageError("'train' needs --out DIR (checkpoints are written there)");
+    if (c.no_checkpoint && (o.count("--out") || o.count("--save-every") || o.count("--keep") || !c.resume.empty()))
+      throw UsageError("--no-checkpoint writes nothing: it excludes --out, --save-every, --keep and --resume");
+    if (c.out.empty() && !c.no_checkpoint) throw UsageError("'train' needs --out DIR (checkpoints are written there; --no-checkpoint for none)");
     if (!(c.opt.lr >= 0)) throw UsageError("--lr " + g(c.opt.lr) + " must be ≥ 0");
     if (!(c.opt.min_lr >= 0 && c.opt.min_lr <= c.opt.lr))
       throw UsageError("--min-lr " + g(c.opt.min_lr) + " must be in [0, --lr " + g(c.opt.lr) + "]");

@@ -380,7 +380,7 @@ int Trainer::run() {
       window_steps = 0;
     }
     const bool do_eval = eval_ && ((cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) || last);
-    const bool do_save = (cfg_.save_every > 0 && step_ % cfg_.save_every == 0) || last;
+    const bool do_save = !cfg_.no_checkpoint && ((cfg_.save_every > 0 && step_ % cfg_.save_every == 0) || last);
     if (do_eval) {
       const EvalResult e = evaluate();
       evals_.push_back(EvalRecord{step_, e.loss, e.accuracy});
@@ -393,7 +393,7 @@ int Trainer::run() {
     }
     if (do_save) last_dir = save();
     if (interrupt && *interrupt && !last) {
-      if (step_ != saved_step_) last_dir = save();
+      if (step_ != saved_step_ && !cfg_.no_checkpoint) last_dir = save();
       std::fprintf(progress_, "train: interrupted after step %lld; checkpoint %s; continue with --resume %s\n", static_cast<long long>(step_),
                    last_dir.c_str(), cfg_.out.c_str());
       std::fflush(progress_);
@@ -401,10 +401,10 @@ int Trainer::run() {
     }
     if (do_eval || do_save) t_window = Clock::now(), window_tokens = 0, window_steps = 0;  // the next window times training only
   }
-  if (step_ != saved_step_) last_dir = save();
+  if (step_ != saved_step_ && !cfg_.no_checkpoint) last_dir = save();
   const double wall = seconds_since(t_start);
   const double tps = train_s > 0 ? total_tokens / train_s : 0, mfu = tps * t_.flops_per_token() / kPeakFlops;
-  const std::string ck = last_dir.empty() ? cfg_.out + "/step-" + std::to_string(step_) : last_dir;
+  const std::string ck = cfg_.no_checkpoint ? "none (--no-checkpoint)" : last_dir.empty() ? cfg_.out + "/step-" + std::to_string(step_) : last_dir;
   const double final_loss = history_.empty() ? NAN : history_.back().loss;
   std::fprintf(progress_,
                "train: %lld steps (%lld → %lld) in %s (%s training); final loss %.4f; %.0f tok/s, MFU %.1f%% (of %.0f TFLOP/s); checkpoint %s\n",

@@ -47,6 +47,7 @@ struct TrainConfig {
   int64_t keep = 0;          // checkpoints kept in `out` (newest first); 0: all
   int eval_max_rows = 0;     // rows per forward() call in evaluation (the model's maxBatch); 0: --batch
   bool json = false;
+  bool no_checkpoint = false;  // --no-checkpoint: write nothing (benchmarks); --out not needed
 };
 
 // The config as stored in trainer.json, and back.

@@ -839,6 +839,12 @@ void test_cli() {
   expect_usage(with({"--eval-data", tmp("nope.tok")}), "cannot open token file");
   expect_usage({"stray"}, "unexpected argument 'stray'");
   expect_usage(with({"--eval-every", "2"}), "--eval-every needs --eval-data");
+  expect_usage(with({"--no-checkpoint"}), "--no-checkpoint writes nothing");
+  {
+    const CliResult nc = run_cli({"--data", data, "--steps", "3", "--batch", "2", "--seq", "8", "--no-checkpoint", "--json"});
+    EXPECT(nc.code == 0 && nc.out.find("\"step\": 3,") != std::string::npos && nc.err.find("none (--no-checkpoint)") != std::string::npos,
+           "--no-checkpoint trains and writes nothing: %s", nc.err.c_str());
+  }
   {
     const CliResult h = run_cli({"--help"});
     EXPECT(h.code == 0 && h.out.find("989 TFLOP/s") != std::string::npos && h.out.find("--resume DIR") != std::string::npos, "--help: %s",
