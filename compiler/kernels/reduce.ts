@@ -72,6 +72,8 @@ export function columnTiling(cols: number): { kCols: number; rowsPerChunk: numbe
 function check(n: Node): Unsupported | undefined {
   const x = n.inputs[0]!;
   const what = `${n.op} ${JSON.stringify(x.shape)} → ${JSON.stringify(n.shape)}`;
+  for (const t of [x, n])
+    if (t.dtype !== "bf16" && t.dtype !== "f32") return { message: `the reduce kernels load and store bf16 or f32; ${what} has ${t.dtype}`, hint: "compute gradients in bf16 or f32" };
   for (const s of [x.shape, n.shape])
     if (!indexable(s))
       return {
