@@ -2,7 +2,9 @@
  * GEMM family: y = epilogue(x·Wᵀ) for `linear` anchors. Fusion: the single-consumer chain of
  * epilogue-able elementwise ops after the product (activation, gate, bias, residual add, cast),
  * applied to each pair of output columns in the kernel's store. Tiles: wgmma on sm_90a, mma.sync
- * elsewhere, as a typed config rendered into the template and written to the manifest.
+ * elsewhere, as a typed config rendered into the template and written to the manifest. A `linear`
+ * whose weight is not a plain param (the training graph's dgrad, linear(gy, transpose(W))) is
+ * checked, fused and rendered by matmul.ts.
  */
 import { getOp } from "../ir/registry.js";
 import type { Node } from "../ir/node.js";

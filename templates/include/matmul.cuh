@@ -78,13 +78,9 @@ using gemm::detail::swz;
 using gemm::detail::tile_coords;
 
 // wgmma descriptor of an MN-major (transposed) 128B-swizzled operand laid out as above.
-// (STRATA_MATMUL_MN_SWAP exchanges LBO and SBO: a hook for tests/gpu/matmul_test.cu only.)
+// (Checked on the H200: exchanging LBO and SBO gives wrong products, this layout right ones.)
 STRATA_HD uint64_t wgmma_desc_mn_sw128(uint32_t saddr) {
-#ifndef STRATA_MATMUL_MN_SWAP
   constexpr uint32_t kLbo = kMnBlockBytes, kSbo = 1024;
-#else
-  constexpr uint32_t kLbo = 1024, kSbo = kMnBlockBytes;
-#endif
   uint64_t d = 0;
   d |= (uint64_t)((saddr & 0x3FFFF) >> 4);          // start address >> 4
   d |= (uint64_t)(kLbo >> 4) << 16;                 // LBO: next 64 elements along M/N
