@@ -133,11 +133,14 @@ function absorbChain(grp: FusionGroup, f: FuseContext, from: Node, unaryOnly: bo
   }
 }
 
+/** At most this many recomputed operand nodes per epilogue step (the activation derivatives need ≤ 7). */
+const MAX_RECOMPUTE = 12;
+
 /**
  * dgrad's epilogue (gemm.ts hands `linear`s with a non-param weight here): the GEMM's chain, where
- * an operand computed after the GEMM, elementwise from values stored before it and read only by
- * the chain (the activation's derivative, activationGrad(x)), is recomputed in the store instead
- * of costing a row kernel and a round trip of the product.
+ * an operand computed after the GEMM only by elementwise ops from values stored before it, and
+ * read only inside the chain (the activation's derivative: relu2′ = 2·relu(x), silu′ = s·(1 + x·(1 − s))),
+ * is recomputed in the store instead of costing a row kernel and a round trip of the product.
  */
 export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
   const anchor = grp.anchor!;
@@ -159,25 +162,35 @@ export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
         : !same(e, cur)
           ? `it changes the shape [${cur.shape}] → [${e.shape}]`
           : undefined;
-    const recompute: Node[] = [];
+    // late operands: recompute the elementwise subtree down to values stored before the GEMM
+    const recompute = new Map<string, Node>();
+    const pull = (o: Node): string | undefined => {
+      if (recompute.has(o.key) || before(o)) return undefined;
+      if (!getOp(o.op).epilogue || !f.free(o) || f.isOutput(o) || !same(o, e)) return `operand ${o.op} is computed after the anchor`;
+      if (recompute.size >= MAX_RECOMPUTE) return `operand ${o.op}: more than ${MAX_RECOMPUTE} ops to recompute`;
+      recompute.set(o.key, o);
+      for (const i of o.inputs) {
+        if (before(i) && !same(i, e) && !f.paramOnly(i)) return `operand ${i.op}[${i.shape}] would need a broadcast the epilogue does not index`;
+        const r = pull(i);
+        if (r) return r;
+      }
+      return undefined;
+    };
     for (const o of why ? [] : e.inputs) {
       if (o.key === cur.key) continue;
       if (!same(o, e) && o.shape.length > 1 && !f.paramOnly(o)) why = `operand ${o.op}[${o.shape}] would need a broadcast the epilogue does not index`;
-      else if (before(o)) continue;
-      else if (
-        getOp(o.op).epilogue &&
-        f.free(o) &&
-        !f.isOutput(o) &&
-        f.uses(o).length === 1 &&
-        same(o, e) &&
-        o.inputs.every((i) => before(i) && (same(i, e) || f.paramOnly(i)))
-      )
-        recompute.push(o);
-      else why = `operand ${o.op} is computed after the anchor`;
+      else why = pull(o);
       if (why) break;
     }
+    // a recomputed value read outside the chain would still have to be stored
+    if (!why)
+      for (const o of recompute.values())
+        if (f.uses(o).some((u) => u !== e && !recompute.has(u.key))) {
+          why = `operand ${o.op} is also read by another kernel`;
+          break;
+        }
     if (why) return f.log(grp, e, false, `epilogue ${e.op}`, why);
-    for (const o of recompute) {
+    for (const o of recompute.values()) {
       f.add(grp, o);
       f.log(grp, o, true, `operand ${o.op}`, "elementwise of values stored before the GEMM: recomputed in its store");
     }

@@ -23,6 +23,10 @@ const owner = (n: Node): BufferOwner =>
 const ctxFor = (arch: RenderContext["arch"]): RenderContext => ({ ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch });
 
 import { extraGraphs, mlpTraining } from "./matmul-graphs.js";
+import { autodiff, withTrainingLoss } from "../../compiler/passes/autodiff.js";
+import tinyTransformer from "../../examples/tiny-transformer.js";
+import tinyMamba from "../../examples/tiny-mamba.js";
+import tinyHybrid from "../../examples/tiny-hybrid.js";
 
 const isWgrad = (n: Node) => n.op === "matmul" && n.inputs[0]!.op === "transpose";
 const isDgrad = (n: Node) => n.op === "linear" && n.inputs[1]!.op === "transpose";
@@ -72,6 +76,28 @@ describe("matmul family: fusion of the training graph", () => {
     }
   });
 
+  for (const [name, def] of Object.entries({ "tiny-transformer": tinyTransformer, "tiny-mamba": tinyMamba, "tiny-hybrid": tinyHybrid })) {
+    it(`${name}: every weight gradient is one group, every dgrad renders the matmul kernel, activation derivatives fuse into it`, () => {
+      const tg = autodiff(withTrainingLoss(def.toGraph(), { weighted: true }), { loss: "loss" });
+      const tplan = fuse(tg);
+      const ctx = ctxFor("sm_90a");
+      const linearWeights = new Set(graphNodes(tg).filter((n) => n.op === "linear" && n.inputs[1]!.op === "param").map((n) => n.inputs[1]!.key));
+      const paths: Record<string, number> = {};
+      let fusedDerivative = 0;
+      for (const grp of tplan.groups) {
+        if (!(grp.kind === "matmul" || (grp.kind === "gemm" && isDgrad(grp.anchor!)))) continue;
+        const kb = familyModule(grp.kind).render(grp, ctx);
+        paths[kb.tiles.path as string] = (paths[kb.tiles.path as string] ?? 0) + 1;
+        if (kb.tiles.path === "wgrad") expect(grp.nodes.map((n) => n.op)).toEqual(["matmul", "sumTo", "cast"]);
+        if (kb.tiles.path === "dgrad" && grp.nodes.length > 2) fusedDerivative++;
+      }
+      expect(paths.wgrad).toBe(linearWeights.size);
+      expect(paths.dgrad).toBeGreaterThan(2);
+      expect(paths.general).toBeUndefined();
+      expect(fusedDerivative).toBeGreaterThan(0); // relu2′ (transformer MLP) / silu′ (Mamba gate) in the dgrad store
+    });
+  }
+
   it("wgrad renders one launch contracting over B·T tokens with MN-major operands and an f32 store", () => {
     const kb = renderMatmuls(mlpTraining(), "sm_90a").find((k) => k.tiles.path === "wgrad")!;
     // these small weights (one output tile) split the tokens: partials in launch scratch
@@ -120,6 +146,11 @@ describe.skipIf(!nvcc)("matmul family: the emitted sources compile (nvcc)", () =
     it(`${arch}: dgrad, wgrad and general kernels compile${arch === "sm_90a" ? " with no spills" : ""}`, { timeout: 600_000 }, async () => {
       const bodies = new Map<string, KernelBody>();
       for (const g of [mlpTraining(), ...extraGraphs()]) for (const kb of renderMatmuls(g, arch)) bodies.set(kb.body, kb);
+      // the examples' dgrads with an activation derivative recomputed in the store (relu2′, silu′)
+      for (const def of [tinyTransformer, tinyMamba]) {
+        const tg = autodiff(withTrainingLoss(def.toGraph(), { weighted: true }), { loss: "loss" });
+        for (const kb of renderMatmuls(tg, arch)) if (kb.tiles.path === "dgrad" && kb.group.nodes.length > 2) bodies.set(kb.body, kb);
+      }
       const paths = new Set([...bodies.values()].map((kb) => kb.tiles.path));
       expect([...paths].sort()).toEqual(["dgrad", "general", "wgrad"]);
       const units = [...bodies.values()].map((kb, i) => {
