@@ -24,6 +24,7 @@ std::string cli_usage(const std::string& prog) {
          "          [--manifest PATH] [--verbose]\n"
          "  " + prog + " generate (--prompt IDS | --tokens PROMPT.npy) [--max-new N] [--temperature T] [--top-k K]\n"
          "          [--top-p P] [--repetition-penalty R] [--sample-seed S] [--stop IDS] [--weights W | --seed N] [--out OUT.npy]\n"
+         "  " + prog + " train   --data FILE.tok --steps N --batch B --out DIR [options: model train --help]\n"
          "\n"
          "  info      print the model description (JSON, read from the manifest; needs no GPU)\n"
          "  forward   run the model on TOKENS.npy (int32 [batch, seqlen]) and write\n"
@@ -31,6 +32,7 @@ std::string cli_usage(const std::string& prog) {
          "            --weights, or from deterministic init with --seed (default 0)\n"
          "  generate  prefill the prompt, then sample up to --max-new tokens per sequence on the GPU,\n"
          "            printing them as they come and the timings (model generate --help)\n"
+         "  train     train the model (compiled with --train): AdamW, checkpoints, --resume (model train --help)\n"
          "  --manifest PATH  manifest.json or its directory (default: the one built with this binary)\n";
 }
 

@@ -176,6 +176,10 @@ def main():
                 check(name, line.startswith("PASS"), detail)
         check("train checks ran", rc in (0, 1) and "train checks:" in log, f"{secs:.0f}s" if "train checks:" in log else tail(log))
 
+    # the CUDA AdamW against its host twin (the update rule CI tests), determinism
+    if "--skip-train" not in sys.argv:
+        harness("adamw_test", f"{REPO}/tests/gpu/adamw_test.cu", f"{REPO}/runtime/src/adamw.cu {REPO}/runtime/src/adamw_host.cpp -I{REPO}/runtime/include -I{REPO}/runtime/src")
+
     # the backward kernels' own harnesses (float64 references, determinism)
     for name in ("attention_bwd_test", "ssm_bwd_test", "matmul_test", "train_ops_test"):
         src = f"{REPO}/tests/gpu/{name}.cu"
