@@ -5,6 +5,7 @@
  * take an incoming state h0 and write the outgoing state hT (which may alias h0) — so a scan and
  * its state companion (ssdState / selectiveState on the same inputs) are one kernel launch.
  */
+import { StrataError } from "../ir/errors.js";
 import { getOp, viewBase } from "../ir/registry.js";
 import type { Node } from "../ir/node.js";
 import { BufferTable } from "../codegen/buffers.js";
@@ -104,6 +105,10 @@ function absorbScan(grp: FusionGroup, f: FuseContext): void {
 }
 
 
+function unsupportedDt(s: Node, dtype: string): never {
+  throw new StrataError(`codegen: ${s.op} reads dt as ${dtype}; the scan kernels take bf16 or f32`, s.src);
+}
+
 /** What both scan kernels take: x (or u), raw dt with its optional bias, A, B, C, D, y, h0/hT. */
 function scanOperands(g: FusionGroup, ctx: RenderContext, bufs: BufferTable) {
   const s = g.anchor!;
@@ -119,6 +124,8 @@ function scanOperands(g: FusionGroup, ctx: RenderContext, bufs: BufferTable) {
     dt: operand(bufs, refs.dt),
     dtBias: ptr(r.dtBias),
     dtSoftplus: r.dtFinal ? "false" : "true",
+    // dt stored in f32 (softplus(dt_raw + an f32 bias), kept for the backward) is read as such
+    dtSuffix: refs.dt.dtype === "f32" ? "_f32" : refs.dt.dtype === "bf16" ? "" : unsupportedDt(s, refs.dt.dtype),
     A: ptr(r.A),
     Bm: operand(bufs, refs.B),
     Cm: operand(bufs, refs.C),

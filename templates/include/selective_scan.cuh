@@ -32,6 +32,7 @@ struct SelectiveScanParams {
   int batch = 0, seqlen = 0, dim = 0;  // N (d_state) is a template parameter
   const __nv_bfloat16* u = nullptr;     long long u_batch_stride = 0, u_row_stride = 0;
   const __nv_bfloat16* delta = nullptr; long long delta_batch_stride = 0, delta_row_stride = 0;
+  const float* delta_f32 = nullptr;  // instead of delta: an f32 delta (a stored softplus(delta + bias)), same strides
   const float* delta_bias = nullptr;    // [D], optional
   bool delta_softplus = true;  // false: delta is already softplus(delta_raw + bias) (stored for the backward)
   const float* A = nullptr;             // [D,N]
@@ -125,7 +126,8 @@ __global__ void __launch_bounds__(128, 4) selective_scan_fwd_kernel(const Select
       float dl = 0.f, du = 0.f;
       if (r < Tv && dd < p.dim) {
         const long long t = t0 + r;
-        float raw = __bfloat162float(p.delta[(long long)b * p.delta_batch_stride + t * p.delta_row_stride + dd]);
+        const long long di = (long long)b * p.delta_batch_stride + t * p.delta_row_stride + dd;
+        float raw = p.delta_f32 ? p.delta_f32[di] : __bfloat162float(p.delta[di]);
         if (p.delta_bias) raw += p.delta_bias[dd];
         dl = (p.delta_softplus ? fast_softplus(raw) : raw);
         du = dl * __bfloat162float(p.u[(long long)b * p.u_batch_stride + t * p.u_row_stride + dd]);
@@ -186,7 +188,7 @@ template <int N>
 inline cudaError_t selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t stream = 0) {
   using Cfg = detail::ScanCfg<N>;
   if (p.batch <= 0 || p.dim <= 0 || p.seqlen < 0) return cudaErrorInvalidValue;
-  if (!p.u || !p.delta || !p.A || !p.B || !p.C || !p.y) return cudaErrorInvalidValue;
+  if (!p.u || !(p.delta || p.delta_f32) || !p.A || !p.B || !p.C || !p.y) return cudaErrorInvalidValue;
   const bool vec2 = !((reinterpret_cast<uintptr_t>(p.B) | reinterpret_cast<uintptr_t>(p.C)) & 3) &&
                     !((p.B_row_stride | p.B_batch_stride | p.C_row_stride | p.C_batch_stride) & 1);
   auto kern = detail::selective_scan_fwd_kernel<N>;

@@ -58,6 +58,7 @@ struct SsdParams {
   int batch = 0, seqlen = 0, nheads = 0, ngroups = 0;  // P (headdim), N (dstate): template params
   const __nv_bfloat16* x = nullptr;  long long x_batch_stride = 0, x_row_stride = 0;
   const __nv_bfloat16* dt = nullptr; long long dt_batch_stride = 0, dt_row_stride = 0;
+  const float* dt_f32 = nullptr;     // instead of dt: an f32 dt (a stored softplus(dt + bias)), same strides
   const float* dt_bias = nullptr;    // [H], optional (0)
   bool dt_softplus = true;           // false: dt is already softplus(dt_raw + bias) (stored for the backward)
   const float* A = nullptr;          // [H], A = -exp(A_log)
@@ -129,7 +130,7 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
   const __nv_bfloat16* xg = p.x + (long long)b * p.x_batch_stride + (long long)h * P;
   const __nv_bfloat16* Bg = p.B + (long long)b * p.B_batch_stride + (long long)g * N;
   const __nv_bfloat16* Cg = p.C + (long long)b * p.C_batch_stride + (long long)g * N;
-  const __nv_bfloat16* dtg = p.dt + (long long)b * p.dt_batch_stride + h;
+  const long long dt_base = (long long)b * p.dt_batch_stride + h;
   __nv_bfloat16* yg = p.y + (long long)b * p.y_batch_stride + (long long)h * P;
 
   // ---- carried state h (P x N, fp32) lives in smem between chunks ----
@@ -181,7 +182,8 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         const int r = lane * RPL + k;
         float dtv = 0.f;
         if (r < Lc) {
-          const float raw = __bfloat162float(dtg[(long long)(t0 + r) * p.dt_row_stride]) + dtb;
+          const long long di = dt_base + (long long)(t0 + r) * p.dt_row_stride;
+          const float raw = (p.dt_f32 ? p.dt_f32[di] : __bfloat162float(p.dt[di])) + dtb;
           dtv = (p.dt_softplus ? fast_softplus(raw) : raw);
         }
         sDt[r] = dtv;
@@ -374,7 +376,8 @@ __global__ void __launch_bounds__(128) ssd_decode_kernel(const SsdParams p) {
 #pragma unroll
     for (int i = 0; i < NPL; ++i) st[i] = p.h0 ? p.h0[hoff + (size_t)pr * N + lane + 32 * i] : 0.f;
     for (int t = 0; t < p.seqlen; ++t) {
-      const float raw = __bfloat162float(p.dt[(long long)b * p.dt_batch_stride + (long long)t * p.dt_row_stride + h]) + dtb;
+      const long long di = (long long)b * p.dt_batch_stride + (long long)t * p.dt_row_stride + h;
+      const float raw = (p.dt_f32 ? p.dt_f32[di] : __bfloat162float(p.dt[di])) + dtb;
       const float dtv = (p.dt_softplus ? fast_softplus(raw) : raw);
       const float a = fast_exp(dtv * A);
       const float xv = __bfloat162float(p.x[(long long)b * p.x_batch_stride + (long long)t * p.x_row_stride + h * P + pr]);
@@ -413,7 +416,7 @@ constexpr size_t ssd_chunked_smem_bytes() { return detail::SsdSmem<L, P, N>::kBy
 template <int L, int P, int N, bool kSplitState = true>
 inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) {
   if (p.batch <= 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
-  if (!p.x || !p.dt || !p.A || !p.B || !p.C || !p.y) return cudaErrorInvalidValue;
+  if (!p.x || !(p.dt || p.dt_f32) || !p.A || !p.B || !p.C || !p.y) return cudaErrorInvalidValue;
   if (p.seqlen < 0) return cudaErrorInvalidValue;
   if (!detail::aligned16(p.x) || !detail::aligned16(p.B) || !detail::aligned16(p.C)) return cudaErrorInvalidValue;
   if ((p.x_row_stride | p.x_batch_stride | p.B_row_stride | p.B_batch_stride | p.C_row_stride | p.C_batch_stride) & 7)
@@ -433,7 +436,7 @@ inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) 
 template <int P, int N>
 inline cudaError_t ssd_decode_fwd(const SsdParams& p, cudaStream_t stream = 0) {
   if (p.batch <= 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
-  if (!p.x || !p.dt || !p.A || !p.B || !p.C || !p.y || p.seqlen < 0) return cudaErrorInvalidValue;
+  if (!p.x || !(p.dt || p.dt_f32) || !p.A || !p.B || !p.C || !p.y || p.seqlen < 0) return cudaErrorInvalidValue;
   detail::ssd_decode_kernel<P, N><<<p.batch * p.nheads, 128, 0, stream>>>(p);
   return cudaGetLastError();
 }
