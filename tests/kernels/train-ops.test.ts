@@ -3,7 +3,10 @@
  * how fusion groups the tiny examples' training graphs, what each family renders (mode, scratch,
  * fused work), the shapes `check` refuses (with a hint), and — with nvcc, no GPU — that every
  * kernel they emit for the tiny examples compiles for sm_90a and sm_80 with no spills and no
- * warnings. The numerics run on the GPU: tests/gpu/train_ops_test.cu (see its header).
+ * warnings; and the emitted kernels' generated part (the fused functors, their index arithmetic,
+ * the launchers' buffer wiring and scratch sizes) run on the CPU through a host stand-in of
+ * train_ops.cuh against the interpreter's float64 values. The device algorithms run on the GPU:
+ * tests/gpu/train_ops_test.cu and tests/gpu/train_ops_emitted_test.cu (see their headers).
  */
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -15,7 +18,10 @@ import { columnTiling } from "../../compiler/kernels/reduce.js";
 import { INCLUDE_DIR } from "../../compiler/codegen/templates.js";
 import { KERNEL_EXTRA_FLAGS } from "../../compiler/codegen/build.js";
 import { checkNoSpills, compileAll, findNvcc, formatSpills, type CompileUnit } from "../../compiler/nvcc/driver.js";
+import { execa } from "execa";
 import { fusedTraining, namedSource, renderAll, TINY, type Rendered } from "./train-helpers.js";
+import { emitTrainOps } from "../gpu/train_ops_emit.js";
+import { cachedNvcc } from "../device/host-build.js";
 
 const MINE = new Set(["reduce", "cross_entropy", "embedding_grad", "conv1d_grad"]);
 
@@ -182,5 +188,22 @@ describe.skipIf(!nvcc)("the training-op kernels of the tiny examples compile (nv
       expect(r.warnings, r.name).toEqual([]);
     }
     expect(formatSpills(checkNoSpills(results))).toEqual([]);
+  });
+});
+
+describe.skipIf(!nvcc)("the emitted kernels on the CPU (host stand-in of train_ops.cuh) match the interpreter", () => {
+  const work = mkdtempSync(path.join(os.tmpdir(), "strata-train-ops-host-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("every case within tolerance, no buffer or scratch overrun", { timeout: 600_000 }, async () => {
+    const cases = emitTrainOps(work);
+    expect(cases).toBeGreaterThan(15);
+    const here = path.dirname(new URL(import.meta.url).pathname);
+    const src = readFileSync(path.join(here, "train_ops_host_test.cpp"), "utf8");
+    const b = await cachedNvcc(src, [work, path.join(here, "train_ops_host"), INCLUDE_DIR], ["-x", "c++", "-std=c++17", "-O2", "-o", "host_test"], "train_ops_host_test");
+    const r = await execa(path.join(b.dir, "host_test"), [path.join(work, "data.bin")], { reject: false, all: true });
+    expect(r.all).toMatch(new RegExp(`\\d+ passed, 0 failed`));
+    expect(r.all).not.toMatch(/^FAIL/m);
+    expect(r.exitCode, r.all).toBe(0);
   });
 });
