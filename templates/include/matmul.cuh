@@ -60,6 +60,8 @@
 
 namespace strata {
 namespace matmul {
+// internal linkage: several generated kernel files of one project include this header
+namespace {
 
 using bf16 = __nv_bfloat16;
 using gemm::kBK;
@@ -553,5 +555,6 @@ cudaError_t matmul_general_launch(const TA* A, const TB* B, int M, int N, int K,
   return cudaGetLastError();
 }
 
+}  // namespace
 }  // namespace matmul
 }  // namespace strata

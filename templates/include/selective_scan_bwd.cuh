@@ -26,6 +26,8 @@
 
 namespace strata {
 namespace sscan_bwd {
+// internal linkage: several generated kernel files of one project include this header
+namespace {
 
 template <class T>
 struct Tok {
@@ -266,5 +268,6 @@ inline cudaError_t selective_scan_grad(const PR& p0, size_t scratch_bytes, cudaS
   return cudaGetLastError();
 }
 
+}  // namespace
 }  // namespace sscan_bwd
 }  // namespace strata

@@ -38,6 +38,8 @@
 
 namespace strata {
 namespace ssd_bwd {
+// internal linkage: several generated kernel files of one project include this header
+namespace {
 
 // Per-token operand: base pointer (feature offset applied), row and batch strides in elements.
 template <class T>
@@ -566,5 +568,6 @@ inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t str
   return cudaGetLastError();
 }
 
+}  // namespace
 }  // namespace ssd_bwd
 }  // namespace strata

@@ -31,6 +31,8 @@
 
 namespace strata {
 namespace train {
+// internal linkage: several generated kernel files of one project include this header
+namespace {
 
 // ---- shared ------------------------------------------------------------------------------
 
@@ -548,5 +550,6 @@ inline cudaError_t conv1d_bwd(const Conv1dGradParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+}  // namespace
 }  // namespace train
 }  // namespace strata
