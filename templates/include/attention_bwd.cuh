@@ -51,8 +51,6 @@
 
 namespace strata {
 namespace attn {
-// internal linkage: several generated kernel files of one project include this header
-namespace {
 
 struct AttentionBwdParams {
   const __nv_bfloat16* q;     // [B, T, H, D]
@@ -717,6 +715,5 @@ inline cudaError_t attention_bwd_launch_simple(const AttentionBwdParams& p, cuda
   return cudaGetLastError();
 }
 
-}  // namespace
 }  // namespace attn
 }  // namespace strata
