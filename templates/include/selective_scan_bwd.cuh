@@ -241,6 +241,7 @@ inline cudaError_t selective_scan_grad(const PR& p0, size_t scratch_bytes, cudaS
   }
   const size_t one = detail::sub_floats<N>(1, T, D) + 4 * 64;
   int nb = (int)std::max<size_t>(1, std::min<size_t>((size_t)p0.batch, (avail - runFloats) / one));
+  nb = std::min(nb, 65535);  // grid.y = sequences
   while (nb > 1 && detail::sub_floats<N>(nb, T, D) > avail - runFloats) --nb;
   if (nb < 1 || detail::sub_floats<N>(nb, T, D) > avail - runFloats) return cudaErrorInvalidValue;
   for (int b0 = 0; b0 < p0.batch; b0 += nb) {

@@ -536,6 +536,7 @@ inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t str
   // sequences per sub-batch: as many as fit (sub_floats is affine in the count, up to alignment)
   const size_t one = detail::sub_floats<L, P, N>(1, T, H) + 5 * 64;
   int nb = (int)std::max<size_t>(1, std::min<size_t>((size_t)p0.batch, (avail - dAfloats) / one));
+  nb = std::max(1, std::min(nb, 65535 / H));  // grid.z = sequences, state_pass grid.y = sequences · heads
   while (nb > 1 && detail::sub_floats<L, P, N>(nb, T, H) > avail - dAfloats) --nb;
   if (nb < 1 || detail::sub_floats<L, P, N>(nb, T, H) > avail - dAfloats) return cudaErrorInvalidValue;
   const size_t PNs = (size_t)P * N;
