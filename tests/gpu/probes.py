@@ -50,6 +50,8 @@ def train(bin_model, data, eval_data, out, budget, log_path):
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if rec.get("final"):
+            continue  # the run's summary line
         (evals if "eval_loss" in rec else steps).append(rec)
     with open(log_path, "a") as log:
         log.write(r.stdout)

@@ -28,7 +28,7 @@ def strata_run(project, data, batch, seq, steps):
     out = "/dev/shm/strata-train-bench" if os.path.isdir("/dev/shm") else "/tmp/strata-train-bench"
     subprocess.run(["rm", "-rf", out])
     cmd = [os.path.join(project, "bin", "model"), "train", "--data", data, "--batch", str(batch), "--seq", str(seq), "--steps", str(steps),
-           "--warmup", "1", "--lr", "1e-4", "--seed", "3", "--log-every", "1", "--json", "--no-checkpoint", "--out", out]
+           "--warmup", "1", "--lr", "1e-4", "--seed", "3", "--log-every", "1", "--json", "--no-checkpoint"]
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     secs = time.time() - t0
