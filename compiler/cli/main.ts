@@ -11,19 +11,19 @@ import { formatDiagnostics, loadModel, typecheck } from "./load.js";
 import { formatInfo, modelInfo } from "./info.js";
 import { deriveStep } from "../passes/derive-step.js";
 import type { Graph } from "../ir/graph.js";
-import { dumpProject, emitProject, writeProject } from "../codegen/project.js";
+import { dumpProject, writeProject } from "../codegen/project.js";
 import { buildProject } from "../codegen/build.js";
 import { explainFusion } from "../passes/fuse.js";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkKernelRules, type ModelDef } from "../dsl/model.js";
-import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
+import type { ModelDef } from "../dsl/model.js";
 import { checkOutDir, fsError, replaceDir, withDirLock } from "./output.js";
 import { registerInterop } from "./interop.js";
 import { registerDataCommand } from "./data.js";
 import { registerGenerateCommand } from "./generate.js";
 import { registerTrainCommand } from "./train.js";
+import { emitChecked } from "./emit.js";
 
 let verbose = process.argv.includes("--verbose");
 
@@ -39,20 +39,6 @@ export function strataVersion(): string {
   return (JSON.parse(readFileSync(pkg, "utf8")) as { version: string }).version;
 }
 
-/** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
-export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean }) {
-  const maxBatch = o.maxBatch ?? 1;
-  const maxSeq = o.maxSeq ?? def.config.seqLen;
-  checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
-  checkKernelRules(def);
-  checkGraphSizes(def.toGraph());
-  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false });
-  const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
-  // training keeps fp32 master weights and two moments (12 bytes per parameter) besides the bf16 copies
-  const trainBytes = o.train ? (p.manifest.weights as { bytes: number; dtype: string }[]).reduce((a, w) => a + (w.bytes / (w.dtype === "F32" ? 4 : 2)) * 16, 0) : 0;
-  const warning = memoryWarning(def.config.name, weightBytes + trainBytes, p.manifest.arenaBytes as number);
-  return { p, weightBytes, warning };
-}
 
 export function formatGraph(g: Graph): string {
   const nodes = graphNodes(g);

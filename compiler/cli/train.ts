@@ -18,7 +18,7 @@ import { findNvcc, nvccNotFoundError } from "../nvcc/driver.js";
 import type { ModelDef } from "../dsl/model.js";
 import { loadModel } from "./load.js";
 import { checkOutDir, replaceDir, withDirLock } from "./output.js";
-import { emitChecked } from "./main.js";
+import { emitChecked } from "./emit.js";
 
 /** `bin/model train`'s flags that `strata train` passes through: option key → flag. */
 const PASS_THROUGH = {

@@ -17,7 +17,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ModelDef } from "../../compiler/dsl/model.js";
 import { writeProject } from "../../compiler/codegen/project.js";
-import { emitChecked, main as strata } from "../../compiler/cli/main.js";
+import { emitChecked } from "../../compiler/cli/emit.js";
+import { main as strata } from "../../compiler/cli/main.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const OUT = path.resolve(process.argv[2] ?? path.join(REPO, ".probe-bundle"));
