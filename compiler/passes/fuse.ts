@@ -58,11 +58,14 @@ export function fuse(g: Graph): FusionPlan {
   /** Consumers through views: the nodes that really read n's data. */
   const realUses = (n: Node): Node[] => uses(n).flatMap((c) => (isView(c) ? realUses(c) : [c]));
 
-  // Param-only values (e.g. A = −exp(A_log)) are computed once at load time.
+  // Param-only values (e.g. A = −exp(A_log)) are computed once at load time. A value whose shape
+  // involves the run-time sizes (B, T, …: e.g. the loss gradient broadcast over the tokens) is
+  // not, even when it reads only constants: its size is known only per call.
   const paramOnly = new Set<string>();
+  const fixedSize = (n: Node) => n.shape.every((d) => typeof d === "number");
   for (const n of nodes) {
-    if (n.op === "param" || n.op === "full") paramOnly.add(n.key);
-    else if (!isSource(n) && n.inputs.length && n.inputs.every((i) => paramOnly.has(i.key))) paramOnly.add(n.key);
+    if ((n.op === "param" || n.op === "full") && fixedSize(n)) paramOnly.add(n.key);
+    else if (!isSource(n) && n.inputs.length && fixedSize(n) && n.inputs.every((i) => paramOnly.has(i.key))) paramOnly.add(n.key);
   }
 
   const add = (grp: FusionGroup, n: Node) => {

@@ -15,7 +15,7 @@ cudaError_t launch_embedding_ce05357b(void* const* bufs, const StrataDims* d, cu
 cudaError_t launch_row_dca28a76(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_5f0dd9b8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_eb180672(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_ssd_d84a0133(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_ssd_226dab99(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_row_acba4c08(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_bb07e983(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_e8852cd5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
@@ -24,7 +24,7 @@ cudaError_t launch_gemm_1dfcafc2(void* const* bufs, const StrataDims* d, cudaStr
 cudaError_t launch_gemm_08f4a4d3(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_cd0d581e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_b534badd(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_ssd_620da1c8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_ssd_f64032d7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_eb52a94f(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_a782760c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_attention_97d21d7b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
@@ -37,7 +37,7 @@ int call_embedding_ce05357b(void* const* b, const StrataDims* d, void* s) { retu
 int call_row_dca28a76(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_dca28a76(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_5f0dd9b8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_5f0dd9b8(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_eb180672(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_eb180672(b, d, static_cast<cudaStream_t>(s))); }
-int call_ssd_d84a0133(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_d84a0133(b, d, static_cast<cudaStream_t>(s))); }
+int call_ssd_226dab99(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_226dab99(b, d, static_cast<cudaStream_t>(s))); }
 int call_row_acba4c08(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_acba4c08(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_bb07e983(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_bb07e983(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_e8852cd5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_e8852cd5(b, d, static_cast<cudaStream_t>(s))); }
@@ -46,7 +46,7 @@ int call_gemm_1dfcafc2(void* const* b, const StrataDims* d, void* s) { return st
 int call_gemm_08f4a4d3(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_08f4a4d3(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_cd0d581e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_cd0d581e(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_b534badd(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b534badd(b, d, static_cast<cudaStream_t>(s))); }
-int call_ssd_620da1c8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_620da1c8(b, d, static_cast<cudaStream_t>(s))); }
+int call_ssd_f64032d7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_f64032d7(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_eb52a94f(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_eb52a94f(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_a782760c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_a782760c(b, d, static_cast<cudaStream_t>(s))); }
 int call_attention_97d21d7b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_97d21d7b(b, d, static_cast<cudaStream_t>(s))); }
@@ -57,7 +57,7 @@ const strata::KernelEntry kKernels[] = {
     {"row_dca28a76", &call_row_dca28a76 },
     {"gemm_5f0dd9b8", &call_gemm_5f0dd9b8 },
     {"conv1d_eb180672", &call_conv1d_eb180672 },
-    {"ssd_d84a0133", &call_ssd_d84a0133 },
+    {"ssd_226dab99", &call_ssd_226dab99 },
     {"row_acba4c08", &call_row_acba4c08 },
     {"gemm_bb07e983", &call_gemm_bb07e983 },
     {"gemm_e8852cd5", &call_gemm_e8852cd5 },
@@ -66,7 +66,7 @@ const strata::KernelEntry kKernels[] = {
     {"gemm_08f4a4d3", &call_gemm_08f4a4d3 },
     {"gemm_cd0d581e", &call_gemm_cd0d581e },
     {"conv1d_b534badd", &call_conv1d_b534badd },
-    {"ssd_620da1c8", &call_ssd_620da1c8 },
+    {"ssd_f64032d7", &call_ssd_f64032d7 },
     {"cache_append_eb52a94f", &call_cache_append_eb52a94f },
     {"cache_append_a782760c", &call_cache_append_a782760c },
     {"attention_97d21d7b", &call_attention_97d21d7b },
@@ -286,7 +286,7 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 7, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.0.mixer", 10, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.0.mixer", 13, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "ssd_d84a0133", "layers.0.mixer", 17, 6, false, 0u},
+    {strata::kLaunchKernel, 5, "ssd_226dab99", "layers.0.mixer", 17, 6, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.0.mixer", 23, 4, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.0.mixer", 27, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 31, 3, false, 0u},
@@ -299,7 +299,7 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.3.norm", 53, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.3.mixer", 56, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.3.mixer", 59, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "ssd_d84a0133", "layers.3.mixer", 63, 6, false, 0u},
+    {strata::kLaunchKernel, 5, "ssd_226dab99", "layers.3.mixer", 63, 6, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.3.mixer", 69, 4, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.3.mixer", 73, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.4.norm", 77, 3, false, 0u},
@@ -313,7 +313,7 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 100, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.0.mixer", 103, 3, false, 0u},
     {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.0.mixer", 106, 6, false, 0u},
-    {strata::kLaunchKernel, 14, "ssd_620da1c8", "layers.0.mixer", 112, 7, false, 0u},
+    {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.0.mixer", 112, 7, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.0.mixer", 119, 4, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.0.mixer", 123, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 127, 3, false, 0u},
@@ -328,7 +328,7 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.3.norm", 155, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.3.mixer", 158, 3, false, 0u},
     {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.3.mixer", 161, 6, false, 0u},
-    {strata::kLaunchKernel, 14, "ssd_620da1c8", "layers.3.mixer", 167, 7, false, 0u},
+    {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.3.mixer", 167, 7, false, 0u},
     {strata::kLaunchKernel, 6, "row_acba4c08", "layers.3.mixer", 174, 4, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.3.mixer", 178, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.4.norm", 182, 3, false, 0u},
@@ -356,6 +356,11 @@ const strata::ScheduleEntry kSchedules[] = {
     {"cached", 363520u, 0u, 27, 31 },
 };
 
+// train: the f32 gradient of each weight in the train arena (~0: the loss does not reach it)
+const strata::GradEntry kGrads[] = {
+    {-1, 0u},
+};
+
 }  // namespace
 
 const strata::ProgramTables& strata::generated_program() {
@@ -369,6 +374,7 @@ const strata::ProgramTables& strata::generated_program() {
       1, 64, 64,
       512u,
       64,
+      kGrads, 0,
   };
   return t;
 }

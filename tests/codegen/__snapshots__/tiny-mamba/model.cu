@@ -17,10 +17,10 @@ cudaError_t launch_gemm_cd0d581e(void* const* bufs, const StrataDims* d, cudaStr
 cudaError_t launch_conv1d_29c6e9c4(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_51d59bf5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_57ad1246(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_selective_scan_08965862(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_selective_scan_208f0413(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_4c4278c8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_3b65900e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_selective_scan_7b009981(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_selective_scan_c11701fa(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
 namespace {
@@ -32,10 +32,10 @@ int call_gemm_cd0d581e(void* const* b, const StrataDims* d, void* s) { return st
 int call_conv1d_29c6e9c4(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_29c6e9c4(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_51d59bf5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_51d59bf5(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_57ad1246(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_57ad1246(b, d, static_cast<cudaStream_t>(s))); }
-int call_selective_scan_08965862(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_08965862(b, d, static_cast<cudaStream_t>(s))); }
+int call_selective_scan_208f0413(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_208f0413(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_4c4278c8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_4c4278c8(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_3b65900e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_3b65900e(b, d, static_cast<cudaStream_t>(s))); }
-int call_selective_scan_7b009981(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_7b009981(b, d, static_cast<cudaStream_t>(s))); }
+int call_selective_scan_c11701fa(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_c11701fa(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
     {"row_fc1fb37b", &call_row_fc1fb37b },
@@ -45,10 +45,10 @@ const strata::KernelEntry kKernels[] = {
     {"conv1d_29c6e9c4", &call_conv1d_29c6e9c4 },
     {"gemm_51d59bf5", &call_gemm_51d59bf5 },
     {"gemm_57ad1246", &call_gemm_57ad1246 },
-    {"selective_scan_08965862", &call_selective_scan_08965862 },
+    {"selective_scan_208f0413", &call_selective_scan_208f0413 },
     {"gemm_4c4278c8", &call_gemm_4c4278c8 },
     {"conv1d_3b65900e", &call_conv1d_3b65900e },
-    {"selective_scan_7b009981", &call_selective_scan_7b009981 },
+    {"selective_scan_c11701fa", &call_selective_scan_c11701fa },
     {nullptr, nullptr},
 };
 
@@ -279,21 +279,21 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.0.mixer", 15, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.0.mixer", 19, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.0.mixer", 22, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "selective_scan_08965862", "layers.0.mixer", 25, 8, false, 0u},
+    {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.0.mixer", 25, 8, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.0.mixer", 33, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 37, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.1.mixer", 40, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.1.mixer", 43, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.1.mixer", 47, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.1.mixer", 50, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "selective_scan_08965862", "layers.1.mixer", 53, 8, false, 0u},
+    {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.1.mixer", 53, 8, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.1.mixer", 61, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 65, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.2.mixer", 68, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.2.mixer", 71, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.2.mixer", 75, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.2.mixer", 78, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "selective_scan_08965862", "layers.2.mixer", 81, 8, false, 0u},
+    {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.2.mixer", 81, 8, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.2.mixer", 89, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 93, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_cd0d581e", "lm_head", 96, 3, false, 0u},
@@ -306,21 +306,21 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.0.mixer", 114, 6, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.0.mixer", 120, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.0.mixer", 123, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_7b009981", "layers.0.mixer", 126, 9, false, 0u},
+    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.0.mixer", 126, 9, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.0.mixer", 135, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 139, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.1.mixer", 142, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.1.mixer", 145, 6, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.1.mixer", 151, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.1.mixer", 154, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_7b009981", "layers.1.mixer", 157, 9, false, 0u},
+    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.1.mixer", 157, 9, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.1.mixer", 166, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 170, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.2.mixer", 173, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.2.mixer", 176, 6, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.2.mixer", 182, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.2.mixer", 185, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_7b009981", "layers.2.mixer", 188, 9, false, 0u},
+    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.2.mixer", 188, 9, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.2.mixer", 197, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 201, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_cd0d581e", "lm_head", 204, 3, false, 0u},
@@ -345,6 +345,11 @@ const strata::ScheduleEntry kSchedules[] = {
     {"cached", 202752u, 0u, 27, 30 },
 };
 
+// train: the f32 gradient of each weight in the train arena (~0: the loss does not reach it)
+const strata::GradEntry kGrads[] = {
+    {-1, 0u},
+};
+
 }  // namespace
 
 const strata::ProgramTables& strata::generated_program() {
@@ -358,6 +363,7 @@ const strata::ProgramTables& strata::generated_program() {
       1, 64, 64,
       49152u,
       64,
+      kGrads, 0,
   };
   return t;
 }
