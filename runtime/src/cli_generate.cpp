@@ -8,7 +8,8 @@
 // (one prompt per sequence, all the same length). Every token is printed as it is sampled: one
 // line per step, "step <i>: <id of seq 0> <id of seq 1> …" (stopped sequences print '-'), then
 // a JSON summary on stderr: prompt/generated tokens, time to first token, prefill and decode
-// tokens per second. --out writes int32 [batch, max_new] (-1 after a sequence stopped).
+// tokens per second, and how often stopped sequences were compacted out of the batch (with the
+// sequence-steps that saved). --out writes int32 [batch, max_new] (-1 after a sequence stopped).
 #include "cli_generate.h"
 
 #include <cerrno>
@@ -180,11 +181,20 @@ int cli_generate(int argc, char** argv, const std::string& default_manifest) {
     if (o.count("--out")) write_npy_i32(o["--out"], {batch, max_new}, out.data());
     const double prefill_tps = st.prefill_ms > 0 ? batch * st.prompt_tokens / (st.prefill_ms * 1e-3) : 0;
     const double decode_tps = st.decode_ms > 0 ? (st.generated_tokens - batch) / (st.decode_ms * 1e-3) : 0;
+    // compaction of stopped sequences: strata_generate_stats has no size field to grow by, so the
+    // counts come from the model's info JSON (the executor's last generate)
+    long long compactions = 0, skipped = 0;
+    if (const char* info = strata_model_info_json(m)) {
+      const json::Value v = json::parse(info, "model info");
+      const json::Value* lg = v.find("model") ? v.find("model")->find("lastGenerate") : nullptr;
+      if (lg && lg->find("compactions")) compactions = lg->find("compactions")->as_int();
+      if (lg && lg->find("skippedSequenceSteps")) skipped = lg->find("skippedSequenceSteps")->as_int();
+    }
     std::fprintf(stderr,
                  "{\"batch\": %lld, \"promptTokens\": %lld, \"generatedTokens\": %lld, \"steps\": %d, \"timeToFirstTokenMs\": %.3f, "
-                 "\"prefillTokensPerS\": %.1f, \"decodeMs\": %.3f, \"decodeTokensPerS\": %.1f}\n",
+                 "\"prefillTokensPerS\": %.1f, \"decodeMs\": %.3f, \"decodeTokensPerS\": %.1f, \"compactions\": %lld, \"skippedSequenceSteps\": %lld}\n",
                  static_cast<long long>(batch), static_cast<long long>(st.prompt_tokens), static_cast<long long>(st.generated_tokens), st.steps,
-                 st.prefill_ms, prefill_tps, st.decode_ms, decode_tps);
+                 st.prefill_ms, prefill_tps, st.decode_ms, decode_tps, compactions, skipped);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

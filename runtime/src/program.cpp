@@ -25,7 +25,7 @@ std::string mib(uint64_t bytes) {
 
 SessionState::~SessionState() {
   if (!ops) return;
-  if (decode_graph) ops->destroy_graph(decode_graph);
+  for (auto& g : decode_graphs) ops->destroy_graph(g.second);
   for (void* p : buffers) ops->release(p);
   ops->release(seen);
 }
@@ -33,6 +33,7 @@ SessionState::~SessionState() {
 ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceOps> ops, int64_t vocab,
                                  const std::vector<uint64_t>& weight_bytes)
     : t_(t), ops_(std::move(ops)), vocab_(vocab), weight_bytes_(weight_bytes) {
+  if (const char* c = std::getenv("STRATA_COMPACT")) compact_ = std::strcmp(c, "0") != 0;
   for (int i = 0; i < t_.schedule_count; ++i) arena_bytes_ = std::max<uint64_t>(arena_bytes_, t_.schedules[i].arena_bytes);
   for (size_t i = 0; i < weight_bytes_.size(); ++i) weights_.push_back(ops_->alloc(align_up(weight_bytes_[i]), "weight " + std::to_string(i)));
   arena_ = ops_->alloc(align_up(arena_bytes_) + kAlign, "activation arena");
@@ -258,12 +259,16 @@ void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logit
   ops_->sync();
 }
 
-const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st) {
+const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st, int rows) {
   const ScheduleEntry& s = schedule("cached");
   ops_->set_step(step_info_, static_cast<int32_t*>(positions_), st.position);
-  // the replayed launches read P and S from step_info_; the host values are the capture's
-  const StrataDims d{st.batch, 1, static_cast<int>(st.position), static_cast<int>(st.position + 1), st.capacity, step_info_};
-  if (graphs_ && !st.decode_graph && st.position > 0) {
+  // the replayed launches read P and S from step_info_; the host values are the capture's. The
+  // rows (B) are baked into a graph: one graph per number of rows (SessionState::decode_graphs).
+  const StrataDims d{rows, 1, static_cast<int>(st.position), static_cast<int>(st.position + 1), st.capacity, step_info_};
+  void* graph = nullptr;
+  for (auto& g : st.decode_graphs)
+    if (g.first == rows) graph = g.second;
+  if (graphs_ && !graph && st.position > 0) {
     run(s, d, false, &st);  // this step, eagerly: one-time setup (workspaces, attributes) happens outside the capture
     if (ops_->begin_capture()) {
       // record the same launches (nothing runs) for the next steps to replay
@@ -273,19 +278,34 @@ const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st) {
         ops_->end_capture();  // ends the capture; the graph is discarded
         graphs_ = false;      // not capturable here: stay eager
       }
-      if (graphs_) st.decode_graph = ops_->end_capture();
-      if (!st.decode_graph) graphs_ = false;
+      if (graphs_) graph = ops_->end_capture();
+      if (graph) st.decode_graphs.emplace_back(rows, graph);
+      else graphs_ = false;
     } else {
       graphs_ = false;
     }
-  } else if (graphs_ && st.decode_graph) {
-    ops_->replay(st.decode_graph);
+  } else if (graphs_ && graph) {
+    ops_->replay(graph);
     ++replays_;
   } else {
     run(s, d, false, &st);
   }
   st.position += 1;
   return s;
+}
+
+void ProgramExecutor::move_sequences(SessionState& st, const std::vector<std::pair<int, int>>& moves) {
+  for (int i = 0; i < t_.state_count; ++i) {
+    const StateEntry& e = t_.states[i];
+    // a sequence's block: fixed bytes, or `capacity` rows of bytes_per_token (token-major, so
+    // the rows 0..position−1 it holds are a prefix; the rest is never read)
+    const uint64_t block = e.bytes_per_seq + e.bytes_per_token * static_cast<uint64_t>(st.capacity);
+    const uint64_t used = e.bytes_per_token && !e.bytes_per_seq ? e.bytes_per_token * static_cast<uint64_t>(st.position) : block;
+    char* base = static_cast<char*>(st.buffers[i]);
+    for (const auto& m : moves) ops_->d2d(base + block * m.second, base + block * m.first, used);  // distinct slots: no overlap
+  }
+  if (st.seen)
+    for (const auto& m : moves) ops_->d2d(st.seen + static_cast<size_t>(m.second) * vocab_, st.seen + static_cast<size_t>(m.first) * vocab_, vocab_);
 }
 
 void ProgramExecutor::reset(SessionState& st) {
@@ -343,13 +363,28 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
     s = &extend(st, chunk.data(), T);
     if (penal) ops_->mark_seen(st.seen, vocab_, tokens_, B, T);
   }
+  // Row r of the decode steps holds sequence seq_of_row[r]; `rows` of them run. Compaction
+  // (below) moves the live sequences to the front of every state buffer, so a decode step computes
+  // `rows` < B sequences. It is valid because all sequences of a batch share one position P (they
+  // started together and advance together): the smaller batch is the same computation for the
+  // rows it keeps. The sampler keys its draws by the original sequence index (sample_rows), the
+  // repetition-penalty rows move with their sequences, and every host-side array keeps the
+  // original order, so each sequence's tokens are those of the uncompacted run.
+  std::vector<int32_t> seq_of_row(static_cast<size_t>(B));
+  for (int b = 0; b < B; ++b) seq_of_row[b] = b;
+  int rows = B;
+  // a draw with temperature > 0 needs a sampler that takes the map; greedy draws nothing
+  const bool may_compact = compact_ && (p.temperature <= 0.f || ops_->samples_by_sequence());
+  std::vector<int32_t> sampled(static_cast<size_t>(B));  // by row
   const char* logits = static_cast<char*>(arena_) + s->logits_offset;
-  ops_->sample(logits + static_cast<size_t>(T - 1) * vocab_ * 2, B, vocab_, static_cast<size_t>(T) * vocab_, p, 0, st.seen, next.data());
+  ops_->sample_rows(logits + static_cast<size_t>(T - 1) * vocab_ * 2, B, vocab_, static_cast<size_t>(T) * vocab_, p, 0, st.seen, seq_of_row.data(),
+                    next.data());
   const auto t1 = clock::now();
   S.first_token_ms = S.prefill_ms = ms(t0, t1);
 
   std::vector<uint8_t> done(static_cast<size_t>(B), 0);
   std::vector<int32_t> emitted(static_cast<size_t>(B));
+  std::vector<std::pair<int, int>> moves;
   for (int b = 0; b < B; ++b) lengths[b] = 0;
   for (int i = 0;; ++i) {
     int running = 0;
@@ -372,12 +407,43 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
         for (int b = 0; b < B; ++b) out[static_cast<size_t>(b) * max_new + j] = -1;
       break;
     }
-    ops_->last_sampled_to(tokens_, static_cast<size_t>(B));  // the sampled tokens feed the next step on the device
-    decode_step(st);
-    ops_->sample(logits, B, vocab_, vocab_, p, static_cast<uint64_t>(i + 1), st.seen, next.data());
+    // Compact when it pays: the live sequences are at most 3/4 of the rows run (so a copy of
+    // the live states buys ≥ 1/4 fewer rows on every later step, and the sizes met stay few:
+    // each needs its own CUDA graph), and at least kMinSteps decode steps may remain (a copy
+    // moves each live state once; a step reads each once — fewer remaining steps rarely repay it).
+    constexpr int kMinSteps = 4;
+    if (may_compact && running * 4 <= rows * 3 && max_new - 1 - i >= kMinSteps) {
+      moves.clear();
+      int kept = 0;
+      for (int r = 0; r < rows; ++r) {
+        if (done[seq_of_row[r]]) continue;
+        if (kept != r) moves.emplace_back(r, kept);  // kept < r: the slot's sequence has stopped or already moved
+        seq_of_row[kept++] = seq_of_row[r];
+      }
+      move_sequences(st, moves);
+      rows = kept;
+      ++S.compactions;
+      for (int r = 0; r < rows; ++r) sampled[r] = next[seq_of_row[r]];
+      ops_->h2d(tokens_, sampled.data(), static_cast<size_t>(rows) * sizeof(int32_t));  // the device's sampled rows are in the old order
+    } else {
+      ops_->last_sampled_to(tokens_, static_cast<size_t>(rows));  // the sampled tokens feed the next step on the device
+    }
+    decode_step(st, rows);
+    ops_->sample_rows(logits, rows, vocab_, vocab_, p, static_cast<uint64_t>(i + 1), st.seen, seq_of_row.data(), sampled.data());
+    for (int r = 0; r < rows; ++r) next[seq_of_row[r]] = sampled[r];
     ++S.steps;
+    S.sequence_steps += rows;
   }
+  // Back to the original slots: the sequences still in rows (they ran to the last step) continue
+  // as without compaction. seq_of_row is increasing with seq_of_row[r] ≥ r, so going from the
+  // last row down never overwrites a row not yet moved.
+  moves.clear();
+  for (int r = rows - 1; r >= 0; --r)
+    if (seq_of_row[r] != r) moves.emplace_back(r, seq_of_row[r]);
+  if (!moves.empty()) move_sequences(st, moves);
+  S.skipped_sequence_steps = static_cast<int64_t>(S.steps) * B - S.sequence_steps;
   S.decode_ms = ms(t1, clock::now());
+  last_ = S;
 }
 
 json::Value ProgramExecutor::info() const {
@@ -395,6 +461,13 @@ json::Value ProgramExecutor::info() const {
   v.set("maxTokensPerCall", static_cast<int64_t>(t_.max_tokens));
   v.set("cudaGraphs", graphs_);
   v.set("decodeGraphReplays", static_cast<int64_t>(replays_));
+  v.set("compaction", compact_);
+  json::Value g = json::Value::object();
+  g.set("steps", static_cast<int64_t>(last_.steps));
+  g.set("compactions", static_cast<int64_t>(last_.compactions));
+  g.set("sequenceSteps", last_.sequence_steps);
+  g.set("skippedSequenceSteps", last_.skipped_sequence_steps);
+  v.set("lastGenerate", g);
   return v;
 }
 

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "error.h"
@@ -125,6 +126,17 @@ class DeviceOps {
   // `seen` (device uint8 [rows, vocab], or null) feeds the repetition penalty and is updated.
   virtual void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
                       int32_t* tokens_host) = 0;
+  // The same, where row r holds sequence seq_of_row[r] (host, `rows` entries): a temperature > 0
+  // draw uses the Philox stream (seed, seq_of_row[r], step), so a sequence draws the same numbers
+  // whichever row it sits in once generate has compacted the batch. Devices that implement it
+  // say so in samples_by_sequence(); the default ignores the map (right for greedy, which draws
+  // nothing, and for the identity map), and generate then compacts greedy runs only.
+  virtual bool samples_by_sequence() const { return false; }
+  virtual void sample_rows(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
+                           const int32_t* seq_of_row, int32_t* tokens_host) {
+    (void)seq_of_row;
+    sample(logits, rows, vocab, stride, p, step, seen, tokens_host);
+  }
   // Mark the device tokens [rows, cols] (the token buffer) as seen.
   virtual void mark_seen(uint8_t* seen, size_t vocab, const void* tokens_dev, int rows, int cols) = 0;
   // Free device memory, for the "needed vs free" message before allocating state; 0 = unknown.
@@ -160,7 +172,10 @@ struct SessionState {
   int64_t position = 0;
   std::vector<void*> buffers;
   uint8_t* seen = nullptr;  // [batch, vocab] tokens seen (repetition penalty), allocated on first use
-  void* decode_graph = nullptr;  // the captured decode step over these buffers (CUDA graphs)
+  // The captured decode steps over these buffers (CUDA graphs), one per number of rows run:
+  // generate runs fewer rows once sequences stop (see ProgramExecutor::generate). The 3/4
+  // compaction rule bounds the sizes met to about log_{4/3}(batch) + 1 (13 for a batch of 64).
+  std::vector<std::pair<int, void*>> decode_graphs;
   DeviceOps* ops = nullptr;
   ~SessionState();
 };
@@ -170,6 +185,12 @@ struct GenerateStats {
   int64_t prompt_tokens = 0;  // per sequence
   int64_t new_tokens = 0;     // sampled, over all sequences, until each stopped
   int steps = 0;              // decode steps run
+  // Compaction (see ProgramExecutor::generate): how often the live sequences were moved to the
+  // front of the state, the rows the decode steps computed (Σ over steps of the rows run), and
+  // the rows of stopped sequences they did not compute (steps · batch − sequence_steps).
+  int compactions = 0;
+  int64_t sequence_steps = 0;
+  int64_t skipped_sequence_steps = 0;
 };
 
 // Called after each sampled token: tokens [batch] (-1 for a sequence that stopped at an earlier
@@ -200,6 +221,12 @@ class ProgramExecutor {
   // then up to max_new sampled tokens per sequence → out [batch, max_new] (-1 after a sequence
   // stopped), lengths [batch]. A sequence stops at a stop token (included in its output) or at
   // max_new. Sampling runs on the device; only the chosen tokens come back each step.
+  // Stopped sequences stop costing compute: the live ones are compacted to the front of the
+  // state and the decode steps run fewer rows (program.cpp says when); the outputs, the callback's
+  // arrays and the sampler's per-sequence streams keep the original order. Afterwards the
+  // sequences that ran to the last step are back in their slots (a continuation goes on as
+  // without compaction); the state of one that stopped earlier is unspecified (its slot was
+  // reused), as is its row of the repetition-penalty set.
   void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
                 const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats);
 
@@ -224,6 +251,9 @@ class ProgramExecutor {
   void set_timing(bool on) { timing_ = on; }
   void set_graphs(bool on) { graphs_ = on; }
   int graph_replays() const { return replays_; }
+  // Compaction of stopped sequences in generate (on by default; STRATA_COMPACT=0 turns it off).
+  void set_compaction(bool on) { compact_ = on; }
+  const GenerateStats& last_generate() const { return last_; }  // the latest generate's stats (also in info())
 
  private:
   const ScheduleEntry& schedule(const char* name) const;
@@ -233,9 +263,12 @@ class ProgramExecutor {
   // Runs T tokens per sequence after st.position; leaves the logits in the arena (no copy).
   const ScheduleEntry& extend(SessionState& st, const int32_t* tokens, int T);
   void reset(SessionState& st);  // zero the state, position 0
-  // One decode step for generate: the tokens are already in the token buffer (the sampler put
-  // them there); replays the session's CUDA graph when it can.
-  const ScheduleEntry& decode_step(SessionState& st);
+  // One decode step of the first `rows` sequences for generate: the tokens are already in the
+  // token buffer (the sampler put them there); replays the session's CUDA graph for `rows` when it can.
+  const ScheduleEntry& decode_step(SessionState& st, int rows);
+  // Moves whole sequences within the state (and the repetition-penalty set): slot `from` → slot
+  // `to` for each pair, in order, on the device. The KV-like states copy only the tokens held.
+  void move_sequences(SessionState& st, const std::vector<std::pair<int, int>>& moves);
   void time_forward(const ScheduleEntry& s, const StrataDims& d);
 
   const ProgramTables& t_;
@@ -254,7 +287,9 @@ class ProgramExecutor {
   void* zero_grad_ = nullptr;     // train: zeros, the gradient of weights the loss does not reach
   bool graphs_ = true;        // STRATA_CUDA_GRAPHS=0 turns the decode graphs off
   bool timing_ = false;
+  bool compact_ = true;       // STRATA_COMPACT=0 turns compaction off
   int replays_ = 0;
+  GenerateStats last_;
 };
 
 // The CUDA implementation of DeviceOps (device_cuda.cu).

@@ -6,7 +6,9 @@
 // The toy model: logits[b, t, v] = (sum of the sequence's tokens up to t) + v · prep, where
 // prep = 2 · weight0 is computed once at load (a parameter-prep launch). The cached schedule
 // keeps the running sum in state 0 (read and written in place) and copies the last token of each
-// sequence from an arena slot into state 1 (a copy launch), like a conv state.
+// sequence from an arena slot into state 1 (a copy launch), like a conv state. A second toy of
+// batch 8 (kTables8) also keeps a KV-like cache that its logits read back, for the tests of
+// generate's compaction of stopped sequences (fewer rows per step, same tokens).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +53,7 @@ float from_bf16(uint16_t h) {
 struct HostOps : DeviceOps {
   int allocs = 0, releases = 0;
   std::vector<std::string> launched;
+  std::vector<int> kv_rows;  // the B of each k_kv call (eager or replayed)
   void* alloc(size_t bytes, const std::string&) override {
     ++allocs;
     void* p = std::malloc(bytes ? bytes : 1);
@@ -110,22 +113,57 @@ struct HostOps : DeviceOps {
     positions[0] = static_cast<int32_t>(P);
   }
   void last_sampled_to(void* tokens, size_t rows) override { std::memcpy(tokens, last.data(), rows * sizeof(int32_t)); }
-  void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t, uint8_t* seen,
-              int32_t* out) override {
+  // test double of the GPU sampler: greedy, or (temperature > 0) a draw from softmax(x / T) keyed
+  // by (seed, sequence, step) like the Philox stream; the repetition penalty from `seen`
+  bool seq_map = true;              // samples_by_sequence(): takes generate's row → sequence map
+  std::vector<size_t> sample_sizes; // rows of each sample call
+  static uint64_t mix(uint64_t x) {  // splitmix64
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  }
+  void draw(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, const int32_t* seq,
+            int32_t* out) {
     ++samples;
+    sample_sizes.push_back(rows);
     const uint16_t* l = static_cast<const uint16_t*>(logits);
+    std::vector<float> x(vocab);
     for (size_t r = 0; r < rows; ++r) {
       int best = 0;
       float bv = -INFINITY;
       for (size_t v = 0; v < vocab; ++v) {
-        float x = from_bf16(l[r * stride + v]);
-        if (seen && p.repetition_penalty != 1.f && seen[r * vocab + v]) x = x > 0 ? x / p.repetition_penalty : x * p.repetition_penalty;
-        if (x > bv) bv = x, best = static_cast<int>(v);
+        x[v] = from_bf16(l[r * stride + v]);
+        if (seen && p.repetition_penalty != 1.f && seen[r * vocab + v]) x[v] = x[v] > 0 ? x[v] / p.repetition_penalty : x[v] * p.repetition_penalty;
+        if (x[v] > bv) bv = x[v], best = static_cast<int>(v);
+      }
+      if (p.temperature > 0.f) {
+        const uint64_t sq = seq ? static_cast<uint64_t>(seq[r]) : r;
+        const double u = 1.0 - (mix(p.seed ^ mix(sq ^ mix(step))) >> 11) * 0x1p-53;  // (0, 1]
+        double z = 0;
+        for (size_t v = 0; v < vocab; ++v) z += std::exp((x[v] - bv) / p.temperature);
+        double acc = 0;
+        for (size_t v = 0; v < vocab; ++v) {
+          acc += std::exp((x[v] - bv) / p.temperature);
+          if (acc >= u * z) {
+            best = static_cast<int>(v);
+            break;
+          }
+        }
       }
       out[r] = best;
       if (seen) seen[r * vocab + best] = 1;
     }
     last.assign(out, out + rows);
+  }
+  void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
+              int32_t* out) override {
+    draw(logits, rows, vocab, stride, p, step, seen, nullptr, out);
+  }
+  bool samples_by_sequence() const override { return seq_map; }
+  void sample_rows(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
+                   const int32_t* seq, int32_t* out) override {
+    draw(logits, rows, vocab, stride, p, step, seen, seq_map ? seq : nullptr, out);  // without the map: the row index, like the default
   }
   void mark_seen(uint8_t* seen, size_t vocab, const void* tokens, int rows, int cols) override {
     const int32_t* t = static_cast<const int32_t*>(tokens);
@@ -211,14 +249,68 @@ const StateEntry kStates[] = {{"sum", sizeof(float), 0}, {"last", sizeof(float),
 const ScheduleEntry kSchedules[] = {{"forward", 512, 0, 0, 2}, {"cached", 512, 0, 2, 3}};
 const ProgramTables kTables{"toy", kKernels, 3, kBufs, kLaunches, kStates, 3, kSchedules, 2, MAXB, MAXT, MAXCTX, 4, MAXB * MAXT, nullptr, 0};
 
+// A batch of 8 for the compaction tests, with a KV-like state that the logits read back: k_kv
+// appends each token to its sequence's cache rows (state 2, token-major, 16 floats a row, d->C
+// rows per sequence), and the logits at t are the sum of the cache rows 0..P+t (an attention-like
+// read of the whole prefix) + v · prep; the running sum (state 0) must agree, else error 13.
+// (bufs: tokens, positions, prep, state0, state2, logits, lastTokenSlot)
+constexpr int B8 = 8, CTX8 = 40;
+int k_kv(void* const* b, const StrataDims* d, void* s) {
+  HostOps* o = static_cast<HostOps*>(s);
+  o->launched.push_back("kv");
+  o->kv_rows.push_back(d->B);
+  const int32_t* tok = static_cast<const int32_t*>(b[0]);
+  const int32_t* pos = static_cast<const int32_t*>(b[1]);
+  const float prep = static_cast<const float*>(b[2])[0];
+  float* sums = static_cast<float*>(b[3]);
+  float* cache = static_cast<float*>(b[4]);
+  uint16_t* out = static_cast<uint16_t*>(b[5]);
+  float* last = static_cast<float*>(b[6]);
+  const int P = d->dev ? d->dev[0] : d->P, S = d->dev ? d->dev[1] : d->S;
+  if (S != P + d->T || S > d->C) return 11;
+  for (int t = 0; t < d->T; ++t)
+    if (pos[t] != P + t) return 12;
+  for (int i = 0; i < d->B; ++i) {
+    float* rows = cache + static_cast<size_t>(i) * d->C * 16;
+    for (int t = 0; t < d->T; ++t) {
+      rows[static_cast<size_t>(P + t) * 16] = static_cast<float>(tok[i * d->T + t]);
+      float kv = 0;
+      for (int j = 0; j <= P + t; ++j) kv += rows[static_cast<size_t>(j) * 16];
+      sums[i] += tok[i * d->T + t];
+      if (kv != sums[i]) return 13;
+      for (int v = 0; v < V; ++v) out[(static_cast<size_t>(i) * d->T + t) * V + v] = to_bf16(kv + v * prep);
+    }
+    last[i] = static_cast<float>(tok[i * d->T + d->T - 1]);
+  }
+  return 0;
+}
+const KernelEntry kKernels8[] = {{"prep", k_prep}, {"forward", k_forward}, {"kv", k_kv}};
+// arena: logits at 0 (B8·MAXT·V bf16 = 640 bytes), last-token slot at 1024
+const BufRef kBufs8[] = {
+    {kWeight, 0}, {kPrep, 0},                                                                  // 0-1 prep (forward)
+    {kTokens, 0}, {kPrep, 0}, {kArena, 0},                                                     // 2-4 forward
+    {kWeight, 0}, {kPrep, 0},                                                                  // 5-6 prep (cached)
+    {kTokens, 0}, {kPositions, 0}, {kPrep, 0}, {kState, 0}, {kState, 2}, {kArena, 0}, {kArena, 1024},  // 7-13 cached
+    {kArena, 1024}, {kState, 1},                                                               // 14-15 copy
+};
+const LaunchEntry kLaunches8[] = {
+    {kLaunchKernel, 0, "prep", "layers.0", 0, 2, true, 0},
+    {kLaunchKernel, 1, "forward", "model", 2, 3, false, 0},
+    {kLaunchKernel, 0, "prep", "layers.0", 5, 2, true, 0},
+    {kLaunchKernel, 2, "kv", "model", 7, 7, false, 0},
+    {kLaunchCopy, -1, "copy", "layers.0", 14, 2, false, sizeof(float)},
+};
+const ScheduleEntry kSchedules8[] = {{"forward", 2048, 0, 0, 2}, {"cached", 2048, 0, 2, 3}};
+const ProgramTables kTables8{"toy8", kKernels8, 3, kBufs8, kLaunches8, kStates, 3, kSchedules8, 2, B8, MAXT, CTX8, 4, B8 * MAXT, nullptr, 0};
+
 struct Fixture {
   HostOps* ops;
   std::unique_ptr<ProgramExecutor> x;
   float w0;
-  explicit Fixture(float w) : w0(w) {
+  explicit Fixture(float w, const ProgramTables& t = kTables) : w0(w) {
     std::unique_ptr<HostOps> o(new HostOps());
     ops = o.get();
-    x.reset(new ProgramExecutor(kTables, std::move(o), V, {sizeof(float)}));
+    x.reset(new ProgramExecutor(t, std::move(o), V, {sizeof(float)}));
     x->upload_weight(0, &w0, sizeof(float));
     x->weights_ready();
   }
@@ -467,6 +559,163 @@ int main() {
            "graph replays = eager steps (tokens, state, position)");
     EXPECT(std::get<3>(a) == 4 && std::get<3>(b) == 0, "replays with graphs %d, without %d", std::get<3>(a), std::get<3>(b));
     EXPECT(std::get<0>(c) == std::get<0>(b) && std::get<3>(c) == 0, "no capture support: eager, same tokens");
+  }
+  // batched generation with per-sequence lengths: stopped sequences are compacted out of the batch
+  {
+    // the repetition penalty makes greedy walk down the tokens a prompt lacks (4, 3, 2, 1, then
+    // 4 forever); with stop token 1, each prompt's seen set fixes when its sequence stops
+    constexpr int L8 = 4;
+    const std::vector<int32_t> prompts8 = {
+        0, 0, 0, 0,  // 4 3 2 1: stops at step 3
+        0, 4, 3, 2,  // 1: step 0
+        0, 4, 3, 0,  // 2 1: step 1
+        0, 1, 0, 0,  // never (1 seen): runs to max_new
+        0, 4, 0, 0,  // 3 2 1: step 2
+        1, 0, 0, 0,  // never
+        2, 3, 4, 0,  // 1: step 0
+        0, 0, 0, 0,  // step 3
+    };
+    const int want_len[B8] = {4, 1, 2, 10, 3, 10, 1, 4};
+    SamplingParams walk;
+    walk.repetition_penalty = 1e6f;
+    struct Run {
+      std::vector<int32_t> out, len;
+      GenerateStats gs;
+      std::vector<std::vector<int32_t>> cb_tokens;
+      std::vector<std::vector<uint8_t>> cb_done;
+      std::vector<int> kv_rows;
+      std::vector<float> sums, lasts, cache;  // the state after generate
+      int captures = 0, replays = 0;
+      int64_t position = 0;
+    };
+    auto gen8 = [&](Fixture& g, SessionState& st, int batch, const int32_t* prompt, int max_new, const SamplingParams& p, const std::vector<int32_t>& stop,
+                    bool cont = false, int len = 4) {
+      Run r;
+      r.out.assign(static_cast<size_t>(batch) * max_new, 99);
+      r.len.assign(batch, 0);
+      g.ops->kv_rows.clear();
+      g.x->generate(st, prompt, len, max_new, cont, p, stop, r.out.data(), r.len.data(),
+                    [&](int, const int32_t* t, const uint8_t* d) {
+                      r.cb_tokens.emplace_back(t, t + batch);
+                      r.cb_done.emplace_back(d, d + batch);
+                      return true;
+                    },
+                    &r.gs);
+      r.kv_rows = g.ops->kv_rows;
+      const float* f0 = static_cast<const float*>(st.buffers[0]);
+      const float* f1 = static_cast<const float*>(st.buffers[1]);
+      r.sums.assign(f0, f0 + batch);
+      r.lasts.assign(f1, f1 + batch);
+      // the rows each sequence holds (token-major, 16 floats a row); rows past the position are never read
+      const float* c = static_cast<const float*>(st.buffers[2]);
+      for (int b = 0; b < batch; ++b)
+        for (int64_t j = 0; j < st.position; ++j) r.cache.push_back(c[(static_cast<size_t>(b) * st.capacity + j) * 16]);
+      r.captures = g.ops->captures;
+      r.replays = g.ops->replays;
+      r.position = st.position;
+      return r;
+    };
+    const float w8 = 0.5f;  // prep 1
+    Fixture fc(w8, kTables8), fu(w8, kTables8), fe(w8, kTables8);
+    fu.x->set_compaction(false);
+    fe.x->set_graphs(false);
+    auto sc = fc.x->create_state(B8), su = fu.x->create_state(B8), se = fe.x->create_state(B8);
+    const int N8 = 10;
+    Run c = gen8(fc, *sc, B8, prompts8.data(), N8, walk, {1});
+    Run u = gen8(fu, *su, B8, prompts8.data(), N8, walk, {1});
+    Run e = gen8(fe, *se, B8, prompts8.data(), N8, walk, {1});
+    bool lens = true;
+    for (int b = 0; b < B8; ++b) lens &= c.len[b] == want_len[b];
+    EXPECT(lens, "the sequences stop at their steps: %d %d %d %d %d %d %d %d", c.len[0], c.len[1], c.len[2], c.len[3], c.len[4], c.len[5], c.len[6], c.len[7]);
+    EXPECT(c.out == u.out && c.len == u.len, "compacted = uncompacted: tokens and lengths");
+    EXPECT(c.cb_tokens == u.cb_tokens && c.cb_done == u.cb_done, "the callback sees the same tokens and done flags, in the original order");
+    EXPECT(e.out == u.out && e.len == u.len, "compacted with eager steps = uncompacted");
+    // live 6 of 8 after step 0 (≤ 3/4: compact), 5 of 6 (no), 4 of 6 (compact), 2 of 4 (compact)
+    const std::vector<int> rows_c = {8, 6, 6, 4, 2, 2, 2, 2, 2, 2};
+    EXPECT(c.kv_rows == rows_c && e.kv_rows == rows_c, "the kernels see B shrink: prefill 8, then 6 6 4 2… (%zu calls, eager %zu)", c.kv_rows.size(),
+           e.kv_rows.size());
+    EXPECT(u.kv_rows == std::vector<int>(10, 8), "uncompacted: every step runs 8 rows");
+    EXPECT(c.gs.compactions == 3 && c.gs.steps == 9 && c.gs.sequence_steps == 28 && c.gs.skipped_sequence_steps == 72 - 28,
+           "stats: %d compactions, %d steps, %lld sequence-steps, %lld skipped", c.gs.compactions, c.gs.steps, (long long)c.gs.sequence_steps,
+           (long long)c.gs.skipped_sequence_steps);
+    EXPECT(u.gs.compactions == 0 && u.gs.sequence_steps == 72 && u.gs.skipped_sequence_steps == 0, "uncompacted stats: %d, %lld",
+           u.gs.compactions, (long long)u.gs.sequence_steps);
+    EXPECT(c.gs.new_tokens == u.gs.new_tokens && c.gs.steps == u.gs.steps, "same tokens counted and steps run");
+    // one graph per number of rows (6, 4, 2): each size's first step runs eagerly and is captured
+    EXPECT(c.captures == 3 && c.replays == 9 - 3, "graphs across B changes: %d captures, %d replays", c.captures, c.replays);
+    EXPECT(e.replays == 0, "graphs off: no replays");
+    // the sequences that ran to the end are back in their slots, state identical to the uncompacted run's
+    auto seq_state_equal = [&](const Run& a, const Run& b, int s) {
+      const size_t n = static_cast<size_t>(a.position);
+      return a.sums[s] == b.sums[s] && a.lasts[s] == b.lasts[s] && a.position == b.position &&
+             std::equal(a.cache.begin() + s * n, a.cache.begin() + (s + 1) * n, b.cache.begin() + s * n);
+    };
+    EXPECT(seq_state_equal(c, u, 3) && seq_state_equal(c, u, 5) && seq_state_equal(e, u, 3) && seq_state_equal(e, u, 5),
+           "after generate, sequences 3 and 5 (still running) hold the uncompacted run's state: sums %g %g vs %g %g", c.sums[3], c.sums[5], u.sums[3],
+           u.sums[5]);
+    const json::Value* lg = fc.x->info().find("lastGenerate");
+    EXPECT(lg && lg->find("compactions") && lg->find("compactions")->as_int() == 3 && lg->find("skippedSequenceSteps")->as_int() == 44,
+           "info() reports the last generate's compactions");
+    // a continuation (the penalty's seen rows moved back too): the running sequences go on alike
+    std::vector<int32_t> turn(B8 * 2, 0);
+    Run c2 = gen8(fc, *sc, B8, turn.data(), 5, walk, {}, true, 2);
+    Run u2 = gen8(fu, *su, B8, turn.data(), 5, walk, {}, true, 2);
+    bool same2 = true;
+    for (int s : {3, 5})
+      for (int j = 0; j < 5; ++j) same2 &= c2.out[s * 5 + j] == u2.out[s * 5 + j];
+    EXPECT(same2 && seq_state_equal(c2, u2, 3) && seq_state_equal(c2, u2, 5), "continue after a compacted generate: sequences 3 and 5 as uncompacted");
+    // the same batch again: the graphs of 6, 4 and 2 rows (and 8, from the continuation) are reused
+    Run c3 = gen8(fc, *sc, B8, prompts8.data(), N8, walk, {1});
+    EXPECT(c2.captures == 4 && c3.out == u.out && c3.captures == 4 && c3.replays == c2.replays + 9 && sc->decode_graphs.size() == 4,
+           "a later generate reuses the graphs by B: %d captures, %d replays", c3.captures, c3.replays);
+    // each sequence alone gives the same tokens
+    bool alone = true;
+    for (int b = 0; b < B8; ++b) {
+      Fixture fa(w8, kTables8);
+      auto sa = fa.x->create_state(1);
+      Run a = gen8(fa, *sa, 1, prompts8.data() + b * L8, N8, walk, {1});
+      alone &= a.len[0] == c.len[b] && std::equal(a.out.begin(), a.out.end(), c.out.begin() + b * N8);
+      alone &= a.sums[0] == c.sums[b] || c.len[b] < N8;  // (a stopped sequence's state is unspecified after a compacted run)
+    }
+    EXPECT(alone, "each sequence alone: the same tokens and lengths as in the compacted batch");
+    // too few steps left to repay a copy: no compaction (max_new 4: at step 0 only 3 steps remain)
+    Run s4 = gen8(fc, *sc, B8, prompts8.data(), 4, walk, {1});
+    EXPECT(s4.gs.compactions == 0 && s4.gs.sequence_steps == 3 * 8, "max_new 4: no compaction (%d)", s4.gs.compactions);
+    // STRATA_COMPACT=0 turns it off
+    setenv("STRATA_COMPACT", "0", 1);
+    Fixture fz(w8, kTables8);
+    unsetenv("STRATA_COMPACT");
+    auto sz = fz.x->create_state(B8);
+    Run z = gen8(fz, *sz, B8, prompts8.data(), N8, walk, {1});
+    EXPECT(z.gs.compactions == 0 && z.out == u.out && z.kv_rows == u.kv_rows, "STRATA_COMPACT=0: no compaction, same tokens");
+
+    // temperature > 0 with the repetition penalty: the draws are keyed by the original sequence, so
+    // the compacted run samples the same tokens; random stops (token 2) at varying steps
+    SamplingParams hot;
+    hot.temperature = 1.5f;
+    hot.repetition_penalty = 1.3f;
+    hot.seed = 1234567;
+    std::mt19937 r8(42);
+    std::vector<int32_t> rp(B8 * 6);
+    for (auto& t : rp) t = static_cast<int32_t>(r8() % V);
+    Fixture hc(w8, kTables8), hu(w8, kTables8), hn(w8, kTables8), hg(w8, kTables8);
+    hu.x->set_compaction(false);
+    hn.ops->seq_map = false;  // a sampler without the row → sequence map
+    hg.x->set_graphs(false);
+    auto shc = hc.x->create_state(B8), shu = hu.x->create_state(B8), shn = hn.x->create_state(B8), shg = hg.x->create_state(B8);
+    const int NH = 16;
+    Run hc1 = gen8(hc, *shc, B8, rp.data(), NH, hot, {2}, false, 6);
+    Run hu1 = gen8(hu, *shu, B8, rp.data(), NH, hot, {2}, false, 6);
+    Run hn1 = gen8(hn, *shn, B8, rp.data(), NH, hot, {2}, false, 6);
+    Run hg1 = gen8(hg, *shg, B8, rp.data(), NH, hot, {2}, false, 6);
+    std::string lens_s;
+    for (int b = 0; b < B8; ++b) lens_s += std::to_string(hc1.len[b]) + " ";
+    EXPECT(hc1.gs.compactions >= 1, "sampling: the batch was compacted (%d times; lengths %s)", hc1.gs.compactions, lens_s.c_str());
+    EXPECT(hc1.out == hu1.out && hc1.len == hu1.len && hg1.out == hu1.out, "temperature > 0 + penalty: compacted (graphs, eager) = uncompacted tokens");
+    EXPECT(hn1.gs.compactions == 0 && hn1.out == hu1.out, "a sampler without the sequence map: no compaction at temperature > 0 (%d)", hn1.gs.compactions);
+    bool rows_by_step = true;  // the sampler was called with the compacted row counts
+    for (size_t k = 1; k < hc.ops->sample_sizes.size(); ++k) rows_by_step &= static_cast<int>(hc.ops->sample_sizes[k]) == hc1.kv_rows[k];
+    EXPECT(rows_by_step && hc.ops->sample_sizes.size() == hc1.kv_rows.size(), "one sample per step over the rows run");
   }
   // every allocation is released
   {
