@@ -18,6 +18,7 @@ import {
   main,
   parseBenchTable,
   parseDecodeJson,
+  parseDecodeLog,
   parseForward,
   parseProbes,
   parseTrainBench,
@@ -91,6 +92,22 @@ describe("log parsers", () => {
     expect(parseProbes("probe-hybrid on mqar: accuracy 2.6%, final loss 4.8180, 1474408 tokens/s, 3.5s\nnoise")).toEqual([
       { model: "probe-hybrid", task: "mqar", accuracy: 2.6, loss: 4.818, tokPerS: 1474408, seconds: 3.5 },
     ]);
+  });
+  it("falls back on the suite log's decode lines when the JSON is missing", () => {
+    const d = parseDecodeLog(fixture("suite-excerpt.log"))!;
+    expect(d.copyBandwidth).toBe(4.29e12);
+    expect(d.decode).toEqual([
+      { model: "mamba2-hybrid-8b", batch: 1, context: 4096, tokPerS: 174, msPerStep: 5.76, rooflineTokPerS: 244, fraction: 0.71 },
+      { model: "transformer-8b", batch: 64, context: 4096, fits: false },
+    ]);
+    expect(d.paper[0]).toMatchObject({ model: "mamba2-hybrid-8b", context: 4096, batch: 256, tokPerS: 5175 });
+    expect(d.ttft).toEqual([{ model: "mamba2-hybrid-8b", context: 4096, ttftMs: 126 }]);
+    expect(d.tiny[1]).toEqual({ model: "tiny-mamba2", strataTokPerS: 10526, hfError: "ValueError: no cache length" });
+    expect(parseDecodeLog("nothing here")).toBeUndefined();
+    const r = buildReport({ suite: fixture("suite-excerpt.log") }, NAMES);
+    expect(r.decodeSource).toMatch(/suite.log \(decode lines/);
+    expect(r.copyBandwidth).toBe(4.29e12);
+    expect(renderMarkdown(r)).toContain("| mamba2-hybrid-8b | 1 | 174 | 5.76 | 244 | 0.71 |");
   });
 });
 

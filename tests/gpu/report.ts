@@ -319,6 +319,32 @@ export function parseDecodeJson(text: string | undefined): DecodeBench | undefin
   };
 }
 
+/**
+ * The same figures from the suite log's decode_bench.py lines (rounded as printed), for a run
+ * whose JSON was not kept: "decode B=1 ctx 4096: 174 tok/s (5.76 ms/step), roofline 244 tok/s, 0.71".
+ */
+export function parseDecodeLog(text: string | undefined): DecodeBench | undefined {
+  if (!text) return undefined;
+  const out: DecodeBench = { decode: [], paper: [], ttft: [], tiny: [] };
+  const bw = parseCopyBandwidthLine(text);
+  if (bw !== undefined) out.copyBandwidth = bw;
+  let model = "";
+  for (const line of text.split(/\r?\n/)) {
+    let m: RegExpMatchArray | null;
+    if ((m = line.match(/^(\S+): weights initialised/))) model = m[1];
+    else if ((m = line.match(/^\s+decode B=(\d+) ctx (\d+): (\d+) tok\/s \(([0-9.]+) ms\/step\), roofline (\d+) tok\/s, ([0-9.]+)/)))
+      out.decode.push({ model, batch: +m[1], context: +m[2], tokPerS: +m[3], msPerStep: +m[4], rooflineTokPerS: +m[5], fraction: +m[6] });
+    else if ((m = line.match(/^\s+decode B=(\d+) ctx (\d+): the state does not fit/))) out.decode.push({ model, batch: +m[1], context: +m[2], fits: false });
+    else if ((m = line.match(/^\s+ctx (\d+): largest batch (\d+): (\d+) tok\/s \(([0-9.]+) ms\/step\), roofline (\d+)/)))
+      out.paper.push({ model, context: +m[1], batch: +m[2], tokPerS: +m[3], msPerStep: +m[4], rooflineTokPerS: +m[5], fraction: +m[3] / +m[5] });
+    else if ((m = line.match(/^\s+time to first token, prompt (\d+): (\d+) ms/))) out.ttft.push({ model, context: +m[1] + 1, ttftMs: +m[2] });
+    else if ((m = line.match(/^\s+(\S+): Strata (\d+) tok\/s, HF generate (\d+) tok\/s, ratio ([0-9.]+)/)))
+      out.tiny.push({ model: m[1], strataTokPerS: +m[2], hfTokPerS: +m[3], ratio: +m[2] / +m[3] });
+    else if ((m = line.match(/^\s+(\S+): Strata (\d+) tok\/s, HF: (.*)$/))) out.tiny.push({ model: m[1], strataTokPerS: +m[2], hfError: m[3] });
+  }
+  return out.decode.length || out.paper.length || out.tiny.length ? out : undefined;
+}
+
 export interface TrainRow {
   impl: string;
   mode?: string;
@@ -420,6 +446,7 @@ export interface Report {
   kernels: KernelResult[];
   forward: (ForwardRow & { source: string })[];
   decode?: DecodeBench;
+  decodeSource?: string;
   train: TrainRow[];
   probes: ProbeRow[];
 }
@@ -434,12 +461,14 @@ function floorOf(cost: Cost, bw: number | undefined, tensorPeak: number): { ms: 
 
 export function buildReport(inputs: Inputs, names: InputNames): Report {
   const missing = (Object.keys(names) as (keyof InputNames)[]).filter((k) => inputs[k] === undefined).map((k) => names[k]);
-  const decode = parseDecodeJson(inputs.decode);
+  const decodeJson = parseDecodeJson(inputs.decode);
+  const decode = decodeJson ?? parseDecodeLog(inputs.suite);
+  const decodeSource = decodeJson ? names.decode : decode ? `${names.suite} (decode lines, rounded as printed; no JSON)` : undefined;
   const logBw = parseCopyBandwidthLine(inputs.suite);
   const copyBandwidth = decode?.copyBandwidth ?? logBw;
   const copyBandwidthSource =
     decode?.copyBandwidth !== undefined
-      ? `device-to-device copy of 4 GiB, measured by tests/gpu/decode_bench.py in the same suite run (${names.decode})`
+      ? `device-to-device copy of 4 GiB, measured by tests/gpu/decode_bench.py in the same suite run (${decodeSource})`
       : logBw !== undefined
         ? `device-to-device copy bandwidth line of ${names.suite}`
         : "not measured (no decode benchmark in the inputs): memory floors against the measured bandwidth are not given";
@@ -495,7 +524,7 @@ export function buildReport(inputs: Inputs, names: InputNames): Report {
     copyBandwidthSource,
     kernels,
     forward,
-    ...(decode ? { decode } : {}),
+    ...(decode ? { decode, decodeSource } : {}),
     train: parseTrainBench(inputs.trainBench),
     probes: parseProbes(inputs.probes),
   };
@@ -606,6 +635,8 @@ export function renderMarkdown(r: Report): string {
   L.push("");
 
   L.push("## Decode vs the HBM roofline (context 4096)");
+  L.push("");
+  L.push(`Source: ${r.decodeSource ? `\`${r.decodeSource}\`` : NM}.`);
   L.push("");
   L.push("Roofline per step = (weight bytes + B · (state read + written + KV cache read + one KV row written)) / bandwidth (tests/gpu/decode_bench.py). The fraction against the 4.8 TB/s spec is the measured fraction × measured bandwidth / 4.8 TB/s.");
   L.push("");
