@@ -468,7 +468,7 @@ export function buildReport(inputs: Inputs, names: InputNames): Report {
   const copyBandwidth = decode?.copyBandwidth ?? logBw;
   const copyBandwidthSource =
     decode?.copyBandwidth !== undefined
-      ? `device-to-device copy of 4 GiB, measured by tests/gpu/decode_bench.py in the same suite run (${decodeSource})`
+      ? `4 GiB device-to-device copy, bytes read + written per second, measured by tests/gpu/decode_bench.py in the suite's generation benchmarks (${decodeSource}); the kernel table comes from the suite's second call on the same machine`
       : logBw !== undefined
         ? `device-to-device copy bandwidth line of ${names.suite}`
         : "not measured (no decode benchmark in the inputs): memory floors against the measured bandwidth are not given";
@@ -572,7 +572,7 @@ export function renderMarkdown(r: Report): string {
   for (const k of r.kernels) {
     const shape = shapeLabel(k) + (k.config ? ` (${k.config})` : "");
     if (!k.measured) {
-      L.push(`| ${k.what} | ${shape} | ${NM} | ${k.cost ? big(k.cost.flops) : "—"} | ${k.cost ? big(k.cost.bytes) + "B" : "—"} | ${k.cost ? fx(k.cost.flops / k.cost.bytes, 1) : "—"} | ${NM} | ${NM} | — | — | — |`);
+      L.push(`| ${k.what} | ${shape} | ${NM} | ${k.cost ? big(k.cost.flops) + "FLOP" : "—"} | ${k.cost ? big(k.cost.bytes) + "B" : "—"} | ${k.cost ? fx(k.cost.flops / k.cost.bytes, 1) : "—"} | ${NM} | ${NM} | — | — | — |`);
       continue;
     }
     const achieved = k.cost
@@ -581,7 +581,7 @@ export function renderMarkdown(r: Report): string {
         : `${fx(k.tflops, 0)} TFLOP/s (${fx(k.tbps)} TB/s)`
       : "—";
     const floor = k.floorMs !== undefined ? fx(k.floorMs, 3) : k.cost ? NM : "—";
-    L.push(`| ${k.what} | ${shape} | ${fx(k.ms, 3)} | ${k.cost ? big(k.cost.flops) : "—"} | ${k.cost ? big(k.cost.bytes) + "B" : "—"} | ${fx(k.intensity, 1)} | ${achieved} | ${floor} | ${k.floorBound ?? "—"} | ${k.floorMs ? fx(k.ms! / k.floorMs) : "—"} | ${k.floorSpecMs ? fx(k.ms! / k.floorSpecMs) : "—"} |`);
+    L.push(`| ${k.what} | ${shape} | ${fx(k.ms, 3)} | ${k.cost ? big(k.cost.flops) + "FLOP" : "—"} | ${k.cost ? big(k.cost.bytes) + "B" : "—"} | ${fx(k.intensity, 1)} | ${achieved} | ${floor} | ${k.floorBound ?? "—"} | ${k.floorMs ? fx(k.ms! / k.floorMs) : "—"} | ${k.floorSpecMs ? fx(k.ms! / k.floorSpecMs) : "—"} |`);
   }
   L.push("");
   L.push("### Peers (same run)");
@@ -627,7 +627,7 @@ export function renderMarkdown(r: Report): string {
       const flops = f.tflops * 1e12 * f.ms * 1e-3;
       const f790 = (flops / PEAKS.bf16Measured.value) * 1e3;
       const f989 = (flops / PEAKS.bf16Spec.value) * 1e3;
-      L.push(`| \`${f.source}\` | ${f.model}, ${f.T} | ${fx(f.ms, 1)} | ${f.medianMs !== undefined ? fx(f.medianMs, 1) : NM} | ${big(flops)} | ${fx(f.tflops, 0)} | ${fx(f790, 1)} | ${fx(f790 / f.ms)} | ${fx(f989, 1)} | ${fx(f989 / f.ms)} |`);
+      L.push(`| \`${f.source}\` | ${f.model}, ${f.T} | ${fx(f.ms, 1)} | ${f.medianMs !== undefined ? fx(f.medianMs, 1) : NM} | ${big(flops)}FLOP | ${fx(f.tflops, 0)} | ${fx(f790, 1)} | ${fx(f790 / f.ms)} | ${fx(f989, 1)} | ${fx(f989 / f.ms)} |`);
     }
   }
   L.push("");
