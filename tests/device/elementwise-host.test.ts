@@ -54,6 +54,7 @@ const VARIANTS: Partial<Record<ElementwiseOp, Attrs[]>> = {
   addScalar: [{ value: 0.5 }, { value: -2.25 }, { value: 7 }, { value: 1e-7 }],
   gelu: [{}, { approximate: "tanh" }],
   cast: [{ to: "bf16" }, { to: "f32" }],
+  activationGrad: [{ fn: "relu" }, { fn: "gelu" }, { fn: "gelu_tanh" }],
 };
 
 interface Case {
