@@ -3,9 +3,11 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "check.h"
 #include "program.h"
@@ -39,6 +41,7 @@ class CudaOps : public DeviceOps {
   ~CudaOps() override {
     if (staging_) cudaFree(staging_);
     if (sampled_) cudaFree(sampled_);
+    if (seq_dev_) cudaFree(seq_dev_);
     cudaStreamDestroy(stream_);
   }
   void* alloc(size_t bytes, const std::string& what) override {
@@ -84,13 +87,32 @@ class CudaOps : public DeviceOps {
   }
   void sample(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
               int32_t* tokens_host) override {
+    sample_rows(logits, rows, vocab, stride, p, step, seen, nullptr, tokens_host);
+  }
+  bool samples_by_sequence() const override { return true; }
+  void sample_rows(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen,
+                   const int32_t* seq_of_row, int32_t* tokens_host) override {
     if (rows > sampled_cap_) {
       if (sampled_) CUDA_CHECK(cudaFree(sampled_));
-      sampled_ = nullptr;
+      if (seq_dev_) CUDA_CHECK(cudaFree(seq_dev_));
+      sampled_ = seq_dev_ = nullptr;
       sampled_ = static_cast<int32_t*>(alloc(rows * sizeof(int32_t), "sampled tokens"));
+      seq_dev_ = static_cast<int32_t*>(alloc(rows * sizeof(int32_t), "sampled rows' sequences"));
       sampled_cap_ = rows;
+      seq_host_.clear();
     }
-    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, sampled_, stream_));
+    // the row → sequence map changes only when generate compacts the batch: upload it then
+    bool identity = true;
+    for (size_t r = 0; seq_of_row && r < rows; ++r) identity &= seq_of_row[r] == static_cast<int32_t>(r);
+    const int32_t* seq_dev = nullptr;
+    if (!identity) {
+      if (seq_host_.size() != rows || !std::equal(seq_host_.begin(), seq_host_.end(), seq_of_row)) {
+        seq_host_.assign(seq_of_row, seq_of_row + rows);
+        CUDA_CHECK(cudaMemcpyAsync(seq_dev_, seq_host_.data(), rows * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+      }
+      seq_dev = seq_dev_;
+    }
+    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, sampled_, stream_, seq_dev));
     STRATA_LAUNCH_CHECK("sample");
     CUDA_CHECK(cudaMemcpyAsync(tokens_host, sampled_, rows * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -158,6 +180,8 @@ class CudaOps : public DeviceOps {
   size_t staging_bytes_ = 0;
   int32_t* sampled_ = nullptr;
   size_t sampled_cap_ = 0;
+  int32_t* seq_dev_ = nullptr;     // the row → sequence map the sampler reads (sampled_cap_ entries)
+  std::vector<int32_t> seq_host_;  // its last upload
 };
 
 std::vector<uint64_t> weight_bytes(const Manifest& m) {

@@ -54,7 +54,8 @@ struct ArgMaxOp {
 };
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* __restrict__ logits, size_t stride, int V, SamplingParams p,
-                                                          uint64_t step, uint8_t* __restrict__ seen, int32_t* __restrict__ out) {
+                                                          uint64_t step, uint8_t* __restrict__ seen, int32_t* __restrict__ out,
+                                                          const int32_t* __restrict__ seq_of_row) {
   using ReduceF = cub::BlockReduce<float, kThreads>;
   using ReduceI = cub::BlockReduce<int, kThreads>;
   using ReduceA = cub::BlockReduce<ArgMax, kThreads>;
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
     Z = mass(lo);
   }
   // 4. the draw: u in (0, Z], the first index whose running kept mass reaches u
-  const float u = uniform_open0(philox_first(p.seed, static_cast<uint32_t>(r), step)) * Z;  // same value in every thread
+  const float u = uniform_open0(philox_first(p.seed, static_cast<uint32_t>(seq_of_row ? seq_of_row[r] : r), step)) * Z;  // same value in every thread
   const int chunk = (V + kThreads - 1) / kThreads;
   const int b = tid * chunk, e = min(V, b + chunk);
   float part = 0.f;
@@ -196,10 +197,10 @@ __global__ void mark_seen_kernel(uint8_t* seen, int V, const int32_t* tokens, in
 }  // namespace
 
 cudaError_t launch_sample(const void* logits, size_t rows, size_t stride, int vocab, const SamplingParams& p, uint64_t step, uint8_t* seen,
-                          int32_t* tokens_dev, cudaStream_t stream) {
+                          int32_t* tokens_dev, cudaStream_t stream, const int32_t* seq_of_row) {
   if (rows == 0) return cudaSuccess;
   sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(logits), stride, vocab, p, step, seen,
-                                                                      tokens_dev);
+                                                                      tokens_dev, seq_of_row);
   return cudaGetLastError();
 }
 

@@ -12,9 +12,11 @@ namespace strata {
 
 // rows sequences, each `vocab` bf16 logits `stride` elements apart → tokens_dev[rows] (device).
 // seen: device uint8 [rows, vocab] (tokens seen so far, for the repetition penalty; the chosen
-// tokens are marked) or null. `step` picks the Philox subsequence offset: (seed, row, step).
+// tokens are marked) or null. `step` picks the Philox subsequence offset: (seed, sequence, step),
+// where row r holds sequence seq_of_row[r] (device, `rows` entries; null: r) — generate compacts
+// its batch, and a sequence must draw the same numbers in whichever row it sits.
 cudaError_t launch_sample(const void* logits, size_t rows, size_t stride, int vocab, const SamplingParams& p, uint64_t step, uint8_t* seen,
-                          int32_t* tokens_dev, cudaStream_t stream);
+                          int32_t* tokens_dev, cudaStream_t stream, const int32_t* seq_of_row = nullptr);
 // Marks tokens_dev [rows, cols] as seen.
 cudaError_t launch_mark_seen(uint8_t* seen, int vocab, const int32_t* tokens_dev, int rows, int cols, cudaStream_t stream);
 
