@@ -86,7 +86,7 @@ class Model:
         self.ok(self.lib.strata_model_forward(self.m, np.ascontiguousarray(tokens, np.int32), B, T, out))
         return out
 
-    def generate(self, s, prompt, max_new, temperature=0.0, top_k=0, top_p=1.0, penalty=1.0, seed=0, cont=False):
+    def generate(self, s, prompt, max_new, temperature=0.0, top_k=0, top_p=1.0, penalty=1.0, seed=0, cont=False, stop=()):
         sp = Sampling()
         self.lib.strata_sampling_init(ctypes.byref(sp))
         sp.temperature, sp.top_k, sp.top_p, sp.repetition_penalty, sp.seed = temperature, top_k, top_p, penalty, seed
@@ -94,8 +94,9 @@ class Model:
         out = np.full((B, max_new), -7, np.int32)
         lens = np.zeros(B, np.int32)
         st = Stats()
-        self.ok(self.lib.strata_model_generate(self.m, s, np.ascontiguousarray(prompt, np.int32), T, max_new, 1 if cont else 0, ctypes.byref(sp), None, 0, out, lens,
-                                               None, None, ctypes.byref(st)))
+        stops = np.ascontiguousarray(np.array(stop, np.int32)) if len(stop) else None
+        self.ok(self.lib.strata_model_generate(self.m, s, np.ascontiguousarray(prompt, np.int32), T, max_new, 1 if cont else 0, ctypes.byref(sp),
+                                               stops.ctypes.data if stops is not None else None, len(stop), out, lens, None, None, ctypes.byref(st)))
         return out, lens, st
 
     def info(self):
@@ -169,6 +170,29 @@ def run(project_dir, weights, tokens, golden, n, vocab):
         c, _, _ = m.generate(s2, tokens[:, :n], G, temperature=0.9, top_k=40, top_p=0.95, penalty=1.1, seed=8)
         ok = (a == b).all() and (a >= 0).all() and (a < vocab).all()
         res["seeded sampling reproduces"] = (0.0 if ok else float("inf"), 0.0, f"seed 7 twice equal: {(a == b).all()}, seed 8 differs: {(a != c).any()}")
+        # a sequence that stops early frees its slot: the others continue at a smaller batch
+        # (compaction); the tokens must equal those of the run without it (STRATA_COMPACT=0)
+        G2 = 16
+        free_run, _, _ = m.generate(s2, tokens[:, :n], G2)
+        stop = [int(free_run[0, 2])]
+        os.environ["STRATA_COMPACT"] = "0"
+        try:
+            plain = Model(project_dir, weights)
+        finally:
+            del os.environ["STRATA_COMPACT"]
+        plain.vocab = vocab
+        sp_ = plain.state(B)
+        same = True
+        detail = []
+        for kw in ({}, {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "penalty": 1.1, "seed": 7}):
+            ct, cl, _ = m.generate(s2, tokens[:, :n], G2, stop=stop, **kw)
+            comp = m.info()["model"].get("lastGenerate", {}).get("compactions", 0)
+            pt, pl, _ = plain.generate(sp_, tokens[:, :n], G2, stop=stop, **kw)
+            same &= bool((ct == pt).all() and (cl == pl).all())
+            detail.append(f"{'sampled' if kw else 'greedy'}: lengths {cl.tolist()}, {comp} compaction(s), equal {bool((ct == pt).all() and (cl == pl).all())}")
+        plain.lib.strata_state_destroy(sp_)
+        plain.close()
+        res["early stop frees the slot (compaction) = no compaction"] = (0.0 if same else float("inf"), 0.0, "; ".join(detail))
         # the decode steps after the first are CUDA-graph replays; eager steps give the same tokens
         replays = m.info()["model"].get("decodeGraphReplays", 0)
         os.environ["STRATA_CUDA_GRAPHS"] = "0"
