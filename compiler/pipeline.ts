@@ -6,16 +6,20 @@
  *   deriveStep  forward → the cached graph: T new tokens after P past ones, SSM / conv / KV state
  *               in and out (scans take h0, conv1d its prefix, attention the KV caches extended in
  *               place by cacheAppend)
+ *   autodiff    (with `train`) forward + the weighted cross-entropy loss → the train graph with the
+ *               f32 gradient of every weight (passes/autodiff.ts; backward ops in ir/ops-backward.ts)
  *   fuse        each graph → kernel groups (the kernel-family modules in compiler/kernels/)
  *   planMemory  per graph: arena slots for per-call values; the state lives in persistent
  *               buffers shared by the entries (a scan's final state written over its initial one,
  *               caches appended in place; a conv state copied back after its kernel)
- *   render      groups → kernels, de-duplicated by their full body across graphs
+ *   render      groups → kernels, de-duplicated by their full body across graphs; kernel scratch
+ *               (BufferTable.scratch) is placed in the arena, live during its launch only
  *   schedule    launch tables per graph (buffers as plain data) + the entry points
  *
  * Entry points: `forward` (tokens [B,T] → logits of every position, no state), `prefill` (starts
  * B sequences: resets their state and runs T prompt tokens; also continues them, for chunked
- * prefill) and `step` (one new token per sequence). `backward` comes with training.
+ * prefill), `step` (one new token per sequence) and, compiled with `train`, `train` (tokens,
+ * targets and loss weights → the loss and every weight's gradient, left in the train arena).
  */
 import { createHash } from "node:crypto";
 import path from "node:path";
@@ -33,6 +37,7 @@ import { familyModule, type KernelBody, type RenderContext } from "./kernels/ind
 import { KernelSpecSchema, nodeSummary, type BufferArg, type KernelSpec } from "./codegen/kernel.js";
 import { KERNEL_NAME } from "./codegen/templates.js";
 import { resolveRef, type BufferOwner } from "./codegen/tensors.js";
+import type { TuningDb } from "./tune/db.js";
 
 /** The passes, in the order compileProgram runs them (written to the manifest). */
 export const PIPELINE = ["lower", "deriveStep", "autodiff", "fuse", "planMemory", "render", "schedule"] as const;
@@ -52,6 +57,8 @@ export interface ProgramOptions {
   arch?: Arch;
   /** Also compile the `train` entry: forward + loss + backward (autodiff), gradients of every weight. */
   train?: boolean;
+  /** Tile choices measured by `strata tune` (the GEMM families fall back to their defaults). */
+  tuning?: TuningDb;
 }
 
 /** A persistent buffer: one per state of the cached graph, sized per sequence. */
@@ -117,7 +124,7 @@ export interface PrepBuffer {
 export interface Program {
   name: string;
   def: ModelDef;
-  options: Required<ProgramOptions>;
+  options: Required<Omit<ProgramOptions, "tuning">>;
   states: StateBuffer[];
   preps: PrepBuffer[];
   prepBytes: number;
@@ -143,7 +150,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   positiveInt(maxTokens, "max tokens per call");
   if (maxTokens > maxBatch * maxSeq || maxTokens < Math.max(maxBatch, maxSeq))
     throw new StrataError(`compile: max tokens per call ${maxTokens} must lie between max(max batch, max seq) = ${Math.max(maxBatch, maxSeq)} and max batch · max seq = ${maxBatch * maxSeq}`);
-  const options: Required<ProgramOptions> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a", train: opts.train ?? false };
+  const options: Required<Omit<ProgramOptions, "tuning">> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a", train: opts.train ?? false };
 
   // lower, deriveStep
   const forward = def.toGraph();
@@ -225,7 +232,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
       const s = slotOf.get(n.key);
       return s ? { kind: "slot", buffer: s.name } : undefined;
     };
-    const ctx: RenderContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch: options.arch };
+    const ctx: RenderContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch: options.arch, ...(opts.tuning ? { tuning: { db: opts.tuning, maxTokens } } : {}) };
     const scratch: ScratchSlot[] = [];
     const launches: Launch[] = plan.groups.map((grp, gi) => {
       const kb = familyModule(grp.kind).render(grp, ctx);
