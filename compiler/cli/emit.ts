@@ -1,16 +1,17 @@
 /** The compile pipeline with every check `strata compile` runs first (shared by compile, check and train). */
 import { checkKernelRules, type ModelDef } from "../dsl/model.js";
 import { emitProject } from "../codegen/project.js";
+import type { TuningDb } from "../tune/db.js";
 import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
 
 /** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
-export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean }) {
+export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean; tuning?: TuningDb }) {
   const maxBatch = o.maxBatch ?? 1;
   const maxSeq = o.maxSeq ?? def.config.seqLen;
   checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
   checkKernelRules(def);
   checkGraphSizes(def.toGraph());
-  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false });
+  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false, ...(o.tuning ? { tuning: o.tuning } : {}) });
   const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
   // training keeps fp32 master weights and two moments (12 bytes per parameter) besides the bf16 copies
   const trainBytes = o.train ? (p.manifest.weights as { bytes: number; dtype: string }[]).reduce((a, w) => a + (w.bytes / (w.dtype === "F32" ? 4 : 2)) * 16, 0) : 0;

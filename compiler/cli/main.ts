@@ -24,6 +24,7 @@ import { registerDataCommand } from "./data.js";
 import { registerGenerateCommand } from "./generate.js";
 import { registerTrainCommand } from "./train.js";
 import { emitChecked } from "./emit.js";
+import { loadTuning, registerTuneCommand, tuningSummary } from "./tune.js";
 
 let verbose = process.argv.includes("--verbose");
 
@@ -153,15 +154,18 @@ export function buildProgram(): Command {
     .option("--max-context <n>", "longest sequence the state caches can hold: prompt + generated tokens (default: the model's maxContext)", positiveInt)
     .option("--train", "also compile the train entry: forward + loss + backward, for `bin/model train`")
     .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
+    .option("--tuning <file>", "tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
     .option("--no-check", "skip the TypeScript type check")
-    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; jobs?: number; check: boolean }) => {
+    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; jobs?: number; tuning?: string; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
       const dir = o.out ? path.resolve(o.out) : undefined;
       if (dir) checkOutDir(dir);
       if (o.dump) checkOutDir(path.resolve(o.dump), "--dump");
       const def = await loadModel(arch, { check: o.check });
-      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a", train: o.train });
+      const tuning = loadTuning(arch, o.tuning);
+      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a", train: o.train, tuning });
       if (warning) console.error(warning);
+      if (tuning) console.error(tuningSummary(p.program.kernels, tuning));
       if (o.explain) console.log(explainFusion(p.plan));
       if (o.dump) {
         const dump = path.resolve(o.dump);
@@ -218,6 +222,7 @@ export function buildProgram(): Command {
   registerDataCommand(program);
   registerGenerateCommand(program);
   registerTrainCommand(program);
+  registerTuneCommand(program);
   return program;
 }
 

@@ -14,6 +14,7 @@ import type { KernelFamily } from "../ir/registry.js";
 import type { BufferArg } from "../codegen/kernel.js";
 import type { ScratchRequest } from "../codegen/buffers.js";
 import type { TensorRef } from "../codegen/tensors.js";
+import type { RenderTuning } from "../tune/db.js";
 
 export type GroupKind = KernelFamily | "param_prep";
 
@@ -61,6 +62,8 @@ export interface RenderContext {
   outRef(n: Node): TensorRef;
   /** GPU target: decides e.g. wgmma (sm_90a only) vs mma.sync GEMM tiles. */
   arch: "sm_90a" | "sm_90" | "sm_80";
+  /** Tuned tiles (`strata tune`): the GEMM families look their signature up here (tune/db.ts). */
+  tuning?: RenderTuning;
 }
 
 /** A shape the family's kernel cannot take: what is wrong, and what would be valid. */

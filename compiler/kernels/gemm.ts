@@ -15,6 +15,8 @@ import { elementIndex } from "../codegen/tensors.js";
 import { enforce, need, stride8, tokenRef } from "./common.js";
 import type { FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";
 import { absorbLinearEpilogue, matmul } from "./matmul.js";
+import { tunedTiles } from "../tune/db.js";
+import { epilogueReads } from "../tune/epilogue.js";
 
 /** The tile configurations of include/gemm.cuh (its WgmmaConfig / MmaConfig templates). */
 export type GemmTiles =
@@ -85,7 +87,8 @@ export const gemm: KernelFamilyModule = {
     lines.push(o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`);
     const fields = bufs.params().split(", ").map((fl) => `    ${fl.replace(" __restrict__", "")};`).join("\n");
     // wgmma needs sm_90a; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
-    const tiles = DEFAULT_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
+    const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: o.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
+    const { tiles, provenance } = tunedTiles(ctx.tuning, ctx.arch, sig, DEFAULT_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"]);
     const body = renderTemplate("gemm.cu.hbs", {
       fields,
       epilogue: lines.join("\n"),
@@ -99,7 +102,7 @@ export const gemm: KernelFamilyModule = {
       n,
       k,
     });
-    return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { ...tiles, n, k } };
+    return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { ...tiles, n, k, ...provenance } };
   },
 };
 

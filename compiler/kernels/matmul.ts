@@ -28,6 +28,8 @@ import { renderTemplate } from "../codegen/templates.js";
 import { CTYPE, elementIndex, type TensorRef } from "../codegen/tensors.js";
 import { batchStride, enforce, need, stride8 } from "./common.js";
 import type { FuseContext, FusionGroup, KernelBody, KernelFamilyModule, RenderContext, Unsupported } from "./family.js";
+import { tunedTiles, type KernelSignature } from "../tune/db.js";
+import { epilogueReads } from "../tune/epilogue.js";
 
 /** Tile configurations of include/matmul.cuh (gemm.cuh's WgmmaConfig / MmaConfig). */
 export type MatmulTiles =
@@ -240,8 +242,15 @@ const fieldsOf = (bufs: BufferTable) =>
 const SPLIT_WAVE = 132;
 const MAX_SPLITS = 8;
 
-function tilesFor(ctx: RenderContext): MatmulTiles {
-  return DEFAULT_MATMUL_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
+/** The default tiles, or the tuning database's choice for this signature (tune/db.ts). */
+function tilesFor(ctx: RenderContext, sig: Omit<KernelSignature, "family">): { tiles: MatmulTiles; provenance: Record<string, string> } {
+  return tunedTiles(ctx.tuning, ctx.arch, { family: "matmul", ...sig }, DEFAULT_MATMUL_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"]);
+}
+
+/** A weight gradient's largest token split for these tiles (the scratch holds this many partials). */
+export function wgradMaxSplits(m: number, n: number, tiles: { bm: number; bn: number }): number {
+  const outTiles = Math.ceil(m / tiles.bm) * Math.ceil(n / tiles.bn);
+  return Math.min(MAX_SPLITS, Math.max(1, Math.floor(SPLIT_WAVE / outTiles)));
 }
 
 // ---- the three renderings ----------------------------------------------------------------------
@@ -255,12 +264,13 @@ function renderTensorCore(
   dims: { M: string; N: string; K: string },
   epilogue: string,
   path: "dgrad" | "wgrad",
-  split?: { maxSplits: number; scratch: number; tiles: MatmulTiles },
+  picked: { tiles: MatmulTiles; provenance: Record<string, string> },
+  split?: { maxSplits: number; scratch: number },
 ): KernelBody {
   const anchor = g.anchor!;
   for (const [what, r] of [["A", a.ref], ["B", b.ref]] as const)
     need(r.offset % 8 === 0 && a.ld % 8 === 0 && b.ld % 8 === 0, anchor, `matmul operand ${what}: offset ${r.offset} and row strides (${a.ld}, ${b.ld}) must be multiples of 8 elements (16-byte aligned rows)`);
-  const tiles = split ? split.tiles : tilesFor(ctx);
+  const { tiles, provenance } = picked;
   const [ai, bi] = [bufs.slot(a.ref), bufs.slot(b.ref)]; // before the declarations are rendered
   const body = renderTemplate("matmul.cu.hbs", {
     general: false,
@@ -289,7 +299,7 @@ function renderTensorCore(
     template: "matmul.cu.hbs",
     body,
     buffers: bufs.args,
-    tiles: { path, ...tiles, ...(split ? { maxSplits: split.maxSplits } : {}) },
+    tiles: { path, ...tiles, ...(split ? { maxSplits: split.maxSplits } : {}), ...provenance },
     ...(bufs.scratchRequests.length ? { scratch: [...bufs.scratchRequests] } : {}),
   };
 }
@@ -310,7 +320,8 @@ function renderLinear(g: FusionGroup, ctx: RenderContext): KernelBody {
   const b = { ref: br, ld: ops.mnB ? ops.n : ops.k, mn: ops.mnB };
   // out [B,T,N]: rows are tokens, columns the weight's rows
   const epi = pairEpilogue(g, ctx, bufs, new Set([lin]), (r, col) => elementIndex(r, [ops.n], true, col));
-  return renderTensorCore(g, ctx, bufs, a, b, { M: "B * T", N: String(ops.n), K: String(ops.k) }, epi, "dgrad");
+  const picked = tilesFor(ctx, { path: "dgrad", n: ops.n, k: ops.k, ta: xr.dtype, tb: br.dtype, mnA: false, mnB: ops.mnB, out: ctx.outRef(g.outputs[0]!).dtype, ...epilogueReads(g, new Set([lin]), ctx) });
+  return renderTensorCore(g, ctx, bufs, a, b, { M: "B * T", N: String(ops.n), K: String(ops.k) }, epi, "dgrad", picked);
 }
 
 function renderWgrad(g: FusionGroup, ctx: RenderContext, s: Node): KernelBody {
@@ -328,11 +339,10 @@ function renderWgrad(g: FusionGroup, ctx: RenderContext, s: Node): KernelBody {
   const epi = pairEpilogue(g, ctx, bufs, new Set([mm, s]), (r, col) => elementIndex(r, F, false, `((long long)row * ${w.k} + ${col})`));
   // few output tiles (a small weight): split the tokens to fill a wave of CTAs (matmul_splits picks
   // the count at run time from the shape and B·T; the scratch holds the most it may pick)
-  const tiles = tilesFor(ctx);
-  const outTiles = Math.ceil(w.n / tiles.bm) * Math.ceil(w.k / tiles.bn);
-  const maxSplits = Math.min(MAX_SPLITS, Math.max(1, Math.floor(SPLIT_WAVE / outTiles)));
-  const split = maxSplits > 1 ? { maxSplits, scratch: bufs.scratch(0, maxSplits * w.n * w.k * 4, "f32"), tiles } : undefined;
-  return renderTensorCore(g, ctx, bufs, { ref: gr, ld: gr.rowStride, mn: true }, { ref: xr, ld: xr.rowStride, mn: true }, { M: String(w.n), N: String(w.k), K: "B * T" }, epi, "wgrad", split);
+  const picked = tilesFor(ctx, { path: "wgrad", m: w.n, n: w.k, ta: gr.dtype, tb: xr.dtype, mnA: true, mnB: true, out: ctx.outRef(g.outputs[0]!).dtype, ...epilogueReads(g, new Set([mm, s]), ctx) });
+  const maxSplits = wgradMaxSplits(w.n, w.k, picked.tiles);
+  const split = maxSplits > 1 ? { maxSplits, scratch: bufs.scratch(0, maxSplits * w.n * w.k * 4, "f32") } : undefined;
+  return renderTensorCore(g, ctx, bufs, { ref: gr, ld: gr.rowStride, mn: true }, { ref: xr, ld: xr.rowStride, mn: true }, { M: String(w.n), N: String(w.k), K: "B * T" }, epi, "wgrad", picked, split);
 }
 
 /** A tensor seen through transposes: its buffer slot, element offset, and each axis's size and stride (C++). */

@@ -1,0 +1,260 @@
+/**
+ * `strata tune` on the CPU: tile candidates (valid, distinct, default first), the kernel
+ * signatures of the examples (distinct, deterministic, the 8B hybrid's GEMM shapes), the bundle
+ * (files, a runner that parses as Python, timing programs that compile with nvcc for sm_90a when
+ * nvcc is on PATH), importing a fabricated results.json (tests/tune/fixtures: made-up numbers,
+ * not a measurement) into a database, compile picking the tuned tiles with their provenance,
+ * invalid entries warning and falling back, and clear schema errors. No GPU: the timing itself
+ * runs on the GPU machine (run_tune.py).
+ */
+import { execa } from "execa";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadTuning, tuningSummary } from "../../compiler/cli/tune.js";
+import { emitProject } from "../../compiler/codegen/project.js";
+import { DEFAULT_GEMM_TILES } from "../../compiler/kernels/gemm.js";
+import { findNvcc } from "../../compiler/nvcc/driver.js";
+import { planBundle, writeBundle, type BundlePlan } from "../../compiler/tune/bundle.js";
+import { smemBytes, SMEM_LIMIT, tileCandidates, tileName, tileProblem, type TileConfig } from "../../compiler/tune/configs.js";
+import { bucketOf, mergeEntries, parseTuningDb, readTuningDb, reachedBuckets, writeTuningDb, type TuningDb, type TuningEntry } from "../../compiler/tune/db.js";
+import { readResults, resultsToEntries } from "../../compiler/tune/results.js";
+import { tunedKernels } from "../../compiler/tune/signatures.js";
+import tinyHybrid from "../../examples/tiny-hybrid.js";
+import hybrid8b from "../../examples/mamba2-hybrid-8b.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const FIXTURE = path.join(ROOT, "tests/tune/fixtures/results-tiny-hybrid.fixture.json");
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(path.join(os.tmpdir(), "strata-tune-"));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const W = (bm: number, bn: number, stages: number): TileConfig => ({ backend: "wgmma", bm, bn, stages });
+
+describe("tile candidates", () => {
+  it("sm_90a: valid wgmma configs, distinct, the default first, within shared memory", () => {
+    for (const f of ["gemm", "matmul"] as const) {
+      const c = tileCandidates("sm_90a", f, DEFAULT_GEMM_TILES.wgmma);
+      expect(tileName(c[0]!)).toBe("wgmma_256x128x4");
+      expect(new Set(c.map(tileName)).size).toBe(c.length);
+      expect(c.length).toBeGreaterThan(20);
+      for (const t of c) {
+        expect(tileProblem(t, "sm_90a", f)).toBeUndefined();
+        expect(smemBytes(t)).toBeLessThanOrEqual(SMEM_LIMIT.sm_90a);
+      }
+      expect(c.map(tileName)).toEqual(tileCandidates("sm_90a", f, DEFAULT_GEMM_TILES.wgmma).map(tileName)); // deterministic
+    }
+  });
+  it("sm_80: mma configs within the A100's shared memory; matmul tiles in multiples of 64", () => {
+    const [def, ...rest] = tileCandidates("sm_80", "matmul", DEFAULT_GEMM_TILES.mma);
+    expect(rest.length).toBeGreaterThan(5);
+    expect(rest.every((t) => t.backend === "mma" && smemBytes(t) <= SMEM_LIMIT.sm_80 && t.bm % 64 === 0 && t.bn % 64 === 0)).toBe(true);
+    // the mma default (128×256, 4 stages: 193 KB) is more than an A100 CTA can have; the rule says so
+    expect(tileProblem(def!, "sm_80", "matmul")).toMatch(/197632 bytes of shared memory, more than the 166912/);
+  });
+  it("rejects what the headers or the hardware would not take, saying why", () => {
+    expect(tileProblem(W(256, 96, 4), "sm_90a", "gemm")).toMatch(/BN must be 64, 128 or 256/);
+    expect(tileProblem(W(128, 256, 6), "sm_90a", "gemm")).toMatch(/shared memory/);
+    expect(tileProblem(W(256, 256, 3), "sm_90a", "gemm")).toMatch(/spill/);
+    expect(tileProblem(W(128, 128, 2), "sm_90a", "gemm")).toMatch(/3 stages/);
+    expect(tileProblem(W(128, 128, 4), "sm_80", "gemm")).toMatch(/mma back-end/);
+  });
+  it("token buckets", () => {
+    expect([1, 8, 9, 64, 65, 4096, 4097].map(bucketOf)).toEqual(["m8", "m8", "m64", "m64", "m512", "m4096", "large"]);
+    expect(reachedBuckets(64)).toEqual([
+      { bucket: "m8", tokens: 8 },
+      { bucket: "m64", tokens: 64 },
+    ]);
+    expect(reachedBuckets(100000).at(-1)).toEqual({ bucket: "large", tokens: 16384 });
+  });
+});
+
+describe("signatures", () => {
+  it("tiny-hybrid (with training): distinct, deterministic, forward GEMMs and both backward paths", () => {
+    const a = tunedKernels(tinyHybrid, { train: true });
+    const b = tunedKernels(tinyHybrid, { train: true });
+    const keys = a.kernels.map((k) => k.key);
+    expect(keys).toEqual(b.kernels.map((k) => k.key));
+    expect(new Set(keys).size).toBe(keys.length);
+    const paths = new Set(a.kernels.map((k) => k.sig.path));
+    expect([...paths].sort()).toEqual(["dgrad", "forward", "wgrad"]);
+    // the Mamba-2 in_proj (128 → 2·512 + 2·2·64 + 8 = 1288) and a residual-adding out_proj
+    expect(keys).toContain("forward.n1288.k128.bf16.bf16.bf16.epi0e0c");
+    expect(keys).toContain("forward.n128.k512.bf16.bf16.bf16.epi1e0c");
+    expect(keys.some((k) => k.startsWith("wgrad.m1288.n128.bf16^T.bf16^T.f32"))).toBe(true);
+    expect(tunedKernels(tinyHybrid, {}).kernels.every((k) => k.sig.family === "gemm")).toBe(true);
+  });
+  it("the 8B hybrid: the issue's GEMM shapes, each once", () => {
+    const { kernels } = tunedKernels(hybrid8b, { maxSeq: 4096 });
+    const keys = kernels.map((k) => k.key);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const nk of ["n18560.k4096", "n4096.k8192", "n16384.k4096", "n4096.k16384", "n6144.k4096"]) expect(keys.some((k) => k.startsWith(`forward.${nk}.`)), nk).toBe(true);
+    expect(keys).toEqual(tunedKernels(hybrid8b, { maxSeq: 4096 }).kernels.map((k) => k.key));
+  });
+});
+
+describe("bundle", () => {
+  const dir = tmp();
+  const { kernels } = tunedKernels(tinyHybrid, { train: true });
+  const plan: BundlePlan = planBundle("tiny-hybrid", "sm_90a", kernels, 64);
+  writeBundle(dir, plan);
+
+  it("writes the plan, the programs, the harness, the device library and the runner", () => {
+    for (const f of ["tune.json", "run_tune.py", "README.md", "harness/tune_harness.cuh", "include/gemm.cuh", "include/matmul.cuh"]) expect(existsSync(path.join(dir, f)), f).toBe(true);
+    const progs = readdirSync(path.join(dir, "programs"));
+    expect(progs.length).toBe(plan.programs.length);
+    expect(plan.programs.length).toBe(plan.variants.reduce((a, v) => a + plan.candidates[v.family].length, 0));
+    const json = JSON.parse(readFileSync(path.join(dir, "tune.json"), "utf8")) as BundlePlan;
+    expect(json.problems.length).toBe(plan.problems.length);
+    // the forward GEMM's ≤ 8-token calls take the GEMV: not tuned
+    expect(plan.problems.some((p) => p.signature.startsWith("forward.") && p.bucket === "m8")).toBe(false);
+    expect(plan.problems.filter((p) => p.signature.startsWith("forward.")).every((p) => p.M === 64)).toBe(true);
+    const wg = plan.problems.find((p) => p.signature.startsWith("wgrad.m1288.n128") && p.bucket === "m64")!;
+    expect([wg.M, wg.N, wg.K]).toEqual([1288, 128, 64]);
+    expect(wg.splits.wgmma_256x128x4).toBe(8);
+    expect(wg.splits.wgmma_128x64x3).toBe(6); // 22 output tiles: ⌊132 / 22⌋
+  });
+
+  it("run_tune.py parses as Python and its --help runs", async () => {
+    const p = path.join(dir, "run_tune.py");
+    await execa("python3", ["-c", `import ast; ast.parse(open(${JSON.stringify(p)}).read())`]);
+    const h = await execa("python3", [p, "--help"]);
+    expect(h.stdout).toMatch(/--limit/);
+  });
+
+  it("--candidates keeps the default", () => {
+    const p = planBundle("tiny-hybrid", "sm_90a", kernels, 64, ["wgmma_128x128x4"]);
+    expect(p.candidates.gemm.map((c) => c.name)).toEqual(["wgmma_256x128x4", "wgmma_128x128x4"]);
+  });
+
+  const nvcc = findNvcc();
+  it.skipIf(!nvcc)(
+    "a forward-GEMM and a weight-gradient timing program compile for sm_90a without spills",
+    async () => {
+      const pick = [
+        plan.programs.find((p) => p.variant === "gemm_forward_bf16_bf16_bf16_e1c0" && p.candidate === "wgmma_128x128x4")!,
+        plan.programs.find((p) => p.variant.startsWith("matmul_wgrad") && p.candidate === "wgmma_128x64x3")!,
+      ];
+      await Promise.all(
+        pick.map(async (p) => {
+          const out = path.join(dir, `${p.variant}__${p.candidate}`);
+          const r = await execa(nvcc!, ["-std=c++17", "-O3", ...plan.gencode, "-Xptxas", "-v", "-I", path.join(dir, "include"), "-I", path.join(dir, "harness"), "-o", out, path.join(dir, p.file)], { all: true });
+          expect(r.all).not.toMatch(/[1-9]\d* bytes spill stores/);
+          expect(existsSync(out)).toBe(true);
+        }),
+      );
+    },
+    120_000,
+  );
+});
+
+describe("import and compile", () => {
+  it("a fabricated results.json becomes database entries; slow defaults are flagged", () => {
+    const { entries, lines, slowDefaults } = resultsToEntries(readResults(FIXTURE));
+    expect(entries.length).toBe(3);
+    expect(slowDefaults).toBe(2); // 0.013 vs 0.010 and 0.020 vs 0.012; 0.0095 vs 0.009 is within 10%
+    expect(lines.find((l) => l.includes("n1288"))).toMatch(/tuned wgmma_64x128x4 0\.0100 ms, default wgmma_256x128x4 0\.0130 ms\s+<< default 30% slower/);
+    expect(lines.find((l) => l.includes("n128.k512"))).not.toMatch(/<</);
+    expect(lines.find((l) => l.includes("n512.k128"))).toMatch(/not tuned \(default: stopped at the 120s limit\)/);
+  });
+
+  it("strata tune --import writes the database; merging replaces same keys", async () => {
+    const d = tmp();
+    const db = path.join(d, "tuning.json");
+    const r = await execa("node", ["bin/strata.js", "tune", "--import", FIXTURE, "--db", db], { cwd: ROOT, reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/imported 3 of 4 results .* 2 defaults are more than 10% slower/);
+    expect(r.stdout).toMatch(/<< default 67% slower/);
+    const entries = readTuningDb(db).entries;
+    expect(entries.length).toBe(3);
+    const again = mergeEntries(entries, [{ ...entries[0]!, ms: 0.001 }]);
+    expect(again.length).toBe(3);
+    expect(again.find((e) => e.signature === entries[0]!.signature)!.ms).toBe(0.001);
+  });
+
+  it("compile renders the tuned tiles and records where tiles came from", () => {
+    const db: TuningDb = { entries: resultsToEntries(readResults(FIXTURE)).entries, source: "fixture" };
+    const p = emitProject(tinyHybrid, { train: true, tuning: db }).program;
+    const inProj = p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs" && k.spec.tiles.n === 1288);
+    expect(inProj.length).toBeGreaterThan(0);
+    for (const k of inProj) {
+      expect(k.spec.tiles).toMatchObject({ backend: "wgmma", bm: 64, bn: 128, stages: 4, tilesFrom: "tuned", tunedBucket: "m64" });
+      expect(k.source).toContain("strata::gemm::WgmmaConfig<64, 128, 4>");
+      expect(k.source).toMatch(/\/\/ tiles: .*"tilesFrom":"tuned"/);
+    }
+    const others = p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs" && k.spec.tiles.n === 256);
+    expect(others.length).toBeGreaterThan(0);
+    for (const k of others) expect(k.spec.tiles).toMatchObject({ bm: 256, bn: 128, stages: 4, tilesFrom: "default" });
+    const wgrad = p.kernels.find((k) => k.spec.tiles.path === "wgrad" && k.spec.tiles.tilesFrom === "tuned")!;
+    expect(wgrad.spec.tiles).toMatchObject({ bm: 128, bn: 64, stages: 3, maxSplits: 6 });
+    expect(wgrad.source).toContain("WgmmaConfig<128, 64, 3>");
+    expect(tuningSummary(p.kernels, db)).toMatch(/^tuning: \d+ of \d+ GEMM kernels use tuned tiles from fixture$/);
+    // a project of another size takes another bucket: no entry, defaults
+    const big = emitProject(tinyHybrid, { maxBatch: 4, tuning: db }).program;
+    expect(big.kernels.filter((k) => k.spec.tiles.tilesFrom === "tuned")).toEqual([]);
+    // no database: the tiles carry no provenance (untuned output is unchanged)
+    const plain = emitProject(tinyHybrid, {}).program;
+    expect(plain.kernels.every((k) => k.spec.tiles.tilesFrom === undefined)).toBe(true);
+  });
+
+  it("an entry that is no longer a valid config warns once and falls back to the default", () => {
+    const base = resultsToEntries(readResults(FIXTURE)).entries[0]!;
+    const warnings: string[] = [];
+    const bad: TuningEntry[] = [
+      { ...base, tiles: W(256, 256, 3) },
+      { ...base, signature: "forward.n128.k512.bf16.bf16.bf16.epi1e0c", tiles: { backend: "mma", bm: 128, bn: 128, stages: 3, warpsM: 2, warpsN: 2 } },
+    ];
+    const db: TuningDb = { entries: bad, source: "bad.json", warn: (m) => warnings.push(m) };
+    const p = emitProject(tinyHybrid, { tuning: db }).program;
+    for (const k of p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs")) expect(k.spec.tiles).toMatchObject({ bm: 256, bn: 128, stages: 4, tilesFrom: "default" });
+    expect(warnings.length).toBe(2);
+    expect(warnings[0]).toMatch(/^warning: tuning database bad\.json: ignoring wgmma_256x256x3 for gemm forward\.n1288.*would spill.*using the default wgmma_256x128x4/);
+    expect(warnings[1]).toMatch(/ignoring mma_128x128x3_w2x2 .*sm_90a uses the wgmma back-end/);
+  });
+
+  it("schema errors name the field and say what to do", () => {
+    expect(() => parseTuningDb("{", "t.json")).toThrow(/tuning database t\.json is not valid JSON/);
+    expect(() => parseTuningDb(JSON.stringify({ schema: "strata-tuning", version: 7, entries: [] }), "t.json")).toThrow(/has version 7; this Strata reads version 1/);
+    const entry = resultsToEntries(readResults(FIXTURE)).entries[0]!;
+    const broken = { schema: "strata-tuning", version: 1, entries: [{ ...entry, tiles: { backend: "wgmma", bm: "big", bn: 128, stages: 4 }, bucket: "m9" }] };
+    let msg = "";
+    try {
+      parseTuningDb(JSON.stringify(broken), "t.json");
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/does not match the schema strata-tuning v1/);
+    expect(msg).toMatch(/at entries\.0\.tiles\.bm/);
+    expect(msg).toMatch(/at entries\.0\.bucket/);
+    expect(() => readResults(path.join(ROOT, "package.json"))).toThrow(/is not a strata-tune-results v1 file/);
+  });
+
+  it("compile finds strata-tuning.json next to the architecture file; --tuning must exist", () => {
+    const d = tmp();
+    const arch = path.join(d, "model.ts");
+    expect(loadTuning(arch)).toBeUndefined();
+    writeTuningDb(path.join(d, "strata-tuning.json"), resultsToEntries(readResults(FIXTURE)).entries);
+    expect(loadTuning(arch)!.entries.length).toBe(3);
+    expect(() => loadTuning(arch, path.join(d, "missing.json"))).toThrow(/--tuning .*missing\.json: no such file/);
+  });
+
+  it("strata compile --tuning: the manifest records tuned tiles", async () => {
+    const d = tmp();
+    const db = path.join(d, "db.json");
+    writeTuningDb(db, resultsToEntries(readResults(FIXTURE)).entries);
+    const out = path.join(d, "proj");
+    const r = await execa("node", ["bin/strata.js", "compile", "examples/tiny-hybrid.ts", "--no-check", "--emit-only", "-o", out, "--tuning", db], { cwd: ROOT, reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/tuning: [1-9]\d* of \d+ GEMM kernels use tuned tiles from /);
+    const m = JSON.parse(readFileSync(path.join(out, "manifest.json"), "utf8")) as { kernels: { tiles: Record<string, unknown> }[] };
+    expect(m.kernels.some((k) => k.tiles.tilesFrom === "tuned" && k.tiles.bm === 64)).toBe(true);
+  }, 60_000);
+});
