@@ -135,6 +135,34 @@ describe("bundle", () => {
     expect(p.candidates.gemm.map((c) => c.name)).toEqual(["wgmma_256x128x4", "wgmma_128x128x4"]);
   });
 
+  it("run_tune.py end to end with a stand-in nvcc (no GPU): failed, spilling, wrong and hung candidates never win", async () => {
+    const d = tmp();
+    const names = ["wgmma_64x64x3", "wgmma_64x128x3", "wgmma_128x128x4", "wgmma_128x128x5", "wgmma_128x256x4"];
+    const small = planBundle("tiny-hybrid", "sm_90a", tunedKernels(tinyHybrid, {}).kernels, 64, names);
+    writeBundle(d, small);
+    const fake = path.join(ROOT, "tests/tune/fixtures/fake_nvcc.py");
+    const r = await execa("python3", [path.join(d, "run_tune.py"), "--nvcc", fake, "--limit", "3", "-j", "2"], { reject: false, all: true });
+    expect(r.exitCode, r.all).toBe(0);
+    const res = readResults(path.join(d, "results.json"));
+    expect(res.results.length).toBe(small.problems.length);
+    for (const x of res.results) {
+      expect(x.bestName, x.signature).toBe("wgmma_128x128x4");
+      expect(x.tiles).toEqual(W(128, 128, 4));
+      expect([x.ms, x.defaultMs]).toEqual([0.5, 1.0]);
+      const st = Object.fromEntries(x.candidates.map((c) => [c.name, c.status]));
+      expect(st.wgmma_64x64x3).toMatch(/nvcc failed: .*fake nvcc failure/);
+      expect(st.wgmma_64x128x3).toMatch(/spills \(8 bytes/);
+      expect(st.wgmma_128x128x5).toMatch(/wrong \(max rel err 5\.00e-01/);
+    }
+    // the hung candidate: its first problem's line came back before the limit stopped it
+    const hung = res.results.map((x) => x.candidates.find((c) => c.name === "wgmma_128x256x4")!.status);
+    expect(hung.filter((s) => s === "ok").length).toBe(small.variants.length);
+    expect(hung.filter((s) => /stopped at the 3(\.0)?s limit/.test(s)).length).toBe(small.problems.length - small.variants.length);
+    const { entries, slowDefaults } = resultsToEntries(res);
+    expect(entries.length).toBe(small.problems.length);
+    expect(slowDefaults).toBe(small.problems.length);
+  }, 60_000);
+
   const nvcc = findNvcc();
   it.skipIf(!nvcc)(
     "a forward-GEMM and a weight-gradient timing program compile for sm_90a without spills",
