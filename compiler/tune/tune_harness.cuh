@@ -6,7 +6,8 @@
 // argv[1]:   <id> <M> <N> <K> <max splits of the candidate> <max splits of the default>
 // For each problem it runs the default config once (the reference), then the candidate, compares
 // the outputs (max |cand − ref| / max |ref|), and times the candidate with CUDA events (mean of
-// one launch, best of 3 batches sized to about argv[2] milliseconds, default 100). It prints
+// one launch, best of 3 batches sized to about argv[2] milliseconds, default 100; the weight
+// operand rotates through copies larger than L2 together, see Buffers). It prints
 //   RESULT <id> <ms> <max rel err>      or      ERROR <id> <message>
 // one line per problem, flushed, so a run killed at its time limit keeps what it finished.
 //
@@ -98,9 +99,17 @@ __global__ void diff_kernel(const T* a, const T* ref, long long n, float* maxes)
   atomicMax(reinterpret_cast<int*>(maxes) + 1, __float_as_int(m));
 }
 
+// Timed launches cycle through copies of B (the weight, for the forward GEMM and dgrad) that
+// together exceed the L2 cache, so a small-M GEMM is timed streaming its weight from HBM as it
+// does inside a model, not from an L2 warmed by the previous launch.
+constexpr int kMaxCopies = 16;
+constexpr long long kColdBytes = 160ll << 20;
+
 struct Buffers {
   TUNE_TA* a = nullptr;
   TUNE_TB* b = nullptr;
+  TUNE_TB* bcopy[kMaxCopies] = {};
+  int copies = 1;
   TUNE_OUT* out = nullptr;
   TUNE_OUT* ref = nullptr;
   bf16* elem[TUNE_ELEM_READS > 0 ? TUNE_ELEM_READS : 1] = {};
@@ -118,7 +127,8 @@ static bool alloc_fill(T** p, long long n, unsigned seed, float scale) {
 }
 
 template <class Cfg>
-static cudaError_t launch(const Buffers& b, TUNE_OUT* out, int M, int N, int K, int max_splits) {
+static cudaError_t launch(const Buffers& b, TUNE_OUT* out, int M, int N, int K, int max_splits, int copy = 0) {
+  const TUNE_TB* B = copy ? b.bcopy[copy] : b.b;
   typename Epi::Params ep{};
   ep.out = out;
   ep.ldo = N;
@@ -127,10 +137,10 @@ static cudaError_t launch(const Buffers& b, TUNE_OUT* out, int M, int N, int K, 
 #if TUNE_MATMUL
   const long long lda = TUNE_MNA ? M : K, ldb = TUNE_MNB ? N : K;
   const int splits = strata::matmul::matmul_splits<Cfg>(M, N, K, max_splits);
-  return strata::matmul::matmul_launch_split<Cfg, TUNE_TA, TUNE_TB, TUNE_MNA, TUNE_MNB, Epi>(b.a, lda, b.b, ldb, M, N, K, ep, splits, b.part, 0);
+  return strata::matmul::matmul_launch_split<Cfg, TUNE_TA, TUNE_TB, TUNE_MNA, TUNE_MNB, Epi>(b.a, lda, B, ldb, M, N, K, ep, splits, b.part, 0);
 #else
   (void)max_splits;
-  return strata::gemm::gemm_launch<Cfg, Epi>(b.a, K, b.b, M, N, K, ep, 0);
+  return strata::gemm::gemm_launch<Cfg, Epi>(b.a, K, B, M, N, K, ep, 0);
 #endif
 }
 
@@ -142,6 +152,9 @@ static bool run_problem(const char* id, int M, int N, int K, int split_cand, int
             alloc_fill(&b.ref, mn, 4, 0.f);
   for (int r = 0; ok && r < TUNE_ELEM_READS; ++r) ok = alloc_fill(&b.elem[r], mn, 10 + r, 1.f);
   for (int r = 0; ok && r < TUNE_COL_READS; ++r) ok = alloc_fill(&b.col[r], N, 20 + r, 1.f);
+  const long long bbytes = (long long)N * K * (long long)sizeof(TUNE_TB);
+  b.copies = (int)std::min<long long>(kMaxCopies, std::max<long long>(1, (kColdBytes + bbytes - 1) / std::max(bbytes, 1LL)));
+  for (int c = 1; ok && c < b.copies; ++c) ok = alloc_fill(&b.bcopy[c], (long long)N * K, 2, 1.f);  // same values as b.b
   const int max_split = std::max(1, std::max(split_cand, split_def));
   ok = ok && alloc_fill(&b.part, max_split > 1 ? (long long)max_split * mn : 1, 5, 0.f) && alloc_fill(&b.maxes, 2, 6, 0.f);
   bool done = false, failed_ = false;
@@ -169,7 +182,7 @@ static bool run_problem(const char* id, int M, int N, int K, int split_cand, int
       for (int rep = 0; rep < 3; ++rep) {
         TUNE_TRY(cudaEventRecord(e0));
         cudaError_t le = cudaSuccess;
-        for (int i = 0; i < iters && le == cudaSuccess; ++i) le = launch<CandCfg>(b, b.out, M, N, K, split_cand);
+        for (int i = 0; i < iters && le == cudaSuccess; ++i) le = launch<CandCfg>(b, b.out, M, N, K, split_cand, i % b.copies);
         if (le != cudaSuccess) {
           failed_ = true;
           std::printf("ERROR %s %s\n", id, cudaGetErrorString(le));
@@ -191,6 +204,7 @@ static bool run_problem(const char* id, int M, int N, int K, int split_cand, int
     } while (0);
   cudaFree(b.a), cudaFree(b.b), cudaFree(b.out), cudaFree(b.ref), cudaFree(b.part), cudaFree(b.maxes);
   for (auto* p : b.elem) cudaFree(p);
+  for (auto* p : b.bcopy) cudaFree(p);
   for (auto* p : b.col) cudaFree(p);
   return done;
 }
