@@ -33,6 +33,7 @@ import { deriveStep, type StateInfo } from "./passes/derive-step.js";
 import { fuse, type FusionPlan } from "./passes/fuse.js";
 import { nodeBytes, planMemory, withScratch, type BufferSlot, type MemoryPlan, type ScratchSlot } from "./passes/plan-memory.js";
 import { autodiff, withTrainingLoss } from "./passes/autodiff.js";
+import { recompute } from "./passes/recompute.js";
 import { familyModule, type KernelBody, type RenderContext } from "./kernels/index.js";
 import { KernelSpecSchema, nodeSummary, type BufferArg, type KernelSpec } from "./codegen/kernel.js";
 import { KERNEL_NAME } from "./codegen/templates.js";
@@ -57,6 +58,8 @@ export interface ProgramOptions {
   arch?: Arch;
   /** Also compile the `train` entry: forward + loss + backward (autodiff), gradients of every weight. */
   train?: boolean;
+  /** train: layer kinds whose activations the backward recomputes instead of keeping (passes/recompute.ts), or "all". */
+  recompute?: readonly string[] | "all";
   /** Tile choices measured by `strata tune` (the GEMM families fall back to their defaults). */
   tuning?: TuningDb;
 }
@@ -150,7 +153,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   positiveInt(maxTokens, "max tokens per call");
   if (maxTokens > maxBatch * maxSeq || maxTokens < Math.max(maxBatch, maxSeq))
     throw new StrataError(`compile: max tokens per call ${maxTokens} must lie between max(max batch, max seq) = ${Math.max(maxBatch, maxSeq)} and max batch · max seq = ${maxBatch * maxSeq}`);
-  const options: Required<Omit<ProgramOptions, "tuning">> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a", train: opts.train ?? false };
+  const options: Required<Omit<ProgramOptions, "tuning">> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a", train: opts.train ?? false, recompute: opts.recompute ?? [] };
 
   // lower, deriveStep
   const forward = def.toGraph();
@@ -189,7 +192,8 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   let prepBytes = 0;
 
   const schedule = (name: Schedule["name"], g: Graph): Schedule => {
-    const plan = fuse(g);
+    // training: a memory-aware order (each layer's weight gradients right after its input gradient)
+    const plan = fuse(g, { order: name === "train" ? "memory" : "position" });
     for (const grp of plan.groups)
       if (grp.kind === "param_prep")
         for (const n of grp.outputs)
@@ -267,7 +271,10 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   };
 
   const schedules = [schedule("forward", forward), schedule("cached", cached)];
-  if (options.train) schedules.push(schedule("train", autodiff(withTrainingLoss(forward, { weighted: true }), { loss: "loss" })));
+  if (options.train) {
+    const tg = autodiff(withTrainingLoss(forward, { weighted: true }), { loss: "loss" });
+    schedules.push(schedule("train", recompute(tg, { forward, layerKinds: def.layers.map((l) => l.kind), kinds: options.recompute })));
+  } else if (options.recompute === "all" || options.recompute.length) throw new StrataError("compile: --recompute applies to the train entry; add --train");
   const V = def.config.vocab;
   const entries: EntryPoint[] = [
     { name: "forward", schedule: "forward", doc: "logits of every position; no state", tokens: "1..maxSeq", state: "none", inputs: { tokens: "i32 [B, T]" }, outputs: { logits: `f32 [B, T, ${V}]` } },

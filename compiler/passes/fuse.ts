@@ -43,7 +43,18 @@ const PRIORITY: Partial<Record<KernelFamily, number>> = { ssd: 2, selective_scan
 
 const sameShape = (a: Node, b: Node) => a.shape.join() === b.shape.join();
 
-export function fuse(g: Graph): FusionPlan {
+export interface FuseOptions {
+  /**
+   * How the groups are ordered: "position" (default) by the graph's topological order;
+   * "memory" greedily runs, among the groups whose inputs are ready, the one that frees the most
+   * memory (the last reader of large values first) — for training graphs, where a layer's weight
+   * gradient then runs right after its input gradient instead of at the end, so the layer's
+   * activations and upstream gradient die early.
+   */
+  order?: "position" | "memory";
+}
+
+export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
   const nodes = graphNodes(g);
   const order = new Map(nodes.map((n, i) => [n.key, i]));
   const consumers = new Map<string, Node[]>();
@@ -210,7 +221,8 @@ export function fuse(g: Graph): FusionPlan {
     const inside = new Set(grp.nodes.map((n) => n.key));
     grp.outputs = grp.nodes.filter((n) => graphOut.has(n.key) || realUses(n).some((c) => !inside.has(c.key)));
   }
-  return { groups: orderGroups(groups, groupOf, order), decisions, order, groupOf };
+  const ordered = opts.order === "memory" ? orderGroupsForMemory(groups, groupOf, order) : orderGroups(groups, groupOf, order);
+  return { groups: ordered, decisions, order, groupOf };
 }
 
 /** Topologically order groups (a group runs after every group whose outputs it reads). */
@@ -237,6 +249,78 @@ function orderGroups(groups: FusionGroup[], groupOf: Map<string, number>, order:
     done.add(g!.id);
     out.push(g!);
   }
+  return out;
+}
+
+/** The groups a group reads values from (through views), and the values (base nodes) it reads. */
+function groupReads(grp: FusionGroup, groupOf: Map<string, number>): { deps: Set<number>; values: Map<string, Node> } {
+  const deps = new Set<number>();
+  const values = new Map<string, Node>();
+  const inside = new Set(grp.nodes.map((n) => n.key));
+  const visit = (n: Node) => {
+    if (isView(n)) return visit(n.inputs[0]!);
+    if (inside.has(n.key)) return;
+    const gi = groupOf.get(n.key);
+    if (gi !== undefined) {
+      deps.add(gi);
+      values.set(n.key, n);
+    }
+  };
+  for (const n of grp.nodes) for (const i of n.inputs) visit(i);
+  return { deps, values };
+}
+
+/** Relative size of a value: symbolic dims (B, T, …) count as large. */
+function sizeEstimate(n: Node): number {
+  return n.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : 4096), 1);
+}
+
+/**
+ * Topological order by a greedy list schedule: param_prep first; then, among the ready groups,
+ * the one whose run frees the most (sizes of the values it is the last reader of, minus the sizes
+ * it writes); recomputed copies last; ties by graph position.
+ */
+function orderGroupsForMemory(groups: FusionGroup[], groupOf: Map<string, number>, order: Map<string, number>): FusionGroup[] {
+  const byId = new Map(groups.map((g) => [g.id, g]));
+  const reads = new Map(groups.map((g) => [g.id, groupReads(g, groupOf)]));
+  const readers = new Map<string, number>(); // value key → groups still to read it
+  for (const g of groups) for (const k of reads.get(g.id)!.values.keys()) readers.set(k, (readers.get(k) ?? 0) + 1);
+  const pos = (g: FusionGroup) => Math.min(...g.nodes.map((n) => order.get(n.key)!));
+  const written = new Map(groups.map((g) => [g.id, g.outputs.reduce((a, n) => a + sizeEstimate(n), 0)]));
+  const waiting = new Map(groups.map((g) => [g.id, reads.get(g.id)!.deps.size]));
+  const dependents = new Map<number, number[]>();
+  for (const g of groups) for (const d of reads.get(g.id)!.deps) dependents.set(d, [...(dependents.get(d) ?? []), g.id]);
+  const ready = new Set(groups.filter((g) => waiting.get(g.id) === 0).map((g) => g.id));
+  const recomputed = new Set(groups.filter((g) => g.nodes.every((n) => n.attrs.recompute === 1)).map((g) => g.id));
+  const out: FusionGroup[] = [];
+  const score = (id: number) => {
+    let freed = 0;
+    for (const [k, n] of reads.get(id)!.values) if (readers.get(k) === 1) freed += sizeEstimate(n);
+    return freed - written.get(id)!;
+  };
+  while (ready.size) {
+    let best: FusionGroup | undefined;
+    let bestScore = -Infinity;
+    for (const id of ready) {
+      const g = byId.get(id)!;
+      // parameter prep always first, in position order; recomputed values (passes/recompute.ts)
+      // as late as possible: only when nothing else can run, i.e. right before their reader
+      const sc = g.kind === "param_prep" ? Infinity : recomputed.has(id) ? score(id) - 1e18 : score(id);
+      if (sc > bestScore || (sc === bestScore && pos(g) < pos(best!))) {
+        best = g;
+        bestScore = sc;
+      }
+    }
+    ready.delete(best!.id);
+    out.push(best!);
+    for (const k of reads.get(best!.id)!.values.keys()) readers.set(k, readers.get(k)! - 1);
+    for (const d of dependents.get(best!.id) ?? []) {
+      const w = waiting.get(d)! - 1;
+      waiting.set(d, w);
+      if (w === 0) ready.add(d);
+    }
+  }
+  if (out.length !== groups.length) throw new Error(`fuse: cyclic group dependencies (${groups.length - out.length} groups never became ready)`);
   return out;
 }
 
