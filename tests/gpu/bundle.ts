@@ -68,7 +68,9 @@ async function main() {
     const t0 = Date.now();
     const dir = path.join(OUT, def.config.name);
     // with the train entry: forward + loss + backward, checked against the interpreter's gradients
-    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true });
+    // (tiny-custom-ratio recomputes every layer's activations in the backward: checked the same way)
+    const recomputeAll = def.config.name === "tiny-custom-ratio";
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}) });
     writeProject(p, dir);
 
     // weights: fresh random draw, rounded to the dtype the GPU stores
