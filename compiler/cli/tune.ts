@@ -17,7 +17,8 @@ import { planBundle, writeBundle } from "../tune/bundle.js";
 import { tileName, type Arch } from "../tune/configs.js";
 import { DEFAULT_DB_NAME, mergeEntries, readTuningDb, writeTuningDb, type TuningDb } from "../tune/db.js";
 import { readResults, resultsToEntries } from "../tune/results.js";
-import { tunedKernels } from "../tune/signatures.js";
+import { signatureRecorder } from "../tune/signatures.js";
+import { emitChecked } from "./emit.js";
 import { loadModel } from "./load.js";
 import { checkOutDir } from "./output.js";
 
@@ -93,7 +94,10 @@ export function registerTuneCommand(program: Command): void {
         const a = o.arch as Arch;
         const maxSeq = o.maxSeq ?? def.config.seqLen;
         const maxTokens = o.maxTokens ?? o.maxBatch * maxSeq;
-        const { kernels } = tunedKernels(def, { maxBatch: o.maxBatch, maxSeq, maxTokens, arch: a, train: o.train ?? false });
+        // compile's checks and pipeline, with a database that records each tuned kernel's signature
+        const rec = signatureRecorder();
+        emitChecked(def, { maxBatch: o.maxBatch, maxSeq, maxTokens, arch: a, train: o.train ?? false, tuning: rec.db });
+        const kernels = rec.kernels();
         if (kernels.length === 0) throw new StrataError(`tune: ${def.config.name} has no GEMM kernels to tune`);
         const only = o.candidates?.split(",").map((s) => s.trim()).filter(Boolean);
         const plan = planBundle(def.config.name, a, kernels, maxTokens, only);

@@ -5,7 +5,6 @@
  */
 import type { ModelDef } from "../dsl/model.js";
 import { compileProgram, type ProgramOptions } from "../pipeline.js";
-import type { Arch } from "./configs.js";
 import { signatureKey, type KernelSignature, type TuningDb } from "./db.js";
 
 export interface TunedKernel {
@@ -15,8 +14,8 @@ export interface TunedKernel {
   uses: number;
 }
 
-export function tunedKernels(def: ModelDef, opts: Omit<ProgramOptions, "tuning">): { arch: Arch; kernels: TunedKernel[] } {
-  const arch = opts.arch ?? "sm_90a";
+/** A database with no entries that records every lookup; `kernels()` lists what it saw. */
+export function signatureRecorder(): { db: TuningDb; kernels(): TunedKernel[] } {
   const seen = new Map<string, TunedKernel>();
   const db: TuningDb = {
     entries: [],
@@ -27,8 +26,13 @@ export function tunedKernels(def: ModelDef, opts: Omit<ProgramOptions, "tuning">
       else seen.set(key, { key, sig: { ...sig }, uses: 1 });
     },
   };
-  compileProgram(def, { ...opts, arch, tuning: db });
   const order = (k: TunedKernel) => `${k.sig.family}|${k.sig.path}|${k.key}`;
-  const kernels = [...seen.values()].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
-  return { arch, kernels };
+  return { db, kernels: () => [...seen.values()].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)) };
+}
+
+/** The tuned kernels of a model compiled with these options (the CLI goes through compile's checks instead). */
+export function tunedKernels(def: ModelDef, opts: Omit<ProgramOptions, "tuning">): TunedKernel[] {
+  const r = signatureRecorder();
+  compileProgram(def, { ...opts, tuning: r.db });
+  return r.kernels();
 }

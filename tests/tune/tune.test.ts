@@ -81,29 +81,29 @@ describe("signatures", () => {
   it("tiny-hybrid (with training): distinct, deterministic, forward GEMMs and both backward paths", () => {
     const a = tunedKernels(tinyHybrid, { train: true });
     const b = tunedKernels(tinyHybrid, { train: true });
-    const keys = a.kernels.map((k) => k.key);
-    expect(keys).toEqual(b.kernels.map((k) => k.key));
+    const keys = a.map((k) => k.key);
+    expect(keys).toEqual(b.map((k) => k.key));
     expect(new Set(keys).size).toBe(keys.length);
-    const paths = new Set(a.kernels.map((k) => k.sig.path));
+    const paths = new Set(a.map((k) => k.sig.path));
     expect([...paths].sort()).toEqual(["dgrad", "forward", "wgrad"]);
     // the Mamba-2 in_proj (128 → 2·512 + 2·2·64 + 8 = 1288) and a residual-adding out_proj
     expect(keys).toContain("forward.n1288.k128.bf16.bf16.bf16.epi0e0c");
     expect(keys).toContain("forward.n128.k512.bf16.bf16.bf16.epi1e0c");
     expect(keys.some((k) => k.startsWith("wgrad.m1288.n128.bf16^T.bf16^T.f32"))).toBe(true);
-    expect(tunedKernels(tinyHybrid, {}).kernels.every((k) => k.sig.family === "gemm")).toBe(true);
+    expect(tunedKernels(tinyHybrid, {}).every((k) => k.sig.family === "gemm")).toBe(true);
   });
   it("the 8B hybrid: the issue's GEMM shapes, each once", () => {
-    const { kernels } = tunedKernels(hybrid8b, { maxSeq: 4096 });
+    const kernels = tunedKernels(hybrid8b, { maxSeq: 4096 });
     const keys = kernels.map((k) => k.key);
     expect(new Set(keys).size).toBe(keys.length);
     for (const nk of ["n18560.k4096", "n4096.k8192", "n16384.k4096", "n4096.k16384", "n6144.k4096"]) expect(keys.some((k) => k.startsWith(`forward.${nk}.`)), nk).toBe(true);
-    expect(keys).toEqual(tunedKernels(hybrid8b, { maxSeq: 4096 }).kernels.map((k) => k.key));
+    expect(keys).toEqual(tunedKernels(hybrid8b, { maxSeq: 4096 }).map((k) => k.key));
   });
 });
 
 describe("bundle", () => {
   const dir = tmp();
-  const { kernels } = tunedKernels(tinyHybrid, { train: true });
+  const kernels = tunedKernels(tinyHybrid, { train: true });
   const plan: BundlePlan = planBundle("tiny-hybrid", "sm_90a", kernels, 64);
   writeBundle(dir, plan);
 
@@ -138,7 +138,7 @@ describe("bundle", () => {
   it("run_tune.py end to end with a stand-in nvcc (no GPU): failed, spilling, wrong and hung candidates never win", async () => {
     const d = tmp();
     const names = ["wgmma_64x64x3", "wgmma_64x128x3", "wgmma_128x128x4", "wgmma_128x128x5", "wgmma_128x256x4"];
-    const small = planBundle("tiny-hybrid", "sm_90a", tunedKernels(tinyHybrid, {}).kernels, 64, names);
+    const small = planBundle("tiny-hybrid", "sm_90a", tunedKernels(tinyHybrid, {}), 64, names);
     writeBundle(d, small);
     const fake = path.join(ROOT, "tests/tune/fixtures/fake_nvcc.py");
     const r = await execa("python3", [path.join(d, "run_tune.py"), "--nvcc", fake, "--limit", "3", "-j", "2"], { reject: false, all: true });
@@ -264,6 +264,24 @@ describe("import and compile", () => {
     expect(msg).toMatch(/at entries\.0\.bucket/);
     expect(() => readResults(path.join(ROOT, "package.json"))).toThrow(/is not a strata-tune-results v1 file/);
   });
+
+  it("strata tune: compile's errors, a bundle folder replaced on a re-run, other folders refused", async () => {
+    const run = (...a: string[]) => execa("node", ["bin/strata.js", "tune", ...a], { cwd: ROOT, reject: false });
+    const bad = await run("tests/fixtures/bad-kvheads.ts", "--no-check");
+    expect([bad.exitCode, bad.stderr]).toEqual([1, expect.stringMatching(/bad-kvheads\.ts:\d+:\d+: attention: kvHeads 3 does not divide heads 8/)]);
+    expect((await run()).stderr).toMatch(/tune: which architecture file\?/);
+    expect((await run("--import", FIXTURE)).stderr).toMatch(/say where the database goes/);
+    const d = tmp();
+    const out = path.join(d, "bundle");
+    const args = ["examples/tiny-hybrid.ts", "--no-check", "--candidates", "wgmma_128x128x4", "-o", out];
+    const first = await run(...args);
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/5 signatures × token buckets = 5 problems, 4 timing programs; 2 gemm candidates \(default wgmma_256x128x4\)/);
+    expect((await run(...args)).exitCode).toBe(0);
+    const other = await run("examples/tiny-hybrid.ts", "--no-check", "-o", path.join(ROOT, "tests/tune"));
+    expect(other.stderr).toMatch(/holds other files \(no tune\.json/);
+    expect((await run("examples/tiny-hybrid.ts", "--no-check", "--candidates", "wgmma_96x128x4", "-o", out)).stderr).toMatch(/no valid candidate named wgmma_96x128x4/);
+  }, 60_000);
 
   it("compile finds strata-tuning.json next to the architecture file; --tuning must exist", () => {
     const d = tmp();
