@@ -30,8 +30,11 @@ export type TunedFamily = "gemm" | "matmul";
 /** Largest dynamic shared memory one CTA may opt into (H100/H200: 227 KB; A100: 163 KB). */
 export const SMEM_LIMIT: Record<Arch, number> = { sm_90a: 232448, sm_90: 232448, sm_80: 166912 };
 const ROW_BYTES = 128; // one 64-element bf16 k-row of a tile (gemm.cuh's kRowBytes)
-/** Registers a thread needs besides its accumulators (addresses, loop state, epilogue). */
-const REG_OVERHEAD = 40;
+/**
+ * Registers a thread needs besides its accumulators (addresses, loop state, epilogue; mma.sync
+ * also holds its A/B fragments: 192×256 with 3×4 warps, 128 accumulators of 170, spills).
+ */
+const REG_OVERHEAD = { wgmma: 40, mma: 64 } as const;
 
 export const backendFor = (arch: Arch): TileConfig["backend"] => (arch === "sm_90a" ? "wgmma" : "mma");
 
@@ -66,7 +69,7 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   const threads = threadsOf(t);
   const acc = t.backend === "wgmma" ? t.bn / 2 : (t.bm / t.warpsM) * (t.bn / t.warpsN) / 32;
   const regs = Math.min(255, Math.floor(65536 / threads / 8) * 8);
-  if (acc + REG_OVERHEAD > regs) return `${acc} accumulator registers per thread leave too few of the ${regs} a thread of ${threads} can have (it would spill)`;
+  if (acc + REG_OVERHEAD[t.backend] > regs) return `${acc} accumulator registers per thread leave too few of the ${regs} a thread of ${threads} can have (it would spill)`;
   return undefined;
 }
 
