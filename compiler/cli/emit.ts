@@ -5,16 +5,19 @@ import type { TuningDb } from "../tune/db.js";
 import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
 
 /** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
-export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean; tuning?: TuningDb }) {
+export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean; recompute?: readonly string[] | "all"; tuning?: TuningDb }) {
   const maxBatch = o.maxBatch ?? 1;
   const maxSeq = o.maxSeq ?? def.config.seqLen;
   checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
   checkKernelRules(def);
   checkGraphSizes(def.toGraph());
-  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false, ...(o.tuning ? { tuning: o.tuning } : {}) });
+  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false, ...(o.recompute ? { recompute: o.recompute } : {}), ...(o.tuning ? { tuning: o.tuning } : {}) });
   const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
-  // training keeps fp32 master weights and two moments (12 bytes per parameter) besides the bf16 copies
-  const trainBytes = o.train ? (p.manifest.weights as { bytes: number; dtype: string }[]).reduce((a, w) => a + (w.bytes / (w.dtype === "F32" ? 4 : 2)) * 16, 0) : 0;
-  const warning = memoryWarning(def.config.name, weightBytes + trainBytes, p.manifest.arenaBytes as number);
+  // training keeps an fp32 master copy and two fp32 moments of every weight (12 bytes per
+  // parameter) besides the compute copies; the f32 gradients live in the train arena
+  const trainBytes = o.train ? (p.manifest.weights as { bytes: number; dtype: string }[]).reduce((a, w) => a + (w.bytes / (w.dtype === "F32" ? 4 : 2)) * 12, 0) : 0;
+  const warning = o.train
+    ? memoryWarning(def.config.name, weightBytes + trainBytes, p.manifest.arenaBytes as number, "weights + fp32 master weights and AdamW moments", "lower --max-batch / --max-seq, recompute activations (--recompute), or the model's size")
+    : memoryWarning(def.config.name, weightBytes, p.manifest.arenaBytes as number);
   return { p, weightBytes, warning };
 }

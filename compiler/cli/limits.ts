@@ -40,10 +40,10 @@ export function checkGraphSizes(g: Graph): void {
 }
 
 /** A warning line when weights + activations exceed one GPU, or undefined. */
-export function memoryWarning(name: string, weightBytes: number, arenaBytes: number): string | undefined {
+export function memoryWarning(name: string, weightBytes: number, arenaBytes: number, weightsLabel = "weights", hint = "lower --max-batch / --max-seq or the model's size"): string | undefined {
   const total = weightBytes + arenaBytes;
   if (!Number.isSafeInteger(arenaBytes))
     throw new StrataError(`${name}: the activation arena needs ${arenaBytes.toExponential(3)} bytes, too many to address`, undefined, "lower --max-batch or --max-seq");
   if (total <= LARGEST_GPU_BYTES) return undefined;
-  return `warning: ${name} needs ${fmtBytes(total)} of GPU memory (weights ${fmtBytes(weightBytes)} + activations ${fmtBytes(arenaBytes)}), more than the largest single GPU holds (${fmtBytes(LARGEST_GPU_BYTES)}, an H200); bin/model runs on one GPU and will fail to allocate — lower --max-batch / --max-seq or the model's size`;
+  return `warning: ${name} needs ${fmtBytes(total)} of GPU memory (${weightsLabel} ${fmtBytes(weightBytes)} + activations ${fmtBytes(arenaBytes)}), more than the largest single GPU holds (${fmtBytes(LARGEST_GPU_BYTES)}, an H200); bin/model runs on one GPU and will fail to allocate — ${hint}`;
 }

@@ -28,6 +28,16 @@ import { loadTuning, registerTuneCommand, tuningSummary } from "./tune.js";
 
 let verbose = process.argv.includes("--verbose");
 
+const RECOMPUTE_HELP = "train: layer kinds whose activations the backward recomputes instead of keeping (comma-separated, e.g. mlp,attention; or all)";
+
+/** --recompute: "all" or a comma-separated list of layer kinds (checked against the model when compiling). */
+function recomputeKinds(v: string): string[] | "all" {
+  if (v.trim() === "all") return "all";
+  const kinds = v.split(",").map((k) => k.trim()).filter(Boolean);
+  if (!kinds.length) throw new InvalidArgumentError("expected layer kinds, e.g. mlp,attention, or all");
+  return kinds;
+}
+
 function positiveInt(v: string): number {
   const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive whole number in decimal digits (e.g. 4096), got '${v}'`);
@@ -123,7 +133,8 @@ export function buildProgram(): Command {
     .option("--max-tokens <n>", "largest batch × tokens of one call, which sizes the activation arena (default: max batch × max seq)", positiveInt)
     .option("--max-context <n>", "longest sequence the state caches can hold (default: the model's maxContext)", positiveInt)
     .option("--train", "also check the train entry (forward + loss + backward)")
-    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean }) => {
+    .option("--recompute <kinds>", RECOMPUTE_HELP, recomputeKinds)
+    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all" }) => {
       const diags = await typecheck(arch);
       if (diags.length) {
         console.error(formatDiagnostics(diags));
@@ -153,17 +164,18 @@ export function buildProgram(): Command {
     .option("--max-tokens <n>", "largest batch × tokens of one call, which sizes the activation arena (default: max batch × max seq)", positiveInt)
     .option("--max-context <n>", "longest sequence the state caches can hold: prompt + generated tokens (default: the model's maxContext)", positiveInt)
     .option("--train", "also compile the train entry: forward + loss + backward, for `bin/model train`")
+    .option("--recompute <kinds>", RECOMPUTE_HELP, recomputeKinds)
     .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
     .option("--tuning <file>", "tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
     .option("--no-check", "skip the TypeScript type check")
-    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; jobs?: number; tuning?: string; check: boolean }) => {
+    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all"; jobs?: number; tuning?: string; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
       const dir = o.out ? path.resolve(o.out) : undefined;
       if (dir) checkOutDir(dir);
       if (o.dump) checkOutDir(path.resolve(o.dump), "--dump");
       const def = await loadModel(arch, { check: o.check });
       const tuning = loadTuning(arch, o.tuning);
-      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a", train: o.train, tuning });
+      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a", train: o.train, recompute: o.recompute, tuning });
       if (warning) console.error(warning);
       if (tuning) console.error(tuningSummary(p.program.kernels, tuning));
       if (o.explain) console.log(explainFusion(p.plan));

@@ -76,6 +76,8 @@ export interface TrainOptions {
   /** Architecture file only: false = use build/NAME as it is (no compile). */
   compile?: boolean;
   arch?: "sm_90a" | "sm_90" | "sm_80";
+  /** Layer kinds whose activations the backward recomputes (or "all"): less memory, about one more forward of them. */
+  recompute?: readonly string[] | "all";
   jobs?: number;
   check?: boolean;
   /** More `bin/model train` arguments, passed as they are (after `--` on the command line). */
@@ -149,7 +151,7 @@ const shown = (dir: string) => {
 /** Compile `arch` with the train entry into `out` and build it: `strata compile --train`'s path. */
 async function compileForTraining(def: ModelDef, out: string, o: TrainOptions, seq: number | undefined, log: (l: string) => void): Promise<void> {
   const maxSeq = seq ?? def.config.seqLen;
-  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true });
+  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}) });
   if (warning) log(warning);
   checkOutDir(out);
   let written = false;
@@ -351,6 +353,8 @@ export function registerTrainCommand(program: Command): void {
     .option("--project <dir>", "architecture file: where the compiled project goes (default build/NAME)")
     .option("--no-compile", "architecture file: train with its build/NAME as it is")
     .option("--arch <sm>", "GPU target when compiling: sm_90a (default), sm_90 or sm_80", "sm_90a")
+    .option("--recompute <kinds>", "when compiling: layer kinds whose activations the backward recomputes instead of keeping (e.g. mlp,attention, or all)", (v: string) =>
+      v.trim() === "all" ? ("all" as const) : v.split(",").map((k) => k.trim()).filter(Boolean))
     .option("-j, --jobs <n>", "parallel nvcc jobs", int("--jobs", 1))
     .option("--json", "print the run's records and summary as one JSON object on stdout")
     .option("--no-check", "skip the TypeScript type check")
