@@ -10,11 +10,13 @@
    relative error) and times the candidate with CUDA events;
 3. per problem, the fastest candidate whose output matches the default's within the tolerance
    wins (a wrong or failed candidate never does); writes results.json for
-   `strata tune --import results.json`, and prints tuned vs default per problem.
+   `strata tune --import results.json` after every candidate run (a run stopped early keeps what it
+   measured; --deadline stops starting candidates), and prints tuned vs default per problem.
 """
 import argparse
 import concurrent.futures
 import datetime
+import functools
 import json
 import os
 import re
@@ -33,6 +35,7 @@ def log(msg):
     print(msg, flush=True)
 
 
+@functools.lru_cache(maxsize=None)
 def device_name():
     try:
         r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
@@ -92,6 +95,7 @@ def main():
     ap.add_argument("--limit", type=float, default=120.0, help="seconds one candidate may run over all its problems")
     ap.add_argument("--build-timeout", type=float, default=900.0, help="seconds one nvcc call may take")
     ap.add_argument("--budget-ms", type=float, default=100.0, help="GPU time spent timing one candidate on one problem")
+    ap.add_argument("--deadline", type=float, default=None, help="seconds after which no further candidate starts (the rest count as not run); results.json is rewritten after every candidate run either way")
     ap.add_argument("--only", default=None, help="only problems whose signature contains this text")
     ap.add_argument("--nvcc", default=os.environ.get("NVCC", "nvcc"))
     ap.add_argument("--out", default=None, help="results file (default: BUNDLE/results.json)")
@@ -128,7 +132,8 @@ def main():
                 log(f"  {name}: {note}")
     log(f"built {len(built)}/{len(programs)} in {time.time() - t0:.0f}s")
 
-    # 2. run: per variant, the default first, then the other candidates
+    # 2. run: per variant, the default first, then the other candidates; 3. choose after each run
+    out = a.out or os.path.join(bundle, "results.json")
     measured = {}  # (problem id, candidate) -> (ms, rel) or error text
     for v in sorted(variants):
         vprobs = [p for p in problems if p["variant"] == v]
@@ -141,6 +146,10 @@ def main():
                 for p in vprobs:
                     measured[(p["id"], c["name"])] = notes.get(key, "not built")
                 continue
+            if a.deadline is not None and time.time() - t0 > a.deadline:
+                for p in vprobs:
+                    measured[(p["id"], c["name"])] = f"not run (--deadline {a.deadline:g}s)"
+                continue
             pf = os.path.join(bundle, "build", f"{v}__{c['name']}.problems.txt")
             with open(pf, "w") as f:
                 for p in vprobs:
@@ -150,8 +159,14 @@ def main():
                 measured[(p["id"], c["name"])] = got.get(p["id"], note if note != "ok" else "no result")
             ok = sum(1 for p in vprobs if isinstance(got.get(p["id"]), tuple))
             log(f"  {v} {c['name']}: {ok}/{len(vprobs)} problems{'' if note == 'ok' else ' (' + note + ')'}")
+            write_results(out, plan, problems, measured, quiet=True)
+    n = write_results(out, plan, problems, measured, quiet=False)
+    log(f"wrote {out}: {n}/{len(problems)} problems tuned; bring it back and run `strata tune --import {os.path.basename(out)}`")
+    return 0 if n else 1
 
-    # 3. choose
+
+def write_results(out, plan, problems, measured, quiet):
+    """Per problem, the fastest candidate whose output matches the default's; returns how many were tuned."""
     results = []
     for p in problems:
         cands = plan["candidates"][p["family"]]
@@ -174,21 +189,21 @@ def main():
             best = min(valid, key=lambda r: r["ms"])
             tiles = next(c["tiles"] for c in cands if c["name"] == best["name"])
             res.update({"bestName": best["name"], "tiles": tiles, "ms": best["ms"]})
-            log(f"{p['id']}: best {best['name']} {best['ms']:.4f} ms, default {d['ms']:.4f} ms ({d['ms'] / best['ms']:.2f}x)")
+            if not quiet:
+                log(f"{p['id']}: best {best['name']} {best['ms']:.4f} ms, default {d['ms']:.4f} ms ({d['ms'] / best['ms']:.2f}x)")
         else:
             res.update({"bestName": None, "tiles": None, "ms": None})
-            log(f"{p['id']}: no result (default: {d['status']})")
+            if not quiet:
+                log(f"{p['id']}: no result (default: {d['status']})")
         results.append(res)
-
-    out = a.out or os.path.join(bundle, "results.json")
     doc = {"schema": RESULTS_SCHEMA, "version": RESULTS_VERSION, "model": plan["model"], "arch": plan["arch"], "device": device_name(),
            "measuredAt": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "results": results}
-    with open(out, "w") as f:
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    n = sum(1 for r in results if r["bestName"])
-    log(f"wrote {out}: {n}/{len(results)} problems tuned; bring it back and run `strata tune --import {os.path.basename(out)}`")
-    return 0 if n else 1
+    os.replace(tmp, out)
+    return sum(1 for r in results if r["bestName"])
 
 
 if __name__ == "__main__":

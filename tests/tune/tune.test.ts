@@ -163,6 +163,11 @@ describe("bundle", () => {
     const { entries, slowDefaults } = resultsToEntries(res);
     expect(entries.length).toBe(small.problems.length);
     expect(slowDefaults).toBe(small.problems.length);
+    // --deadline: no candidate starts after it; what was not run is not tuned, and the file is still written
+    const late = await execa("python3", [path.join(d, "run_tune.py"), "--nvcc", fake, "--deadline", "0", "--out", path.join(d, "late.json")], { reject: false, all: true });
+    expect(late.exitCode, late.all).toBe(1);
+    const lr = readResults(path.join(d, "late.json"));
+    expect(lr.results.every((x) => x.bestName === null && x.candidates.every((c) => /not run \(--deadline 0s\)|nvcc failed|spills/.test(c.status)))).toBe(true);
   }, 60_000);
 
   const nvcc = findNvcc();
