@@ -62,7 +62,7 @@ export function registerTuneCommand(program: Command): void {
     .description("autotune GEMM tile configurations: write a timing bundle for a GPU machine (run_tune.py there), or --import its results.json into the tuning database")
     .argument("[arch]", "architecture file (.ts)")
     .option("-o, --out <dir>", "bundle folder (default: build/tune/<model>-<gpu arch>)")
-    .option("--arch <sm>", "GPU target: sm_90a (default), sm_90 or sm_80", "sm_90a")
+    .option("--arch <sm>", "GPU target: sm_90a, sm_90 or sm_80", "sm_90a")
     .option("--max-batch <n>", "largest batch the project serves (as compile)", positiveInt, 1)
     .option("--max-seq <n>", "longest sequence the project serves (as compile; default: the model's seqLen)", positiveInt)
     .option("--max-tokens <n>", "largest batch × tokens of one call (as compile): the token buckets tuned go up to it", positiveInt)
