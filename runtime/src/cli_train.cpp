@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -48,7 +49,8 @@ const char* train_usage() {
          "  and at the end, over --eval-batches batches (default: the whole file).\n"
          "  --out DIR: DIR/step-<N>/{model,optimizer}.safetensors + trainer.json every --save-every steps and at the\n"
          "  end; DIR/latest names the newest complete one; DIR/loss.csv, DIR/loss.svg. model.safetensors loads into\n"
-         "  `model forward|generate --weights`. --keep N: keep only the newest N checkpoints (default: all).\n"
+         "  `model forward|generate --weights`. A new run refuses a DIR that already holds a run (DIR/latest).\n"
+         "  --keep N: keep only the newest N checkpoints (default: all).\n"
          "  --no-checkpoint: write no checkpoint at all (benchmarks).\n"
          "  --resume DIR: continue from DIR/latest with the same batches and optimizer state (bit-identical losses);\n"
          "  flags left out take the checkpoint's values; --out defaults to DIR.\n"
@@ -241,6 +243,16 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
     if (c.no_checkpoint && (o.count("--out") || o.count("--save-every") || o.count("--keep") || !c.resume.empty()))
       throw UsageError("--no-checkpoint writes nothing: it excludes --out, --save-every, --keep and --resume");
     if (c.out.empty() && !c.no_checkpoint) throw UsageError("'train' needs --out DIR (checkpoints are written there; --no-checkpoint for none)");
+    // A run writes step-<N> directories file by file and then points DIR/latest at them: into a
+    // folder that holds another run, it would rewrite that run's checkpoints in place (the one
+    // `latest` names included, so a kill mid-write leaves it mixed) and --keep would prune by step
+    // number across both runs. Only a resumed run continues in its own folder.
+    if (!c.no_checkpoint && (c.resume.empty() || !same_file(c.out, c.resume))) {
+      struct stat st;
+      if (::stat((c.out + "/latest").c_str(), &st) == 0)
+        throw UsageError("--out " + c.out + " already holds a training run (" + c.out + "/latest exists): continue it with --resume " + c.out +
+                         ", or give a new --out DIR");
+    }
     if (!(c.opt.lr >= 0)) throw UsageError("--lr " + g(c.opt.lr) + " must be ≥ 0");
     if (!(c.opt.min_lr >= 0 && c.opt.min_lr <= c.opt.lr))
       throw UsageError("--min-lr " + g(c.opt.min_lr) + " must be in [0, --lr " + g(c.opt.lr) + "]");

@@ -14,6 +14,7 @@ checkpoint, loss.csv, loss.svg)} and prints the table; the last line is `N passe
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -144,6 +145,7 @@ def main():
         for p in probe_names:
             files = spec["probes"][p]
             out = os.path.join(res_dir, f"{m['name']}-{p}")
+            shutil.rmtree(out, ignore_errors=True)  # a rerun starts afresh (bin/model train refuses a folder holding a run)
             r = train(os.path.join(mdir, "bin", "model"), os.path.join(bundle, files["train"]), os.path.join(bundle, files["eval"]), out, budget, os.path.join(res_dir, f"{m['name']}-{p}.log"))
             results[m["name"]][p] = r
             ok = r["exit"] == 0 and "accuracy" in r

@@ -900,6 +900,13 @@ void test_cli() {
   expect_usage({"--resume", out, "--lr", "0.1"}, "--lr 0.1 differs from the checkpoint's 0.05");
   expect_usage({"--resume", out, "--batch", "3"}, "--batch 3 differs from the checkpoint's 4");
   expect_usage({"--resume", out, "--weights", out + "/step-10/model.safetensors"}, "not both");
+  // a new run (or a resumed one writing elsewhere) never writes into a folder holding another run:
+  // it would rewrite that run's step-N files in place, the one `latest` names included
+  const std::string before = read_text(out + "/step-10/optimizer.safetensors");
+  expect_usage({"--data", data, "--steps", "10", "--batch", "4", "--seq", "8", "--out", out}, "already holds a training run");
+  expect_usage({"--resume", out, "--out", tmp("cli_out2"), "--steps", "12"}, "already holds a training run");
+  EXPECT(read_text(out + "/latest") == "step-10\n" && read_text(out + "/step-10/optimizer.safetensors") == before,
+         "the refused runs left the checkpoint untouched");
   const CliResult rr = run_cli({"--resume", out, "--steps", "14"});
   EXPECT(rr.code == 0 && rr.err.find("resumed from") != std::string::npos && read_text(out + "/latest") == "step-14\n", "CLI resume to 14: %s",
          rr.err.c_str());
