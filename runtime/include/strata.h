@@ -195,7 +195,9 @@ STRATA_API strata_status strata_model_dims(const strata_model* model, strata_dim
 /* ---- Training (a model compiled with `strata compile --train`) ----------------------------
  * One forward + loss + backward on the device: tokens, targets (int32) and loss weights (float)
  * are host arrays [batch, seqlen]; *loss_out = Σ w·CE / Σ w (NaN when Σ w = 0). The gradients
- * stay on the device until the next call; strata_model_gradient copies one (by weight name, f32,
+ * stay on the device until the model's next call of any entry (they share its activation memory:
+ * a forward, prefill, step or generate since the last train step makes strata_model_gradient fail
+ * with STRATA_ERR_STATE); strata_model_gradient copies one (by weight name, f32,
  * `count` = its number of elements) to the host. The weights are not changed (`bin/model train`
  * runs the optimizer). STRATA_ERR_STATE when the model has no train entry. */
 STRATA_API strata_status strata_model_train_step(strata_model* model, const int32_t* tokens, const int32_t* targets, const float* weights,

@@ -116,6 +116,7 @@ void* ProgramExecutor::resolve(const BufRef& r, SessionState* state) const {
 }
 
 void ProgramExecutor::run(const ScheduleEntry& s, const StrataDims& d, bool once, SessionState* state) {
+  grads_valid_ = false;  // every schedule writes the shared arena (train_step sets it again after its run)
   void* ptrs[16];
   for (int i = s.first_launch; i < s.first_launch + s.launch_count; ++i) {
     const LaunchEntry& l = t_.launches[i];
@@ -171,9 +172,19 @@ float ProgramExecutor::train_step(const int32_t* tokens, const int32_t* targets,
   ops_->h2d(targets_, targets, n * sizeof(int32_t));
   ops_->h2d(loss_weights_, weights, n * sizeof(float));
   run(s, d, false, nullptr);
+  grads_valid_ = true;
   float loss = 0.f;
   ops_->d2h(&loss, static_cast<char*>(arena_) + s.logits_offset, sizeof loss);
   return loss;
+}
+
+void ProgramExecutor::gradient_to_host(size_t i, float* out, size_t count) {
+  if (!has_train()) throw Error("gradient: this model was compiled without the train entry; recompile it with `strata compile --train`", STRATA_ERR_STATE);
+  if (!grads_valid_)
+    throw Error("gradient: no gradients to read — run train_step first; a forward, prefill, step or generate call since the last train_step "
+                "reuses the memory that held them",
+                STRATA_ERR_STATE);
+  ops_->d2h(out, grad_device(i), count * sizeof(float));
 }
 
 float* ProgramExecutor::grad_device(size_t i) {
@@ -261,6 +272,7 @@ void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logit
 
 const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st, int rows) {
   const ScheduleEntry& s = schedule("cached");
+  grads_valid_ = false;  // a replayed graph writes the arena without run()
   ops_->set_step(step_info_, static_cast<int32_t*>(positions_), st.position);
   // the replayed launches read P and S from step_info_; the host values are the capture's. The
   // rows (B) are baked into a graph: one graph per number of rows (SessionState::decode_graphs).

@@ -239,6 +239,11 @@ class ProgramExecutor {
   // train_step (a zeroed buffer when the loss does not reach the weight).
   void* weight_device(size_t i) { return weights_.at(i); }
   float* grad_device(size_t i);
+  // Weight i's gradient from the last train_step to host f32 [count]. The gradients live in the
+  // activation arena that every entry shares: any other call since (forward, prefill, step,
+  // generate, a parameter prep) reuses that memory, so reading them then is an error
+  // (STRATA_ERR_STATE), as is reading them before any train_step.
+  void gradient_to_host(size_t i, float* out, size_t count);
   // After the compute copies changed (an optimizer step): recompute the values prepared from them.
   void params_changed() { weights_ready(); }
   void* stream() { return ops_->stream(); }
@@ -288,6 +293,7 @@ class ProgramExecutor {
   bool graphs_ = true;        // STRATA_CUDA_GRAPHS=0 turns the decode graphs off
   bool timing_ = false;
   bool compact_ = true;       // STRATA_COMPACT=0 turns compaction off
+  bool grads_valid_ = false;  // the arena holds the last train_step's gradients (no other run since)
   int replays_ = 0;
   GenerateStats last_;
 };

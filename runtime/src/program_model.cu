@@ -214,10 +214,7 @@ class ProgramModel : public Model {
   float train_step(const int32_t* tokens, const int32_t* targets, const float* weights, int batch, int seqlen) override {
     return x_.train_step(tokens, targets, weights, batch, seqlen);
   }
-  void gradient_to_host(size_t index, float* out, size_t count) override {
-    CUDA_CHECK(cudaMemcpyAsync(out, x_.grad_device(index), count * sizeof(float), cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(x_.stream())));
-    CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(x_.stream())));
-  }
+  void gradient_to_host(size_t index, float* out, size_t count) override { x_.gradient_to_host(index, out, count); }
   ProgramExecutor& executor() { return x_; }
 
  private:

@@ -303,6 +303,41 @@ const LaunchEntry kLaunches8[] = {
 const ScheduleEntry kSchedules8[] = {{"forward", 2048, 0, 0, 2}, {"cached", 2048, 0, 2, 3}};
 const ProgramTables kTables8{"toy8", kKernels8, 3, kBufs8, kLaunches8, kStates, 3, kSchedules8, 2, B8, MAXT, CTX8, 4, B8 * MAXT, nullptr, 0};
 
+// With a train schedule: loss (at arena 256) = Σ w·(tokens + targets), the gradient of weight 0
+// (at arena 0, where the forward's logits go too: the entries share the arena) = 1 + Σ tokens.
+// (bufs: tokens, targets, loss weights, loss, gradient)
+int k_train(void* const* b, const StrataDims* d, void* s) {
+  static_cast<HostOps*>(s)->launched.push_back("train");
+  const int32_t* tok = static_cast<const int32_t*>(b[0]);
+  const int32_t* tg = static_cast<const int32_t*>(b[1]);
+  const float* w = static_cast<const float*>(b[2]);
+  float loss = 0, sum = 0;
+  for (int i = 0; i < d->B * d->T; ++i) loss += w[i] * static_cast<float>(tok[i] + tg[i]), sum += static_cast<float>(tok[i]);
+  static_cast<float*>(b[3])[0] = loss;
+  static_cast<float*>(b[4])[0] = 1.f + sum;
+  return 0;
+}
+const KernelEntry kKernelsT[] = {{"prep", k_prep}, {"forward", k_forward}, {"cached", k_cached}, {"train", k_train}};
+const BufRef kBufsT[] = {
+    {kWeight, 0}, {kPrep, 0},                                                   // 0-1 prep (forward)
+    {kTokens, 0}, {kPrep, 0}, {kArena, 0},                                      // 2-4 forward
+    {kWeight, 0}, {kPrep, 0},                                                   // 5-6 prep (cached)
+    {kTokens, 0}, {kPositions, 0}, {kPrep, 0}, {kState, 0}, {kArena, 0}, {kArena, 256},  // 7-12 cached
+    {kArena, 256}, {kState, 1},                                                 // 13-14 copy
+    {kTokens, 0}, {kTargets, 0}, {kLossWeights, 0}, {kArena, 256}, {kArena, 0}, // 15-19 train
+};
+const LaunchEntry kLaunchesT[] = {
+    {kLaunchKernel, 0, "prep", "layers.0", 0, 2, true, 0},
+    {kLaunchKernel, 1, "forward", "model", 2, 3, false, 0},
+    {kLaunchKernel, 0, "prep", "layers.0", 5, 2, true, 0},
+    {kLaunchKernel, 2, "cached", "model", 7, 6, false, 0},
+    {kLaunchCopy, -1, "copy", "layers.0", 13, 2, false, sizeof(float)},
+    {kLaunchKernel, 3, "train", "model", 15, 5, false, 0},
+};
+const ScheduleEntry kSchedulesT[] = {{"forward", 512, 0, 0, 2}, {"cached", 512, 0, 2, 3}, {"train", 512, 256, 5, 1}};
+const GradEntry kGradsT[] = {{0, 0}};
+const ProgramTables kTablesT{"toytrain", kKernelsT, 4, kBufsT, kLaunchesT, kStates, 3, kSchedulesT, 3, MAXB, MAXT, MAXCTX, 4, MAXB * MAXT, kGradsT, 1};
+
 struct Fixture {
   HostOps* ops;
   std::unique_ptr<ProgramExecutor> x;
@@ -716,6 +751,36 @@ int main() {
     bool rows_by_step = true;  // the sampler was called with the compacted row counts
     for (size_t k = 1; k < hc.ops->sample_sizes.size(); ++k) rows_by_step &= static_cast<int>(hc.ops->sample_sizes[k]) == hc1.kv_rows[k];
     EXPECT(rows_by_step && hc.ops->sample_sizes.size() == hc1.kv_rows.size(), "one sample per step over the rows run");
+  }
+  // train_step's gradients live in the shared arena: readable until another entry runs
+  {
+    Fixture ft(w0, kTablesT);
+    float g = NAN;
+    std::string e = error_of([&] { ft.x->gradient_to_host(0, &g, 1); });
+    EXPECT(e.find("run train_step first") != std::string::npos, "gradient before any train_step: %s", e.c_str());
+    const int32_t tk[6] = {1, 2, 3, 4, 5, 6}, tg[6] = {0, 1, 0, 1, 0, 1};
+    const float lw[6] = {1, 0, 1, 0, 1, 0};
+    const float loss = ft.x->train_step(tk, tg, lw, 2, 3);
+    ft.x->gradient_to_host(0, &g, 1);
+    EXPECT(loss == 1.f + 3.f + 5.f && g == 22.f, "train_step: loss %g, gradient %g", loss, g);
+    std::vector<float> lo(2 * 3 * V);
+    ft.x->forward(tk, 2, 3, lo.data());  // writes its logits over the gradient
+    g = NAN;
+    e = error_of([&] { ft.x->gradient_to_host(0, &g, 1); });
+    EXPECT(e.find("reuses the memory") != std::string::npos && std::isnan(g), "gradient after a forward: refused, not the logits' bytes (%s)", e.c_str());
+    ft.x->train_step(tk, tg, lw, 2, 3);
+    ft.x->gradient_to_host(0, &g, 1);
+    EXPECT(g == 22.f, "readable again after the next train_step (%g)", g);
+    auto st = ft.x->create_state(2, 10);
+    ft.x->prefill(*st, tk, 3, false, true, lo.data());
+    g = NAN;
+    e = error_of([&] { ft.x->gradient_to_host(0, &g, 1); });
+    EXPECT(!e.empty() && std::isnan(g), "gradient after a prefill: refused (%s)", e.c_str());
+    const int32_t bad[6] = {0, 0, 0, 0, 0, 99};
+    ft.x->train_step(tk, tg, lw, 2, 3);
+    e = error_of([&] { ft.x->train_step(tk, bad, lw, 2, 3); });  // refused before it runs: the arena is untouched
+    ft.x->gradient_to_host(0, &g, 1);
+    EXPECT(e.find("outside the vocabulary") != std::string::npos && g == 22.f, "a refused train_step keeps the last gradients (%g)", g);
   }
   // every allocation is released
   {
