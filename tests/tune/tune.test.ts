@@ -57,8 +57,9 @@ describe("tile candidates", () => {
     const [def, ...rest] = tileCandidates("sm_80", "matmul", DEFAULT_GEMM_TILES.mma);
     expect(rest.length).toBeGreaterThan(5);
     expect(rest.every((t) => t.backend === "mma" && smemBytes(t) <= SMEM_LIMIT.sm_80 && t.bm % 64 === 0 && t.bn % 64 === 0)).toBe(true);
-    // the mma default (128×256, 4 stages: 193 KB) is more than an A100 CTA can have; the rule says so
-    expect(tileProblem(def!, "sm_80", "matmul")).toMatch(/197632 bytes of shared memory, more than the 166912/);
+    // the mma default (128×256, 3 stages: 145 KB) fits an A100 block; 4 stages (193 KB) would not, and the rule says so
+    expect(tileProblem(def!, "sm_80", "matmul")).toBeUndefined();
+    expect(tileProblem({ ...def!, stages: 4 } as TileConfig, "sm_80", "matmul")).toMatch(/197632 bytes of shared memory, more than the 166912/);
   });
   it("rejects what the headers or the hardware would not take, saying why", () => {
     expect(tileProblem(W(256, 96, 4), "sm_90a", "gemm")).toMatch(/BN must be 64, 128 or 256/);
