@@ -135,6 +135,7 @@ export function tokenFileShape(file: string, flag = "--data"): { vocab: number; 
 interface ProjectManifest {
   name: string;
   vocabSize: number;
+  maxSeqlen?: number;
   entries?: Record<string, unknown> | { name: string }[];
 }
 
@@ -231,7 +232,10 @@ export async function train(target: string, o: TrainOptions, io: TrainIo = {}): 
     throw new StrataError(`train: ${o.data} has vocabulary ${data.vocab}, larger than ${manifest.name}'s ${manifest.vocabSize}`, undefined, `tokenise with at most ${manifest.vocabSize} ids, or give the model vocab ≥ ${data.vocab}`);
 
   const bin = path.join(dir, "bin", "model");
-  const args = trainArgs(o);
+  // a token stream has no row length: without --seq, the rows are the compiled sequence length
+  // (the model's seqLen when compiled here), which bin/model does not know (a resumed run keeps its own)
+  const streamSeq = o.seq === undefined && data.rowLength === 0 && !o.resume ? manifest.maxSeqlen : undefined;
+  const args = trainArgs(streamSeq !== undefined ? { ...o, seq: streamSeq } : o);
   const result: TrainResult = { project: dir, args, steps: [], evals: [], other: [] };
   const child = execa(bin, args, { reject: false, buffer: { stdout: false, stderr: false }, stdin: "ignore" });
   let pending = "";

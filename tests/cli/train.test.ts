@@ -81,6 +81,24 @@ describe("strata train", () => {
     expect(text).toMatch(/\n +4 +1\.5000 +50\.00%/);
   });
 
+  it("a token stream without --seq trains on rows of the compiled sequence length (the documented default)", async () => {
+    const p = fakeProject(RUN);
+    const m = JSON.parse(readFileSync(path.join(p, "manifest.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(path.join(p, "manifest.json"), JSON.stringify({ ...m, maxSeqlen: 64 }));
+    const stream = path.join(dir, "stream.tok");
+    writeTokenFile(stream, { ids: new Uint16Array(1000).map((_, i) => i % 50), vocab: 50, rowLength: 0 });
+    await train(p, base(stream), { log: () => {} });
+    const args = JSON.parse(readFileSync(path.join(p, "args.json"), "utf8")) as string[];
+    expect(args[args.indexOf("--seq") + 1]).toBe("64");
+    // --seq given, a probe file (bin/model defaults to its rows) or a resumed run (its stored --seq): passed as is
+    await train(p, base(stream, { seq: 16 }), { log: () => {} });
+    expect(JSON.parse(readFileSync(path.join(p, "args.json"), "utf8"))).toEqual(expect.arrayContaining(["--seq", "16"]));
+    await train(p, base(tokFile("rows.tok", 50)), { log: () => {} });
+    expect(JSON.parse(readFileSync(path.join(p, "args.json"), "utf8"))).not.toContain("--seq");
+    await train(p, base(stream, { resume: path.join(dir, "run") }), { log: () => {} });
+    expect(JSON.parse(readFileSync(path.join(p, "args.json"), "utf8"))).not.toContain("--seq");
+  });
+
   it("makes paths absolute for bin/model", () => {
     const a = trainArgs({ data: "d.tok", steps: 1, batch: 1, resume: "runs/a", weights: "w.safetensors" });
     expect(a[2]).toBe(path.resolve("d.tok"));
