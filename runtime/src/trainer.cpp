@@ -163,7 +163,8 @@ void Trainer::resume(const std::string& dir) {
     r.step = need(h, "step", what).as_int();
     const json::Value& l = need(h, "eval_loss", what);
     r.loss = l.is_null() ? NAN : l.as_number();
-    r.accuracy = need(h, "accuracy", what).as_number();
+    const json::Value& a = need(h, "accuracy", what);  // null: no supervised position (NaN, written as null)
+    r.accuracy = a.is_null() ? NAN : a.as_number();
     evals_.push_back(r);
   }
   std::fprintf(progress_, "train: resumed from %s at step %lld of %lld\n", c.path.c_str(), static_cast<long long>(step_),

@@ -463,6 +463,39 @@ void test_resume_bit_exact() {
   }
 }
 
+// An evaluation with no supervised position (an eval file whose loss mask is all 0) has loss and
+// accuracy NaN, stored as null in trainer.json: the checkpoint still resumes.
+void test_resume_after_empty_eval() {
+  const std::string data = make_stream("ee.tok", 16, 4000, 13);
+  TokSpec s;
+  s.vocab = 16;
+  s.row = 9;
+  for (int i = 0; i < 9 * 4; ++i) s.ids.push_back(static_cast<uint32_t>(i % 16)), s.mask.push_back(0);
+  write_bytes(tmp("ee.eval.tok"), tok_bytes(s));
+  TokenFile f(data), e(tmp("ee.eval.tok"));
+  TrainConfig c = base_config(data, tmp("ee_out"));
+  c.steps = 4;
+  c.eval_every = 2;
+  rm_rf(c.out);
+  {
+    FakeTarget t(16);
+    Trainer tr(t, c, t.shapes, f, &e, host_factory(), devnull(), devnull());
+    EXPECT(tr.run() == 0 && tr.evals().size() == 2 && std::isnan(tr.evals()[0].accuracy), "evals without supervised positions: accuracy NaN");
+  }
+  c.steps = 6;
+  FakeTarget t(16);
+  Trainer tr(t, c, t.shapes, f, &e, host_factory(), devnull(), devnull());
+  try {
+    tr.resume(c.out);
+    EXPECT(tr.step() == 4 && tr.evals().size() == 2 && std::isnan(tr.evals()[1].accuracy) && std::isnan(tr.evals()[1].loss),
+           "resumed with the NaN evaluations restored");
+    EXPECT(tr.run() == 0 && tr.step() == 6, "and goes on");
+  } catch (const std::exception& ex) {
+    EXPECT(false, "resume after an evaluation with no supervised position: %s", ex.what());
+  }
+  rm_rf(c.out);
+}
+
 // An interrupt (Ctrl-C) after step 5 checkpoints step 5 and returns 130; resuming finishes the
 // run with the uninterrupted losses.
 void test_interrupt() {
@@ -933,6 +966,7 @@ int main() {
   test_adamw_reference();
   test_loss_falls_and_eval();
   test_resume_bit_exact();
+  test_resume_after_empty_eval();
   test_nonfinite_stops();
   test_interrupt();
   test_checkpoint_kill();
