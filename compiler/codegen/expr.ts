@@ -12,6 +12,9 @@ const f = (v: number) => {
   return `${s}f`;
 };
 
+/** A C++ float literal for `v` (an integer gets ".0": `1f` is not a literal). */
+export const floatLiteral = (v: number): string => f(v);
+
 type ExprFn = (a: readonly string[], attrs: Node["attrs"]) => string;
 
 /** Each elementwise op's device expression, over its operands' expressions (float). */

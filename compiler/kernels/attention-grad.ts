@@ -18,6 +18,7 @@
  */
 import type { Node } from "../ir/node.js";
 import { BufferTable } from "../codegen/buffers.js";
+import { floatLiteral } from "../codegen/expr.js";
 import { renderTemplate } from "../codegen/templates.js";
 import type { TensorRef } from "../codegen/tensors.js";
 import { enforce, need, operand, stride8, tokenRef } from "./common.js";
@@ -119,7 +120,7 @@ export const attentionGrad: KernelFamilyModule = {
       heads: H,
       kvHeads: Hk,
       headDim: D,
-      scale: `${at.attrs.scale as number}f`,
+      scale: floatLiteral(at.attrs.scale as number),
       scalar: !ATTENTION_GRAD_TC_HEAD_DIMS.includes(D),
       decls: "",
     };

@@ -5,6 +5,7 @@
  */
 import type { Node } from "../ir/node.js";
 import { BufferTable } from "../codegen/buffers.js";
+import { floatLiteral } from "../codegen/expr.js";
 import { renderTemplate } from "../codegen/templates.js";
 import type { TensorRef } from "../codegen/tensors.js";
 import { batchStride, enforce, need, stride8, tokenRef } from "./common.js";
@@ -59,7 +60,7 @@ export const attention: KernelFamilyModule = {
       heads: q.shape[2],
       kvHeads: k.shape[2],
       headDim: D,
-      scale: `${(at.attrs.scale as number | undefined) ?? 1 / Math.sqrt(D)}f`,
+      scale: floatLiteral((at.attrs.scale as number | undefined) ?? 1 / Math.sqrt(D)),
       decls: "",
     };
     view.decls = bufs.declarations();

@@ -30,7 +30,7 @@ const inp = (name: string, dtype: Node["dtype"], shape: Node["shape"]) => mkNode
  * GQA attention on a fused [B, T, (H + 2Hk)·D] projection input, loss = mean(o²), differentiated
  * wrt the projection (all three gradients) or wrt a separate kv input only (dk, dv).
  */
-function attentionTraining(H: number, Hk: number, D: number, o: { kvOnly?: boolean; dtype?: Node["dtype"] } = {}): Graph {
+function attentionTraining(H: number, Hk: number, D: number, o: { kvOnly?: boolean; dtype?: Node["dtype"]; scale?: number } = {}): Graph {
   const dt = o.dtype ?? "bf16";
   const view = (x: Node, start: number, heads: number) =>
     mkNode("reshape", [mkNode("slice", [x], { axis: 2, start: start * D, end: (start + heads) * D })], { shape: ["B", "T", heads, D] });
@@ -47,7 +47,7 @@ function attentionTraining(H: number, Hk: number, D: number, o: { kvOnly?: boole
     k = view(qkv, H, Hk);
     v = view(qkv, H + Hk, Hk);
   }
-  const att = mkNode("attention", [q, k, v], { scale: 1 / Math.sqrt(D) });
+  const att = mkNode("attention", [q, k, v], { scale: o.scale ?? 1 / Math.sqrt(D) });
   const loss = mkNode("reduceMean", [mkNode("square", [mkNode("cast", [att], { to: "f32" })])]);
   return autodiff({ name: `attn_h${H}_kv${Hk}_d${D}`, outputs: { loss }, meta: {} } as Graph, { loss: "loss", wrt: o.kvOnly ? ["kv"] : ["qkv"] });
 }
@@ -64,6 +64,15 @@ describe("attention_grad family: grouping and rendering", () => {
     expect(grp.nodes.map((n) => n.attrs.wrt).sort()).toEqual(["k", "q", "v"]);
     expect(Object.keys(grp.roles).sort()).toEqual(["dk", "dq", "dv", "gy", "k", "q", "v"]);
     expect(grp.outputs.length).toBe(3);
+  });
+
+  it("a whole-number softmax scale (e.g. 1: no scaling) renders as a C++ float literal in the forward and the backward", () => {
+    const g = attentionTraining(4, 2, 64, { scale: 1 });
+    const fwd = fuse(g).groups.find((grp) => grp.kind === "attention")!;
+    for (const kb of [familyModule("attention_grad").render(gradGroups(g)[0]!, ctxFor("sm_90a")), familyModule("attention").render(fwd, ctxFor("sm_90a"))]) {
+      expect(kb.body).toMatch(/p\.scale = 1\.0f;/);
+      expect(kb.body).not.toMatch(/[^.\w]1f\b/);
+    }
   });
 
   it("every attention layer of the tiny transformer's training graph is one group", () => {
