@@ -14,9 +14,13 @@ import { absorbScanGrads, scanGradDtypes, scanGradView } from "./ssd-grad.js";
 
 const CHUNK = 16; // include/selective_scan_bwd.cuh kChunk
 const THREADS = 256;
+/** The state sizes the kernel takes (include/selective_scan_bwd.cuh Layout). */
+export const SELECTIVE_SCAN_GRAD_DSTATES = [8, 16, 32, 64, 128] as const;
+/** Channels per block (Layout::kChannels): 256/N, and 16 for N 64 / 128 (passes of 256/N). */
+const channelsPerBlock = (N: number) => (N <= 32 ? THREADS / N : 16);
 /** include/selective_scan_bwd.cuh selective_scan_grad_scratch_per_token / _fixed */
 export const selectiveScanGradScratch = (D: number, N: number) => ({
-  perToken: Math.ceil((D * N * 4) / CHUNK) + 2 * Math.ceil(D / (THREADS / N)) * N * 4,
+  perToken: Math.ceil((D * N * 4) / CHUNK) + 2 * Math.ceil(D / channelsPerBlock(N)) * N * 4,
   fixed: 3 * D * N * 4 + 8 * 256,
 });
 
@@ -26,7 +30,8 @@ export const selectiveScanGrad: KernelFamilyModule = {
   family: "selective_scan_grad",
   check(s) {
     const N = s.inputs[3]!.shape[1] as number;
-    if (![8, 16, 32].includes(N)) return { message: `the selective-scan backward kernel takes dState 8, 16 or 32 (got ${N})`, hint: "mamba({ dState: 16 })" };
+    if (!(SELECTIVE_SCAN_GRAD_DSTATES as readonly number[]).includes(N))
+      return { message: `the selective-scan backward kernel takes dState 8, 16, 32, 64 or 128 (got ${N})`, hint: "mamba({ dState: 16 })" };
     return scanGradDtypes(s, SEL_NAMES);
   },
   absorb: absorbScanGrads,
