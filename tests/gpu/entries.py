@@ -174,7 +174,11 @@ def run(project_dir, weights, tokens, golden, n, vocab):
         # (compaction); the tokens must equal those of the run without it (STRATA_COMPACT=0)
         G2 = 16
         free_run, _, _ = m.generate(s2, tokens[:, :n], G2)
-        stop = [int(free_run[0, 2])]
+        # stop sequence 0 within its first 3 tokens on a token no other sequence emits, so the
+        # others run on and the batch must compact (else the check would pass without compacting)
+        others = set(free_run[1:].ravel().tolist())
+        separating = [int(t) for t in free_run[0, :3] if int(t) not in others]
+        stop = separating[:1] or [int(free_run[0, 2])]
         os.environ["STRATA_COMPACT"] = "0"
         try:
             plain = Model(project_dir, weights)
@@ -189,9 +193,13 @@ def run(project_dir, weights, tokens, golden, n, vocab):
             comp = m.info()["model"].get("lastGenerate", {}).get("compactions", 0)
             pt, pl, _ = plain.generate(sp_, tokens[:, :n], G2, stop=stop, **kw)
             same &= bool((ct == pt).all() and (cl == pl).all())
+            if not kw:  # greedy: the stop token above ends sequence 0 alone, early: a compaction must happen
+                same &= bool(separating) and comp >= 1
             detail.append(f"{'sampled' if kw else 'greedy'}: lengths {cl.tolist()}, {comp} compaction(s), equal {bool((ct == pt).all() and (cl == pl).all())}")
         plain.lib.strata_state_destroy(sp_)
         plain.close()
+        if not separating:
+            detail.append("no token of sequence 0's first 3 is absent from the others' run: compaction not exercised")
         res["early stop frees the slot (compaction) = no compaction"] = (0.0 if same else float("inf"), 0.0, "; ".join(detail))
         # the decode steps after the first are CUDA-graph replays; eager steps give the same tokens
         replays = m.info()["model"].get("decodeGraphReplays", 0)
