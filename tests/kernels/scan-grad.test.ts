@@ -2,7 +2,8 @@
  * The scan-backward families on the CPU: grouping of the training graph's ssdScanGrad /
  * selectiveScanGrad nodes (every gradient of one scan in one group), their `check` messages, the
  * rendered launchers (scratch, strides, requested gradients only) and an nvcc compile of the
- * emitted sources for sm_90a (no spills) and sm_80. The numerics are checked on the GPU by
+ * emitted sources for sm_90a (no spills) and sm_80, and host emulations of pieces of the kernels
+ * (scan_grad_host.cu, sscan_grad_host.cu). The numerics are checked on the GPU by
  * tests/gpu/ssm_bwd_test.cu.
  */
 import os from "node:os";
@@ -133,6 +134,23 @@ describe.skipIf(!nvcc)("scan-backward families: the emitted sources compile (nvc
       expect(arch === "sm_90a" ? spills : spills.filter((x) => x.includes("sscan_bwd"))).toEqual([]);
     });
   }
+});
+
+describe.skipIf(!nvcc)("selective_scan_bwd.cuh on the host (nvcc, no GPU)", () => {
+  it("the launch emulated block by block (dState 16, 64, 128) matches the float64 reference, bit-identical run to run", { timeout: 120_000 }, async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), "strata-sscan-grad-host-"));
+    try {
+      const src = fileURLToPath(new URL("./sscan_grad_host.cu", import.meta.url));
+      const exe = path.join(work, "sscan_grad_host");
+      await execa(nvcc!, ["-std=c++17", "-I", INCLUDE_DIR, src, "-o", exe]);
+      const r = await execa(exe, [], { reject: false });
+      for (const N of [16, 64, 128]) expect(r.stdout).toContain(`PASS N=${N} B=2 T=37 D=20: bit-identical`);
+      expect(r.stdout).toContain("0 failed");
+      expect(r.exitCode).toBe(0);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 });
 
 describe.skipIf(!nvcc)("ssd_bwd.cuh state passing on the host (nvcc, no GPU)", () => {
