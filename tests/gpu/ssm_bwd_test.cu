@@ -379,9 +379,8 @@ static void bench_ssd() {
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
-static void bench_sel() {
-  constexpr int N = 16;
-  const int Bn = 2, T = 4096, D = 1536;
+template <int N>
+static void bench_sel(int Bn, int T, int D) {
   using namespace strata::sscan_bwd;
   using PR = SelScanGradParams<bf16, bf16, float, bf16, bf16>;
   TokBuf<bf16> gy, u, du, Bm, Cm, dB, dC, dlRaw, y; TokBuf<float> dl, ddl;
@@ -430,6 +429,7 @@ int main(int argc, char** argv) {
   if (quick) {
     test_ssd<bf16, bf16, float, bf16, 64, 64>(2, 70, 2, 1, true, true, "bf16/dt f32");
     test_sel<bf16, bf16, float, bf16, 16>(2, 20, 40, true, true, "bf16/delta f32");
+    test_sel<bf16, bf16, float, bf16, 128>(2, 20, 20, true, true, "bf16/delta f32");
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
   }
@@ -447,9 +447,18 @@ int main(int argc, char** argv) {
   test_sel<float, float, float, float, 16>(2, 129, 200, true, false, "f32");
   test_sel<float, float, float, float, 32>(1, 77, 64, true, true, "f32");
   test_sel<bf16, bf16, bf16, bf16, 8>(1, 40, 72, false, false, "bf16 (delta bf16)");
+  // dState 64 / 128: blocks of 16 channels as 4 / 8 passes, a channel over 2 / 4 warps
+  test_sel<bf16, bf16, float, bf16, 64>(2, 37, 20, true, true, "bf16/delta f32");
+  test_sel<bf16, bf16, float, bf16, 64>(1, 300, 256, false, false, "bf16/delta f32");
+  test_sel<float, float, float, float, 64>(2, 129, 40, true, false, "f32");
+  test_sel<bf16, bf16, float, bf16, 128>(2, 37, 20, true, true, "bf16/delta f32");
+  test_sel<bf16, bf16, float, bf16, 128>(1, 300, 256, false, false, "bf16/delta f32");
+  test_sel<float, float, float, float, 128>(1, 77, 72, true, true, "f32");
+  test_sel<bf16, bf16, bf16, bf16, 128>(2, 17, 16, false, false, "bf16 (delta bf16)");
   if (bench) {
     bench_ssd();
-    bench_sel();
+    bench_sel<16>(2, 4096, 1536);
+    bench_sel<128>(1, 2048, 8192);  // a layer of the 8B Mamba (dState 128, d_inner 8192) at 2048 tokens
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
