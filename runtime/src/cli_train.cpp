@@ -289,6 +289,9 @@ int cli_train(int argc, char** argv, const std::string& default_manifest, const 
       if (cnt && cnt->is_number() && static_cast<uint64_t>(cnt->as_number()) != train->count())
         throw UsageError("--data " + c.data + " holds " + std::to_string(train->count()) + " tokens but the checkpoint was trained on " +
                          json::dump(*cnt) + ": the batches would differ");
+      const json::Value* hash = d ? d->find("hash") : nullptr;  // (checkpoints written before it have none)
+      if (hash && hash->is_string() && hash->as_string() != std::to_string(train->content_hash()))
+        throw UsageError("--data " + c.data + " is not the token file the checkpoint was trained on (same length, different contents): the batches would differ");
     }
 
     // the model, from its manifest

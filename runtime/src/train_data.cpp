@@ -100,6 +100,30 @@ uint32_t TokenFile::id(uint64_t i) const {
   return id_bytes_ == 2 ? static_cast<uint32_t>(p[0] | (p[1] << 8)) : le32(p);
 }
 
+uint64_t TokenFile::content_hash() const {
+  if (!hashed_) {
+    // 8 bytes at a time through a multiply–xorshift mix (splitmix64's finaliser), the tail bytewise
+    const uint8_t* b = static_cast<const uint8_t*>(map_);
+    uint64_t h = 0x243f6a8885a308d3ull ^ size_;
+    auto mix = [&](uint64_t w) {
+      h ^= w + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+      h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+      h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+      h ^= h >> 31;
+    };
+    size_t i = 0;
+    for (; i + 8 <= size_; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, b + i, 8);
+      mix(w);
+    }
+    for (; i < size_; ++i) mix(b[i]);
+    hash_ = h;
+    hashed_ = true;
+  }
+  return hash_;
+}
+
 void check_seq_for(const TokenFile& f, int T, const std::string& flag) {
   if (T < 1) throw Error("--seq " + std::to_string(T) + " must be at least 1");
   if (f.row_length() > 0) {

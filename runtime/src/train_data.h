@@ -39,6 +39,9 @@ class TokenFile {
   uint32_t eos() const { return eos_; }  // kTokNoEos: none
   bool has_mask() const { return mask_ != nullptr; }
   uint64_t file_bytes() const { return size_; }
+  // A 64-bit hash of the whole file (header, ids, mask), computed on first use: a resumed run
+  // checks that it reads the same tokens, not only as many (trainer.json "data.hash").
+  uint64_t content_hash() const;
   uint32_t id(uint64_t i) const;
   uint8_t mask(uint64_t i) const { return mask_ ? mask_[i] : 1; }
 
@@ -50,6 +53,8 @@ class TokenFile {
   const uint8_t* mask_ = nullptr;
   uint64_t count_ = 0;
   uint32_t vocab_ = 0, row_length_ = 0, id_bytes_ = 0, eos_ = kTokNoEos;
+  mutable uint64_t hash_ = 0;
+  mutable bool hashed_ = false;
 };
 
 // The sequence length a file allows: probe files T ≤ rowLength − 1; streams need one window of

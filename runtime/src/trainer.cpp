@@ -200,6 +200,7 @@ std::string Trainer::save() {
   data.set("count", train_.count());
   data.set("vocab", static_cast<int64_t>(train_.vocab()));
   data.set("rowLength", static_cast<int64_t>(train_.row_length()));
+  data.set("hash", std::to_string(train_.content_hash()));  // a string: JSON numbers lose uint64 precision
   tj.set("data", data);
   json::Value hist = json::Value::array();
   for (const StepRecord& r : history_) {

@@ -943,6 +943,15 @@ void test_cli() {
   const CliResult rr = run_cli({"--resume", out, "--steps", "14"});
   EXPECT(rr.code == 0 && rr.err.find("resumed from") != std::string::npos && read_text(out + "/latest") == "step-14\n", "CLI resume to 14: %s",
          rr.err.c_str());
+  // the data file rewritten in place with other tokens of the same count: the resumed run would read other batches
+  {
+    const std::string orig = read_text(data);
+    std::string changed = orig;
+    changed[64] = static_cast<char>((changed[64] + 1) % 16);  // the first id (uint16, below the vocabulary of 16)
+    write_bytes(data, changed);
+    expect_usage({"--resume", out, "--steps", "16"}, "not the token file the checkpoint was trained on");
+    write_bytes(data, orig);
+  }
   // a probe file defaults T to rowLength − 1
   const CliResult pr = run_cli({"--data", probe, "--steps", "2", "--batch", "2", "--out", tmp("cli_probe")});
   EXPECT(pr.code == 0 && pr.err.find("× 8 tokens") != std::string::npos, "probe default --seq: %s", pr.err.c_str());
