@@ -3,7 +3,7 @@
 // Forward (selective_scan.cuh, per batch b, channel d, state element n):
 //   h_t[d,n] = e^{Δ_t[d]·A[d,n]}·h_{t−1}[d,n] + Δ_t[d]·u_t[d]·B_t[n],   y_t[d] = Σ_n h_t[d,n]·C_t[n].
 // Given gy = dL/dy this computes du, dΔ, dA, dB, dC and dh0 (float64 reference: selectiveScanGrad
-// in compiler/passes/vjp-ops.ts). Δ arrives materialised (after softplus); A [D,N] from memory.
+// in compiler/interp/refs-backward.ts). Δ arrives materialised (after softplus); A [D,N] from memory.
 //
 // One thread owns one state element (d, n) of a pass: 256/N channels of one sequence (the N lanes
 // of a channel adjacent; for N 64 / 128 a channel spans 2 / 4 warps). N 8–32: a block is one pass;
@@ -12,7 +12,8 @@
 // partials stay as few as for N 16. Two launches over the sequence plus a finish:
 //   1. forward: run the recurrence, store the state at every chunk start (every kChunk tokens);
 //   2. backward: chunks in reverse; each chunk's states are recomputed from its start state into
-//      registers (kChunk of them, fully unrolled), then the reverse recurrence
+//      registers (kChunk of them, fully unrolled; N 64 / 128: half a chunk at a time, the first
+//      half's states recomputed twice, to stay within 128 registers), then the reverse recurrence
 //        dS += gy_t·C_t;  dC_t += gy_t·h_t;  dΔ_t += dS·(A·a_t·h_{t−1} + u_t·B_t);
 //        dA += dS·Δ_t·a_t·h_{t−1};  du_t += Δ_t·dS·B_t;  dB_t += dS·Δ_t·u_t;  dS ← a_t·dS
 //      with the sums over n as xor-shuffle butterflies (a fixed order; N 64 / 128: per warp, then
