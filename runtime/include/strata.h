@@ -181,9 +181,10 @@ typedef int (*strata_token_callback)(void* user, int32_t index, const int32_t* t
  * tokens (-1 after a sequence stopped), out_lengths [batch] their counts. callback, stats: NULL
  * for none. prompt_len + max_new_tokens - 1 must fit the compiled context.
  * A sequence that stops before the last decode step frees its slot for the others (compaction,
- * runtime/README.md; STRATA_COMPACT=0 turns it off): afterwards its state is unspecified — its
- * slot may hold another sequence's history — so do not continue it (STRATA_GENERATE_CONTINUE, a
- * continued prefill or a step); the sequences that ran to the last step continue correctly. */
+ * runtime/README.md; STRATA_COMPACT=0 turns it off): afterwards its history is gone (its slot,
+ * which another sequence may have used, is cleared to zeros), so do not continue it
+ * (STRATA_GENERATE_CONTINUE, a continued prefill or a step); the sequences that ran to the last
+ * step continue correctly. */
 STRATA_API strata_status strata_model_generate(strata_model* model, strata_state* state, const int32_t* prompt, int prompt_len,
                                                int max_new_tokens, uint32_t flags, const strata_sampling* sampling, const int32_t* stop_tokens, int n_stop,
                                                int32_t* out_tokens, int32_t* out_lengths, strata_token_callback callback, void* user,

@@ -320,6 +320,16 @@ void ProgramExecutor::move_sequences(SessionState& st, const std::vector<std::pa
     for (const auto& m : moves) ops_->d2d(st.seen + static_cast<size_t>(m.second) * vocab_, st.seen + static_cast<size_t>(m.first) * vocab_, vocab_);
 }
 
+void ProgramExecutor::clear_sequence(SessionState& st, int b) {
+  for (int i = 0; i < t_.state_count; ++i) {
+    const StateEntry& e = t_.states[i];
+    const uint64_t block = e.bytes_per_seq + e.bytes_per_token * static_cast<uint64_t>(st.capacity);
+    const uint64_t used = e.bytes_per_token && !e.bytes_per_seq ? e.bytes_per_token * static_cast<uint64_t>(st.position) : block;
+    ops_->zero(static_cast<char*>(st.buffers[i]) + block * static_cast<uint64_t>(b), used);
+  }
+  if (st.seen) ops_->zero(st.seen + static_cast<size_t>(b) * vocab_, vocab_);
+}
+
 void ProgramExecutor::reset(SessionState& st) {
   for (int i = 0; i < t_.state_count; ++i) ops_->zero(st.buffers[i], state_buffer_bytes(t_.states[i], st.batch, st.capacity));
   st.position = 0;
@@ -453,6 +463,14 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
   for (int r = rows - 1; r >= 0; --r)
     if (seq_of_row[r] != r) moves.emplace_back(r, seq_of_row[r]);
   if (!moves.empty()) move_sequences(st, moves);
+  // A sequence compacted out of the rows may have had its slot reused by another: clear it (state
+  // and repetition-penalty row), so a continuation never reads another sequence's history there.
+  if (rows < B) {
+    std::vector<uint8_t> kept(static_cast<size_t>(B), 0);
+    for (int r = 0; r < rows; ++r) kept[seq_of_row[r]] = 1;
+    for (int b = 0; b < B; ++b)
+      if (!kept[b]) clear_sequence(st, b);
+  }
   S.skipped_sequence_steps = static_cast<int64_t>(S.steps) * B - S.sequence_steps;
   S.decode_ms = ms(t1, clock::now());
   last_ = S;

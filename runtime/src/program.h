@@ -225,8 +225,9 @@ class ProgramExecutor {
   // state and the decode steps run fewer rows (program.cpp says when); the outputs, the callback's
   // arrays and the sampler's per-sequence streams keep the original order. Afterwards the
   // sequences that ran to the last step are back in their slots (a continuation goes on as
-  // without compaction); the state of one that stopped earlier is unspecified (its slot was
-  // reused), as is its row of the repetition-penalty set.
+  // without compaction); one that was compacted out (it stopped earlier) has its slot cleared
+  // (zeros: its slot may have held another sequence's state), as is its repetition-penalty row —
+  // its history is gone, so do not continue it.
   void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
                 const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats);
 
@@ -274,6 +275,9 @@ class ProgramExecutor {
   // Moves whole sequences within the state (and the repetition-penalty set): slot `from` → slot
   // `to` for each pair, in order, on the device. The KV-like states copy only the tokens held.
   void move_sequences(SessionState& st, const std::vector<std::pair<int, int>>& moves);
+  // Zeroes sequence b's slot in every state buffer (the tokens held of KV-like ones) and its
+  // repetition-penalty row.
+  void clear_sequence(SessionState& st, int b);
   void time_forward(const ScheduleEntry& s, const StrataDims& d);
 
   const ProgramTables& t_;

@@ -688,6 +688,15 @@ int main() {
     EXPECT(seq_state_equal(c, u, 3) && seq_state_equal(c, u, 5) && seq_state_equal(e, u, 3) && seq_state_equal(e, u, 5),
            "after generate, sequences 3 and 5 (still running) hold the uncompacted run's state: sums %g %g vs %g %g", c.sums[3], c.sums[5], u.sums[3],
            u.sums[5]);
+    // the sequences compacted out (all but 3 and 5) had their slots reused by others: cleared, so
+    // none holds another sequence's history (the uncompacted run keeps running them instead)
+    bool cleared = true;
+    const size_t np = static_cast<size_t>(c.position);
+    for (int s : {0, 1, 2, 4, 6, 7}) {
+      cleared &= c.sums[s] == 0.f && c.lasts[s] == 0.f && e.sums[s] == 0.f;
+      for (size_t j = 0; j < np; ++j) cleared &= c.cache[s * np + j] == 0.f;
+    }
+    EXPECT(cleared, "compacted-out sequences' slots are cleared: sums %g %g %g %g %g %g", c.sums[0], c.sums[1], c.sums[2], c.sums[4], c.sums[6], c.sums[7]);
     const json::Value* lg = fc.x->info().find("lastGenerate");
     EXPECT(lg && lg->find("compactions") && lg->find("compactions")->as_int() == 3 && lg->find("skippedSequenceSteps")->as_int() == 44,
            "info() reports the last generate's compactions");
