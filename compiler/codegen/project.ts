@@ -24,6 +24,12 @@ import type { MemoryPlan } from "../passes/plan-memory.js";
 import { compileProgram, PIPELINE, type EmittedKernel, type Launch, type Program, type ProgramOptions } from "../pipeline.js";
 import type { BufferArg } from "./kernel.js";
 import { trainingFlopsPerToken } from "../ir/flops.js";
+
+/** d(training FLOPs per token)/d(row length), from two row lengths (the per-token cost is linear in T). */
+function flopsSlope(g: Parameters<typeof trainingFlopsPerToken>[0], T: number): number {
+  const lo = Math.max(1, Math.floor(T / 2));
+  return lo === T ? 0 : (trainingFlopsPerToken(g, T) - trainingFlopsPerToken(g, lo)) / (T - lo);
+}
 import { INCLUDE_DIR, renderTemplate } from "./templates.js";
 
 export type EmitOptions = ProgramOptions;
@@ -150,6 +156,9 @@ export function emitProject(def: ModelDef, opts: EmitOptions = {}): EmittedProje
           train: {
             /** Training FLOPs per token at the compiled max sequence (3 × forward), for MFU. */
             flopsPerToken: trainingFlopsPerToken(fwd.graph, p.options.maxSeq),
+            /** …at flopsAtSeq tokens per row; per extra token of row length (attention's causal share): */
+            flopsAtSeq: p.options.maxSeq,
+            flopsPerTokenPerRowToken: flopsSlope(fwd.graph, p.options.maxSeq),
             loss: { offset: trainSchedule.logits.offset, dtype: "f32" },
             grads: params.map((n, i) => ({ name: n.attrs.name, offset: grads[i]!.offset === "~0ull" ? null : Number(grads[i]!.offset) })),
           },

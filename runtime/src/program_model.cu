@@ -237,7 +237,11 @@ class ProgramTrainTarget : public TrainTarget {
     }
     const json::Value* t = mf.json.find("train");
     const json::Value* f = t ? t->find("flopsPerToken") : nullptr;
+    const json::Value* sl = t ? t->find("flopsPerTokenPerRowToken") : nullptr;
+    const json::Value* at = t ? t->find("flopsAtSeq") : nullptr;
     flops_ = f && f->is_number() ? f->as_number() : 0.0;
+    slope_ = sl && sl->is_number() ? sl->as_number() : 0.0;
+    flops_seq_ = at && at->is_number() ? static_cast<int>(at->as_number()) : 0;
     vocab_ = mf.vocab_size;
   }
   int param_count() const override { return static_cast<int>(names_.size()); }
@@ -253,7 +257,9 @@ class ProgramTrainTarget : public TrainTarget {
   void params_changed() override { x_.params_changed(); }
   int64_t vocab() const override { return vocab_; }
   int max_tokens() const override { return x_.tables().max_tokens; }
-  double flops_per_token() const override { return flops_; }
+  // linear in the row length (attention's causal share grows with it): exact at the compiled max
+  // sequence, the manifest's slope elsewhere
+  double flops_per_token(int seqlen) const override { return flops_seq_ ? flops_ + slope_ * (seqlen - flops_seq_) : flops_; }
   void* stream() override { return x_.stream(); }
 
  private:
@@ -261,7 +267,8 @@ class ProgramTrainTarget : public TrainTarget {
   std::vector<std::string> names_;
   std::vector<size_t> numel_;
   std::vector<bool> bf16_;
-  double flops_ = 0;
+  double flops_ = 0, slope_ = 0;
+  int flops_seq_ = 0;
   int64_t vocab_ = 0;
 };
 

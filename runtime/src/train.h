@@ -32,7 +32,8 @@ class TrainTarget {  // one compiled model's training entry
   virtual void params_changed() = 0;  // after the compute copies change: re-runs parameter prep
   virtual int64_t vocab() const = 0;
   virtual int max_tokens() const = 0;   // batch·seqlen limit of one train_step
-  virtual double flops_per_token() const = 0;  // forward+backward training FLOPs per token (for MFU)
+  // forward+backward training FLOPs per token at `seqlen` tokens per row (for MFU; attention's share grows with it)
+  virtual double flops_per_token(int seqlen) const = 0;
   virtual void* stream() = 0;  // cudaStream_t the kernels run on
 };
 

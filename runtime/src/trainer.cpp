@@ -278,7 +278,7 @@ EvalResult Trainer::evaluate() {
 }
 
 void Trainer::log_step(const StepRecord& r, double tps, double eta) {
-  const double mfu = tps * t_.flops_per_token() / kPeakFlops;
+  const double mfu = tps * t_.flops_per_token(cfg_.seq) / kPeakFlops;
   std::fprintf(progress_, "step %lld/%lld  loss %.4f  lr %.3e  grad-norm %.3f  %.0f tok/s  MFU %.1f%%  ETA %s\n", static_cast<long long>(r.step),
                static_cast<long long>(cfg_.steps), r.loss, r.lr, r.grad_norm, tps, 100 * mfu, duration(eta).c_str());
   std::fflush(progress_);
@@ -405,7 +405,7 @@ int Trainer::run() {
   }
   if (step_ != saved_step_ && !cfg_.no_checkpoint) last_dir = save();
   const double wall = seconds_since(t_start);
-  const double tps = train_s > 0 ? total_tokens / train_s : 0, mfu = tps * t_.flops_per_token() / kPeakFlops;
+  const double tps = train_s > 0 ? total_tokens / train_s : 0, mfu = tps * t_.flops_per_token(cfg_.seq) / kPeakFlops;
   const std::string ck = cfg_.no_checkpoint ? "none (--no-checkpoint)" : last_dir.empty() ? cfg_.out + "/step-" + std::to_string(step_) : last_dir;
   const double final_loss = history_.empty() ? NAN : history_.back().loss;
   std::fprintf(progress_,

@@ -38,6 +38,11 @@ describe("train entry", () => {
     for (let i = 1; i < sorted.length; i++) expect(sorted[i]![0], `${sorted[i - 1]![2]} overlaps ${sorted[i]![2]}`).toBeGreaterThanOrEqual(sorted[i - 1]![1]);
     expect(m.arenaBytes).toBe(Math.max(m.schedules.forward.arenaBytes, m.schedules.cached.arenaBytes, train.arenaBytes));
     expect(m.train.flopsPerToken).toBeGreaterThan(0);
+    // MFU at a shorter row length: the per-token cost is linear in T (attention's causal share)
+    expect(m.train.flopsAtSeq).toBe(64);
+    // (no attention: a per-sequence term amortised over T can make it slightly negative)
+    if (file === "tiny-mamba.ts") expect(Math.abs(m.train.flopsPerTokenPerRowToken)).toBeLessThan(1e-3 * m.train.flopsPerToken);
+    else expect(m.train.flopsPerTokenPerRowToken).toBeGreaterThan(0);
     // the loss: an f32 slot live to the end
     expect(m.train.loss.offset).toBeLessThan(train.arenaBytes);
     // model.cu's gradient table matches the manifest

@@ -237,7 +237,7 @@ struct FakeTarget : TrainTarget {
   void params_changed() override { ++prep_runs; }
   int64_t vocab() const override { return V; }
   int max_tokens() const override { return 256; }
-  double flops_per_token() const override { return 6.0 * V * V; }
+  double flops_per_token(int) const override { return 6.0 * V * V; }
   void* stream() override { return nullptr; }
 };
 
