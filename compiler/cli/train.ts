@@ -19,6 +19,7 @@ import type { ModelDef } from "../dsl/model.js";
 import { loadModel } from "./load.js";
 import { checkOutDir, replaceDir, withDirLock } from "./output.js";
 import { emitChecked } from "./emit.js";
+import { loadTuning } from "./tune.js";
 
 /** `bin/model train`'s flags that `strata train` passes through: option key → flag. */
 const PASS_THROUGH = {
@@ -78,6 +79,8 @@ export interface TrainOptions {
   arch?: "sm_90a" | "sm_90" | "sm_80";
   /** Layer kinds whose activations the backward recomputes (or "all"): less memory, about one more forward of them. */
   recompute?: readonly string[] | "all";
+  /** A `strata tune` database (default: strata-tuning.json next to the architecture file, when there is one). */
+  tuning?: string;
   jobs?: number;
   check?: boolean;
   /** More `bin/model train` arguments, passed as they are (after `--` on the command line). */
@@ -150,9 +153,11 @@ const shown = (dir: string) => {
 };
 
 /** Compile `arch` with the train entry into `out` and build it: `strata compile --train`'s path. */
-async function compileForTraining(def: ModelDef, out: string, o: TrainOptions, seq: number | undefined, log: (l: string) => void): Promise<void> {
+async function compileForTraining(def: ModelDef, archFile: string, out: string, o: TrainOptions, seq: number | undefined, log: (l: string) => void): Promise<void> {
   const maxSeq = seq ?? def.config.seqLen;
-  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}) });
+  // the tile choices of `strata tune`, as `strata compile` reads them
+  const tuning = loadTuning(archFile, o.tuning);
+  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}), ...(tuning ? { tuning } : {}) });
   if (warning) log(warning);
   checkOutDir(out);
   let written = false;
@@ -181,7 +186,7 @@ export async function resolveTrainProject(target: string, o: TrainOptions, seq: 
     if (!abs.endsWith(".ts")) throw new StrataError(`train: ${target} is neither a project folder nor an architecture file (.ts)`);
     const def = await loadModel(abs, { check: o.check ?? true });
     dir = o.project ? path.resolve(o.project) : path.resolve("build", def.config.name);
-    if (o.compile !== false) await compileForTraining(def, dir, o, seq, log);
+    if (o.compile !== false) await compileForTraining(def, abs, dir, o, seq, log);
     else if (!existsSync(path.join(dir, "manifest.json")))
       throw new StrataError(`train: ${def.config.name} is not compiled yet (no ${shown(dir)}/manifest.json) and --no-compile was given`, undefined, `run: strata compile --train ${target}, or leave out --no-compile`);
   }
@@ -357,6 +362,7 @@ export function registerTrainCommand(program: Command): void {
     .option("--project <dir>", "architecture file: where the compiled project goes (default build/NAME)")
     .option("--no-compile", "architecture file: train with its build/NAME as it is")
     .option("--arch <sm>", "GPU target when compiling: sm_90a (default), sm_90 or sm_80", "sm_90a")
+    .option("--tuning <file>", "when compiling: tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
     .option("--recompute <kinds>", "when compiling: layer kinds whose activations the backward recomputes instead of keeping (e.g. mlp,attention, or all)", (v: string) =>
       v.trim() === "all" ? ("all" as const) : v.split(",").map((k) => k.trim()).filter(Boolean))
     .option("-j, --jobs <n>", "parallel nvcc jobs", int("--jobs", 1))
