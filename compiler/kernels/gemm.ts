@@ -15,7 +15,7 @@ import { elementIndex } from "../codegen/tensors.js";
 import { enforce, need, stride8, tokenRef } from "./common.js";
 import type { FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";
 import { absorbLinearEpilogue, matmul } from "./matmul.js";
-import { tunedTiles } from "../tune/db.js";
+import { tunedSmallerBuckets, tunedTiles } from "../tune/db.js";
 import { epilogueReads } from "../tune/epilogue.js";
 
 /** The tile configurations of include/gemm.cuh (its WgmmaConfig / MmaConfig templates). */
@@ -89,13 +89,17 @@ export const gemm: KernelFamilyModule = {
     const fields = bufs.params().split(", ").map((fl) => `    ${fl.replace(" __restrict__", "")};`).join("\n");
     // wgmma needs sm_90a; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
     const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: o.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
-    const { tiles, provenance } = tunedTiles(ctx.tuning, ctx.arch, sig, DEFAULT_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"]);
+    const defaults = DEFAULT_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
+    const { tiles, provenance } = tunedTiles(ctx.tuning, ctx.arch, sig, defaults);
+    // smaller run-time M (decode batches) dispatch to the tiles tuned for their bucket; ≤ 8 rows run the GEMV
+    const smaller = tunedSmallerBuckets(ctx.tuning, ctx.arch, sig, defaults, tiles, 8);
     const body = renderTemplate("gemm.cu.hbs", {
       fields,
       epilogue: lines.join("\n"),
       decls: bufs.declarations(),
       callArgs: bufs.callArgs(),
       config: gemmConfigType(tiles),
+      dispatch: smaller.map((d) => ({ maxM: d.maxM, config: gemmConfigType(d.tiles) })),
       a: ai,
       aOffset: a.offset,
       lda: a.rowStride,
@@ -103,7 +107,8 @@ export const gemm: KernelFamilyModule = {
       n,
       k,
     });
-    return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { ...tiles, n, k, ...provenance } };
+    const dispatch: Record<string, string> = smaller.length ? { dispatch: smaller.map((d) => `M≤${d.maxM}: ${d.tiles.bm}×${d.tiles.bn}×${d.tiles.stages}`).join(", ") } : {};
+    return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { ...tiles, n, k, ...provenance, ...dispatch } };
   },
 };
 

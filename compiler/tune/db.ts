@@ -198,6 +198,36 @@ function warnOnce(db: TuningDb, key: string, message: string): void {
  * project's max tokens when there is a valid one, else the default. `provenance` goes into the
  * kernel's tiles (manifest, file header): empty without a database, so untuned output is unchanged.
  */
+/**
+ * The tuned tiles of the smaller buckets a project reaches below its own (its --max-tokens
+ * bucket is `tunedTiles`'): a launcher dispatches on the run-time M to these, smallest first, so
+ * a decode batch of 9–64 rows runs the tiles tuned for 64 rows, not the prefill's. Only entries
+ * that differ from the tiles of the bucket above them are returned; none without a database.
+ */
+export function tunedSmallerBuckets<T extends TileConfig>(
+  tuning: RenderTuning | undefined,
+  arch: Arch,
+  sig: KernelSignature,
+  defaults: T,
+  own: T,
+  skipBelow = 0,
+): { maxM: number; tiles: T; bucket: BucketName }[] {
+  if (!tuning) return [];
+  const { db } = tuning;
+  const ownBucket = bucketOf(tuning.maxTokens);
+  const out: { maxM: number; tiles: T; bucket: BucketName }[] = [];
+  for (const b of BUCKETS) {
+    if (b.name === ownBucket) break;
+    if (b.max <= skipBelow) continue; // e.g. the forward GEMM's ≤ 8 rows run the GEMV
+    const e = db.entries.find((x) => entryKey(x) === entryKey({ arch, family: sig.family, signature: signatureKey(sig), bucket: b.name }));
+    if (!e || e.tiles.backend !== defaults.backend || tileProblem(e.tiles, arch, sig.family)) continue;
+    out.push({ maxM: b.max, tiles: e.tiles as T, bucket: b.name });
+  }
+  // drop a bucket whose tiles equal the next one's (the same kernel would run either way)
+  const same = (x: T, y: T) => JSON.stringify(x) === JSON.stringify(y);
+  return out.filter((d, i) => !same(d.tiles, (out[i + 1]?.tiles ?? own) as T));
+}
+
 export function tunedTiles<T extends TileConfig>(
   tuning: RenderTuning | undefined,
   arch: Arch,
