@@ -10,6 +10,8 @@ import { DTYPE_BYTES } from "../ir/node.js";
 import { getOp } from "../ir/registry.js";
 import type { ModelDef } from "../dsl/model.js";
 import { deriveStep } from "../passes/derive-step.js";
+import { graphFlops } from "../ir/flops.js";
+import { compileProgram } from "../pipeline.js";
 
 /** The largest single GPU the generated code targets (an H200: 141 GiB of HBM3e). */
 export const LARGEST_GPU_BYTES = 141 * 2 ** 30;
@@ -25,6 +27,39 @@ export interface ModelInfo {
   kvBytesPerToken: number;
   stateBytesPerSequence: number;
   memory: { context: number; batch: number; weights: number; kvCache: number; state: number; total: number };
+  /** With --train: one train step at batch × context (the compiled plan's train arena). */
+  training?: TrainingMemory;
+}
+
+export interface TrainingMemory {
+  batch: number;
+  seq: number;
+  /** Compute copies (the weights as stored). */
+  weights: number;
+  /** fp32 master weights and the two AdamW moments: 12 bytes per parameter. */
+  optimizer: number;
+  /** The train arena: activations kept for the backward, gradients (f32), scratch — per recompute setting. */
+  arena: { none: number; mlp?: number; all: number };
+  total: { none: number; all: number };
+}
+
+/** Memory of one train step (compiles the train entry's plan; no kernels are built). */
+export function trainingMemory(def: ModelDef, batch: number, seq: number): TrainingMemory {
+  const g = def.toGraph();
+  let weights = 0, params = 0;
+  for (const p of graphParams(g)) {
+    const n = numel(p.shape as number[]);
+    params += n;
+    weights += n * DTYPE_BYTES[p.dtype];
+  }
+  const arenaOf = (recompute: readonly string[] | "all") =>
+    compileProgram(def, { maxBatch: batch, maxSeq: seq, maxContext: seq, train: true, recompute }).schedules.find((s) => s.name === "train")!.memory.peakBytes;
+  const kinds = new Set(def.layers.map((l) => l.kind));
+  const none = arenaOf([]);
+  const all = arenaOf("all");
+  const arena = { none, ...(kinds.has("mlp") ? { mlp: arenaOf(["mlp"]) } : {}), all };
+  const optimizer = 12 * params;
+  return { batch, seq, weights, optimizer, arena, total: { none: weights + optimizer + none, all: weights + optimizer + all } };
 }
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -39,7 +74,6 @@ function component(name: string, layerKinds: readonly string[]): string {
 }
 
 export { graphFlops } from "../ir/flops.js";
-import { graphFlops } from "../ir/flops.js";
 
 export function modelInfo(def: ModelDef, opts: { context?: number; batch?: number } = {}): ModelInfo {
   const g = def.toGraph();
@@ -148,6 +182,12 @@ export function formatInfo(i: ModelInfo): string {
   const m = i.memory;
   lines.push(`memory at context ${m.context}, batch ${m.batch}: ${fmtBytes(m.total)} (weights ${fmtBytes(m.weights)} + KV ${fmtBytes(m.kvCache)} + state ${fmtBytes(m.state)}; activations not included)`);
   if (m.total > LARGEST_GPU_BYTES) lines.push(`           more than the largest single GPU holds (${fmtBytes(LARGEST_GPU_BYTES)}, an H200): bin/model runs on one GPU`);
+  const t = i.training;
+  if (t) {
+    lines.push(`training at batch ${t.batch} × ${t.seq}: ${fmtBytes(t.total.none)} (weights ${fmtBytes(t.weights)} + fp32 master and AdamW moments ${fmtBytes(t.optimizer)} + train arena ${fmtBytes(t.arena.none)})`);
+    lines.push(`           the train arena with --recompute${t.arena.mlp !== undefined ? ` mlp ${fmtBytes(t.arena.mlp)},` : ""} all ${fmtBytes(t.arena.all)} (total ${fmtBytes(t.total.all)})`);
+    if (t.total.all > LARGEST_GPU_BYTES) lines.push(`           more than the largest single GPU holds (${fmtBytes(LARGEST_GPU_BYTES)}, an H200) even with --recompute all`);
+  }
   return lines.join("\n");
 }
 

@@ -8,7 +8,7 @@ import { StrataError } from "../ir/errors.js";
 import { toJsonText, graphNodes } from "../ir/graph.js";
 import { shapeStr } from "../ir/dims.js";
 import { formatDiagnostics, loadModel, typecheck } from "./load.js";
-import { formatInfo, modelInfo } from "./info.js";
+import { formatInfo, modelInfo, trainingMemory } from "./info.js";
 import { deriveStep } from "../passes/derive-step.js";
 import type { Graph } from "../ir/graph.js";
 import { dumpProject, writeProject } from "../codegen/project.js";
@@ -98,11 +98,13 @@ export function buildProgram(): Command {
     .argument("<arch>", "architecture file (.ts) that default-exports model({...})")
     .option("--context <n>", "context length for FLOPs and memory (default: the model's seqLen)", positiveInt)
     .option("--batch <n>", "batch size for memory", positiveInt, 1)
+    .option("--train", "also the memory of a train step at --batch × --context (weights, fp32 master weights and moments, the train arena with and without --recompute)")
     .option("--json", "print JSON")
     .option("--no-check", "skip the TypeScript type check")
-    .action(async (arch: string, o: { context?: number; batch: number; json?: boolean; check: boolean }) => {
+    .action(async (arch: string, o: { context?: number; batch: number; train?: boolean; json?: boolean; check: boolean }) => {
       const def = await loadModel(arch, { check: o.check });
       const info = modelInfo(def, { context: o.context, batch: o.batch });
+      if (o.train) info.training = trainingMemory(def, o.batch, o.context ?? def.config.seqLen);
       console.log(o.json ? JSON.stringify(info, null, 2) : `${formatInfo(info)}\n${compileStatus(def)}`);
     });
 

@@ -105,6 +105,22 @@ describe("strata info", () => {
     expect(j).toEqual(JSON.parse(JSON.stringify(hybrid())));
   });
 
+  it("--train adds the memory of a train step: weights + 12 bytes per parameter + the train arena, smaller with --recompute", async () => {
+    const r = await strata("info", "examples/tiny-transformer.ts", "--train", "--batch", "4", "--context", "256", "--json", "--no-check");
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as ModelInfo;
+    const t = j.training!;
+    expect(t).toMatchObject({ batch: 4, seq: 256 });
+    expect(t.optimizer).toBe(12 * j.params.total);
+    expect(t.weights).toBe(j.weightBytes);
+    expect(t.arena.mlp!).toBeLessThan(t.arena.none);
+    expect(t.arena.all).toBeLessThan(t.arena.none);
+    expect(t.total.none).toBe(t.weights + t.optimizer + t.arena.none);
+    const text = await strata("info", "examples/tiny-transformer.ts", "--train", "--batch", "4", "--context", "256", "--no-check");
+    expect(text.stdout).toMatch(/^training at batch 4 × 256: .* \(weights .* \+ fp32 master and AdamW moments .* \+ train arena .*\)$/m);
+    expect(text.stdout).toMatch(/the train arena with --recompute mlp .*, all /);
+  });
+
   it("--context 16384 --batch 4 scales the memory line: KV = 16 KiB × context × batch, state × batch", async () => {
     const r = await strata("info", "examples/mamba2-hybrid-8b.ts", "--context", "16384", "--batch", "4", "--no-check");
     expect(r.code).toBe(0);
