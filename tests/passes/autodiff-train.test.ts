@@ -39,7 +39,9 @@ describe(`training smoke test (seed ${SEED})`, () => {
       return evaluate(fwd, { bindings: { B: 32, T: b.T }, inputs: asInputs(b), params }).loss!.data[0]!;
     };
     const before = heldOut();
-    for (let k = 0; k < 15; k++) {
+    // 50 steps: with 15, about 3 in 10 random seeds did not lower the held-out loss by 0.02 (the
+    // test was flaky); over 20 seeds, 50 steps lowered it by at least 0.04
+    for (let k = 0; k < 50; k++) {
       const b = makeBatch(probe.train, k, 16);
       const r = evaluate(g, { bindings: { B: 16, T: b.T }, inputs: asInputs(b), params });
       for (const [n, t] of Object.entries(params)) {
