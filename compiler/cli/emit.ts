@@ -1,6 +1,8 @@
 /** The compile pipeline with every check `strata compile` runs first (shared by compile, check and train). */
 import { checkKernelRules, type ModelDef } from "../dsl/model.js";
-import { emitProject } from "../codegen/project.js";
+import { emitProject, writeProject, type EmittedProject } from "../codegen/project.js";
+import { buildProject } from "../codegen/build.js";
+import { replaceDir, shownPath, withDirLock } from "./output.js";
 import type { TuningDb } from "../tune/db.js";
 import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
 
@@ -20,4 +22,33 @@ export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: numb
     ? memoryWarning(def.config.name, weightBytes + trainBytes, p.manifest.arenaBytes as number, "weights + fp32 master weights and AdamW moments", "lower --max-batch / --max-seq, recompute activations (--recompute), or the model's size")
     : memoryWarning(def.config.name, weightBytes, p.manifest.arenaBytes as number);
   return { p, weightBytes, warning };
+}
+
+/**
+ * Write the project into `out` (in a temporary sibling renamed into place, under the folder's
+ * lock) and build it unless `emitOnly`: the path `strata compile` and `strata train` share. A failed
+ * build keeps the written sources in place, for `make -C DIR`. `wrote` is the line logged once
+ * the sources are written.
+ */
+export async function writeAndBuild(
+  p: EmittedProject,
+  out: string,
+  o: { arch: "sm_90a" | "sm_90" | "sm_80"; jobs?: number; emitOnly?: boolean; wrote: string; log: (l: string) => void },
+): Promise<void> {
+  let written = false;
+  await withDirLock(out, () =>
+    replaceDir(
+      out,
+      async (tmp) => {
+        writeProject(p, tmp);
+        written = true;
+        o.log(o.wrote);
+        if (o.emitOnly) return;
+        const r = await buildProject(p, tmp, { arch: o.arch, jobs: o.jobs, displayDir: shownPath(out), log: o.log });
+        o.log(`built ${shownPath(out)}/bin/model and lib/libmodel.so in ${r.seconds.toFixed(1)}s (${r.kernels.filter((k) => k.cached).length}/${r.kernels.length} kernels from cache)`);
+      },
+      () => written,
+    ),
+    { log: o.log },
+  );
 }

@@ -11,19 +11,18 @@ import { formatDiagnostics, loadModel, typecheck } from "./load.js";
 import { formatInfo, modelInfo, trainingMemory } from "./info.js";
 import { deriveStep } from "../passes/derive-step.js";
 import type { Graph } from "../ir/graph.js";
-import { dumpProject, writeProject } from "../codegen/project.js";
-import { buildProject } from "../codegen/build.js";
+import { dumpProject } from "../codegen/project.js";
 import { explainFusion } from "../passes/fuse.js";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ModelDef } from "../dsl/model.js";
-import { checkOutDir, fsError, replaceDir, withDirLock } from "./output.js";
+import { checkOutDir, fsError, shownPath } from "./output.js";
 import { registerInterop } from "./interop.js";
 import { registerDataCommand } from "./data.js";
 import { registerGenerateCommand } from "./generate.js";
 import { registerTrainCommand } from "./train.js";
-import { emitChecked } from "./emit.js";
+import { emitChecked, writeAndBuild } from "./emit.js";
 import { loadTuning, registerTuneCommand, tuningSummary } from "./tune.js";
 
 let verbose = process.argv.includes("--verbose");
@@ -77,10 +76,6 @@ function compileStatus(def: ModelDef): string {
   }
 }
 
-const shown = (dir: string) => {
-  const rel = path.relative(process.cwd(), dir);
-  return rel && !rel.startsWith("..") ? rel : dir;
-};
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -188,26 +183,17 @@ export function buildProgram(): Command {
         } catch (e) {
           throw fsError(e, `write the --dump files to ${o.dump}`, "choose a folder you can write with --dump DIR");
         }
-        console.error(`dumped the IR before and after fusion, fusion decisions, kernel specs, memory plan and ${p.kernels.length} kernel sources to ${shown(dump)}`);
+        console.error(`dumped the IR before and after fusion, fusion decisions, kernel specs, memory plan and ${p.kernels.length} kernel sources to ${shownPath(dump)}`);
       }
       const out = dir ?? path.resolve("build", def.config.name);
       if (!dir) checkOutDir(out);
-      let written = false;
-      await withDirLock(out, () =>
-        replaceDir(
-          out,
-          async (tmp) => {
-            writeProject(p, tmp);
-            written = true;
-            console.error(`${def.config.name}: ${p.plan.groups.length} fused groups → ${p.kernels.length} kernels, arena ${((p.manifest.arenaBytes as number) / 2 ** 20).toFixed(2)} MiB; wrote ${shown(out)}`);
-            if (o.emitOnly) return;
-            const r = await buildProject(p, tmp, { arch: o.arch as "sm_90a", jobs: o.jobs, displayDir: shown(out) });
-            console.error(`built ${shown(out)}/bin/model and lib/libmodel.so in ${r.seconds.toFixed(1)}s (${r.kernels.filter((k) => k.cached).length}/${r.kernels.length} kernels from cache)`);
-          },
-          () => written, // a failed build keeps the written sources in place, for `make -C DIR`
-        ),
-        { log: (l) => console.error(l) },
-      );
+      await writeAndBuild(p, out, {
+        arch: o.arch as "sm_90a",
+        jobs: o.jobs,
+        emitOnly: o.emitOnly,
+        wrote: `${def.config.name}: ${p.plan.groups.length} fused groups → ${p.kernels.length} kernels, arena ${((p.manifest.arenaBytes as number) / 2 ** 20).toFixed(2)} MiB; wrote ${shownPath(out)}`,
+        log: (l) => console.error(l),
+      });
     });
 
   program

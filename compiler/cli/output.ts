@@ -23,6 +23,12 @@ const REASONS: Record<string, string> = {
   EMFILE: "too many open files",
 };
 
+/** A folder as messages show it: relative to the working directory when it lies below it. */
+export function shownPath(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel && !rel.startsWith("..") ? rel : dir;
+}
+
 /** A filesystem error as a StrataError: what (`what`, e.g. "write the project to build/x"), the path, and why. */
 export function fsError(e: unknown, what: string, hint?: string): StrataError {
   if (e instanceof StrataError) return e;

@@ -12,13 +12,11 @@ import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { execa } from "execa";
 import { StrataError } from "../ir/errors.js";
-import { buildProject } from "../codegen/build.js";
-import { writeProject } from "../codegen/project.js";
 import { findNvcc, nvccNotFoundError } from "../nvcc/driver.js";
 import type { ModelDef } from "../dsl/model.js";
 import { loadModel } from "./load.js";
-import { checkOutDir, replaceDir, withDirLock } from "./output.js";
-import { emitChecked } from "./emit.js";
+import { checkOutDir, shownPath } from "./output.js";
+import { emitChecked, writeAndBuild } from "./emit.js";
 import { loadTuning } from "./tune.js";
 
 /** `bin/model train`'s flags that `strata train` passes through: option key → flag. */
@@ -147,10 +145,6 @@ function hasTrainEntry(m: ProjectManifest): boolean {
   return Array.isArray(m.entries) ? m.entries.some((e) => e.name === "train") : "train" in m.entries;
 }
 
-const shown = (dir: string) => {
-  const rel = path.relative(process.cwd(), dir);
-  return rel && !rel.startsWith("..") ? rel : dir;
-};
 
 /** Compile `arch` with the train entry into `out` and build it: `strata compile --train`'s path. */
 async function compileForTraining(def: ModelDef, archFile: string, out: string, o: TrainOptions, seq: number | undefined, log: (l: string) => void): Promise<void> {
@@ -160,21 +154,12 @@ async function compileForTraining(def: ModelDef, archFile: string, out: string, 
   const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}), ...(tuning ? { tuning } : {}) });
   if (warning) log(warning);
   checkOutDir(out);
-  let written = false;
-  await withDirLock(out, () =>
-    replaceDir(
-      out,
-      async (tmp) => {
-        writeProject(p, tmp);
-        written = true;
-        log(`${def.config.name}: compiled with the train entry (batch ${o.batch} × seq ${maxSeq}), ${p.kernels.length} kernels; wrote ${shown(out)}`);
-        const r = await buildProject(p, tmp, { arch: o.arch ?? "sm_90a", jobs: o.jobs, displayDir: shown(out), log });
-        log(`built ${shown(out)}/bin/model in ${r.seconds.toFixed(1)}s (${r.kernels.filter((k) => k.cached).length}/${r.kernels.length} kernels from cache)`);
-      },
-      () => written,
-    ),
-    { log },
-  );
+  await writeAndBuild(p, out, {
+    arch: o.arch ?? "sm_90a",
+    jobs: o.jobs,
+    wrote: `${def.config.name}: compiled with the train entry (batch ${o.batch} × seq ${maxSeq}), ${p.kernels.length} kernels; wrote ${shownPath(out)}`,
+    log,
+  });
 }
 
 /** The project folder to train with: compiled (architecture file) or checked (folder), and built. */
@@ -188,21 +173,21 @@ export async function resolveTrainProject(target: string, o: TrainOptions, seq: 
     dir = o.project ? path.resolve(o.project) : path.resolve("build", def.config.name);
     if (o.compile !== false) await compileForTraining(def, abs, dir, o, seq, log);
     else if (!existsSync(path.join(dir, "manifest.json")))
-      throw new StrataError(`train: ${def.config.name} is not compiled yet (no ${shown(dir)}/manifest.json) and --no-compile was given`, undefined, `run: strata compile --train ${target}, or leave out --no-compile`);
+      throw new StrataError(`train: ${def.config.name} is not compiled yet (no ${shownPath(dir)}/manifest.json) and --no-compile was given`, undefined, `run: strata compile --train ${target}, or leave out --no-compile`);
   }
   const mf = path.join(dir, "manifest.json");
   if (!existsSync(mf)) throw new StrataError(`train: ${target} has no manifest.json`, undefined, "give the folder `strata compile --train` wrote (build/NAME), or the architecture file");
   const manifest = JSON.parse(readFileSync(mf, "utf8")) as ProjectManifest;
   if (!hasTrainEntry(manifest))
-    throw new StrataError(`train: ${shown(dir)} was compiled without the train entry (its manifest lists no 'train')`, undefined, `recompile it: strata compile --train ARCH.ts -o ${shown(dir)}, or give the architecture file to strata train`);
+    throw new StrataError(`train: ${shownPath(dir)} was compiled without the train entry (its manifest lists no 'train')`, undefined, `recompile it: strata compile --train ARCH.ts -o ${shownPath(dir)}, or give the architecture file to strata train`);
   const bin = path.join(dir, "bin", "model");
   if (!existsSync(bin)) {
-    if (!existsSync(path.join(dir, "Makefile"))) throw new StrataError(`train: ${bin} is missing: the project is not built`, undefined, `build it: make -C ${shown(dir)} (needs nvcc), on the machine with the GPU`);
+    if (!existsSync(path.join(dir, "Makefile"))) throw new StrataError(`train: ${bin} is missing: the project is not built`, undefined, `build it: make -C ${shownPath(dir)} (needs nvcc), on the machine with the GPU`);
     const nvcc = findNvcc();
     if (!nvcc) throw nvccNotFoundError();
-    log(`building ${shown(dir)} (make)`);
+    log(`building ${shownPath(dir)} (make)`);
     const r = await execa("make", ["-C", dir, `NVCC=${nvcc}`], { reject: false, all: true });
-    if (r.exitCode !== 0) throw new StrataError(`train: make failed in ${shown(dir)}:\n${String(r.all).split("\n").slice(-20).join("\n")}`, undefined, `fix the error and run 'make -C ${shown(dir)}'`);
+    if (r.exitCode !== 0) throw new StrataError(`train: make failed in ${shownPath(dir)}:\n${String(r.all).split("\n").slice(-20).join("\n")}`, undefined, `fix the error and run 'make -C ${shownPath(dir)}'`);
   }
   return dir;
 }
@@ -276,16 +261,16 @@ export async function train(target: string, o: TrainOptions, io: TrainIo = {}): 
   });
   const r = await child;
   if (pending) onLine(pending);
-  if (r.signal) throw new StrataError(`train: ${shown(bin)} train was stopped by ${r.signal}`, undefined, o.out || o.resume ? "continue from the last checkpoint with --resume OUT" : undefined);
+  if (r.signal) throw new StrataError(`train: ${shownPath(bin)} train was stopped by ${r.signal}`, undefined, o.out || o.resume ? "continue from the last checkpoint with --resume OUT" : undefined);
   if (r.failed && r.exitCode === undefined) {
     const why = (r as { code?: string }).code === "EACCES" ? "is not executable" : `could not be started (${r.shortMessage ?? "unknown error"})`;
-    throw new StrataError(`train: ${bin} ${why}`, undefined, `rebuild it: make -C ${shown(dir)}`);
+    throw new StrataError(`train: ${bin} ${why}`, undefined, `rebuild it: make -C ${shownPath(dir)}`);
   }
   if (r.exitCode !== 0) {
     const lines = errTail.replace(/\r/g, "\n").trim().split("\n").filter((l) => l.trim());
     if (NO_GPU.test(errTail))
-      throw new StrataError(`train: no usable GPU on this machine (${lines.filter((l) => NO_GPU.test(l)).pop()?.trim()})`, undefined, `bin/model train needs a CUDA GPU; copy ${shown(dir)} to a machine with one and run: bin/model ${args.slice(0, 3).join(" ")} … (it needs no Node)`);
-    throw new StrataError(`train: ${shown(bin)} train failed (exit ${r.exitCode}): ${lines.slice(-3).join(" ")}`);
+      throw new StrataError(`train: no usable GPU on this machine (${lines.filter((l) => NO_GPU.test(l)).pop()?.trim()})`, undefined, `bin/model train needs a CUDA GPU; copy ${shownPath(dir)} to a machine with one and run: bin/model ${args.slice(0, 3).join(" ")} … (it needs no Node)`);
+    throw new StrataError(`train: ${shownPath(bin)} train failed (exit ${r.exitCode}): ${lines.slice(-3).join(" ")}`);
   }
   return result;
 }
@@ -312,9 +297,9 @@ export function formatTrainSummary(r: TrainResult, o: Pick<TrainOptions, "out" |
     lines.push("evaluation   step      loss  accuracy");
     for (const e of r.evals) lines.push(`           ${String(e.step).padStart(6)}  ${fmt(e.eval_loss).padStart(8)}  ${(100 * e.accuracy).toFixed(2).padStart(7)}%`);
   }
-  const out = o.out ? shown(path.resolve(o.out)) : undefined;
+  const out = o.out ? shownPath(path.resolve(o.out)) : undefined;
   if (out) lines.push(`run        ${out}: checkpoints (latest: ${out}/latest), loss.csv, loss.svg`);
-  lines.push(`project    ${shown(r.project)} (bin/model forward|generate --weights ${out ?? "OUT"}/step-N/model.safetensors)`);
+  lines.push(`project    ${shownPath(r.project)} (bin/model forward|generate --weights ${out ?? "OUT"}/step-N/model.safetensors)`);
   return lines.join("\n");
 }
 

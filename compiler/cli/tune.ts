@@ -20,7 +20,7 @@ import { readResults, resultsToEntries } from "../tune/results.js";
 import { signatureRecorder } from "../tune/signatures.js";
 import { emitChecked } from "./emit.js";
 import { loadModel } from "./load.js";
-import { checkOutDir } from "./output.js";
+import { checkOutDir, shownPath } from "./output.js";
 
 function positiveInt(v: string): number {
   const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
@@ -28,10 +28,6 @@ function positiveInt(v: string): number {
   return n;
 }
 
-const shown = (dir: string) => {
-  const rel = path.relative(process.cwd(), dir);
-  return rel && !rel.startsWith("..") ? rel : dir;
-};
 
 /** The database next to an architecture file. */
 export const defaultDbPath = (arch: string) => path.join(path.dirname(path.resolve(arch)), DEFAULT_DB_NAME);
@@ -115,7 +111,7 @@ export function registerTuneCommand(program: Command): void {
         for (const k of kernels) console.log(`  ${k.sig.family.padEnd(6)} ${k.key}  (${k.uses} group${k.uses > 1 ? "s" : ""})`);
         const nc = (f: "gemm" | "matmul") => `${plan.candidates[f].length} ${f} candidates (default ${tileName(plan.candidates[f].find((c) => c.isDefault)!.tiles)})`;
         console.log(
-          `wrote ${shown(dir)}: ${kernels.length} signatures × token buckets = ${plan.problems.length} problems, ${plan.programs.length} timing programs; ${nc("gemm")}${o.train ? `, ${nc("matmul")}` : ""}`,
+          `wrote ${shownPath(dir)}: ${kernels.length} signatures × token buckets = ${plan.problems.length} problems, ${plan.programs.length} timing programs; ${nc("gemm")}${o.train ? `, ${nc("matmul")}` : ""}`,
         );
         console.log(`next: carry the folder to the GPU machine, run \`python3 run_tune.py\` in it, bring results.json back and run \`strata tune --import results.json${o.db ? ` --db ${o.db}` : ""}\``);
       },
