@@ -29,22 +29,12 @@ import { CTYPE, elementIndex, type TensorRef } from "../codegen/tensors.js";
 import { batchStride, enforce, need, stride8 } from "./common.js";
 import type { FuseContext, FusionGroup, KernelBody, KernelFamilyModule, RenderContext, Unsupported } from "./family.js";
 import { tunedTiles, type KernelSignature } from "../tune/db.js";
+import { DEFAULT_GEMM_TILES, gemmConfigType, type GemmTiles } from "./tiles.js";
 import { epilogueReads } from "../tune/epilogue.js";
 
-/** Tile configurations of include/matmul.cuh (gemm.cuh's WgmmaConfig / MmaConfig). */
-export type MatmulTiles =
-  | { backend: "wgmma"; bm: number; bn: number; stages: number }
-  | { backend: "mma"; bm: number; bn: number; stages: number; warpsM: number; warpsN: number };
-
-export const DEFAULT_MATMUL_TILES: Record<"wgmma" | "mma", MatmulTiles> = {
-  wgmma: { backend: "wgmma", bm: 256, bn: 128, stages: 4 },
-  // 3 stages: 145 KB of shared memory, within an A100 block's 163 KB (4 stages need 193 KB)
-  mma: { backend: "mma", bm: 128, bn: 256, stages: 3, warpsM: 2, warpsN: 4 },
-};
-
-function configType(t: MatmulTiles): string {
-  return t.backend === "wgmma" ? `strata::gemm::WgmmaConfig<${t.bm}, ${t.bn}, ${t.stages}>` : `strata::gemm::MmaConfig<${t.bm}, ${t.bn}, ${t.stages}, ${t.warpsM}, ${t.warpsN}>`;
-}
+/** Tile configurations of include/matmul.cuh: gemm.cuh's configs (tiles.ts), the same defaults. */
+export type MatmulTiles = GemmTiles;
+export const DEFAULT_MATMUL_TILES = DEFAULT_GEMM_TILES;
 
 /** Operand dtypes of the tensor-core kernels (f32 is rounded to bf16 in shared memory). */
 const TC_DTYPES: ReadonlySet<DType> = new Set(["bf16", "f32"]);
@@ -279,7 +269,7 @@ function renderTensorCore(
     epilogue,
     decls: bufs.declarations(),
     callArgs: bufs.callArgs(),
-    config: configType(tiles),
+    config: gemmConfigType(tiles),
     ta: CTYPE[a.ref.dtype],
     tb: CTYPE[b.ref.dtype],
     mnA: a.mn,
