@@ -33,17 +33,9 @@ export interface BundleCandidate {
   isDefault: boolean;
 }
 
-export interface BundleVariant {
+/** A kernel variant: a signature without its fixed sizes (one timing program per variant and candidate). */
+export interface BundleVariant extends Pick<KernelSignature, "family" | "path" | "ta" | "tb" | "mnA" | "mnB" | "out" | "elemReads" | "colReads"> {
   id: string;
-  family: TunedFamily;
-  path: KernelSignature["path"];
-  ta: string;
-  tb: string;
-  mnA: boolean;
-  mnB: boolean;
-  out: string;
-  elemReads: number;
-  colReads: number;
 }
 
 export interface BundleProblem {
