@@ -35,8 +35,25 @@
 //                     flight across the barrier, so the slot refilled is the one read
 //                     two k-tiles ago (prefetch distance STAGES-2).
 //                     Needs -gencode arch=compute_90a,code=sm_90a.
-//     Fastest measured on H200 (M=16384 LLM shapes): WgmmaConfig<256,128,4>
-//     (4 warpgroups, 192 KB smem, 1 CTA/SM) = DefaultWgmmaConfig.
+//       WsConfig    : sm_90a warp-specialized persistent kernel (gemm_ws_kernel).  A
+//                     producer warpgroup (setmaxnreg.dec 40; one thread issues TMA boxes
+//                     of A [BM x 64] and W [BN x 64], 128B swizzle, zero fill past the
+//                     edges) fills a STAGES-deep ring; full[s] completes on transaction
+//                     bytes, empty[s] on one arrive per consumer warp.  Two consumer
+//                     warpgroups (setmaxnreg.inc 232) each own BM/2 rows x BN, keep one
+//                     wgmma batch in flight and release the previous slot after
+//                     wgmma.wait_group 1.  grid = min(#tiles, #SMs); each CTA walks
+//                     tiles blockIdx.x, +gridDim.x, ... in the grouped order, so the
+//                     epilogue of one tile overlaps the TMA loads of the next.  Tensor
+//                     maps are encoded on the host per launch (A with row stride lda)
+//                     and passed as __grid_constant__ parameters (CUDA-graph safe).
+//                     CLUSTER_M = 2 pairs vertically adjacent tiles in a 2-CTA cluster
+//                     that multicasts W halves (correct, but measured 2x slower: see
+//                     docs/PERF-NOTES.md).
+//     Measured on H200 (M=16384 LLM shapes, tests/gpu/gemm_test.cu): WsConfig<128,256,4>
+//     is the fastest (0.78-0.97x cuBLAS), ahead of WgmmaConfig<256,128,4> (0.62-0.81x)
+//     on all six shapes.  DefaultWgmmaConfig (what the code generator still renders)
+//     stays WgmmaConfig<256,128,4>; DefaultWsConfig = WsConfig<128,256,4>.
 //   * Epilogue hook: accumulators are handed to Epi::store2(params, row, col, v0, v1)
 //     for two horizontally adjacent outputs (col even, col+1 < N guaranteed, row < M
 //     guaranteed).  Epi is a plain struct the code generator emits:
@@ -56,11 +73,13 @@
 //   cudaError_t gemm_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
 //                           const typename Epi::Params& ep, cudaStream_t stream = 0);
 //   const char* gemm_shape_error(A, lda, W, M, N, K)   // nullptr if the shape is OK
+//   (WsConfig launches also return an error when the driver rejects the tensor maps.)
 #pragma once
 
 #include "strata/base.cuh"
 #include "strata/bf16.cuh"
 #include "strata/ptx.cuh"
+#include "strata/tma.cuh"
 
 namespace strata {
 namespace gemm {
@@ -77,6 +96,7 @@ constexpr int kRowBytes = 128;   // bytes per smem tile row
 template <int BM_, int BN_, int STAGES_, int WARPS_M_, int WARPS_N_, int GROUP_M_ = 8>
 struct MmaConfig {
   static constexpr bool kWgmma = false;
+  static constexpr bool kWarpSpecialized = false;
   static constexpr int GROUP_M = GROUP_M_;
   static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
   static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
@@ -95,6 +115,7 @@ struct MmaConfig {
 template <int BM_, int BN_, int STAGES_, bool kRetireEach_ = false, int GROUP_M_ = 8>
 struct WgmmaConfig {
   static constexpr bool kWgmma = true;
+  static constexpr bool kWarpSpecialized = false;
   static constexpr int GROUP_M = GROUP_M_;
   static constexpr bool kRetireEach = kRetireEach_;
   static constexpr int kPrefetch = kRetireEach ? STAGES_ - 1 : STAGES_ - 2;
@@ -108,9 +129,38 @@ struct WgmmaConfig {
   static_assert(STAGES >= 3, "wgmma pipeline needs >= 3 stages");
 };
 
+// Warp-specialized persistent wgmma (sm_90a): TMA producer warpgroup + 2 consumer warpgroups,
+// each consumer owning BM/2 rows x BN (BM/128 m64nBN wgmmas per k16 step), STAGES-deep ring
+// of (A,W) k-tiles completed on mbarriers.  grid = min(#tiles, #SMs), tiles walked in the
+// grouped (GROUP_M) order.  CLUSTER_M = 2: clusters of two CTAs on vertically adjacent tiles
+// (same W columns); each CTA loads half of the W tile and multicasts it to both.
+template <int BM_, int BN_, int STAGES_, int GROUP_M_ = 8, int CLUSTER_M_ = 1>
+struct WsConfig {
+  static constexpr bool kWgmma = true;
+  static constexpr bool kWarpSpecialized = true;
+  static constexpr int GROUP_M = GROUP_M_;
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
+  static constexpr int kCluster = CLUSTER_M_;          // CTAs per cluster along M (1 or 2)
+  static constexpr int kConsumers = 2;                 // consumer warpgroups
+  static constexpr int kWgRows = BM / kConsumers;      // rows of the tile per consumer
+  static constexpr int kMTiles = kWgRows / 64;         // m64 wgmmas per k16 step per consumer
+  static constexpr int kThreads = 128 * (kConsumers + 1);
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // 40 + 2*232 = 504 <= 512 (x128)
+  static constexpr int kStageBytes = (BM + BN) * kRowBytes;
+  static constexpr int kBarrierBytes = 2 * STAGES * 8;
+  static constexpr int kSmemBytes = STAGES * kStageBytes + kBarrierBytes + 1024;
+  static_assert(BM == 128 || BM == 256, "BM must be 128 or 256 (2 consumer warpgroups of 64 or 128 rows)");
+  static_assert(BN == 64 || BN == 128 || BN == 256, "BN must be 64, 128 or 256 (one TMA box <= 256 rows)");
+  static_assert(kMTiles * BN / 2 <= 128, "at most 128 fp32 accumulators per consumer thread");
+  static_assert(STAGES >= 2, "need at least 2 stages");
+  static_assert(kCluster == 1 || kCluster == 2, "CLUSTER_M must be 1 or 2");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory per block exceeds 227 KB");
+};
+
 // Sensible defaults (benchmarked on H200, see tests/gpu/gemm_test.cu).
 using DefaultMmaConfig = MmaConfig<128, 256, 4, 2, 4>;
 using DefaultWgmmaConfig = WgmmaConfig<256, 128, 4>;  // 4 warpgroups x m64n128
+using DefaultWsConfig = WsConfig<128, 256, 4>;        // producer + 2 consumers x m64n256, persistent
 
 // ----------------------------------------------------------------------------------
 // Ready-made epilogues
@@ -156,9 +206,8 @@ __device__ __forceinline__ uint32_t swz(int row, int chunk) {
 // Grouped rasterization: consecutive CTAs walk GROUP M-tiles down, then step right, so
 // the CTAs resident at one time share a few A row-panels and W column-panels in L2.
 template <int BM, int BN, int kGroupM>
-__device__ __forceinline__ void tile_coords(int M, int N, int& tm, int& tn) {
+__device__ __forceinline__ void tile_coords_of(int pid, int M, int N, int& tm, int& tn) {
   const int grid_m = ceil_div(M, BM), grid_n = ceil_div(N, BN);
-  const int pid = blockIdx.x;
   const int per_group = kGroupM * grid_n;
   const int group = pid / per_group;
   const int first_m = group * kGroupM;
@@ -166,6 +215,10 @@ __device__ __forceinline__ void tile_coords(int M, int N, int& tm, int& tn) {
   const int local = pid - group * per_group;
   tm = first_m + local % gsize;
   tn = local / gsize;
+}
+template <int BM, int BN, int kGroupM>
+__device__ __forceinline__ void tile_coords(int M, int N, int& tm, int& tn) {
+  tile_coords_of<BM, BN, kGroupM>(blockIdx.x, M, N, tm, tn);
 }
 
 // Issue the cp.async copies of one ROWS x 64 k-tile (rows row0.., k k0..) into a
@@ -362,6 +415,158 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 }
 
 // ----------------------------------------------------------------------------------
+// Kernel 3: warp-specialized persistent wgmma (sm_90a): TMA producer, mbarrier ring
+// ----------------------------------------------------------------------------------
+// Warpgroup 0 (producer) gives its registers back (setmaxnreg.dec) and one thread of it
+// walks this CTA's tiles (tile = blockIdx.x, += gridDim.x, grouped order) issuing, per
+// k-tile, one TMA box of A [BM x 64] and one of W [BN x 64] into ring slot s (128B swizzle:
+// the layout the wgmma descriptors read), completing on full[s] by transaction bytes
+// (out-of-bounds rows / k are zero-filled and still counted).  It waits on empty[s] before
+// refilling.  Warpgroups 1..2 (consumers, setmaxnreg.inc) wait on full[s], issue the
+// wgmmas of their BM/2 rows, keep one batch in flight and release the slot of the
+// previous k-tile (one arrive per consumer warp on empty[s]) once wgmma.wait_group 1 says
+// its batch retired.  After the last k-tile they run the epilogue hook from registers
+// while the producer already fills the ring for the next tile.
+template <class Cfg, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    gemm_ws_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmW, int M, int N,
+                   int K, const typename Epi::Params ep) {
+#if defined(STRATA_HAS_WGMMA)
+  using namespace detail;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES;
+  constexpr int NREG = BN / 2;  // fp32 accumulators per thread per m64nBN
+  constexpr int MT = Cfg::kMTiles;
+  constexpr uint32_t kStageA = BM * kRowBytes;
+  constexpr int kConsumerWarps = 4 * Cfg::kConsumers;
+  constexpr int CL = Cfg::kCluster;
+  constexpr uint32_t kHalfB = (BN / CL) * kRowBytes;  // bytes of W this CTA loads per k-tile
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* const tiles = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* const full = reinterpret_cast<uint64_t*>(tiles + S * Cfg::kStageBytes);
+  uint64_t* const empty = full + S;
+
+  // Work units: with clusters, a cluster walks pairs of vertically adjacent tiles (one each);
+  // a CTA whose tile lies below M still loads and multicasts its half of W (its A box is all
+  // zero fill) and stores nothing.
+  const int grid_m = ceil_div(M, BM * CL), grid_n = ceil_div(N, BN);
+  const int num_units = grid_m * grid_n;
+  const int KT = ceil_div(K, kBK);
+  const int wg = threadIdx.x >> 7;
+  const uint32_t rank = CL > 1 ? cluster_ctarank() : 0;
+  const int first_unit = blockIdx.x / CL, unit_step = gridDim.x / CL;
+
+  if (threadIdx.x == 0) {
+    prefetch_tensormap(&tmA);
+    prefetch_tensormap(&tmW);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], kConsumerWarps * CL);  // the consumers of every CTA it multicasts to
+    }
+    fence_mbarrier_init();
+  }
+  if constexpr (CL > 1) cluster_sync();  // peers' barriers initialised before any multicast
+  else __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer ----
+    setmaxnreg_dec<Cfg::kProducerRegs>();
+    if (threadIdx.x == 0) {
+      int slot = 0;
+      uint32_t phase = 0;
+      for (int unit = first_unit; unit < num_units; unit += unit_step) {
+        int tm, tn;
+        tile_coords_of<BM * CL, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+        const int m0 = (tm * CL + (int)rank) * BM, n0 = tn * BN;
+        for (int kt = 0; kt < KT; ++kt) {
+          mbarrier_wait_parity(&empty[slot], phase ^ 1);  // fresh barrier: parity 1 counts as done
+          uint8_t* st = tiles + slot * Cfg::kStageBytes;
+          mbarrier_arrive_expect_tx(&full[slot], Cfg::kStageBytes);  // A + all of W (halves from each CTA)
+          tma_load_2d(st, &tmA, &full[slot], kt * kBK, m0);
+          if constexpr (CL > 1)
+            tma_load_2d_multicast(st + kStageA + rank * kHalfB, &tmW, &full[slot], kt * kBK, n0 + (int)rank * (BN / CL),
+                                  (uint16_t)((1u << CL) - 1));
+          else
+            tma_load_2d(st + kStageA, &tmW, &full[slot], kt * kBK, n0);
+          if (++slot == S) { slot = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else {
+    // ---- consumers ----
+    setmaxnreg_inc<Cfg::kConsumerRegs>();
+    const int cw = wg - 1;  // rows [cw*BM/2, (cw+1)*BM/2) of the tile
+    const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
+    const uint32_t smem = smem_u32(tiles);
+    // slot free again: tell this CTA's producer and, with clusters, every peer that multicasts into it
+    auto release = [&](int s) {
+      if constexpr (CL > 1) {
+#pragma unroll
+        for (int c = 0; c < CL; ++c) mbarrier_arrive_cluster(&empty[s], (uint32_t)c);
+      } else {
+        mbarrier_arrive(&empty[s]);
+      }
+    };
+    int slot = 0;
+    uint32_t phase = 0;
+    for (int unit = first_unit; unit < num_units; unit += unit_step) {
+      int tm, tn;
+      tile_coords_of<BM * CL, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+      const int m0 = (tm * CL + (int)rank) * BM, n0 = tn * BN;
+      float acc[MT][NREG];
+#pragma unroll
+      for (int t = 0; t < MT; ++t)
+#pragma unroll
+        for (int i = 0; i < NREG; ++i) acc[t][i] = 0.f;
+
+      int prev = 0;
+      for (int kt = 0; kt < KT; ++kt) {
+        mbarrier_wait_parity(&full[slot], phase);
+        const uint32_t sA = smem + slot * Cfg::kStageBytes + cw * Cfg::kWgRows * kRowBytes;
+        const uint32_t sB = smem + slot * Cfg::kStageBytes + kStageA;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk)
+#pragma unroll
+          for (int t = 0; t < MT; ++t)
+            Wgmma<BN>::mma(acc[t], wgmma_desc_sw128(sA + t * 64 * kRowBytes + kk * 32), wgmma_desc_sw128(sB + kk * 32));
+        wgmma_commit();
+        wgmma_wait<1>();  // the batch of k-tile kt-1 retired: its slot may be refilled
+        if (kt > 0 && lane == 0) release(prev);
+        prev = slot;
+        if (++slot == S) { slot = 0; phase ^= 1; }
+      }
+      wgmma_wait<0>();
+      if (lane == 0) release(prev);
+
+      // Accumulator layout of m64nN (per warp: 16 rows): acc[4i+0,1] -> (r, 8i + 2q + {0,1}),
+      // acc[4i+2,3] -> (r+8, same cols) with r = 16*warp + lane/4, q = lane%4.
+#pragma unroll
+      for (int t = 0; t < MT; ++t) {
+        const int row = m0 + cw * Cfg::kWgRows + t * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) {
+          const int col = n0 + i * 8 + (lane & 3) * 2;
+          if (col < N) {
+            if (row < M) Epi::store2(ep, row, col, acc[t][4 * i + 0], acc[t][4 * i + 1]);
+            if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * i + 2], acc[t][4 * i + 3]);
+          }
+        }
+      }
+    }
+  }
+  // No CTA may leave while a peer can still arrive on its barriers or multicast into it.
+  if constexpr (CL > 1) {
+    __syncwarp();
+    cluster_sync();
+  }
+#else
+  __trap();
+#endif
+}
+
+// ----------------------------------------------------------------------------------
 // Host side
 // ----------------------------------------------------------------------------------
 // Returns nullptr when (A, lda, W, M, N, K) is supported, else a human-readable reason.
@@ -376,22 +581,95 @@ inline const char* gemm_shape_error(const bf16* A, int lda, const bf16* W, int M
   return nullptr;
 }
 
+namespace detail {
+// Streaming multiprocessors of the current device (queried once per device, then cached).
+inline int sm_count() {
+  static int cache[64] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) return 0;
+  if (dev < 64 && cache[dev] > 0) return cache[dev];
+  int n = 0;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) return 0;
+  if (dev < 64) cache[dev] = n;
+  return n;
+}
+
+// The warp-specialized kernel: tensor maps encoded on the host for this launch (a kernel
+// parameter, so CUDA-graph capture records them), persistent grid of min(#tiles, #SMs).
+template <class Cfg, class Epi>
+cudaError_t gemm_ws_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
+                           const typename Epi::Params& ep, cudaStream_t stream) {
+  CUtensorMap ma, mw;
+  cudaError_t e = make_tensor_map_2d_bf16(&ma, A, (uint64_t)M, (uint64_t)K, (uint64_t)lda, Cfg::BM, kBK,
+                                          CU_TENSOR_MAP_SWIZZLE_128B);
+  if (e != cudaSuccess) return e;
+  e = make_tensor_map_2d_bf16(&mw, W, (uint64_t)N, (uint64_t)K, (uint64_t)K, Cfg::BN / Cfg::kCluster, kBK,
+                              CU_TENSOR_MAP_SWIZZLE_128B);
+  if (e != cudaSuccess) return e;
+  auto kernel = gemm_ws_kernel<Cfg, Epi>;
+  constexpr int smem = Cfg::kSmemBytes;
+  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (e != cudaSuccess) return e;
+  constexpr int CL = Cfg::kCluster;
+  const long long units = (long long)ceil_div(M, Cfg::BM * CL) * ceil_div(N, Cfg::BN);
+  if (units * CL > 0x7fffffffLL) return cudaErrorInvalidValue;
+  if constexpr (CL == 1) {
+    const int sms = sm_count();
+    if (sms <= 0) return cudaErrorInvalidDevice;
+    const unsigned grid = (unsigned)(units < sms ? units : sms);
+    kernel<<<dim3(grid), dim3(Cfg::kThreads), smem, stream>>>(ma, mw, M, N, K, ep);
+    return cudaGetLastError();
+  } else {
+    cudaLaunchConfig_t lc = {};
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = CL;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    lc.blockDim = dim3(Cfg::kThreads);
+    lc.dynamicSmemBytes = smem;
+    lc.stream = stream;
+    lc.attrs = attr;
+    lc.numAttrs = 1;
+    // clusters resident at once (queried once per device for this kernel)
+    static int max_clusters[64] = {};
+    int dev = 0;
+    e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    int mc = dev < 64 ? max_clusters[dev] : 0;
+    if (mc <= 0) {
+      lc.gridDim = dim3(CL * 64);
+      e = cudaOccupancyMaxActiveClusters(&mc, kernel, &lc);
+      if (e != cudaSuccess) return e;
+      if (mc <= 0) return cudaErrorInvalidConfiguration;
+      if (dev < 64) max_clusters[dev] = mc;
+    }
+    lc.gridDim = dim3((unsigned)(CL * (units < mc ? units : mc)));
+    return cudaLaunchKernelEx(&lc, kernel, ma, mw, M, N, K, ep);
+  }
+}
+}  // namespace detail
+
 template <class Cfg, class Epi>
 cudaError_t gemm_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
                         const typename Epi::Params& ep, cudaStream_t stream = 0) {
   if (gemm_shape_error(A, lda, W, M, N, K)) return cudaErrorInvalidValue;
-  void (*kernel)(const bf16*, int, const bf16*, int, int, int, const typename Epi::Params);
-  if constexpr (Cfg::kWgmma) kernel = gemm_wgmma_kernel<Cfg, Epi>;
-  else kernel = gemm_mma_kernel<Cfg, Epi>;
-  constexpr int smem = Cfg::kSmemBytes;
-  if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (e != cudaSuccess) return e;
+  if constexpr (Cfg::kWarpSpecialized) {
+    return detail::gemm_ws_launch<Cfg, Epi>(A, lda, W, M, N, K, ep, stream);
+  } else {
+    void (*kernel)(const bf16*, int, const bf16*, int, int, int, const typename Epi::Params);
+    if constexpr (Cfg::kWgmma) kernel = gemm_wgmma_kernel<Cfg, Epi>;
+    else kernel = gemm_mma_kernel<Cfg, Epi>;
+    constexpr int smem = Cfg::kSmemBytes;
+    if (smem > 48 * 1024) {
+      const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (e != cudaSuccess) return e;
+    }
+    const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+    if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
+    kernel<<<dim3((unsigned)tiles), dim3(Cfg::kThreads), smem, stream>>>(A, lda, W, M, N, K, ep);
+    return cudaGetLastError();
   }
-  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
-  if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
-  kernel<<<dim3((unsigned)tiles), dim3(Cfg::kThreads), smem, stream>>>(A, lda, W, M, N, K, ep);
-  return cudaGetLastError();
 }
 
 }  // namespace gemm

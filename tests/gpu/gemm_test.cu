@@ -2,7 +2,7 @@
 //
 // build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
 //          tests/gpu/gemm_test.cu -lcublas -o gemm_test
-// run:   ./gemm_test [seed] [--no-bench]
+// run:   ./gemm_test [seed] [--no-bench] [--no-check]
 #ifndef STRATA_NO_CUBLAS
 #include <cublas_v2.h>
 #endif
@@ -111,6 +111,13 @@ using CfgWg256x128 = sg::WgmmaConfig<256, 128, 4>;
 using CfgWg256R = sg::WgmmaConfig<128, 256, 4, true>;
 using CfgWg256x128G16 = sg::WgmmaConfig<256, 128, 4, false, 16>;
 using CfgWg192x128 = sg::WgmmaConfig<192, 128, 5>;
+// warp-specialized persistent TMA kernels (WsConfig): producer warpgroup + 2 consumer warpgroups
+using CfgWs128x256 = sg::WsConfig<128, 256, 4>;
+using CfgWs256x128 = sg::WsConfig<256, 128, 4>;
+using CfgWs128x128 = sg::WsConfig<128, 128, 6>;
+using CfgWs128x256G16 = sg::WsConfig<128, 256, 4, 16>;
+using CfgWs128x256C2 = sg::WsConfig<128, 256, 4, 8, 2>;   // clusters of 2 along M, W multicast
+using CfgWs256x128C2 = sg::WsConfig<256, 128, 4, 8, 2>;
 
 template <class Cfg> const char* cfg_name();
 template <> const char* cfg_name<CfgMma256>() { return "mma128x256s4"; }
@@ -123,6 +130,12 @@ template <> const char* cfg_name<CfgWg256x128>() { return "wgmma256x128s4"; }
 template <> const char* cfg_name<CfgWg256R>() { return "wgmma128x256s4R"; }
 template <> const char* cfg_name<CfgWg256x128G16>() { return "wgmma256x128s4g16"; }
 template <> const char* cfg_name<CfgWg192x128>() { return "wgmma192x128s5"; }
+template <> const char* cfg_name<CfgWs128x256>() { return "ws128x256s4"; }
+template <> const char* cfg_name<CfgWs256x128>() { return "ws256x128s4"; }
+template <> const char* cfg_name<CfgWs128x128>() { return "ws128x128s6"; }
+template <> const char* cfg_name<CfgWs128x256G16>() { return "ws128x256s4g16"; }
+template <> const char* cfg_name<CfgWs128x256C2>() { return "ws128x256s4c2"; }
+template <> const char* cfg_name<CfgWs256x128C2>() { return "ws256x128s4c2"; }
 
 struct Shape { int M, N, K, lda_pad, ldo_pad; };
 static uint64_t g_seed;
@@ -185,6 +198,41 @@ static void check_config() {
   };
   int i = 0;
   for (const Shape& s : shapes) check_case<Cfg>(s, (i++ % 2) == 1 || s.M == 300);
+  if constexpr (Cfg::kWarpSpecialized) {
+    // ragged M/N/K with lda > K (TMA zero fill of partial boxes), and more tiles than SMs so every
+    // persistent CTA walks several tiles through the ring (phases wrap, epilogue overlaps loads)
+    const Shape ws_shapes[] = {{1000, 200, 72, 8, 0}, {4133, 2056, 520, 24, 8}, {3000, 4104, 136, 0, 0}, {8, 8, 8, 8, 8}};
+    for (const Shape& s : ws_shapes) check_case<Cfg>(s, true);
+  }
+}
+
+// The warp-specialized launch encodes its tensor maps on the host: they are kernel parameters, so
+// a CUDA graph captured once replays correctly (fresh inputs, poisoned output before the replay).
+template <class Cfg>
+static void check_graph_capture() {
+  const int M = 777, N = 1032, K = 392, lda = K + 8;
+  bf16 *A, *W, *out; float* ref;
+  CK(cudaMalloc(&A, (size_t)M * lda * 2)); CK(cudaMalloc(&W, (size_t)N * K * 2));
+  CK(cudaMalloc(&out, (size_t)M * N * 2)); CK(cudaMalloc(&ref, (size_t)M * N * 4));
+  cudaStream_t st; CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  cudaGraph_t g; cudaGraphExec_t ge;
+  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  const cudaError_t le = sg::gemm_launch<Cfg, sg::EpiStoreBF16>(A, lda, W, M, N, K, {out, N}, st);
+  CK(cudaStreamEndCapture(st, &g));
+  CK(le);
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  fill_random<<<512, 256>>>(A, (size_t)M * lda, g_seed + 991, 1.f);
+  fill_random<<<512, 256>>>(W, (size_t)N * K, g_seed + 992, 1.f);
+  ref_gemm<<<dim3((N + 127) / 128, M), 128>>>(A, lda, W, M, N, K, nullptr, nullptr, 0, ref);
+  CK(cudaMemset(out, 0xFF, (size_t)M * N * 2));
+  CK(cudaDeviceSynchronize());
+  CK(cudaGraphLaunch(ge, st));
+  CK(cudaStreamSynchronize(st));
+  double rel, bad;
+  rel_err(out, N, ref, N, M, N, rel, bad);
+  report(rel <= 1e-2 && bad == 0, std::string("graph-capture ") + cfg_name<Cfg>(), "rel=%.3e nonfinite=%.0f", rel, bad);
+  CK(cudaGraphExecDestroy(ge)); CK(cudaGraphDestroy(g)); CK(cudaStreamDestroy(st));
+  CK(cudaFree(A)); CK(cudaFree(W)); CK(cudaFree(out)); CK(cudaFree(ref));
 }
 
 // ---------------------------------------------------------------- benchmark
@@ -254,14 +302,16 @@ static void benchmark() {
 #endif
     float b = 1e30f; const char* bn = "";
     float t;
-    t = bench_ours<CfgMma256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgMma256>(); }
-    t = bench_ours<CfgWg256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256>(); }
-    t = bench_ours<CfgWg128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg128>(); }
     t = bench_ours<CfgWg256x128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256x128>(); }
-    t = bench_ours<CfgWg256x128G16>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256x128G16>(); }
-    t = bench_ours<CfgWg192x128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg192x128>(); }
+    t = bench_ours<CfgWg256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWg256>(); }
+    t = bench_ours<CfgWs128x256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs128x256>(); }
+    t = bench_ours<CfgWs256x128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs256x128>(); }
+    t = bench_ours<CfgWs128x128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs128x128>(); }
+    t = bench_ours<CfgWs128x256G16>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs128x256G16>(); }
+    t = bench_ours<CfgWs128x256C2>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs128x256C2>(); }
+    t = bench_ours<CfgWs256x128C2>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs256x128C2>(); }
     char line[256];
-    snprintf(line, sizeof line, "| %5dx%5dx%5d | best %-11s | %8.3f | %8.3f | %5.3f |", M, N, K, bn, b, cms, cms / b);
+    snprintf(line, sizeof line, "| %5dx%5dx%5d | best %-14s | %8.3f | %8.3f | %5.3f |", M, N, K, bn, b, cms, cms / b);
     best.push_back(line);
   }
   printf("\nbest per shape (ratio = cuBLAS_ms / ours_ms):\n");
@@ -272,11 +322,15 @@ static void benchmark() {
 #endif
 }
 
+static void run_checks();
+
 int main(int argc, char** argv) {
   g_seed = (uint64_t)time(nullptr);
-  bool bench = true;
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: a run cut short by a timeout keeps its log
+  bool bench = true, checks = true;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--no-bench")) bench = false;
+    else if (!strcmp(argv[i], "--no-check")) checks = false;
     else g_seed = strtoull(argv[i], nullptr, 10);
   }
   printf("seed %llu\n", (unsigned long long)g_seed);
@@ -291,10 +345,19 @@ int main(int argc, char** argv) {
     const bool r2 = sg::gemm_launch<CfgWg256, sg::EpiStoreBF16>(p, 4, p, 4, 16, 4, ep) == cudaErrorInvalidValue;
     const bool r3 = sg::gemm_launch<CfgWg256, sg::EpiStoreBF16>(p, 16, p, 0, 16, 16, ep) == cudaErrorInvalidValue;
     const bool r4 = sg::gemm_shape_error(p, 16, p, 4, 16, 16) == nullptr;
-    report(r1 && r2 && r3 && r4, "launcher rejects bad shapes (N%8, K%8, M<1) and accepts good ones");
+    const bool r5 = sg::gemm_launch<CfgWs128x256, sg::EpiStoreBF16>(p, 12, p, 4, 16, 16, ep) == cudaErrorInvalidValue;
+    report(r1 && r2 && r3 && r4 && r5, "launcher rejects bad shapes (N%8, K%8, M<1, lda<K) and accepts good ones");
     CK(cudaFree(p));
   }
 
+  if (checks) run_checks();
+
+  if (bench) benchmark();
+  printf("\n%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
+
+static void run_checks() {
   check_config<CfgMma256>();
   check_config<CfgMma128>();
   check_config<CfgWg256>();
@@ -305,8 +368,13 @@ int main(int argc, char** argv) {
   check_config<CfgWg256R>();
   check_config<CfgWg256x128G16>();
   check_config<CfgWg192x128>();
-
-  if (bench) benchmark();
-  printf("\n%d passed, %d failed\n", g_pass, g_fail);
-  return g_fail ? 1 : 0;
+  check_config<CfgWs128x256>();
+  check_config<CfgWs256x128>();
+  check_config<CfgWs128x128>();
+  check_config<CfgWs128x256G16>();
+  check_graph_capture<CfgWs128x256>();
+  check_graph_capture<CfgWs256x128>();
+  check_config<CfgWs128x256C2>();
+  check_config<CfgWs256x128C2>();
+  check_graph_capture<CfgWs128x256C2>();
 }

@@ -268,8 +268,9 @@ def benches():
     print("\n== kernel harnesses (correctness + timing)", flush=True)
     log = harness("gemm_test", f"{REPO}/tests/gpu/gemm_test.cu", "-lcublas")
     if log:
-        # the configuration the code generator instantiates (gemm.cuh's DefaultWgmmaConfig)
-        for m in re.finditer(r"\|\s*(\d+)x\s*(\d+)x\s*(\d+) \| (wgmma256x128s4)\s*\|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*[0-9.]+ \|\s*([0-9.]+) \|", log):
+        # the configuration the code generator instantiates (gemm.cuh's DefaultWgmmaConfig) and the
+        # warp-specialized persistent TMA kernel (DefaultWsConfig)
+        for m in re.finditer(r"\|\s*(\d+)x\s*(\d+)x\s*(\d+) \| (wgmma256x128s4|ws128x256s4)\s*\|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*[0-9.]+ \|\s*([0-9.]+) \|", log):
             M, N, K, cfg, ours, cub, tf, ratio = m.groups()
             bench_rows.append(("gemm", f"{M}x{N}x{K} ({cfg})", float(ours), "cuBLAS", float(cub), f"{float(tf):.0f} TFLOP/s", float(ratio)))
     log = harness("attention_test", f"{REPO}/tests/gpu/attention_test.cu")

@@ -17,6 +17,8 @@
 //   wgmma_fence / wgmma_commit / wgmma_wait<N>, wgmma_desc_sw128(addr), Wgmma<N>::mma (sm_90a)
 //   mbarrier_init / fence_mbarrier_init / mbarrier_arrive / mbarrier_arrive_expect_tx /
 //   mbarrier_expect_tx / mbarrier_try_wait_parity / mbarrier_wait_parity
+//   setmaxnreg_dec<N> / setmaxnreg_inc<N>     warpgroup register reallocation (sm_90a)
+//   cluster_ctarank / cluster_sync / mbarrier_arrive_cluster(bar, cta)   thread-block clusters (sm_90)
 #pragma once
 
 #include "base.cuh"
@@ -233,6 +235,51 @@ STRATA_DEV bool mbarrier_try_wait_parity(uint64_t* bar, uint32_t phase) {
 STRATA_DEV void mbarrier_wait_parity(uint64_t* bar, uint32_t phase) {
   while (!mbarrier_try_wait_parity(bar, phase)) {
   }
+}
+
+// ---- register reallocation between warpgroups (sm_90a) -----------------------------------
+// setmaxnreg: every warp of a warpgroup executes it (.sync.aligned). dec hands registers back to
+// the CTA's pool (a producer warpgroup that only issues TMA), inc waits for them (the consumer
+// warpgroups that hold the wgmma accumulators). N: 24..256, a multiple of 8.
+template <int N>
+STRATA_DEV void setmaxnreg_dec() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N>
+STRATA_DEV void setmaxnreg_inc() {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+
+// ---- thread-block clusters (sm_90) ---------------------------------------------------------
+STRATA_DEV uint32_t cluster_ctarank() {
+  uint32_t r = 0;
+#if defined(STRATA_HAS_SM90)
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+#endif
+  return r;
+}
+// All threads of all CTAs of the cluster (release/acquire: shared-memory writes and mbarrier
+// inits before it are visible cluster-wide after it). Every thread of every warp executes it.
+STRATA_DEV void cluster_sync() {
+#if defined(STRATA_HAS_SM90)
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#else
+  __syncthreads();
+#endif
+}
+// Arrive once on the mbarrier at `bar`'s offset in the shared memory of cluster CTA `cta`.
+STRATA_DEV void mbarrier_arrive_cluster(uint64_t* bar, uint32_t cta) {
+#if defined(STRATA_HAS_SM90)
+  asm volatile(
+      "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\nmbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n"
+      ::"r"(smem_u32(bar)), "r"(cta) : "memory");
+#else
+  __trap();
+#endif
 }
 
 }  // namespace ptx

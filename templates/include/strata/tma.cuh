@@ -7,6 +7,8 @@
 //   tma_load_2d(smem_dst, &map, bar, c0, c1)   box at coordinates (c0 innermost, c1) -> smem;
 //                                              arrival counted on `bar` in bytes: pair it with
 //                                              mbarrier_arrive_expect_tx(bar, box bytes)
+//   tma_load_2d_multicast(smem_dst, &map, bar, c0, c1, cta_mask)   the same box into every CTA of
+//                                              the cluster in cta_mask (same smem / barrier offsets)
 //   tma_store_2d(&map, smem_src, c0, c1)       smem -> box in global (fence_proxy_async first)
 //   tma_store_commit / tma_store_wait<N>       bulk async-group of stores; wait until <= N pending
 //   prefetch_tensormap(&map)
@@ -31,6 +33,21 @@ STRATA_DEV void tma_load_2d(void* smem_dst, const CUtensorMap* map, uint64_t* ba
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n"
       ::"r"(smem_u32(smem_dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1)
+      : "memory");
+#else
+  __trap();
+#endif
+}
+
+// Multicast load: the box lands at the same shared-memory offset in every CTA of the cluster
+// named in cta_mask (bit i = rank i), each completing on its own mbarrier at `bar`'s offset.
+STRATA_DEV void tma_load_2d_multicast(void* smem_dst, const CUtensorMap* map, uint64_t* bar, int c0, int c1,
+                                      uint16_t cta_mask) {
+#if defined(STRATA_HAS_SM90)
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%3, %4}], [%2], %5;\n"
+      ::"r"(smem_u32(smem_dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(c0), "r"(c1), "h"(cta_mask)
       : "memory");
 #else
   __trap();
