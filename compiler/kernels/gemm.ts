@@ -18,8 +18,8 @@ import { absorbLinearEpilogue, matmul } from "./matmul.js";
 import { tunedSmallerBuckets, tunedTiles } from "../tune/db.js";
 import { epilogueReads } from "../tune/epilogue.js";
 
-export { DEFAULT_GEMM_TILES, gemmConfigType, type GemmTiles } from "./tiles.js";
-import { DEFAULT_GEMM_TILES, gemmConfigType } from "./tiles.js";
+export { DEFAULT_FORWARD_GEMM_TILES, DEFAULT_GEMM_TILES, gemmConfigType, type GemmTiles } from "./tiles.js";
+import { DEFAULT_FORWARD_GEMM_TILES, gemmConfigType } from "./tiles.js";
 
 export const gemm: KernelFamilyModule = {
   family: "gemm",
@@ -74,9 +74,9 @@ export const gemm: KernelFamilyModule = {
     const oIdx = elementIndex(o, F, true, "col");
     lines.push(o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`);
     const fields = bufs.params().split(", ").map((fl) => `    ${fl.replace(" __restrict__", "")};`).join("\n");
-    // wgmma needs sm_90a; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
+    // sm_90a: the warp-specialized TMA kernel; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
     const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: o.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
-    const defaults = DEFAULT_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
+    const defaults = DEFAULT_FORWARD_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
     const { tiles, provenance } = tunedTiles(ctx.tuning, ctx.arch, sig, defaults);
     // smaller run-time M (decode batches) dispatch to the tiles tuned for their bucket; ≤ 8 rows run the GEMV
     const smaller = tunedSmallerBuckets(ctx.tuning, ctx.arch, sig, defaults, tiles, 8);

@@ -177,10 +177,13 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
   }
 
   const smemBytes = norm ? cols * 4 : 0;
+  // about 8 columns per thread: a decode step has one row per sequence, so a block is all there
+  // is, and a wide row (a gated norm over 8192) needs the threads to keep its loads in flight
+  const threads = Math.min(1024, Math.max(256, 2 ** Math.ceil(Math.log2(Math.ceil(cols / 8)))));
   const body = renderTemplate("row.cu.hbs", {
     name: KERNEL_NAME,
     cols,
-    threads: 256,
+    threads,
     params: bufs.params(),
     decls: bufs.declarations(),
     callArgs: bufs.callArgs(),
@@ -189,7 +192,7 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
     bigSmem: smemBytes > 48 * 1024,
     ...view,
   });
-  return { group: g, template: "row.cu.hbs", body, buffers: bufs.args, tiles: { threads: 256, cols } };
+  return { group: g, template: "row.cu.hbs", body, buffers: bufs.args, tiles: { threads, cols } };
 }
 
 /** Is `n` computed from `root` within the group? */

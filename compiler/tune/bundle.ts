@@ -15,7 +15,7 @@
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_GEMM_TILES } from "../kernels/gemm.js";
+import { DEFAULT_FORWARD_GEMM_TILES } from "../kernels/gemm.js";
 import { DEFAULT_MATMUL_TILES, wgradMaxSplits } from "../kernels/matmul.js";
 import { TEMPLATE_DIR } from "../codegen/templates.js";
 import { backendFor, tileCandidates, tileConfigType, tileName, type Arch, type TileConfig, type TunedFamily } from "./configs.js";
@@ -69,7 +69,7 @@ export interface BundlePlan {
 const CTYPES: Record<string, string> = { bf16: "__nv_bfloat16", f32: "float" };
 
 export function familyDefaults(family: TunedFamily, arch: Arch): TileConfig {
-  return (family === "gemm" ? DEFAULT_GEMM_TILES : DEFAULT_MATMUL_TILES)[backendFor(arch)];
+  return (family === "gemm" ? DEFAULT_FORWARD_GEMM_TILES : DEFAULT_MATMUL_TILES)[backendFor(arch)];
 }
 
 function variantOf(s: KernelSignature): BundleVariant {

@@ -1,6 +1,6 @@
 /**
- * Tile configurations of the tensor-core GEMMs (include/gemm.cuh's WgmmaConfig / MmaConfig, also
- * used by include/matmul.cuh) as plain data: which ones are valid for a GPU target, and the
+ * Tile configurations of the tensor-core GEMMs (include/gemm.cuh's WgmmaConfig / WsConfig /
+ * MmaConfig; matmul.cuh runs WgmmaConfig and MmaConfig) as plain data: which ones are valid for a GPU target, and the
  * candidates `strata tune` times. The rules mirror the headers' static_asserts plus two limits
  * the compiler cannot check for us: the shared memory a CTA may opt into, and registers (the
  * wgmma accumulator holds BN/2 fp32 per thread; one CTA per SM, so 64K registers / threads).
@@ -12,13 +12,17 @@ import { z } from "zod";
 
 export type Arch = "sm_90a" | "sm_90" | "sm_80";
 
-/** One tile configuration (the shape of gemm.ts's GemmTiles and matmul.ts's MatmulTiles). */
+/**
+ * One tile configuration (the shape of gemm.ts's and matmul.ts's tiles). `ws`: the
+ * warp-specialized persistent TMA kernel (gemm.cuh's WsConfig: a producer warpgroup and two
+ * consumer warpgroups) instead of the cp.async one (WgmmaConfig); the forward GEMM only.
+ */
 export type TileConfig =
-  | { backend: "wgmma"; bm: number; bn: number; stages: number }
+  | { backend: "wgmma"; bm: number; bn: number; stages: number; ws?: true }
   | { backend: "mma"; bm: number; bn: number; stages: number; warpsM: number; warpsN: number };
 
 export const TileConfigSchema = z.discriminatedUnion("backend", [
-  z.object({ backend: z.literal("wgmma"), bm: z.number().int(), bn: z.number().int(), stages: z.number().int() }).strict(),
+  z.object({ backend: z.literal("wgmma"), bm: z.number().int(), bn: z.number().int(), stages: z.number().int(), ws: z.literal(true).optional() }).strict(),
   z
     .object({ backend: z.literal("mma"), bm: z.number().int(), bn: z.number().int(), stages: z.number().int(), warpsM: z.number().int(), warpsN: z.number().int() })
     .strict(),
@@ -39,11 +43,13 @@ const REG_OVERHEAD = { wgmma: 40, mma: 64 } as const;
 export const backendFor = (arch: Arch): TileConfig["backend"] => (arch === "sm_90a" ? "wgmma" : "mma");
 
 export function smemBytes(t: TileConfig): number {
-  return t.stages * (t.bm + t.bn) * ROW_BYTES + 1024;
+  // WsConfig also keeps a full and an empty mbarrier (8 bytes each) per stage
+  return t.stages * (t.bm + t.bn) * ROW_BYTES + (t.backend === "wgmma" && t.ws ? 16 * t.stages : 0) + 1024;
 }
 
 export function threadsOf(t: TileConfig): number {
-  return t.backend === "wgmma" ? (t.bm / 64) * 128 : 32 * t.warpsM * t.warpsN;
+  if (t.backend === "wgmma") return t.ws ? 3 * 128 : (t.bm / 64) * 128;
+  return 32 * t.warpsM * t.warpsN;
 }
 
 /**
@@ -54,6 +60,17 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   const ints = [t.bm, t.bn, t.stages, ...(t.backend === "mma" ? [t.warpsM, t.warpsN] : [])];
   if (!ints.every((v) => Number.isInteger(v) && v > 0)) return "tile sizes must be positive integers";
   if (t.backend !== backendFor(arch)) return `${arch} uses the ${backendFor(arch)} back-end, not ${t.backend}`;
+  if (t.backend === "wgmma" && t.ws) {
+    if (family !== "gemm") return "the warp-specialized TMA kernel (WsConfig) serves the forward GEMM only";
+    if (t.bm !== 128 && t.bm !== 256) return `WsConfig BM must be 128 or 256: two consumer warpgroups of 64 or 128 rows (got ${t.bm})`;
+    if (![64, 128, 256].includes(t.bn)) return `WsConfig BN must be 64, 128 or 256 (got ${t.bn})`;
+    if (t.stages < 2) return `the TMA ring needs at least 2 stages (got ${t.stages})`;
+    // a consumer holds (BM/2/64) m64 tiles × BN/2 fp32 accumulators within its 232 registers
+    if ((t.bm / 128) * (t.bn / 2) > 128) return `${(t.bm / 128) * (t.bn / 2)} accumulators per consumer thread: at most 128 fit its 232 registers`;
+    const smem = smemBytes(t);
+    if (smem > SMEM_LIMIT[arch]) return `needs ${smem} bytes of shared memory, more than the ${SMEM_LIMIT[arch]} a CTA can have on ${arch}`;
+    return undefined;
+  }
   if (t.backend === "wgmma") {
     if (t.bm % 64 !== 0 || t.bm > 256) return `wgmma BM must be 64, 128, 192 or 256 (got ${t.bm})`;
     if (![64, 128, 256].includes(t.bn)) return `wgmma BN must be 64, 128 or 256 (got ${t.bn})`;
@@ -73,14 +90,16 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   return undefined;
 }
 
-/** A short stable name: `wgmma_128x256x4`, `mma_128x256x4_w2x4`. */
+/** A short stable name: `ws_128x256x4`, `wgmma_128x256x4`, `mma_128x256x4_w2x4`. */
 export function tileName(t: TileConfig): string {
-  return t.backend === "wgmma" ? `wgmma_${t.bm}x${t.bn}x${t.stages}` : `mma_${t.bm}x${t.bn}x${t.stages}_w${t.warpsM}x${t.warpsN}`;
+  if (t.backend === "wgmma") return `${t.ws ? "ws" : "wgmma"}_${t.bm}x${t.bn}x${t.stages}`;
+  return `mma_${t.bm}x${t.bn}x${t.stages}_w${t.warpsM}x${t.warpsN}`;
 }
 
 /** The C++ config type (gemm.cuh). */
 export function tileConfigType(t: TileConfig): string {
-  return t.backend === "wgmma" ? `strata::gemm::WgmmaConfig<${t.bm}, ${t.bn}, ${t.stages}>` : `strata::gemm::MmaConfig<${t.bm}, ${t.bn}, ${t.stages}, ${t.warpsM}, ${t.warpsN}>`;
+  if (t.backend === "wgmma") return `strata::gemm::${t.ws ? "WsConfig" : "WgmmaConfig"}<${t.bm}, ${t.bn}, ${t.stages}>`;
+  return `strata::gemm::MmaConfig<${t.bm}, ${t.bn}, ${t.stages}, ${t.warpsM}, ${t.warpsN}>`;
 }
 
 export const sameTiles = (a: TileConfig, b: TileConfig): boolean => tileName(a) === tileName(b);
@@ -98,7 +117,8 @@ function mmaWarps(bm: number, bn: number): { warpsM: number; warpsN: number } {
 
 /**
  * The candidates `strata tune` times for a family on a target, default first: every valid
- * (BM, BN, stages) of the back-end with 3–6 stages (mma: 2–5), in a fixed order.
+ * (BM, BN, stages) of the back-end with 3–6 stages (mma: 2–5), in a fixed order; for the forward
+ * GEMM on sm_90a also every valid warp-specialized (WsConfig) one.
  */
 export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileConfig): TileConfig[] {
   const out: TileConfig[] = [defaults];
@@ -112,5 +132,12 @@ export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileCo
         const t: TileConfig = b === "wgmma" ? { backend: "wgmma", bm, bn, stages: s } : { backend: "mma", bm, bn, stages: s, ...mmaWarps(bm, bn) };
         if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
       }
+  if (b === "wgmma" && family === "gemm")
+    for (const bm of [128, 256])
+      for (const bn of bns)
+        for (const s of stages) {
+          const t: TileConfig = { backend: "wgmma", bm, bn, stages: s, ws: true };
+          if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
+        }
   return out;
 }

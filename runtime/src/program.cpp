@@ -3,6 +3,7 @@
 #include "program.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
@@ -58,6 +59,13 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
 }
 
 ProgramExecutor::~ProgramExecutor() {
+  if (!profile_path_.empty()) {
+    try {
+      write_profile();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "strata: profile not written: %s\n", e.what());
+    }
+  }
   for (void* p : weights_) ops_->release(p);
   ops_->release(arena_);
   ops_->release(tokens_);
@@ -118,6 +126,8 @@ void* ProgramExecutor::resolve(const BufRef& r, SessionState* state) const {
 void ProgramExecutor::run(const ScheduleEntry& s, const StrataDims& d, bool once, SessionState* state) {
   grads_valid_ = false;  // every schedule writes the shared arena (train_step sets it again after its run)
   void* ptrs[16];
+  const bool profiling = !profile_path_.empty() && ops_->profile_begin(s.launch_count);
+  std::vector<int> timed;  // the launches marked, in order
   for (int i = s.first_launch; i < s.first_launch + s.launch_count; ++i) {
     const LaunchEntry& l = t_.launches[i];
     if (l.once != once) continue;
@@ -125,11 +135,53 @@ void ProgramExecutor::run(const ScheduleEntry& s, const StrataDims& d, bool once
     for (int k = 0; k < l.count; ++k) ptrs[k] = resolve(t_.bufs[l.first + k], state);
     if (l.op == kLaunchCopy) {
       ops_->d2d(ptrs[1], ptrs[0], static_cast<size_t>(l.bytes_per_seq) * d.B);
-      continue;
+    } else {
+      const int code = ops_->launch(t_.kernels[l.kernel].fn, ptrs, l.count, d);
+      ops_->check_launch(code, std::string("kernel ") + l.name + " (" + l.scope + ")");
     }
-    const int code = ops_->launch(t_.kernels[l.kernel].fn, ptrs, l.count, d);
-    ops_->check_launch(code, std::string("kernel ") + l.name + " (" + l.scope + ")");
+    if (profiling) {
+      ops_->profile_mark();
+      timed.push_back(i);
+    }
   }
+  if (profiling) {
+    const std::vector<float> ms = ops_->profile_end();
+    for (size_t k = 0; k < timed.size() && k < ms.size(); ++k) {
+      profile_ms_[timed[k]] += ms[k];
+      profile_calls_[timed[k]] += 1;
+    }
+  }
+}
+
+void ProgramExecutor::set_profile(const std::string& path) {
+  profile_path_ = path;
+  int launches = 0;
+  for (int i = 0; i < t_.schedule_count; ++i) launches = std::max(launches, t_.schedules[i].first_launch + t_.schedules[i].launch_count);
+  profile_ms_.assign(static_cast<size_t>(launches), 0.0);
+  profile_calls_.assign(static_cast<size_t>(launches), 0);
+  if (!path.empty()) graphs_ = false;  // a replayed graph cannot be timed launch by launch
+}
+
+void ProgramExecutor::write_profile() const {
+  FILE* f = std::fopen(profile_path_.c_str(), "w");
+  if (!f) throw Error("cannot write the profile to " + profile_path_ + ": " + std::strerror(errno), STRATA_ERR_IO);
+  std::fprintf(f, "schedule,index,kernel,scope,calls,total_ms,mean_us\n");
+  for (int si = 0; si < t_.schedule_count; ++si) {
+    const ScheduleEntry& s = t_.schedules[si];
+    double total = 0;
+    int64_t runs = 0;
+    for (int i = s.first_launch; i < s.first_launch + s.launch_count; ++i) {
+      if (!profile_calls_[i]) continue;
+      const LaunchEntry& l = t_.launches[i];
+      std::fprintf(f, "%s,%d,%s,%s,%lld,%.6f,%.3f\n", s.name, i - s.first_launch, l.op == kLaunchCopy ? "copy" : l.name, l.scope,
+                   static_cast<long long>(profile_calls_[i]), profile_ms_[i], 1e3 * profile_ms_[i] / profile_calls_[i]);
+      total += profile_ms_[i];
+      runs = std::max(runs, profile_calls_[i]);
+    }
+    if (runs) std::fprintf(stderr, "strata profile: %s: %lld timed runs, %.3f ms of launches per run\n", s.name, static_cast<long long>(runs), total / runs);
+  }
+  std::fclose(f);
+  std::fprintf(stderr, "strata profile: per-launch times in %s\n", profile_path_.c_str());
 }
 
 void ProgramExecutor::upload_tokens(const int32_t* tokens, size_t n, int64_t past, int T) {

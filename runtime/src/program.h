@@ -157,6 +157,14 @@ class DeviceOps {
   virtual void set_step(int* info_dev, int32_t* positions_dev, int64_t P) = 0;
   // Device copy of the last sampled tokens (rows), into the token buffer of the next step.
   virtual void last_sampled_to(void* tokens_dev, size_t rows) = 0;
+  // Per-launch timing (STRATA_PROFILE=file): profile_begin(n) holds the stream behind a short
+  // device-side wait long enough for the host to queue the n launches that follow, so they run
+  // back to back as they would from a graph; profile_mark records an event after a launch;
+  // profile_end waits and returns the milliseconds between consecutive marks (the first from
+  // the end of the wait). Devices without events return false / an empty list.
+  virtual bool profile_begin(int /*launches*/) { return false; }
+  virtual void profile_mark() {}
+  virtual std::vector<float> profile_end() { return {}; }
   // Milliseconds the device spent on `work` (timed with events); -1 when not measurable.
   virtual float elapsed_ms(const std::function<void()>& work) {
     work();
@@ -253,6 +261,10 @@ class ProgramExecutor {
   uint64_t state_bytes_per_seq(int context) const;
   uint64_t arena_bytes() const { return arena_bytes_; }
   json::Value info() const;
+  // STRATA_PROFILE=file: every schedule run times each launch (no decode graphs then: launches run
+  // eagerly, each followed by an event); the destructor writes one CSV row per launch (schedule,
+  // index, kernel, scope, calls, total ms, mean µs) to the file and a per-schedule summary to stderr.
+  void set_profile(const std::string& path);
   // STRATA_TIME=1: forward() also times one pass of its kernels and prints it to stderr.
   void set_timing(bool on) { timing_ = on; }
   void set_graphs(bool on) { graphs_ = on; }
@@ -296,6 +308,10 @@ class ProgramExecutor {
   void* zero_grad_ = nullptr;     // train: zeros, the gradient of weights the loss does not reach
   bool graphs_ = true;        // STRATA_CUDA_GRAPHS=0 turns the decode graphs off
   bool timing_ = false;
+  std::string profile_path_;            // STRATA_PROFILE: where the per-launch table goes ("" = off)
+  std::vector<double> profile_ms_;      // per launch (index into t_.launches): total milliseconds
+  std::vector<int64_t> profile_calls_;  // and the number of timed runs
+  void write_profile() const;
   bool compact_ = true;       // STRATA_COMPACT=0 turns compaction off
   bool grads_valid_ = false;  // the arena holds the last train_step's gradients (no other run since)
   int replays_ = 0;

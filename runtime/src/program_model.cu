@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "check.h"
+#include "init_device.h"
 #include "program.h"
 #include "sampling.h"
 #include "strata_model_iface.h"
@@ -17,6 +18,16 @@
 
 namespace strata {
 namespace {
+
+// STRATA_PROFILE: holds the stream for `ns` nanoseconds of device time.
+__global__ void profile_spin_kernel(long long ns) {
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (static_cast<long long>(t - t0) < ns);
+}
 
 __global__ void set_step_kernel(int* info, int32_t* positions, long long P) {
   info[0] = static_cast<int>(P);
@@ -42,6 +53,7 @@ class CudaOps : public DeviceOps {
     if (staging_) cudaFree(staging_);
     if (sampled_) cudaFree(sampled_);
     if (seq_dev_) cudaFree(seq_dev_);
+    for (cudaEvent_t e : marks_) cudaEventDestroy(e);
     cudaStreamDestroy(stream_);
   }
   void* alloc(size_t bytes, const std::string& what) override {
@@ -159,6 +171,33 @@ class CudaOps : public DeviceOps {
     size_t f = 0, t = 0;
     return cudaMemGetInfo(&f, &t) == cudaSuccess ? f : 0;
   }
+  bool profile_begin(int launches) override {
+    // the wait covers the host's queuing of the launches and their events (a few µs each)
+    profile_spin_kernel<<<1, 1, 0, stream_>>>(2000000ll + 20000ll * launches);
+    STRATA_LAUNCH_CHECK("profile wait");
+    marks_used_ = 0;
+    profile_mark();
+    return true;
+  }
+  void profile_mark() override {
+    if (marks_used_ == marks_.size()) {
+      cudaEvent_t e;
+      CUDA_CHECK(cudaEventCreate(&e));
+      marks_.push_back(e);
+    }
+    CUDA_CHECK(cudaEventRecord(marks_[marks_used_++], stream_));
+  }
+  std::vector<float> profile_end() override {
+    std::vector<float> ms;
+    if (!marks_used_) return ms;
+    CUDA_CHECK(cudaEventSynchronize(marks_[marks_used_ - 1]));
+    for (size_t i = 1; i < marks_used_; ++i) {
+      float t = 0;
+      CUDA_CHECK(cudaEventElapsedTime(&t, marks_[i - 1], marks_[i]));
+      ms.push_back(t);
+    }
+    return ms;
+  }
   float elapsed_ms(const std::function<void()>& work) override {
     cudaEvent_t a, b;
     CUDA_CHECK(cudaEventCreate(&a));
@@ -182,6 +221,8 @@ class CudaOps : public DeviceOps {
   size_t sampled_cap_ = 0;
   int32_t* seq_dev_ = nullptr;     // the row → sequence map the sampler reads (sampled_cap_ entries)
   std::vector<int32_t> seq_host_;  // its last upload
+  std::vector<cudaEvent_t> marks_;  // STRATA_PROFILE: one event per launch, reused
+  size_t marks_used_ = 0;
 };
 
 std::vector<uint64_t> weight_bytes(const Manifest& m) {
@@ -197,6 +238,7 @@ class ProgramModel : public Model {
     x_.set_timing(std::getenv("STRATA_TIME") != nullptr);
     const char* g = std::getenv("STRATA_CUDA_GRAPHS");
     x_.set_graphs(!(g && std::string(g) == "0"));
+    if (const char* prof = std::getenv("STRATA_PROFILE")) x_.set_profile(prof);  // after set_graphs: it turns them off
   }
   void upload_weight(size_t index, const void* host, size_t nbytes) override { x_.upload_weight(index, host, nbytes); }
   void weights_ready() override { x_.weights_ready(); }
@@ -278,6 +320,14 @@ std::unique_ptr<TrainTarget> make_program_train_target(void* program_model) {
   auto* pm = dynamic_cast<ProgramModel*>(model_impl(static_cast<strata_model*>(program_model)));
   if (!pm) throw Error("make_program_train_target: not a compiled Program model", STRATA_ERR_INTERNAL);
   return std::unique_ptr<TrainTarget>(new ProgramTrainTarget(pm->executor(), model_manifest(static_cast<strata_model*>(program_model))));
+}
+
+// init_device.cu writes initialised weights straight into these buffers (init_device.h).
+void* program_weight_device(Model* m, size_t index, void** stream) {
+  auto* pm = dynamic_cast<ProgramModel*>(m);
+  if (!pm) return nullptr;
+  if (stream) *stream = pm->executor().stream();
+  return pm->executor().weight_device(index);
 }
 
 std::unique_ptr<DeviceOps> make_cuda_ops(int device) { return std::unique_ptr<DeviceOps>(new CudaOps(device)); }

@@ -20,6 +20,7 @@
 
 #include "strata/base.cuh"
 #include "strata/math.cuh"
+#include "strata/pdl.cuh"
 
 namespace strata {
 namespace conv1d {
@@ -91,18 +92,24 @@ __global__ void __launch_bounds__(128) causal_conv1d_fwd_kernel(const Conv1dPara
   static_assert(K >= 2 && K <= 4, "K in [2,4]");
   const int C = p.channels, T = p.seqlen;
   const int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
-  if (c0 >= C) return;
   const int b = blockIdx.z;
   const int tb = blockIdx.y * TT;
-  if (tb >= T) return;
+  const bool live = c0 < C && tb < T;
 
+  // weights and bias first: no kernel in the stream writes them, so they load while the kernel
+  // before this one finishes (launched programmatically, strata/pdl.cuh)
   float wv[K][VEC], bv[VEC];
+  if (live) {
 #pragma unroll
-  for (int i = 0; i < VEC; ++i) {
+    for (int i = 0; i < VEC; ++i) {
 #pragma unroll
-    for (int k = 0; k < K; ++k) wv[k][i] = __bfloat162float(p.w[(size_t)(c0 + i) * K + k]);
-    bv[i] = p.bias ? __bfloat162float(p.bias[c0 + i]) : 0.f;
+      for (int k = 0; k < K; ++k) wv[k][i] = __bfloat162float(p.w[(size_t)(c0 + i) * K + k]);
+      bv[i] = p.bias ? __bfloat162float(p.bias[c0 + i]) : 0.f;
+    }
   }
+  pdl_wait();
+  pdl_launch_dependents();
+  if (!live) return;
   const __nv_bfloat16* xb = p.x + (long long)b * p.x_batch_stride + c0;
   __nv_bfloat16* yb = p.y + (long long)b * p.y_batch_stride + c0;
 
@@ -153,8 +160,7 @@ inline cudaError_t launch(const Conv1dParams& p, cudaStream_t stream) {
   const int threads = 128;
   const int nvec = (p.channels + VEC - 1) / VEC;
   dim3 grid((nvec + threads - 1) / threads, (p.seqlen + TT - 1) / TT, p.batch);
-  causal_conv1d_fwd_kernel<K, VEC, TT><<<grid, threads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return launch_pdl<causal_conv1d_fwd_kernel<K, VEC, TT>>(grid, dim3(threads), 0, stream, p);
 }
 
 }  // namespace detail

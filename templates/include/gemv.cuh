@@ -2,19 +2,31 @@
 //
 // At decode the GEMM is a stream over the weights: each weight is read once and used M times, so
 // the tensor-core tiles (256 rows of x per CTA) would idle and launch too few CTAs to draw the
-// HBM bandwidth. Here one warp owns two adjacent output columns n, n+1: its lanes stride over K
-// in 16-byte chunks (8 bf16) of both weight rows (streamed, not kept in L1), multiply them with
-// the same chunks of every x row (small, L1/L2-resident) in fp32, reduce across the warp, and
-// hand (row, n, acc_n, acc_n+1) to the same epilogue hook as the GEMM (Epi::store2), so every
-// fused epilogue (bias, activation, gate, residual, cast) works unchanged.
+// HBM bandwidth. Here a pair of adjacent output columns n, n+1 belongs to kSplit warps of one
+// block, each taking one contiguous part of K: its lanes stride over the part in 16-byte chunks
+// (8 bf16) of both weight rows (streamed, not kept in L1), multiply them with the same chunks of
+// every x row (small, L1/L2-resident) in fp32, and reduce across the warp; the parts are summed
+// in shared memory and the pair's first warp hands (row, n, acc_n, acc_n+1) to the same epilogue
+// hook as the GEMM (Epi::store2), so every fused epilogue (bias, activation, gate, residual,
+// cast) works unchanged. kSplit (1, 2, 4 or 8) is chosen per launch so that even a projection
+// with few output columns and long rows (out_proj 8192→4096, MLP down 16384→4096) has enough
+// warps in flight to draw the full bandwidth.
+//
+// Launched programmatically (strata/pdl.cuh): before waiting on the kernel before it, each warp
+// prefetches the first lines of its weight rows into L2, so the weight stream starts while the
+// previous kernel (a norm, the conv, the scan) finishes.
 //
 // The per-lane arithmetic (gemv_lane) is __host__ __device__: tests/device checks it on the host
-// against a plain dot product for every lane split.
+// against a plain dot product for every split and lane.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+
+#include <algorithm>
+
+#include "strata/pdl.cuh"
 
 namespace strata {
 namespace gemv {
@@ -22,6 +34,10 @@ namespace gemv {
 using bf16 = __nv_bfloat16;
 constexpr int kMaxRows = 8;
 constexpr int kWarpsPerBlock = 8;
+// Bytes of W prefetched into L2 before the kernel waits on its predecessor (launched
+// programmatically, strata/pdl.cuh): enough to keep HBM busy across the gap between kernels
+// (a few µs at ~4 TB/s), small enough to stay in L2 until the loads reach it.
+constexpr long long kPrefetchBytes = 16ll << 20;
 
 __host__ __device__ inline void bf16x8_to_float(const uint4& v, float (&f)[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
@@ -39,18 +55,18 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   return v;
 }
 
-// Lane `lane`'s partial sums for columns n0, n0+1: chunks lane, lane+32, … of K/8.
+// Lane `lane`'s partial sums for columns n0, n0+1 over the 16-byte chunks c_begin + lane,
+// c_begin + lane + 32, … below c_end (chunk c holds K elements 8c … 8c+7).
 // A: M rows, row stride lda (elements, multiple of 8); W: [N, K] row-major, K multiple of 8.
 template <bool kDevice>
-__host__ __device__ inline void gemv_lane(const bf16* A, long long lda, const bf16* W, int M, int K, int n0, int lane,
+__host__ __device__ inline void gemv_lane(const bf16* A, long long lda, const bf16* W, int M, int K, int n0, int c_begin, int c_end, int lane,
                                           float (&acc)[kMaxRows][2]) {
 #pragma unroll
   for (int m = 0; m < kMaxRows; ++m) acc[m][0] = acc[m][1] = 0.f;
   const uint4* w0 = reinterpret_cast<const uint4*>(W + static_cast<long long>(n0) * K);
   const uint4* w1 = reinterpret_cast<const uint4*>(W + static_cast<long long>(n0 + 1) * K);
-  const int kv = K / 8;
 #pragma unroll 4
-  for (int c = lane; c < kv; c += 32) {
+  for (int c = c_begin + lane; c < c_end; c += 32) {
     uint4 a, b;
     if constexpr (kDevice) {
 #ifdef __CUDA_ARCH__
@@ -78,14 +94,37 @@ __host__ __device__ inline void gemv_lane(const bf16* A, long long lda, const bf
   }
 }
 
-template <class Epi>
+// The chunks [begin, end) of K/8 that part `part` of `split` takes: contiguous, sizes differing
+// by at most one.
+__host__ __device__ inline void gemv_part(int K, int split, int part, int& begin, int& end) {
+  const int kv = K / 8;
+  begin = static_cast<int>(static_cast<long long>(kv) * part / split);
+  end = static_cast<int>(static_cast<long long>(kv) * (part + 1) / split);
+}
+
+template <class Epi, int kSplit>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* __restrict__ A, int lda, const bf16* __restrict__ W, int M, int N,
-                                                                     int K, const typename Epi::Params ep) {
-  const int lane = threadIdx.x & 31;
-  const int n0 = 2 * (blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5));
-  if (n0 >= N) return;
+                                                                     int K, int prefetch_lines, const typename Epi::Params ep) {
+  static_assert(kWarpsPerBlock % kSplit == 0, "kSplit divides the warps of a block");
+  constexpr int kPairs = kWarpsPerBlock / kSplit;  // column pairs per block
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int part = warp % kSplit;
+  const int n0 = 2 * (blockIdx.x * kPairs + warp / kSplit);
+  int c_begin, c_end;
+  gemv_part(K, kSplit, part, c_begin, c_end);
+  // the weights are never written by an earlier kernel: start streaming this warp's part of both
+  // rows into L2 while the kernel before this one finishes (strata/pdl.cuh)
+  if (n0 < N) {
+    const int first_line = c_begin / 8, lines = min(prefetch_lines, (c_end - c_begin + 7) / 8);  // 8 chunks per 128-byte line
+    for (int i = lane; i < lines; i += 32) {
+      prefetch_l2(W + static_cast<long long>(n0) * K + 64ll * (first_line + i));
+      prefetch_l2(W + static_cast<long long>(n0 + 1) * K + 64ll * (first_line + i));
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
   float acc[kMaxRows][2];
-  gemv_lane<true>(A, lda, W, M, K, n0, lane, acc);
+  if (n0 < N) gemv_lane<true>(A, lda, W, M, K, n0, c_begin, c_end, lane, acc);
 #pragma unroll
   for (int m = 0; m < kMaxRows; ++m) {
     if (m >= M) break;
@@ -95,12 +134,46 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* _
       acc[m][1] += __shfl_xor_sync(0xffffffffu, acc[m][1], o);
     }
   }
+  if constexpr (kSplit > 1) {
+    __shared__ float part_sums[kWarpsPerBlock][kMaxRows][2];
+    if (lane == 0) {
+#pragma unroll
+      for (int m = 0; m < kMaxRows; ++m) part_sums[warp][m][0] = acc[m][0], part_sums[warp][m][1] = acc[m][1];
+    }
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int q = 1; q < kSplit; ++q)
+#pragma unroll
+      for (int m = 0; m < kMaxRows; ++m) acc[m][0] += part_sums[warp + q][m][0], acc[m][1] += part_sums[warp + q][m][1];
+  }
   // unrolled with constant indices: a run-time index into acc would put it in local memory
-  if (lane == 0) {
+  if (lane == 0 && n0 < N) {
 #pragma unroll
     for (int m = 0; m < kMaxRows; ++m)
       if (m < M) Epi::store2(ep, m, n0, acc[m][0], acc[m][1]);
   }
+}
+
+// Warps in flight that keep an H100/H200 streaming (132 SMs, ~32 resident warps each): twice
+// that, so the last wave is short.
+constexpr int kTargetWarps = 8192;
+
+// How many warps share a column pair: the fewest of 1, 2, 4, 8 that put kTargetWarps warps in
+// flight, while each part keeps at least 4 chunks per lane (K ≥ 1024 elements per part).
+inline int gemv_split(int N, int K) {
+  int split = 1;
+  while (split < kWarpsPerBlock && (N / 2) * split < kTargetWarps && K / 8 / (2 * split) >= 32 * 4) split *= 2;
+  return split;
+}
+
+template <class Epi, int kSplit>
+inline cudaError_t gemv_launch_split(const bf16* A, int lda, const bf16* W, int M, int N, int K, int prefetch_lines, const typename Epi::Params& ep,
+                                     cudaStream_t stream) {
+  constexpr int kPairs = kWarpsPerBlock / kSplit;
+  const int pairs = N / 2;
+  return launch_pdl<gemv_kernel<Epi, kSplit>>(dim3((pairs + kPairs - 1) / kPairs), dim3(32 * kWarpsPerBlock), 0, stream, A, lda, W, M, N, K,
+                                              prefetch_lines, ep);
 }
 
 // M in 1..kMaxRows; N even; K, lda multiples of 8; A and W 16-byte aligned (the GEMM's rules).
@@ -108,9 +181,16 @@ template <class Epi>
 inline cudaError_t gemv_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K, const typename Epi::Params& ep, cudaStream_t stream = 0) {
   if (M < 1 || M > kMaxRows || N < 2 || (N & 1) || K < 8 || (K & 7) || (lda & 7) || ((reinterpret_cast<uintptr_t>(A) | reinterpret_cast<uintptr_t>(W)) & 15))
     return cudaErrorInvalidValue;
-  const int warps = N / 2;
-  gemv_kernel<Epi><<<(warps + kWarpsPerBlock - 1) / kWarpsPerBlock, 32 * kWarpsPerBlock, 0, stream>>>(A, lda, W, M, N, K, ep);
-  return cudaGetLastError();
+  const int split = gemv_split(N, K);
+  // 128-byte lines of its part of each of its two rows that a warp prefetches: N · split parts
+  // share kPrefetchBytes (the kernel caps it at the part's length)
+  const int prefetch_lines = static_cast<int>(std::min<long long>((2ll * K + 127) / 128, kPrefetchBytes / (128ll * N * split)));
+  switch (split) {
+    case 1: return gemv_launch_split<Epi, 1>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+    case 2: return gemv_launch_split<Epi, 2>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+    case 4: return gemv_launch_split<Epi, 4>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+    default: return gemv_launch_split<Epi, 8>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+  }
 }
 
 }  // namespace gemv

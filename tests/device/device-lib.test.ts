@@ -80,16 +80,19 @@ describe.skipIf(!nvcc)("device library compile checks", () => {
 
   const gemm = (arch: "sm_90a" | "sm_80") => emitProject(tinyHybrid, { arch }).kernels.find((k) => k.spec.template === "gemm.cu.hbs")!;
 
-  it("the emitted sm_90a GEMM issues wgmma (PTX), unserialized (ptxas)", { timeout: 300_000 }, async () => {
+  it("the emitted sm_90a GEMM is the warp-specialized TMA kernel: wgmma (PTX) fed by TMA on mbarriers, unserialized (ptxas)", { timeout: 300_000 }, async () => {
     const k = gemm("sm_90a");
     const b = await build(k.source, "sm_90a", k.name);
-    const [body, ...rest] = entries(b.ptx, "gemm_wgmma_kernel");
-    expect(body, `${k.name}: no gemm_wgmma_kernel entry in the PTX`).toBeDefined();
+    // the forward default (kernels/tiles.ts DEFAULT_FORWARD_GEMM_TILES) is gemm.cuh's WsConfig
+    const [body, ...rest] = entries(b.ptx, "gemm_ws_kernel");
+    expect(body, `${k.name}: no gemm_ws_kernel entry in the PTX`).toBeDefined();
     expect(rest).toEqual([]);
     expect(entries(b.ptx, "gemm_mma_kernel")).toEqual([]);
+    expect(entries(b.ptx, "gemm_wgmma_kernel")).toEqual([]);
     // bf16 x bf16 -> fp32 warpgroup MMAs (m64nNk16; N is the tile width of the config in use)
     expect(body).toMatch(/wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16/);
-    for (const ins of ["wgmma.fence.sync.aligned", "wgmma.commit_group.sync.aligned", "wgmma.wait_group.sync.aligned", "fence.proxy.async.shared::cta", "cp.async.wait_group", "cp.async.commit_group"])
+    // producer: TMA loads completed on mbarrier transaction counts; consumers/producer rebalance registers
+    for (const ins of ["wgmma.fence.sync.aligned", "wgmma.commit_group.sync.aligned", "wgmma.wait_group.sync.aligned", "cp.async.bulk.tensor.2d.shared::cluster.global", "mbarrier.arrive.expect_tx", "mbarrier.try_wait.parity", "setmaxnreg.inc", "setmaxnreg.dec"])
       expect(body, ins).toContain(ins);
     expect(body).not.toMatch(/\btrap;/);
     expect(b.log, "ptxas serialized the wgmma pipeline").not.toMatch(/wgmma[^\n]*serializ/i);

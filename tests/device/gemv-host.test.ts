@@ -1,6 +1,7 @@
 /**
  * The decode GEMV (templates/include/gemv.cuh): its per-lane arithmetic (gemv_lane) compiled for
- * the host and run for every lane of every column pair, summed as the warp reduction does, against
+ * the host and run for every lane of every part of K (a random split of 1, 2, 4 or 8 parts, as
+ * gemv_split picks per launch) of every column pair, summed as the warp and block reductions do, against
  * a float64 dot product — on fresh random shapes (K not a multiple of the lanes' stride, padded
  * row strides, every M up to 8) and data. The kernel itself runs in the GPU suite (every decode
  * step of the tiny models goes through it).
@@ -31,16 +32,26 @@ int main(int argc, char** argv) {
     for (auto& v : A) v = __float2bfloat16(nd(rng));
     for (auto& v : W) v = __float2bfloat16(nd(rng));
     for (int n0 = 0; n0 < N; n0 += 2) {
+      // a launch splits K into 1, 2, 4 or 8 parts (gemv_split); every split must sum to the same
+      const int split = 1 << (rng() % 4);
       double got[kMaxRows][2] = {};
-      for (int lane = 0; lane < 32; ++lane) {
-        float acc[kMaxRows][2];
-        gemv_lane<false>(A.data(), lda, W.data(), M, K, n0, lane, acc);
-        for (int m = 0; m < kMaxRows; ++m)
-          for (int c = 0; c < 2; ++c) {
-            if (m >= M && acc[m][c] != 0.f) { std::printf("row %d beyond M=%d touched\n", m, M); return 1; }
-            got[m][c] += acc[m][c];
-          }
+      int covered = 0;
+      for (int part = 0; part < split; ++part) {
+        int b, e;
+        gemv_part(K, split, part, b, e);
+        if (b != covered) { std::printf("split %d part %d starts at chunk %d, not %d\n", split, part, b, covered); return 1; }
+        covered = e;
+        for (int lane = 0; lane < 32; ++lane) {
+          float acc[kMaxRows][2];
+          gemv_lane<false>(A.data(), lda, W.data(), M, K, n0, b, e, lane, acc);
+          for (int m = 0; m < kMaxRows; ++m)
+            for (int c = 0; c < 2; ++c) {
+              if (m >= M && acc[m][c] != 0.f) { std::printf("row %d beyond M=%d touched\n", m, M); return 1; }
+              got[m][c] += acc[m][c];
+            }
+        }
       }
+      if (covered != K / 8) { std::printf("split %d covers %d of %d chunks\n", split, covered, K / 8); return 1; }
       for (int m = 0; m < M; ++m)
         for (int c = 0; c < 2; ++c) {
           double ref = 0, mag = 0;

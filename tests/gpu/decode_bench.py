@@ -5,6 +5,10 @@ paper's "up to 8x faster generation"), time to first token, and tiny models agai
 transformers' generate on the same weights.
 
   python3 tests/gpu/decode_bench.py BUNDLE_DIR        (prints tables; writes $OUT/decode_bench.json)
+  python3 tests/gpu/decode_bench.py BUNDLE_DIR --batches 1 --no-paper --no-tiny --profile
+                                                      (per-launch times of the decode step)
+  STRATA_PDL=0 python3 tests/gpu/decode_bench.py ...  (kernels launched without programmatic
+                                                      dependent launch, for the A/B ratio)
 
 Method. Weights are initialised from a seed (values do not change the work). Decode throughput
 at context c: a state for B sequences sized for c tokens, a short real prefill, then
@@ -79,15 +83,49 @@ def roofline_tps(manifest, weight_bytes, context, batch, bw):
     return batch / (step_bytes / bw), step_bytes
 
 
+def parse_args():
+    import argparse
+    ap = argparse.ArgumentParser(description="decode benchmarks (see the module docstring)")
+    ap.add_argument("bundle", nargs="?", default=".gpu-bundle")
+    ap.add_argument("--batches", default="1,8,64", help="decode batches at context 4096 (comma-separated)")
+    ap.add_argument("--no-paper", action="store_true", help="skip the largest-batch contexts and the time to first token")
+    ap.add_argument("--no-tiny", action="store_true", help="skip the tiny models against HF transformers")
+    ap.add_argument("--only", default="", help="only these projects (comma-separated names)")
+    ap.add_argument("--profile", action="store_true",
+                    help="time every launch of the big models (STRATA_PROFILE; eager steps, no graphs): "
+                         "$OUT/profile-NAME.csv, and print the kernels that take the most time")
+    ap.add_argument("--json", default="decode_bench.json", help="file name under $OUT")
+    return ap.parse_args()
+
+
+def print_profile(path, top=12):
+    """The launches of the decode step ('cached' schedule) grouped by kernel, slowest first."""
+    import csv
+    rows = [r for r in csv.DictReader(open(path)) if r["schedule"] == "cached"]
+    by = {}
+    for r in rows:
+        k = by.setdefault(r["kernel"], [0.0, 0, int(r["calls"])])
+        k[0] += float(r["total_ms"])
+        k[1] += 1
+    calls = max((v[2] for v in by.values()), default=1)
+    total = sum(v[0] for v in by.values()) / calls
+    print(f"  profile ({os.path.basename(path)}): {total * 1e3:.0f} us of launches per step over {calls} timed runs", flush=True)
+    for name, (ms, n, c) in sorted(by.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"    {name:28s} x{n:4d}  {1e3 * ms / c:8.1f} us/step  {1e3 * ms / c / n:7.2f} us each", flush=True)
+
+
 def main():
-    bundle = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".gpu-bundle")
+    args = parse_args()
+    bundle = os.path.abspath(args.bundle)
+    batches = [int(b) for b in args.batches.split(",") if b]
+    only = set(x for x in args.only.split(",") if x)
     with open(os.path.join(bundle, "bundle.json")) as f:
         meta = json.load(f)
     bw = copy_bandwidth()
     print(f"device-to-device copy bandwidth (this run): {bw / 1e12:.2f} TB/s", flush=True)
     rows, paper, ttft, tiny = [], [], [], []
     for p in meta["projects"]:
-        if p["kind"] not in ("big", "serving"):
+        if p["kind"] not in ("big", "serving") or (only and p["name"] not in only):
             continue
         d = os.path.join(bundle, p["name"])
         if not os.path.exists(os.path.join(d, "lib", "libmodel.so")):
@@ -96,11 +134,16 @@ def main():
         manifest = json.load(open(os.path.join(d, "manifest.json")))
         wbytes = sum(w["bytes"] for w in manifest["weights"])
         t0 = time.time()
+        prof_path = os.path.join(OUT, f"profile-{p['name']}.csv")
+        if args.profile:
+            os.makedirs(OUT, exist_ok=True)
+            os.environ["STRATA_PROFILE"] = prof_path  # read when the model is created
         m = entries.Model(d, None, seed=1)
+        os.environ.pop("STRATA_PROFILE", None)
         m.vocab = manifest["vocabSize"]
         print(f"{p['name']}: weights initialised in {time.time() - t0:.0f}s", flush=True)
         try:
-            for B in (1, 8, 64):
+            for B in batches:
                 if B > manifest["maxBatch"]:
                     continue
                 if B * state_bytes(manifest, 4096)[2] > free_bytes() - (8 << 30):
@@ -112,6 +155,8 @@ def main():
                 rows.append({"model": p["name"], "batch": B, "context": 4096, "tokPerS": tps, "msPerStep": ms, "rooflineTokPerS": roof, "fraction": tps / roof})
                 print(f"  decode B={B} ctx 4096: {tps:.0f} tok/s ({ms:.2f} ms/step), roofline {roof:.0f} tok/s, {tps / roof:.2f}", flush=True)
             for ctx in (4096, 16384, 32768, 131072):
+                if args.no_paper or args.profile:
+                    break
                 if ctx > manifest["maxContext"]:
                     continue
                 _, _, per_seq = state_bytes(manifest, ctx)
@@ -124,6 +169,8 @@ def main():
                 paper.append({"model": p["name"], "context": ctx, "batch": B, "tokPerS": tps, "msPerStep": ms, "rooflineTokPerS": roof, "fraction": tps / roof})
                 print(f"  ctx {ctx}: largest batch {B}: {tps:.0f} tok/s ({ms:.2f} ms/step), roofline {roof:.0f}", flush=True)
             for ctx in (4096, 16384):
+                if args.no_paper or args.profile:
+                    break
                 s = m.state(1, ctx)
                 prompt = np.random.default_rng(1).integers(0, m.vocab, size=(1, ctx - 1), dtype=np.int32)
                 _, _, st = m.generate(s, prompt, 1)
@@ -131,12 +178,14 @@ def main():
                 ttft.append({"model": p["name"], "context": ctx, "ttftMs": st.prefill_ms})
                 print(f"  time to first token, prompt {ctx - 1}: {st.prefill_ms:.0f} ms", flush=True)
         finally:
-            m.close()
+            m.close()  # writes the profile
+        if args.profile and os.path.exists(prof_path):
+            print_profile(prof_path)
 
     # tiny models against HF transformers' generate on the same weights (bf16, batch 1, 64 new tokens)
     for p in meta["projects"]:
         hf = os.path.join(bundle, p["name"], "hf")
-        if p["kind"] != "golden" or not os.path.isdir(hf):
+        if p["kind"] != "golden" or not os.path.isdir(hf) or args.no_tiny or (only and p["name"] not in only):
             continue
         d = os.path.join(bundle, p["name"])
         m = entries.Model(d, os.path.join(d, "weights.safetensors"))
@@ -196,7 +245,7 @@ def main():
     for r in tiny:
         print(f"| {r['model']} | {r['strataTokPerS']:.0f} | {r.get('hfTokPerS', float('nan')):.0f} | {r.get('ratio', float('nan')):.0f} | {r.get('hfError', '')} |")
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "decode_bench.json"), "w") as f:
+    with open(os.path.join(OUT, args.json), "w") as f:
         json.dump({"copyBandwidth": bw, "decode": rows, "paper": paper, "ttft": ttft, "tiny": tiny}, f, indent=1)
 
 

@@ -27,11 +27,11 @@ describe("per-bucket tile dispatch", () => {
   it("the launcher takes the m64 tiles for up to 64 rows and its own bucket's tiles above", () => {
     expect(inProj.length).toBeGreaterThan(0);
     for (const k of inProj) {
-      expect(k.spec.tiles).toMatchObject({ bm: 256, bn: 128, stages: 4, tilesFrom: "default", dispatch: "M≤64: 64×128×4" });
+      expect(k.spec.tiles).toMatchObject({ bm: 128, bn: 256, stages: 4, ws: true, tilesFrom: "default", dispatch: "M≤64: 64×128×4" });
       const lines = k.source.split("\n");
       const gemv = lines.findIndex((l) => l.includes("gemv_launch"));
       const small = lines.findIndex((l) => l.includes("if (M <= 64) return strata::gemm::gemm_launch<strata::gemm::WgmmaConfig<64, 128, 4>, Epi>"));
-      const rest = lines.findIndex((l) => l.includes("return strata::gemm::gemm_launch<strata::gemm::WgmmaConfig<256, 128, 4>, Epi>"));
+      const rest = lines.findIndex((l) => l.includes("return strata::gemm::gemm_launch<strata::gemm::WsConfig<128, 256, 4>, Epi>"));
       expect(gemv).toBeGreaterThan(0);
       expect(small).toBeGreaterThan(gemv); // ≤ 8 rows still take the GEMV first
       expect(rest).toBeGreaterThan(small);

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadTuning, tuningSummary } from "../../compiler/cli/tune.js";
 import { emitProject } from "../../compiler/codegen/project.js";
-import { DEFAULT_GEMM_TILES } from "../../compiler/kernels/gemm.js";
+import { DEFAULT_FORWARD_GEMM_TILES, DEFAULT_GEMM_TILES } from "../../compiler/kernels/gemm.js";
 import { findNvcc } from "../../compiler/nvcc/driver.js";
 import { planBundle, writeBundle, type BundlePlan } from "../../compiler/tune/bundle.js";
 import { smemBytes, SMEM_LIMIT, tileCandidates, tileName, tileProblem, type TileConfig } from "../../compiler/tune/configs.js";
@@ -69,6 +69,22 @@ describe("tile candidates", () => {
     expect(tileProblem(W(128, 128, 4), "sm_80", "gemm")).toMatch(/mma back-end/);
     // built with nvcc 13 for sm_80: 56 bytes of spill stores
     expect(tileProblem({ backend: "mma", bm: 192, bn: 256, stages: 2, warpsM: 3, warpsN: 4 }, "sm_80", "matmul")).toMatch(/spill/);
+  });
+  it("the forward GEMM's sm_90a candidates: the warp-specialized default first, then cp.async and warp-specialized tiles; never for matmul", () => {
+    const ws = (bm: number, bn: number, stages: number): TileConfig => ({ backend: "wgmma", bm, bn, stages, ws: true });
+    const c = tileCandidates("sm_90a", "gemm", DEFAULT_FORWARD_GEMM_TILES.wgmma).map(tileName);
+    expect(c[0]).toBe("ws_128x256x4");
+    expect(c).toContain("ws_256x128x4");
+    expect(c).toContain("wgmma_256x128x4");
+    expect(new Set(c).size).toBe(c.length);
+    expect(tileCandidates("sm_90a", "matmul", DEFAULT_GEMM_TILES.wgmma).map(tileName).filter((n) => n.startsWith("ws_"))).toEqual([]);
+    expect(tileProblem(ws(128, 256, 4), "sm_90a", "matmul")).toMatch(/forward GEMM only/);
+    expect(tileProblem(ws(64, 128, 4), "sm_90a", "gemm")).toMatch(/BM must be 128 or 256/);
+    expect(tileProblem(ws(256, 256, 3), "sm_90a", "gemm")).toMatch(/at most 128 fit/);
+    expect(tileProblem(ws(256, 256, 4), "sm_90a", "gemm")).toMatch(/at most 128 fit|shared memory/);
+    expect(tileProblem(ws(128, 256, 6), "sm_90a", "gemm")).toMatch(/shared memory/);
+    expect(tileProblem(ws(128, 256, 4), "sm_80", "gemm")).toMatch(/mma back-end/);
+    expect(tileProblem(ws(128, 256, 4), "sm_90a", "gemm")).toBeUndefined();
   });
   it("token buckets", () => {
     expect([1, 8, 9, 64, 65, 4096, 4097].map(bucketOf)).toEqual(["m8", "m8", "m64", "m64", "m512", "m4096", "large"]);
@@ -135,7 +151,7 @@ describe("bundle", () => {
 
   it("--candidates keeps the default", () => {
     const p = planBundle("tiny-hybrid", "sm_90a", kernels, 64, ["wgmma_128x128x4"]);
-    expect(p.candidates.gemm.map((c) => c.name)).toEqual(["wgmma_256x128x4", "wgmma_128x128x4"]);
+    expect(p.candidates.gemm.map((c) => c.name)).toEqual(["ws_128x256x4", "wgmma_128x128x4"]);
   });
 
   it("run_tune.py end to end with a stand-in nvcc (no GPU): failed, spilling, wrong and hung candidates never win", async () => {
@@ -228,7 +244,7 @@ describe("import and compile", () => {
     }
     const others = p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs" && k.spec.tiles.n === 256);
     expect(others.length).toBeGreaterThan(0);
-    for (const k of others) expect(k.spec.tiles).toMatchObject({ bm: 256, bn: 128, stages: 4, tilesFrom: "default" });
+    for (const k of others) expect(k.spec.tiles).toMatchObject({ bm: 128, bn: 256, stages: 4, ws: true, tilesFrom: "default" });
     const wgrad = p.kernels.find((k) => k.spec.tiles.path === "wgrad" && k.spec.tiles.tilesFrom === "tuned")!;
     expect(wgrad.spec.tiles).toMatchObject({ bm: 128, bn: 64, stages: 3, maxSplits: 6 });
     expect(wgrad.source).toContain("WgmmaConfig<128, 64, 3>");
@@ -250,9 +266,9 @@ describe("import and compile", () => {
     ];
     const db: TuningDb = { entries: bad, source: "bad.json", warn: (m) => warnings.push(m) };
     const p = emitProject(tinyHybrid, { tuning: db }).program;
-    for (const k of p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs")) expect(k.spec.tiles).toMatchObject({ bm: 256, bn: 128, stages: 4, tilesFrom: "default" });
+    for (const k of p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs")) expect(k.spec.tiles).toMatchObject({ bm: 128, bn: 256, stages: 4, ws: true, tilesFrom: "default" });
     expect(warnings.length).toBe(2);
-    expect(warnings[0]).toMatch(/^warning: tuning database bad\.json: ignoring wgmma_256x256x3 for gemm forward\.n1288.*would spill.*using the default wgmma_256x128x4/);
+    expect(warnings[0]).toMatch(/^warning: tuning database bad\.json: ignoring wgmma_256x256x3 for gemm forward\.n1288.*would spill.*using the default ws_128x256x4/);
     expect(warnings[1]).toMatch(/ignoring mma_128x128x3_w2x2 .*sm_90a uses the wgmma back-end/);
   });
 
@@ -284,7 +300,7 @@ describe("import and compile", () => {
     const args = ["examples/tiny-hybrid.ts", "--no-check", "--candidates", "wgmma_128x128x4", "-o", out];
     const first = await run(...args);
     expect(first.exitCode, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/5 signatures × token buckets = 5 problems, 4 timing programs; 2 gemm candidates \(default wgmma_256x128x4\)/);
+    expect(first.stdout).toMatch(/5 signatures × token buckets = 5 problems, 4 timing programs; 2 gemm candidates \(default ws_128x256x4\)/);
     expect((await run(...args)).exitCode).toBe(0);
     const other = await run("examples/tiny-hybrid.ts", "--no-check", "-o", path.join(ROOT, "tests/tune"));
     expect(other.stderr).toMatch(/holds other files \(no tune\.json/);

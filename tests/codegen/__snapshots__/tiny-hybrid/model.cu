@@ -10,65 +10,65 @@
 #include "program.h"
 
 extern "C" {
-cudaError_t launch_row_67a1d6e1(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_embedding_ce05357b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_dca28a76(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_5f0dd9b8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_14e7b0a0(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_embedding_9cc666ec(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_2d8852d0(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_7df6e415(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_eb180672(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_226dab99(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_acba4c08(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_bb07e983(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_e8852cd5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_2c6d14bb(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_115af436(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_b4c61fe9(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_attention_0638699a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_1dfcafc2(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_08f4a4d3(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_cd0d581e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_1a47efe4(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_d08d568a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_614a5f92(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_b534badd(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_f64032d7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_cache_append_eb52a94f(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_cache_append_a782760c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_cache_append_72fb0ba3(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_cache_append_445de07d(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_attention_97d21d7b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
 namespace {
 
-int call_row_67a1d6e1(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_67a1d6e1(b, d, static_cast<cudaStream_t>(s))); }
-int call_embedding_ce05357b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_ce05357b(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_dca28a76(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_dca28a76(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_5f0dd9b8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_5f0dd9b8(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_14e7b0a0(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_14e7b0a0(b, d, static_cast<cudaStream_t>(s))); }
+int call_embedding_9cc666ec(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_9cc666ec(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_2d8852d0(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_2d8852d0(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_7df6e415(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_7df6e415(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_eb180672(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_eb180672(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_226dab99(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_226dab99(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_acba4c08(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_acba4c08(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_bb07e983(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_bb07e983(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_e8852cd5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_e8852cd5(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_2c6d14bb(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_2c6d14bb(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_115af436(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_115af436(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_b4c61fe9(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_b4c61fe9(b, d, static_cast<cudaStream_t>(s))); }
 int call_attention_0638699a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_0638699a(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_1dfcafc2(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_1dfcafc2(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_08f4a4d3(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_08f4a4d3(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_cd0d581e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_cd0d581e(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_1a47efe4(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_1a47efe4(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_d08d568a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_d08d568a(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_614a5f92(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_614a5f92(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_b534badd(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b534badd(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_f64032d7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_f64032d7(b, d, static_cast<cudaStream_t>(s))); }
-int call_cache_append_eb52a94f(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_eb52a94f(b, d, static_cast<cudaStream_t>(s))); }
-int call_cache_append_a782760c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_a782760c(b, d, static_cast<cudaStream_t>(s))); }
+int call_cache_append_72fb0ba3(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_72fb0ba3(b, d, static_cast<cudaStream_t>(s))); }
+int call_cache_append_445de07d(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_445de07d(b, d, static_cast<cudaStream_t>(s))); }
 int call_attention_97d21d7b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_97d21d7b(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
-    {"row_67a1d6e1", &call_row_67a1d6e1 },
-    {"embedding_ce05357b", &call_embedding_ce05357b },
-    {"row_dca28a76", &call_row_dca28a76 },
-    {"gemm_5f0dd9b8", &call_gemm_5f0dd9b8 },
+    {"row_14e7b0a0", &call_row_14e7b0a0 },
+    {"embedding_9cc666ec", &call_embedding_9cc666ec },
+    {"row_2d8852d0", &call_row_2d8852d0 },
+    {"gemm_7df6e415", &call_gemm_7df6e415 },
     {"conv1d_eb180672", &call_conv1d_eb180672 },
     {"ssd_226dab99", &call_ssd_226dab99 },
-    {"row_acba4c08", &call_row_acba4c08 },
-    {"gemm_bb07e983", &call_gemm_bb07e983 },
-    {"gemm_e8852cd5", &call_gemm_e8852cd5 },
+    {"row_2c6d14bb", &call_row_2c6d14bb },
+    {"gemm_115af436", &call_gemm_115af436 },
+    {"gemm_b4c61fe9", &call_gemm_b4c61fe9 },
     {"attention_0638699a", &call_attention_0638699a },
-    {"gemm_1dfcafc2", &call_gemm_1dfcafc2 },
-    {"gemm_08f4a4d3", &call_gemm_08f4a4d3 },
-    {"gemm_cd0d581e", &call_gemm_cd0d581e },
+    {"gemm_1a47efe4", &call_gemm_1a47efe4 },
+    {"gemm_d08d568a", &call_gemm_d08d568a },
+    {"gemm_614a5f92", &call_gemm_614a5f92 },
     {"conv1d_b534badd", &call_conv1d_b534badd },
     {"ssd_f64032d7", &call_ssd_f64032d7 },
-    {"cache_append_eb52a94f", &call_cache_append_eb52a94f },
-    {"cache_append_a782760c", &call_cache_append_a782760c },
+    {"cache_append_72fb0ba3", &call_cache_append_72fb0ba3 },
+    {"cache_append_445de07d", &call_cache_append_445de07d },
     {"attention_97d21d7b", &call_attention_97d21d7b },
     {nullptr, nullptr},
 };
@@ -280,62 +280,62 @@ const strata::BufRef kBufs[] = {
 };
 
 const strata::LaunchEntry kLaunches[] = {
-    {strata::kLaunchKernel, 0, "row_67a1d6e1", "layers.0.mixer", 0, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_67a1d6e1", "layers.3.mixer", 2, 2, true, 0u},
-    {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 4, 3, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 7, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.0.mixer", 10, 3, false, 0u},
+    {strata::kLaunchKernel, 0, "row_14e7b0a0", "layers.0.mixer", 0, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_14e7b0a0", "layers.3.mixer", 2, 2, true, 0u},
+    {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 4, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.0.norm", 7, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_7df6e415", "layers.0.mixer", 10, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.0.mixer", 13, 4, false, 0u},
     {strata::kLaunchKernel, 5, "ssd_226dab99", "layers.0.mixer", 17, 6, false, 0u},
-    {strata::kLaunchKernel, 6, "row_acba4c08", "layers.0.mixer", 23, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.0.mixer", 27, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 31, 3, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_e8852cd5", "layers.1.mixer", 34, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.0.mixer", 23, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.0.mixer", 27, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 31, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_b4c61fe9", "layers.1.mixer", 34, 3, false, 0u},
     {strata::kLaunchKernel, 9, "attention_0638699a", "layers.1.mixer", 37, 2, false, 0u},
-    {strata::kLaunchKernel, 10, "gemm_1dfcafc2", "layers.1.mixer", 39, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 43, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.2.mixer", 46, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.2.mixer", 49, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.3.norm", 53, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.3.mixer", 56, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_1a47efe4", "layers.1.mixer", 39, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 43, 3, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.2.mixer", 46, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.2.mixer", 49, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.3.norm", 53, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_7df6e415", "layers.3.mixer", 56, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.3.mixer", 59, 4, false, 0u},
     {strata::kLaunchKernel, 5, "ssd_226dab99", "layers.3.mixer", 63, 6, false, 0u},
-    {strata::kLaunchKernel, 6, "row_acba4c08", "layers.3.mixer", 69, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.3.mixer", 73, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.4.norm", 77, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.4.mixer", 80, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.4.mixer", 83, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 87, 3, false, 0u},
-    {strata::kLaunchKernel, 12, "gemm_cd0d581e", "lm_head", 90, 3, false, 0u},
-    {strata::kLaunchKernel, 0, "row_67a1d6e1", "layers.0.mixer", 93, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_67a1d6e1", "layers.3.mixer", 95, 2, true, 0u},
-    {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 97, 3, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 100, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.0.mixer", 103, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.3.mixer", 69, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.3.mixer", 73, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.4.norm", 77, 3, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.4.mixer", 80, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.4.mixer", 83, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 87, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "gemm_614a5f92", "lm_head", 90, 3, false, 0u},
+    {strata::kLaunchKernel, 0, "row_14e7b0a0", "layers.0.mixer", 93, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_14e7b0a0", "layers.3.mixer", 95, 2, true, 0u},
+    {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 97, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.0.norm", 100, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_7df6e415", "layers.0.mixer", 103, 3, false, 0u},
     {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.0.mixer", 106, 6, false, 0u},
     {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.0.mixer", 112, 7, false, 0u},
-    {strata::kLaunchKernel, 6, "row_acba4c08", "layers.0.mixer", 119, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.0.mixer", 123, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 127, 3, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_e8852cd5", "layers.1.mixer", 130, 3, false, 0u},
-    {strata::kLaunchKernel, 15, "cache_append_eb52a94f", "layers.1.mixer", 133, 2, false, 0u},
-    {strata::kLaunchKernel, 16, "cache_append_a782760c", "layers.1.mixer", 135, 2, false, 0u},
+    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.0.mixer", 119, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.0.mixer", 123, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 127, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_b4c61fe9", "layers.1.mixer", 130, 3, false, 0u},
+    {strata::kLaunchKernel, 15, "cache_append_72fb0ba3", "layers.1.mixer", 133, 2, false, 0u},
+    {strata::kLaunchKernel, 16, "cache_append_445de07d", "layers.1.mixer", 135, 2, false, 0u},
     {strata::kLaunchKernel, 17, "attention_97d21d7b", "layers.1.mixer", 137, 4, false, 0u},
-    {strata::kLaunchKernel, 10, "gemm_1dfcafc2", "layers.1.mixer", 141, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 145, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.2.mixer", 148, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.2.mixer", 151, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.3.norm", 155, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_5f0dd9b8", "layers.3.mixer", 158, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_1a47efe4", "layers.1.mixer", 141, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 145, 3, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.2.mixer", 148, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.2.mixer", 151, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.3.norm", 155, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_7df6e415", "layers.3.mixer", 158, 3, false, 0u},
     {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.3.mixer", 161, 6, false, 0u},
     {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.3.mixer", 167, 7, false, 0u},
-    {strata::kLaunchKernel, 6, "row_acba4c08", "layers.3.mixer", 174, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.3.mixer", 178, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.4.norm", 182, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_08f4a4d3", "layers.4.mixer", 185, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_bb07e983", "layers.4.mixer", 188, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 192, 3, false, 0u},
-    {strata::kLaunchKernel, 12, "gemm_cd0d581e", "lm_head", 195, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.3.mixer", 174, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.3.mixer", 178, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.4.norm", 182, 3, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.4.mixer", 185, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.4.mixer", 188, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 192, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "gemm_614a5f92", "lm_head", 195, 3, false, 0u},
     {strata::kLaunchCopy, -1, "copy", "layers.0.mixer", 198, 2, false, 9216u},
     {strata::kLaunchCopy, -1, "copy", "layers.3.mixer", 200, 2, false, 9216u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},

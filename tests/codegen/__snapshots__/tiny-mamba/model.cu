@@ -10,43 +10,43 @@
 #include "program.h"
 
 extern "C" {
-cudaError_t launch_row_fc1fb37b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_embedding_ce05357b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_dca28a76(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_cd0d581e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_42fd239f(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_embedding_9cc666ec(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_2d8852d0(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_614a5f92(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_29c6e9c4(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_51d59bf5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_57ad1246(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_ee920ed6(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_0ad88d9b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_208f0413(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_4c4278c8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_88853fb5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_3b65900e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_c11701fa(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
 namespace {
 
-int call_row_fc1fb37b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_fc1fb37b(b, d, static_cast<cudaStream_t>(s))); }
-int call_embedding_ce05357b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_ce05357b(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_dca28a76(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_dca28a76(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_cd0d581e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_cd0d581e(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_42fd239f(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_42fd239f(b, d, static_cast<cudaStream_t>(s))); }
+int call_embedding_9cc666ec(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_9cc666ec(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_2d8852d0(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_2d8852d0(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_614a5f92(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_614a5f92(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_29c6e9c4(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_29c6e9c4(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_51d59bf5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_51d59bf5(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_57ad1246(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_57ad1246(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_ee920ed6(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_ee920ed6(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_0ad88d9b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_0ad88d9b(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_208f0413(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_208f0413(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_4c4278c8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_4c4278c8(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_88853fb5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_88853fb5(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_3b65900e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_3b65900e(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_c11701fa(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_c11701fa(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
-    {"row_fc1fb37b", &call_row_fc1fb37b },
-    {"embedding_ce05357b", &call_embedding_ce05357b },
-    {"row_dca28a76", &call_row_dca28a76 },
-    {"gemm_cd0d581e", &call_gemm_cd0d581e },
+    {"row_42fd239f", &call_row_42fd239f },
+    {"embedding_9cc666ec", &call_embedding_9cc666ec },
+    {"row_2d8852d0", &call_row_2d8852d0 },
+    {"gemm_614a5f92", &call_gemm_614a5f92 },
     {"conv1d_29c6e9c4", &call_conv1d_29c6e9c4 },
-    {"gemm_51d59bf5", &call_gemm_51d59bf5 },
-    {"gemm_57ad1246", &call_gemm_57ad1246 },
+    {"gemm_ee920ed6", &call_gemm_ee920ed6 },
+    {"gemm_0ad88d9b", &call_gemm_0ad88d9b },
     {"selective_scan_208f0413", &call_selective_scan_208f0413 },
-    {"gemm_4c4278c8", &call_gemm_4c4278c8 },
+    {"gemm_88853fb5", &call_gemm_88853fb5 },
     {"conv1d_3b65900e", &call_conv1d_3b65900e },
     {"selective_scan_c11701fa", &call_selective_scan_c11701fa },
     {nullptr, nullptr},
@@ -270,60 +270,60 @@ const strata::BufRef kBufs[] = {
 };
 
 const strata::LaunchEntry kLaunches[] = {
-    {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.0.mixer", 0, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.1.mixer", 2, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.2.mixer", 4, 2, true, 0u},
-    {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 6, 3, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 9, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.0.mixer", 12, 3, false, 0u},
+    {strata::kLaunchKernel, 0, "row_42fd239f", "layers.0.mixer", 0, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_42fd239f", "layers.1.mixer", 2, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_42fd239f", "layers.2.mixer", 4, 2, true, 0u},
+    {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 6, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.0.norm", 9, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.0.mixer", 12, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.0.mixer", 15, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.0.mixer", 19, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.0.mixer", 22, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.0.mixer", 19, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.0.mixer", 22, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.0.mixer", 25, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.0.mixer", 33, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 37, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.1.mixer", 40, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.0.mixer", 33, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 37, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.1.mixer", 40, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.1.mixer", 43, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.1.mixer", 47, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.1.mixer", 50, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.1.mixer", 47, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.1.mixer", 50, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.1.mixer", 53, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.1.mixer", 61, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 65, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.2.mixer", 68, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.1.mixer", 61, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 65, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.2.mixer", 68, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.2.mixer", 71, 4, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.2.mixer", 75, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.2.mixer", 78, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.2.mixer", 75, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.2.mixer", 78, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.2.mixer", 81, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.2.mixer", 89, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 93, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "lm_head", 96, 3, false, 0u},
-    {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.0.mixer", 99, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.1.mixer", 101, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_fc1fb37b", "layers.2.mixer", 103, 2, true, 0u},
-    {strata::kLaunchKernel, 1, "embedding_ce05357b", "embedding", 105, 3, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.0.norm", 108, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.0.mixer", 111, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.2.mixer", 89, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 93, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "lm_head", 96, 3, false, 0u},
+    {strata::kLaunchKernel, 0, "row_42fd239f", "layers.0.mixer", 99, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_42fd239f", "layers.1.mixer", 101, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_42fd239f", "layers.2.mixer", 103, 2, true, 0u},
+    {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 105, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.0.norm", 108, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.0.mixer", 111, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.0.mixer", 114, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.0.mixer", 120, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.0.mixer", 123, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.0.mixer", 120, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.0.mixer", 123, 3, false, 0u},
     {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.0.mixer", 126, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.0.mixer", 135, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.1.norm", 139, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.1.mixer", 142, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.0.mixer", 135, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 139, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.1.mixer", 142, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.1.mixer", 145, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.1.mixer", 151, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.1.mixer", 154, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.1.mixer", 151, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.1.mixer", 154, 3, false, 0u},
     {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.1.mixer", 157, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.1.mixer", 166, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "layers.2.norm", 170, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "layers.2.mixer", 173, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.1.mixer", 166, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 170, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.2.mixer", 173, 3, false, 0u},
     {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.2.mixer", 176, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_51d59bf5", "layers.2.mixer", 182, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_57ad1246", "layers.2.mixer", 185, 3, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.2.mixer", 182, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.2.mixer", 185, 3, false, 0u},
     {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.2.mixer", 188, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_4c4278c8", "layers.2.mixer", 197, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_dca28a76", "final_norm", 201, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_cd0d581e", "lm_head", 204, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.2.mixer", 197, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 201, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "lm_head", 204, 3, false, 0u},
     {strata::kLaunchCopy, -1, "copy", "layers.0.mixer", 207, 2, false, 3072u},
     {strata::kLaunchCopy, -1, "copy", "layers.1.mixer", 209, 2, false, 3072u},
     {strata::kLaunchCopy, -1, "copy", "layers.2.mixer", 211, 2, false, 3072u},
