@@ -17,9 +17,6 @@ namespace strata {
 
 namespace {
 
-const uint64_t kGolden = 0x9E3779B97F4A7C15ull;
-const double kTwoPi = 6.283185307179586;  // nearest double to 2*pi
-
 double get_num(const json::Value& v, const char* key, const std::string& ctx, bool required, double dflt) {
   const json::Value* f = v.find(key);
   if (!f) {
@@ -139,57 +136,15 @@ uint64_t fnv1a64(const std::string& bytes) {
   return h;
 }
 
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+uint64_t mix64(uint64_t z) { return init_math::mix64(z); }
 
 uint64_t init_stream_key(uint64_t seed, const std::string& name) { return mix64(seed ^ mix64(fnv1a64(name))); }
 
-uint64_t init_random_word(uint64_t key, uint64_t counter) { return mix64(key + (counter + 1) * kGolden); }
+uint64_t init_random_word(uint64_t key, uint64_t counter) { return init_math::random_word(key, counter); }
 
-double init_uniform01(uint64_t word) {
-  return static_cast<double>((word >> 11) + 1) * (1.0 / 9007199254740992.0);  // 2^-53
-}
+double init_uniform01(uint64_t word) { return init_math::uniform01(word); }
 
-double init_element(const InitSpec& s, uint64_t key, uint64_t i) {
-  // Element i owns random words 2i and 2i+1 (only normal uses the second).
-  switch (s.kind) {
-    case InitKind::Const:
-      return s.value;
-    case InitKind::Normal: {
-      double u1 = init_uniform01(init_random_word(key, 2 * i));
-      double u2 = init_uniform01(init_random_word(key, 2 * i + 1));
-      double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2);
-      return s.mean + s.std * z;
-    }
-    case InitKind::Uniform: {
-      double u = init_uniform01(init_random_word(key, 2 * i));
-      return s.low + (s.high - s.low) * u;
-    }
-    case InitKind::AlogUniform: {
-      double u = init_uniform01(init_random_word(key, 2 * i));
-      return std::log(s.low + (s.high - s.low) * u);
-    }
-    case InitKind::AlogArange:  // no random words
-      return std::log(static_cast<double>(i % s.n + 1));
-    case InitKind::DtBias: {
-      double u = init_uniform01(init_random_word(key, 2 * i));
-      double lmin = std::log(s.dt_min);
-      double lmax = std::log(s.dt_max);
-      double dt = std::exp(lmin + (lmax - lmin) * u);
-      if (dt < s.floor) dt = s.floor;
-      return dt + std::log(-std::expm1(-dt));  // inverse softplus
-    }
-    case InitKind::KaimingUniform: {
-      double u = init_uniform01(init_random_word(key, 2 * i));
-      double b = 1.0 / std::sqrt(s.fan_in);
-      return -b + (b + b) * u;
-    }
-  }
-  return 0;
-}
+double init_element(const InitSpec& s, uint64_t key, uint64_t i) { return init_math::element(s, key, i); }
 
 void init_tensor(const InitSpec& s, uint64_t seed, const std::string& name, float* out, size_t n, int threads) {
   uint64_t key = init_stream_key(seed, name);

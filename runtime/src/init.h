@@ -11,21 +11,10 @@
 #include <cstdint>
 #include <string>
 
+#include "init_math.h"  // InitKind, InitSpec and the per-element arithmetic (host and device)
 #include "json.h"
 
 namespace strata {
-
-enum class InitKind { Normal, Uniform, Const, AlogUniform, AlogArange, DtBias, KaimingUniform };
-
-struct InitSpec {
-  InitKind kind = InitKind::Const;
-  double mean = 0, std = 0;           // normal
-  double low = 0, high = 0;           // uniform, alog_uniform
-  double value = 0;                   // const
-  double dt_min = 0, dt_max = 0, floor = 0;  // dt_bias
-  double fan_in = 0;                  // kaiming_uniform
-  uint64_t n = 0;                     // alog_arange (period: element i = log((i mod n) + 1))
-};
 
 // Parse {"kind": ..., ...} as written in the manifest. `context` (e.g.
 // "manifest.json: weight 'layers.0.mixer.A_log'") prefixes error messages.
@@ -41,7 +30,7 @@ uint64_t init_stream_key(uint64_t seed, const std::string& name);
 uint64_t init_random_word(uint64_t key, uint64_t counter);
 // Uniform double in (0, 1]: ((w >> 11) + 1) * 2^-53.
 double init_uniform01(uint64_t word);
-// Element `index` of a tensor before rounding to float.
+// Element `index` of a tensor before rounding to float (init_math::element, with this host's libm).
 double init_element(const InitSpec& s, uint64_t key, uint64_t index);
 
 // Fill out[0..n) with the fp32 values of tensor `name`. `threads` only

@@ -1,18 +1,28 @@
 // The C ABI (strata.h) on top of the generated strata::Model.
-// Everything here is host-only: argument checks, manifest, safetensors and
-// init run on the CPU; the Model does the device work.
+// Everything here is host-only: argument checks, manifest and safetensors run on the CPU; the
+// Model does the device work. Weight init runs on the GPU where init_device.cu is linked and the
+// model is a compiled Program (the same bytes as the host path; STRATA_INIT_ON_HOST=1 forces the
+// host path), else on the host.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "init_device.h"
 #include "program.h"
 #include "safetensors.h"
 #include "strata.h"
 #include "strata_model_iface.h"
+
+// Weak: defined by init_device.cu where it is linked (generated projects), null elsewhere.
+namespace strata {
+bool init_weights_on_device(Model& m, const Manifest& mf, uint64_t seed, uint64_t* recomputed) __attribute__((weak));
+}
 
 struct strata_state {
   strata_model* model = nullptr;
@@ -82,9 +92,44 @@ void check_tokens(const strata_model* m, const char* fn, const int32_t* tokens, 
     }
 }
 
+// On the GPU when the model is a compiled Program (its weights in CUDA memory) and init_device.cu
+// is linked (generated projects' libmodel.so; the host-only test builds leave the weak reference
+// null and init on the host). STRATA_INIT_ON_HOST=1 forces the host path (same bytes, slower).
+bool init_on_device(strata_model* m, uint64_t seed, uint64_t* recomputed) {
+  const char* host = std::getenv("STRATA_INIT_ON_HOST");
+  if (host && *host && std::strcmp(host, "0") != 0) return false;
+  return &strata::init_weights_on_device != nullptr && strata::init_weights_on_device(*m->impl, m->manifest, seed, recomputed);
+}
+
 int init_threads() {
   unsigned hc = std::thread::hardware_concurrency();
   return static_cast<int>(std::min(32u, std::max(1u, hc)));  // draws are thread-count independent (INIT.md)
+}
+
+void init_on_host(strata_model* m, uint64_t seed) {
+  std::vector<float> f32;
+  std::vector<uint8_t> bytes;
+  for (size_t i = 0; i < m->manifest.weights.size(); ++i) {
+    const strata::WeightSpec& w = m->manifest.weights[i];
+    bytes.resize(static_cast<size_t>(w.nbytes));
+    if (w.dtype == strata::DType::I32 || w.dtype == strata::DType::I64) {
+      // Manifest parsing allows only integral const init for integer weights.
+      int64_t v = static_cast<int64_t>(w.init.value);
+      for (uint64_t k = 0; k < w.numel; ++k) {
+        if (w.dtype == strata::DType::I32) {
+          int32_t v32 = static_cast<int32_t>(v);
+          std::memcpy(bytes.data() + k * 4, &v32, 4);
+        } else {
+          std::memcpy(bytes.data() + k * 8, &v, 8);
+        }
+      }
+    } else {
+      f32.resize(static_cast<size_t>(w.numel));
+      strata::init_tensor(w.init, seed, w.name, f32.data(), f32.size(), init_threads());
+      strata::convert_from_f32(f32.data(), f32.size(), w.dtype, bytes.data());
+    }
+    m->impl->upload_weight(i, bytes.data(), bytes.size());
+  }
 }
 
 }  // namespace
@@ -169,32 +214,18 @@ strata_status strata_model_init_weights(strata_model* m, uint64_t seed) {
                                 "' has no \"init\" spec, so it cannot be initialised; load a weights file instead",
                             STRATA_ERR_STATE);
     m->weights_loaded = false;
-    std::vector<float> f32;
-    std::vector<uint8_t> bytes;
-    for (size_t i = 0; i < m->manifest.weights.size(); ++i) {
-      const strata::WeightSpec& w = m->manifest.weights[i];
-      bytes.resize(static_cast<size_t>(w.nbytes));
-      if (w.dtype == strata::DType::I32 || w.dtype == strata::DType::I64) {
-        // Manifest parsing allows only integral const init for integer weights.
-        int64_t v = static_cast<int64_t>(w.init.value);
-        for (uint64_t k = 0; k < w.numel; ++k) {
-          if (w.dtype == strata::DType::I32) {
-            int32_t v32 = static_cast<int32_t>(v);
-            std::memcpy(bytes.data() + k * 4, &v32, 4);
-          } else {
-            std::memcpy(bytes.data() + k * 8, &v, 8);
-          }
-        }
-      } else {
-        f32.resize(static_cast<size_t>(w.numel));
-        strata::init_tensor(w.init, seed, w.name, f32.data(), f32.size(), init_threads());
-        strata::convert_from_f32(f32.data(), f32.size(), w.dtype, bytes.data());
-      }
-      m->impl->upload_weight(i, bytes.data(), bytes.size());
-    }
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t recomputed = 0;
+    const bool on_device = init_on_device(m, seed, &recomputed);
+    if (!on_device) init_on_host(m, seed);
     m->impl->weights_ready();
     m->weights_loaded = true;
     m->weights_source = "init:seed=" + std::to_string(seed);
+    if (m->verbose)
+      std::fprintf(stderr, "strata: initialised %zu weights (seed %llu) on the %s in %.0f ms%s\n", m->manifest.weights.size(),
+                   static_cast<unsigned long long>(seed), on_device ? "GPU" : "host",
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+                   on_device ? (" (" + std::to_string(recomputed) + " elements recomputed on the host)").c_str() : "");
   });
 }
 

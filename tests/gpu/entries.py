@@ -120,12 +120,38 @@ def per_token(a, b):
     return np.linalg.norm(a - b, axis=-1) / np.maximum(np.linalg.norm(b, axis=-1), 1e-30)
 
 
+def init_on_gpu_matches_host(project_dir, tokens, vocab, seed=3):
+    """strata_model_init_weights runs on the GPU (runtime/src/init_device.cu) and must produce the
+    host path's bytes (STRATA_INIT_ON_HOST=1): one forward from each init, logits bit for bit."""
+    gpu = Model(project_dir, None, seed)
+    os.environ["STRATA_INIT_ON_HOST"] = "1"
+    try:
+        host = Model(project_dir, None, seed)
+    finally:
+        del os.environ["STRATA_INIT_ON_HOST"]
+    try:
+        t = np.ascontiguousarray(tokens[:1, :min(tokens.shape[1], 8)], np.int32)
+        gpu.vocab = host.vocab = vocab
+        a, b = gpu.forward(t), host.forward(t)
+        same = a.tobytes() == b.tobytes()
+        diff = 0.0 if same else rel(a, b)
+        return (0.0 if same else float("inf"), 0.0, f"seed {seed}, forward of {list(t.shape)} tokens: logits bit-identical {same}"
+                + ("" if same else f" (rel diff {diff:.2e})"))
+    finally:
+        gpu.close()
+        host.close()
+
+
 def run(project_dir, weights, tokens, golden, n, vocab):
     """Returns {name: (global rel err, worst per-token rel err, detail)} for the cached entries."""
+    res = {}
+    try:
+        res["weights initialised on the GPU = on the host"] = init_on_gpu_matches_host(project_dir, tokens, vocab)
+    except Exception as e:
+        res["weights initialised on the GPU = on the host"] = (float("inf"), 0.0, f"{type(e).__name__}: {e}")
     m = Model(project_dir, weights)
     m.vocab = vocab
     B, S = tokens.shape
-    res = {}
     try:
         s = m.state(B)
         pre = m.prefill(s, tokens[:, :n])
