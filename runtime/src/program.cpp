@@ -175,6 +175,7 @@ void ProgramExecutor::write_profile() const {
       const LaunchEntry& l = t_.launches[i];
       std::fprintf(f, "%s,%d,%s,%s,%lld,%.6f,%.3f\n", s.name, i - s.first_launch, l.op == kLaunchCopy ? "copy" : l.name, l.scope,
                    static_cast<long long>(profile_calls_[i]), profile_ms_[i], 1e3 * profile_ms_[i] / profile_calls_[i]);
+      if (l.once) continue;  // parameter prep: timed once, not part of a run
       total += profile_ms_[i];
       runs = std::max(runs, profile_calls_[i]);
     }

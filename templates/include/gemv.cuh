@@ -155,15 +155,16 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* _
   }
 }
 
-// Warps in flight that keep an H100/H200 streaming (132 SMs, ~32 resident warps each): twice
-// that, so the last wave is short.
-constexpr int kTargetWarps = 8192;
+// Warps per launch: about 8 waves of the ~4200 an H100/H200 holds at once (132 SMs × 4 blocks of
+// 8 warps at ~57 registers), so that the last, partly filled wave costs little. A launch with
+// fewer column pairs than this splits K.
+constexpr int kTargetWarps = 32768;
 
-// How many warps share a column pair: the fewest of 1, 2, 4, 8 that put kTargetWarps warps in
-// flight, while each part keeps at least 4 chunks per lane (K ≥ 1024 elements per part).
+// How many warps share a column pair: the fewest of 1, 2, 4, 8 that reach kTargetWarps, while
+// each part keeps at least 2 chunks per lane (K ≥ 512 elements per part).
 inline int gemv_split(int N, int K) {
   int split = 1;
-  while (split < kWarpsPerBlock && (N / 2) * split < kTargetWarps && K / 8 / (2 * split) >= 32 * 4) split *= 2;
+  while (split < kWarpsPerBlock && (N / 2) * split < kTargetWarps && K / 8 / (2 * split) >= 32 * 2) split *= 2;
   return split;
 }
 

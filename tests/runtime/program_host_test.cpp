@@ -9,10 +9,13 @@
 // sequence from an arena slot into state 1 (a copy launch), like a conv state. A second toy of
 // batch 8 (kTables8) also keeps a KV-like cache that its logits read back, for the tests of
 // generate's compaction of stopped sequences (fewer rows per step, same tokens).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
+#include <fstream>
 #include <functional>
 #include <tuple>
 #include <random>
@@ -113,6 +116,20 @@ struct HostOps : DeviceOps {
     positions[0] = static_cast<int32_t>(P);
   }
   void last_sampled_to(void* tokens, size_t rows) override { std::memcpy(tokens, last.data(), rows * sizeof(int32_t)); }
+  // STRATA_PROFILE test double: launch k of a timed run takes (k + 1) ms
+  bool profiling = false;
+  int marks = 0, profiled_runs = 0;
+  bool profile_begin(int) override {
+    marks = 0;
+    return profiling;
+  }
+  void profile_mark() override { ++marks; }
+  std::vector<float> profile_end() override {
+    ++profiled_runs;
+    std::vector<float> ms;
+    for (int k = 0; k < marks; ++k) ms.push_back(static_cast<float>(k + 1));
+    return ms;
+  }
   // test double of the GPU sampler: greedy, or (temperature > 0) a draw from softmax(x / T) keyed
   // by (seed, sequence, step) like the Philox stream; the repetition penalty from `seen`
   bool seq_map = true;              // samples_by_sequence(): takes generate's row → sequence map
@@ -813,6 +830,41 @@ int main() {
       EXPECT(e.find("exceed the state's context of 6") != std::string::npos, "prefill beyond a small state: %s", e.c_str());
       EXPECT(x.info().is_object(), "info");
     }
+  }
+  // STRATA_PROFILE: every launch of a schedule run timed; one CSV row per launch at destruction
+  {
+    char tmpl[] = "/tmp/strata-profile-XXXXXX";
+    const int fd = mkstemp(tmpl);
+    EXPECT(fd >= 0, "temp file");
+    close(fd);
+    {
+      std::unique_ptr<HostOps> o(new HostOps());
+      HostOps* ops = o.get();
+      ops->profiling = true;
+      ProgramExecutor x(kTables, std::move(o), V, {sizeof(float)});
+      x.upload_weight(0, &f.w0, sizeof(float));
+      x.set_profile(tmpl);
+      x.weights_ready();
+      std::vector<int32_t> in(2 * 3, 1);
+      std::vector<float> out(2 * 3 * V);
+      x.forward(in.data(), 2, 3, out.data());
+      x.forward(in.data(), 2, 3, out.data());
+      EXPECT(ops->profiled_runs >= 2, "each schedule run is timed (%d)", ops->profiled_runs);
+    }
+    std::ifstream in(tmpl);
+    std::string line, all;
+    std::vector<std::string> fwd;
+    while (std::getline(in, line)) {
+      all += line + "\n";
+      if (line.rfind("forward,", 0) == 0) fwd.push_back(line);
+    }
+    std::remove(tmpl);
+    EXPECT(all.rfind("schedule,index,kernel,scope,calls,total_ms,mean_us\n", 0) == 0, "profile header: %s", all.c_str());
+    // the toy forward schedule: its once-launch (prep, timed in weights_ready's run) and one kernel
+    // per call, timed in both calls (1 ms each from the test double)
+    const bool prep_once = std::any_of(fwd.begin(), fwd.end(), [](const std::string& l) { return l.find(",prep,") != std::string::npos && l.find(",1,1.000000,") != std::string::npos; });
+    const bool fwd_twice = std::any_of(fwd.begin(), fwd.end(), [](const std::string& l) { return l.find(",forward,") != std::string::npos && l.find(",2,2.000000,1000.000") != std::string::npos; });
+    EXPECT(prep_once && fwd_twice, "forward's launches timed (prep once, the kernel twice):\n%s", all.c_str());
   }
   std::printf("[program host tests] %d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
