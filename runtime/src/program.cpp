@@ -35,6 +35,7 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
                                  const std::vector<uint64_t>& weight_bytes)
     : t_(t), ops_(std::move(ops)), vocab_(vocab), weight_bytes_(weight_bytes) {
   if (const char* c = std::getenv("STRATA_COMPACT")) compact_ = std::strcmp(c, "0") != 0;
+  if (const char* a = std::getenv("STRATA_DECODE_AHEAD")) set_decode_ahead(std::atoi(a));
   for (int i = 0; i < t_.schedule_count; ++i) arena_bytes_ = std::max<uint64_t>(arena_bytes_, t_.schedules[i].arena_bytes);
   for (size_t i = 0; i < weight_bytes_.size(); ++i) weights_.push_back(ops_->alloc(align_up(weight_bytes_[i]), "weight " + std::to_string(i)));
   arena_ = ops_->alloc(align_up(arena_bytes_) + kAlign, "activation arena");
@@ -456,6 +457,41 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
                     next.data());
   const auto t1 = clock::now();
   S.first_token_ms = S.prefill_ms = ms(t0, t1);
+
+  // Decode ahead: with no stop token and no callback every sequence runs to max_new and nobody
+  // looks at a token before the end, so up to ahead_ steps are queued at a time — each samples
+  // into a device ring and feeds the next step from it — and their tokens come back in one copy.
+  // The same kernels and the same sampler draws (keyed by seed, sequence, step) as one round trip
+  // per step, so the same tokens; only the host's waits are gone.
+  if (stop.empty() && !cb && ahead_ > 1 && max_new > 1 && ops_->can_decode_ahead()) {
+    for (int b = 0; b < B; ++b) {
+      out[static_cast<size_t>(b) * max_new] = next[b];
+      lengths[b] = max_new;
+    }
+    S.new_tokens = static_cast<int64_t>(B) * max_new;
+    std::vector<int32_t> ring;
+    int prev = -1;  // the ring slot holding the tokens the next step reads (-1: the prefill's sample)
+    for (int i = 1; i < max_new;) {
+      const int K = std::min(ahead_, max_new - i);
+      for (int j = 0; j < K; ++j) {
+        if (prev < 0) ops_->last_sampled_to(tokens_, static_cast<size_t>(B));
+        else ops_->ahead_to_tokens(tokens_, static_cast<size_t>(B), prev);
+        decode_step(st, B);
+        ops_->sample_ahead(logits, static_cast<size_t>(B), vocab_, vocab_, p, static_cast<uint64_t>(i + j), st.seen, j, ahead_);
+        prev = j;
+      }
+      ring.resize(static_cast<size_t>(K) * B);
+      ops_->fetch_ahead(ring.data(), static_cast<size_t>(B), K);
+      for (int j = 0; j < K; ++j)
+        for (int b = 0; b < B; ++b) out[static_cast<size_t>(b) * max_new + i + j] = ring[static_cast<size_t>(j) * B + b];
+      S.steps += K;
+      S.sequence_steps += static_cast<int64_t>(K) * B;
+      i += K;
+    }
+    S.decode_ms = ms(t1, clock::now());
+    last_ = S;
+    return;
+  }
 
   std::vector<uint8_t> done(static_cast<size_t>(B), 0);
   std::vector<int32_t> emitted(static_cast<size_t>(B));

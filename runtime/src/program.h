@@ -137,6 +137,18 @@ class DeviceOps {
     (void)seq_of_row;
     sample(logits, rows, vocab, stride, p, step, seen, tokens_host);
   }
+  // Decode ahead (generate with no stop tokens and no callback: every sequence runs to max_new,
+  // so the host need not see a token before the next step): sample_ahead samples like
+  // sample_rows (identity row map) into slot `slot` of a device ring of `slots` × rows tokens
+  // without copying to the host or waiting; ahead_to_tokens copies a slot into the next step's
+  // token buffer; fetch_ahead copies slots 0..count−1 to the host (rows tokens each, slot-major)
+  // and waits. Devices without it return false from can_decode_ahead and generate steps one
+  // token per round trip.
+  virtual bool can_decode_ahead() const { return false; }
+  virtual void sample_ahead(const void* /*logits*/, size_t /*rows*/, size_t /*vocab*/, size_t /*stride*/, const SamplingParams& /*p*/,
+                            uint64_t /*step*/, uint8_t* /*seen*/, int /*slot*/, int /*slots*/) {}
+  virtual void ahead_to_tokens(void* /*tokens_dev*/, size_t /*rows*/, int /*slot*/) {}
+  virtual void fetch_ahead(int32_t* /*host*/, size_t /*rows*/, int /*count*/) {}
   // Mark the device tokens [rows, cols] (the token buffer) as seen.
   virtual void mark_seen(uint8_t* seen, size_t vocab, const void* tokens_dev, int rows, int cols) = 0;
   // Free device memory, for the "needed vs free" message before allocating state; 0 = unknown.
@@ -269,6 +281,10 @@ class ProgramExecutor {
   void set_timing(bool on) { timing_ = on; }
   void set_graphs(bool on) { graphs_ = on; }
   int graph_replays() const { return replays_; }
+  // Decode ahead: without stop tokens or a callback, generate queues up to this many decode steps
+  // (sampling on the device) before it reads their tokens back (STRATA_DECODE_AHEAD; 1 = a round
+  // trip per token).
+  void set_decode_ahead(int steps) { ahead_ = steps < 1 ? 1 : steps; }
   // Compaction of stopped sequences in generate (on by default; STRATA_COMPACT=0 turns it off).
   void set_compaction(bool on) { compact_ = on; }
   const GenerateStats& last_generate() const { return last_; }  // the latest generate's stats (also in info())
@@ -313,6 +329,7 @@ class ProgramExecutor {
   std::vector<int64_t> profile_calls_;  // and the number of timed runs
   void write_profile() const;
   bool compact_ = true;       // STRATA_COMPACT=0 turns compaction off
+  int ahead_ = 16;            // decode-ahead depth (STRATA_DECODE_AHEAD)
   bool grads_valid_ = false;  // the arena holds the last train_step's gradients (no other run since)
   int replays_ = 0;
   GenerateStats last_;

@@ -53,6 +53,7 @@ class CudaOps : public DeviceOps {
     if (staging_) cudaFree(staging_);
     if (sampled_) cudaFree(sampled_);
     if (seq_dev_) cudaFree(seq_dev_);
+    if (ring_) cudaFree(ring_);
     for (cudaEvent_t e : marks_) cudaEventDestroy(e);
     cudaStreamDestroy(stream_);
   }
@@ -127,6 +128,27 @@ class CudaOps : public DeviceOps {
     CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, sampled_, stream_, seq_dev));
     STRATA_LAUNCH_CHECK("sample");
     CUDA_CHECK(cudaMemcpyAsync(tokens_host, sampled_, rows * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  bool can_decode_ahead() const override { return true; }
+  void sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
+                    int slots) override {
+    const size_t need = static_cast<size_t>(slots) * rows;
+    if (need > ring_cap_) {  // first use in a generate (nothing queued reads the old ring then)
+      sync();
+      if (ring_) CUDA_CHECK(cudaFree(ring_));
+      ring_ = nullptr;
+      ring_ = static_cast<int32_t*>(alloc(need * sizeof(int32_t), "decode-ahead token ring"));
+      ring_cap_ = need;
+    }
+    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, ring_ + static_cast<size_t>(slot) * rows, stream_, nullptr));
+    STRATA_LAUNCH_CHECK("sample");
+  }
+  void ahead_to_tokens(void* tokens_dev, size_t rows, int slot) override {
+    CUDA_CHECK(cudaMemcpyAsync(tokens_dev, ring_ + static_cast<size_t>(slot) * rows, rows * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_));
+  }
+  void fetch_ahead(int32_t* host, size_t rows, int count) override {
+    CUDA_CHECK(cudaMemcpyAsync(host, ring_, static_cast<size_t>(count) * rows * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void mark_seen(uint8_t* seen, size_t vocab, const void* tokens_dev, int rows, int cols) override {
@@ -221,6 +243,8 @@ class CudaOps : public DeviceOps {
   size_t sampled_cap_ = 0;
   int32_t* seq_dev_ = nullptr;     // the row → sequence map the sampler reads (sampled_cap_ entries)
   std::vector<int32_t> seq_host_;  // its last upload
+  int32_t* ring_ = nullptr;         // decode ahead: sampled tokens, slot-major
+  size_t ring_cap_ = 0;
   std::vector<cudaEvent_t> marks_;  // STRATA_PROFILE: one event per launch, reused
   size_t marks_used_ = 0;
 };

@@ -182,6 +182,25 @@ struct HostOps : DeviceOps {
                    const int32_t* seq, int32_t* out) override {
     draw(logits, rows, vocab, stride, p, step, seen, seq_map ? seq : nullptr, out);  // without the map: the row index, like the default
   }
+  // decode ahead: the same draws into a host "device" ring
+  bool ahead_ok = true;
+  int ahead_samples = 0, ahead_fetches = 0;
+  std::vector<int32_t> ring;
+  bool can_decode_ahead() const override { return ahead_ok; }
+  void sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
+                    int slots) override {
+    ++ahead_samples;
+    ring.resize(static_cast<size_t>(slots) * rows);
+    draw(logits, rows, vocab, stride, p, step, seen, nullptr, ring.data() + static_cast<size_t>(slot) * rows);
+  }
+  void ahead_to_tokens(void* tokens, size_t rows, int slot) override {
+    if (capturing) throw Error("ahead_to_tokens while capturing", STRATA_ERR_INTERNAL);
+    std::memcpy(tokens, ring.data() + static_cast<size_t>(slot) * rows, rows * sizeof(int32_t));
+  }
+  void fetch_ahead(int32_t* host, size_t rows, int count) override {
+    ++ahead_fetches;
+    std::memcpy(host, ring.data(), static_cast<size_t>(count) * rows * sizeof(int32_t));
+  }
   void mark_seen(uint8_t* seen, size_t vocab, const void* tokens, int rows, int cols) override {
     const int32_t* t = static_cast<const int32_t*>(tokens);
     for (int i = 0; i < rows * cols; ++i) seen[static_cast<size_t>(i / cols) * vocab + t[i]] = 1;
@@ -777,6 +796,39 @@ int main() {
     bool rows_by_step = true;  // the sampler was called with the compacted row counts
     for (size_t k = 1; k < hc.ops->sample_sizes.size(); ++k) rows_by_step &= static_cast<int>(hc.ops->sample_sizes[k]) == hc1.kv_rows[k];
     EXPECT(rows_by_step && hc.ops->sample_sizes.size() == hc1.kv_rows.size(), "one sample per step over the rows run");
+
+    // decode ahead (no stop tokens, no callback): steps queued `ahead` at a time, tokens read back
+    // once per batch of steps — the same tokens and the same state as a round trip per step
+    // (ahead 1), for greedy with the penalty and for temperature > 0; not used with a stop token
+    // or a callback
+    auto plain = [&](Fixture& g, int ahead, int max_new, const SamplingParams& p, const std::vector<int32_t>& stop) {
+      g.x->set_decode_ahead(ahead);
+      auto st = g.x->create_state(B8);
+      Run r;
+      r.out.assign(static_cast<size_t>(B8) * max_new, 99);
+      r.len.assign(B8, 0);
+      g.ops->ahead_fetches = g.ops->ahead_samples = 0;
+      g.x->generate(*st, prompts8.data(), L8, max_new, false, p, stop, r.out.data(), r.len.data(), nullptr, &r.gs);
+      const float* f0 = static_cast<const float*>(st->buffers[0]);
+      r.sums.assign(f0, f0 + B8);
+      r.position = st->position;
+      return r;
+    };
+    for (const SamplingParams& sp : {walk, hot}) {
+      Fixture fa1(w8, kTables8), fa4(w8, kTables8);
+      const int NA = 11;  // 10 decode steps: batches of 4, 4, 2
+      Run one = plain(fa1, 1, NA, sp, {});
+      Run four = plain(fa4, 4, NA, sp, {});
+      EXPECT(fa1.ops->ahead_fetches == 0 && fa4.ops->ahead_fetches == 3 && fa4.ops->ahead_samples == NA - 1,
+             "ahead 4: %d read-backs of %d queued samples (ahead 1: %d)", fa4.ops->ahead_fetches, fa4.ops->ahead_samples, fa1.ops->ahead_fetches);
+      EXPECT(four.out == one.out && four.len == one.len && four.sums == one.sums && four.position == one.position,
+             "decode ahead (temperature %g): the tokens, lengths and state of one round trip per step", sp.temperature);
+      EXPECT(four.gs.steps == NA - 1 && four.gs.new_tokens == static_cast<int64_t>(B8) * NA && four.gs.sequence_steps == static_cast<int64_t>(B8) * (NA - 1),
+             "decode-ahead stats: %d steps, %lld tokens", four.gs.steps, (long long)four.gs.new_tokens);
+      Fixture fs(w8, kTables8);
+      plain(fs, 4, NA, sp, {1});
+      EXPECT(fs.ops->ahead_fetches == 0, "a stop token: a round trip per step (%d read-backs)", fs.ops->ahead_fetches);
+    }
   }
   // train_step's gradients live in the shared arena: readable until another entry runs
   {
