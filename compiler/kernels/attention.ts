@@ -60,6 +60,9 @@ export const attention: KernelFamilyModule = {
       heads: q.shape[2],
       kvHeads: k.shape[2],
       headDim: D,
+      // sm_90a prefill: the FlashAttention-3-style TMA + wgmma kernel (head dims 64 and 128;
+      // H200: 1.07x cuDNN at D128 GQA, 2.0x the mma.sync kernel — docs/PERF-NOTES.md)
+      wgmma: ctx.arch === "sm_90a" && (D === 64 || D === 128),
       scale: floatLiteral((at.attrs.scale as number | undefined) ?? 1 / Math.sqrt(D)),
       decls: "",
     };

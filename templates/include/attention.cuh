@@ -65,6 +65,8 @@
 //   p.partial_o / p.partial_lse workspace (attention_splitkv_workspace_bytes,
 //   attention_splitkv_heuristic) — flash-decoding split over KV + combine.
 //   Returns cudaError_t (argument errors -> cudaErrorInvalidValue).
+//   sm_90a prefill: attention_launch_wgmma<D, Causal>(p, stream) in attention_wgmma.cuh
+//   (FlashAttention-3 style: TMA producer warpgroup + 2 wgmma consumer warpgroups).
 #pragma once
 
 #include "strata/base.cuh"
@@ -613,3 +615,6 @@ inline cudaError_t attention_launch_splitkv(const AttentionParams& p, cudaStream
 
 }  // namespace attn
 }  // namespace strata
+
+// sm_90a: the wgmma / TMA forward (attention_launch_wgmma), same contract.
+#include "attention_wgmma.cuh"

@@ -2,6 +2,8 @@
 // Build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
 //          tests/gpu/attention_test.cu -o attention_test
 // Usage: ./attention_test [seed] [--no-bench]
+// Variant "default" is the sm_90a generated path (attention_launch_wgmma: TMA + wgmma for D 64/128),
+// "mma_default" the mma.sync kernel with its DefaultTiles (what sm_80 / sm_90 builds use).
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 
@@ -77,7 +79,7 @@ static float frand() {  // uniform [-1, 1)
 }
 
 enum Variant { V_DEFAULT = 0, V_128x64, V_64x64, V_128x128, V_64x128, V_NONCAUSAL, V_SPLIT, V_SPLIT3,
-               V_MT2_128x64, V_MT2_128x32, V_MT2_128x64_SUB32, V_COUNT };
+               V_MT2_128x64, V_MT2_128x32, V_MT2_128x64_SUB32, V_WGMMA, V_WGMMA_NONCAUSAL, V_MMA, V_COUNT };
 static const char* variant_name(int v) {
   switch (v) {
     case V_DEFAULT: return "default";
@@ -91,6 +93,9 @@ static const char* variant_name(int v) {
     case V_MT2_128x64: return "MT2_BM128_BN64";
     case V_MT2_128x32: return "MT2_BM128_BN32";
     case V_MT2_128x64_SUB32: return "MT2_BM128_BN64_SUB32";
+    case V_WGMMA: return "wgmma";
+    case V_WGMMA_NONCAUSAL: return "wgmma_noncausal";
+    case V_MMA: return "mma_default";
   }
   return "?";
 }
@@ -119,7 +124,10 @@ template <int D>
 static cudaError_t launch_variant(int v, const AttentionParams& p, cudaStream_t s) {
   using namespace strata::attn;
   switch (v) {
-    case V_DEFAULT: return attention_launch<D>(p, s);
+    // "default" is what the code generator calls for sm_90a (templates/attention.cu.hbs): the wgmma
+    // kernel for D 64/128, which falls back to the mma.sync kernel itself (D 32, S from the device)
+    case V_DEFAULT: return attention_launch_wgmma<D, true>(p, s);
+    case V_MMA: return attention_launch<D>(p, s);  // the mma.sync default (sm_80 / sm_90 builds)
     case V_128x64: return attention_launch<D, 128, 64>(p, s);
     case V_64x64: return attention_launch<D, 64, 64>(p, s);
     case V_128x128: return attention_launch<D, 128, 128>(p, s);
@@ -131,6 +139,8 @@ static cudaError_t launch_variant(int v, const AttentionParams& p, cudaStream_t 
     case V_MT2_128x32: return attention_launch<D, 128, 32, true, 2>(p, s);
     case V_MT2_128x64_SUB32:  // 64-key tiles computed as two 32-key sub-blocks
       return detail::launch_fwd<D, 128, 64, true, false, 2, 32>(p, 1, s);
+    case V_WGMMA: return attention_launch_wgmma<D, true>(p, s);
+    case V_WGMMA_NONCAUSAL: return attention_launch_wgmma<D, false>(p, s);
   }
   return cudaErrorInvalidValue;
 }
@@ -206,6 +216,18 @@ static void check(const char* base, Problem& pr, int variant) {
   snprintf(name, sizeof name, "%s[B%d T%d S%d H%d Hk%d D%d%s%s pad%d %s]", base, pr.B, pr.T, pr.S, pr.H, pr.Hk, pr.D,
            pr.fused ? " fusedQKV" : "", pr.causal ? " causal" : " full", pr.pad, variant_name(variant));
   const AttentionParams& p = pr.p;
+  if ((variant == V_WGMMA || variant == V_WGMMA_NONCAUSAL) && (pr.D == 64 || pr.D == 128)) {
+    // the wgmma launcher falls back to mma.sync where it does not apply: make sure it applies here
+    CUtensorMap mq, mk, mv;
+    const char* why = "?";
+    const cudaError_t me = pr.D == 64 ? strata::attn::detail::wgmma_tensor_maps<64>(p, &mq, &mk, &mv, &why)
+                                      : strata::attn::detail::wgmma_tensor_maps<128>(p, &mq, &mk, &mv, &why);
+    if (me != cudaSuccess) {
+      printf("FAIL %s wgmma path not taken: %s\n", name, why);
+      ++g_fail;
+      return;
+    }
+  }
   CK(cudaMemset(pr.out, 0xFF, pr.out_elems * sizeof(bf16)));  // 0xFFFF = bf16 NaN
   cudaError_t e = launch(pr.D, variant, p);
   if (e == cudaSuccess) e = cudaDeviceSynchronize();
@@ -307,7 +329,7 @@ int main(int argc, char** argv) {
   printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   g_num_sms = prop.multiProcessorCount;
 
-  const std::vector<int> DEF = {V_DEFAULT};
+  const std::vector<int> DEF = {V_DEFAULT, V_MMA};
   const std::vector<int> ALL = {V_128x64, V_64x64, V_128x128, V_64x128, V_MT2_128x64, V_MT2_128x32,
                                 V_MT2_128x64_SUB32};
   // ---- correctness ----
@@ -338,14 +360,43 @@ int main(int argc, char** argv) {
   run_check("medium_gqa", 1, 2048, 2048, 16, 4, 128, false, 0, ALL);
   run_check("medium_mha", 1, 1030, 1030, 8, 8, 64, true, 0, {V_DEFAULT, V_64x128, V_MT2_128x64});
   run_check("d32_mt2", 2, 300, 300, 4, 2, 32, false, 0, {V_MT2_128x64, V_MT2_128x32});
+  // ---- the sm_90a wgmma / TMA kernel (attention_wgmma.cuh) ----
+  const std::vector<int> WG = {V_WGMMA};
+  const std::vector<int> WGNC = {V_WGMMA_NONCAUSAL};
+  run_check("wg_tiny", 1, 1, 1, 4, 4, 128, false, 0, WG);
+  run_check("wg_tiny", 1, 1, 1, 4, 4, 64, false, 0, WG);
+  run_check("wg_ragged1000_gqa", 2, 1000, 1000, 8, 2, 128, false, 0, WG);
+  run_check("wg_ragged1000_mha", 2, 1000, 1000, 4, 4, 64, false, 0, WG);
+  run_check("wg_ragged77_gqa", 1, 77, 77, 8, 2, 128, false, 0, WG);
+  run_check("wg_ragged300_mha", 3, 300, 300, 4, 4, 128, false, 0, WG);
+  run_check("wg_chunk_offset", 2, 100, 1000, 8, 2, 128, false, 0, WG);
+  run_check("wg_chunk_offset", 1, 100, 1000, 4, 4, 64, false, 0, WG);
+  run_check("wg_chunk_ragged", 1, 70, 333, 4, 1, 128, false, 0, WG);
+  run_check("wg_decode", 3, 1, 129, 32, 8, 128, false, 0, WG);
+  run_check("wg_decode", 2, 1, 129, 8, 8, 64, false, 0, WG);
+  run_check("wg_fused_qkv", 2, 300, 300, 8, 2, 128, true, 0, WG);
+  run_check("wg_fused_qkv", 2, 1000, 1000, 8, 8, 64, true, 0, WG);
+  run_check("wg_fused_qkv_pad", 1, 129, 129, 4, 2, 64, true, 8, WG);
+  run_check("wg_padded_strides", 2, 100, 100, 4, 2, 128, false, 16, WG);
+  run_check("wg_more_q_than_k", 2, 300, 100, 4, 2, 128, false, 0, WG);  // rows < T - S see no key -> 0
+  run_check("wg_noncausal", 2, 77, 150, 4, 2, 128, false, 0, WGNC, false);
+  run_check("wg_noncausal", 2, 1000, 1000, 8, 2, 128, true, 0, WGNC, false);
+  run_check("wg_noncausal", 1, 300, 1000, 4, 4, 64, false, 0, WGNC, false);
+  run_check("wg_medium_gqa", 1, 2048, 2048, 16, 4, 128, false, 0, WG);
+  run_check("wg_medium_mha", 2, 1030, 1030, 8, 8, 64, false, 0, WG);
 
   // ---- benchmark ----
   if (do_bench) {
-    const std::vector<int> BV = {V_DEFAULT, V_MT2_128x32, V_MT2_128x64_SUB32, V_64x64};
+    const std::vector<int> BV = {V_DEFAULT, V_MMA, V_MT2_128x32, V_64x64};
     for (int v : BV) bench("B2_T8192_S8192_H32_Hk8_D128", 2, 8192, 8192, 32, 8, 128, v);
     for (int v : BV) bench("B2_T8192_S8192_H32_Hk32_D128", 2, 8192, 8192, 32, 32, 128, v);
     for (int v : BV) bench("B2_T8192_S8192_H32_Hk8_D64", 2, 8192, 8192, 32, 8, 64, v);
+    bench("B2_T8192_S8192_H32_Hk8_D128_full", 2, 8192, 8192, 32, 8, 128, V_NONCAUSAL, false);
+    bench("B2_T8192_S8192_H32_Hk8_D128_full", 2, 8192, 8192, 32, 8, 128, V_WGMMA_NONCAUSAL, false);
+    bench("B1_T2048_S2048_H32_Hk8_D128", 1, 2048, 2048, 32, 8, 128, V_DEFAULT);
+    bench("B1_T2048_S2048_H32_Hk8_D128", 1, 2048, 2048, 32, 8, 128, V_MMA);
     bench("B8_T1_S8192_H32_Hk8_D128", 8, 1, 8192, 32, 8, 128, V_DEFAULT);
+    bench("B8_T1_S8192_H32_Hk8_D128", 8, 1, 8192, 32, 8, 128, V_MMA);
     bench("B8_T1_S8192_H32_Hk8_D128", 8, 1, 8192, 32, 8, 128, V_SPLIT);
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);

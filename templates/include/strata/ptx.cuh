@@ -18,6 +18,9 @@
 //   mbarrier_init / fence_mbarrier_init / mbarrier_arrive / mbarrier_arrive_expect_tx /
 //   mbarrier_expect_tx / mbarrier_try_wait_parity / mbarrier_wait_parity
 //   setmaxnreg_dec<N> / setmaxnreg_inc<N>     warpgroup register reallocation (sm_90a)
+//   wgmma_m64nNk16_ss / _rs, WgmmaSS / WgmmaRS, wgmma_reg_fence, wgmma_desc_sw128_mn   (sm_90a;
+//                                             runtime scale-d, A from registers: attention)
+//   named_barrier_sync(id, threads)
 //   cluster_ctarank / cluster_sync / mbarrier_arrive_cluster(bar, cta)   thread-block clusters (sm_90)
 #pragma once
 
@@ -182,6 +185,126 @@ template <int kTA, int kTB> struct Wgmma<128, kTA, kTB> {
 template <int kTA, int kTB> struct Wgmma<256, kTA, kTB> {
   STRATA_DEV static void mma(float (&d)[128], uint64_t a, uint64_t b) { wgmma_m64n256k16<kTA, kTB>(d, a, b); }
 };
+
+// ---- wgmma with a runtime accumulate flag and with A from registers (sm_90a) ------------------
+// wgmma_m64nNk16_ss<kTA, kTB>(d, desc_a, desc_b, scale_d): both operands from shared memory;
+//   scale_d = 0 writes D = A*B (the first k-step of a fresh product, no zeroing of d needed).
+// wgmma_m64nNk16_rs<kTB>(d, a, desc_b, scale_d): A (64x16 bf16) from registers, four b32 per
+//   thread in the mma.sync m16k16 A-fragment layout per warp (rows 16*warp + lane/4 (+8), cols
+//   2*(lane%4) (+8)) — the layout of an fp32 m64nN accumulator converted pairwise to bf16, so a
+//   softmax result feeds the next product without shared memory. No transpose of A exists here.
+//   The registers of a must stay unchanged until the wgmma retired (wgmma_wait).
+// WgmmaSS<N, kTA, kTB>::mma / WgmmaRS<N, kTB>::mma pick the wrapper by N (64, 128).
+// wgmma_reg_fence(d): an empty asm that "touches" each accumulator so the compiler keeps its
+//   reads and writes of d on their side of the wgmma fence / wait around it.
+template <int kTA = 0, int kTB = 0>
+STRATA_DEV void wgmma_m64n64k16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTA), "n"(kTB));
+#else
+  __trap();
+#endif
+}
+template <int kTB = 0>
+STRATA_DEV void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTB));
+#else
+  __trap();
+#endif
+}
+template <int kTA = 0, int kTB = 0>
+STRATA_DEV void wgmma_m64n128k16_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, %67, %68;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTA), "n"(kTB));
+#else
+  __trap();
+#endif
+}
+template <int kTB = 0>
+STRATA_DEV void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+#if defined(STRATA_HAS_WGMMA)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTB));
+#else
+  __trap();
+#endif
+}
+template <int N, int kTA = 0, int kTB = 0> struct WgmmaSS;
+template <int kTA, int kTB> struct WgmmaSS<64, kTA, kTB> {
+  STRATA_DEV static void mma(float (&d)[32], uint64_t a, uint64_t b, int sd) { wgmma_m64n64k16_ss<kTA, kTB>(d, a, b, sd); }
+};
+template <int kTA, int kTB> struct WgmmaSS<128, kTA, kTB> {
+  STRATA_DEV static void mma(float (&d)[64], uint64_t a, uint64_t b, int sd) { wgmma_m64n128k16_ss<kTA, kTB>(d, a, b, sd); }
+};
+template <int N, int kTB = 0> struct WgmmaRS;
+template <int kTB> struct WgmmaRS<64, kTB> {
+  STRATA_DEV static void mma(float (&d)[32], const uint32_t (&a)[4], uint64_t b, int sd) { wgmma_m64n64k16_rs<kTB>(d, a, b, sd); }
+};
+template <int kTB> struct WgmmaRS<128, kTB> {
+  STRATA_DEV static void mma(float (&d)[64], const uint32_t (&a)[4], uint64_t b, int sd) { wgmma_m64n128k16_rs<kTB>(d, a, b, sd); }
+};
+template <int M>
+STRATA_DEV void wgmma_reg_fence(float (&d)[M]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// Descriptor of an MN-major ("transposed") 128B-swizzled operand stored as [k rows][64 elements]
+// panels of 128-byte rows (what a TMA box of 64 columns with SWIZZLE_128B writes): SBO 1024 B
+// (next 8 k rows), LBO = lbo_bytes (next panel of 64 elements along M/N); +2048 B per k16 step.
+STRATA_HD uint64_t wgmma_desc_sw128_mn(uint32_t saddr, uint32_t lbo_bytes) {
+  uint64_t d = 0;
+  d |= (uint64_t)((saddr & 0x3FFFF) >> 4);
+  d |= (uint64_t)((lbo_bytes >> 4) & 0x3FFF) << 16;
+  d |= (uint64_t)(1024 >> 4) << 32;
+  d |= (uint64_t)1 << 62;
+  return d;
+}
+
+// Named barrier over `threads` threads (a multiple of 32) of the CTA; id 0 is __syncthreads's.
+STRATA_DEV void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 
 // ---- mbarrier (shared-memory 64-bit barrier objects) ---------------------------------------
 // init / arrive / test_wait exist from sm_80; transaction counts (expect_tx, used by TMA and
