@@ -214,7 +214,9 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
       const st = stateByName.get(out);
       if (!st) continue;
       if (n.op === "cacheAppend") continue; // in place by construction
-      if (groupOf(n)?.roles.hT === n) persistent.set(n.key, out);
+      // the scans' final state and conv1d's outgoing window: their kernels update the state in place
+      const roles = groupOf(n)?.roles;
+      if (roles && (roles.hT === n || roles.stateOut === n)) persistent.set(n.key, out);
       else copies.push({ node: n, state: out });
     }
     let memory = planMemory(plan, [logitsNode, ...gradNodes.map((x) => x.node), ...copies.map((c) => c.node)], { maxBatch, maxSeq, maxTokens, maxPast: maxContext, persistent: new Set([...persistent.keys(), ...preps.keys()]) });

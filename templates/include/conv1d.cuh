@@ -10,8 +10,8 @@
 // element is read once (+ K-1 halo rows per tile, L2 hits), weights are read once per thread.
 // A warp reads/writes 512 contiguous bytes per token row. If C, the strides or the pointers are
 // not 16-byte friendly, a VEC = 1 instantiation is used instead.
-// Aliasing: state_out may alias state_in only when T <= TT (single token tile, e.g. decode),
-// since tile 0 reads the prefix while the last tile writes the new state.
+// Aliasing: state_out may alias state_in (the state updated in place, for any T): only tile 0's
+// block reads the old state, and that block writes the new one after reading it.
 //
 // Layouts: x, y [B,T,C] bf16 with batch / token-row strides (elements) — x may be a column
 // slice of a fused projection; w [C,K] bf16 contiguous; bias [C] bf16 (optional);
@@ -90,6 +90,7 @@ __device__ __forceinline__ void store_f32(float* dst, const float (&v)[VEC]) {
 template <int K, int VEC, int TT>
 __global__ void __launch_bounds__(128) causal_conv1d_fwd_kernel(const Conv1dParams p) {
   static_assert(K >= 2 && K <= 4, "K in [2,4]");
+  static_assert(TT >= K - 1, "a token tile covers the K-1 halo (tile 0 alone reads the old state)");
   const int C = p.channels, T = p.seqlen;
   const int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * VEC;
   const int b = blockIdx.z;
@@ -147,7 +148,15 @@ __global__ void __launch_bounds__(128) causal_conv1d_fwd_kernel(const Conv1dPara
 #pragma unroll
     for (int i = 0; i < VEC; ++i) win[K - 2][i] = cur[i];
   }
-  if (p.state_out && tend == T) {
+  // The new state (the last K-1 inputs) is written by the block of tile 0, the only one that reads
+  // the old state, after it has read it — so state_out may alias state_in (the state updated in
+  // place). When tile 0 is also the last tile its window holds them; otherwise (T > TT ≥ K-1)
+  // they all come from x.
+  if (p.state_out && tb == 0) {
+    if (tend != T) {
+#pragma unroll
+      for (int k = 0; k < K - 1; ++k) load_bf16<VEC>(win[k], xb + (long long)(T - (K - 1) + k) * p.x_row_stride);
+    }
 #pragma unroll
     for (int k = 0; k < K - 1; ++k) store_f32<VEC>(p.state_out + ((size_t)b * (K - 1) + k) * C + c0, win[k]);
   }

@@ -59,11 +59,12 @@ function checkSchedules(p: Program): void {
       }
     expect(s.memory.peakBytes).toBeGreaterThanOrEqual(Math.max(0, ...slots.map((x) => x.offset + x.bytes)));
   }
-  // every state the cached graph outputs reaches its persistent buffer: in place or by a copy
+  // every state the cached graph outputs reaches its persistent buffer: in place (a scan's final
+  // state, conv1d's outgoing window, a cache append) or by a copy
   const cached = p.schedules.find((s) => s.name === "cached")!;
   for (const st of p.states) {
     const n = cached.graph.outputs[st.name]!;
-    const inPlace = n.op === "cacheAppend" || cached.plan.groups.some((g) => g.roles.hT === n);
+    const inPlace = n.op === "cacheAppend" || cached.plan.groups.some((g) => g.roles.hT === n || g.roles.stateOut === n);
     const copied = cached.launches.some((l) => l.kind === "copy" && l.dst.name === st.name);
     expect(inPlace !== copied, `${st.name}: written in place (${inPlace}) xor copied (${copied})`).toBe(true);
   }
