@@ -30,6 +30,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import entries  # noqa: E402
+from profile_table import print_profile  # noqa: E402
 
 OUT = os.environ.get("OUT", "/tmp/strata-gpu-out")
 
@@ -96,22 +97,6 @@ def parse_args():
                          "$OUT/profile-NAME.csv, and print the kernels that take the most time")
     ap.add_argument("--json", default="decode_bench.json", help="file name under $OUT")
     return ap.parse_args()
-
-
-def print_profile(path, top=12):
-    """The launches of the decode step ('cached' schedule) grouped by kernel, slowest first."""
-    import csv
-    rows = [r for r in csv.DictReader(open(path)) if r["schedule"] == "cached"]
-    by = {}
-    for r in rows:
-        k = by.setdefault(r["kernel"], [0.0, 0, int(r["calls"])])
-        k[0] += float(r["total_ms"])
-        k[1] += 1
-    calls = max((v[2] for v in by.values()), default=1)
-    total = sum(v[0] for v in by.values()) / calls
-    print(f"  profile ({os.path.basename(path)}): {total * 1e3:.0f} us of launches per step over {calls} timed runs", flush=True)
-    for name, (ms, n, c) in sorted(by.items(), key=lambda kv: -kv[1][0])[:top]:
-        print(f"    {name:28s} x{n:4d}  {1e3 * ms / c:8.1f} us/step  {1e3 * ms / c / n:7.2f} us each", flush=True)
 
 
 def main():

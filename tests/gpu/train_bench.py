@@ -20,6 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import train_flops  # noqa: E402
+from profile_table import print_profile  # noqa: E402
 
 PEAK = 989e12
 
@@ -42,6 +43,18 @@ def strata_run(project, data, batch, seq, steps):
     return {"impl": "strata", "ok": True, "tokens_per_s": tps, "losses": [x["loss"] for x in steps_], "seconds": secs, "log_tail": r.stderr[-600:]}
 
 
+def strata_profile(project, data, batch, seq, steps=3):
+    """A few train steps with STRATA_PROFILE: every launch of the train schedule timed."""
+    path = os.path.join(os.environ.get("OUT", "/tmp"), "profile-train.csv")
+    cmd = [os.path.join(project, "bin", "model"), "train", "--data", data, "--batch", str(batch), "--seq", str(seq), "--steps", str(steps),
+           "--warmup", "1", "--lr", "1e-4", "--seed", "3", "--log-every", "1", "--no-checkpoint"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "STRATA_PROFILE": path})
+    if r.returncode != 0 or not os.path.exists(path):
+        print("profiled train run failed:\n" + r.stderr[-1500:], flush=True)
+        return
+    print_profile(path, "train", 20)
+
+
 def peer_run(mode, batch, seq, steps):
     cmd = [sys.executable, os.path.join(HERE, "train_peer.py"), "--modes", mode, "--batch", str(batch), "--seq", str(seq), "--steps", str(steps),
            "--warmup", "3"]
@@ -61,6 +74,7 @@ def main():
     ap.add_argument("--seq", type=int, default=4096)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--peer", default="eager,compile")
+    ap.add_argument("--profile", action="store_true", help="then 3 profiled steps (STRATA_PROFILE): the train step's kernels by time")
     a = ap.parse_args()
     with open(os.path.join(a.project, "manifest.json")) as f:
         manifest = json.load(f)
@@ -86,6 +100,8 @@ def main():
     if not s.get("ok"):
         print("strata train failed:\n" + s.get("error", ""))
         sys.exit(1)
+    if a.profile:
+        strata_profile(a.project, a.data, a.batch, a.seq)
 
 
 if __name__ == "__main__":

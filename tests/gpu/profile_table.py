@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""Print a STRATA_PROFILE table (runtime/README.md): one schedule's launches grouped by kernel,
+slowest first.
+
+  python3 tests/gpu/profile_table.py PROFILE.csv [SCHEDULE] [TOP]   (schedule default: cached)
+"""
+import csv
+import os
+import sys
+
+
+def print_profile(path, schedule="cached", top=12):
+    rows = [r for r in csv.DictReader(open(path)) if r["schedule"] == schedule]
+    by = {}
+    for r in rows:
+        k = by.setdefault(r["kernel"], [0.0, 0, 0])
+        k[0] += float(r["total_ms"])
+        k[1] += 1
+        k[2] = max(k[2], int(r["calls"]))
+    calls = max((v[2] for v in by.values()), default=1) or 1
+    total = sum(v[0] for v in by.values()) / calls
+    print(f"  profile ({os.path.basename(path)}, {schedule}): {total * 1e3:.0f} us of launches per run over {calls} timed runs", flush=True)
+    for name, (ms, n, _) in sorted(by.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"    {name:32s} x{n:4d}  {1e3 * ms / calls:9.1f} us/run  {1e3 * ms / calls / n:8.2f} us each  {100 * ms / calls / total:5.1f}%", flush=True)
+
+
+if __name__ == "__main__":
+    print_profile(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "cached", int(sys.argv[3]) if len(sys.argv) > 3 else 12)
