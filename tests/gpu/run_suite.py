@@ -15,6 +15,8 @@ golden logits (.npy), and bundle.json describing the checks. Steps:
 prints PASS/FAIL per check, a benchmark table, and a closing `N passed, N failed` line.
 
 Usage: python3 tests/gpu/run_suite.py [BUNDLE_DIR] [--skip-bench] [--skip-8b] [--skip-decode] [--only-bench]
+       [--train-bench [--only-train-bench]] [--skip-train]   (STRATA_TRAIN_PEERS=eager: the training
+       benchmark's PyTorch peers, default eager,compile)
 """
 import json
 import os
@@ -228,7 +230,8 @@ def main():
             if p["kind"] != "trainbench" or not built.get(p["name"]):
                 continue
             rc, log, secs = sh([sys.executable, os.path.join(HERE, "train_bench.py"), p["dir"], os.path.join(BUNDLE, "moby-train.tok"),
-                                "--batch", str(p["batch"]), "--seq", str(p["seq"])], timeout=900)
+                                "--batch", str(p["batch"]), "--seq", str(p["seq"]), "--profile",
+                                *(["--peer", os.environ["STRATA_TRAIN_PEERS"]] if "STRATA_TRAIN_PEERS" in os.environ else [])], timeout=900)
             with open(os.path.join(OUT, "train_bench.log"), "w") as f:
                 f.write(log)
             print(log, flush=True)
