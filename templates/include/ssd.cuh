@@ -34,6 +34,15 @@
 // One CTA of 256 threads per (b, h); 113 KB smem for L=128, P=64, N=128 -> 2 CTAs / SM
 // (exactly the 228 KB of an SM), <= 128 registers, no spills.
 //
+// Chunk-parallel variant (ssd_chunk_parallel_fwd_kernel, taken when SsdParams::workspace is set):
+// one CTA per (chunk, b, h), chunk-major, the same per-chunk math; each CTA computes its chunk's
+// own state first, then waits for its predecessor's flag, adds the decayed incoming state and
+// publishes the result through one fp32 slot per (b, h) (hT itself when requested), then writes
+// its outputs. Correct (tests/gpu/ssm_test.cu), but measured slower on H200 at B2 T8192 H128
+// (1.213 ms vs 1.033 ms for the sequential kernel): with 2 CTAs per SM, each SM still runs load ->
+// state -> outputs back to back, and the chain adds an L2 round trip + fence per chunk. The code
+// generator keeps the sequential kernel (ssd.cu.hbs passes no workspace); docs/PERF-NOTES.md.
+//
 // Decode / generic sequential path: ssd_decode_kernel, one CTA per (b, h), any T (meant for
 // T = 1): state row in registers (one warp per p, lanes over n), fp32 throughout.
 //
@@ -69,6 +78,9 @@ struct SsdParams {
   const float* h0 = nullptr;         // [B,H,P,N], optional (zeros)
   float* hT = nullptr;               // [B,H,P,N], optional; may alias h0
   __nv_bfloat16* y = nullptr;        long long y_batch_stride = 0, y_row_stride = 0;
+  // Chunk-parallel path (T > L): ssd_chunked_workspace_bytes, 256-byte aligned, contents
+  // undefined on entry. Null: the sequential-chunk kernel.
+  void* workspace = nullptr;         size_t workspace_bytes = 0;
 };
 
 namespace detail {
@@ -94,20 +106,220 @@ struct SsdSmem {
       sizeof(__nv_bfloat16) * (size_t)(2 * L * N + L * P) + sizeof(float) * (size_t)(P * N + 2 * L);
 };
 
-template <int L, int P, int N, bool kSplitState>
-__global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams p) {
-  constexpr int NW = 8;
-  constexpr int RB = L / 16;       // 16-row blocks per chunk
-  constexpr int PSPLIT = NW / RB;  // warps sharing one row block (split P)
-  constexpr int PW = P / PSPLIT;   // P columns per warp in phase A
-  constexpr int MT = P / 16;       // phase B: m16 tiles over P
-  constexpr int NSPL = NW / MT;    // phase B: splits over N
-  constexpr int NWB = N / NSPL;    // phase B: N columns per warp
+// Work split of one chunk over the CTA's 8 warps (both chunked kernels).
+template <int L, int P, int N>
+struct SsdTile {
+  static constexpr int NW = 8;
+  static constexpr int RB = L / 16;       // outputs: 16-row blocks per chunk
+  static constexpr int PSPLIT = NW / RB;  // outputs: warps sharing one row block (split P)
+  static constexpr int PW = P / PSPLIT;   // outputs: P columns per warp
+  static constexpr int MT = P / 16;       // state: m16 tiles over P
+  static constexpr int NSPL = NW / MT;    // state: splits over N
+  static constexpr int NWB = N / NSPL;    // state: N columns per warp
   static_assert(L == 64 || L == 128, "chunk must be 64 or 128");
   static_assert(P % 64 == 0 && N % 64 == 0, "P, N multiples of 64 (swizzle)");
-  static_assert(NW % RB == 0 && P % PSPLIT == 0 && PW % 16 == 0, "phase A split");
-  static_assert(NW % MT == 0 && N % NSPL == 0 && NWB % 16 == 0, "phase B split");
+  static_assert(NW % RB == 0 && P % PSPLIT == 0 && PW % 16 == 0, "output split");
+  static_assert(NW % MT == 0 && N % NSPL == 0 && NWB % 16 == 0, "state split");
   static_assert(P * N <= 8192, "state must fit 32 fp32 registers per thread");
+};
+
+// cp.async an L x W bf16 tile (token rows t0.. of a token-major operand) into swizzled smem
+// (row length W); rows >= Lc are zero-filled.
+template <int L, int W>
+__device__ __forceinline__ void load_tile(__nv_bfloat16* dst, const __nv_bfloat16* src, long long row_stride, int t0,
+                                          int Lc, int tid) {
+  constexpr int CPR = W / 8;
+#pragma unroll 4
+  for (int i = tid; i < L * CPR; i += 256) {
+    const int r = i / CPR, ch = i % CPR;
+    const bool v = r < Lc;
+    const long long tt = v ? (long long)(t0 + r) : 0;
+    cp_async_16(smem_u32(dst + r * W + ((ch ^ (r & 7)) << 3)), src + tt * row_stride + ch * 8, v);
+  }
+}
+
+// dt and cumsum(dt*A) (log2 units) of one chunk into sDt / sCs: one warp, L/32 consecutive rows per
+// lane. Rows >= Lc get dt = 0, so sCs[L-1] is the cumsum of the last valid row.
+template <int L>
+__device__ __forceinline__ void chunk_dt_cumsum(const SsdParams& p, long long dt_base, int t0, int Lc, float dtb,
+                                                float A2, int lane, float* sDt, float* sCs) {
+  constexpr int RPL = L / 32;
+  float dA[RPL];
+  float run = 0.f;
+#pragma unroll
+  for (int k = 0; k < RPL; ++k) {
+    const int r = lane * RPL + k;
+    float dtv = 0.f;
+    if (r < Lc) {
+      const long long di = dt_base + (long long)(t0 + r) * p.dt_row_stride;
+      const float raw = (p.dt_f32 ? p.dt_f32[di] : __bfloat162float(p.dt[di])) + dtb;
+      dtv = (p.dt_softplus ? fast_softplus(raw) : raw);
+    }
+    sDt[r] = dtv;
+    run += dtv * A2;
+    dA[k] = run;
+  }
+  float s = run;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float nv = __shfl_up_sync(0xffffffffu, s, o);
+    if (lane >= o) s += nv;
+  }
+  const float excl = s - run;
+#pragma unroll
+  for (int k = 0; k < RPL; ++k) sCs[lane * RPL + k] = excl + dA[k];
+}
+
+// Outputs of one chunk (warp w owns 16 rows, all of P; for L = 64 two warps split P):
+// O = exp(cs_l) C_l h_in^T + sum_{s<=l} (C_l . B_s) exp(cs_l - cs_s) dt_s x_s, y = O + D x (bf16).
+// sH holds h_in (fp32 [P][N] swizzled), rounded to bf16 for the mma.
+template <int L, int P, int N>
+__device__ __forceinline__ void chunk_outputs(const __nv_bfloat16* sC, const __nv_bfloat16* sB,
+                                              const __nv_bfloat16* sX, const float* sH, const float* sDt,
+                                              const float* sCs, __nv_bfloat16* yg, long long y_row_stride, int t0,
+                                              int Lc, float Dh, int warp, int lane) {
+  using Tl = SsdTile<L, P, N>;
+  constexpr int PW = Tl::PW;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int rb = warp % Tl::RB;
+  const int pbase = (warp / Tl::RB) * PW;
+  const int r0 = rb * 16;
+  float o[PW / 8][4];
+#pragma unroll
+  for (int j = 0; j < PW / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+
+  const int a_row = r0 + (lane & 7) + ((lane >> 3) & 1) * 8;  // A frag (non-trans) row
+  const int a_colo = (lane >> 4) * 8;
+  // off-diagonal: O = C_rows . h_in^T
+#pragma unroll 1
+  for (int kt = 0; kt < N / 16; ++kt) {
+    uint32_t a[4];
+    ldmatrix_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
+#pragma unroll
+    for (int nt = 0; nt < PW / 8; ++nt) {
+      const int hr = pbase + nt * 8 + gid;
+      const float2 v0 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig));
+      const float2 v1 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig + 8));
+      mma_m16n8k16_bf16(o[nt], a, pack_bf16x2(v0.x, v0.y), pack_bf16x2(v1.x, v1.y));
+    }
+  }
+  const float csr0 = sCs[r0 + gid], csr1 = sCs[r0 + gid + 8];
+  {
+    const float e0 = fast_exp2(csr0), e1 = fast_exp2(csr1);
+#pragma unroll
+    for (int j = 0; j < PW / 8; ++j) { o[j][0] *= e0; o[j][1] *= e0; o[j][2] *= e1; o[j][3] *= e1; }
+  }
+  // diagonal blocks (causal): column blocks sb <= rb
+  for (int sb = 0; sb <= rb; ++sb) {
+    float s[2][4];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll 2
+    for (int kt = 0; kt < N / 16; ++kt) {
+      uint32_t a[4], bf[4];
+      ldmatrix_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
+      const int br = sb * 16 + (lane & 7) + (lane >> 4) * 8;
+      ldmatrix_x4(bf, smem_u32(sB + swz<N>(br, kt * 16 + ((lane >> 3) & 1) * 8)));
+      mma_m16n8k16_bf16(s[0], a, bf[0], bf[1]);
+      mma_m16n8k16_bf16(s[1], a, bf[2], bf[3]);
+    }
+    uint32_t pa[4];
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      const int col = sb * 16 + nt * 8 + 2 * tig;
+      const float cc0 = sCs[col], cc1 = sCs[col + 1];
+      const float d0 = sDt[col], d1 = sDt[col + 1];
+      const int row0 = r0 + gid, row1 = row0 + 8;
+      const float v00 = (col <= row0) ? s[nt][0] * fast_exp2(csr0 - cc0) * d0 : 0.f;
+      const float v01 = (col + 1 <= row0) ? s[nt][1] * fast_exp2(csr0 - cc1) * d1 : 0.f;
+      const float v10 = (col <= row1) ? s[nt][2] * fast_exp2(csr1 - cc0) * d0 : 0.f;
+      const float v11 = (col + 1 <= row1) ? s[nt][3] * fast_exp2(csr1 - cc1) * d1 : 0.f;
+      pa[nt * 2 + 0] = pack_bf16x2(v00, v01);
+      pa[nt * 2 + 1] = pack_bf16x2(v10, v11);
+    }
+    // A-frag order: a0=(g, k lo)=nt0 row0, a1=(g+8, k lo)=nt0 row1, a2=nt1 row0, a3=nt1 row1
+    const uint32_t af[4] = {pa[0], pa[1], pa[2], pa[3]};
+#pragma unroll
+    for (int np = 0; np < PW / 16; ++np) {
+      uint32_t bf[4];
+      const int xr = sb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+      ldmatrix_x4_trans(bf, smem_u32(sX + swz<P>(xr, pbase + np * 16 + (lane >> 4) * 8)));
+      mma_m16n8k16_bf16(o[2 * np], af, bf[0], bf[1]);
+      mma_m16n8k16_bf16(o[2 * np + 1], af, bf[2], bf[3]);
+    }
+  }
+  // epilogue: y = O + D x
+  const int row0 = r0 + gid, row1 = row0 + 8;
+#pragma unroll
+  for (int j = 0; j < PW / 8; ++j) {
+    const int col = pbase + j * 8 + 2 * tig;
+    if (row0 < Lc) {
+      const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row0, col)));
+      *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row0) * y_row_stride + col) =
+          pack_bf16x2(o[j][0] + Dh * xv.x, o[j][1] + Dh * xv.y);
+    }
+    if (row1 < Lc) {
+      const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row1, col)));
+      *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row1) * y_row_stride + col) =
+          pack_bf16x2(o[j][2] + Dh * xv.x, o[j][3] + Dh * xv.y);
+    }
+  }
+}
+
+// Chunk state contribution: hacc += (x w)^T B, w_s = exp(cs_{L-1} - cs_s) dt_s, for the warp's
+// 16 x NWB slice of the P x N state (rows mt*16.., cols nb0..). kSplitState: x*w is split into
+// bf16 hi + lo parts (two mmas) so the sum keeps ~fp32 accuracy.
+template <int L, int P, int N, bool kSplitState>
+__device__ __forceinline__ void chunk_state_mma(float (&hacc)[SsdTile<L, P, N>::NWB / 8][4], const __nv_bfloat16* sX,
+                                                const __nv_bfloat16* sB, const float* sDt, const float* sCs,
+                                                int mt, int nb0, int lane) {
+  constexpr int NWB = SsdTile<L, P, N>::NWB;
+  const int tig = lane & 3;
+  const float cs_last = sCs[L - 1];
+#pragma unroll 1
+  for (int kt = 0; kt < L / 16; ++kt) {
+    uint32_t a[4];
+    // A = x^T (m = p, k = s) from x[s][p]: trans
+    const int xr = kt * 16 + (lane & 7) + (lane >> 4) * 8;
+    ldmatrix_x4_trans(a, smem_u32(sX + swz<P>(xr, mt * 16 + ((lane >> 3) & 1) * 8)));
+    const int s0 = kt * 16 + 2 * tig;
+    const float w0 = fast_exp2(cs_last - sCs[s0]) * sDt[s0];
+    const float w1 = fast_exp2(cs_last - sCs[s0 + 1]) * sDt[s0 + 1];
+    const float w8 = fast_exp2(cs_last - sCs[s0 + 8]) * sDt[s0 + 8];
+    const float w9 = fast_exp2(cs_last - sCs[s0 + 9]) * sDt[s0 + 9];
+    uint32_t ahi[4], alo[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const float2 v = unpack_bf16x2(a[q]);
+      const float f0 = v.x * (q < 2 ? w0 : w8);
+      const float f1 = v.y * (q < 2 ? w1 : w9);
+      ahi[q] = pack_bf16x2(f0, f1);
+      if (kSplitState) {
+        const float2 hv = unpack_bf16x2(ahi[q]);
+        alo[q] = pack_bf16x2(f0 - hv.x, f1 - hv.y);
+      }
+    }
+#pragma unroll
+    for (int np = 0; np < NWB / 16; ++np) {
+      uint32_t bf[4];
+      const int br = kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+      ldmatrix_x4_trans(bf, smem_u32(sB + swz<N>(br, nb0 + np * 16 + (lane >> 4) * 8)));
+      mma_m16n8k16_bf16(hacc[2 * np], ahi, bf[0], bf[1]);
+      mma_m16n8k16_bf16(hacc[2 * np + 1], ahi, bf[2], bf[3]);
+      if (kSplitState) {
+        mma_m16n8k16_bf16(hacc[2 * np], alo, bf[0], bf[1]);
+        mma_m16n8k16_bf16(hacc[2 * np + 1], alo, bf[2], bf[3]);
+      }
+    }
+  }
+}
+
+// Sequential-chunk kernel (the fallback when no workspace is given): one CTA per (b, h) walks
+// the chunks, carrying the state in smem.
+template <int L, int P, int N, bool kSplitState>
+__global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams p) {
+  using Tl = SsdTile<L, P, N>;
+  constexpr int NWB = Tl::NWB;
 
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __nv_bfloat16* sC = reinterpret_cast<__nv_bfloat16*>(smem_raw);
@@ -142,160 +354,28 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
     if (p.h0) v = *reinterpret_cast<const float4*>(p.h0 + hoff + i);
     *reinterpret_cast<float4*>(sH + swzf<N>(pr, n)) = v;
   }
-  // phase-B ownership: warp owns rows [mt*16, +16) x cols [nb0, nb0+NWB) of h
-  const int mt = warp % MT;
-  const int nb0 = (warp / MT) * NWB;
+  // state ownership: warp owns rows [mt*16, +16) x cols [nb0, nb0+NWB) of h
+  const int mt = warp % Tl::MT;
+  const int nb0 = (warp / Tl::MT) * NWB;
 
   const int nchunks = (T + L - 1) / L;
   for (int c = 0; c < nchunks; ++c) {
     const int t0 = c * L;
     const int Lc = min(L, T - t0);
-
-    // ---- 1. async tile loads (zero-fill rows >= Lc) ----
-    {
-      constexpr int CPRN = N / 8;
-#pragma unroll 4
-      for (int i = tid; i < L * CPRN; i += 256) {
-        const int r = i / CPRN, ch = i % CPRN;
-        const bool v = r < Lc;
-        const long long tt = v ? (long long)(t0 + r) : 0;
-        const int so = r * N + ((ch ^ (r & 7)) << 3);
-        cp_async_16(smem_u32(sC + so), Cg + tt * p.C_row_stride + ch * 8, v);
-        cp_async_16(smem_u32(sB + so), Bg + tt * p.B_row_stride + ch * 8, v);
-      }
-      constexpr int CPRP = P / 8;
-#pragma unroll 4
-      for (int i = tid; i < L * CPRP; i += 256) {
-        const int r = i / CPRP, ch = i % CPRP;
-        const bool v = r < Lc;
-        const long long tt = v ? (long long)(t0 + r) : 0;
-        cp_async_16(smem_u32(sX + r * P + ((ch ^ (r & 7)) << 3)), xg + tt * p.x_row_stride + ch * 8, v);
-      }
-      cp_async_commit();
-    }
-    // ---- dt, cumsum(dt*A) (log2 units): warp 0, RPL consecutive rows per lane ----
-    if (warp == 0) {
-      constexpr int RPL = L / 32;
-      float dA[RPL];
-      float run = 0.f;
-#pragma unroll
-      for (int k = 0; k < RPL; ++k) {
-        const int r = lane * RPL + k;
-        float dtv = 0.f;
-        if (r < Lc) {
-          const long long di = dt_base + (long long)(t0 + r) * p.dt_row_stride;
-          const float raw = (p.dt_f32 ? p.dt_f32[di] : __bfloat162float(p.dt[di])) + dtb;
-          dtv = (p.dt_softplus ? fast_softplus(raw) : raw);
-        }
-        sDt[r] = dtv;
-        run += dtv * A2;
-        dA[k] = run;
-      }
-      float s = run;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float nv = __shfl_up_sync(0xffffffffu, s, o);
-        if (lane >= o) s += nv;
-      }
-      const float excl = s - run;
-#pragma unroll
-      for (int k = 0; k < RPL; ++k) sCs[lane * RPL + k] = excl + dA[k];
-    }
+    load_tile<L, N>(sC, Cg, p.C_row_stride, t0, Lc, tid);
+    load_tile<L, N>(sB, Bg, p.B_row_stride, t0, Lc, tid);
+    load_tile<L, P>(sX, xg, p.x_row_stride, t0, Lc, tid);
+    cp_async_commit();
+    if (warp == 0) chunk_dt_cumsum<L>(p, dt_base, t0, Lc, dtb, A2, lane, sDt, sCs);
     cp_async_wait_all();
     __syncthreads();
 
-    // ---- 2. phase A: outputs ----
-    {
-      const int rb = warp % RB;
-      const int pbase = (warp / RB) * PW;
-      const int r0 = rb * 16;
-      float o[PW / 8][4];
-#pragma unroll
-      for (int j = 0; j < PW / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    chunk_outputs<L, P, N>(sC, sB, sX, sH, sDt, sCs, yg, p.y_row_stride, t0, Lc, Dh, warp, lane);
 
-      const int a_row = r0 + (lane & 7) + ((lane >> 3) & 1) * 8;  // A frag (non-trans) row
-      const int a_colo = (lane >> 4) * 8;
-      // off-diagonal: O = C_rows . h_prev^T
-#pragma unroll 1
-      for (int kt = 0; kt < N / 16; ++kt) {
-        uint32_t a[4];
-        ldmatrix_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
-#pragma unroll
-        for (int nt = 0; nt < PW / 8; ++nt) {
-          const int hr = pbase + nt * 8 + gid;
-          const float2 v0 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig));
-          const float2 v1 = *reinterpret_cast<const float2*>(sH + swzf<N>(hr, kt * 16 + 2 * tig + 8));
-          mma_m16n8k16_bf16(o[nt], a, pack_bf16x2(v0.x, v0.y), pack_bf16x2(v1.x, v1.y));
-        }
-      }
-      const float csr0 = sCs[r0 + gid], csr1 = sCs[r0 + gid + 8];
-      {
-        const float e0 = fast_exp2(csr0), e1 = fast_exp2(csr1);
-#pragma unroll
-        for (int j = 0; j < PW / 8; ++j) { o[j][0] *= e0; o[j][1] *= e0; o[j][2] *= e1; o[j][3] *= e1; }
-      }
-      // diagonal blocks (causal): column blocks sb <= rb
-      for (int sb = 0; sb <= rb; ++sb) {
-        float s[2][4];
-#pragma unroll
-        for (int j = 0; j < 2; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-#pragma unroll 2
-        for (int kt = 0; kt < N / 16; ++kt) {
-          uint32_t a[4], bf[4];
-          ldmatrix_x4(a, smem_u32(sC + swz<N>(a_row, kt * 16 + a_colo)));
-          const int br = sb * 16 + (lane & 7) + (lane >> 4) * 8;
-          ldmatrix_x4(bf, smem_u32(sB + swz<N>(br, kt * 16 + ((lane >> 3) & 1) * 8)));
-          mma_m16n8k16_bf16(s[0], a, bf[0], bf[1]);
-          mma_m16n8k16_bf16(s[1], a, bf[2], bf[3]);
-        }
-        uint32_t pa[4];
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-          const int col = sb * 16 + nt * 8 + 2 * tig;
-          const float cc0 = sCs[col], cc1 = sCs[col + 1];
-          const float d0 = sDt[col], d1 = sDt[col + 1];
-          const int row0 = r0 + gid, row1 = row0 + 8;
-          const float v00 = (col <= row0) ? s[nt][0] * fast_exp2(csr0 - cc0) * d0 : 0.f;
-          const float v01 = (col + 1 <= row0) ? s[nt][1] * fast_exp2(csr0 - cc1) * d1 : 0.f;
-          const float v10 = (col <= row1) ? s[nt][2] * fast_exp2(csr1 - cc0) * d0 : 0.f;
-          const float v11 = (col + 1 <= row1) ? s[nt][3] * fast_exp2(csr1 - cc1) * d1 : 0.f;
-          pa[nt * 2 + 0] = pack_bf16x2(v00, v01);
-          pa[nt * 2 + 1] = pack_bf16x2(v10, v11);
-        }
-        // A-frag order: a0=(g, k lo)=nt0 row0, a1=(g+8, k lo)=nt0 row1, a2=nt1 row0, a3=nt1 row1
-        const uint32_t af[4] = {pa[0], pa[1], pa[2], pa[3]};
-#pragma unroll
-        for (int np = 0; np < PW / 16; ++np) {
-          uint32_t bf[4];
-          const int xr = sb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-          ldmatrix_x4_trans(bf, smem_u32(sX + swz<P>(xr, pbase + np * 16 + (lane >> 4) * 8)));
-          mma_m16n8k16_bf16(o[2 * np], af, bf[0], bf[1]);
-          mma_m16n8k16_bf16(o[2 * np + 1], af, bf[2], bf[3]);
-        }
-      }
-      // epilogue: y = O + D x
-      const int row0 = r0 + gid, row1 = row0 + 8;
-#pragma unroll
-      for (int j = 0; j < PW / 8; ++j) {
-        const int col = pbase + j * 8 + 2 * tig;
-        if (row0 < Lc) {
-          const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row0, col)));
-          *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row0) * p.y_row_stride + col) =
-              pack_bf16x2(o[j][0] + Dh * xv.x, o[j][1] + Dh * xv.y);
-        }
-        if (row1 < Lc) {
-          const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(sX + swz<P>(row1, col)));
-          *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + row1) * p.y_row_stride + col) =
-              pack_bf16x2(o[j][2] + Dh * xv.x, o[j][3] + Dh * xv.y);
-        }
-      }
-    }
-
-    __syncthreads();  // phase A done reading sH
-    // ---- 3. phase B: state update h = exp(cs_last) h + (x w)^T B ----
+    __syncthreads();  // outputs done reading sH
+    // state update h = exp(cs_last) h + (x w)^T B
     {
-      const float cs_last = sCs[L - 1];
-      const float decay = fast_exp2(cs_last);
+      const float decay = fast_exp2(sCs[L - 1]);
       float hacc[NWB / 8][4];
 #pragma unroll
       for (int j = 0; j < NWB / 8; ++j) {
@@ -304,42 +384,7 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
         const float2 v1 = *reinterpret_cast<const float2*>(sH + swzf<N>(pr + 8, n));
         hacc[j][0] = v0.x * decay; hacc[j][1] = v0.y * decay; hacc[j][2] = v1.x * decay; hacc[j][3] = v1.y * decay;
       }
-#pragma unroll 1
-      for (int kt = 0; kt < L / 16; ++kt) {
-        uint32_t a[4];
-        // A = x^T (m = p, k = s) from x[s][p]: trans
-        const int xr = kt * 16 + (lane & 7) + (lane >> 4) * 8;
-        ldmatrix_x4_trans(a, smem_u32(sX + swz<P>(xr, mt * 16 + ((lane >> 3) & 1) * 8)));
-        const int s0 = kt * 16 + 2 * tig;
-        const float w0 = fast_exp2(cs_last - sCs[s0]) * sDt[s0];
-        const float w1 = fast_exp2(cs_last - sCs[s0 + 1]) * sDt[s0 + 1];
-        const float w8 = fast_exp2(cs_last - sCs[s0 + 8]) * sDt[s0 + 8];
-        const float w9 = fast_exp2(cs_last - sCs[s0 + 9]) * sDt[s0 + 9];
-        uint32_t ahi[4], alo[4];
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const float2 v = unpack_bf16x2(a[q]);
-          const float f0 = v.x * (q < 2 ? w0 : w8);
-          const float f1 = v.y * (q < 2 ? w1 : w9);
-          ahi[q] = pack_bf16x2(f0, f1);
-          if (kSplitState) {
-            const float2 hv = unpack_bf16x2(ahi[q]);
-            alo[q] = pack_bf16x2(f0 - hv.x, f1 - hv.y);
-          }
-        }
-#pragma unroll
-        for (int np = 0; np < NWB / 16; ++np) {
-          uint32_t bf[4];
-          const int br = kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-          ldmatrix_x4_trans(bf, smem_u32(sB + swz<N>(br, nb0 + np * 16 + (lane >> 4) * 8)));
-          mma_m16n8k16_bf16(hacc[2 * np], ahi, bf[0], bf[1]);
-          mma_m16n8k16_bf16(hacc[2 * np + 1], ahi, bf[2], bf[3]);
-          if (kSplitState) {
-            mma_m16n8k16_bf16(hacc[2 * np], alo, bf[0], bf[1]);
-            mma_m16n8k16_bf16(hacc[2 * np + 1], alo, bf[2], bf[3]);
-          }
-        }
-      }
+      chunk_state_mma<L, P, N, kSplitState>(hacc, sX, sB, sDt, sCs, mt, nb0, lane);
 #pragma unroll
       for (int j = 0; j < NWB / 8; ++j) {
         const int pr = mt * 16 + gid, n = nb0 + j * 8 + 2 * tig;
@@ -357,6 +402,116 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
       *reinterpret_cast<float4*>(p.hT + hoff + i) = *reinterpret_cast<const float4*>(sH + swzf<N>(pr, n));
     }
   }
+}
+
+__device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* ptr) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(ptr) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_release_gpu(unsigned* ptr, unsigned v) {
+  asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(ptr), "r"(v) : "memory");
+}
+
+// Chunk-parallel kernel: one CTA per (chunk c, b, h), chunk-major (blockIdx = c * B*H + b*H + h),
+// so a chunk's predecessor has a lower index and was dispatched first. Per CTA:
+//   1. cp.async x, B (group 0) and C (group 1); dt / cumsum; wait for x, B;
+//   2. the chunk's own state S_c = (x w)^T B in registers (mma, hi/lo split) — independent of
+//      the incoming state, so it overlaps the predecessor's work;
+//   3. wait until flags[b,h] >= c (the predecessor published h_in); read h_in (h0 for c = 0)
+//      from the state slot (L2, ld.cg), keep it in smem for step 4, write h_out =
+//      exp(cs_{L-1}) h_in + S_c back to the same slot (each thread reads and writes only its own
+//      elements, so one slot per (b, h) is enough), fence, publish flags[b,h] = c + 1;
+//   4. the chunk's outputs from h_in (as in the sequential kernel).
+// The state slot is hT itself when hT is requested (the last chunk leaves the final state
+// there), else workspace. The state-passing chain per (b, h) is a 32 KB L2 read + write per
+// chunk; everything else runs B*H*nchunks-wide.
+template <int L, int P, int N, bool kSplitState>
+__global__ void __launch_bounds__(256, 2)
+    ssd_chunk_parallel_fwd_kernel(const SsdParams p, unsigned* __restrict__ flags, float* ring) {
+  using Tl = SsdTile<L, P, N>;
+  constexpr int NWB = Tl::NWB;
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sC = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sB = sC + L * N;
+  __nv_bfloat16* sX = sB + L * N;
+  float* sH = reinterpret_cast<float*>(sX + L * P);  // incoming state, fp32 [P][N] swizzled
+  float* sDt = sH + P * N;
+  float* sCs = sDt + L;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int H = p.nheads;
+  const int BH = p.batch * H;
+  const int c = blockIdx.x / BH, bh = blockIdx.x % BH;
+  const int b = bh / H, h = bh % H;
+  const int g = h / (H / p.ngroups);
+  const int T = p.seqlen;
+  const int nchunks = (T + L - 1) / L;
+  const int t0 = c * L;
+  const int Lc = min(L, T - t0);
+
+  const float A2 = p.A[h] * kLog2e;
+  const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
+  const float Dh = p.D ? p.D[h] : 0.f;
+
+  const __nv_bfloat16* xg = p.x + (long long)b * p.x_batch_stride + (long long)h * P;
+  const __nv_bfloat16* Bg = p.B + (long long)b * p.B_batch_stride + (long long)g * N;
+  const __nv_bfloat16* Cg = p.C + (long long)b * p.C_batch_stride + (long long)g * N;
+  const long long dt_base = (long long)b * p.dt_batch_stride + h;
+  __nv_bfloat16* yg = p.y + (long long)b * p.y_batch_stride + (long long)h * P;
+
+  load_tile<L, N>(sB, Bg, p.B_row_stride, t0, Lc, tid);
+  load_tile<L, P>(sX, xg, p.x_row_stride, t0, Lc, tid);
+  cp_async_commit();
+  load_tile<L, N>(sC, Cg, p.C_row_stride, t0, Lc, tid);
+  cp_async_commit();
+  if (warp == 0) chunk_dt_cumsum<L>(p, dt_base, t0, Lc, dtb, A2, lane, sDt, sCs);
+  cp_async_wait<1>();
+  __syncthreads();
+
+  const int mt = warp % Tl::MT;
+  const int nb0 = (warp / Tl::MT) * NWB;
+  float hacc[NWB / 8][4];
+#pragma unroll
+  for (int j = 0; j < NWB / 8; ++j) hacc[j][0] = hacc[j][1] = hacc[j][2] = hacc[j][3] = 0.f;
+  chunk_state_mma<L, P, N, kSplitState>(hacc, sX, sB, sDt, sCs, mt, nb0, lane);
+
+  // ---- state passing: wait for the predecessor chunk of this (b, h) ----
+  if (c > 0 && tid == 0) {
+    while (ld_acquire_gpu(flags + bh) < (unsigned)c) __nanosleep(32);
+  }
+  cp_async_wait_all();
+  __syncthreads();
+  {
+    const size_t hoff = (size_t)bh * (size_t)P * N;
+    const float decay = fast_exp2(sCs[L - 1]);
+    const bool write_out = (c + 1 < nchunks) || p.hT;
+    const float* hin = c > 0 ? ring + hoff : (p.h0 ? p.h0 + hoff : nullptr);
+#pragma unroll
+    for (int j = 0; j < NWB / 8; ++j) {
+      const int pr = mt * 16 + gid, n = nb0 + j * 8 + 2 * tig;
+      float2 v0 = make_float2(0.f, 0.f), v1 = v0;
+      if (hin) {
+        v0 = __ldcg(reinterpret_cast<const float2*>(hin + (size_t)pr * N + n));
+        v1 = __ldcg(reinterpret_cast<const float2*>(hin + (size_t)(pr + 8) * N + n));
+      }
+      *reinterpret_cast<float2*>(sH + swzf<N>(pr, n)) = v0;
+      *reinterpret_cast<float2*>(sH + swzf<N>(pr + 8, n)) = v1;
+      if (write_out) {
+        __stcg(reinterpret_cast<float2*>(ring + hoff + (size_t)pr * N + n),
+               make_float2(decay * v0.x + hacc[j][0], decay * v0.y + hacc[j][1]));
+        __stcg(reinterpret_cast<float2*>(ring + hoff + (size_t)(pr + 8) * N + n),
+               make_float2(decay * v1.x + hacc[j][2], decay * v1.y + hacc[j][3]));
+      }
+    }
+    if (c + 1 < nchunks) __threadfence();
+  }
+  __syncthreads();
+  if (c + 1 < nchunks && tid == 0) st_release_gpu(flags + bh, (unsigned)(c + 1));
+
+  chunk_outputs<L, P, N>(sC, sB, sX, sH, sDt, sCs, yg, p.y_row_stride, t0, Lc, Dh, warp, lane);
 }
 
 // Sequential (decode) path: one warp per state row (b, h, p), lanes over n; a CTA (128 threads)
@@ -416,12 +571,23 @@ inline bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr
 
 }  // namespace detail
 
-// Smem bytes of the chunked kernel.
+// Smem bytes of the chunked kernels.
 template <int L, int P, int N>
 constexpr size_t ssd_chunked_smem_bytes() { return detail::SsdSmem<L, P, N>::kBytes; }
 
+// Workspace of the chunk-parallel path: a ready flag per (b, h) (256-byte aligned block), then,
+// when hT is not requested, one fp32 P x N state slot per (b, h). Needed only when T > L.
+inline size_t ssd_chunked_workspace_bytes(int batch, int nheads, int P, int N, bool has_hT) {
+  const size_t bh = (size_t)batch * nheads;
+  const size_t flags = (bh * sizeof(unsigned) + 255) / 256 * 256;
+  return flags + (has_hT ? 0 : bh * (size_t)P * N * sizeof(float));
+}
+
 // Chunked forward (prefill). Template: chunk L (64/128), head dim P, d_state N.
 // kSplitState: hi/lo bf16 split of the chunk-state operand (fp32-accurate states; ~20% slower).
+// With p.workspace (>= ssd_chunked_workspace_bytes; unused for a single chunk): the chunk-parallel
+// kernel (one CTA per chunk and head, states passed chunk to chunk through L2; slower today, see
+// the file header); without: the sequential-chunk kernel (one CTA per head), the generated path.
 template <int L, int P, int N, bool kSplitState = true>
 inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) {
   if (p.batch <= 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
@@ -434,10 +600,31 @@ inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) 
   if ((p.h0 && (reinterpret_cast<uintptr_t>(p.h0) & 15)) || (p.hT && (reinterpret_cast<uintptr_t>(p.hT) & 15)))
     return cudaErrorInvalidValue;
   constexpr size_t smem = ssd_chunked_smem_bytes<L, P, N>();
+  const long long nchunks = (p.seqlen + L - 1) / L;
+  const long long bh = (long long)p.batch * p.nheads;
+  const bool parallel = nchunks >= 1 && p.workspace;
+  if (parallel) {
+    if (nchunks * bh > 0x7fffffffLL) return cudaErrorInvalidValue;
+    unsigned* flags = nullptr;
+    float* ring = p.hT;
+    if (nchunks > 1) {
+      const size_t need = ssd_chunked_workspace_bytes(p.batch, p.nheads, P, N, p.hT != nullptr);
+      if (p.workspace_bytes < need || (reinterpret_cast<uintptr_t>(p.workspace) & 255)) return cudaErrorInvalidValue;
+      flags = static_cast<unsigned*>(p.workspace);
+      if (!ring) ring = reinterpret_cast<float*>(static_cast<char*>(p.workspace) + (need - (size_t)bh * P * N * sizeof(float)));
+      cudaError_t e = cudaMemsetAsync(flags, 0, (size_t)bh * sizeof(unsigned), stream);
+      if (e != cudaSuccess) return e;
+    }
+    auto kern = detail::ssd_chunk_parallel_fwd_kernel<L, P, N, kSplitState>;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    kern<<<(unsigned)(nchunks * bh), 256, smem, stream>>>(p, flags, ring);
+    return cudaGetLastError();
+  }
   auto kern = detail::ssd_chunked_fwd_kernel<L, P, N, kSplitState>;
   cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (e != cudaSuccess) return e;
-  kern<<<p.batch * p.nheads, 256, smem, stream>>>(p);
+  kern<<<(unsigned)bh, 256, smem, stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -195,6 +195,7 @@ static void ssd_ref(const SsdHost& s, bool use_h0, std::vector<double>& y, std::
 }
 struct SsdDev {
   bf16* buf; float *A, *dtb, *D, *h0, *hT; bf16* y; int YW;
+  void* ws; size_t ws_bytes;  // chunk-parallel workspace (sized for hT absent: covers both)
 };
 static SsdDev ssd_upload(const SsdHost& s) {
   SsdDev d;
@@ -202,13 +203,17 @@ static SsdDev ssd_upload(const SsdHost& s) {
   d.hT = dalloc<float>(s.h0.size());
   d.YW = s.H * s.P + 8;
   d.y = dalloc<bf16>((size_t)s.Bn * s.T * d.YW);
+  d.ws_bytes = strata::ssd::ssd_chunked_workspace_bytes(s.Bn, s.H, s.P, s.N, false);
+  d.ws = dalloc<unsigned char>(d.ws_bytes);
+  CK(cudaMemset(d.ws, 0xFF, d.ws_bytes));  // garbage flags: the launcher must reset them
   return d;
 }
 static void ssd_free(SsdDev& d) {
-  cudaFree(d.buf); cudaFree(d.A); cudaFree(d.dtb); cudaFree(d.D); cudaFree(d.h0); cudaFree(d.hT); cudaFree(d.y);
+  cudaFree(d.buf); cudaFree(d.A); cudaFree(d.dtb); cudaFree(d.D); cudaFree(d.h0); cudaFree(d.hT); cudaFree(d.y); cudaFree(d.ws);
 }
 // params for tokens [t0, t0+len) of the fused buffer
-static strata::ssd::SsdParams ssd_params(const SsdHost& s, const SsdDev& d, int t0, int len, const float* h0, float* hT) {
+static strata::ssd::SsdParams ssd_params(const SsdHost& s, const SsdDev& d, int t0, int len, const float* h0, float* hT,
+                                         bool ws = false) {
   strata::ssd::SsdParams p;
   p.batch = s.Bn; p.seqlen = len; p.nheads = s.H; p.ngroups = s.G;
   const long long bs = (long long)s.T * s.W;
@@ -219,6 +224,7 @@ static strata::ssd::SsdParams ssd_params(const SsdHost& s, const SsdDev& d, int 
   p.C = base + s.Co; p.C_batch_stride = bs; p.C_row_stride = s.W;
   p.dt_bias = d.dtb; p.A = d.A; p.D = d.D; p.h0 = h0; p.hT = hT;
   p.y = d.y + (size_t)t0 * d.YW; p.y_batch_stride = (long long)s.T * d.YW; p.y_row_stride = d.YW;
+  if (ws) { p.workspace = d.ws; p.workspace_bytes = d.ws_bytes; }
   return p;
 }
 static std::vector<float> ssd_y_host(const SsdHost& s, const SsdDev& d, int t0, int len) {
@@ -256,6 +262,35 @@ static void test_ssd(int T, bool use_h0, bool split = true) {
   check(std::string(nm) + " hT", hT, href, split ? 1e-3 : 1e-2);
   ssd_free(d);
 }
+// chunk-parallel path (workspace given). hT_mode: 0 none (state slot in workspace), 1 separate
+// buffer, 2 aliases h0 (in place).
+template <int L, int P, int N>
+static void test_ssd_par(int Bn, int T, int H, int G, bool use_h0, int hT_mode, bool split = true) {
+  SsdHost s = make_ssd(Bn, T, H, G, P, N);
+  std::vector<double> yref, href;
+  ssd_ref(s, use_h0, yref, href);
+  SsdDev d = ssd_upload(s);
+  poison_bf16(d.y, (size_t)Bn * T * d.YW); poison_f32(d.hT, s.h0.size());
+  float* hT = hT_mode == 0 ? nullptr : hT_mode == 1 ? d.hT : d.h0;
+  auto p = ssd_params(s, d, 0, T, use_h0 || hT_mode == 2 ? d.h0 : nullptr, hT, true);
+  if (hT_mode == 2 && !use_h0) p.h0 = nullptr;
+  CK((split ? strata::ssd::ssd_chunked_fwd<L, P, N, true>(p) : strata::ssd::ssd_chunked_fwd<L, P, N, false>(p)));
+  CK(cudaDeviceSynchronize());
+  char nm[200];
+  snprintf(nm, sizeof nm, "ssd chunk-parallel L=%d T=%d B=%d H=%d G=%d P=%d N=%d h0=%d hT=%s split=%d", L, T, Bn, H, G, P,
+           N, use_h0, hT_mode == 0 ? "none" : hT_mode == 1 ? "out" : "in-place", split);
+  check(std::string(nm) + " y", ssd_y_host(s, d, 0, T), yref, 2e-2);
+  if (hT) check(std::string(nm) + " hT", ddownload(hT, s.h0.size()), href, split ? 1e-3 : 1e-2);
+  // run twice (flags left over from the first run must not matter)
+  if (hT_mode == 1) {
+    poison_bf16(d.y, (size_t)Bn * T * d.YW); poison_f32(d.hT, s.h0.size());
+    CK((split ? strata::ssd::ssd_chunked_fwd<L, P, N, true>(p) : strata::ssd::ssd_chunked_fwd<L, P, N, false>(p)));
+    CK(cudaDeviceSynchronize());
+    check(std::string(nm) + " rerun y", ssd_y_host(s, d, 0, T), yref, 2e-2);
+    check(std::string(nm) + " rerun hT", ddownload(hT, s.h0.size()), href, split ? 1e-3 : 1e-2);
+  }
+  ssd_free(d);
+}
 static void test_ssd_decode_continuation(int T, bool use_h0) {
   constexpr int L = 128, P = 64, N = 128;
   const int Bn = 2, H = 4, G = 2;
@@ -265,14 +300,14 @@ static void test_ssd_decode_continuation(int T, bool use_h0) {
   SsdDev d = ssd_upload(s);
   // full GPU run (for the "equals a full run" comparison)
   poison_bf16(d.y, (size_t)Bn * T * d.YW);
-  auto pf = ssd_params(s, d, 0, T, use_h0 ? d.h0 : nullptr, d.hT);
+  auto pf = ssd_params(s, d, 0, T, use_h0 ? d.h0 : nullptr, d.hT, true);
   CK((strata::ssd::ssd_chunked_fwd<L, P, N>(pf)));
   CK(cudaDeviceSynchronize());
   auto yfull = ssd_y_host(s, d, T - 1, 1);
   auto hfull = ddownload(d.hT, s.h0.size());
   // prefill T-1 tokens, then one decode step in place on the state
   poison_bf16(d.y, (size_t)Bn * T * d.YW); poison_f32(d.hT, s.h0.size());
-  auto p1 = ssd_params(s, d, 0, T - 1, use_h0 ? d.h0 : nullptr, d.hT);
+  auto p1 = ssd_params(s, d, 0, T - 1, use_h0 ? d.h0 : nullptr, d.hT, true);
   CK((strata::ssd::ssd_chunked_fwd<L, P, N>(p1)));
   auto p2 = ssd_params(s, d, T - 1, 1, d.hT, d.hT);
   CK((strata::ssd::ssd_decode_fwd<P, N>(p2)));
@@ -474,12 +509,34 @@ static void bench_ssd(int Bn, int T) {
   // useful mma flops (causal half of the intra-chunk part)
   const double nch = (double)Bn * H * ((T + 127) / 128);
   const double fl = nch * (2.0 * 128 * 128 * N * 0.5 + 2.0 * 128 * 128 * P * 0.5 + 2.0 * 128 * P * N * 2);
+  // chunk-parallel path (what the generated code runs: workspace given) vs the sequential-chunk
+  // kernel (no workspace); floor = max(fewest bytes / 4.29 TB/s, useful flops / 790 TFLOP/s)
+  const size_t wsb = strata::ssd::ssd_chunked_workspace_bytes(Bn, H, P, N, true);
+  void* ws = dalloc<unsigned char>(wsb);
+  strata::ssd::SsdParams ps = p;  // sequential
+  p.workspace = ws; p.workspace_bytes = wsb;
+  const double bytes = (double)Bn * T * (2.0 * DI * 2 + 2.0 * G * N * 2 + H * 2) + (double)Bn * H * P * N * 4;
+  const double floor_ms = std::max(bytes / 4.29e9, fl / 790e9);
   float t1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(p))); });
   float t2 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, false>(p))); });
   float t3 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<64, P, N, true>(p))); });
-  printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=1 : %.3f ms (%.0f TFLOP/s useful)\n", Bn, T, H, P, G, N, t1, fl / t1 * 1e-9);
+  float s1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(ps))); });
+  float s3 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<64, P, N, true>(ps))); });
+  printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=1 : %.3f ms (%.0f TFLOP/s useful; floor %.3f ms, %.2fx)\n", Bn, T, H, P, G, N, t1, fl / t1 * 1e-9, floor_ms, t1 / floor_ms);
   printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=0 : %.3f ms\n", Bn, T, H, P, G, N, t2);
   printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=64  split=1 : %.3f ms\n", Bn, T, H, P, G, N, t3);
+  {
+    strata::ssd::SsdParams pn = p;
+    pn.hT = nullptr;
+    pn.workspace_bytes = strata::ssd::ssd_chunked_workspace_bytes(Bn, H, P, N, false);
+    void* wsn = dalloc<unsigned char>(pn.workspace_bytes);
+    pn.workspace = wsn;
+    float t4 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(pn))); });
+    printf("TIME ssd_chunked (no hT: state slots in workspace) B=%d T=%d L=128 split=1 : %.3f ms\n", Bn, T, t4);
+    cudaFree(wsn);
+  }
+  printf("TIME ssd_chunked_seq (one CTA per head, no workspace) B=%d T=%d L=128 split=1 : %.3f ms; L=64 : %.3f ms\n", Bn, T, s1, s3);
+  cudaFree(ws);
   if (T == 8192) {
     strata::ssd::SsdParams q = p;
     q.seqlen = 1; q.h0 = hT; q.hT = hT;
@@ -572,6 +629,22 @@ int main(int argc, char** argv) {
   for (int T : {37, 300})
     for (int h0 = 0; h0 < 2; ++h0) test_ssd<64>(T, h0);
   test_ssd<128>(300, true, false);
+  // chunk-parallel path
+  for (int T : {1, 37, 128, 129, 200, 1000})
+    for (int h0 = 0; h0 < 2; ++h0) test_ssd_par<128, 64, 128>(2, T, 4, 2, h0, 1);
+  test_ssd_par<128, 64, 128>(2, 300, 4, 2, true, 0);
+  test_ssd_par<128, 64, 128>(2, 1000, 4, 2, false, 0);
+  test_ssd_par<128, 64, 128>(2, 300, 4, 2, true, 2);
+  test_ssd_par<128, 64, 128>(1, 300, 4, 2, false, 2);
+  test_ssd_par<128, 64, 128>(3, 257, 8, 1, true, 1);
+  test_ssd_par<128, 64, 128>(1, 300, 8, 8, true, 1);
+  test_ssd_par<128, 64, 128>(2, 300, 4, 2, true, 1, false);
+  test_ssd_par<128, 64, 64>(2, 300, 4, 2, true, 1);
+  test_ssd_par<128, 64, 64>(2, 77, 4, 4, false, 0);
+  test_ssd_par<64, 64, 128>(2, 37, 4, 2, true, 1);
+  test_ssd_par<64, 64, 128>(2, 1000, 4, 2, true, 1);
+  test_ssd_par<64, 64, 64>(2, 300, 8, 2, false, 0);
+  test_ssd_par<64, 64, 64>(2, 300, 8, 2, true, 2);
   test_ssd_decode_continuation(200, false);
   test_ssd_decode_continuation(37, true);
 
