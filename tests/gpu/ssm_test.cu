@@ -509,33 +509,34 @@ static void bench_ssd(int Bn, int T) {
   // useful mma flops (causal half of the intra-chunk part)
   const double nch = (double)Bn * H * ((T + 127) / 128);
   const double fl = nch * (2.0 * 128 * 128 * N * 0.5 + 2.0 * 128 * 128 * P * 0.5 + 2.0 * 128 * P * N * 2);
-  // chunk-parallel path (what the generated code runs: workspace given) vs the sequential-chunk
-  // kernel (no workspace); floor = max(fewest bytes / 4.29 TB/s, useful flops / 790 TFLOP/s)
+  // the sequential-chunk kernel (what the generated code runs: no workspace) vs the chunk-parallel
+  // kernel (workspace given); floor = max(fewest bytes / 4.29 TB/s, useful flops / 790 TFLOP/s)
   const size_t wsb = strata::ssd::ssd_chunked_workspace_bytes(Bn, H, P, N, true);
   void* ws = dalloc<unsigned char>(wsb);
-  strata::ssd::SsdParams ps = p;  // sequential
-  p.workspace = ws; p.workspace_bytes = wsb;
+  strata::ssd::SsdParams pp = p;  // chunk-parallel
+  pp.workspace = ws; pp.workspace_bytes = wsb;
   const double bytes = (double)Bn * T * (2.0 * DI * 2 + 2.0 * G * N * 2 + H * 2) + (double)Bn * H * P * N * 4;
   const double floor_ms = std::max(bytes / 4.29e9, fl / 790e9);
   float t1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(p))); });
   float t2 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, false>(p))); });
   float t3 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<64, P, N, true>(p))); });
-  float s1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(ps))); });
-  float s3 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<64, P, N, true>(ps))); });
+  float c1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(pp))); });
+  float c2 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, false>(pp))); });
+  float c3 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<64, P, N, true>(pp))); });
   printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=1 : %.3f ms (%.0f TFLOP/s useful; floor %.3f ms, %.2fx)\n", Bn, T, H, P, G, N, t1, fl / t1 * 1e-9, floor_ms, t1 / floor_ms);
   printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=0 : %.3f ms\n", Bn, T, H, P, G, N, t2);
   printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=64  split=1 : %.3f ms\n", Bn, T, H, P, G, N, t3);
+  printf("TIME ssd_chunk_parallel (one CTA per chunk and head, workspace) B=%d T=%d L=128 split=1 : %.3f ms (%.2fx floor); split=0 : %.3f ms; L=64 : %.3f ms\n", Bn, T, c1, c1 / floor_ms, c2, c3);
   {
-    strata::ssd::SsdParams pn = p;
+    strata::ssd::SsdParams pn = pp;
     pn.hT = nullptr;
     pn.workspace_bytes = strata::ssd::ssd_chunked_workspace_bytes(Bn, H, P, N, false);
     void* wsn = dalloc<unsigned char>(pn.workspace_bytes);
     pn.workspace = wsn;
     float t4 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(pn))); });
-    printf("TIME ssd_chunked (no hT: state slots in workspace) B=%d T=%d L=128 split=1 : %.3f ms\n", Bn, T, t4);
+    printf("TIME ssd_chunk_parallel (no hT: state slots in workspace) B=%d T=%d L=128 split=1 : %.3f ms\n", Bn, T, t4);
     cudaFree(wsn);
   }
-  printf("TIME ssd_chunked_seq (one CTA per head, no workspace) B=%d T=%d L=128 split=1 : %.3f ms; L=64 : %.3f ms\n", Bn, T, s1, s3);
   cudaFree(ws);
   if (T == 8192) {
     strata::ssd::SsdParams q = p;
