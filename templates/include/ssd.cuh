@@ -515,14 +515,13 @@ __global__ void __launch_bounds__(256, 2)
 }
 
 // Sequential (decode) path: one warp per state row (b, h, p), lanes over n; a CTA (128 threads)
-// holds 4 rows of one head (grid: B·H × P/4). At decode the state (B·H·P·N fp32, read and
+// holds 4 rows of one head (grid: B·H × ⌈P/4⌉). At decode the state (B·H·P·N fp32, read and
 // written once per step) is the whole cost, so every warp has one row's loads in flight at once
 // rather than walking the head's P rows one after another. Launched programmatically
 // (strata/pdl.cuh).
 template <int P, int N>
 __global__ void __launch_bounds__(128) ssd_decode_kernel(const SsdParams p) {
   static_assert(N % 32 == 0, "N multiple of 32");
-  static_assert(P % 4 == 0, "P multiple of 4");
   constexpr int NPL = N / 32;
   pdl_wait();
   pdl_launch_dependents();
@@ -534,8 +533,8 @@ __global__ void __launch_bounds__(128) ssd_decode_kernel(const SsdParams p) {
   const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
   const float Dh = p.D ? p.D[h] : 0.f;
   const size_t hoff = ((size_t)b * H + h) * (size_t)P * N;
-  {
-    const int pr = blockIdx.y * 4 + warp;
+  const int pr = blockIdx.y * 4 + warp;
+  if (pr < P) {
     float st[NPL];
 #pragma unroll
     for (int i = 0; i < NPL; ++i) st[i] = p.h0 ? p.h0[hoff + (size_t)pr * N + lane + 32 * i] : 0.f;
@@ -633,7 +632,7 @@ template <int P, int N>
 inline cudaError_t ssd_decode_fwd(const SsdParams& p, cudaStream_t stream = 0) {
   if (p.batch <= 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
   if (!p.x || !(p.dt || p.dt_f32) || !p.A || !p.B || !p.C || !p.y || p.seqlen < 0) return cudaErrorInvalidValue;
-  return launch_pdl<detail::ssd_decode_kernel<P, N>>(dim3(p.batch * p.nheads, P / 4), dim3(128), 0, stream, p);
+  return launch_pdl<detail::ssd_decode_kernel<P, N>>(dim3(p.batch * p.nheads, (P + 3) / 4), dim3(128), 0, stream, p);
 }
 
 }  // namespace ssd

@@ -48,7 +48,7 @@ function entries(ptx: string, part: string): string[] {
   return out;
 }
 
-const FAMILIES = ["gemm_mma_kernel", "gemm_wgmma_kernel", "attention_fwd_kernel", "attention_splitkv_combine_kernel", "ssd_chunked_fwd_kernel", "ssd_chunk_parallel_fwd_kernel", "ssd_decode_kernel", "selective_scan_fwd_kernel", "causal_conv1d_fwd_kernel", "math_kernel", "row_kernel", "ptx_kernel", "tma_kernel"];
+const FAMILIES = ["gemm_mma_kernel", "gemm_wgmma_kernel", "gemm_ws_kernel", "attention_fwd_kernel", "attention_fwd_wgmma_kernel", "attention_splitkv_combine_kernel", "ssd_chunked_fwd_kernel", "ssd_chunk_parallel_fwd_kernel", "ssd_decode_kernel", "selective_scan_fwd_kernel", "causal_conv1d_fwd_kernel", "math_kernel", "row_kernel", "ptx_kernel", "tma_kernel"];
 const HOPPER_ONLY = [/wgmma\.mma_async/, /cp\.async\.bulk\.tensor/, /mbarrier\.try_wait/, /mbarrier\.arrive\.expect_tx/, /fence\.proxy\.async/, /prefetch\.tensormap/];
 
 describe.skipIf(!nvcc)("device library compile checks", () => {

@@ -110,10 +110,12 @@ extern "C" cudaError_t strata_device_lib_check(void* const* bufs, cudaStream_t s
   cudaError_t e = cudaSuccess;
   e = sg::gemm_launch<sg::DefaultMmaConfig, sg::EpiStoreBF16>(a, 64, a, 64, 64, 64, {static_cast<bf16*>(bufs[1]), 64}, stream);
   e = sg::gemm_launch<sg::DefaultWgmmaConfig, sg::EpiBiasResidualBF16>(a, 64, a, 64, 64, 64, {static_cast<bf16*>(bufs[1]), 64, a, 64, a}, stream);
+  e = sg::gemm_launch<sg::DefaultWsConfig, sg::EpiStoreBF16>(a, 64, a, 64, 64, 64, {static_cast<bf16*>(bufs[1]), 64}, stream);
   e = sg::gemm_launch<sg::MmaConfig<64, 128, 3, 2, 2>, sg::EpiStoreF32>(a, 64, a, 64, 64, 64, {static_cast<float*>(bufs[2]), 64}, stream);
   strata::attn::AttentionParams ap{};
   e = strata::attn::attention_launch<64>(ap, stream);
   e = strata::attn::attention_launch<128>(ap, stream);
+  e = strata::attn::attention_launch_wgmma<128>(ap, stream);
   e = strata::attn::attention_launch_splitkv<64>(ap, stream);
   strata::ssd::SsdParams sp{};
   e = strata::ssd::ssd_chunked_fwd<128, 64, 128>(sp, stream);

@@ -23,7 +23,7 @@ cudaError_t launch_attention_0638699a(void* const* bufs, const StrataDims* d, cu
 cudaError_t launch_gemm_1a47efe4(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_d08d568a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_614a5f92(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_conv1d_b534badd(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_conv1d_0aac0434(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_f64032d7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_72fb0ba3(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_445de07d(void* const* bufs, const StrataDims* d, cudaStream_t stream);
@@ -45,7 +45,7 @@ int call_attention_0638699a(void* const* b, const StrataDims* d, void* s) { retu
 int call_gemm_1a47efe4(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_1a47efe4(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_d08d568a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_d08d568a(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_614a5f92(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_614a5f92(b, d, static_cast<cudaStream_t>(s))); }
-int call_conv1d_b534badd(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b534badd(b, d, static_cast<cudaStream_t>(s))); }
+int call_conv1d_0aac0434(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_0aac0434(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_f64032d7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_f64032d7(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_72fb0ba3(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_72fb0ba3(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_445de07d(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_445de07d(b, d, static_cast<cudaStream_t>(s))); }
@@ -65,7 +65,7 @@ const strata::KernelEntry kKernels[] = {
     {"gemm_1a47efe4", &call_gemm_1a47efe4 },
     {"gemm_d08d568a", &call_gemm_d08d568a },
     {"gemm_614a5f92", &call_gemm_614a5f92 },
-    {"conv1d_b534badd", &call_conv1d_b534badd },
+    {"conv1d_0aac0434", &call_conv1d_0aac0434 },
     {"ssd_f64032d7", &call_ssd_f64032d7 },
     {"cache_append_72fb0ba3", &call_cache_append_72fb0ba3 },
     {"cache_append_445de07d", &call_cache_append_445de07d },
@@ -185,7 +185,6 @@ const strata::BufRef kBufs[] = {
     {strata::kWeight, 4u},
     {strata::kArena, 164864u},
     {strata::kState, 0u},
-    {strata::kArena, 345088u},
     {strata::kArena, 164864u},
     {strata::kArena, 0u},
     {strata::kWeight, 5u},
@@ -240,7 +239,6 @@ const strata::BufRef kBufs[] = {
     {strata::kWeight, 19u},
     {strata::kArena, 164864u},
     {strata::kState, 4u},
-    {strata::kArena, 354304u},
     {strata::kArena, 164864u},
     {strata::kArena, 0u},
     {strata::kWeight, 20u},
@@ -272,10 +270,6 @@ const strata::BufRef kBufs[] = {
     {strata::kArena, 65536u},
     {strata::kWeight, 29u},
     {strata::kArena, 0u},
-    {strata::kArena, 345088u},
-    {strata::kState, 0u},
-    {strata::kArena, 354304u},
-    {strata::kState, 4u},
     {strata::kArena, 0u},
 };
 
@@ -312,32 +306,30 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 97, 3, false, 0u},
     {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.0.norm", 100, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_7df6e415", "layers.0.mixer", 103, 3, false, 0u},
-    {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.0.mixer", 106, 6, false, 0u},
-    {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.0.mixer", 112, 7, false, 0u},
-    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.0.mixer", 119, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.0.mixer", 123, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 127, 3, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_b4c61fe9", "layers.1.mixer", 130, 3, false, 0u},
-    {strata::kLaunchKernel, 15, "cache_append_72fb0ba3", "layers.1.mixer", 133, 2, false, 0u},
-    {strata::kLaunchKernel, 16, "cache_append_445de07d", "layers.1.mixer", 135, 2, false, 0u},
-    {strata::kLaunchKernel, 17, "attention_97d21d7b", "layers.1.mixer", 137, 4, false, 0u},
-    {strata::kLaunchKernel, 10, "gemm_1a47efe4", "layers.1.mixer", 141, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 145, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.2.mixer", 148, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.2.mixer", 151, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.3.norm", 155, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_7df6e415", "layers.3.mixer", 158, 3, false, 0u},
-    {strata::kLaunchKernel, 13, "conv1d_b534badd", "layers.3.mixer", 161, 6, false, 0u},
-    {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.3.mixer", 167, 7, false, 0u},
-    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.3.mixer", 174, 4, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.3.mixer", 178, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.4.norm", 182, 3, false, 0u},
-    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.4.mixer", 185, 3, false, 0u},
-    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.4.mixer", 188, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 192, 3, false, 0u},
-    {strata::kLaunchKernel, 12, "gemm_614a5f92", "lm_head", 195, 3, false, 0u},
-    {strata::kLaunchCopy, -1, "copy", "layers.0.mixer", 198, 2, false, 9216u},
-    {strata::kLaunchCopy, -1, "copy", "layers.3.mixer", 200, 2, false, 9216u},
+    {strata::kLaunchKernel, 13, "conv1d_0aac0434", "layers.0.mixer", 106, 5, false, 0u},
+    {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.0.mixer", 111, 7, false, 0u},
+    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.0.mixer", 118, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.0.mixer", 122, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 126, 3, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_b4c61fe9", "layers.1.mixer", 129, 3, false, 0u},
+    {strata::kLaunchKernel, 15, "cache_append_72fb0ba3", "layers.1.mixer", 132, 2, false, 0u},
+    {strata::kLaunchKernel, 16, "cache_append_445de07d", "layers.1.mixer", 134, 2, false, 0u},
+    {strata::kLaunchKernel, 17, "attention_97d21d7b", "layers.1.mixer", 136, 4, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_1a47efe4", "layers.1.mixer", 140, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 144, 3, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.2.mixer", 147, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.2.mixer", 150, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.3.norm", 154, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_7df6e415", "layers.3.mixer", 157, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "conv1d_0aac0434", "layers.3.mixer", 160, 5, false, 0u},
+    {strata::kLaunchKernel, 14, "ssd_f64032d7", "layers.3.mixer", 165, 7, false, 0u},
+    {strata::kLaunchKernel, 6, "row_2c6d14bb", "layers.3.mixer", 172, 4, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.3.mixer", 176, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.4.norm", 180, 3, false, 0u},
+    {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.4.mixer", 183, 3, false, 0u},
+    {strata::kLaunchKernel, 7, "gemm_115af436", "layers.4.mixer", 186, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 190, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "gemm_614a5f92", "lm_head", 193, 3, false, 0u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},
 };
 
@@ -353,7 +345,7 @@ const strata::StateEntry kStates[] = {
 
 const strata::ScheduleEntry kSchedules[] = {
     {"forward", 345088u, 0u, 0, 27 },
-    {"cached", 363520u, 0u, 27, 31 },
+    {"cached", 345088u, 0u, 27, 29 },
 };
 
 // train: the f32 gradient of each weight in the train arena (~0: the loss does not reach it)

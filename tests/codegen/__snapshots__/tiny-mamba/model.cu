@@ -19,7 +19,7 @@ cudaError_t launch_gemm_ee920ed6(void* const* bufs, const StrataDims* d, cudaStr
 cudaError_t launch_gemm_0ad88d9b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_208f0413(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_88853fb5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_conv1d_3b65900e(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_conv1d_b919c916(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_c11701fa(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
@@ -34,7 +34,7 @@ int call_gemm_ee920ed6(void* const* b, const StrataDims* d, void* s) { return st
 int call_gemm_0ad88d9b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_0ad88d9b(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_208f0413(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_208f0413(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_88853fb5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_88853fb5(b, d, static_cast<cudaStream_t>(s))); }
-int call_conv1d_3b65900e(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_3b65900e(b, d, static_cast<cudaStream_t>(s))); }
+int call_conv1d_b919c916(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b919c916(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_c11701fa(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_c11701fa(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
@@ -47,7 +47,7 @@ const strata::KernelEntry kKernels[] = {
     {"gemm_0ad88d9b", &call_gemm_0ad88d9b },
     {"selective_scan_208f0413", &call_selective_scan_208f0413 },
     {"gemm_88853fb5", &call_gemm_88853fb5 },
-    {"conv1d_3b65900e", &call_conv1d_3b65900e },
+    {"conv1d_b919c916", &call_conv1d_b919c916 },
     {"selective_scan_c11701fa", &call_selective_scan_c11701fa },
     {nullptr, nullptr},
 };
@@ -172,7 +172,6 @@ const strata::BufRef kBufs[] = {
     {strata::kWeight, 4u},
     {strata::kArena, 65536u},
     {strata::kState, 0u},
-    {strata::kArena, 196608u},
     {strata::kArena, 65536u},
     {strata::kWeight, 5u},
     {strata::kArena, 180224u},
@@ -203,7 +202,6 @@ const strata::BufRef kBufs[] = {
     {strata::kWeight, 14u},
     {strata::kArena, 65536u},
     {strata::kState, 2u},
-    {strata::kArena, 199680u},
     {strata::kArena, 65536u},
     {strata::kWeight, 15u},
     {strata::kArena, 163840u},
@@ -234,7 +232,6 @@ const strata::BufRef kBufs[] = {
     {strata::kWeight, 24u},
     {strata::kArena, 65536u},
     {strata::kState, 4u},
-    {strata::kArena, 185344u},
     {strata::kArena, 65536u},
     {strata::kWeight, 25u},
     {strata::kArena, 180224u},
@@ -260,12 +257,6 @@ const strata::BufRef kBufs[] = {
     {strata::kArena, 65536u},
     {strata::kWeight, 32u},
     {strata::kArena, 0u},
-    {strata::kArena, 196608u},
-    {strata::kState, 0u},
-    {strata::kArena, 199680u},
-    {strata::kState, 2u},
-    {strata::kArena, 185344u},
-    {strata::kState, 4u},
     {strata::kArena, 0u},
 };
 
@@ -303,30 +294,27 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 105, 3, false, 0u},
     {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.0.norm", 108, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.0.mixer", 111, 3, false, 0u},
-    {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.0.mixer", 114, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.0.mixer", 120, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.0.mixer", 123, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.0.mixer", 126, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.0.mixer", 135, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 139, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.1.mixer", 142, 3, false, 0u},
-    {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.1.mixer", 145, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.1.mixer", 151, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.1.mixer", 154, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.1.mixer", 157, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.1.mixer", 166, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 170, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.2.mixer", 173, 3, false, 0u},
-    {strata::kLaunchKernel, 9, "conv1d_3b65900e", "layers.2.mixer", 176, 6, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.2.mixer", 182, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.2.mixer", 185, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.2.mixer", 188, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.2.mixer", 197, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 201, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_614a5f92", "lm_head", 204, 3, false, 0u},
-    {strata::kLaunchCopy, -1, "copy", "layers.0.mixer", 207, 2, false, 3072u},
-    {strata::kLaunchCopy, -1, "copy", "layers.1.mixer", 209, 2, false, 3072u},
-    {strata::kLaunchCopy, -1, "copy", "layers.2.mixer", 211, 2, false, 3072u},
+    {strata::kLaunchKernel, 9, "conv1d_b919c916", "layers.0.mixer", 114, 5, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.0.mixer", 119, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.0.mixer", 122, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.0.mixer", 125, 9, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.0.mixer", 134, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 138, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.1.mixer", 141, 3, false, 0u},
+    {strata::kLaunchKernel, 9, "conv1d_b919c916", "layers.1.mixer", 144, 5, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.1.mixer", 149, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.1.mixer", 152, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.1.mixer", 155, 9, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.1.mixer", 164, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 168, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.2.mixer", 171, 3, false, 0u},
+    {strata::kLaunchKernel, 9, "conv1d_b919c916", "layers.2.mixer", 174, 5, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.2.mixer", 179, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.2.mixer", 182, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.2.mixer", 185, 9, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.2.mixer", 194, 4, false, 0u},
+    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 198, 3, false, 0u},
+    {strata::kLaunchKernel, 3, "gemm_614a5f92", "lm_head", 201, 3, false, 0u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},
 };
 
@@ -342,7 +330,7 @@ const strata::StateEntry kStates[] = {
 
 const strata::ScheduleEntry kSchedules[] = {
     {"forward", 196608u, 0u, 0, 27 },
-    {"cached", 202752u, 0u, 27, 30 },
+    {"cached", 196608u, 0u, 27, 27 },
 };
 
 // train: the f32 gradient of each weight in the train arena (~0: the loss does not reach it)
