@@ -69,6 +69,23 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
   /** A constant (full) is a literal; a value computed in the group is its variable; else a load. */
   const literal = (n: Node): string | undefined => (n.op === "full" ? `${Number(n.attrs.value)}f`.replace(/^(-?\d+)f$/, "$1.0f") : undefined);
   const operand = (n: Node): string => (inside.has(n.key) ? `v${inside.get(n.key)}` : (literal(n) ?? load(n)));
+  /**
+   * Rope's inverse frequencies θ^(−2j/rot), j < rot/2, as a double table at file scope: computed
+   * here once (IEEE double, as the interpreter does) instead of a double pow per element.
+   */
+  const ropeTables = new Map<string, string>();
+  const ropeTable = (rot: number, theta: number): string => {
+    const key = `${rot}_${theta}`;
+    let name = ropeTables.get(key);
+    if (!name) {
+      name = `kRopeInvFreq${ropeTables.size}`;
+      ropeTables.set(key, name);
+      const vals = Array.from({ length: rot / 2 }, (_, j) => Math.pow(theta, (-2 * j) / rot).toPrecision(17));
+      preludes.push(`// rope: θ = ${theta}, ${rot} rotated dims: θ^(−2j/${rot}) for j < ${rot / 2}\n__device__ const double ${name}[${rot / 2}] = {${vals.join(", ")}};`);
+    }
+    return name;
+  };
+  const preludes: string[] = [];
 
   const stmt = (n: Node): string => {
     const i = inside.get(n.key)!;
@@ -87,7 +104,7 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
         `    float v${i};`,
         `    { const int i = c % ${D};`,
         `      if (i < ${rot}) { const int pc = i < ${rot / 2} ? c + ${rot / 2} : c - ${rot / 2};`,
-        `        v${i} = st::rope(${load(x)}, ${load(x, "pc")}, i, ${rot}, ${posExpr}, ${Number.isInteger(theta) ? `${theta}.0f` : `${theta}f`}); }`,
+        `        v${i} = st::rope_inv(${load(x)}, ${load(x, "pc")}, i, ${rot}, ${posExpr}, ${ropeTable(rot, theta)}[i < ${rot / 2} ? i : i - ${rot / 2}]); }`,
         `      else v${i} = ${load(x)}; }`,
       ].join("\n");
     }
@@ -182,6 +199,7 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
   const threads = Math.min(1024, Math.max(256, 2 ** Math.ceil(Math.log2(Math.ceil(cols / 8)))));
   const body = renderTemplate("row.cu.hbs", {
     name: KERNEL_NAME,
+    prelude: preludes.join("\n"),
     cols,
     threads,
     params: bufs.params(),

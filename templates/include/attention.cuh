@@ -517,6 +517,149 @@ __global__ void attention_splitkv_combine_kernel(const AttentionParams p) {
       __float2bfloat16(res);
 }
 
+// Decode (T = 1) split-KV kernel: one CTA (128 threads) per (split, kv head, batch) serves all
+// G = H / Hk query heads of its kv head, so each K/V row is read from memory once per step, not
+// once per query head, and no tensor-core tile idles on 63 empty query rows. K/V tiles of KB keys
+// stream through a cp.async double buffer; per tile: scores (one (head, key) dot product per
+// thread, 16-byte chunks visited in a key-rotated order so the threads of a warp hit different
+// banks), an online softmax per head (one warp per head, log2 domain), then O += P·V with each
+// thread owning (head, dim) outputs. The split's normalised O and log2-sum-exp go to the
+// workspace the combine kernel reads, exactly as the tensor-core split kernel writes them.
+constexpr int kDecodeThreads = 128;
+constexpr int kDecodeMaxG = 16;  // query heads per kv head the decode kernel serves
+template <int D>
+__host__ __device__ constexpr int decode_kb() { return D >= 128 ? 32 : 64; }  // keys per tile: 2·2·KB·D bytes of K/V buffers
+
+template <int D>
+__global__ void __launch_bounds__(kDecodeThreads) attention_decode_kernel(const AttentionParams p, float scale_log2) {
+  constexpr int KB = decode_kb<D>();
+  constexpr int CPR = D / 8;                                   // 16-byte chunks per row
+  constexpr int kOut = (kDecodeMaxG * D + kDecodeThreads - 1) / kDecodeThreads;  // (head, dim) outputs per thread, at most
+  __shared__ alignas(16) __nv_bfloat16 sK[2][KB * D];
+  __shared__ alignas(16) __nv_bfloat16 sV[2][KB * D];
+  __shared__ alignas(16) float sQ[kDecodeMaxG * D];
+  __shared__ float sP[kDecodeMaxG * KB];
+  __shared__ float sM[kDecodeMaxG], sL[kDecodeMaxG], sAlpha[kDecodeMaxG];
+  const int split = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int G = p.H / p.Hk;
+  const int S = p.S_dev ? *p.S_dev : p.S;
+  const int per = (S + static_cast<int>(gridDim.x) - 1) / static_cast<int>(gridDim.x);
+  const int k0 = min(S, split * per), k1 = min(S, k0 + per);
+  const int ntiles = (k1 - k0 + KB - 1) / KB;
+  const __nv_bfloat16* gK = p.k + static_cast<int64_t>(b) * p.k_batch_stride + static_cast<int64_t>(hk) * D;
+  const __nv_bfloat16* gV = p.v + static_cast<int64_t>(b) * p.v_batch_stride + static_cast<int64_t>(hk) * D;
+  // the G query rows of this kv head (heads hk·G … hk·G+G−1), fp32, pre-scaled into the log2 domain
+  for (int i = tid; i < G * D; i += kDecodeThreads) {
+    const int h = hk * G + i / D;
+    sQ[i] = __bfloat162float(p.q[static_cast<int64_t>(b) * p.q_batch_stride + static_cast<int64_t>(h) * D + i % D]) * scale_log2;
+  }
+  if (tid < kDecodeMaxG) sM[tid] = -INFINITY, sL[tid] = 0.f;
+  __syncthreads();  // an empty split (no tile) still reads sM / sL below
+  auto load = [&](int tile, int buf) {
+    const int kb = k0 + tile * KB;
+    const uint32_t k_s = static_cast<uint32_t>(__cvta_generic_to_shared(sK[buf]));
+    const uint32_t v_s = static_cast<uint32_t>(__cvta_generic_to_shared(sV[buf]));
+    for (int i = tid; i < KB * CPR; i += kDecodeThreads) {
+      const int r = i / CPR, c = i % CPR;
+      const bool ok = kb + r < k1;
+      const int64_t row = ok ? kb + r : k0;  // a valid address; zero-filled when !ok
+      cp_async_16(k_s + static_cast<uint32_t>(i * 16), gK + row * p.k_row_stride + c * 8, ok);
+      cp_async_16(v_s + static_cast<uint32_t>(i * 16), gV + row * p.v_row_stride + c * 8, ok);
+    }
+    cp_async_commit();
+  };
+  float o[kOut];
+#pragma unroll
+  for (int i = 0; i < kOut; ++i) o[i] = 0.f;
+  if (ntiles > 0) load(0, 0);
+  for (int tile = 0; tile < ntiles; ++tile) {
+    const int buf = tile & 1;
+    if (tile + 1 < ntiles) {
+      load(tile + 1, buf ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // tile `tile` (and, first time round, sQ / sM / sL) visible
+    const int kb = k0 + tile * KB;
+    // scores s[h][k] = q_h · k_k (log2 domain); keys past the split's end → −∞
+    for (int i = tid; i < G * KB; i += kDecodeThreads) {
+      const int h = i / KB, k = i % KB;
+      const __nv_bfloat16* kr = sK[buf] + k * D;
+      const float* qr = sQ + h * D;
+      float acc = 0.f;
+#pragma unroll 4
+      for (int cc = 0; cc < CPR; ++cc) {
+        const int c = (cc + k) % CPR;
+        const uint4 raw = *reinterpret_cast<const uint4*>(kr + c * 8);
+        const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float2 kf = __bfloat1622float2(k2[j]);
+          acc = fmaf(qr[c * 8 + 2 * j], kf.x, acc);
+          acc = fmaf(qr[c * 8 + 2 * j + 1], kf.y, acc);
+        }
+      }
+      sP[h * KB + k] = kb + k < k1 ? acc : -INFINITY;
+    }
+    __syncthreads();
+    // online softmax, one warp per head
+    for (int h = warp; h < G; h += kDecodeThreads / 32) {
+      float mx = -INFINITY;
+      for (int k = lane; k < KB; k += 32) mx = fmaxf(mx, sP[h * KB + k]);
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      const float m_old = sM[h];
+      const float m_new = fmaxf(m_old, mx);
+      float sum = 0.f;
+      for (int k = lane; k < KB; k += 32) {
+        const float sc = sP[h * KB + k];
+        const float pk = sc == -INFINITY ? 0.f : exp2f(sc - m_new);
+        sP[h * KB + k] = pk;
+        sum += pk;
+      }
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      if (lane == 0) {
+        const float alpha = m_old == -INFINITY ? 0.f : exp2f(m_old - m_new);
+        sAlpha[h] = alpha;
+        sM[h] = m_new;
+        sL[h] = sL[h] * alpha + sum;
+      }
+    }
+    __syncthreads();
+    // O[h][d] = O·alpha_h + Σ_k P[h][k] V[k][d]
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const int e = tid + i * kDecodeThreads;
+      if (e < G * D) {
+        const int h = e / D, d = e % D;
+        float acc = o[i] * sAlpha[h];
+        const float* ph = sP + h * KB;
+        const __nv_bfloat16* vc = sV[buf] + d;
+#pragma unroll 8
+        for (int k = 0; k < KB; ++k) acc = fmaf(ph[k], __bfloat162float(vc[k * D]), acc);
+        o[i] = acc;
+      }
+    }
+    __syncthreads();  // the buffer is refilled and sP rewritten next round
+  }
+  // this split's normalised output and log2-sum-exp per query row (combine_kernel's inputs)
+  const int64_t rows_per_split = static_cast<int64_t>(p.B) * p.H;  // T = 1
+#pragma unroll
+  for (int i = 0; i < kOut; ++i) {
+    const int e = tid + i * kDecodeThreads;
+    if (e < G * D) {
+      const int h = e / D, d = e % D;
+      const float l = sL[h];
+      const int64_t row = static_cast<int64_t>(split) * rows_per_split + static_cast<int64_t>(b) * p.H + hk * G + h;
+      p.partial_o[row * D + d] = l > 0.f ? o[i] / l : 0.f;
+      if (d == 0) p.partial_lse[row] = l > 0.f ? sM[h] + log2f(l) : -INFINITY;
+    }
+  }
+}
+
 inline cudaError_t validate(const AttentionParams& p) {
   if (p.B <= 0 || p.T <= 0 || p.H <= 0 || p.Hk <= 0 || p.S < 0 || (p.H % p.Hk) != 0) return cudaErrorInvalidValue;
   if (!p.q || !p.k || !p.v || !p.out) return cudaErrorInvalidValue;
@@ -585,6 +728,16 @@ inline size_t attention_splitkv_workspace_bytes(int num_splits, int B, int T, in
   const size_t rows = static_cast<size_t>(num_splits) * B * H * T;
   return rows * D * sizeof(float) + rows * sizeof(float);
 }
+// Split count for a decode (T = 1) call of the GQA decode kernel, whose CTAs are (split, kv head,
+// batch): about two waves of CTAs, at least 64 keys per split.
+inline int attention_decode_splits(int B, int S, int Hk, int num_sms) {
+  const int base = B * Hk;
+  int splits = (2 * num_sms + base - 1) / base;
+  const int most = S / 64;
+  splits = splits < most ? splits : most;
+  splits = splits < 128 ? splits : 128;
+  return splits < 1 ? 1 : splits;
+}
 // Heuristic split count: enough CTAs for ~2 waves, at least 2 KV tiles per split.
 inline int attention_splitkv_heuristic(int B, int T, int S, int H, int num_sms, int BM = 64, int BN = 64) {
   const int base = ((T + BM - 1) / BM) * B * H;
@@ -605,7 +758,16 @@ inline cudaError_t attention_launch_splitkv(const AttentionParams& p, cudaStream
   if (e != cudaSuccess) return e;
   if (p.num_splits <= 1) return detail::launch_fwd<D, BM, BN, CAUSAL, false, 1>(p, 1, stream);
   if (!p.partial_o || !p.partial_lse) return cudaErrorInvalidValue;
-  e = detail::launch_fwd<D, BM, BN, CAUSAL, true, 1>(p, p.num_splits, stream);
+  if (p.T == 1 && p.H / p.Hk <= detail::kDecodeMaxG) {
+    // one query row per sequence (decode): every key is visible, causal or not
+    const float scale = p.scale > 0.f ? p.scale : 1.0f / sqrtf(static_cast<float>(D));
+    if (p.num_splits > 65535 || p.Hk > 65535 || p.B > 65535) return cudaErrorInvalidValue;
+    detail::attention_decode_kernel<D><<<dim3(static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.Hk), static_cast<unsigned>(p.B)),
+                                        detail::kDecodeThreads, 0, stream>>>(p, scale * 1.4426950408889634f);
+  } else {
+    e = detail::launch_fwd<D, BM, BN, CAUSAL, true, 1>(p, p.num_splits, stream);
+  }
+  e = e != cudaSuccess ? e : cudaGetLastError();
   if (e != cudaSuccess) return e;
   const long long rows = static_cast<long long>(p.B) * p.H * p.T;
   if (rows > 0x7fffffffLL) return cudaErrorInvalidValue;

@@ -65,14 +65,20 @@ __device__ void row_stats(const float* x, int cols, int groups, float eps, float
 // partner the element rot/2 away (after it for i < rot/2, before it otherwise). The angle
 // pos·θ^(−2j/rot) is reduced to [0, 2π) in double first, so long contexts keep their precision
 // and the fast __sincosf suffices (sincosf's large-argument path would need a stack frame).
-__device__ __forceinline__ float rope(float x, float partner, int i, int rot, float pos, float theta) {
+// rope_inv takes the inverse frequency θ^(−2j/rot) of element i's pair j = i mod rot/2 instead of θ
+// (the code generator emits a double table of them: no pow per element).
+__device__ __forceinline__ float rope_inv(float x, float partner, int i, int rot, float pos, double inv_freq) {
   const int half = rot / 2;
-  const int j = i < half ? i : i - half;
-  const double turns = (double)pos * pow((double)theta, -2.0 * j / rot) * 0.15915494309189535;
+  const double turns = (double)pos * inv_freq * 0.15915494309189535;
   const float r = (float)(turns - floor(turns)) * 6.2831853071795865f;
   float s, c;
   __sincosf(r, &s, &c);
   return i < half ? x * c - partner * s : x * c + partner * s;
+}
+__device__ __forceinline__ float rope(float x, float partner, int i, int rot, float pos, float theta) {
+  const int half = rot / 2;
+  const int j = i < half ? i : i - half;
+  return rope_inv(x, partner, i, rot, pos, pow((double)theta, -2.0 * j / rot));
 }
 
 }  // namespace st

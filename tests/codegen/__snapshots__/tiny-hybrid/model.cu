@@ -27,7 +27,7 @@ cudaError_t launch_conv1d_0aac0434(void* const* bufs, const StrataDims* d, cudaS
 cudaError_t launch_ssd_f64032d7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_72fb0ba3(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_445de07d(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_attention_97d21d7b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_attention_6f20a451(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
 namespace {
@@ -49,7 +49,7 @@ int call_conv1d_0aac0434(void* const* b, const StrataDims* d, void* s) { return 
 int call_ssd_f64032d7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_f64032d7(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_72fb0ba3(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_72fb0ba3(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_445de07d(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_445de07d(b, d, static_cast<cudaStream_t>(s))); }
-int call_attention_97d21d7b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_97d21d7b(b, d, static_cast<cudaStream_t>(s))); }
+int call_attention_6f20a451(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_6f20a451(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
     {"row_14e7b0a0", &call_row_14e7b0a0 },
@@ -69,7 +69,7 @@ const strata::KernelEntry kKernels[] = {
     {"ssd_f64032d7", &call_ssd_f64032d7 },
     {"cache_append_72fb0ba3", &call_cache_append_72fb0ba3 },
     {"cache_append_445de07d", &call_cache_append_445de07d },
-    {"attention_97d21d7b", &call_attention_97d21d7b },
+    {"attention_6f20a451", &call_attention_6f20a451 },
     {nullptr, nullptr},
 };
 
@@ -314,7 +314,7 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 8, "gemm_b4c61fe9", "layers.1.mixer", 129, 3, false, 0u},
     {strata::kLaunchKernel, 15, "cache_append_72fb0ba3", "layers.1.mixer", 132, 2, false, 0u},
     {strata::kLaunchKernel, 16, "cache_append_445de07d", "layers.1.mixer", 134, 2, false, 0u},
-    {strata::kLaunchKernel, 17, "attention_97d21d7b", "layers.1.mixer", 136, 4, false, 0u},
+    {strata::kLaunchKernel, 17, "attention_6f20a451", "layers.1.mixer", 136, 4, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_1a47efe4", "layers.1.mixer", 140, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 144, 3, false, 0u},
     {strata::kLaunchKernel, 11, "gemm_d08d568a", "layers.2.mixer", 147, 3, false, 0u},
