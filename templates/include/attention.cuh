@@ -69,6 +69,9 @@
 //   (FlashAttention-3 style: TMA producer warpgroup + 2 wgmma consumer warpgroups).
 #pragma once
 
+#include <cstdlib>
+#include <cstring>
+
 #include "strata/base.cuh"
 #include "strata/bf16.cuh"
 #include "strata/math.cuh"
@@ -758,7 +761,12 @@ inline cudaError_t attention_launch_splitkv(const AttentionParams& p, cudaStream
   if (e != cudaSuccess) return e;
   if (p.num_splits <= 1) return detail::launch_fwd<D, BM, BN, CAUSAL, false, 1>(p, 1, stream);
   if (!p.partial_o || !p.partial_lse) return cudaErrorInvalidValue;
-  if (p.T == 1 && p.H / p.Hk <= detail::kDecodeMaxG) {
+  // STRATA_DECODE_ATTN=mma: the tensor-core split kernel for decode too (an A/B switch)
+  static const bool decode_kernel = [] {
+    const char* e = std::getenv("STRATA_DECODE_ATTN");
+    return !(e && std::strcmp(e, "mma") == 0);
+  }();
+  if (p.T == 1 && p.H / p.Hk <= detail::kDecodeMaxG && decode_kernel) {
     // one query row per sequence (decode): every key is visible, causal or not
     const float scale = p.scale > 0.f ? p.scale : 1.0f / sqrtf(static_cast<float>(D));
     if (p.num_splits > 65535 || p.Hk > 65535 || p.B > 65535) return cudaErrorInvalidValue;
