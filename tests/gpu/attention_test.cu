@@ -341,16 +341,24 @@ int main(int argc, char** argv) {
   run_check("ragged300_mha", 2, 300, 300, 4, 4, 128, false, 0, ALL);
   run_check("decode", 3, 1, 129, 32, 8, 128, false, 0, ALL);
   run_check("decode", 2, 1, 129, 8, 8, 64, false, 0, DEF);
-  run_check("decode_long", 1, 1, 1000, 8, 2, 128, false, 0, {V_DEFAULT, V_SPLIT, V_SPLIT3});
-  run_check("decode_split", 3, 1, 129, 32, 8, 128, false, 0, {V_SPLIT, V_SPLIT3});
-  run_check("decode_split", 2, 1, 4097, 8, 2, 64, false, 0, {V_SPLIT, V_SPLIT3});
-  run_check("chunk_split", 2, 16, 2000, 8, 2, 128, false, 0, {V_SPLIT, V_SPLIT3});
-  // the decode (T = 1) kernel: MHA, GQA 8 query heads per kv head (padded strides), head dim 32,
-  // more splits than key tiles (empty splits)
-  run_check("decode_split_mha", 2, 1, 777, 8, 8, 64, false, 0, {V_SPLIT, V_SPLIT3});
-  run_check("decode_split_g8", 1, 1, 5000, 16, 2, 128, false, 8, {V_SPLIT, V_SPLIT3});
-  run_check("decode_split_d32", 3, 1, 300, 4, 2, 32, false, 0, {V_SPLIT, V_SPLIT3});
-  run_check("decode_split_short", 1, 1, 40, 4, 1, 128, false, 0, {V_SPLIT3});
+  // split-KV decode: the tensor-core split kernel (default), then the GQA decode kernel
+  // (STRATA_DECODE_ATTN=gqa, read per launch) on the same cases
+  for (const char* mode : {"", "gqa"}) {
+    if (*mode) setenv("STRATA_DECODE_ATTN", mode, 1);
+    else unsetenv("STRATA_DECODE_ATTN");
+    const std::string tag = *mode ? std::string("_") + mode : std::string();
+    run_check((std::string("decode_long") + tag).c_str(), 1, 1, 1000, 8, 2, 128, false, 0, {V_DEFAULT, V_SPLIT, V_SPLIT3});
+    run_check((std::string("decode_split") + tag).c_str(), 3, 1, 129, 32, 8, 128, false, 0, {V_SPLIT, V_SPLIT3});
+    run_check((std::string("decode_split") + tag).c_str(), 2, 1, 4097, 8, 2, 64, false, 0, {V_SPLIT, V_SPLIT3});
+    run_check((std::string("chunk_split") + tag).c_str(), 2, 16, 2000, 8, 2, 128, false, 0, {V_SPLIT, V_SPLIT3});
+    // the decode (T = 1) kernel: MHA, GQA 8 query heads per kv head (padded strides), head dim 32,
+    // more splits than key tiles (empty splits)
+    run_check((std::string("decode_split_mha") + tag).c_str(), 2, 1, 777, 8, 8, 64, false, 0, {V_SPLIT, V_SPLIT3});
+    run_check((std::string("decode_split_g8") + tag).c_str(), 1, 1, 5000, 16, 2, 128, false, 8, {V_SPLIT, V_SPLIT3});
+    run_check((std::string("decode_split_d32") + tag).c_str(), 3, 1, 300, 4, 2, 32, false, 0, {V_SPLIT, V_SPLIT3});
+    run_check((std::string("decode_split_short") + tag).c_str(), 1, 1, 40, 4, 1, 128, false, 0, {V_SPLIT3});
+  }
+  unsetenv("STRATA_DECODE_ATTN");
   run_check("chunk_split_fused", 1, 70, 70, 4, 2, 128, true, 0, {V_SPLIT3});
   run_check("chunk", 1, 16, 200, 8, 8, 64, false, 0, DEF);
   run_check("chunk", 2, 16, 200, 8, 2, 128, false, 0, DEF);
