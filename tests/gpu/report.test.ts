@@ -233,6 +233,20 @@ describe("roofline SVG", () => {
   });
 });
 
+describe("several tile configs of one shape", () => {
+  it("the row of the config the code generator emits is reported (DEFAULT_FORWARD_GEMM_TILES)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "strata-report-"));
+    const repo = path.resolve(HERE, "..", "..");
+    const log = path.join(dir, "suite.log");
+    const row = (cfg: string, ms: string, ratio: string) => `| gemm | 16384x4096x4096 (${cfg}) | ${ms} | cuBLAS | 0.740 | 1 TFLOP/s | ${ratio} |`;
+    fs.writeFileSync(log, ["== benchmarks (same run)", "| kernel | shape | Strata ms | peer | peer ms | Strata rate | ratio |", "|---|---|---|---|---|---|---|", row("wgmma256x128s4", "1.091", "0.678"), row("ws128x256s4", "0.809", "0.915"), ""].join("\n"));
+    const out = main(["--out", dir, "--suite", log, "--train-suite", "no/such/file.log"], repo);
+    expect(out.markdown).toMatch(/\| GEMM, attention out 4096→4096 \| 16384x4096x4096 \(ws128x256s4\) \| 0\.809 \|/);
+    expect(out.markdown).toMatch(/\| GEMM, attention out 4096→4096 \| 16384x4096x4096 \| cuBLAS[^|]*\| 0\.740 \| 0\.915 \|/);
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
 describe("CLI", () => {
   it("writes BENCHMARKS.md and roofline.svg; a missing log is reported, not invented", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "strata-report-"));
@@ -244,6 +258,7 @@ describe("CLI", () => {
     expect(out.markdown).toMatch(/## Probe experiment[^]*\| — \| — \| not measured \|/);
     expect(() => main(["--bogus"], repo)).toThrow(/unknown argument --bogus/);
     fs.rmSync(dir, { recursive: true });
-    expect(DEFAULT_INPUTS.suite).toBe("docs/gpu-suite-2026-11-30.log");
+    // the defaults are the committed logs (npm run gpu:report regenerates docs/BENCHMARKS.md from them)
+    for (const f of Object.values(DEFAULT_INPUTS)) expect(fs.existsSync(path.join(repo, f)), f).toBe(true);
   });
 });
