@@ -316,18 +316,25 @@ __device__ __forceinline__ void chunk_state_mma(float (&hacc)[SsdTile<L, P, N>::
 
 // Sequential-chunk kernel (the fallback when no workspace is given): one CTA per (b, h) walks
 // the chunks, carrying the state in smem.
+// The chunk kernels' shared memory: C, B [L][N] and x [L][P] bf16 tiles, the state fp32 [P][N],
+// dt and its cumulative sum [L] (SsdSmem<L, P, N>::kBytes in all).
+template <int L, int P, int N>
+struct ChunkSmem {
+  __nv_bfloat16 *C, *B, *X;
+  float *H, *dt, *cs;
+  __device__ explicit ChunkSmem(unsigned char* raw)
+      : C(reinterpret_cast<__nv_bfloat16*>(raw)), B(C + L * N), X(B + L * N), H(reinterpret_cast<float*>(X + L * P)), dt(H + P * N), cs(dt + L) {}
+};
+
 template <int L, int P, int N, bool kSplitState>
 __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams p) {
   using Tl = SsdTile<L, P, N>;
   constexpr int NWB = Tl::NWB;
 
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  __nv_bfloat16* sC = reinterpret_cast<__nv_bfloat16*>(smem_raw);
-  __nv_bfloat16* sB = sC + L * N;
-  __nv_bfloat16* sX = sB + L * N;
-  float* sH = reinterpret_cast<float*>(sX + L * P);  // carried state, fp32 [P][N] swizzled
-  float* sDt = sH + P * N;
-  float* sCs = sDt + L;
+  const ChunkSmem<L, P, N> sm(smem_raw);
+  __nv_bfloat16 *sC = sm.C, *sB = sm.B, *sX = sm.X;
+  float *sH = sm.H, *sDt = sm.dt, *sCs = sm.cs;  // sH: the carried state, fp32 [P][N] swizzled
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int gid = lane >> 2, tig = lane & 3;
@@ -433,12 +440,9 @@ __global__ void __launch_bounds__(256, 2)
   constexpr int NWB = Tl::NWB;
 
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  __nv_bfloat16* sC = reinterpret_cast<__nv_bfloat16*>(smem_raw);
-  __nv_bfloat16* sB = sC + L * N;
-  __nv_bfloat16* sX = sB + L * N;
-  float* sH = reinterpret_cast<float*>(sX + L * P);  // incoming state, fp32 [P][N] swizzled
-  float* sDt = sH + P * N;
-  float* sCs = sDt + L;
+  const ChunkSmem<L, P, N> sm(smem_raw);
+  __nv_bfloat16 *sC = sm.C, *sB = sm.B, *sX = sm.X;
+  float *sH = sm.H, *sDt = sm.dt, *sCs = sm.cs;  // sH: the incoming state, fp32 [P][N] swizzled
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int gid = lane >> 2, tig = lane & 3;
