@@ -23,10 +23,16 @@
 //      own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l, decay e^{cs_end} → scratch;
 //   2. state_pass   (b, h, elements): sequential over chunks, S_c ← h_prev of chunk c (from h0),
 //      R_c ← dh_end of chunk c (from 0, in reverse); what is left in reverse is dh0;
-//   3. chunk_grad   (b, h, c): the formulas above as fp32 smem GEMMs (256 threads, 16 x 16 thread
-//      grid, register micro-tiles); dx, ddt stored, dB/dC per head and dA per chunk → scratch;
+//   3. chunk_grad   (b, h, c): the formulas above as smem GEMMs; dx, ddt stored, dB/dC per head and
+//      dA per chunk → scratch;
 //   4. finish: dB, dC summed over the heads of each group, dA over batch and chunks.
-// Smem: padded fp32 tiles (row length + 1: transposed reads are bank-conflict free).
+// The GEMMs of launches 1 and 3 run on tensor cores by default (chunk_*_tc_kernel: mma.sync
+// m16n8k8 TF32 with the 3xTF32 hi/lo split, fp32-accurate; bf16 operands are exact in TF32 and
+// skip their lo term); ssd_grad<P, N, false> runs the fp32 CUDA-core kernels instead (256
+// threads, 16 x 16 thread grid, register micro-tiles), also the fallback where no warp tiling fits.
+// H200, B4 T4096 H64 P64 G8 N128: 14.15 ms (CUDA cores) → 10.90 ms (tensor cores).
+// Smem: padded fp32 tiles (CUDA-core path: row length + 1, transposed reads are bank-conflict free;
+// tensor-core path: + 4 / + 8, see the tc section).
 // Layouts: token-major with row / batch strides (elements) for every per-token tensor; A [H],
 // h0 / dh0 [B,H,P,N] fp32 contiguous. Element types are template parameters (float or bf16).
 #pragma once
@@ -35,6 +41,7 @@
 #include "strata/bf16.cuh"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace strata {
 namespace ssd_bwd {
@@ -455,6 +462,401 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_kernel(const PR p, Scratc
   }
 }
 
+// ---- tensor-core path: the same chunk kernels with every product on mma.sync m16n8k8 TF32 ------
+// 3xTF32: an fp32 operand v splits into hi = tf32(v) and lo = tf32(v − hi); a·b ≈ hi·hi + hi·lo +
+// lo·hi with fp32 accumulation (relative error ~2^-21, as accurate as the fp32 CUDA-core GEMMs).
+// An operand read straight from a bf16 tensor is exact in TF32 (8-bit mantissa ⊂ 10-bit): its lo
+// part is zero and its product term is skipped (bf16·bf16 products take one mma). The 8 warps tile
+// each M x Nn product as WM x WN warps of MT x NT (16 x 8) mma tiles. Smem rows are padded to
+// ≡ 4 (mod 32) floats in chunk_grad (fragment reads of row-major operands are conflict-free) and
+// ≡ 8 in chunk_local (all its reads run along k).
+STRATA_DEV uint32_t tf32_bits(float f) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(f));
+  return r;
+}
+STRATA_DEV void mma_tf32(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <bool kSplit>
+STRATA_DEV void tf32_split(float v, uint32_t& hi, uint32_t& lo) {
+  hi = tf32_bits(v);
+  lo = kSplit ? tf32_bits(v - __uint_as_float(hi)) : 0u;
+}
+
+// Warp tiling of an M x Nn product over the 8 warps (WN = 0: no tiling fits; the SIMT path runs).
+template <int M, int Nn>
+struct TcTile {
+  static constexpr int WN = (M % 32 == 0 && Nn % 32 == 0) ? 4 : (M % 64 == 0 && Nn % 16 == 0) ? 2 : (M % 16 == 0 && Nn % 64 == 0) ? 8 : 0;
+  static constexpr bool ok = WN != 0;
+  static constexpr int WM = ok ? kThreads / 32 / WN : 1;
+  static constexpr int MT = ok ? M / (16 * WM) : 1, NT = ok ? Nn / (8 * WN) : 1;
+  using Acc = float[MT][NT][4];
+  // accumulator element (i, j, q) of this thread: row / column in the product
+  STRATA_DEV static int row(int i, int q) { return (int)(threadIdx.x / 32 / WN) * MT * 16 + 16 * i + (int)(threadIdx.x % 32 / 4) + (q & 2 ? 8 : 0); }
+  STRATA_DEV static int col(int j, int q) { return (int)(threadIdx.x / 32 % WN) * NT * 8 + 8 * j + 2 * (int)(threadIdx.x % 4) + (q & 1); }
+  STRATA_DEV static int wn() { return (int)(threadIdx.x / 32 % WN); }
+};
+template <class TT>
+STRATA_DEV void tc_zero(typename TT::Acc& acc) {
+#pragma unroll
+  for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+    for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+}
+// acc += Σ_k a(row, k)·b(k, col) over k < K (K % 8 == 0); kSplitA / kSplitB: that operand is not
+// exact in TF32 (its lo part is multiplied in too).
+template <class TT, int K, bool kSplitA, bool kSplitB, class FA, class FB>
+STRATA_DEV void tc_gemm(typename TT::Acc& acc, FA a, FB b) {
+  static_assert(K % 8 == 0, "K must be a multiple of 8");
+  const int lane = threadIdx.x % 32, gq = lane / 4, tq = lane % 4;
+  const int r0 = (int)(threadIdx.x / 32 / TT::WN) * TT::MT * 16 + gq, c0 = TT::wn() * TT::NT * 8 + gq;
+#pragma unroll 2
+  for (int k0 = 0; k0 < K; k0 += 8) {
+    uint32_t ah[TT::MT][4], al[TT::MT][4], bh[TT::NT][2], bl[TT::NT][2];
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i) {
+      const int r = r0 + 16 * i;
+      tf32_split<kSplitA>(a(r, k0 + tq), ah[i][0], al[i][0]);
+      tf32_split<kSplitA>(a(r + 8, k0 + tq), ah[i][1], al[i][1]);
+      tf32_split<kSplitA>(a(r, k0 + tq + 4), ah[i][2], al[i][2]);
+      tf32_split<kSplitA>(a(r + 8, k0 + tq + 4), ah[i][3], al[i][3]);
+    }
+#pragma unroll
+    for (int j = 0; j < TT::NT; ++j) {
+      const int cc = c0 + 8 * j;
+      tf32_split<kSplitB>(b(k0 + tq, cc), bh[j][0], bl[j][0]);
+      tf32_split<kSplitB>(b(k0 + tq + 4, cc), bh[j][1], bl[j][1]);
+    }
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j) {
+        if (kSplitA) mma_tf32(acc[i][j], al[i], bh[j][0], bh[j][1]);
+        if (kSplitB) mma_tf32(acc[i][j], ah[i], bl[j][0], bl[j][1]);
+        mma_tf32(acc[i][j], ah[i], bh[j][0], bh[j][1]);
+      }
+  }
+}
+// Row sums of this thread's part of a product, reduced over the 4 lanes of a row (fixed butterfly)
+// and written per warp column: red[row * WN + wn] (sum over wn later, in order).
+template <class TT, class F>
+STRATA_DEV void tc_row_partials(const typename TT::Acc& acc, F term, float* red) {
+#pragma unroll
+  for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = TT::row(i, 2 * hh);
+      float f = 0.f;
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) f = fmaf(term(r, TT::col(j, q)), acc[i][j][2 * hh + q], f);
+      f += __shfl_xor_sync(0xffffffffu, f, 1);
+      f += __shfl_xor_sync(0xffffffffu, f, 2);
+      if (threadIdx.x % 4 == 0) red[r * TT::WN + TT::wn()] = f;
+    }
+}
+template <class T> struct Bf16Tok : std::false_type {};
+template <> struct Bf16Tok<Tok<const __nv_bfloat16>> : std::true_type {};
+
+template <int L, int P, int N>
+struct LocalSmemTc {
+  static constexpr int ldP = P + 8, ldN = N + 8;
+  static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + 4 * L;
+};
+
+// 1. (tensor cores) the chunk's own state and own state gradient.
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads, 2) chunk_local_tc_kernel(const PR p, Scratch s) {
+  using SM = LocalSmemTc<L, P, N>;
+  constexpr int ldP = SM::ldP, ldN = SM::ldN;
+  extern __shared__ float smem[];
+  float* sX = smem;
+  float* sGy = sX + L * ldP;
+  float* sB = sGy + L * ldP;
+  float* sC = sB + L * ldN;
+  float* sDt = sC + L * ldN;
+  float* sCs = sDt + L;
+  float* sW = sCs + L;
+  float* sEc = sW + L;
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
+  const int t0 = c * L;
+  load_tile<L>(sX, ldP, P, p.x, b, t0, T, h * P);
+  load_tile<L>(sGy, ldP, P, p.gy, b, t0, T, h * P);
+  load_tile<L>(sB, ldN, N, p.B, b, t0, T, g * N);
+  load_tile<L>(sC, ldN, N, p.C, b, t0, T, g * N);
+  load_dt_cs<L>(sDt, sCs, p.dt, p.A[h], b, t0, T, h);
+  __syncthreads();
+  const float csEnd = sCs[L - 1];
+  for (int l = threadIdx.x; l < L; l += kThreads) {
+    sW[l] = expf(csEnd - sCs[l]) * sDt[l];
+    sEc[l] = expf(sCs[l]);
+  }
+  __syncthreads();
+  using TT = TcTile<P, N>;
+  constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
+  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+  const auto store = [&](const typename TT::Acc& acc, float* dst) {
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          *reinterpret_cast<float2*>(dst + TT::row(i, 2 * hh) * N + TT::col(j, 0)) = make_float2(acc[i][j][2 * hh], acc[i][j][2 * hh + 1]);
+  };
+  // S[p][n] = Σ_s x[s][p]·w_s·B[s][n];  R[p][n] = Σ_l gy[l][p]·e^{cs_l}·C[l][n]  (one accumulator live)
+  typename TT::Acc acc;
+  tc_zero<TT>(acc);
+  tc_gemm<TT, L, true, !eB>(acc, [&](int pp, int k) { return sX[k * ldP + pp] * sW[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
+  store(acc, s.S + chunkIdx * P * N);
+  tc_zero<TT>(acc);
+  tc_gemm<TT, L, true, !eC>(acc, [&](int pp, int k) { return sGy[k * ldP + pp] * sEc[k]; }, [&](int k, int n) { return sC[k * ldN + n]; });
+  store(acc, s.R + chunkIdx * P * N);
+  if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
+}
+
+template <int L, int P, int N>
+struct GradSmemTc {
+  static constexpr int ldP = P + 4, ldN = N + 4, ldL = L + 4;
+  // x, gy | B, C | state | Wᵀ, M, Z | dt, cs, e^{cs_end−cs}, rowZ, colZ, F, Y, dcs | red[L][16] | e0[256]
+  static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + (size_t)P * ldN + (size_t)3 * L * ldL +
+                                    8 * L + L * kGrid + kThreads;
+  static constexpr size_t kBytes = kFloats * sizeof(float);
+};
+template <int L, int P, int N>
+constexpr bool tc_fits() {
+  return TcTile<P, N>::ok && TcTile<L, L>::ok && TcTile<L, P>::ok && TcTile<L, N>::ok && P % 8 == 0 && N % 8 == 0 &&
+         TcTile<L, N>::WN <= kGrid && TcTile<L, P>::WN <= kGrid && GradSmemTc<L, P, N>::kBytes <= 227 * 1024;
+}
+
+// 3. (tensor cores) every gradient of one chunk: chunk_grad_kernel's formulas, same reduction orders
+// for the per-row / per-chunk sums (the products' k order is the mma's).
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads) chunk_grad_tc_kernel(const PR p, Scratch s) {
+  using SM = GradSmemTc<L, P, N>;
+  constexpr int ldP = SM::ldP, ldN = SM::ldN, ldL = SM::ldL;
+  constexpr bool eGy = Bf16Tok<decltype(PR::gy)>::value, eX = Bf16Tok<decltype(PR::x)>::value;
+  constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
+  extern __shared__ float smem[];
+  float* sX = smem;
+  float* sGy = sX + L * ldP;
+  float* sB = sGy + L * ldP;
+  float* sC = sB + L * ldN;
+  float* sSt = sC + L * ldN;
+  float* sWt = sSt + P * ldN;  // W transposed: [s][l]
+  float* sM = sWt + L * ldL;
+  float* sZ = sM + L * ldL;
+  float* sDt = sZ + L * ldL;
+  float* sCs = sDt + L;
+  float* sEe = sCs + L;
+  float* sRowZ = sEe + L;
+  float* sColZ = sRowZ + L;
+  float* sF = sColZ + L;
+  float* sY = sF + L;
+  float* sDcs = sY + L;
+  float* sRed = sDcs + L;
+  float* sE0 = sRed + L * kGrid;
+
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
+  const int t0 = c * L;
+  const int tid = threadIdx.x;
+  const float A = p.A[h];
+  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+
+  load_tile<L>(sX, ldP, P, p.x, b, t0, T, h * P);
+  load_tile<L>(sGy, ldP, P, p.gy, b, t0, T, h * P);
+  load_tile<L>(sB, ldN, N, p.B, b, t0, T, g * N);
+  load_tile<L>(sC, ldN, N, p.C, b, t0, T, g * N);
+  {  // dh_end → sSt
+    const float4* R = reinterpret_cast<const float4*>(s.R + chunkIdx * P * N);
+    for (int i = tid; i < P * N / 4; i += kThreads) {
+      const float4 v = R[i];
+      float* d = sSt + (4 * i / N) * ldN + 4 * i % N;
+      d[0] = v.x; d[1] = v.y; d[2] = v.z; d[3] = v.w;
+    }
+  }
+  load_dt_cs<L>(sDt, sCs, p.dt, A, b, t0, T, h);
+  __syncthreads();
+  const float csEnd = sCs[L - 1];
+  for (int l = tid; l < L; l += kThreads) sEe[l] = expf(csEnd - sCs[l]);
+
+  {  // W = (C Bᵀ)·decay, M = (gy xᵀ)·decay, Z/dt = M·(C Bᵀ)
+    using TL = TcTile<L, L>;
+    typename TL::Acc cb, gx;
+    tc_zero<TL>(cb);
+    tc_zero<TL>(gx);
+    tc_gemm<TL, N, !eC, !eB>(cb, [&](int l, int k) { return sC[l * ldN + k]; }, [&](int k, int ss) { return sB[ss * ldN + k]; });
+    tc_gemm<TL, P, !eGy, !eX>(gx, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int ss) { return sX[ss * ldP + k]; });
+#pragma unroll
+    for (int i = 0; i < TL::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TL::NT; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int l = TL::row(i, q), ss = TL::col(j, q);
+          const float dec = ss <= l ? expf(sCs[l] - sCs[ss]) : 0.f;
+          sWt[ss * ldL + l] = cb[i][j][q] * dec;
+          sM[l * ldL + ss] = gx[i][j][q] * dec;
+          sZ[l * ldL + ss] = gx[i][j][q] * cb[i][j][q] * dec;
+        }
+  }
+  __syncthreads();
+  if (tid < L) {  // rowZ_l = Σ_s dt_s·Zd_ls
+    float r = 0.f;
+    for (int ss = 0; ss <= tid; ++ss) r = fmaf(sDt[ss], sZ[tid * ldL + ss], r);
+    sRowZ[tid] = r;
+  } else if (tid < 2 * L) {  // colZ_s = Σ_l Zd_ls
+    const int ss = tid - L;
+    float r = 0.f;
+    for (int l = ss; l < L; ++l) r += sZ[l * ldL + ss];
+    sColZ[ss] = r;
+  }
+
+  // dx (L x P)
+  {
+    using TP = TcTile<L, P>;
+    typename TP::Acc acc;
+    tc_zero<TP>(acc);
+    tc_gemm<TP, N, !eB, true>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sSt[pp * ldN + k]; });
+#pragma unroll
+    for (int i = 0; i < TP::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TP::NT; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) acc[i][j][q] *= sEe[TP::row(i, q)];
+    tc_gemm<TP, L, true, !eGy>(acc, [&](int ss, int k) { return sWt[ss * ldL + k]; }, [&](int k, int pp) { return sGy[k * ldP + pp]; });
+    if (p.dx.p) {
+#pragma unroll
+      for (int i = 0; i < TP::MT; ++i)
+#pragma unroll
+        for (int j = 0; j < TP::NT; ++j)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const int ss = TP::row(i, q), tt = t0 + ss;
+            if (tt >= T) continue;
+            stf(p.dx.p + b * p.dx.batch + (long long)tt * p.dx.row + h * P + TP::col(j, q), acc[i][j][q] * sDt[ss]);
+          }
+    }
+  }
+  using TN = TcTile<L, N>;
+  // dB (L x N): U = e^{cs_end−cs_s}·x_sᵀ dh_end, F_s = B_s·U_s, then + Σ_l M_ls C_l, times dt_s
+  {
+    typename TN::Acc acc;
+    tc_zero<TN>(acc);
+    tc_gemm<TN, P, !eX, true>(acc, [&](int ss, int k) { return sX[ss * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TN::NT; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) acc[i][j][q] *= sEe[TN::row(i, q)];
+    tc_row_partials<TN>(acc, [&](int ss, int n) { return sB[ss * ldN + n]; }, sRed);
+    tc_gemm<TN, L, true, !eC>(acc, [&](int ss, int k) { return sM[k * ldL + ss]; }, [&](int k, int n) { return sC[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int ss = TN::row(i, 2 * hh), tt = t0 + ss;
+        if (tt >= T) continue;
+        float* dst = s.dBpart + (((size_t)b * T + tt) * H + h) * N;
+        const float d = sDt[ss];
+#pragma unroll
+        for (int j = 0; j < TN::NT; ++j)
+          *reinterpret_cast<float2*>(dst + TN::col(j, 0)) = make_float2(acc[i][j][2 * hh] * d, acc[i][j][2 * hh + 1] * d);
+      }
+  }
+  __syncthreads();
+  if (tid < L) {
+    float f = 0.f;
+    for (int k = 0; k < TN::WN; ++k) f += sRed[tid * TN::WN + k];
+    sF[tid] = f;
+  }
+  {  // E0 partials while h_prev replaces dh_end in sSt
+    const float4* S = reinterpret_cast<const float4*>(s.S + chunkIdx * P * N);
+    float e0 = 0.f;
+    for (int i = tid; i < P * N / 4; i += kThreads) {
+      float* d = sSt + (4 * i / N) * ldN + 4 * i % N;
+      const float4 v = S[i];
+      e0 = fmaf(d[0], v.x, e0); e0 = fmaf(d[1], v.y, e0); e0 = fmaf(d[2], v.z, e0); e0 = fmaf(d[3], v.w, e0);
+      d[0] = v.x; d[1] = v.y; d[2] = v.z; d[3] = v.w;
+    }
+    sE0[tid] = e0;
+  }
+  __syncthreads();
+  // dC (L x N): V = e^{cs_l}·gy_lᵀ h_prev, Y_l = C_l·V_l, then + Σ_s M_ls dt_s B_s
+  {
+    typename TN::Acc acc;
+    tc_zero<TN>(acc);
+    tc_gemm<TN, P, !eGy, true>(acc, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TN::NT; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) acc[i][j][q] *= expf(sCs[TN::row(i, q)]);
+    tc_row_partials<TN>(acc, [&](int l, int n) { return sC[l * ldN + n]; }, sRed);
+    tc_gemm<TN, L, true, !eB>(acc, [&](int l, int k) { return sM[l * ldL + k] * sDt[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
+#pragma unroll
+    for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int l = TN::row(i, 2 * hh), tt = t0 + l;
+        if (tt >= T) continue;
+        float* dst = s.dCpart + (((size_t)b * T + tt) * H + h) * N;
+#pragma unroll
+        for (int j = 0; j < TN::NT; ++j) *reinterpret_cast<float2*>(dst + TN::col(j, 0)) = make_float2(acc[i][j][2 * hh], acc[i][j][2 * hh + 1]);
+      }
+  }
+  __syncthreads();
+  if (tid < L) {
+    float y = 0.f;
+    for (int k = 0; k < TN::WN; ++k) y += sRed[tid * TN::WN + k];
+    sY[tid] = y;
+  }
+  __syncthreads();
+  if (tid == 0) {
+    float e0 = 0.f;
+    for (int k = 0; k < kThreads; ++k) e0 += sE0[k];
+    float sumE = 0.f;
+    for (int l = 0; l < L; ++l) sumE = fmaf(sDt[l], sF[l], sumE);
+    const float endTerm = expf(csEnd) * e0 + sumE;
+    float run = 0.f, dA = 0.f;
+    for (int l = L - 1; l >= 0; --l) {
+      float dcs = sRowZ[l] - sDt[l] * sColZ[l] + sY[l] - sDt[l] * sF[l];
+      if (l == L - 1) dcs += endTerm;
+      run += dcs;
+      sDcs[l] = run;
+      dA = fmaf(sDt[l], run, dA);
+    }
+    s.dApart[chunkIdx] = dA;
+  }
+  __syncthreads();
+  if (p.ddt.p && tid < L && t0 + tid < T) {
+    const float v = sColZ[tid] + sF[tid] + A * sDcs[tid];
+    stf(p.ddt.p + b * p.ddt.batch + (long long)(t0 + tid) * p.ddt.row + h, v);
+  }
+}
+
+// The chunk kernels of one path (only the chosen path's kernels are instantiated).
+template <bool kTc, int L, int P, int N, class PR>
+inline auto chunk_local_for() {
+  if constexpr (kTc) return &chunk_local_tc_kernel<L, P, N, PR>;
+  else return &chunk_local_kernel<L, P, N, PR>;
+}
+template <bool kTc, int L, int P, int N, class PR>
+inline auto chunk_grad_for() {
+  if constexpr (kTc) return &chunk_grad_tc_kernel<L, P, N, PR>;
+  else return &chunk_grad_kernel<L, P, N, PR>;
+}
+
 // 4. dB, dC over the heads of each group (one sub-batch); dA over batch and chunks (once).
 template <int N, class PR>
 __global__ void __launch_bounds__(kThreads) finish_bc_kernel(const PR p, Scratch s) {
@@ -512,19 +914,22 @@ constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, 
 // Every requested gradient of one ssdScan on `stream`: per sub-batch four launches (chunk states,
 // state passing, chunk gradients, dB/dC over heads), then dA. `scratch_bytes`: the size of
 // p.scratch (at least ssd_grad_scratch_bytes for this call).
-template <int P, int N, class PR>
+// kTensorCores = false: the fp32 CUDA-core chunk kernels (the previous path, kept for A/B timing and
+// as the fallback where no warp tiling or smem budget fits the tensor-core kernels).
+template <int P, int N, bool kTensorCores = true, class PR>
 inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
   constexpr int L = kGradChunk;
+  constexpr bool kTc = kTensorCores && detail::tc_fits<L, P, N>();
   static_assert(P % detail::kGrid == 0 && N % detail::kGrid == 0, "P and N must be multiples of 16");
   static_assert(ssd_grad_smem_bytes<P, N>() <= 227 * 1024, "P x N too large for the chunk-gradient tile");
   if (p0.batch < 0 || p0.seqlen < 0 || p0.nheads <= 0 || p0.ngroups <= 0 || p0.nheads % p0.ngroups) return cudaErrorInvalidValue;
   if (!p0.gy.p || !p0.x.p || !p0.dt.p || !p0.A || !p0.B.p || !p0.C.p || !p0.scratch) return cudaErrorInvalidValue;
   if (p0.batch == 0) return cudaSuccess;
   const int H = p0.nheads, T = p0.seqlen, nc = (T + L - 1) / L;
-  constexpr size_t smemL = detail::LocalSmem<L, P, N>::kFloats * sizeof(float);
-  constexpr size_t smemG = ssd_grad_smem_bytes<P, N>();
-  auto k1 = detail::chunk_local_kernel<L, P, N, PR>;
-  auto k3 = detail::chunk_grad_kernel<L, P, N, PR>;
+  constexpr size_t smemL = (kTc ? detail::LocalSmemTc<L, P, N>::kFloats : detail::LocalSmem<L, P, N>::kFloats) * sizeof(float);
+  constexpr size_t smemG = kTc ? detail::GradSmemTc<L, P, N>::kBytes : ssd_grad_smem_bytes<P, N>();
+  const auto k1 = detail::chunk_local_for<kTc, L, P, N, PR>();
+  const auto k3 = detail::chunk_grad_for<kTc, L, P, N, PR>();
   cudaError_t e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   if (e == cudaSuccess) e = cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
   if (e != cudaSuccess) return e;

@@ -116,7 +116,8 @@ static void check_same(const std::string& name, bool same) {
 // ---------------------------------------------------------------------------------------------
 struct SsdRef { std::vector<double> x, dt, A, B, C, h0; };
 
-template <class TGy, class TX, class TDt, class TBC, int P, int N>
+// kTc: the tensor-core chunk kernels (default path) or the fp32 CUDA-core ones (ssd_grad<P, N, false>)
+template <class TGy, class TX, class TDt, class TBC, int P, int N, bool kTc = true>
 static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types) {
   using PR = strata::ssd_bwd::SsdGradParams<TGy, TX, TDt, TBC, TBC>;
   TokBuf<TGy> gy; TokBuf<TX> x, dx; TokBuf<TDt> dt, ddt; TokBuf<TBC> Bm, Cm, dB, dC;
@@ -146,7 +147,7 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
     dx.poison(); ddt.poison(); dB.poison(); dC.poison();
     CK(cudaMemset(gA, 0xFF, H * sizeof(float))); CK(cudaMemset(gh0, 0xFF, (size_t)Bn * H * P * N * sizeof(float)));
     CK(cudaMemset(scratch, 0xFF, scr));
-    CK((strata::ssd_bwd::ssd_grad<P, N>(p, scr)));
+    CK((strata::ssd_bwd::ssd_grad<P, N, kTc>(p, scr)));
     CK(cudaDeviceSynchronize());
     dx.download(); ddt.download(); dB.download(); dC.download();
     runs[r] = {dx.values(), ddt.values(), hvec(gA, H), dB.values(), dC.values(),
@@ -200,7 +201,7 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
       for (int i = 0; i < PN; ++i) rh0[((size_t)b * H + h) * PN + i] = dS[i];
     }
   char nm[200];
-  snprintf(nm, sizeof nm, "ssd_grad %s B=%d T=%d H=%d G=%d P=%d N=%d%s%s", types, Bn, T, H, G, P, N, withH0 ? " h0" : "", strided ? " strided" : "");
+  snprintf(nm, sizeof nm, "ssd_grad%s %s B=%d T=%d H=%d G=%d P=%d N=%d%s%s", kTc ? "" : " (simt)", types, Bn, T, H, G, P, N, withH0 ? " h0" : "", strided ? " strided" : "");
   const bool bfOut = sizeof(TX) == 2;
   const double tolX = bfOut ? 1.5e-2 : 2e-3, tolBC = sizeof(TBC) == 2 ? 1.5e-2 : 2e-3, tolDt = sizeof(TDt) == 2 ? 1.5e-2 : 3e-3;
   check(std::string(nm) + " dx", runs[0][0], rx, tolX);
@@ -323,9 +324,10 @@ static float time_ms(F f, int reps = 10) {
   return ms / reps;
 }
 
-static void bench_ssd() {
+// Old (fp32 CUDA-core chunk kernels) vs new (tensor-core chunk kernels) in the same run.
+static void bench_ssd(int Bn) {
   constexpr int P = 64, N = 128;
-  const int Bn = 2, T = 4096, H = 64, G = 8;
+  const int T = 4096, H = 64, G = 8;
   using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
   TokBuf<bf16> gy, x, dx, Bm, Cm, dB, dC, dtRaw, y; TokBuf<float> dt, ddt;
   gy.init(Bn, T, H * P, false); x.init(Bn, T, H * P, false); dx.init(Bn, T, H * P, false); y.init(Bn, T, H * P, false);
@@ -345,6 +347,7 @@ static void bench_ssd() {
   p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
   p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
+  const float bwdOld = time_ms([&] { CK((ssd_grad<P, N, false>(p, scr))); });
   const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scr))); });
   float fwd = NAN;
 #ifndef SSM_BWD_NO_FWD
@@ -367,15 +370,21 @@ static void bench_ssd() {
     s.dApart = base;
     const dim3 grid(nc, H, Bn);
     constexpr size_t smemL = dt_::LocalSmem<L, P, N>::kFloats * sizeof(float), smemG = ssd_grad_smem_bytes<P, N>();
+    constexpr size_t smemLt = dt_::LocalSmemTc<L, P, N>::kFloats * sizeof(float), smemGt = dt_::GradSmemTc<L, P, N>::kBytes;
+    static_assert(dt_::tc_fits<L, P, N>(), "the bench shape takes the tensor-core path");
     const float t1 = time_ms([&] { dt_::chunk_local_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemL>>>(p, s); });
     const float t2 = time_ms([&] { dt_::state_pass_kernel<P, N, PR><<<dim3(P * N / dt_::kThreads, Bn * H), dt_::kThreads>>>(p, s, nc); });
     const float t3 = time_ms([&] { dt_::chunk_grad_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemG>>>(p, s); });
     const float t4 = time_ms([&] { dt_::finish_bc_kernel<N, PR><<<(unsigned)(((long long)Bn * T * G * N + 255) / 256), 256>>>(p, s); });
-    printf("BENCH ssd backward breakdown: chunk_local %.3f ms, state_pass %.3f ms, chunk_grad %.3f ms, finish dB/dC %.3f ms\n", t1, t2, t3, t4);
+    const float t1t = time_ms([&] { dt_::chunk_local_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemLt>>>(p, s); });
+    const float t3t = time_ms([&] { dt_::chunk_grad_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemGt>>>(p, s); });
+    CK(cudaGetLastError());
+    printf("BENCH ssd backward B=%d breakdown: chunk_local %.3f ms (old) | %.3f ms (tc), state_pass %.3f ms, chunk_grad %.3f ms (old) | %.3f ms (tc), finish dB/dC %.3f ms\n",
+           Bn, t1, t1t, t2, t3, t3t, t4);
   }
 #endif
-  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: %.3f ms (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
-         Bn, T, H, P, G, N, bwd, scr / 1e6, fwd, bwd / fwd);
+  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: old (fp32 CUDA cores) %.3f ms | new (3xTF32 tensor cores) %.3f ms | %.2fx (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
+         Bn, T, H, P, G, N, bwdOld, bwd, bwdOld / bwd, scr / 1e6, fwd, bwd / fwd);
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
@@ -419,15 +428,17 @@ static void bench_sel(int Bn, int T, int D) {
 
 int main(int argc, char** argv) {
   const unsigned long long seed = argc > 1 && argv[1][0] != '-' ? strtoull(argv[1], nullptr, 10) : 1234;
-  bool bench = true, quick = false;
+  bool bench = true, quick = false, ssdOnly = false;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--no-bench")) bench = false;
+    if (!strcmp(argv[i], "--ssd")) ssdOnly = true;  // the SSD cases (both paths) and the SSD timings only
     if (!strcmp(argv[i], "--quick")) quick = true, bench = false;  // two small cases (for compute-sanitizer)
   }
   g_rng.seed(seed);
   printf("seed %llu\n", seed);
   if (quick) {
     test_ssd<bf16, bf16, float, bf16, 64, 64>(2, 70, 2, 1, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 64, false>(2, 70, 2, 1, true, true, "bf16/dt f32");
     test_sel<bf16, bf16, float, bf16, 16>(2, 20, 40, true, true, "bf16/delta f32");
     test_sel<bf16, bf16, float, bf16, 128>(2, 20, 20, true, true, "bf16/delta f32");
     printf("%d passed, %d failed\n", g_pass, g_fail);
@@ -441,6 +452,15 @@ int main(int argc, char** argv) {
   test_ssd<float, float, float, float, 64, 128>(2, 200, 4, 4, true, false, "f32");
   test_ssd<float, float, float, float, 32, 32>(1, 257, 6, 3, true, true, "f32");
   test_ssd<bf16, bf16, bf16, bf16, 64, 64>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
+  test_ssd<float, float, float, float, 64, 128>(1, 64, 64, 8, true, false, "f32");  // 0.85B head shape (H 64, G 8)
+  // the fp32 CUDA-core path (ssd_grad<P, N, false>), kept for A/B
+  test_ssd<bf16, bf16, float, bf16, 64, 128, false>(2, 130, 4, 2, false, true, "bf16/dt f32");
+  test_ssd<float, float, float, float, 64, 128, false>(2, 200, 4, 4, true, false, "f32");
+  if (ssdOnly) {
+    if (bench) bench_ssd(2), bench_ssd(4);  // the 8B layer at B2, the 0.85B hybrid's at B4 (T 4096, H 64, P 64, G 8, N 128)
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+  }
   test_sel<bf16, bf16, float, bf16, 16>(2, 1, 64, false, false, "bf16/delta f32");
   test_sel<bf16, bf16, float, bf16, 16>(1, 17, 100, true, true, "bf16/delta f32");
   test_sel<bf16, bf16, float, bf16, 16>(2, 300, 256, false, false, "bf16/delta f32");
@@ -456,7 +476,8 @@ int main(int argc, char** argv) {
   test_sel<float, float, float, float, 128>(1, 77, 72, true, true, "f32");
   test_sel<bf16, bf16, bf16, bf16, 128>(2, 17, 16, false, false, "bf16 (delta bf16)");
   if (bench) {
-    bench_ssd();
+    bench_ssd(2);
+    bench_ssd(4);
     bench_sel<16>(2, 4096, 1536);
     bench_sel<128>(1, 2048, 8192);  // a layer of the 8B Mamba (dState 128, d_inner 8192) at 2048 tokens
   }
