@@ -1,14 +1,14 @@
 /**
  * Building a written project: kernels through the nvcc driver (parallel, content-hash cached,
- * ptxas reports kept in the manifest), then `make` for the runtime, the host schedule and the
- * link. With no nvcc, the sources stay written and the error says how to build later.
+ * ptxas reports kept in the manifest), then the runtime, host schedule and main objects through
+ * the same cache (make's own commands), then `make`, which is left with the links. With no nvcc, the sources stay written and the error says how to build later.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { StrataError } from "../ir/errors.js";
-import { checkNoSpills, compileAll, findNvcc, formatSpills, nvccNotFoundError, type CompileResult, type NvccArch } from "../nvcc/driver.js";
+import { checkNoSpills, compileAll, findNvcc, formatSpills, nvccNotFoundError, type CompileResult, type CompileUnit, type NvccArch } from "../nvcc/driver.js";
 import type { EmittedProject } from "./project.js";
 
 export interface BuildOptions {
@@ -29,6 +29,90 @@ export interface BuildResult {
 
 /** Must match KERNEL_FLAGS in templates/Makefile.hbs; hidden visibility: libmodel.so exports only the strata_* C ABI. */
 export const KERNEL_EXTRA_FLAGS = ["-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden"];
+
+/** One object `make` would compile: its source, object, and nvcc flags (include dirs apart). */
+export interface MakeCompile {
+  source: string;
+  object: string;
+  flags: string[];
+  includeDirs: string[];
+}
+
+/**
+ * The compile commands of `make -n` output ("nvcc FLAGS -c SRC -o OBJ"), split into flags and
+ * include dirs, with `-gencode X` dropped (the nvcc driver adds the arch's own). Links and other
+ * lines are skipped.
+ */
+export function makeCompiles(dryRun: string): MakeCompile[] {
+  const out: MakeCompile[] = [];
+  for (const line of dryRun.split("\n")) {
+    const t = line.trim().split(/\s+/);
+    if (!t[0] || !/(^|\/)nvcc$/.test(t[0])) continue;
+    const c = t.indexOf("-c"), o = t.indexOf("-o");
+    if (c < 0 || o < 0 || c + 1 >= t.length || o + 1 >= t.length) continue;
+    const flags: string[] = [];
+    const includeDirs: string[] = [];
+    for (let i = 1; i < t.length; i++) {
+      if (i === c || i === c + 1 || i === o || i === o + 1) continue;
+      const a = t[i]!;
+      if (a === "-gencode") {
+        i++;
+        continue;
+      }
+      if (a === "-I") includeDirs.push(t[++i]!);
+      else if (a.startsWith("-I")) includeDirs.push(a.slice(2));
+      else flags.push(a);
+    }
+    out.push({ source: t[c + 1]!, object: t[o + 1]!, flags, includeDirs });
+  }
+  return out;
+}
+
+/**
+ * The runtime, host schedule and main objects through the nvcc driver's content cache, before
+ * `make` runs: the commands are make's own (`make -n`), so make then finds every object up to date
+ * and only links — a rebuild of an unchanged model recompiles nothing.
+ */
+async function compileHostObjects(dir: string, makeArgs: string[], opts: BuildOptions, log: (l: string) => void): Promise<{ total: number; cached: number }> {
+  let dry: string;
+  try {
+    dry = (await execa("make", ["-n", ...makeArgs], { cwd: dir })).stdout;
+  } catch {
+    return { total: 0, cached: 0 }; // make reports its own error below
+  }
+  const groups = new Map<string, { outDir: string; flags: string[]; includeDirs: string[]; units: CompileUnit[] }>();
+  for (const m of makeCompiles(dry)) {
+    const outDir = path.dirname(path.join(dir, m.object));
+    const name = path.basename(m.object, ".o");
+    if (path.join(outDir, `${name}.o`) !== path.join(dir, m.object)) continue;
+    const key = JSON.stringify([outDir, m.flags, m.includeDirs]);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { outDir, flags: m.flags, includeDirs: m.includeDirs.map((d) => path.resolve(dir, d)), units: [] }));
+    const file = path.join(dir, m.source);
+    g.units.push({ name, template: m.source, source: readFileSync(file, "utf8"), file });
+  }
+  const total = [...groups.values()].reduce((n, g) => n + g.units.length, 0);
+  const jobs = opts.jobs ?? os.availableParallelism();
+  let done = 0;
+  let cached = 0;
+  await Promise.all(
+    [...groups.values()].map((g) =>
+      compileAll(g.units, {
+        arch: opts.arch ?? "sm_90a",
+        includeDirs: g.includeDirs,
+        flags: g.flags,
+        outDir: g.outDir,
+        jobs: Math.max(1, Math.round((jobs * g.units.length) / Math.max(1, total))),
+        onProgress: (_d, _t, unit, r) => {
+          const hit = "ok" in r && r.ok && r.cached;
+          if (hit) cached++;
+          log(`  [host ${++done}/${total}] ${unit.template}${"ok" in r && r.ok ? (hit ? " (cached)" : ` ${r.seconds.toFixed(1)}s`) : " FAILED"}`);
+        },
+      }),
+    ),
+  );
+  return { total, cached };
+}
 
 /** How many compile / link commands `make` will run (a dry run), for the progress count. */
 async function countMakeSteps(dir: string, args: string[]): Promise<number | undefined> {
@@ -78,6 +162,8 @@ export async function buildProject(p: EmittedProject, dir: string, opts: BuildOp
   if (!opts.kernelsOnly) {
     const shown = opts.displayDir ?? dir;
     const makeArgs = [`NVCC=${nvcc}`, `ARCH=${opts.arch ?? "sm_90a"}`];
+    const host = await compileHostObjects(dir, makeArgs, opts, log);
+    if (host.total) log(`  runtime, host schedule and main: ${host.cached}/${host.total} objects from cache`);
     const steps = await countMakeSteps(dir, makeArgs);
     log(`  make: runtime, host schedule and link of bin/model and lib/libmodel.so${steps ? ` (${steps} steps)` : ""}`);
     const tm = Date.now();

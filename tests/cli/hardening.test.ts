@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { makeStepName } from "../../compiler/codegen/build.js";
+import { makeCompiles, makeStepName } from "../../compiler/codegen/build.js";
 import { fmtCount, fmtFlops } from "../../compiler/cli/info.js";
 import { withDirLock, replaceDir } from "../../compiler/cli/output.js";
 
@@ -271,6 +271,19 @@ describe.concurrent("the command line itself", () => {
     expect(makeStepName("/usr/local/bin/nvcc -std=c++17 -O2 -Iruntime/include -c runtime/src/json.cpp -o build/runtime/json.o")).toBe("runtime/src/json.cpp");
     expect(makeStepName("nvcc -shared build/runtime/json.o build/model.o -o lib/libmodel.so -lcudart")).toBe("link lib/libmodel.so");
     expect(makeStepName("make: Nothing to be done for 'all'.")).toBeUndefined();
+  });
+
+  it("cached host objects: make's compile commands split into source, object, flags and include dirs", () => {
+    const dry = [
+      "mkdir -p build/runtime/",
+      "/opt/cuda/bin/nvcc -std=c++17 -O2 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Iruntime/include -Iruntime/src -Iinclude -c runtime/src/json.cpp -o build/runtime/json.o",
+      "/opt/cuda/bin/nvcc -std=c++17 -O2 -Xcompiler -fPIC -I runtime/include -gencode arch=compute_90a,code=sm_90a -c model.cu -o build/model.o",
+      "/opt/cuda/bin/nvcc -shared build/runtime/json.o build/model.o -o lib/libmodel.so -lcudart",
+    ].join("\n");
+    expect(makeCompiles(dry)).toEqual([
+      { source: "runtime/src/json.cpp", object: "build/runtime/json.o", flags: ["-std=c++17", "-O2", "-Xcompiler", "-fPIC", "-Xcompiler", "-fvisibility=hidden"], includeDirs: ["runtime/include", "runtime/src", "include"] },
+      { source: "model.cu", object: "build/model.o", flags: ["-std=c++17", "-O2", "-Xcompiler", "-fPIC"], includeDirs: ["runtime/include"] },
+    ]);
   });
 });
 
