@@ -172,6 +172,10 @@ typedef int (*strata_token_callback)(void* user, int32_t index, const int32_t* t
 
 /* Flags of strata_model_generate. */
 #define STRATA_GENERATE_CONTINUE 1u /* the prompt continues the sequences (e.g. the next turn of a chat) */
+/* The callback only observes: its return value is ignored, and it may be called for several steps
+ * at once, after they ran. Without stop tokens generate then queues decode steps ahead instead of
+ * waiting for each step's tokens (STRATA_DECODE_AHEAD, runtime/README.md). */
+#define STRATA_GENERATE_STREAM 2u
 
 /* Generate: the prompt [batch, prompt_len] (batch = the state's; any length up to the state's
  * context, run in chunks of the per-call token budget) starts the sequences anew (or, with

@@ -121,7 +121,8 @@ class Model {
   // One token per sequence: tokens [batch] → logits [batch, vocab].
   virtual void step(SessionState&, const int32_t*, float*) { throw Error("this model has no step entry point", STRATA_ERR_STATE); }
   // Prompt, then sampled tokens until stop tokens / max_new (runtime/src/program.h: generate).
-  virtual void generate(SessionState&, const int32_t* /*prompt*/, int /*prompt_len*/, int /*max_new*/, bool /*cont*/, const SamplingParams&,
+  // flags: the C ABI's STRATA_GENERATE_* bits (strata.h).
+  virtual void generate(SessionState&, const int32_t* /*prompt*/, int /*prompt_len*/, int /*max_new*/, uint32_t /*flags*/, const SamplingParams&,
                         const std::vector<int32_t>& /*stop*/, int32_t* /*out*/, int32_t* /*lengths*/, const TokenCallback&, GenerateStats*) {
     throw Error("this model has no generate entry point", STRATA_ERR_STATE);
   }

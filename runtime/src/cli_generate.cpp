@@ -176,7 +176,9 @@ int cli_generate(int argc, char** argv, const std::string& default_manifest) {
     std::vector<int32_t> out(static_cast<size_t>(batch) * max_new), lengths(static_cast<size_t>(batch));
     StreamCtx ctx{quiet};
     strata_generate_stats st{};
-    ok(strata_model_generate(m, g.s, prompt.data(), static_cast<int>(len), max_new, 0, &sp, stop.data(), static_cast<int>(stop.size()), out.data(),
+    // the printing callback never stops generation: it streams (with no stop ids, steps run ahead
+    // and their lines come in bursts)
+    ok(strata_model_generate(m, g.s, prompt.data(), static_cast<int>(len), max_new, STRATA_GENERATE_STREAM, &sp, stop.data(), static_cast<int>(stop.size()), out.data(),
                              lengths.data(), on_token, &ctx, &st));
     if (o.count("--out")) write_npy_i32(o["--out"], {batch, max_new}, out.data());
     const double prefill_tps = st.prefill_ms > 0 ? batch * st.prompt_tokens / (st.prefill_ms * 1e-3) : 0;

@@ -398,8 +398,10 @@ const ScheduleEntry& ProgramExecutor::extend(SessionState& st, const int32_t* to
   return s;
 }
 
-void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
+void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prompt_len, int max_new, uint32_t flags, const SamplingParams& p,
                                const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats) {
+  const bool cont = (flags & STRATA_GENERATE_CONTINUE) != 0;
+  const bool observer = (flags & STRATA_GENERATE_STREAM) != 0;  // cb cannot stop generation
   using clock = std::chrono::steady_clock;
   const auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   if (prompt_len < 1) throw Error("generate: the prompt is empty; give at least one token per sequence");
@@ -458,17 +460,20 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
   const auto t1 = clock::now();
   S.first_token_ms = S.prefill_ms = ms(t0, t1);
 
-  // Decode ahead: with no stop token and no callback every sequence runs to max_new and nobody
-  // looks at a token before the end, so up to ahead_ steps are queued at a time — each samples
-  // into a device ring and feeds the next step from it — and their tokens come back in one copy.
+  // Decode ahead: with no stop token and no callback that could stop it (none, or an observer),
+  // every sequence runs to max_new and nothing needs a token before the next step, so up to
+  // ahead_ steps are queued at a time — each samples into a device ring and feeds the next step
+  // from it — and their tokens come back in one copy (an observer sees them then, step by step).
   // The same kernels and the same sampler draws (keyed by seed, sequence, step) as one round trip
   // per step, so the same tokens; only the host's waits are gone.
-  if (stop.empty() && !cb && ahead_ > 1 && max_new > 1 && ops_->can_decode_ahead()) {
+  if (stop.empty() && (!cb || observer) && ahead_ > 1 && max_new > 1 && ops_->can_decode_ahead()) {
     for (int b = 0; b < B; ++b) {
       out[static_cast<size_t>(b) * max_new] = next[b];
       lengths[b] = max_new;
     }
     S.new_tokens = static_cast<int64_t>(B) * max_new;
+    std::vector<uint8_t> running(static_cast<size_t>(B), 0), finished(static_cast<size_t>(B), 1);
+    if (cb) cb(0, next.data(), running.data());
     std::vector<int32_t> ring;
     int prev = -1;  // the ring slot holding the tokens the next step reads (-1: the prefill's sample)
     for (int i = 1; i < max_new;) {
@@ -482,8 +487,10 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
       }
       ring.resize(static_cast<size_t>(K) * B);
       ops_->fetch_ahead(ring.data(), static_cast<size_t>(B), K);
-      for (int j = 0; j < K; ++j)
+      for (int j = 0; j < K; ++j) {
         for (int b = 0; b < B; ++b) out[static_cast<size_t>(b) * max_new + i + j] = ring[static_cast<size_t>(j) * B + b];
+        if (cb) cb(i + j, ring.data() + static_cast<size_t>(j) * B, (i + j + 1 == max_new ? finished : running).data());
+      }
       S.steps += K;
       S.sequence_steps += static_cast<int64_t>(K) * B;
       i += K;

@@ -248,7 +248,9 @@ class ProgramExecutor {
   // without compaction); one that was compacted out (it stopped earlier) has its slot cleared
   // (zeros: its slot may have held another sequence's state), as is its repetition-penalty row —
   // its history is gone, so do not continue it.
-  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
+  // flags (strata.h): STRATA_GENERATE_CONTINUE (the prompt continues the sequences), STRATA_GENERATE_STREAM (cb only
+  // observes: generate may queue steps ahead and call it for several steps at once).
+  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, uint32_t flags, const SamplingParams& p,
                 const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats);
 
   // ---- training (a Program compiled with --train: the "train" schedule) ----

@@ -272,9 +272,9 @@ class ProgramModel : public Model {
     x_.prefill(s, tokens, seqlen, cont, last_only, logits);
   }
   void step(SessionState& s, const int32_t* tokens, float* logits) override { x_.step(s, tokens, logits); }
-  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, bool cont, const SamplingParams& p,
+  void generate(SessionState& s, const int32_t* prompt, int prompt_len, int max_new, uint32_t flags, const SamplingParams& p,
                 const std::vector<int32_t>& stop, int32_t* out, int32_t* lengths, const TokenCallback& cb, GenerateStats* stats) override {
-    x_.generate(s, prompt, prompt_len, max_new, cont, p, stop, out, lengths, cb, stats);
+    x_.generate(s, prompt, prompt_len, max_new, flags, p, stop, out, lengths, cb, stats);
   }
   json::Value info() const override { return x_.info(); }
   float train_step(const int32_t* tokens, const int32_t* targets, const float* weights, int batch, int seqlen) override {

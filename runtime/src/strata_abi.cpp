@@ -358,8 +358,8 @@ strata_status strata_model_generate(strata_model* m, strata_state* s, const int3
     if (!s || s->model != m) throw strata::Error(std::string(fn) + ": state is NULL or belongs to another model");
     if (!prompt) throw strata::Error(std::string(fn) + ": prompt is NULL");
     if (!out_tokens || !out_lengths) throw strata::Error(std::string(fn) + ": out_tokens or out_lengths is NULL");
-    if (flags & ~STRATA_GENERATE_CONTINUE)
-      throw strata::Error(std::string(fn) + ": unknown flags " + std::to_string(flags) + " (valid: STRATA_GENERATE_CONTINUE)");
+    if (flags & ~(STRATA_GENERATE_CONTINUE | STRATA_GENERATE_STREAM))
+      throw strata::Error(std::string(fn) + ": unknown flags " + std::to_string(flags) + " (valid: STRATA_GENERATE_CONTINUE | STRATA_GENERATE_STREAM)");
     if (n_stop < 0 || (n_stop > 0 && !stop_tokens)) throw strata::Error(std::string(fn) + ": stop_tokens is NULL but n_stop is " + std::to_string(n_stop));
     strata_sampling sp;
     strata_sampling_init(&sp);
@@ -388,7 +388,7 @@ strata_status strata_model_generate(strata_model* m, strata_state* s, const int3
     strata::TokenCallback cb;
     if (callback) cb = [&](int i, const int32_t* t, const uint8_t* d) { return callback(user, i, t, d, batch) == 0; };
     strata::GenerateStats st;
-    m->impl->generate(*s->impl, prompt, prompt_len, max_new_tokens, flags & STRATA_GENERATE_CONTINUE, p, stop, out_tokens, out_lengths, cb, &st);
+    m->impl->generate(*s->impl, prompt, prompt_len, max_new_tokens, flags, p, stop, out_tokens, out_lengths, cb, &st);
     if (stats) {
       stats->prefill_ms = st.prefill_ms;
       stats->decode_ms = st.decode_ms;

@@ -828,6 +828,40 @@ int main() {
       Fixture fs(w8, kTables8);
       plain(fs, 4, NA, sp, {1});
       EXPECT(fs.ops->ahead_fetches == 0, "a stop token: a round trip per step (%d read-backs)", fs.ops->ahead_fetches);
+      // a callback that only observes (STRATA_GENERATE_STREAM) sees every step, in order, with the same
+      // tokens and done flags as a callback called after each round trip; one that may stop
+      // (flags 0) keeps the round trips
+      struct Seen {
+        std::vector<int> index;
+        std::vector<std::vector<int32_t>> tokens;
+        std::vector<std::vector<uint8_t>> done;
+        std::vector<int32_t> out;
+        int fetches = 0;
+      };
+      auto watched = [&](uint32_t flags) {
+        Fixture g(w8, kTables8);
+        g.x->set_decode_ahead(4);
+        auto st = g.x->create_state(B8);
+        Seen r;
+        r.out.assign(static_cast<size_t>(B8) * NA, 99);
+        std::vector<int32_t> len(B8);
+        g.x->generate(*st, prompts8.data(), L8, NA, flags, sp, {}, r.out.data(), len.data(),
+                      [&](int i, const int32_t* t, const uint8_t* d) {
+                        r.index.push_back(i);
+                        r.tokens.emplace_back(t, t + B8);
+                        r.done.emplace_back(d, d + B8);
+                        return true;
+                      },
+                      nullptr);
+        r.fetches = g.ops->ahead_fetches;
+        return r;
+      };
+      Seen streamed = watched(STRATA_GENERATE_STREAM), stepped = watched(0);
+      EXPECT(streamed.fetches == 3 && stepped.fetches == 0, "an observing callback lets generate run ahead (%d read-backs; %d with a stopping one)",
+             streamed.fetches, stepped.fetches);
+      EXPECT(streamed.index == stepped.index && streamed.tokens == stepped.tokens && streamed.done == stepped.done && streamed.out == stepped.out &&
+                 streamed.out == one.out,
+             "the observer sees the same steps, tokens and done flags (%zu calls)", streamed.index.size());
     }
   }
   // train_step's gradients live in the shared arena: readable until another entry runs
