@@ -15,11 +15,11 @@ const rel = (p: string | undefined) => (p ? path.relative(INCLUDE_DIR, p) : unde
 
 describe("collectHeaders over templates/include", () => {
   it.each([
-    ["gemm.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/ptx.cuh"]],
-    ["attention.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/math.cuh", "strata/ptx.cuh"]],
-    ["ssd.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/math.cuh", "strata/ptx.cuh"]],
+    ["gemm.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/ptx.cuh", "strata/tma.cuh"]],
+    ["attention.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/math.cuh", "strata/ptx.cuh", "strata/tma.cuh"]],
+    ["ssd.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/math.cuh", "strata/pdl.cuh", "strata/ptx.cuh"]],
     ["selective_scan.cuh", ["strata/base.cuh", "strata/math.cuh"]],
-    ["conv1d.cuh", ["strata/base.cuh", "strata/math.cuh"]],
+    ["conv1d.cuh", ["strata/base.cuh", "strata/math.cuh", "strata/pdl.cuh"]],
     ["strata_ops.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/math.cuh"]],
     ["strata_common.cuh", ["strata/base.cuh", "strata/bf16.cuh", "strata/math.cuh", "strata/ptx.cuh"]],
   ])("%s reaches its strata/ headers", (header, want) => {
