@@ -1,7 +1,7 @@
 // strata/tma.cuh — Hopper tensor memory accelerator (TMA): bulk tensor copies between global
 // and shared memory described by a CUtensorMap, completed through an mbarrier transaction count
-// (loads) or a bulk async-group (stores). For the producer/consumer kernels of the performance
-// work; nothing in the current kernels uses it yet.
+// (loads) or a bulk async-group (stores). Used by the producer warps of the warp-specialized GEMM
+// (gemm.cuh's WsConfig) and the wgmma attention (attention_wgmma.cuh).
 //
 // Device (sm_90; trap elsewhere):
 //   tma_load_2d(smem_dst, &map, bar, c0, c1)   box at coordinates (c0 innermost, c1) -> smem;
