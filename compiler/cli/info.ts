@@ -27,6 +27,13 @@ export interface ModelInfo {
   kvBytesPerToken: number;
   stateBytesPerSequence: number;
   memory: { context: number; batch: number; weights: number; kvCache: number; state: number; total: number };
+  /**
+   * One decode step of `batch` sequences at `context`: the bytes it must move (every weight read
+   * once; each sequence's SSM/conv state read and written, its KV cache read and one KV row
+   * written — the formula of tests/gpu/decode_bench.py) and the tokens/s that allows at an HBM
+   * bandwidth (the H200's 4.8 TB/s spec; decode_bench measures the copy bandwidth, ~4.3 TB/s).
+   */
+  decode: { context: number; batch: number; bytesPerStep: number; bandwidth: number; rooflineTokPerS: number };
   /** With --train: one train step at batch × context (the compiled plan's train arena). */
   training?: TrainingMemory;
 }
@@ -129,7 +136,17 @@ export function modelInfo(def: ModelDef, opts: { context?: number; batch?: numbe
     kvBytesPerToken: kvPerToken,
     stateBytesPerSequence: statePerSeq,
     memory: { context, batch, weights: weightBytes, kvCache, state, total: weightBytes + kvCache + state },
+    decode: decodeRoofline(weightBytes, kvPerToken, statePerSeq, context, batch, H200_HBM_BYTES_PER_S),
   };
+}
+
+/** NVIDIA H200 SXM HBM3e bandwidth (spec), the default of the decode roofline. */
+export const H200_HBM_BYTES_PER_S = 4.8e12;
+
+/** Bytes one decode step moves and the tokens/s (over the batch) that allows at `bandwidth`. */
+export function decodeRoofline(weightBytes: number, kvPerToken: number, statePerSeq: number, context: number, batch: number, bandwidth: number): ModelInfo["decode"] {
+  const bytesPerStep = weightBytes + batch * (2 * statePerSeq + kvPerToken * context + kvPerToken);
+  return { context, batch, bytesPerStep, bandwidth, rooflineTokPerS: (batch * bandwidth) / bytesPerStep };
 }
 
 // ---- formatting ---------------------------------------------------------------------------
@@ -182,6 +199,8 @@ export function formatInfo(i: ModelInfo): string {
   const m = i.memory;
   lines.push(`memory at context ${m.context}, batch ${m.batch}: ${fmtBytes(m.total)} (weights ${fmtBytes(m.weights)} + KV ${fmtBytes(m.kvCache)} + state ${fmtBytes(m.state)}; activations not included)`);
   if (m.total > LARGEST_GPU_BYTES) lines.push(`           more than the largest single GPU holds (${fmtBytes(LARGEST_GPU_BYTES)}, an H200): bin/model runs on one GPU`);
+  const d = i.decode;
+  lines.push(`decode at context ${d.context}, batch ${d.batch}: ${fmtBytes(d.bytesPerStep)} per step (weights + state read and written + KV read) → at most ${d.rooflineTokPerS.toFixed(d.rooflineTokPerS < 100 ? 1 : 0)} tok/s at ${(d.bandwidth / 1e12).toFixed(1)} TB/s (H200 HBM)`);
   const t = i.training;
   if (t) {
     lines.push(`training at batch ${t.batch} × ${t.seq}: ${fmtBytes(t.total.none)} (weights ${fmtBytes(t.weights)} + fp32 master and AdamW moments ${fmtBytes(t.optimizer)} + train arena ${fmtBytes(t.arena.none)})`);

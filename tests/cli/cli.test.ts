@@ -135,6 +135,11 @@ describe("strata info", () => {
     );
     expect(mem).toContain("state 395.25 MiB");
     expect(mem).toContain("17.51 GiB");
+    // the decode roofline: weights + per sequence (state read and written, KV read, one row written)
+    const step = weightBytes + 4 * (2 * stateBytesPerSequence + 16 * KiB * 16384 + 16 * KiB);
+    expect(line(r.stdout, "decode")).toBe(
+      `decode at context 16384, batch 4: ${fmtBytes(step)} per step (weights + state read and written + KV read) → at most ${((4 * 4.8e12) / step).toFixed(0)} tok/s at 4.8 TB/s (H200 HBM)`,
+    );
     // per-token / per-sequence figures do not change; FLOPs/token grows with the context (attention)
     expect(line(r.stdout, "KV cache")).toMatch(/16\.00 KiB per token/);
     expect(line(r.stdout, "FLOPs/token")).toMatch(/^FLOPs\/token \(context 16384\)/);
