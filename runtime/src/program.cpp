@@ -35,7 +35,14 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
                                  const std::vector<uint64_t>& weight_bytes)
     : t_(t), ops_(std::move(ops)), vocab_(vocab), weight_bytes_(weight_bytes) {
   if (const char* c = std::getenv("STRATA_COMPACT")) compact_ = std::strcmp(c, "0") != 0;
-  if (const char* a = std::getenv("STRATA_DECODE_AHEAD")) set_decode_ahead(std::atoi(a));
+  if (const char* a = std::getenv("STRATA_DECODE_AHEAD")) {
+    char* end = nullptr;
+    const long n = std::strtol(a, &end, 10);
+    if (end == a || *end || n < 1 || n > 4096)
+      std::fprintf(stderr, "strata: STRATA_DECODE_AHEAD='%s' is not a step count in 1..4096 (1 = a round trip per step); using %d\n", a, ahead_);
+    else
+      set_decode_ahead(static_cast<int>(n));
+  }
   for (int i = 0; i < t_.schedule_count; ++i) arena_bytes_ = std::max<uint64_t>(arena_bytes_, t_.schedules[i].arena_bytes);
   for (size_t i = 0; i < weight_bytes_.size(); ++i) weights_.push_back(ops_->alloc(align_up(weight_bytes_[i]), "weight " + std::to_string(i)));
   arena_ = ops_->alloc(align_up(arena_bytes_) + kAlign, "activation arena");
