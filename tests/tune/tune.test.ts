@@ -189,12 +189,14 @@ describe("bundle", () => {
 
   const nvcc = findNvcc();
   it.skipIf(!nvcc)(
-    "a forward-GEMM and a weight-gradient timing program compile for sm_90a without spills",
+    "forward-GEMM (cp.async and warp-specialized) and weight-gradient timing programs compile for sm_90a without spills",
     async () => {
       const pick = [
         plan.programs.find((p) => p.variant === "gemm_forward_bf16_bf16_bf16_e1c0" && p.candidate === "wgmma_128x128x4")!,
+        plan.programs.find((p) => p.variant === "gemm_forward_bf16_bf16_bf16_e1c0" && p.candidate === "ws_256x128x4")!,
         plan.programs.find((p) => p.variant.startsWith("matmul_wgrad") && p.candidate === "wgmma_128x64x3")!,
       ];
+      expect(pick.every(Boolean)).toBe(true);
       await Promise.all(
         pick.map(async (p) => {
           const out = path.join(dir, `${p.variant}__${p.candidate}`);
