@@ -73,13 +73,7 @@ export function makeCompiles(dryRun: string): MakeCompile[] {
  * `make` runs: the commands are make's own (`make -n`), so make then finds every object up to date
  * and only links — a rebuild of an unchanged model recompiles nothing.
  */
-async function compileHostObjects(dir: string, makeArgs: string[], opts: BuildOptions, log: (l: string) => void): Promise<{ total: number; cached: number }> {
-  let dry: string;
-  try {
-    dry = (await execa("make", ["-n", ...makeArgs], { cwd: dir })).stdout;
-  } catch {
-    return { total: 0, cached: 0 }; // make reports its own error below
-  }
+async function compileHostObjects(dir: string, dry: string, opts: BuildOptions, log: (l: string) => void): Promise<{ total: number; cached: number }> {
   const groups = new Map<string, { outDir: string; flags: string[]; includeDirs: string[]; units: CompileUnit[] }>();
   for (const m of makeCompiles(dry)) {
     const outDir = path.dirname(path.join(dir, m.object));
@@ -114,13 +108,12 @@ async function compileHostObjects(dir: string, makeArgs: string[], opts: BuildOp
   return { total, cached };
 }
 
-/** How many compile / link commands `make` will run (a dry run), for the progress count. */
-async function countMakeSteps(dir: string, args: string[]): Promise<number | undefined> {
+/** What `make` would run (a dry run): its compile commands and the step count; "" when make fails (it reports its own error when run). */
+async function makeDryRun(dir: string, args: string[]): Promise<string> {
   try {
-    const r = await execa("make", ["-n", ...args], { cwd: dir });
-    return r.stdout.split("\n").filter((l) => makeStepName(l)).length;
+    return (await execa("make", ["-n", ...args], { cwd: dir })).stdout;
   } catch {
-    return undefined;
+    return "";
   }
 }
 
@@ -162,9 +155,11 @@ export async function buildProject(p: EmittedProject, dir: string, opts: BuildOp
   if (!opts.kernelsOnly) {
     const shown = opts.displayDir ?? dir;
     const makeArgs = [`NVCC=${nvcc}`, `ARCH=${opts.arch ?? "sm_90a"}`];
-    const host = await compileHostObjects(dir, makeArgs, opts, log);
+    const dry = await makeDryRun(dir, makeArgs);
+    const host = await compileHostObjects(dir, dry, opts, log);
     if (host.total) log(`  runtime, host schedule and main: ${host.cached}/${host.total} objects from cache`);
-    const steps = await countMakeSteps(dir, makeArgs);
+    // what make has left: its steps less the objects just compiled (for the progress count)
+    const steps = dry ? dry.split("\n").filter((l) => makeStepName(l)).length - host.total : undefined;
     log(`  make: runtime, host schedule and link of bin/model and lib/libmodel.so${steps ? ` (${steps} steps)` : ""}`);
     const tm = Date.now();
     let done = 0;
