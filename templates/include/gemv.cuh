@@ -27,6 +27,7 @@
 #include <algorithm>
 
 #include "strata/pdl.cuh"
+#include "strata/ptx.cuh"
 
 namespace strata {
 namespace gemv {

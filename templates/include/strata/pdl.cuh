@@ -42,13 +42,6 @@ STRATA_DEV void pdl_launch_dependents() {
 #endif
 }
 
-// Prefetch the 128-byte line holding p into L2 (no registers held, nothing waited on).
-STRATA_DEV void prefetch_l2(const void* p) {
-#if defined(__CUDA_ARCH__)
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
-#endif
-}
-
 // Whether launches may be programmatic at all: STRATA_PDL unset or not "0", and the current
 // device is Hopper or newer. Read once per process.
 inline bool pdl_enabled() {

@@ -13,6 +13,7 @@
 //   cp_async_commit / cp_async_wait<N> / cp_async_wait_all
 //   ldmatrix_x4(r, addr) / ldmatrix_x4_trans(r, addr)
 //   mma_m16n8k16_bf16(d, a, b0, b1)           D(16x8 f32) += A(16x16 bf16 row) B(16x8 bf16 col)
+//   prefetch_l2(p)                            the line holding p into L2 (nothing waited on)
 //   fence_proxy_async()                       generic-proxy smem writes -> async proxy (sm_90)
 //   wgmma_fence / wgmma_commit / wgmma_wait<N>, wgmma_desc_sw128(addr), Wgmma<N>::mma (sm_90a)
 //   mbarrier_init / fence_mbarrier_init / mbarrier_arrive / mbarrier_arrive_expect_tx /
@@ -64,6 +65,13 @@ STRATA_DEV void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Prefetch the 128-byte line holding p into L2 (no registers held, nothing waited on).
+STRATA_DEV void prefetch_l2(const void* p) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+#endif
 }
 
 // ---- async proxy, wgmma (sm_90a) -----------------------------------------------------------
