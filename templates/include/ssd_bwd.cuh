@@ -261,6 +261,42 @@ struct GradSmem {
   static constexpr size_t kBytes = kFloats * sizeof(float);
 };
 
+// The end of chunk_grad, both paths: Y_l from the per-row partials (kWidth per row, summed in a
+// fixed order), then one thread's d cs_l and the reverse cumsum d(dt_l·A) = Σ_{l' ≥ l} d cs_l'
+// (the chunk's dA partial), then ddt. Called by every thread after a barrier.
+template <int L, int kWidth, class PR>
+STRATA_DEV void chunk_grad_tail(const PR& p, const Scratch& s, const float* sRed, const float* sE0, const float* sDt, const float* sF, const float* sRowZ,
+                                const float* sColZ, float* sY, float* sDcs, float csEnd, float A, size_t chunkIdx, int b, int h, int t0, int T) {
+  const int tid = threadIdx.x;
+  if (tid < L) {
+    float y = 0.f;
+    for (int k = 0; k < kWidth; ++k) y += sRed[tid * kWidth + k];
+    sY[tid] = y;
+  }
+  __syncthreads();
+  if (tid == 0) {
+    float e0 = 0.f;
+    for (int k = 0; k < kThreads; ++k) e0 += sE0[k];
+    float sumE = 0.f;
+    for (int l = 0; l < L; ++l) sumE = fmaf(sDt[l], sF[l], sumE);
+    const float endTerm = expf(csEnd) * e0 + sumE;
+    float run = 0.f, dA = 0.f;
+    for (int l = L - 1; l >= 0; --l) {
+      float dcs = sRowZ[l] - sDt[l] * sColZ[l] + sY[l] - sDt[l] * sF[l];
+      if (l == L - 1) dcs += endTerm;
+      run += dcs;
+      sDcs[l] = run;
+      dA = fmaf(sDt[l], run, dA);
+    }
+    s.dApart[chunkIdx] = dA;
+  }
+  __syncthreads();
+  if (p.ddt.p && tid < L && t0 + tid < T) {
+    const float v = sColZ[tid] + sF[tid] + A * sDcs[tid];
+    stf(p.ddt.p + b * p.ddt.batch + (long long)(t0 + tid) * p.ddt.row + h, v);
+  }
+}
+
 // 3. every gradient of one chunk.
 template <int L, int P, int N, class PR>
 __global__ void __launch_bounds__(kThreads) chunk_grad_kernel(const PR p, Scratch s) {
@@ -432,34 +468,7 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_kernel(const PR p, Scratc
     }
   }
   __syncthreads();
-  if (tid < L) {
-    float y = 0.f;
-    for (int k = 0; k < kGrid; ++k) y += sRed[tid * kGrid + k];
-    sY[tid] = y;
-  }
-  __syncthreads();
-  if (tid == 0) {
-    float e0 = 0.f;
-    for (int k = 0; k < kThreads; ++k) e0 += sE0[k];
-    float sumE = 0.f;
-    for (int l = 0; l < L; ++l) sumE = fmaf(sDt[l], sF[l], sumE);
-    const float endTerm = expf(csEnd) * e0 + sumE;
-    // d cs_l, then the reverse cumsum d(dt_l·A) = Σ_{l' ≥ l} d cs_l'
-    float run = 0.f, dA = 0.f;
-    for (int l = L - 1; l >= 0; --l) {
-      float dcs = sRowZ[l] - sDt[l] * sColZ[l] + sY[l] - sDt[l] * sF[l];
-      if (l == L - 1) dcs += endTerm;
-      run += dcs;
-      sDcs[l] = run;
-      dA = fmaf(sDt[l], run, dA);
-    }
-    s.dApart[chunkIdx] = dA;
-  }
-  __syncthreads();
-  if (p.ddt.p && tid < L && t0 + tid < T) {
-    const float v = sColZ[tid] + sF[tid] + A * sDcs[tid];
-    stf(p.ddt.p + b * p.ddt.batch + (long long)(t0 + tid) * p.ddt.row + h, v);
-  }
+  chunk_grad_tail<L, kGrid>(p, s, sRed, sE0, sDt, sF, sRowZ, sColZ, sY, sDcs, csEnd, A, chunkIdx, b, h, t0, T);
 }
 
 // ---- tensor-core path: the same chunk kernels with every product on mma.sync m16n8k8 TF32 ------
@@ -816,33 +825,7 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_tc_kernel(const PR p, Scr
       }
   }
   __syncthreads();
-  if (tid < L) {
-    float y = 0.f;
-    for (int k = 0; k < TN::WN; ++k) y += sRed[tid * TN::WN + k];
-    sY[tid] = y;
-  }
-  __syncthreads();
-  if (tid == 0) {
-    float e0 = 0.f;
-    for (int k = 0; k < kThreads; ++k) e0 += sE0[k];
-    float sumE = 0.f;
-    for (int l = 0; l < L; ++l) sumE = fmaf(sDt[l], sF[l], sumE);
-    const float endTerm = expf(csEnd) * e0 + sumE;
-    float run = 0.f, dA = 0.f;
-    for (int l = L - 1; l >= 0; --l) {
-      float dcs = sRowZ[l] - sDt[l] * sColZ[l] + sY[l] - sDt[l] * sF[l];
-      if (l == L - 1) dcs += endTerm;
-      run += dcs;
-      sDcs[l] = run;
-      dA = fmaf(sDt[l], run, dA);
-    }
-    s.dApart[chunkIdx] = dA;
-  }
-  __syncthreads();
-  if (p.ddt.p && tid < L && t0 + tid < T) {
-    const float v = sColZ[tid] + sF[tid] + A * sDcs[tid];
-    stf(p.ddt.p + b * p.ddt.batch + (long long)(t0 + tid) * p.ddt.row + h, v);
-  }
+  chunk_grad_tail<L, TN::WN>(p, s, sRed, sE0, sDt, sF, sRowZ, sColZ, sY, sDcs, csEnd, A, chunkIdx, b, h, t0, T);
 }
 
 // The chunk kernels of one path (only the chosen path's kernels are instantiated).
