@@ -261,6 +261,18 @@ struct GradSmem {
   static constexpr size_t kBytes = kFloats * sizeof(float);
 };
 
+// chunk_grad's shared memory, carved the same way on both paths (leading dimensions from SM):
+// x, gy | B, C | state gradient | W (or Wᵀ), M, Z | dt, cs, e^{cs_end−cs}, rowZ, colZ, F, Y, dcs |
+// row partials [L][kGrid] | E0 partials [kThreads].
+template <int L, int P, int N, class SM>
+struct GradTiles {
+  float *X, *Gy, *B, *C, *St, *W, *M, *Z, *Dt, *Cs, *Ee, *RowZ, *ColZ, *F, *Y, *Dcs, *Red, *E0;
+  __device__ explicit GradTiles(float* smem)
+      : X(smem), Gy(X + L * SM::ldP), B(Gy + L * SM::ldP), C(B + L * SM::ldN), St(C + L * SM::ldN), W(St + P * SM::ldN), M(W + L * SM::ldL),
+        Z(M + L * SM::ldL), Dt(Z + L * SM::ldL), Cs(Dt + L), Ee(Cs + L), RowZ(Ee + L), ColZ(RowZ + L), F(ColZ + L), Y(F + L), Dcs(Y + L), Red(Dcs + L),
+        E0(Red + L * kGrid) {}
+};
+
 // The end of chunk_grad, both paths: Y_l from the per-row partials (kWidth per row, summed in a
 // fixed order), then one thread's d cs_l and the reverse cumsum d(dt_l·A) = Σ_{l' ≥ l} d cs_l'
 // (the chunk's dA partial), then ddt. Called by every thread after a barrier.
@@ -303,24 +315,10 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_kernel(const PR p, Scratc
   using SM = GradSmem<L, P, N>;
   constexpr int ldP = SM::ldP, ldN = SM::ldN, ldL = SM::ldL;
   extern __shared__ float smem[];
-  float* sX = smem;
-  float* sGy = sX + L * ldP;
-  float* sB = sGy + L * ldP;
-  float* sC = sB + L * ldN;
-  float* sSt = sC + L * ldN;
-  float* sW = sSt + P * ldN;
-  float* sM = sW + L * ldL;
-  float* sZ = sM + L * ldL;
-  float* sDt = sZ + L * ldL;
-  float* sCs = sDt + L;
-  float* sEe = sCs + L;
-  float* sRowZ = sEe + L;
-  float* sColZ = sRowZ + L;
-  float* sF = sColZ + L;
-  float* sY = sF + L;
-  float* sDcs = sY + L;
-  float* sRed = sDcs + L;
-  float* sE0 = sRed + L * kGrid;
+  const GradTiles<L, P, N, SM> tiles(smem);
+  float *sX = tiles.X, *sGy = tiles.Gy, *sB = tiles.B, *sC = tiles.C, *sSt = tiles.St, *sW = tiles.W, *sM = tiles.M, *sZ = tiles.Z;
+  float *sDt = tiles.Dt, *sCs = tiles.Cs, *sEe = tiles.Ee, *sRowZ = tiles.RowZ, *sColZ = tiles.ColZ, *sF = tiles.F, *sY = tiles.Y, *sDcs = tiles.Dcs;
+  float *sRed = tiles.Red, *sE0 = tiles.E0;
 
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
@@ -654,24 +652,10 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_tc_kernel(const PR p, Scr
   constexpr bool eGy = Bf16Tok<decltype(PR::gy)>::value, eX = Bf16Tok<decltype(PR::x)>::value;
   constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
   extern __shared__ float smem[];
-  float* sX = smem;
-  float* sGy = sX + L * ldP;
-  float* sB = sGy + L * ldP;
-  float* sC = sB + L * ldN;
-  float* sSt = sC + L * ldN;
-  float* sWt = sSt + P * ldN;  // W transposed: [s][l]
-  float* sM = sWt + L * ldL;
-  float* sZ = sM + L * ldL;
-  float* sDt = sZ + L * ldL;
-  float* sCs = sDt + L;
-  float* sEe = sCs + L;
-  float* sRowZ = sEe + L;
-  float* sColZ = sRowZ + L;
-  float* sF = sColZ + L;
-  float* sY = sF + L;
-  float* sDcs = sY + L;
-  float* sRed = sDcs + L;
-  float* sE0 = sRed + L * kGrid;
+  const GradTiles<L, P, N, SM> tiles(smem);
+  float *sX = tiles.X, *sGy = tiles.Gy, *sB = tiles.B, *sC = tiles.C, *sSt = tiles.St, *sWt = tiles.W, *sM = tiles.M, *sZ = tiles.Z;  // sWt: W transposed, [s][l]
+  float *sDt = tiles.Dt, *sCs = tiles.Cs, *sEe = tiles.Ee, *sRowZ = tiles.RowZ, *sColZ = tiles.ColZ, *sF = tiles.F, *sY = tiles.Y, *sDcs = tiles.Dcs;
+  float *sRed = tiles.Red, *sE0 = tiles.E0;
 
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
