@@ -15,7 +15,7 @@
  */
 import { shapeStr, type Dim } from "./dims.js";
 import { ShapeError } from "./errors.js";
-import { defineOp } from "./registry.js";
+import { defineOp, type OpDef } from "./registry.js";
 import type { Attrs, DType, Node } from "./types.js";
 
 /** The dtype of a gradient with respect to `t`: f32 for parameters (f64 stays f64), else t's own. */
@@ -149,6 +149,21 @@ defineOp({
   },
 });
 
+/**
+ * The scans' gradients (inputs gy, then the forward's inputs in `wrt` order, h0 optional): gy has
+ * the scanned input's shape; the result has the shape of the input named by attrs.wrt.
+ */
+function scanGradInfer(wrtNames: readonly string[]): OpDef["infer"] {
+  return (ins, a) => {
+    const wrt = str(a, "wrt", wrtNames);
+    const [gy, first] = ins;
+    if (!sameShape(gy!.shape, first!.shape)) throw new ShapeError(`gradient ${shapeStr(gy!.shape)} must have ${wrtNames[0]}'s shape ${shapeStr(first!.shape)}`);
+    const t = ins[wrtNames.indexOf(wrt) + 1];
+    if (!t) throw new ShapeError("wrt 'h0' needs the h0 input");
+    return { dtype: gradDtype(t), shape: t.shape };
+  };
+}
+
 const SSD_WRT = ["x", "dt", "A", "B", "C", "h0"] as const;
 
 defineOp({
@@ -157,15 +172,7 @@ defineOp({
   family: "ssd_grad",
   arity: [6, 7],
   doc: "Backward of ssdScan (reverse recurrence over stored states): inputs (gy, x, dt, A, B, C, h0?), attrs {wrt ∈ x|dt|A|B|C|h0}.",
-  infer(ins, a) {
-    const wrt = str(a, "wrt", SSD_WRT);
-    const [gy, x] = ins;
-    if (!sameShape(gy!.shape, x!.shape)) throw new ShapeError(`gradient ${shapeStr(gy!.shape)} must have x's shape ${shapeStr(x!.shape)}`);
-    const i = SSD_WRT.indexOf(wrt as (typeof SSD_WRT)[number]) + 1;
-    const t = ins[i];
-    if (!t) throw new ShapeError("wrt 'h0' needs the h0 input");
-    return { dtype: gradDtype(t), shape: t.shape };
-  },
+  infer: scanGradInfer(SSD_WRT),
 });
 
 const SEL_WRT = ["u", "delta", "A", "B", "C", "h0"] as const;
@@ -176,12 +183,5 @@ defineOp({
   family: "selective_scan_grad",
   arity: [6, 7],
   doc: "Backward of selectiveScan (reverse recurrence over stored states): inputs (gy, u, delta, A, B, C, h0?), attrs {wrt ∈ u|delta|A|B|C|h0}.",
-  infer(ins, a) {
-    const wrt = str(a, "wrt", SEL_WRT);
-    const [gy, u] = ins;
-    if (!sameShape(gy!.shape, u!.shape)) throw new ShapeError(`gradient ${shapeStr(gy!.shape)} must have u's shape ${shapeStr(u!.shape)}`);
-    const t = ins[SEL_WRT.indexOf(wrt as (typeof SEL_WRT)[number]) + 1];
-    if (!t) throw new ShapeError("wrt 'h0' needs the h0 input");
-    return { dtype: gradDtype(t), shape: t.shape };
-  },
+  infer: scanGradInfer(SEL_WRT),
 });
