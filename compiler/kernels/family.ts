@@ -53,6 +53,13 @@ export interface FuseContext {
    * GEMM epilogue only parameters).
    */
   absorbEpilogue(grp: FusionGroup, allowed: (n: Node) => string | undefined, opts?: { broadcast?: boolean }): void;
+  /**
+   * The walk under absorbEpilogue, for kernels with rules of their own: from `from` (default the
+   * anchor) along single consumers, each next node e joins the group unless `veto(e, cur)` gives
+   * the reason it cannot (logged); `accept(e)` runs just before e joins (to add what e needs
+   * first). Stops at a graph output or a value with several consumers (logged).
+   */
+  absorbChain(grp: FusionGroup, veto: (e: Node, cur: Node) => string | undefined, opts?: { from?: Node; accept?: (e: Node) => void }): void;
 }
 
 /** How a rendered kernel reaches the tensors of its group. */

@@ -109,21 +109,7 @@ function epilogueVeto(e: Node, cur: Node, anchor: Node, f: FuseContext, unaryOnl
 
 /** Absorb the single-consumer chain after `from` while `epilogueVeto` allows. */
 function absorbChain(grp: FusionGroup, f: FuseContext, from: Node, unaryOnly: boolean): void {
-  let cur = from;
-  for (;;) {
-    if (f.isOutput(cur)) return f.log(grp, cur, false, "epilogue", "the value is a graph output");
-    const us = f.uses(cur);
-    if (us.length !== 1) {
-      if (us.length > 1) f.log(grp, us[0]!, false, "epilogue", `the value has ${us.length} consumers, so it must be stored`);
-      return;
-    }
-    const e = us[0]!;
-    const why = epilogueVeto(e, cur, grp.anchor!, f, unaryOnly);
-    if (why) return f.log(grp, e, false, `epilogue ${e.op}`, why);
-    f.add(grp, e);
-    f.log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same shape");
-    cur = e;
-  }
+  f.absorbChain(grp, (e, cur) => epilogueVeto(e, cur, grp.anchor!, f, unaryOnly), { from });
 }
 
 /** At most this many recomputed operand nodes per epilogue step (the activation derivatives need ≤ 7). */
@@ -139,15 +125,8 @@ export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
   const anchor = grp.anchor!;
   const before = (o: Node) => f.paramOnly(o) || f.position(o) < f.position(anchor);
   const same = (a: Node, b: Node) => a.shape.join() === b.shape.join();
-  let cur = anchor;
-  for (;;) {
-    if (f.isOutput(cur)) return f.log(grp, cur, false, "epilogue", "the value is a graph output");
-    const us = f.uses(cur);
-    if (us.length !== 1) {
-      if (us.length > 1) f.log(grp, us[0]!, false, "epilogue", `the value has ${us.length} consumers, so it must be stored`);
-      return;
-    }
-    const e = us[0]!;
+  let recompute = new Map<string, Node>();  // the late operands of the node being considered
+  const veto = (e: Node, cur: Node): string | undefined => {
     let why = !getOp(e.op).epilogue
       ? `${e.op} is not an elementwise op a GEMM epilogue can apply`
       : !f.free(e)
@@ -156,7 +135,7 @@ export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
           ? `it changes the shape [${cur.shape}] → [${e.shape}]`
           : undefined;
     // late operands: recompute the elementwise subtree down to values stored before the GEMM
-    const recompute = new Map<string, Node>();
+    recompute = new Map<string, Node>();
     const pull = (o: Node): string | undefined => {
       if (recompute.has(o.key) || before(o)) return undefined;
       if (!getOp(o.op).epilogue || !f.free(o) || f.isOutput(o) || !same(o, e)) return `operand ${o.op} is computed after the anchor`;
@@ -182,15 +161,16 @@ export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
           why = `operand ${o.op} is also read by another kernel`;
           break;
         }
-    if (why) return f.log(grp, e, false, `epilogue ${e.op}`, why);
-    for (const o of recompute.values()) {
-      f.add(grp, o);
-      f.log(grp, o, true, `operand ${o.op}`, "elementwise of values stored before the GEMM: recomputed in its store");
-    }
-    f.add(grp, e);
-    f.log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same shape");
-    cur = e;
-  }
+    return why;
+  };
+  f.absorbChain(grp, veto, {
+    accept: () => {
+      for (const o of recompute.values()) {
+        f.add(grp, o);
+        f.log(grp, o, true, `operand ${o.op}`, "elementwise of values stored before the GEMM: recomputed in its store");
+      }
+    },
+  });
 }
 
 /**

@@ -126,8 +126,25 @@ export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
       );
     },
     absorbEpilogue(grp, allowed, opts = {}) {
-      let cur = grp.anchor!;
       const anchorIdx = order.get(grp.anchor!.key)!;
+      ctx.absorbChain(grp, (e, cur) =>
+        allowed(e) ??
+        (!free(e) ? "already computed by another group" : undefined) ??
+        (!sameShape(e, cur) ? `it changes the shape [${cur.shape}] → [${e.shape}] (broadcast of the anchor output)` : undefined) ??
+        e.inputs
+          .filter((o) => o.key !== cur.key)
+          .map((o) =>
+            !opts.broadcast && !sameShape(o, e) && o.shape.length > 1 && !paramOnly.has(o.key)
+              ? `operand ${o.op}[${o.shape}] would need a broadcast the epilogue does not index`
+              : order.get(o.key)! > anchorIdx && !paramOnly.has(o.key)
+                ? `operand ${o.op} is computed after the anchor`
+                : undefined,
+          )
+          .find((r) => r !== undefined),
+      );
+    },
+    absorbChain(grp, veto, opts = {}) {
+      let cur = opts.from ?? grp.anchor!;
       for (;;) {
         if (graphOut.has(cur.key)) {
           log(grp, cur, false, "epilogue", "the value is a graph output");
@@ -139,24 +156,12 @@ export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
           return;
         }
         const e = us[0]!;
-        const why =
-          allowed(e) ??
-          (!free(e) ? "already computed by another group" : undefined) ??
-          (!sameShape(e, cur) ? `it changes the shape [${cur.shape}] → [${e.shape}] (broadcast of the anchor output)` : undefined) ??
-          e.inputs
-            .filter((o) => o.key !== cur.key)
-            .map((o) =>
-              !opts.broadcast && !sameShape(o, e) && o.shape.length > 1 && !paramOnly.has(o.key)
-                ? `operand ${o.op}[${o.shape}] would need a broadcast the epilogue does not index`
-                : order.get(o.key)! > anchorIdx && !paramOnly.has(o.key)
-                  ? `operand ${o.op} is computed after the anchor`
-                  : undefined,
-            )
-            .find((r) => r !== undefined);
+        const why = veto(e, cur);
         if (why) {
           log(grp, e, false, `epilogue ${e.op}`, why);
           return;
         }
+        opts.accept?.(e);
         add(grp, e);
         log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same shape");
         cur = e;
