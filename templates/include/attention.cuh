@@ -755,20 +755,30 @@ inline int attention_splitkv_heuristic(int B, int T, int S, int H, int num_sms, 
 // point at attention_splitkv_workspace_bytes(...) bytes (partial_lse placed
 // after partial_o, e.g. partial_lse = partial_o + num_splits*B*H*T*D).
 // num_splits <= 1 falls back to attention_launch.
+//
+// For one query row (T = 1) `decode` picks the split kernel: the tensor-core one (FlashAttention-2
+// tiles, one CTA per query head) or the GQA decode kernel (one CTA per kv head serving its query
+// heads). Default: the tensor-core one unless STRATA_DECODE_ATTN=gqa (read once per process). The
+// GQA kernel is 1.37× faster at B8 S8192 H32/8 D128 (harness) but slower inside the 8B
+// Transformer's batch-1 decode step (0.74 vs 0.83 of the HBM roofline, same H200 run): per tile
+// it runs a serial 128-FMA dot product per thread between three barriers, so a CTA that walks
+// only 4 tiles is latency-bound (docs/PERF-NOTES.md).
+enum class DecodeKernel { Default, TensorCore, Gqa };
+inline bool gqa_decode_opted_in() {
+  static const bool on = [] {
+    const char* e = std::getenv("STRATA_DECODE_ATTN");
+    return e && std::strcmp(e, "gqa") == 0;
+  }();
+  return on;
+}
 template <int D, int BM = 64, int BN = 64, bool CAUSAL = true>
-inline cudaError_t attention_launch_splitkv(const AttentionParams& p, cudaStream_t stream = 0) {
+inline cudaError_t attention_launch_splitkv(const AttentionParams& p, cudaStream_t stream = 0, DecodeKernel decode = DecodeKernel::Default) {
   cudaError_t e = detail::validate(p);
   if (e != cudaSuccess) return e;
   if (p.num_splits <= 1) return detail::launch_fwd<D, BM, BN, CAUSAL, false, 1>(p, 1, stream);
   if (!p.partial_o || !p.partial_lse) return cudaErrorInvalidValue;
-  // The GQA decode kernel is opt-in (STRATA_DECODE_ATTN=gqa): measured on the H200 it is 1.37×
-  // faster than the tensor-core split kernel at B8 S8192 H32/8 D128 (harness) but slower inside
-  // the 8B Transformer's batch-1 decode step (0.74 vs 0.83 of the HBM roofline, same run):
-  // per tile it runs a serial 128-FMA dot product per thread between three barriers, so a CTA
-  // that walks only 4 tiles is latency-bound (docs/PERF-NOTES.md).
-  const char* opt = std::getenv("STRATA_DECODE_ATTN");  // read per launch (the harness tests both kernels)
-  const bool decode_kernel = opt && std::strcmp(opt, "gqa") == 0;
-  if (p.T == 1 && p.H / p.Hk <= detail::kDecodeMaxG && decode_kernel) {
+  const bool gqa = decode == DecodeKernel::Gqa || (decode == DecodeKernel::Default && gqa_decode_opted_in());
+  if (p.T == 1 && p.H / p.Hk <= detail::kDecodeMaxG && gqa) {
     // one query row per sequence (decode): every key is visible, causal or not
     const float scale = p.scale > 0.f ? p.scale : 1.0f / sqrtf(static_cast<float>(D));
     if (p.num_splits > 65535 || p.Hk > 65535 || p.B > 65535) return cudaErrorInvalidValue;

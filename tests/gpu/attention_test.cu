@@ -103,6 +103,8 @@ static const char* variant_name(int v) {
 static int g_num_sms = 132;
 static float* g_ws = nullptr;
 static size_t g_ws_bytes = 0;
+// the split kernel the decode (T = 1) cases run: the library's default, or one named
+static strata::attn::DecodeKernel g_decode_kernel = strata::attn::DecodeKernel::Default;
 
 template <int D>
 static cudaError_t launch_split(AttentionParams p, int splits, cudaStream_t s) {
@@ -117,7 +119,7 @@ static cudaError_t launch_split(AttentionParams p, int splits, cudaStream_t s) {
   p.num_splits = splits;
   p.partial_o = g_ws;
   p.partial_lse = g_ws + (size_t)splits * p.B * p.H * p.T * D;
-  return attention_launch_splitkv<D>(p, s);
+  return attention_launch_splitkv<D>(p, s, g_decode_kernel);
 }
 
 template <int D>
@@ -341,11 +343,9 @@ int main(int argc, char** argv) {
   run_check("ragged300_mha", 2, 300, 300, 4, 4, 128, false, 0, ALL);
   run_check("decode", 3, 1, 129, 32, 8, 128, false, 0, ALL);
   run_check("decode", 2, 1, 129, 8, 8, 64, false, 0, DEF);
-  // split-KV decode: the tensor-core split kernel (default), then the GQA decode kernel
-  // (STRATA_DECODE_ATTN=gqa, read per launch) on the same cases
+  // split-KV decode: the tensor-core split kernel, then the GQA decode kernel, on the same cases
   for (const char* mode : {"", "gqa"}) {
-    if (*mode) setenv("STRATA_DECODE_ATTN", mode, 1);
-    else unsetenv("STRATA_DECODE_ATTN");
+    g_decode_kernel = *mode ? strata::attn::DecodeKernel::Gqa : strata::attn::DecodeKernel::TensorCore;
     const std::string tag = *mode ? std::string("_") + mode : std::string();
     run_check((std::string("decode_long") + tag).c_str(), 1, 1, 1000, 8, 2, 128, false, 0, {V_DEFAULT, V_SPLIT, V_SPLIT3});
     run_check((std::string("decode_split") + tag).c_str(), 3, 1, 129, 32, 8, 128, false, 0, {V_SPLIT, V_SPLIT3});
@@ -358,7 +358,7 @@ int main(int argc, char** argv) {
     run_check((std::string("decode_split_d32") + tag).c_str(), 3, 1, 300, 4, 2, 32, false, 0, {V_SPLIT, V_SPLIT3});
     run_check((std::string("decode_split_short") + tag).c_str(), 1, 1, 40, 4, 1, 128, false, 0, {V_SPLIT3});
   }
-  unsetenv("STRATA_DECODE_ATTN");
+  g_decode_kernel = strata::attn::DecodeKernel::Default;
   run_check("chunk_split_fused", 1, 70, 70, 4, 2, 128, true, 0, {V_SPLIT3});
   run_check("chunk", 1, 16, 200, 8, 8, 64, false, 0, DEF);
   run_check("chunk", 2, 16, 200, 8, 2, 128, false, 0, DEF);
