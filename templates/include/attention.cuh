@@ -687,12 +687,8 @@ inline cudaError_t launch_fwd(const AttentionParams& p, int splits, cudaStream_t
   using C = Cfg<BM, BN, D, MT>;
   auto kernel = attention_fwd_kernel<D, BM, BN, CAUSAL, SPLIT, MT, BNC>;
   if (C::SMEM > 48 * 1024) {
-    // Set once per instantiation (thread-safe static init); retried if it failed.
-    static cudaError_t attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
-    if (attr_err != cudaSuccess) {
-      attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
-      if (attr_err != cudaSuccess) return attr_err;
-    }
+    const cudaError_t attr_err = opt_in_smem<attention_fwd_kernel<D, BM, BN, CAUSAL, SPLIT, MT, BNC>>(C::SMEM);
+    if (attr_err != cudaSuccess) return attr_err;
   }
   const float scale = p.scale > 0.f ? p.scale : 1.0f / sqrtf(static_cast<float>(D));
   const float scale_log2 = scale * 1.4426950408889634f;

@@ -375,11 +375,8 @@ inline cudaError_t attention_launch_wgmma(const AttentionParams& p, cudaStream_t
     CUtensorMap mq, mk, mv;
     if (detail::wgmma_tensor_maps<D>(p, &mq, &mk, &mv) != cudaSuccess) return fallback();
     auto kernel = detail::attention_fwd_wgmma_kernel<D, CAUSAL>;
-    static cudaError_t attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
-    if (attr_err != cudaSuccess) {
-      attr_err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
-      if (attr_err != cudaSuccess) return attr_err;
-    }
+    const cudaError_t attr_err = opt_in_smem<detail::attention_fwd_wgmma_kernel<D, CAUSAL>>(C::SMEM);
+    if (attr_err != cudaSuccess) return attr_err;
     const float scale = p.scale > 0.f ? p.scale : 1.0f / sqrtf(static_cast<float>(D));
     const float scale_log2 = scale * 1.4426950408889634f;
     const long long blocks = static_cast<long long>((p.T + C::BM - 1) / C::BM) * p.B * p.H;

@@ -6,7 +6,7 @@
 //   STRATA_HAS_WGMMA     defined in the device pass for sm_90a (wgmma, setmaxnreg: "a" features)
 //   STRATA_HAS_SM90      defined in the device pass for sm_90 and later (mbarrier tx counts,
 //                        cp.async.bulk / TMA, fence.proxy.async)
-//   strata::ceil_div
+//   strata::ceil_div, strata::opt_in_smem<kernel>(bytes)
 //
 // Every wrapper whose instruction needs an architecture is guarded by these macros, so the
 // kernel headers compile for sm_80 (mma.sync paths) as well as sm_90a; a guarded wrapper that is
@@ -31,5 +31,14 @@ namespace strata {
 
 template <typename T>
 __host__ __device__ constexpr T ceil_div(T a, T b) { return (a + b - 1) / b; }
+
+// Opts `Kernel` into `bytes` of dynamic shared memory (needed above 48 KB) once per kernel
+// (thread-safe static init); a failed call is retried at the next launch.
+template <auto Kernel>
+inline cudaError_t opt_in_smem(int bytes) {
+  static cudaError_t err = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (err != cudaSuccess) err = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  return err;
+}
 
 }  // namespace strata
