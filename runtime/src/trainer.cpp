@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "checkpoint.h"
@@ -304,9 +305,25 @@ int Trainer::run() {
   auto t_window = Clock::now();
   std::string last_dir;
 
+  // STRATA_TRAIN_PHASES=1 (or STRATA_PROFILE): wait for the device after each phase of a step and
+  // print where a step's time goes (host data, the train schedule, the optimizer's passes)
+  const bool phases = std::getenv("STRATA_TRAIN_PHASES") || std::getenv("STRATA_PROFILE");
+  const char* phase_names[] = {"host batch", "train schedule + loss", "accumulate", "grad sum of squares", "AdamW + prep"};
+  double phase_s[5] = {0, 0, 0, 0, 0};
+  int64_t phase_steps = 0;
+  auto tp = Clock::now();
+  const auto phase = [&](int i) {
+    if (!phases) return;
+    opt_->sync();
+    const auto now = Clock::now();
+    if (step_ > first_step || cfg_.steps - first_step == 1) phase_s[i] += std::chrono::duration<double>(now - tp).count();  // not the first step (allocation, warm-up)
+    tp = now;
+  };
+
   while (step_ < cfg_.steps) {
     const int64_t s = step_ + 1;
     const auto t0 = Clock::now();
+    tp = t0;
     double loss_sum = 0;
     int used = 0;
     for (int k = 0; k < K; ++k) {
@@ -316,9 +333,12 @@ int Trainer::run() {
       double wsum = 0;
       for (float w : weights) wsum += w;
       if (wsum <= 0) continue;  // no supervised position: contributes nothing
+      phase(0);
       const float loss = t_.train_step(tokens.data(), targets.data(), weights.data(), B, T);
+      phase(1);
       for (int i = 0; i < static_cast<int>(slots_.size()); ++i) opt_->set_grad(i, t_.grad_device(i));
       opt_->accumulate(used == 0);
+      phase(2);
       ++used;
       if (!std::isfinite(loss)) {
         opt_->grad_sumsq(sumsq);
@@ -337,6 +357,7 @@ int Trainer::run() {
     }
     if (stop_.empty() && used > 0) {
       opt_->grad_sumsq(sumsq);
+      phase(3);
       double total = 0;
       for (size_t i = 0; i < sumsq.size(); ++i) {
         if (!std::isfinite(sumsq[i])) {
@@ -350,6 +371,8 @@ int Trainer::run() {
         const AdamWStep st = adamw_step_constants(cfg_.opt, s, cfg_.steps, norm, used);
         opt_->update(st);
         t_.params_changed();
+        phase(4);
+        if (step_ > first_step || cfg_.steps - first_step == 1) ++phase_steps;
         history_.push_back(StepRecord{s, loss_sum / used, adamw_lr(cfg_.opt, s, cfg_.steps), norm});
       }
     } else if (stop_.empty()) {
@@ -404,6 +427,11 @@ int Trainer::run() {
     if (do_eval || do_save) t_window = Clock::now(), window_tokens = 0, window_steps = 0;  // the next window times training only
   }
   if (step_ != saved_step_ && !cfg_.no_checkpoint) last_dir = save();
+  if (phases && phase_steps > 0) {
+    std::fprintf(progress_, "train phases (mean ms per step over %lld steps after the first; the device waited for after each phase):", static_cast<long long>(phase_steps));
+    for (int i = 0; i < 5; ++i) std::fprintf(progress_, "%s %s %.2f", i ? "," : "", phase_names[i], 1e3 * phase_s[i] / phase_steps);
+    std::fprintf(progress_, "\n");
+  }
   const double wall = seconds_since(t_start);
   const double tps = train_s > 0 ? total_tokens / train_s : 0, mfu = tps * t_.flops_per_token(cfg_.seq) / kPeakFlops;
   const std::string ck = cfg_.no_checkpoint ? "none (--no-checkpoint)" : last_dir.empty() ? cfg_.out + "/step-" + std::to_string(step_) : last_dir;
