@@ -43,6 +43,26 @@
 // state -> outputs back to back, and the chain adds an L2 round trip + fence per chunk. The code
 // generator keeps the sequential kernel (ssd.cu.hbs passes no workspace); docs/PERF-NOTES.md.
 //
+// wgmma variant (ssd_wgmma_fwd_kernel through ssd_chunked_fwd_wgmma; sm_90a, P = 64, N = 128,
+// chunk 128; the generated sm_90a path): the same sequential walk and the same arithmetic (its
+// y and hT match the mma.sync kernel's bit for bit at B2 T8192 H128), on two consumer warpgroups
+// of 128 threads. Warpgroup wg owns chunk rows [64 wg, +64) of the outputs and state columns
+// [64 wg, +64) of h, which stays in fp32 wgmma accumulators (registers) across chunks; per chunk:
+//   barrier (tiles of chunk c, its dt / cumsum / chunk-state weights, and h_c rounded to bf16 in
+//   smem are visible); issue O = C_rows h_cᵀ (m64n64, 8 k-steps) and S = C_rows Bᵀ over the
+//   causal columns (m64n64 for wg 0, m64n128 for wg 1), both operands in 128B-swizzled smem;
+//   cp.async the next chunk's C, B, x into the other stage (warp 0 stages its raw dt); wait;
+//   O rows *= exp(cs_l), S *= exp(cs_l - cs_s) dt_s (masked), S -> bf16 A fragments in registers;
+//   issue O += S x (A from registers, x an MN-major operand); build (x w)ᵀ hi/lo fragments
+//   (ldmatrix.trans; w_s = exp(cs_{L-1} - cs_s) dt_s precomputed once per chunk) and issue
+//   h = exp(cs_{L-1}) h + (x w)ᵀ B (m64n64, 16 k-steps with the split); wait; y = O + D x;
+//   write h_{c+1} as bf16 into the other state buffer. One barrier per chunk; 195 KB smem,
+//   1 CTA (256 threads, 255 registers; split=1 spills 8 bytes) per SM.
+// Measured (H200, tests/gpu/ssm_test.cu): B2 T8192 H128 P64 G8 N128 0.957 ms (split=1) /
+// 0.867 ms (split=0) vs 1.026 ms for the mma.sync kernel; floor 0.152 ms. Still latency bound:
+// the per-warpgroup chain of small (n64) wgmmas and the element-wise steps between them run
+// ~13k cycles per chunk against ~3k of tensor work (docs/PERF-NOTES.md).
+//
 // Decode / generic sequential path: ssd_decode_kernel, one CTA per (b, h), any T (meant for
 // T = 1): state row in registers (one warp per p, lanes over n), fp32 throughout.
 //
@@ -139,22 +159,33 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* dst, const __nv_bfloat1
 }
 
 // dt and cumsum(dt*A) (log2 units) of one chunk into sDt / sCs: one warp, L/32 consecutive rows per
-// lane. Rows >= Lc get dt = 0, so sCs[L-1] is the cumsum of the last valid row.
+// lane. Rows >= Lc get dt = 0, so sCs[L-1] is the cumsum of the last valid row. Split in two so
+// that a pipelined kernel can issue the loads a chunk ahead: chunk_dt_load (raw dt + bias, global
+// loads only) and chunk_dt_finish (softplus, warp scan, smem stores).
 template <int L>
-__device__ __forceinline__ void chunk_dt_cumsum(const SsdParams& p, long long dt_base, int t0, int Lc, float dtb,
-                                                float A2, int lane, float* sDt, float* sCs) {
+__device__ __forceinline__ void chunk_dt_load(const SsdParams& p, long long dt_base, int t0, int Lc, float dtb, int lane,
+                                              float (&raw)[L / 32]) {
+  constexpr int RPL = L / 32;
+#pragma unroll
+  for (int k = 0; k < RPL; ++k) {
+    const int r = lane * RPL + k;
+    raw[k] = 0.f;
+    if (r < Lc) {
+      const long long di = dt_base + (long long)(t0 + r) * p.dt_row_stride;
+      raw[k] = (p.dt_f32 ? p.dt_f32[di] : __bfloat162float(p.dt[di])) + dtb;
+    }
+  }
+}
+template <int L>
+__device__ __forceinline__ void chunk_dt_finish(const SsdParams& p, const float (&raw)[L / 32], int Lc, float A2, int lane,
+                                                float* sDt, float* sCs) {
   constexpr int RPL = L / 32;
   float dA[RPL];
   float run = 0.f;
 #pragma unroll
   for (int k = 0; k < RPL; ++k) {
     const int r = lane * RPL + k;
-    float dtv = 0.f;
-    if (r < Lc) {
-      const long long di = dt_base + (long long)(t0 + r) * p.dt_row_stride;
-      const float raw = (p.dt_f32 ? p.dt_f32[di] : __bfloat162float(p.dt[di])) + dtb;
-      dtv = (p.dt_softplus ? fast_softplus(raw) : raw);
-    }
+    const float dtv = r < Lc ? (p.dt_softplus ? fast_softplus(raw[k]) : raw[k]) : 0.f;
     sDt[r] = dtv;
     run += dtv * A2;
     dA[k] = run;
@@ -168,6 +199,46 @@ __device__ __forceinline__ void chunk_dt_cumsum(const SsdParams& p, long long dt
   const float excl = s - run;
 #pragma unroll
   for (int k = 0; k < RPL; ++k) sCs[lane * RPL + k] = excl + dA[k];
+}
+// chunk_dt_finish, plus the chunk-state weights w_s = exp(cs_{L-1} - cs_s) dt_s into sW (one
+// exponential per row and chunk instead of one per use).
+template <int L>
+__device__ __forceinline__ void chunk_dt_finish_w(const SsdParams& p, const float (&raw)[L / 32], int Lc, float A2,
+                                                  int lane, float* sDt, float* sCs, float* sW) {
+  constexpr int RPL = L / 32;
+  float dv[RPL], cv[RPL];
+  float run = 0.f;
+#pragma unroll
+  for (int k = 0; k < RPL; ++k) {
+    const int r = lane * RPL + k;
+    dv[k] = r < Lc ? (p.dt_softplus ? fast_softplus(raw[k]) : raw[k]) : 0.f;
+    run += dv[k] * A2;
+    cv[k] = run;
+  }
+  float s = run;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float nv = __shfl_up_sync(0xffffffffu, s, o);
+    if (lane >= o) s += nv;
+  }
+  const float excl = s - run;
+#pragma unroll
+  for (int k = 0; k < RPL; ++k) cv[k] += excl;
+  const float last = __shfl_sync(0xffffffffu, cv[RPL - 1], 31);  // = sCs[L-1]
+#pragma unroll
+  for (int k = 0; k < RPL; ++k) {
+    const int r = lane * RPL + k;
+    sDt[r] = dv[k];
+    sCs[r] = cv[k];
+    sW[r] = fast_exp2(last - cv[k]) * dv[k];
+  }
+}
+template <int L>
+__device__ __forceinline__ void chunk_dt_cumsum(const SsdParams& p, long long dt_base, int t0, int Lc, float dtb,
+                                                float A2, int lane, float* sDt, float* sCs) {
+  float raw[L / 32];
+  chunk_dt_load<L>(p, dt_base, t0, Lc, dtb, lane, raw);
+  chunk_dt_finish<L>(p, raw, Lc, A2, lane, sDt, sCs);
 }
 
 // Outputs of one chunk (warp w owns 16 rows, all of P; for L = 64 two warps split P):
@@ -518,6 +589,289 @@ __global__ void __launch_bounds__(256, 2)
   chunk_outputs<L, P, N>(sC, sB, sX, sH, sDt, sCs, yg, p.y_row_stride, t0, Lc, Dh, warp, lane);
 }
 
+// ---- wgmma kernel (sm_90a): one CTA of two consumer warpgroups per (b, h), L = 128, P = 64,
+// N = 128; see the file header. Shared memory, from a 1 KB-aligned base:
+//   2 stages x { C, B: N/64 panels of [L][64] bf16; x: one panel [L][64] bf16 }   (128B swizzle)
+//   2 x the state rounded to bf16, N/64 panels of [P][64]  (the B operand of C·hᵀ)
+//   2 x dt [L], 2 x cumsum(dt·A) [L] (log2 units), 2 x the chunk-state weights w [L], and the
+//   next chunk's raw dt [L] (staged by warp 0 while the tensor cores run), all fp32
+template <int N>
+struct WgSmem {
+  static constexpr int L = 128, P = 64;
+  static constexpr uint32_t kC = L * N * 2, kB = L * N * 2, kX = L * P * 2;
+  static constexpr uint32_t kStage = kC + kB + kX;
+  static constexpr uint32_t kH = P * N * 2;
+  static constexpr uint32_t kF = 2 * kStage + 2 * kH;  // fp32 dt / cumsum / w / raw-dt buffers
+  static constexpr size_t kBytes = 1024 /* alignment slack */ + kF + 7 * L * sizeof(float);
+};
+
+// Byte offset of element (r, c) in a 128B-swizzled tile of R rows stored as 64-column panels.
+template <int R>
+__device__ __forceinline__ uint32_t sw128(int r, int c) {
+  return (uint32_t)((c >> 6) * R * 128 + r * 128 + ((((c >> 3) & 7) ^ (r & 7)) << 4) + (c & 7) * 2);
+}
+
+// cp.async an L x W bf16 tile (token rows t0..) into 64-column swizzled panels; rows >= Lc zero-filled.
+template <int L, int W>
+__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const __nv_bfloat16* src, long long row_stride, int t0,
+                                                int Lc, int tid) {
+  constexpr int CPR = W / 8;
+#pragma unroll 4
+  for (int i = tid; i < L * CPR; i += 256) {
+    const int r = i / CPR, ch = i % CPR;
+    const bool v = r < Lc;
+    const long long tt = v ? (long long)(t0 + r) : 0;
+    cp_async_16(dst + (uint32_t)((ch >> 3) * L * 128 + r * 128 + (((ch & 7) ^ (r & 7)) << 4)),
+                src + tt * row_stride + ch * 8, v);
+  }
+}
+
+// One consumer warpgroup's whole walk over the chunks. Warpgroup wg owns chunk rows
+// [64 wg, 64 wg + 64) of the outputs (NS = 64 (wg + 1) causal columns of C·Bᵀ) and state columns
+// [64 wg, 64 wg + 64) of h (P x 64 fp32, kept in wgmma accumulator registers across chunks).
+template <int N, int NS, bool kSplitState>
+__device__ __forceinline__ void ssd_wgmma_walk(const SsdParams& p, uint8_t* base, int wg) {
+#if defined(STRATA_HAS_WGMMA)
+  constexpr int L = 128, P = 64;
+  using SM = WgSmem<N>;
+  const int tid = threadIdx.x, lane = tid & 31, wq = (tid >> 5) & 3;  // wq: warp within the warpgroup
+  const int g = lane >> 2, tq = lane & 3;
+  const int H = p.nheads;
+  const int b = blockIdx.x / H, h = blockIdx.x % H;
+  const int grp = h / (H / p.ngroups);
+  const int T = p.seqlen;
+  const float A2 = p.A[h] * kLog2e;
+  const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
+  const float Dh = p.D ? p.D[h] : 0.f;
+  const __nv_bfloat16* xg = p.x + (long long)b * p.x_batch_stride + (long long)h * P;
+  const __nv_bfloat16* Bg = p.B + (long long)b * p.B_batch_stride + (long long)grp * N;
+  const __nv_bfloat16* Cg = p.C + (long long)b * p.C_batch_stride + (long long)grp * N;
+  const long long dt_base = (long long)b * p.dt_batch_stride + h;
+  __nv_bfloat16* yg = p.y + (long long)b * p.y_batch_stride + (long long)h * P;
+  float* const fbuf = reinterpret_cast<float*>(base + SM::kF);  // dt[2][L], cs[2][L], w[2][L], raw[L]
+  float* const sRaw = fbuf + 6 * L;
+  const uint32_t sbase = smem_u32(base);
+  const bool dt_warp = tid < 32;  // warp 0 computes dt / cumsum, one chunk ahead
+  const int nchunks = (T + L - 1) / L;
+  const size_t hoff = ((size_t)b * H + h) * (size_t)P * N;
+  const int nb = wg * 64;                           // this warpgroup's state columns
+  const int pr0 = wq * 16 + g, pr1 = pr0 + 8;       // state rows (accumulator rows) of this thread
+
+  // carried state: accumulator layout of m64n64 (rows pr0 / pr1, cols nb + 8i + 2tq (+1))
+  float hst[32];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int n = nb + 8 * i + 2 * tq;
+    float2 v0 = make_float2(0.f, 0.f), v1 = v0;
+    if (p.h0) {
+      v0 = *reinterpret_cast<const float2*>(p.h0 + hoff + (size_t)pr0 * N + n);
+      v1 = *reinterpret_cast<const float2*>(p.h0 + hoff + (size_t)pr1 * N + n);
+    }
+    hst[4 * i + 0] = v0.x; hst[4 * i + 1] = v0.y; hst[4 * i + 2] = v1.x; hst[4 * i + 3] = v1.y;
+  }
+  auto store_state_bf16 = [&](int buf) {
+    uint8_t* sh = base + 2 * SM::kStage + buf * SM::kH + wg * P * 128;  // panel wg of [P][64]
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      *reinterpret_cast<uint32_t*>(sh + pr0 * 128 + ((i ^ (pr0 & 7)) << 4) + tq * 4) = pack_bf16x2(hst[4 * i], hst[4 * i + 1]);
+      *reinterpret_cast<uint32_t*>(sh + pr1 * 128 + ((i ^ (pr1 & 7)) << 4) + tq * 4) =
+          pack_bf16x2(hst[4 * i + 2], hst[4 * i + 3]);
+    }
+  };
+  auto load_chunk = [&](int c, int stage) {
+    const int t0 = c * L, Lc = min(L, T - t0);
+    const uint32_t st = sbase + stage * SM::kStage;
+    load_tile_sw128<L, N>(st, Cg, p.C_row_stride, t0, Lc, tid);
+    load_tile_sw128<L, N>(st + SM::kC, Bg, p.B_row_stride, t0, Lc, tid);
+    load_tile_sw128<L, P>(st + SM::kC + SM::kB, xg, p.x_row_stride, t0, Lc, tid);
+    cp_async_commit();
+  };
+
+  if (nchunks > 0) {
+    load_chunk(0, 0);
+    if (dt_warp) {
+      float raw[L / 32];
+      chunk_dt_load<L>(p, dt_base, 0, min(L, T), dtb, lane, raw);
+      chunk_dt_finish_w<L>(p, raw, min(L, T), A2, lane, fbuf, fbuf + 2 * L, fbuf + 4 * L);
+    }
+  }
+  store_state_bf16(0);
+
+  float o[32];
+  float s[NS / 2];
+  uint32_t pa[NS / 16][4];
+#pragma unroll
+  for (int i = 0; i < 32; ++i) o[i] = 0.f;
+#pragma unroll
+  for (int i = 0; i < NS / 2; ++i) s[i] = 0.f;
+  for (int c = 0; c < nchunks; ++c) {
+    const int cur = c & 1, nxt = cur ^ 1;
+    const int t0 = c * L, Lc = min(L, T - t0);
+    cp_async_wait_all();
+    fence_proxy_async();
+    named_barrier_sync(1, 256);  // chunk c's tiles, dt / cumsum and bf16 state visible; chunk c-1 fully read
+    const uint32_t sC = sbase + cur * SM::kStage, sB = sC + SM::kC, sX = sB + SM::kB;
+    const uint32_t sH = sbase + 2 * SM::kStage + cur * SM::kH;
+    const float* sDt = fbuf + cur * L;
+    const float* sCs = fbuf + 2 * L + cur * L;
+    const float* sW = fbuf + 4 * L + cur * L;
+    const uint8_t* xs = base + cur * SM::kStage + SM::kC + SM::kB;
+
+    // 1. O = C_rows h^T and S = C_rows B^T (both K = N, smem x smem)
+    const uint32_t sCw = sC + wg * 64 * 128;
+    wgmma_reg_fence(o);
+    wgmma_reg_fence(s);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < N / 16; ++kk) {
+      const uint32_t koff = (kk & 3) * 32;
+      WgmmaSS<64>::mma(o, wgmma_desc_sw128(sCw + (kk >> 2) * L * 128 + koff),
+                       wgmma_desc_sw128(sH + (kk >> 2) * P * 128 + koff), kk > 0 ? 1 : 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < N / 16; ++kk) {
+      const uint32_t koff = (kk & 3) * 32;
+      WgmmaSS<NS>::mma(s, wgmma_desc_sw128(sCw + (kk >> 2) * L * 128 + koff),
+                       wgmma_desc_sw128(sB + (kk >> 2) * L * 128 + koff), kk > 0 ? 1 : 0);
+    }
+    wgmma_commit();
+    // the next chunk's loads go out while the tensor cores run (its stage was last read in c-1);
+    // warp 0 stages its raw dt in smem (the load latency hides under this warpgroup's wgmma wait)
+    const int Lc1 = min(L, T - t0 - L);
+    if (c + 1 < nchunks) {
+      load_chunk(c + 1, nxt);
+      if (dt_warp) {
+        float raw[L / 32];
+        chunk_dt_load<L>(p, dt_base, t0 + L, Lc1, dtb, lane, raw);
+#pragma unroll
+        for (int k = 0; k < L / 32; ++k) sRaw[lane * (L / 32) + k] = raw[k];
+      }
+    }
+    wgmma_wait<0>();
+    wgmma_reg_fence(o);
+    wgmma_reg_fence(s);
+
+    // 2. O rows *= exp(cs_l); S *= exp(cs_l - cs_s) dt_s on s <= l, else 0; S -> bf16 A fragments
+    const int r0 = wg * 64 + pr0, r1 = r0 + 8;  // chunk rows of this thread
+    const float c0 = sCs[r0], c1 = sCs[r1];
+    {
+      const float e0 = fast_exp2(c0), e1 = fast_exp2(c1);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) { o[4 * i] *= e0; o[4 * i + 1] *= e0; o[4 * i + 2] *= e1; o[4 * i + 3] *= e1; }
+    }
+#pragma unroll
+    for (int i = 0; i < NS / 8; ++i) {
+      const int j = 8 * i + 2 * tq;
+      const float2 cj = *reinterpret_cast<const float2*>(sCs + j);
+      const float2 dj = *reinterpret_cast<const float2*>(sDt + j);
+      s[4 * i + 0] = (j <= r0) ? s[4 * i + 0] * fast_exp2(c0 - cj.x) * dj.x : 0.f;
+      s[4 * i + 1] = (j + 1 <= r0) ? s[4 * i + 1] * fast_exp2(c0 - cj.y) * dj.y : 0.f;
+      s[4 * i + 2] = (j <= r1) ? s[4 * i + 2] * fast_exp2(c1 - cj.x) * dj.x : 0.f;
+      s[4 * i + 3] = (j + 1 <= r1) ? s[4 * i + 3] * fast_exp2(c1 - cj.y) * dj.y : 0.f;
+    }
+#pragma unroll
+    for (int kk = 0; kk < NS / 16; ++kk) {
+      pa[kk][0] = pack_bf16x2(s[8 * kk + 0], s[8 * kk + 1]);
+      pa[kk][1] = pack_bf16x2(s[8 * kk + 2], s[8 * kk + 3]);
+      pa[kk][2] = pack_bf16x2(s[8 * kk + 4], s[8 * kk + 5]);
+      pa[kk][3] = pack_bf16x2(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+
+    // 3. O += S x (A from registers, x an MN-major B operand: s is the contraction)
+    wgmma_reg_fence(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < NS / 16; ++kk) WgmmaRS<64, 1>::mma(o, pa[kk], wgmma_desc_sw128_mn(sX + kk * 2048, L * 128), 1);
+    wgmma_commit();
+    wgmma_reg_fence(o);
+
+    // 4. state: h = exp(cs_{L-1}) h + (x w)^T B, w_s = exp(cs_{L-1} - cs_s) dt_s (hi + lo bf16 parts)
+    const float cl = sCs[L - 1];
+    uint32_t ahi[L / 16][4], alo[L / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < L / 16; ++kk) {
+      uint32_t a[4];
+      const int xr = kk * 16 + (lane & 7) + (lane >> 4) * 8;
+      ldmatrix_x4_trans(a, sX + sw128<L>(xr, wq * 16 + ((lane >> 3) & 1) * 8));
+      const int s0 = kk * 16 + 2 * tq;
+      const float2 wa = *reinterpret_cast<const float2*>(sW + s0);
+      const float2 wb = *reinterpret_cast<const float2*>(sW + s0 + 8);
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const float2 v = unpack_bf16x2(a[q]);
+        const float f0 = v.x * (q < 2 ? wa.x : wb.x);
+        const float f1 = v.y * (q < 2 ? wa.y : wb.y);
+        ahi[kk][q] = pack_bf16x2(f0, f1);
+        const float2 hv = unpack_bf16x2(ahi[kk][q]);
+        alo[kk][q] = kSplitState ? pack_bf16x2(f0 - hv.x, f1 - hv.y) : 0u;
+      }
+    }
+    {
+      const float dec = fast_exp2(cl);
+#pragma unroll
+      for (int i = 0; i < 32; ++i) hst[i] *= dec;
+    }
+    wgmma_reg_fence(hst);
+    wgmma_fence();
+    const uint32_t sBw = sB + wg * L * 128;  // panel wg of B: state columns nb..nb+63
+#pragma unroll
+    for (int kk = 0; kk < L / 16; ++kk) {
+      WgmmaRS<64, 1>::mma(hst, ahi[kk], wgmma_desc_sw128_mn(sBw + kk * 2048, L * 128), 1);
+      if (kSplitState) WgmmaRS<64, 1>::mma(hst, alo[kk], wgmma_desc_sw128_mn(sBw + kk * 2048, L * 128), 1);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    wgmma_reg_fence(o);
+    wgmma_reg_fence(hst);
+
+    // 5. y = O + D x (bf16), rows < Lc
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int col = 8 * i + 2 * tq;
+      if (r0 < Lc) {
+        const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(xs + sw128<L>(r0, col)));
+        *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + r0) * p.y_row_stride + col) =
+            pack_bf16x2(o[4 * i] + Dh * xv.x, o[4 * i + 1] + Dh * xv.y);
+      }
+      if (r1 < Lc) {
+        const float2 xv = unpack_bf16x2(*reinterpret_cast<const uint32_t*>(xs + sw128<L>(r1, col)));
+        *reinterpret_cast<uint32_t*>(yg + (long long)(t0 + r1) * p.y_row_stride + col) =
+            pack_bf16x2(o[4 * i + 2] + Dh * xv.x, o[4 * i + 3] + Dh * xv.y);
+      }
+    }
+    // 6. the next chunk's bf16 state and dt / cumsum (buffers last read in chunk c-1)
+    if (c + 1 < nchunks) {
+      store_state_bf16(nxt);
+      if (dt_warp) {
+        float raw[L / 32];
+#pragma unroll
+        for (int k = 0; k < L / 32; ++k) raw[k] = sRaw[lane * (L / 32) + k];
+        chunk_dt_finish_w<L>(p, raw, Lc1, A2, lane, fbuf + nxt * L, fbuf + 2 * L + nxt * L, fbuf + 4 * L + nxt * L);
+      }
+    }
+  }
+
+  if (p.hT) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int n = nb + 8 * i + 2 * tq;
+      *reinterpret_cast<float2*>(p.hT + hoff + (size_t)pr0 * N + n) = make_float2(hst[4 * i], hst[4 * i + 1]);
+      *reinterpret_cast<float2*>(p.hT + hoff + (size_t)pr1 * N + n) = make_float2(hst[4 * i + 2], hst[4 * i + 3]);
+    }
+  }
+#else
+  __trap();
+#endif
+}
+
+template <int N, bool kSplitState>
+__global__ void __launch_bounds__(256, 1) ssd_wgmma_fwd_kernel(const SsdParams p) {
+  extern __shared__ __align__(1024) uint8_t ssd_wg_smem[];
+  uint8_t* const base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(ssd_wg_smem) + 1023) & ~uintptr_t(1023));
+  if (threadIdx.x < 128) ssd_wgmma_walk<N, 64, kSplitState>(p, base, 0);
+  else ssd_wgmma_walk<N, 128, kSplitState>(p, base, 1);
+}
+
 // Sequential (decode) path: one warp per state row (b, h, p), lanes over n; a CTA (128 threads)
 // holds 4 rows of one head (grid: B·H × ⌈P/4⌉). At decode the state (B·H·P·N fp32, read and
 // written once per step) is the whole cost, so every warp has one row's loads in flight at once
@@ -591,17 +945,25 @@ inline size_t ssd_chunked_workspace_bytes(int batch, int nheads, int P, int N, b
 // With p.workspace (>= ssd_chunked_workspace_bytes; unused for a single chunk): the chunk-parallel
 // kernel (one CTA per chunk and head, states passed chunk to chunk through L2; slower today, see
 // the file header); without: the sequential-chunk kernel (one CTA per head), the generated path.
-template <int L, int P, int N, bool kSplitState = true>
-inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) {
+namespace detail {
+// The chunked kernels' contract (both launchers): shapes, pointers, 16-byte cp.async alignment.
+inline cudaError_t validate_chunked(const SsdParams& p) {
   if (p.batch <= 0 || p.nheads <= 0 || p.ngroups <= 0 || p.nheads % p.ngroups) return cudaErrorInvalidValue;
   if (!p.x || !(p.dt || p.dt_f32) || !p.A || !p.B || !p.C || !p.y) return cudaErrorInvalidValue;
   if (p.seqlen < 0) return cudaErrorInvalidValue;
-  if (!detail::aligned16(p.x) || !detail::aligned16(p.B) || !detail::aligned16(p.C)) return cudaErrorInvalidValue;
+  if (!aligned16(p.x) || !aligned16(p.B) || !aligned16(p.C)) return cudaErrorInvalidValue;
   if ((p.x_row_stride | p.x_batch_stride | p.B_row_stride | p.B_batch_stride | p.C_row_stride | p.C_batch_stride) & 7)
     return cudaErrorInvalidValue;
   if (((p.y_row_stride | p.y_batch_stride) & 1) || (reinterpret_cast<uintptr_t>(p.y) & 3)) return cudaErrorInvalidValue;
   if ((p.h0 && (reinterpret_cast<uintptr_t>(p.h0) & 15)) || (p.hT && (reinterpret_cast<uintptr_t>(p.hT) & 15)))
     return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
+}  // namespace detail
+
+template <int L, int P, int N, bool kSplitState = true>
+inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) {
+  if (const cudaError_t e = detail::validate_chunked(p); e != cudaSuccess) return e;
   constexpr size_t smem = ssd_chunked_smem_bytes<L, P, N>();
   const long long nchunks = (p.seqlen + L - 1) / L;
   const long long bh = (long long)p.batch * p.nheads;
@@ -629,6 +991,26 @@ inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) 
   if (e != cudaSuccess) return e;
   kern<<<(unsigned)bh, 256, smem, stream>>>(p);
   return cudaGetLastError();
+}
+
+// Chunked forward through the wgmma kernel (sm_90a builds only: elsewhere its body traps, and the
+// code generator calls this for sm_90a alone). Shapes it does not cover (P != 64, N != 128) and
+// a given workspace go to ssd_chunked_fwd. The chunk length is the kernel's own (128) whatever L
+// says: it changes only the rounding of y, not the function.
+template <int L, int P, int N, bool kSplitState = true>
+inline cudaError_t ssd_chunked_fwd_wgmma(const SsdParams& p, cudaStream_t stream = 0) {
+  if constexpr (P != 64 || N != 128) {
+    return ssd_chunked_fwd<L, P, N, kSplitState>(p, stream);
+  } else {
+    if (p.workspace) return ssd_chunked_fwd<L, P, N, kSplitState>(p, stream);
+    if (const cudaError_t e = detail::validate_chunked(p); e != cudaSuccess) return e;
+    constexpr int smem = (int)detail::WgSmem<N>::kBytes;
+    const cudaError_t e = opt_in_smem<detail::ssd_wgmma_fwd_kernel<N, kSplitState>>(smem);
+    if (e != cudaSuccess) return e;
+    const long long bh = (long long)p.batch * p.nheads;
+    detail::ssd_wgmma_fwd_kernel<N, kSplitState><<<(unsigned)bh, 256, smem, stream>>>(p);
+    return cudaGetLastError();
+  }
 }
 
 // Decode / sequential path (intended for T = 1; correct for any T). hT may alias h0.

@@ -1,7 +1,7 @@
 // ssm_test.cu — correctness (vs CPU fp64 sequential recurrences) and timings for
 // templates/include/{conv1d,ssd,selective_scan}.cuh.
 // Build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include tests/gpu/ssm_test.cu -o ssm_test
-// Usage: ./ssm_test [seed] [--no-bench]
+// Usage: ./ssm_test [seed] [--no-bench] [--ssd-only]
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 
@@ -291,6 +291,44 @@ static void test_ssd_par(int Bn, int T, int H, int G, bool use_h0, int hT_mode, 
   }
   ssd_free(d);
 }
+// wgmma path (ssd_chunked_fwd_wgmma, what sm_90a code runs for P = 64, N = 128). hT_mode: 0 none,
+// 1 separate buffer, 2 aliases h0 (in place).
+template <bool kSplit = true>
+static void test_ssd_wg(int Bn, int T, int H, int G, bool use_h0, int hT_mode) {
+  constexpr int L = 128, P = 64, N = 128;
+  SsdHost s = make_ssd(Bn, T, H, G, P, N);
+  std::vector<double> yref, href;
+  ssd_ref(s, use_h0, yref, href);
+  SsdDev d = ssd_upload(s);
+  poison_bf16(d.y, (size_t)Bn * T * d.YW); poison_f32(d.hT, s.h0.size());
+  float* hT = hT_mode == 0 ? nullptr : hT_mode == 1 ? d.hT : d.h0;
+  auto p = ssd_params(s, d, 0, T, use_h0 ? d.h0 : nullptr, hT);
+  CK((strata::ssd::ssd_chunked_fwd_wgmma<L, P, N, kSplit>(p)));
+  CK(cudaDeviceSynchronize());
+  char nm[200];
+  snprintf(nm, sizeof nm, "ssd wgmma T=%d B=%d H=%d G=%d P=%d N=%d h0=%d hT=%s split=%d", T, Bn, H, G, P, N, use_h0,
+           hT_mode == 0 ? "none" : hT_mode == 1 ? "out" : "in-place", (int)kSplit);
+  check(std::string(nm) + " y", ssd_y_host(s, d, 0, T), yref, 2e-2);
+  if (hT) check(std::string(nm) + " hT", ddownload(hT, s.h0.size()), href, kSplit ? 1e-3 : 1e-2);
+  if (hT_mode == 1) {  // second run on the same buffers: same result
+    poison_bf16(d.y, (size_t)Bn * T * d.YW); poison_f32(d.hT, s.h0.size());
+    CK((strata::ssd::ssd_chunked_fwd_wgmma<L, P, N, kSplit>(p)));
+    CK(cudaDeviceSynchronize());
+    check(std::string(nm) + " rerun y", ssd_y_host(s, d, 0, T), yref, 2e-2);
+    check(std::string(nm) + " rerun hT", ddownload(hT, s.h0.size()), href, kSplit ? 1e-3 : 1e-2);
+  }
+  if (T >= 2 && hT_mode == 1) {  // prefill T-1 through the wgmma path, then one decode step in place
+    poison_bf16(d.y, (size_t)Bn * T * d.YW); poison_f32(d.hT, s.h0.size());
+    auto p1 = ssd_params(s, d, 0, T - 1, use_h0 ? d.h0 : nullptr, d.hT);
+    CK((strata::ssd::ssd_chunked_fwd_wgmma<L, P, N, kSplit>(p1)));
+    auto p2 = ssd_params(s, d, T - 1, 1, d.hT, d.hT);
+    CK((strata::ssd::ssd_decode_fwd<P, N>(p2)));
+    CK(cudaDeviceSynchronize());
+    check(std::string(nm) + " prefill(T-1)+decode y_last", ssd_y_host(s, d, T - 1, 1), slice_y(s, yref, T - 1, 1), 2e-2);
+    check(std::string(nm) + " prefill(T-1)+decode hT", ddownload(d.hT, s.h0.size()), href, kSplit ? 1e-3 : 1e-2);
+  }
+  ssd_free(d);
+}
 static void test_ssd_decode_continuation(int T, bool use_h0) {
   constexpr int L = 128, P = 64, N = 128;
   const int Bn = 2, H = 4, G = 2;
@@ -483,6 +521,42 @@ static float time_ms(const std::function<void()>& f, int warm = 3, int iters = 2
   return ts[ts.size() / 2];
 }
 
+// ||got - ref|| / ||ref||, max|err| / max|ref| and the non-finite count of got, on the GPU (full-size
+// outputs would not fit a host double copy comfortably).
+template <class Tv>
+__device__ __forceinline__ float to_f(Tv v) { return (float)v; }
+template <>
+__device__ __forceinline__ float to_f<bf16>(bf16 v) { return __bfloat162float(v); }
+template <class Tv>
+__global__ void cmp_kernel(const Tv* got, const Tv* ref, size_t n, double* acc, unsigned* bad, float* mx) {
+  double num = 0, den = 0;
+  float me = 0, mr = 0;
+  unsigned nb = 0;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const float g = to_f(got[i]), r = to_f(ref[i]);
+    if (!isfinite(g) || !isfinite(r)) { ++nb; continue; }
+    num += (double)(g - r) * (g - r); den += (double)r * r;
+    me = fmaxf(me, fabsf(g - r)); mr = fmaxf(mr, fabsf(r));
+  }
+  atomicAdd(acc, num); atomicAdd(acc + 1, den);
+  if (nb) atomicAdd(bad, nb);
+  atomicMax(reinterpret_cast<int*>(mx), __float_as_int(me));  // non-negative floats order as ints
+  atomicMax(reinterpret_cast<int*>(mx + 1), __float_as_int(mr));
+}
+template <class Tv>
+static void check_dev(const std::string& name, const Tv* got, const Tv* ref, size_t n, double tol) {
+  double* acc = dalloc<double>(2); unsigned* bad = dalloc<unsigned>(1); float* mx = dalloc<float>(2);
+  CK(cudaMemset(acc, 0, 2 * sizeof(double))); CK(cudaMemset(bad, 0, sizeof(unsigned))); CK(cudaMemset(mx, 0, 2 * sizeof(float)));
+  cmp_kernel<Tv><<<1024, 256>>>(got, ref, n, acc, bad, mx);
+  CK(cudaGetLastError());
+  auto a = ddownload(acc, 2); auto nb = ddownload(bad, 1); auto m = ddownload(mx, 2);
+  const double rel = std::sqrt(a[0] / std::max(a[1], 1e-300)), relmax = m[0] / std::max((double)m[1], 1e-300);
+  const bool ok = nb[0] == 0 && rel <= tol && relmax <= tol;
+  if (ok) { ++g_pass; printf("PASS %s (relL2 %.2e, max|err|/max|ref| %.2e, n=%zu)\n", name.c_str(), rel, relmax, n); }
+  else { ++g_fail; printf("FAIL %s relL2 %.3e max|err|/max|ref| %.3e non-finite=%u n=%zu tol %.1e\n", name.c_str(), rel, relmax, nb[0], n, tol); }
+  cudaFree(acc); cudaFree(bad); cudaFree(mx);
+}
+
 static void bench_ssd(int Bn, int T) {
   const int H = 128, P = 64, G = 8, N = 128, DI = H * P;
   const int xo = DI, Bo = 2 * DI, Co = Bo + G * N, dto = Co + G * N, W = dto + H;  // [z|x|B|C|dt] = 34944
@@ -517,16 +591,39 @@ static void bench_ssd(int Bn, int T) {
   pp.workspace = ws; pp.workspace_bytes = wsb;
   const double bytes = (double)Bn * T * (2.0 * DI * 2 + 2.0 * G * N * 2 + H * 2) + (double)Bn * H * P * N * 4;
   const double floor_ms = std::max(bytes / 4.29e9, fl / 790e9);
-  float t1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(p))); });
+  // the generated path on sm_90a (wgmma kernel) and the sequential mma.sync kernel, same process
+  float t1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd_wgmma<128, P, N, true>(p))); });
+  float t1b = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd_wgmma<128, P, N, false>(p))); });
+  float m1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(p))); });
+  float t1r = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd_wgmma<128, P, N, true>(p))); });  // repeat: spread
   float t2 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, false>(p))); });
   float t3 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<64, P, N, true>(p))); });
   float c1 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(pp))); });
   float c2 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N, false>(pp))); });
   float c3 = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<64, P, N, true>(pp))); });
-  printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=1 : %.3f ms (%.0f TFLOP/s useful; floor %.3f ms, %.2fx)\n", Bn, T, H, P, G, N, t1, fl / t1 * 1e-9, floor_ms, t1 / floor_ms);
-  printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=0 : %.3f ms\n", Bn, T, H, P, G, N, t2);
-  printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=64  split=1 : %.3f ms\n", Bn, T, H, P, G, N, t3);
+  printf("TIME ssd_chunked B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=1 : %.3f ms (%.0f TFLOP/s useful; floor %.3f ms, %.2fx) [wgmma kernel, the generated sm_90a path; repeat %.3f ms]\n", Bn, T, H, P, G, N, t1, fl / t1 * 1e-9, floor_ms, t1 / floor_ms, t1r);
+  printf("TIME ssd_chunked_wgmma B=%d T=%d H=%d P=%d G=%d N=%d split=0 : %.3f ms (%.2fx floor)\n", Bn, T, H, P, G, N, t1b, t1b / floor_ms);
+  printf("TIME ssd_chunked_mma (sequential mma.sync kernel, the previous path) B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=1 : %.3f ms (%.2fx floor); wgmma speedup %.2fx\n", Bn, T, H, P, G, N, m1, m1 / floor_ms, m1 / t1);
+  printf("TIME ssd_chunked_mma B=%d T=%d H=%d P=%d G=%d N=%d L=128 split=0 : %.3f ms\n", Bn, T, H, P, G, N, t2);
+  printf("TIME ssd_chunked_mma B=%d T=%d H=%d P=%d G=%d N=%d L=64  split=1 : %.3f ms\n", Bn, T, H, P, G, N, t3);
   printf("TIME ssd_chunk_parallel (one CTA per chunk and head, workspace) B=%d T=%d L=128 split=1 : %.3f ms (%.2fx floor); split=0 : %.3f ms; L=64 : %.3f ms\n", Bn, T, c1, c1 / floor_ms, c2, c3);
+  {  // full-size consistency: wgmma kernel vs the mma.sync kernel (y and hT), on the GPU
+    const size_t ny = (size_t)Bn * T * DI, nh = (size_t)Bn * H * P * N;
+    bf16* y2 = dalloc<bf16>(ny);
+    float* h2 = dalloc<float>(nh);
+    strata::ssd::SsdParams q = p;
+    q.y = y2; q.hT = h2;
+    poison_bf16(y2, ny); poison_f32(h2, nh);
+    poison_bf16(y, ny); poison_f32(hT, nh);
+    CK((strata::ssd::ssd_chunked_fwd<128, P, N, true>(p)));
+    CK((strata::ssd::ssd_chunked_fwd_wgmma<128, P, N, true>(q)));
+    CK(cudaDeviceSynchronize());
+    char nm[160];
+    snprintf(nm, sizeof nm, "ssd wgmma vs mma.sync kernel B=%d T=%d H=%d P=%d G=%d N=%d", Bn, T, H, P, G, N);
+    check_dev(std::string(nm) + " y", y2, y, ny, 2e-2);
+    check_dev(std::string(nm) + " hT", h2, hT, nh, 1e-3);
+    cudaFree(y2); cudaFree(h2);
+  }
   {
     strata::ssd::SsdParams pn = pp;
     pn.hT = nullptr;
@@ -605,9 +702,10 @@ static void bench_conv(int Bn, int T) {
 
 int main(int argc, char** argv) {
   uint64_t seed = 0;
-  bool bench = true;
+  bool bench = true, ssd_only = false;  // --ssd-only: SSD tests and timings alone
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--no-bench")) bench = false;
+    else if (!strcmp(argv[i], "--ssd-only")) ssd_only = true;
     else seed = strtoull(argv[i], nullptr, 10);
   }
   if (!seed) seed = (uint64_t)time(nullptr);
@@ -618,11 +716,13 @@ int main(int argc, char** argv) {
   printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
 
   // conv1d
-  for (int C : {64, 37})
-    for (int T : {1, 37, 200})
-      for (int pre = 0; pre < 2; ++pre) test_conv1d<4>(2, T, C, pre, T != 37, pre == 1);
-  test_conv1d<3>(2, 45, 64, true, true, true);
-  test_conv1d<2>(2, 45, 40, true, false, false);
+  if (!ssd_only) {
+    for (int C : {64, 37})
+      for (int T : {1, 37, 200})
+        for (int pre = 0; pre < 2; ++pre) test_conv1d<4>(2, T, C, pre, T != 37, pre == 1);
+    test_conv1d<3>(2, 45, 64, true, true, true);
+    test_conv1d<2>(2, 45, 40, true, false, false);
+  }
 
   // SSD chunked
   for (int T : {1, 37, 200, 300})
@@ -646,19 +746,39 @@ int main(int argc, char** argv) {
   test_ssd_par<64, 64, 128>(2, 1000, 4, 2, true, 1);
   test_ssd_par<64, 64, 64>(2, 300, 8, 2, false, 0);
   test_ssd_par<64, 64, 64>(2, 300, 8, 2, true, 2);
+  // wgmma path (sm_90a; the generated code's path for P = 64, N = 128)
+  for (int T : {1, 37, 128, 129, 200, 300, 1000})
+    for (int h0 = 0; h0 < 2; ++h0) test_ssd_wg(2, T, 4, 2, h0, 1);
+  test_ssd_wg(2, 300, 4, 2, true, 0);
+  test_ssd_wg(2, 300, 4, 2, true, 2);
+  test_ssd_wg(1, 300, 4, 2, false, 2);
+  test_ssd_wg(3, 257, 8, 1, true, 1);
+  test_ssd_wg(1, 700, 8, 8, true, 1);
+  test_ssd_wg(1, 2000, 16, 2, true, 1);
+  test_ssd_wg<false>(2, 300, 4, 2, true, 1);
+  test_ssd_wg<false>(1, 1000, 4, 4, false, 1);
   test_ssd_decode_continuation(200, false);
   test_ssd_decode_continuation(37, true);
 
   // selective scan
-  for (int T : {1, 37, 200, 300}) test_scan<128>(T, 100, T % 2 == 0, T != 37);
-  test_scan<128>(300, 100, false, false);
-  test_scan<64>(200, 100, true, true);
-  test_scan<16>(200, 101, true, true);
-  test_scan<16>(37, 101, false, false);
+  if (!ssd_only) {
+    for (int T : {1, 37, 200, 300}) test_scan<128>(T, 100, T % 2 == 0, T != 37);
+    test_scan<128>(300, 100, false, false);
+    test_scan<64>(200, 100, true, true);
+    test_scan<16>(200, 101, true, true);
+    test_scan<16>(37, 101, false, false);
+  }
 
   if (bench) {
     printf("--- GPU timings (median of events) ---\n");
+    if (ssd_only) {
+      bench_ssd(2, 8192);
+      bench_ssd(4, 4096);
+      printf("%d passed, %d failed\n", g_pass, g_fail);
+      return g_fail ? 1 : 0;
+    }
     bench_ssd(2, 8192);
+    bench_ssd(4, 4096);
     bench_ssd(2, 4096);
     bench_scan<128>(1, 4096, 8192);
     bench_scan<16>(1, 4096, 8192);
