@@ -30,3 +30,54 @@ export const DEFAULT_FORWARD_GEMM_TILES: Record<"wgmma" | "mma", GemmTiles> = {
 };
 
 export const gemmConfigType = (t: GemmTiles): string => tileConfigType(t);
+
+/** Streaming multiprocessors the wave model assumes on sm_90a (H100 SXM and H200: 132). */
+export const WAVE_SMS = 132;
+
+/**
+ * The untuned default's candidates per GEMM kind on sm_90a, each with its throughput per busy SM
+ * relative to the fastest, fit to the H200 tuning run of 2026-11-30 (`strata tune` of the 8B
+ * hybrid's forward and the 0.85B hybrid's training GEMMs: docs/PERF-NOTES.md, "Untuned defaults").
+ */
+const WAVE_CANDIDATES: Record<"forward" | "dgrad" | "wgrad", { tiles: GemmTiles; eff: number }[]> = {
+  forward: [
+    { tiles: DEFAULT_FORWARD_GEMM_TILES.wgmma, eff: 1 },
+    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.93 },
+    { tiles: { backend: "wgmma", bm: 128, bn: 64, stages: 4, ws: true }, eff: 0.53 },
+  ],
+  dgrad: [
+    { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
+    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 4 }, eff: 0.81 },
+    { tiles: { backend: "wgmma", bm: 64, bn: 128, stages: 4 }, eff: 0.57 },
+  ],
+  wgrad: [
+    { tiles: { backend: "wgmma", bm: 128, bn: 256, stages: 4 }, eff: 1 },
+    { tiles: { backend: "wgmma", bm: 192, bn: 128, stages: 4 }, eff: 0.99 },
+  ],
+};
+
+/** The tiles `defaultTiles` chooses among for a family (tune keeps them all in its bundles). */
+export function waveCandidates(family: "gemm" | "matmul", backend: "wgmma" | "mma"): GemmTiles[] {
+  if (backend === "mma") return [family === "gemm" ? DEFAULT_FORWARD_GEMM_TILES.mma : DEFAULT_GEMM_TILES.mma];
+  return family === "gemm" ? WAVE_CANDIDATES.forward.map((c) => c.tiles) : [...WAVE_CANDIDATES.dgrad, ...WAVE_CANDIDATES.wgrad].map((c) => c.tiles);
+}
+
+/**
+ * The untuned tiles of one GEMM of M × N × K (M: the rows the project is compiled for, its
+ * --max-tokens; a weight gradient's M is the weight's rows): on sm_90a the candidate with the least
+ * estimated time under a wave model — ⌈output tiles / SMs⌉ waves of BM·BN·K work each, divided by
+ * the candidate's relative throughput — so that few output tiles (a small M or N) take smaller
+ * tiles that fill more SMs, and a tile count just past a wave boundary takes a shape that fits.
+ * Ties keep the earlier (larger) candidate. Elsewhere the mma.sync default.
+ */
+export function defaultTiles(kind: "forward" | "dgrad" | "wgrad", backend: "wgmma" | "mma", m: number, n: number): GemmTiles {
+  if (backend === "mma") return kind === "forward" ? DEFAULT_FORWARD_GEMM_TILES.mma : DEFAULT_GEMM_TILES.mma;
+  let best: GemmTiles | undefined;
+  let bestCost = Infinity;
+  for (const { tiles, eff } of WAVE_CANDIDATES[kind]) {
+    const out = Math.ceil(Math.max(1, m) / tiles.bm) * Math.ceil(Math.max(1, n) / tiles.bn);
+    const cost = (Math.ceil(out / WAVE_SMS) * tiles.bm * tiles.bn) / eff;
+    if (cost < bestCost * (1 - 1e-9)) [best, bestCost] = [tiles, cost];
+  }
+  return best!;
+}

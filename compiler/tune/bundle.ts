@@ -16,6 +16,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_FORWARD_GEMM_TILES } from "../kernels/gemm.js";
+import { defaultTiles, waveCandidates } from "../kernels/tiles.js";
 import { DEFAULT_MATMUL_TILES, wgradMaxSplits } from "../kernels/matmul.js";
 import { TEMPLATE_DIR } from "../codegen/templates.js";
 import { backendFor, tileCandidates, tileConfigType, tileName, type Arch, type TileConfig, type TunedFamily } from "./configs.js";
@@ -50,6 +51,8 @@ export interface BundleProblem {
   K: number;
   /** Largest token split per candidate name (weight gradients; 1 elsewhere). */
   splits: Record<string, number>;
+  /** The untuned default of this shape (tiles.ts defaultTiles): what `--import` compares the tuned tiles with. */
+  defaultName: string;
 }
 
 export interface BundlePlan {
@@ -86,8 +89,10 @@ export function planBundle(model: string, arch: Arch, kernels: TunedKernel[], ma
   const candidates = {} as Record<TunedFamily, BundleCandidate[]>;
   for (const f of ["gemm", "matmul"] as const) {
     const def = familyDefaults(f, arch);
+    // the shape-dependent untuned defaults always stay (each problem's default is one of them)
+    const keep = new Set([tileName(def), ...waveCandidates(f, backendFor(arch)).map(tileName)]);
     candidates[f] = tileCandidates(arch, f, def)
-      .filter((t) => !only || only.includes(tileName(t)) || tileName(t) === tileName(def))
+      .filter((t) => !only || only.includes(tileName(t)) || keep.has(tileName(t)))
       .map((t) => ({ name: tileName(t), tiles: t, configType: tileConfigType(t), isDefault: tileName(t) === tileName(def) }));
   }
   const variants = new Map<string, BundleVariant>();
@@ -99,7 +104,8 @@ export function planBundle(model: string, arch: Arch, kernels: TunedKernel[], ma
       if (k.sig.path === "forward" && bucket === "m8") continue;
       const [M, N, K] = k.sig.path === "wgrad" ? [k.sig.m!, k.sig.n, tokens] : [tokens, k.sig.n, k.sig.k!];
       const splits = Object.fromEntries(candidates[k.sig.family].map((c) => [c.name, k.sig.path === "wgrad" ? wgradMaxSplits(M, N, c.tiles) : 1]));
-      problems.push({ id: `${k.key}@${bucket}`, variant: v.id, family: k.sig.family, signature: k.key, bucket, tokens, M, N, K, splits });
+      const defaultName = tileName(defaultTiles(k.sig.path, backendFor(arch), M, N));
+      problems.push({ id: `${k.key}@${bucket}`, variant: v.id, family: k.sig.family, signature: k.key, bucket, tokens, M, N, K, splits, defaultName });
     }
   }
   const programs = [...variants.values()].flatMap((v) => candidates[v.family].map((c) => ({ file: `programs/${v.id}__${c.name}.cu`, variant: v.id, candidate: c.name })));

@@ -10,18 +10,27 @@ import sys
 
 
 def print_profile(path, schedule="cached", top=12):
-    rows = [r for r in csv.DictReader(open(path)) if r["schedule"] == schedule]
+    rows = [r for r in csv.DictReader(open(path)) if r["schedule"] == schedule and int(r["calls"]) > 0]
+    if not rows:
+        print(f"  profile ({os.path.basename(path)}, {schedule}): no launches timed", flush=True)
+        return
+    # every launch index runs once per run: the most common call count is the number of runs; a
+    # launch timed a different number of times is parameter prep (once per weights change), left out
+    counts = {}
+    for r in rows:
+        counts[int(r["calls"])] = counts.get(int(r["calls"]), 0) + 1
+    runs = max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]
     by = {}
     for r in rows:
-        k = by.setdefault(r["kernel"], [0.0, 0, 0])
-        k[0] += float(r["total_ms"])
+        if int(r["calls"]) != runs:
+            continue
+        k = by.setdefault(r["kernel"], [0.0, 0])
+        k[0] += float(r["total_ms"]) / runs
         k[1] += 1
-        k[2] = max(k[2], int(r["calls"]))
-    calls = max((v[2] for v in by.values()), default=1) or 1
-    total = sum(v[0] for v in by.values()) / calls
-    print(f"  profile ({os.path.basename(path)}, {schedule}): {total * 1e3:.0f} us of launches per run over {calls} timed runs", flush=True)
-    for name, (ms, n, _) in sorted(by.items(), key=lambda kv: -kv[1][0])[:top]:
-        print(f"    {name:32s} x{n:4d}  {1e3 * ms / calls:9.1f} us/run  {1e3 * ms / calls / n:8.2f} us each  {100 * ms / calls / total:5.1f}%", flush=True)
+    total = sum(v[0] for v in by.values())
+    print(f"  profile ({os.path.basename(path)}, {schedule}): {total * 1e3:.0f} us of launches per run over {runs} timed runs", flush=True)
+    for name, (ms, n) in sorted(by.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"    {name:32s} x{n:4d}  {1e3 * ms:9.1f} us/run  {1e3 * ms / n:8.2f} us each  {100 * ms / total:5.1f}%", flush=True)
 
 
 if __name__ == "__main__":

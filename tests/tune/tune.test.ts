@@ -16,6 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadTuning, tuningSummary } from "../../compiler/cli/tune.js";
 import { emitProject } from "../../compiler/codegen/project.js";
 import { DEFAULT_FORWARD_GEMM_TILES, DEFAULT_GEMM_TILES } from "../../compiler/kernels/gemm.js";
+import { defaultTiles, waveCandidates } from "../../compiler/kernels/tiles.js";
 import { findNvcc } from "../../compiler/nvcc/driver.js";
 import { planBundle, writeBundle, type BundlePlan } from "../../compiler/tune/bundle.js";
 import { smemBytes, SMEM_LIMIT, tileCandidates, tileName, tileProblem, type TileConfig } from "../../compiler/tune/configs.js";
@@ -149,9 +150,33 @@ describe("bundle", () => {
     expect(h.stdout).toMatch(/--limit/);
   });
 
-  it("--candidates keeps the default", () => {
+  it("--candidates keeps the default and the shape-dependent untuned defaults", () => {
     const p = planBundle("tiny-hybrid", "sm_90a", kernels, 64, ["wgmma_128x128x4"]);
-    expect(p.candidates.gemm.map((c) => c.name)).toEqual(["ws_128x256x4", "wgmma_128x128x4"]);
+    const names = p.candidates.gemm.map((c) => c.name);
+    expect(names[0]).toBe("ws_128x256x4");
+    expect(new Set(names)).toEqual(new Set(["ws_128x256x4", "wgmma_128x128x4", ...waveCandidates("gemm", "wgmma").map(tileName)]));
+    // every problem names its own untuned default, one of the bundle's candidates
+    expect(p.problems.length).toBeGreaterThan(0);
+    for (const pr of p.problems) {
+      expect(p.candidates[pr.family].map((c) => c.name)).toContain(pr.defaultName);
+      const kind = pr.signature.split(".")[0] as "forward" | "dgrad" | "wgrad";
+      expect(pr.defaultName).toBe(tileName(defaultTiles(kind, "wgmma", pr.M, pr.N)));
+    }
+  });
+
+  it("the untuned default follows the wave model: big tiles for many output tiles, smaller ones to fill the SMs", () => {
+    // the 8B hybrid's in_proj at 16384 tokens: 128 × 73 tiles of 128×256 fill 71 waves; the default
+    expect(tileName(defaultTiles("forward", "wgmma", 16384, 18560))).toBe("ws_128x256x4");
+    // 64 rows × 4096 columns: 16 tiles of 128×256 leave 116 of 132 SMs idle; 128×64 makes 64 tiles
+    expect(tileName(defaultTiles("forward", "wgmma", 64, 4096))).toBe("ws_128x64x4");
+    // 512 rows × 4096: 128×128 tiles (128 of them: one wave) beat 64 tiles of 128×256
+    expect(tileName(defaultTiles("forward", "wgmma", 512, 4096))).toBe("ws_128x128x5");
+    // a weight gradient of 3072 × 2048: 12 × 16 = 192 tiles of 256×128 take two waves; 16 × 16 of 192×128 too, half the work each
+    expect(tileName(defaultTiles("wgrad", "wgmma", 3072, 2048))).toBe("wgmma_192x128x4");
+    expect(tileName(defaultTiles("dgrad", "wgmma", 16384, 2048))).toBe("wgmma_256x128x4");
+    expect(tileName(defaultTiles("dgrad", "wgmma", 64, 2048))).toBe("wgmma_64x128x4");
+    // sm_80: the mma.sync default whatever the shape
+    expect(defaultTiles("forward", "mma", 64, 4096)).toEqual(DEFAULT_FORWARD_GEMM_TILES.mma);
   });
 
   it("run_tune.py end to end with a stand-in nvcc (no GPU): failed, spilling, wrong and hung candidates never win", async () => {
@@ -167,7 +192,10 @@ describe("bundle", () => {
     for (const x of res.results) {
       expect(x.bestName, x.signature).toBe("wgmma_128x128x4");
       expect(x.tiles).toEqual(W(128, 128, 4));
-      expect([x.ms, x.defaultMs]).toEqual([0.5, 1.0]);
+      // the fake nvcc's times (fixtures/fake_nvcc.py) of this problem's own untuned default
+      const fakeMs: Record<string, number> = { ws_128x256x4: 1.0, wgmma_256x128x4: 1.0, wgmma_128x128x4: 0.5 };
+      expect(x.defaultName).toBe(small.problems.find((p) => p.signature === x.signature && p.bucket === x.bucket)!.defaultName);
+      expect([x.ms, x.defaultMs]).toEqual([0.5, fakeMs[x.defaultName] ?? 2.0]);
       const st = Object.fromEntries(x.candidates.map((c) => [c.name, c.status]));
       expect(st.wgmma_64x64x3).toMatch(/nvcc failed: .*fake nvcc failure/);
       expect(st.wgmma_64x128x3).toMatch(/spills \(8 bytes/);
@@ -302,7 +330,7 @@ describe("import and compile", () => {
     const args = ["examples/tiny-hybrid.ts", "--no-check", "--candidates", "wgmma_128x128x4", "-o", out];
     const first = await run(...args);
     expect(first.exitCode, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/5 signatures × token buckets = 5 problems, 4 timing programs; 2 gemm candidates \(default ws_128x256x4\)/);
+    expect(first.stdout).toMatch(/5 signatures × token buckets = 5 problems, 8 timing programs; 4 gemm candidates \(default ws_128x256x4\)/);
     expect((await run(...args)).exitCode).toBe(0);
     const other = await run("examples/tiny-hybrid.ts", "--no-check", "-o", path.join(ROOT, "tests/tune"));
     expect(other.stderr).toMatch(/holds other files \(no tune\.json/);
