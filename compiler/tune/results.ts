@@ -7,7 +7,8 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { StrataError } from "../ir/errors.js";
-import { TileConfigSchema, tileName } from "./configs.js";
+import { defaultTiles } from "../kernels/tiles.js";
+import { backendFor, TileConfigSchema, tileName } from "./configs.js";
 import { BUCKETS, type TuningEntry } from "./db.js";
 
 export const RESULTS_SCHEMA = "strata-tune-results";
@@ -88,10 +89,17 @@ export function resultsToEntries(res: ResultsFile): { entries: TuningEntry[]; li
       device: res.device,
       measuredAt: res.measuredAt,
     });
-    const slower = r.defaultMs / r.ms - 1;
+    // the default compared is this version's untuned choice for the shape (tiles.ts defaultTiles)
+    // when the run measured it — a results file from before the shape-dependent defaults names the
+    // family's one default — else the file's
+    const kind = r.signature.split(".")[0] as "forward" | "dgrad" | "wgrad";
+    const now = ["forward", "dgrad", "wgrad"].includes(kind) ? tileName(defaultTiles(kind, backendFor(res.arch), r.M, r.N)) : r.defaultName;
+    const row = r.candidates.find((c) => c.name === now && c.status === "ok" && c.ms !== null);
+    const [defName, defMs] = row ? [now, row.ms!] : [tileName(r.defaultTiles), r.defaultMs];
+    const slower = defMs / r.ms - 1;
     const flag = slower > DEFAULT_SLACK ? `  << default ${(slower * 100).toFixed(0)}% slower than tuned (target ≤ ${DEFAULT_SLACK * 100}%)` : "";
     if (flag) slowDefaults++;
-    lines.push(`  ${what}: tuned ${tileName(r.tiles)} ${r.ms.toFixed(4)} ms, default ${tileName(r.defaultTiles)} ${r.defaultMs.toFixed(4)} ms${flag}`);
+    lines.push(`  ${what}: tuned ${tileName(r.tiles)} ${r.ms.toFixed(4)} ms, default ${defName} ${defMs.toFixed(4)} ms${flag}`);
   }
   return { entries, lines, slowDefaults };
 }
