@@ -95,9 +95,22 @@ const CHUNK = 64; // include/ssd_bwd.cuh kGradChunk
 const SMEM_LIMIT = 227 * 1024;
 /** include/ssd_bwd.cuh GradSmem<64, P, N>::kBytes */
 const smemBytes = (P: number, N: number) => 4 * (2 * CHUNK * (P + 1) + 2 * CHUNK * (N + 1) + P * (N + 1) + 3 * CHUNK * (CHUNK + 1) + 8 * CHUNK + CHUNK * 16 + 256);
-/** include/ssd_bwd.cuh ssd_grad_scratch_per_token / _fixed */
+/** include/ssd_bwd.cuh TcTile<M, Nn>::WN: warp columns of the 8 warps' tiling of an M × Nn product (0: none fits) */
+const warpCols = (M: number, Nn: number) => (M % 32 === 0 && Nn % 32 === 0 ? 4 : M % 64 === 0 && Nn % 16 === 0 ? 2 : M % 16 === 0 && Nn % 64 === 0 ? 8 : 0);
+/** include/ssd_bwd.cuh GradSmemTc<64, P, N>::kBytes and GroupSmem<64, P, N>::kBytes */
+const tcSmemBytes = (P: number, N: number) => 4 * (2 * CHUNK * (P + 4) + 2 * CHUNK * (N + 4) + P * (N + 4) + 3 * CHUNK * (CHUNK + 4) + 8 * CHUNK + CHUNK * 16 + 256);
+const groupSmemBytes = (P: number, N: number) =>
+  4 * (2 * CHUNK * (P + 4) + 2 * CHUNK * (N + 4) + P * (N + 4) + 3 * CHUNK * (CHUNK + 4) + 7 * CHUNK + CHUNK * (warpCols(CHUNK, CHUNK) + 8 / warpCols(CHUNK, CHUNK)) + 2 * CHUNK * warpCols(CHUNK, N) + 8);
+/** include/ssd_bwd.cuh group_fits<64, P, N>: the default path (one CTA per group), which keeps no per-head dB / dC partials */
+export const ssdGradGroupPath = (P: number, N: number) =>
+  [warpCols(P, N), warpCols(CHUNK, CHUNK), warpCols(CHUNK, P), warpCols(CHUNK, N)].every((w) => w > 0 && w <= 16) &&
+  P % 8 === 0 &&
+  N % 8 === 0 &&
+  tcSmemBytes(P, N) <= SMEM_LIMIT &&
+  groupSmemBytes(P, N) <= SMEM_LIMIT;
+/** include/ssd_bwd.cuh ssd_grad_scratch_per_token / _fixed (the chunk states; per-head dB / dC partials only off the group path) */
 export const ssdGradScratch = (H: number, P: number, N: number) => ({
-  perToken: Math.ceil((H * (2 * P * N + 1) * 4) / CHUNK) + 2 * H * N * 4 + H * 4,
+  perToken: Math.ceil((H * (2 * P * N + 1) * 4) / CHUNK) + (ssdGradGroupPath(P, N) ? 0 : 2 * H * N * 4) + H * 4,
   fixed: H * (2 * P * N + 1) * 4 + 8 * 256,
 });
 

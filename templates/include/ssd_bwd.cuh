@@ -18,19 +18,23 @@
 //     Z_ls = dt_s·M_ls·(C_l·B_s), Y_l = e^{cs_l}·gy_l·(h_prev·C_l),
 //     E_s = dt_s·e^{cs_end−cs_s}·x_sᵀ·dh_end·B_s, E0 = e^{cs_end}·⟨dh_end, h_prev⟩
 //   d(dt_r·A) = Σ_{l≥r} d cs_l;  ddt_r = Σ_l Z_lr/dt_r + E_r/dt_r + A·d(dt_r·A);  dA = Σ dt_r·d(dt_r·A)
-// Four launches, every reduction in a fixed order (no float atomics: bit-identical run to run):
+// Three launches (the default, group path), every reduction in a fixed order (no float atomics:
+// bit-identical run to run):
 //   1. chunk_local  (b, h, c): the chunk's own state S_c = Σ_s e^{cs_end−cs_s} dt_s x_s⊗B_s and its
 //      own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l, decay e^{cs_end} → scratch;
 //   2. state_pass   (b, h, elements): sequential over chunks, S_c ← h_prev of chunk c (from h0),
 //      R_c ← dh_end of chunk c (from 0, in reverse); what is left in reverse is dh0;
-//   3. chunk_grad   (b, h, c): the formulas above as smem GEMMs; dx, ddt stored, dB/dC per head and
-//      dA per chunk → scratch;
-//   4. finish: dB, dC summed over the heads of each group, dA over batch and chunks.
-// The GEMMs of launches 1 and 3 run on tensor cores by default (chunk_*_tc_kernel: mma.sync
-// m16n8k8 TF32 with the 3xTF32 hi/lo split, fp32-accurate; bf16 operands are exact in TF32 and
-// skip their lo term); ssd_grad<P, N, false> runs the fp32 CUDA-core kernels instead (256
-// threads, 16 x 16 thread grid, register micro-tiles), also the fallback where no warp tiling fits.
-// H200, B4 T4096 H64 P64 G8 N128: 14.15 ms (CUDA cores) → 10.90 ms (tensor cores).
+//   3. chunk_grad   (b, group, c): the formulas above as tensor-core products for each head of the
+//      group in turn (B, C and C·Bᵀ once); dx, ddt stored per head, dB / dC summed over the heads in
+//      registers and stored once, dA per (head, chunk) → scratch; then dA over batch and chunks.
+// The per-head paths (ssd_grad<P, N, kPathTc / kPathSimt>, kept for A/B and as fallbacks where the
+// group tiles do not fit) run chunk_grad per (b, h, c) with per-head dB / dC partials in scratch
+// and a 4th launch that sums them over the heads of each group.
+// Products: mma.sync m16n8k8 TF32 with the 3xTF32 hi/lo split (fp32-accurate; bf16 operands are
+// exact in TF32 and skip their lo term); kPathSimt runs fp32 CUDA-core kernels instead (256
+// threads, 16 x 16 thread grid, register micro-tiles).
+// H200, B4 T4096 H64 P64 G8 N128: 14.15 ms (CUDA cores) → 10.90 ms (tensor cores, per head) → see
+// docs/PERF-NOTES.md for the group path.
 // Smem: padded fp32 tiles (CUDA-core path: row length + 1, transposed reads are bank-conflict free;
 // tensor-core path: + 4 / + 8, see the tc section).
 // Layouts: token-major with row / batch strides (elements) for every per-token tensor; A [H],
@@ -111,16 +115,19 @@ STRATA_DEV void zero(float (&acc)[TM][TN]) {
 }
 
 // Scratch (floats): dA partials of every chunk of the call, then, per sub-batch of sequences, the
-// chunk states S, R, the chunk decays and the per-head dB / dC partials. Parts are 64-float aligned.
+// chunk states S, R, the chunk decays and (per-head paths only) the per-head dB / dC partials.
+// Parts are 64-float aligned.
 struct Scratch {
   float *S, *R, *decay, *dApart, *dBpart, *dCpart;
 };
 STRATA_HD size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 // floats of the per-sub-batch part for `nb` sequences of T tokens (pointers set when base != nullptr)
+// partials = false (the group path): no dB / dC partials (their pointers are set, to zero-size parts).
 template <int L, int P, int N>
-STRATA_HD size_t sub_floats(int nb, int T, int H, Scratch* s = nullptr, float* base = nullptr) {
+STRATA_HD size_t sub_floats(int nb, int T, int H, Scratch* s = nullptr, float* base = nullptr, bool partials = true) {
   const size_t nc = (size_t)nb * H * ((T + L - 1) / L);
-  const size_t sizes[5] = {nc * P * N, nc * P * N, nc, (size_t)nb * T * H * N, (size_t)nb * T * H * N};
+  const size_t part = partials ? (size_t)nb * T * H * N : 0;
+  const size_t sizes[5] = {nc * P * N, nc * P * N, nc, part, part};
   float** dst[5] = {s ? &s->S : nullptr, s ? &s->R : nullptr, s ? &s->decay : nullptr, s ? &s->dBpart : nullptr, s ? &s->dCpart : nullptr};
   size_t off = 0;
   for (int i = 0; i < 5; ++i) {
@@ -812,16 +819,565 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_tc_kernel(const PR p, Scr
   chunk_grad_tail<L, TN::WN>(p, s, sRed, sE0, sDt, sF, sRowZ, sColZ, sY, sDcs, csEnd, A, chunkIdx, b, h, t0, T);
 }
 
+// ---- group path (the default): vectorized loads, warp-parallel scans, one CTA per group ---------
+// chunk_grad_group_kernel (b, group g, chunk c) loops over the H/G heads of the group: B, C and
+// C·Bᵀ are loaded / computed once, dB and dC are summed over the heads in registers (heads in
+// order: deterministic) and stored once in their own dtype — no per-head partial scratch and no
+// finish pass. Tiles load with 16-byte vectors, every load of a phase in flight before the first
+// shared-memory store (element-wise where a tensor is not 16-byte aligned); the chunk cumsum, the
+// d cs reverse cumsum and the per-chunk sums run on one warp (shuffle scans, fixed trees);
+// rowZ / colZ reduce from the product's fragments (no Z tile, no 64-long loops).
+
+// whether a per-token tensor can be read in 16-byte vectors (its head offsets are multiples of 16
+// elements: P, N % 16 == 0)
+template <class T>
+STRATA_DEV bool vec16_ok(const Tok<const T>& t) {
+  return ((reinterpret_cast<uintptr_t>(t.p) | (uintptr_t)(t.row * (long long)sizeof(T)) | (uintptr_t)(t.batch * (long long)sizeof(T))) & 15) == 0;
+}
+// An L x COLS tile of a per-token tensor in registers (16-byte vectors, rows past T zero), then
+// stored as fp32 into a padded shared tile (ld % 4 == 0).
+template <int L, int COLS, class T>
+struct TileRegs {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, __nv_bfloat16>::value, "float or bf16 tiles");
+  static constexpr int kVecElems = 16 / (int)sizeof(T), kRowVecs = COLS / kVecElems, kVecs = L * kRowVecs;
+  static constexpr int kPer = (kVecs + kThreads - 1) / kThreads;
+  static_assert(COLS % kVecElems == 0, "tile rows are whole vectors");
+  uint4 v[kPer];
+  STRATA_DEV static bool live(int k) { return kVecs % kThreads == 0 || (int)threadIdx.x + k * kThreads < kVecs; }
+  STRATA_DEV void load(const Tok<const T>& t, int b, int t0, int T_, int off) {
+    const T* base = t.p + b * t.batch + off;
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int i = threadIdx.x + k * kThreads, l = i / kRowVecs, cv = i % kRowVecs;
+      v[k] = make_uint4(0u, 0u, 0u, 0u);
+      if (live(k) && t0 + l < T_) v[k] = __ldg(reinterpret_cast<const uint4*>(base + (long long)(t0 + l) * t.row) + cv);
+    }
+  }
+  STRATA_DEV void store(float* dst, int ld) const {
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      if (!live(k)) continue;
+      const int i = threadIdx.x + k * kThreads, l = i / kRowVecs, cv = i % kRowVecs;
+      float4* d = reinterpret_cast<float4*>(dst + l * ld + cv * kVecElems);
+      if constexpr (sizeof(T) == 2) {  // bf16 → fp32 exactly: the bf16 bits are the top half of the float
+        const uint4 w = v[k];
+        d[0] = make_float4(__uint_as_float(w.x << 16), __uint_as_float(w.x & 0xffff0000u), __uint_as_float(w.y << 16), __uint_as_float(w.y & 0xffff0000u));
+        d[1] = make_float4(__uint_as_float(w.z << 16), __uint_as_float(w.z & 0xffff0000u), __uint_as_float(w.w << 16), __uint_as_float(w.w & 0xffff0000u));
+      } else {
+        d[0] = make_float4(__uint_as_float(v[k].x), __uint_as_float(v[k].y), __uint_as_float(v[k].z), __uint_as_float(v[k].w));
+      }
+    }
+  }
+};
+// Two tiles of chunk c (rows t0 … t0 + L − 1) into padded fp32 shared tiles: all vector loads of both
+// issued before the first store.
+template <int L, int C1, int C2, class T1, class T2>
+STRATA_DEV void load_tiles2(float* d1, int ld1, const Tok<const T1>& t1, int off1, float* d2, int ld2, const Tok<const T2>& t2, int off2, int b, int t0,
+                            int T_) {
+  TileRegs<L, C1, T1> r1;
+  TileRegs<L, C2, T2> r2;
+  const bool v1 = vec16_ok(t1), v2 = vec16_ok(t2);
+  if (v1) r1.load(t1, b, t0, T_, off1);
+  if (v2) r2.load(t2, b, t0, T_, off2);
+  if (v1) r1.store(d1, ld1);
+  else load_tile<L>(d1, ld1, C1, t1, b, t0, T_, off1);
+  if (v2) r2.store(d2, ld2);
+  else load_tile<L>(d2, ld2, C2, t2, b, t0, T_, off2);
+}
+// x, gy (columns xOff …, P wide) and B, C (bOff …, N wide): in one phase when the four fit in 12
+// vectors a thread (bf16), else in two.
+template <int L, int P, int N, class PR>
+STRATA_DEV void load_chunk_tiles(const PR& p, float* sX, float* sGy, int ldP, int xOff, float* sB, float* sC, int ldN, int bOff, int b, int t0, int T_) {
+  using TX = typename std::remove_const<typename std::remove_pointer<decltype(p.x.p)>::type>::type;
+  using TGy = typename std::remove_const<typename std::remove_pointer<decltype(p.gy.p)>::type>::type;
+  using TB = typename std::remove_const<typename std::remove_pointer<decltype(p.B.p)>::type>::type;
+  using TC = typename std::remove_const<typename std::remove_pointer<decltype(p.C.p)>::type>::type;
+  constexpr int kVecs = TileRegs<L, P, TX>::kPer + TileRegs<L, P, TGy>::kPer + TileRegs<L, N, TB>::kPer + TileRegs<L, N, TC>::kPer;
+  if constexpr (kVecs <= 12) {
+    TileRegs<L, P, TX> rx;
+    TileRegs<L, P, TGy> rg;
+    TileRegs<L, N, TB> rb;
+    TileRegs<L, N, TC> rc;
+    const bool vx = vec16_ok(p.x), vg = vec16_ok(p.gy), vb = vec16_ok(p.B), vc = vec16_ok(p.C);
+    if (vx) rx.load(p.x, b, t0, T_, xOff);
+    if (vg) rg.load(p.gy, b, t0, T_, xOff);
+    if (vb) rb.load(p.B, b, t0, T_, bOff);
+    if (vc) rc.load(p.C, b, t0, T_, bOff);
+    if (vx) rx.store(sX, ldP);
+    else load_tile<L>(sX, ldP, P, p.x, b, t0, T_, xOff);
+    if (vg) rg.store(sGy, ldP);
+    else load_tile<L>(sGy, ldP, P, p.gy, b, t0, T_, xOff);
+    if (vb) rb.store(sB, ldN);
+    else load_tile<L>(sB, ldN, N, p.B, b, t0, T_, bOff);
+    if (vc) rc.store(sC, ldN);
+    else load_tile<L>(sC, ldN, N, p.C, b, t0, T_, bOff);
+  } else {
+    load_tiles2<L, P, N>(sX, ldP, p.x, xOff, sB, ldN, p.B, bOff, b, t0, T_);
+    load_tiles2<L, P, N>(sGy, ldP, p.gy, xOff, sC, ldN, p.C, bOff, b, t0, T_);
+  }
+}
+// A P x N fp32 state (contiguous) in registers, 16-byte loads, then into a padded shared tile.
+template <int P, int N>
+struct StateRegs {
+  static constexpr int kVecs = P * N / 4, kPer = (kVecs + kThreads - 1) / kThreads;
+  float4 v[kPer];
+  STRATA_DEV static bool live(int k) { return kVecs % kThreads == 0 || (int)threadIdx.x + k * kThreads < kVecs; }
+  STRATA_DEV void load(const float* src) {
+#pragma unroll
+    for (int k = 0; k < kPer; ++k)
+      if (live(k)) v[k] = __ldg(reinterpret_cast<const float4*>(src) + threadIdx.x + k * kThreads);
+  }
+  STRATA_DEV float* at(float* dst, int ld, int k) const {
+    const int e = 4 * ((int)threadIdx.x + k * kThreads);
+    return dst + (e / N) * ld + e % N;
+  }
+  STRATA_DEV void store(float* dst, int ld) const {
+#pragma unroll
+    for (int k = 0; k < kPer; ++k)
+      if (live(k)) *reinterpret_cast<float4*>(at(dst, ld, k)) = v[k];
+  }
+};
+// dt of chunk c (head h), rows 2·lane and 2·lane + 1 on warp 0 (other threads: zeros, no load); then
+// the inclusive cumsum of dt·A on warp 0 (a shuffle scan of the pair sums: fixed order). Split so
+// that the tile loads go out between the two. L == 64. The caller syncs before reading.
+template <int L, class TDt>
+STRATA_DEV float2 load_dt_pair(const Tok<const TDt>& dt, int b, int t0, int T_, int h) {
+  static_assert(L == 64, "two rows a lane");
+  float2 d = make_float2(0.f, 0.f);
+  if (threadIdx.x >= 32) return d;
+  const int l0 = 2 * (int)threadIdx.x;
+  const TDt* q = dt.p + b * dt.batch + h;
+  if (t0 + l0 < T_) d.x = ldf(q + (long long)(t0 + l0) * dt.row);
+  if (t0 + l0 + 1 < T_) d.y = ldf(q + (long long)(t0 + l0 + 1) * dt.row);
+  return d;
+}
+STRATA_DEV void dt_cumsum_warp(float* sDt, float* sCs, float2 d, float A) {
+  if (threadIdx.x >= 32) return;
+  const int lane = threadIdx.x, l0 = 2 * lane;
+  const float a0 = d.x * A, a1 = d.y * A;
+  float sc = a0 + a1;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float u = __shfl_up_sync(0xffffffffu, sc, o);
+    if (lane >= o) sc += u;
+  }
+  float ex = __shfl_up_sync(0xffffffffu, sc, 1);
+  if (lane == 0) ex = 0.f;
+  const float c0 = ex + a0;
+  sDt[l0] = d.x;
+  sDt[l0 + 1] = d.y;
+  sCs[l0] = c0;
+  sCs[l0 + 1] = c0 + a1;
+}
+STRATA_DEV float warp_sum(float v) {  // butterfly: every lane ends with the same bits
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// 1. (group path) chunk_local_tc_kernel with vectorized loads and the warp cumsum.
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads, 2) chunk_local_fast_kernel(const PR p, Scratch s) {
+  using SM = LocalSmemTc<L, P, N>;
+  constexpr int ldP = SM::ldP, ldN = SM::ldN;
+  extern __shared__ float4 smem4[];
+  float* sX = reinterpret_cast<float*>(smem4);
+  float* sGy = sX + L * ldP;
+  float* sB = sGy + L * ldP;
+  float* sC = sB + L * ldN;
+  float* sDt = sC + L * ldN;
+  float* sCs = sDt + L;
+  float* sW = sCs + L;
+  float* sEc = sW + L;
+  const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
+  const int t0 = c * L;
+  const float2 dtp = load_dt_pair<L>(p.dt, b, t0, T, h);
+  load_chunk_tiles<L, P, N>(p, sX, sGy, ldP, h * P, sB, sC, ldN, g * N, b, t0, T);
+  dt_cumsum_warp(sDt, sCs, dtp, p.A[h]);
+  __syncthreads();
+  const float csEnd = sCs[L - 1];
+  for (int l = threadIdx.x; l < L; l += kThreads) {
+    sW[l] = expf(csEnd - sCs[l]) * sDt[l];
+    sEc[l] = expf(sCs[l]);
+  }
+  __syncthreads();
+  using TT = TcTile<P, N>;
+  constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
+  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+  const auto store = [&](const typename TT::Acc& acc, float* dst) {
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          *reinterpret_cast<float2*>(dst + TT::row(i, 2 * hh) * N + TT::col(j, 0)) = make_float2(acc[i][j][2 * hh], acc[i][j][2 * hh + 1]);
+  };
+  typename TT::Acc acc;
+  tc_zero<TT>(acc);
+  tc_gemm<TT, L, true, !eB>(acc, [&](int pp, int k) { return sX[k * ldP + pp] * sW[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
+  store(acc, s.S + chunkIdx * P * N);
+  tc_zero<TT>(acc);
+  tc_gemm<TT, L, true, !eC>(acc, [&](int pp, int k) { return sGy[k * ldP + pp] * sEc[k]; }, [&](int k, int n) { return sC[k * ldN + n]; });
+  store(acc, s.R + chunkIdx * P * N);
+  if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
+}
+
+template <int L, int P, int N, bool kAsync = false>
+struct GroupSmem {
+  using TL = TcTile<L, L>;
+  using TN = TcTile<L, N>;
+  static constexpr int ldP = P + 4, ldN = N + 4, ldL = L + 4;
+  // x, gy | B, C | state (dh_end, then h_prev; kAsync: two, dh_end and h_prev) | C·Bᵀ, Wᵀ, M | dt, cs,
+  // e^{cs_end−cs}, e^{cs}, rowZ, colZ, F | rowZ partials [L][TL::WN], colZ partials [L][TL::WM],
+  // F and Y partials [L][TN::WN] each | E0 partials [warps]
+  static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + (size_t)(kAsync ? 2 : 1) * P * ldN + (size_t)3 * L * ldL + 7 * L +
+                                    (size_t)L * TL::WN + (size_t)L * TL::WM + (size_t)2 * L * TN::WN + kThreads / 32;
+  static constexpr size_t kBytes = kFloats * sizeof(float);
+};
+template <int L, int P, int N>
+constexpr bool group_fits() {
+  return L == 64 && tc_fits<L, P, N>() && GroupSmem<L, P, N>::kBytes <= 227 * 1024;
+}
+template <int L, int P, int N>
+constexpr bool group_async_fits() {
+  return group_fits<L, P, N>() && GroupSmem<L, P, N, true>::kBytes <= 227 * 1024;
+}
+
+// 16-byte global → shared copies that bypass registers (cp.async, sm_80+), in commit groups.
+STRATA_DEV void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
+}
+STRATA_DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kPending>
+STRATA_DEV void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory"); }
+// A P x N fp32 state (contiguous) into a padded shared tile, asynchronously (one commit group).
+template <int P, int N>
+STRATA_DEV void state_async(float* dst, int ld, const float* src) {
+  for (int i = threadIdx.x; i < P * N / 4; i += kThreads) cp_async16(dst + (4 * i / N) * ld + 4 * i % N, src + 4 * i);
+  cp_async_commit();
+}
+
+// 3. (group path) every gradient of one chunk for the heads of one group. kAsync: the states come in
+// by cp.async into two tiles, each a phase ahead of its use (h_prev while dx and dB run, the next
+// head's dh_end while dC and the tail run), so only the x / gy / dt loads stall a head.
+template <int L, int P, int N, class PR, bool kAsync>
+__global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR p, Scratch s) {
+  using SM = GroupSmem<L, P, N, kAsync>;
+  using TL = TcTile<L, L>;
+  using TP = TcTile<L, P>;
+  using TN = TcTile<L, N>;
+  constexpr int ldP = SM::ldP, ldN = SM::ldN, ldL = SM::ldL;
+  constexpr bool eGy = Bf16Tok<decltype(PR::gy)>::value, eX = Bf16Tok<decltype(PR::x)>::value;
+  constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
+  extern __shared__ float4 smem4[];
+  float* sX = reinterpret_cast<float*>(smem4);
+  float* sGy = sX + L * ldP;
+  float* sB = sGy + L * ldP;
+  float* sC = sB + L * ldN;
+  float* sDh = sC + L * ldN;                      // dh_end
+  float* sHp = kAsync ? sDh + P * ldN : sDh;       // h_prev (without kAsync: replaces dh_end in place)
+  float* sCB = sHp + P * ldN;  // C·Bᵀ [l][s]
+  float* sWt = sCB + L * ldL;  // W transposed [s][l]
+  float* sM = sWt + L * ldL;   // [l][s]
+  float* sDt = sM + L * ldL;
+  float* sCs = sDt + L;
+  float* sEe = sCs + L;  // e^{cs_end − cs}
+  float* sEc = sEe + L;  // e^{cs}
+  float* sRowZ = sEc + L;
+  float* sColZ = sRowZ + L;
+  float* sF = sColZ + L;
+  float* sRzp = sF + L;
+  float* sCzp = sRzp + L * TL::WN;
+  float* sFp = sCzp + L * TL::WM;
+  float* sYp = sFp + L * TN::WN;
+  float* sE0 = sYp + L * TN::WN;
+
+  const int c = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int H = p.nheads, T = p.seqlen, HG = H / p.ngroups;
+  const int t0 = c * L;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+
+  const auto chunkOf = [&](int hh) { return ((size_t)b * H + hh) * gridDim.x + c; };
+  if constexpr (kAsync) state_async<P, N>(sDh, ldN, s.R + chunkOf(g * HG) * P * N);  // the first head's dh_end
+  load_tiles2<L, N, N>(sB, ldN, p.B, g * N, sC, ldN, p.C, g * N, b, t0, T);
+  __syncthreads();
+  {  // C·Bᵀ: the same for every head of the group
+    typename TL::Acc cb;
+    tc_zero<TL>(cb);
+    tc_gemm<TL, N, !eC, !eB>(cb, [&](int l, int k) { return sC[l * ldN + k]; }, [&](int k, int ss) { return sB[ss * ldN + k]; });
+#pragma unroll
+    for (int i = 0; i < TL::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TL::NT; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) sCB[TL::row(i, q) * ldL + TL::col(j, q)] = cb[i][j][q];
+  }
+  typename TN::Acc dBs, dCs;  // Σ over the group's heads, in head order
+  tc_zero<TN>(dBs);
+  tc_zero<TN>(dCs);
+
+  for (int j = 0; j < HG; ++j) {
+    const int h = g * HG + j;
+    const float A = p.A[h];
+    const size_t chunkIdx = chunkOf(h);
+    __syncthreads();  // the previous head is done with every tile
+    if constexpr (kAsync) {
+      state_async<P, N>(sHp, ldN, s.S + chunkIdx * P * N);  // lands while gx, dx and dB run
+      const float2 dtp = load_dt_pair<L>(p.dt, b, t0, T, h);
+      load_tiles2<L, P, P>(sX, ldP, p.x, h * P, sGy, ldP, p.gy, h * P, b, t0, T);
+      dt_cumsum_warp(sDt, sCs, dtp, A);
+      cp_async_wait<1>();  // this head's dh_end (all but the newest group)
+    } else {
+      StateRegs<P, N> rv;
+      rv.load(s.R + chunkIdx * P * N);
+      const float2 dtp = load_dt_pair<L>(p.dt, b, t0, T, h);
+      load_tiles2<L, P, P>(sX, ldP, p.x, h * P, sGy, ldP, p.gy, h * P, b, t0, T);
+      rv.store(sDh, ldN);
+      dt_cumsum_warp(sDt, sCs, dtp, A);
+    }
+    __syncthreads();
+    const float csEnd = sCs[L - 1];
+    if (tid < L) {
+      sEe[tid] = expf(csEnd - sCs[tid]);
+      sEc[tid] = expf(sCs[tid]);
+    }
+    {  // M = (gy xᵀ)·decay, Wᵀ = ((C Bᵀ)·decay)ᵀ; rowZ_l = Σ_s dt_s·Zd_ls, colZ_s = Σ_l Zd_ls (Zd = M·CBᵀ) from the fragments
+      typename TL::Acc gx;
+      tc_zero<TL>(gx);
+      tc_gemm<TL, P, !eGy, !eX>(gx, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int ss) { return sX[ss * ldP + k]; });
+      float rz[TL::MT][2], cz[TL::NT][2];
+#pragma unroll
+      for (int i = 0; i < TL::MT; ++i) rz[i][0] = rz[i][1] = 0.f;
+#pragma unroll
+      for (int jj = 0; jj < TL::NT; ++jj) cz[jj][0] = cz[jj][1] = 0.f;
+#pragma unroll
+      for (int i = 0; i < TL::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TL::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const int l = TL::row(i, q), ss = TL::col(jj, q);
+            const float cbv = sCB[l * ldL + ss];
+            const float dec = ss <= l ? expf(sCs[l] - sCs[ss]) : 0.f;
+            const float m = gx[i][jj][q] * dec, z = m * cbv;
+            sWt[ss * ldL + l] = cbv * dec;
+            sM[l * ldL + ss] = m;
+            rz[i][q >> 1] = fmaf(sDt[ss], z, rz[i][q >> 1]);
+            cz[jj][q & 1] += z;
+          }
+      // rows: the 4 lanes of a row (fixed butterfly), then per warp column; columns: the 8 row lanes, then per warp row
+      const int wn = TL::wn(), wm = warp / TL::WN;
+#pragma unroll
+      for (int i = 0; i < TL::MT; ++i)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float f = rz[i][hh];
+          f += __shfl_xor_sync(0xffffffffu, f, 1);
+          f += __shfl_xor_sync(0xffffffffu, f, 2);
+          if (lane % 4 == 0) sRzp[TL::row(i, 2 * hh) * TL::WN + wn] = f;
+        }
+#pragma unroll
+      for (int jj = 0; jj < TL::NT; ++jj)
+#pragma unroll
+        for (int qq = 0; qq < 2; ++qq) {
+          float f = cz[jj][qq];
+          f += __shfl_xor_sync(0xffffffffu, f, 4);
+          f += __shfl_xor_sync(0xffffffffu, f, 8);
+          f += __shfl_xor_sync(0xffffffffu, f, 16);
+          if (lane < 4) sCzp[TL::col(jj, qq) * TL::WM + wm] = f;
+        }
+    }
+    __syncthreads();
+    if (tid < L) {
+      float r = 0.f;
+      for (int k = 0; k < TL::WN; ++k) r += sRzp[tid * TL::WN + k];
+      sRowZ[tid] = r;
+    } else if (tid < 2 * L) {
+      const int ss = tid - L;
+      float r = 0.f;
+      for (int k = 0; k < TL::WM; ++k) r += sCzp[ss * TL::WM + k];
+      sColZ[ss] = r;
+    }
+    // dx (L x P)
+    {
+      typename TP::Acc acc;
+      tc_zero<TP>(acc);
+      tc_gemm<TP, N, !eB, true>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sDh[pp * ldN + k]; });
+#pragma unroll
+      for (int i = 0; i < TP::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TP::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) acc[i][jj][q] *= sEe[TP::row(i, q)];
+      tc_gemm<TP, L, true, !eGy>(acc, [&](int ss, int k) { return sWt[ss * ldL + k]; }, [&](int k, int pp) { return sGy[k * ldP + pp]; });
+      if (p.dx.p) {
+#pragma unroll
+        for (int i = 0; i < TP::MT; ++i)
+#pragma unroll
+          for (int jj = 0; jj < TP::NT; ++jj)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              const int ss = TP::row(i, q), tt = t0 + ss;
+              if (tt >= T) continue;
+              stf(p.dx.p + b * p.dx.batch + (long long)tt * p.dx.row + h * P + TP::col(jj, q), acc[i][jj][q] * sDt[ss]);
+            }
+      }
+    }
+    // dB (L x N): U = e^{cs_end−cs_s}·x_sᵀ dh_end, F_s = B_s·U_s, then + Σ_l M_ls C_l, times dt_s, into Σ_heads
+    {
+      typename TN::Acc acc;
+      tc_zero<TN>(acc);
+      tc_gemm<TN, P, !eX, true>(acc, [&](int ss, int k) { return sX[ss * ldP + k]; }, [&](int k, int n) { return sDh[k * ldN + n]; });
+#pragma unroll
+      for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) acc[i][jj][q] *= sEe[TN::row(i, q)];
+      tc_row_partials<TN>(acc, [&](int ss, int n) { return sB[ss * ldN + n]; }, sFp);
+      tc_gemm<TN, L, true, !eC>(acc, [&](int ss, int k) { return sM[k * ldL + ss]; }, [&](int k, int n) { return sC[k * ldN + n]; });
+#pragma unroll
+      for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) dBs[i][jj][q] = fmaf(acc[i][jj][q], sDt[TN::row(i, q)], dBs[i][jj][q]);
+    }
+    {
+      StateRegs<P, N> rv;  // (without kAsync) h_prev, in flight across the barrier
+      if constexpr (kAsync) cp_async_wait<0>();  // h_prev
+      else rv.load(s.S + chunkIdx * P * N);
+      __syncthreads();  // every read of dh_end is done (h_prev visible); F partials complete
+      if (tid < L) {
+        float f = 0.f;
+        for (int k = 0; k < TN::WN; ++k) f += sFp[tid * TN::WN + k];
+        sF[tid] = f;
+      }
+      float e0 = 0.f;  // ⟨dh_end, h_prev⟩ (without kAsync: while h_prev replaces dh_end)
+#pragma unroll
+      for (int k = 0; k < StateRegs<P, N>::kPer; ++k) {
+        if (!rv.live(k)) continue;
+        float4* d = reinterpret_cast<float4*>(rv.at(sDh, ldN, k));
+        const float4 o = *d, v = kAsync ? *reinterpret_cast<const float4*>(rv.at(sHp, ldN, k)) : rv.v[k];
+        e0 = fmaf(o.x, v.x, e0); e0 = fmaf(o.y, v.y, e0); e0 = fmaf(o.z, v.z, e0); e0 = fmaf(o.w, v.w, e0);
+        if constexpr (!kAsync) *d = v;
+      }
+      e0 = warp_sum(e0);
+      if (lane == 0) sE0[warp] = e0;
+    }
+    __syncthreads();
+    if constexpr (kAsync)  // the next head's dh_end lands while dC and the tail run
+      if (j + 1 < HG) state_async<P, N>(sDh, ldN, s.R + chunkOf(h + 1) * P * N);
+    // dC (L x N): V = e^{cs_l}·gy_lᵀ h_prev, Y_l = C_l·V_l, then + Σ_s M_ls dt_s B_s, into Σ_heads
+    {
+      typename TN::Acc acc;
+      tc_zero<TN>(acc);
+      tc_gemm<TN, P, !eGy, true>(acc, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int n) { return sHp[k * ldN + n]; });
+#pragma unroll
+      for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) acc[i][jj][q] *= sEc[TN::row(i, q)];
+      tc_row_partials<TN>(acc, [&](int l, int n) { return sC[l * ldN + n]; }, sYp);
+      tc_gemm<TN, L, true, !eB>(acc, [&](int l, int k) { return sM[l * ldL + k] * sDt[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
+#pragma unroll
+      for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) dCs[i][jj][q] += acc[i][jj][q];
+    }
+    __syncthreads();
+    if (warp == 0) {  // d cs, its reverse cumsum d(dt·A), ddt and the chunk's dA partial: two rows a lane
+      float dcs[2], dtv[2], fv[2], czv[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int l = 2 * lane + e;
+        float y = 0.f;
+        for (int k = 0; k < TN::WN; ++k) y += sYp[l * TN::WN + k];
+        dtv[e] = sDt[l];
+        fv[e] = sF[l];
+        czv[e] = sColZ[l];
+        dcs[e] = sRowZ[l] - dtv[e] * czv[e] + y - dtv[e] * fv[e];
+      }
+      float e0 = 0.f;
+      for (int k = 0; k < kThreads / 32; ++k) e0 += sE0[k];
+      const float sumE = warp_sum(fmaf(dtv[1], fv[1], dtv[0] * fv[0]));
+      if (lane == 31) dcs[1] += expf(csEnd) * e0 + sumE;
+      float sc = dcs[0] + dcs[1];  // suffix sums over the lanes
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const float u = __shfl_down_sync(0xffffffffu, sc, o);
+        if (lane + o < 32) sc += u;
+      }
+      float ex = __shfl_down_sync(0xffffffffu, sc, 1);
+      if (lane == 31) ex = 0.f;
+      const float run1 = ex + dcs[1], run0 = run1 + dcs[0];
+      const float dA = warp_sum(fmaf(dtv[1], run1, dtv[0] * run0));
+      if (lane == 0) s.dApart[chunkIdx] = dA;
+      if (p.ddt.p) {
+        const float run[2] = {run0, run1};
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int tt = t0 + 2 * lane + e;
+          if (tt < T) stf(p.ddt.p + b * p.ddt.batch + (long long)tt * p.ddt.row + h, czv[e] + fv[e] + A * run[e]);
+        }
+      }
+    }
+  }
+  // dB, dC of the group: one store each
+#pragma unroll
+  for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int l = TN::row(i, 2 * hh), tt = t0 + l;
+      if (tt >= T) continue;
+#pragma unroll
+      for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const int n = g * N + TN::col(jj, q);
+          if (p.dB.p) stf(p.dB.p + b * p.dB.batch + (long long)tt * p.dB.row + n, dBs[i][jj][2 * hh + q]);
+          if (p.dC.p) stf(p.dC.p + b * p.dC.batch + (long long)tt * p.dC.row + n, dCs[i][jj][2 * hh + q]);
+        }
+    }
+}
+
+// The paths: 0 = fp32 CUDA cores (per head), 1 = tensor cores per head (partials + finish pass),
+// 2 = tensor cores per group, states loaded through registers, 3 = per group with the states
+// double-buffered by cp.async (the default). A path falls back to the one below where its tiling or
+// shared memory does not fit.
+constexpr int kPathSimt = 0, kPathTc = 1, kPathGroupSync = 2, kPathGroup = 3;
+template <int kPath, int L, int P, int N>
+constexpr int resolve_path() {
+  return (kPath >= kPathGroup && group_async_fits<L, P, N>())   ? kPathGroup
+         : (kPath >= kPathGroupSync && group_fits<L, P, N>()) ? kPathGroupSync
+         : (kPath >= kPathTc && tc_fits<L, P, N>())           ? kPathTc
+                                                              : kPathSimt;
+}
 // The chunk kernels of one path (only the chosen path's kernels are instantiated).
-template <bool kTc, int L, int P, int N, class PR>
+template <int kP, int L, int P, int N, class PR>
 inline auto chunk_local_for() {
-  if constexpr (kTc) return &chunk_local_tc_kernel<L, P, N, PR>;
+  if constexpr (kP >= kPathGroupSync) return &chunk_local_fast_kernel<L, P, N, PR>;
+  else if constexpr (kP == kPathTc) return &chunk_local_tc_kernel<L, P, N, PR>;
   else return &chunk_local_kernel<L, P, N, PR>;
 }
-template <bool kTc, int L, int P, int N, class PR>
+template <int kP, int L, int P, int N, class PR>
 inline auto chunk_grad_for() {
-  if constexpr (kTc) return &chunk_grad_tc_kernel<L, P, N, PR>;
+  if constexpr (kP >= kPathGroupSync) return &chunk_grad_group_kernel<L, P, N, PR, kP == kPathGroup>;
+  else if constexpr (kP == kPathTc) return &chunk_grad_tc_kernel<L, P, N, PR>;
   else return &chunk_grad_kernel<L, P, N, PR>;
+}
+template <int kP, int L, int P, int N>
+constexpr size_t chunk_local_smem() {
+  return (kP == kPathSimt ? LocalSmem<L, P, N>::kFloats : LocalSmemTc<L, P, N>::kFloats) * sizeof(float);
+}
+template <int kP, int L, int P, int N>
+constexpr size_t chunk_grad_smem() {
+  return kP == kPathGroup ? GroupSmem<L, P, N, true>::kBytes : kP == kPathGroupSync ? GroupSmem<L, P, N>::kBytes : kP == kPathTc ? GradSmemTc<L, P, N>::kBytes : GradSmem<L, P, N>::kBytes;
 }
 
 // 4. dB, dC over the heads of each group (one sub-batch); dA over batch and chunks (once).
@@ -860,43 +1416,55 @@ __global__ void finish_dA_kernel(float* dA, const float* dApart, int batch, int 
 }  // namespace detail
 
 constexpr int kGradChunk = 64;
+using detail::kPathGroup;
+using detail::kPathGroupSync;
+using detail::kPathSimt;
+using detail::kPathTc;
+
+// The path ssd_grad<P, N, kPath> runs (kPath falls back where its tiles do not fit).
+template <int P, int N, int kPath = kPathGroup>
+constexpr int ssd_grad_path() { return detail::resolve_path<kPath, kGradChunk, P, N>(); }
 
 // Scratch the compiler reserves: bytes per token of the call (B·T) plus fixed bytes. Any batch and
 // length fit: the launcher runs the batch in as many sub-batches of sequences as the space needs
-// (one, unless T is short of a multiple of the chunk).
-template <int P, int N>
+// (one, unless T is short of a multiple of the chunk). The per-head paths also keep per-head dB / dC
+// partials (2·H·N floats a token); the group path does not.
+template <int P, int N, int kPath = kPathGroup>
 constexpr size_t ssd_grad_scratch_per_token(int H) {
-  return ((size_t)H * (2 * P * N + 1) * 4 + kGradChunk - 1) / kGradChunk + (size_t)2 * H * N * 4 + (size_t)H * 4;
+  return ((size_t)H * (2 * P * N + 1) * 4 + kGradChunk - 1) / kGradChunk + (ssd_grad_path<P, N, kPath>() >= kPathGroupSync ? 0 : (size_t)2 * H * N * 4) +
+         (size_t)H * 4;
 }
 template <int P, int N>
 constexpr size_t ssd_grad_scratch_fixed(int H) { return (size_t)H * (2 * P * N + 1) * 4 + 8 * 256; }
-template <int P, int N>
+template <int P, int N, int kPath = kPathGroup>
 inline size_t ssd_grad_scratch_bytes(int batch, int T, int H) {
-  return ssd_grad_scratch_per_token<P, N>(H) * batch * T + ssd_grad_scratch_fixed<P, N>(H);
+  return ssd_grad_scratch_per_token<P, N, kPath>(H) * batch * T + ssd_grad_scratch_fixed<P, N>(H);
 }
 
 template <int P, int N>
 constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, N>::kBytes; }
 
-// Every requested gradient of one ssdScan on `stream`: per sub-batch four launches (chunk states,
-// state passing, chunk gradients, dB/dC over heads), then dA. `scratch_bytes`: the size of
-// p.scratch (at least ssd_grad_scratch_bytes for this call).
-// kTensorCores = false: the fp32 CUDA-core chunk kernels (the previous path, kept for A/B timing and
-// as the fallback where no warp tiling or smem budget fits the tensor-core kernels).
-template <int P, int N, bool kTensorCores = true, class PR>
+// Every requested gradient of one ssdScan on `stream`: per sub-batch the chunk states, state
+// passing and chunk gradients (the per-head paths then a dB/dC pass over the heads), then dA.
+// `scratch_bytes`: the size of p.scratch (at least ssd_grad_scratch_bytes<P, N, kPath> for this call).
+// kPath: kPathGroup (default), kPathGroupSync (the same without cp.async), kPathTc (the per-head
+// tensor-core kernels) or kPathSimt (the fp32 CUDA-core kernels), kept for A/B timing and as the
+// fallbacks where a path's tiles do not fit.
+template <int P, int N, int kPath = kPathGroup, class PR>
 inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
   constexpr int L = kGradChunk;
-  constexpr bool kTc = kTensorCores && detail::tc_fits<L, P, N>();
+  constexpr int kP = ssd_grad_path<P, N, kPath>();
+  constexpr bool kPartials = kP < kPathGroupSync;
   static_assert(P % detail::kGrid == 0 && N % detail::kGrid == 0, "P and N must be multiples of 16");
   static_assert(ssd_grad_smem_bytes<P, N>() <= 227 * 1024, "P x N too large for the chunk-gradient tile");
   if (p0.batch < 0 || p0.seqlen < 0 || p0.nheads <= 0 || p0.ngroups <= 0 || p0.nheads % p0.ngroups) return cudaErrorInvalidValue;
   if (!p0.gy.p || !p0.x.p || !p0.dt.p || !p0.A || !p0.B.p || !p0.C.p || !p0.scratch) return cudaErrorInvalidValue;
   if (p0.batch == 0) return cudaSuccess;
-  const int H = p0.nheads, T = p0.seqlen, nc = (T + L - 1) / L;
-  constexpr size_t smemL = (kTc ? detail::LocalSmemTc<L, P, N>::kFloats : detail::LocalSmem<L, P, N>::kFloats) * sizeof(float);
-  constexpr size_t smemG = kTc ? detail::GradSmemTc<L, P, N>::kBytes : ssd_grad_smem_bytes<P, N>();
-  const auto k1 = detail::chunk_local_for<kTc, L, P, N, PR>();
-  const auto k3 = detail::chunk_grad_for<kTc, L, P, N, PR>();
+  const int H = p0.nheads, G = p0.ngroups, T = p0.seqlen, nc = (T + L - 1) / L;
+  constexpr size_t smemL = detail::chunk_local_smem<kP, L, P, N>();
+  constexpr size_t smemG = detail::chunk_grad_smem<kP, L, P, N>();
+  const auto k1 = detail::chunk_local_for<kP, L, P, N, PR>();
+  const auto k3 = detail::chunk_grad_for<kP, L, P, N, PR>();
   cudaError_t e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   if (e == cudaSuccess) e = cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
   if (e != cudaSuccess) return e;
@@ -906,11 +1474,11 @@ inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t str
   const size_t avail = scratch_bytes / sizeof(float);
   if (avail < dAfloats) return cudaErrorInvalidValue;
   // sequences per sub-batch: as many as fit (sub_floats is affine in the count, up to alignment)
-  const size_t one = detail::sub_floats<L, P, N>(1, T, H) + 5 * 64;
+  const size_t one = detail::sub_floats<L, P, N>(1, T, H, nullptr, nullptr, kPartials) + 5 * 64;
   int nb = (int)std::max<size_t>(1, std::min<size_t>((size_t)p0.batch, (avail - dAfloats) / one));
   nb = std::max(1, std::min(nb, 65535 / H));  // grid.z = sequences, state_pass grid.y = sequences · heads
-  while (nb > 1 && detail::sub_floats<L, P, N>(nb, T, H) > avail - dAfloats) --nb;
-  if (nb < 1 || detail::sub_floats<L, P, N>(nb, T, H) > avail - dAfloats) return cudaErrorInvalidValue;
+  while (nb > 1 && detail::sub_floats<L, P, N>(nb, T, H, nullptr, nullptr, kPartials) > avail - dAfloats) --nb;
+  if (nb < 1 || detail::sub_floats<L, P, N>(nb, T, H, nullptr, nullptr, kPartials) > avail - dAfloats) return cudaErrorInvalidValue;
   const size_t PNs = (size_t)P * N;
   for (int b0 = 0; b0 < p0.batch; b0 += nb) {
     PR p = p0;
@@ -925,16 +1493,20 @@ inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t str
     if (p.h0) p.h0 += bo * H * PNs;
     if (p.dh0) p.dh0 += bo * H * PNs;
     detail::Scratch s{};
-    detail::sub_floats<L, P, N>(p.batch, T, H, &s, base + dAfloats);
+    detail::sub_floats<L, P, N>(p.batch, T, H, &s, base + dAfloats, kPartials);
     s.dApart = dApart + bo * H * nc;
     const dim3 grid(nc, H, p.batch);
     if (nc > 0) k1<<<grid, detail::kThreads, smemL, stream>>>(p, s);
     // with no tokens this still writes dh0 = 0
     detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * H), detail::kThreads, 0, stream>>>(p, s, nc);
     if (nc > 0) {
-      k3<<<grid, detail::kThreads, smemG, stream>>>(p, s);
-      const long long total = (long long)p.batch * T * p.ngroups * N;
-      if (p.dB.p || p.dC.p) detail::finish_bc_kernel<N, PR><<<(unsigned)ceil_div<long long>(total, detail::kThreads), detail::kThreads, 0, stream>>>(p, s);
+      if constexpr (kP >= kPathGroupSync) {
+        k3<<<dim3(nc, G, p.batch), detail::kThreads, smemG, stream>>>(p, s);
+      } else {
+        k3<<<grid, detail::kThreads, smemG, stream>>>(p, s);
+        const long long total = (long long)p.batch * T * G * N;
+        if (p.dB.p || p.dC.p) detail::finish_bc_kernel<N, PR><<<(unsigned)ceil_div<long long>(total, detail::kThreads), detail::kThreads, 0, stream>>>(p, s);
+      }
     }
   }
   if (p0.dA) detail::finish_dA_kernel<<<ceil_div(H, 128), 128, 0, stream>>>(p0.dA, dApart, p0.batch, H, nc);

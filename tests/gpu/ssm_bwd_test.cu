@@ -48,8 +48,9 @@ struct TokBuf {
   int B = 0, T_ = 0, feat = 0, stride = 0, off = 0;
   std::vector<T> h;
   T* d = nullptr;
-  void init(int b, int t, int f, bool strided) {
-    B = b; T_ = t; feat = f; stride = f + (strided ? 24 : 0); off = strided ? 8 : 0;
+  // misaligned (with strided): odd row stride and offset, so the kernels' 16-byte loads do not apply
+  void init(int b, int t, int f, bool strided, bool misaligned = false) {
+    B = b; T_ = t; feat = f; stride = f + (strided ? (misaligned ? 25 : 24) : 0); off = strided ? (misaligned ? 1 : 8) : 0;
     h.assign((size_t)B * T_ * stride + 8, fromf<T>(0.f));
     CK(cudaMalloc(&d, h.size() * sizeof(T)));
   }
@@ -116,21 +117,25 @@ static void check_same(const std::string& name, bool same) {
 // ---------------------------------------------------------------------------------------------
 struct SsdRef { std::vector<double> x, dt, A, B, C, h0; };
 
-// kTc: the tensor-core chunk kernels (default path) or the fp32 CUDA-core ones (ssd_grad<P, N, false>)
-template <class TGy, class TX, class TDt, class TBC, int P, int N, bool kTc = true>
-static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types) {
+// kPath: the group path (default: tensor cores, one CTA per (sequence, group, chunk), states by
+// cp.async), the same without cp.async (kPathGroupSync), the per-head tensor-core path (kPathTc) or
+// the fp32 CUDA-core one (kPathSimt); the name printed is the path that ran (fallbacks included). misaligned: every per-token
+// tensor at an odd offset and row stride (the element-wise load fallback).
+template <class TGy, class TX, class TDt, class TBC, int P, int N, int kPath = strata::ssd_bwd::kPathGroup>
+static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types, bool misaligned = false) {
   using PR = strata::ssd_bwd::SsdGradParams<TGy, TX, TDt, TBC, TBC>;
+  const bool ma = misaligned && strided;
   TokBuf<TGy> gy; TokBuf<TX> x, dx; TokBuf<TDt> dt, ddt; TokBuf<TBC> Bm, Cm, dB, dC;
-  gy.init(Bn, T, H * P, strided); x.init(Bn, T, H * P, strided); dx.init(Bn, T, H * P, strided);
-  dt.init(Bn, T, H, strided); ddt.init(Bn, T, H, strided);
-  Bm.init(Bn, T, G * N, strided); Cm.init(Bn, T, G * N, strided); dB.init(Bn, T, G * N, strided); dC.init(Bn, T, G * N, strided);
+  gy.init(Bn, T, H * P, strided, ma); x.init(Bn, T, H * P, strided, ma); dx.init(Bn, T, H * P, strided, ma);
+  dt.init(Bn, T, H, strided, ma); ddt.init(Bn, T, H, strided, ma);
+  Bm.init(Bn, T, G * N, strided, ma); Cm.init(Bn, T, G * N, strided, ma); dB.init(Bn, T, G * N, strided, ma); dC.init(Bn, T, G * N, strided, ma);
   gy.fill(-1, 1); x.fill(-1, 1); dt.fill(0.02, 0.8); Bm.fill(-1, 1); Cm.fill(-1, 1);
   std::vector<float> A(H), h0(withH0 ? (size_t)Bn * H * P * N : 0);
   for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
   for (auto& v : h0) v = (float)urand(-0.5, 0.5);
   float* dA_in = dvec(A); float* dh0_in = withH0 ? dvec(h0) : nullptr;
   float* gA = dvec(std::vector<float>(H)); float* gh0 = dvec(std::vector<float>((size_t)Bn * H * P * N));
-  const size_t scr = strata::ssd_bwd::ssd_grad_scratch_bytes<P, N>(Bn, T, H);
+  const size_t scr = strata::ssd_bwd::ssd_grad_scratch_bytes<P, N, kPath>(Bn, T, H);
   void* scratch = nullptr;
   CK(cudaMalloc(&scratch, scr));
 
@@ -147,7 +152,7 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
     dx.poison(); ddt.poison(); dB.poison(); dC.poison();
     CK(cudaMemset(gA, 0xFF, H * sizeof(float))); CK(cudaMemset(gh0, 0xFF, (size_t)Bn * H * P * N * sizeof(float)));
     CK(cudaMemset(scratch, 0xFF, scr));
-    CK((strata::ssd_bwd::ssd_grad<P, N, kTc>(p, scr)));
+    CK((strata::ssd_bwd::ssd_grad<P, N, kPath>(p, scr)));
     CK(cudaDeviceSynchronize());
     dx.download(); ddt.download(); dB.download(); dC.download();
     runs[r] = {dx.values(), ddt.values(), hvec(gA, H), dB.values(), dC.values(),
@@ -201,7 +206,13 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
       for (int i = 0; i < PN; ++i) rh0[((size_t)b * H + h) * PN + i] = dS[i];
     }
   char nm[200];
-  snprintf(nm, sizeof nm, "ssd_grad%s %s B=%d T=%d H=%d G=%d P=%d N=%d%s%s", kTc ? "" : " (simt)", types, Bn, T, H, G, P, N, withH0 ? " h0" : "", strided ? " strided" : "");
+  constexpr int kRan = strata::ssd_bwd::ssd_grad_path<P, N, kPath>();
+  const char* path = kRan == strata::ssd_bwd::kPathGroup       ? "group"
+                     : kRan == strata::ssd_bwd::kPathGroupSync ? "group-sync"
+                     : kRan == strata::ssd_bwd::kPathTc        ? "tc/head"
+                                                               : "simt";
+  snprintf(nm, sizeof nm, "ssd_grad (%s) %s B=%d T=%d H=%d G=%d P=%d N=%d%s%s", path, types, Bn, T, H, G, P, N, withH0 ? " h0" : "",
+           ma ? " misaligned" : strided ? " strided" : "");
   const bool bfOut = sizeof(TX) == 2;
   const double tolX = bfOut ? 1.5e-2 : 2e-3, tolBC = sizeof(TBC) == 2 ? 1.5e-2 : 2e-3, tolDt = sizeof(TDt) == 2 ? 1.5e-2 : 3e-3;
   check(std::string(nm) + " dx", runs[0][0], rx, tolX);
@@ -324,11 +335,13 @@ static float time_ms(F f, int reps = 10) {
   return ms / reps;
 }
 
-// Old (fp32 CUDA-core chunk kernels) vs new (tensor-core chunk kernels) in the same run.
+// The three paths in the same run: fp32 CUDA cores (per head), tensor cores per head (the previous
+// default: per-head dB/dC partials + a finish pass), tensor cores per group (the default).
 static void bench_ssd(int Bn) {
   constexpr int P = 64, N = 128;
   const int T = 4096, H = 64, G = 8;
   using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
+  using namespace strata::ssd_bwd;
   TokBuf<bf16> gy, x, dx, Bm, Cm, dB, dC, dtRaw, y; TokBuf<float> dt, ddt;
   gy.init(Bn, T, H * P, false); x.init(Bn, T, H * P, false); dx.init(Bn, T, H * P, false); y.init(Bn, T, H * P, false);
   dt.init(Bn, T, H, false); ddt.init(Bn, T, H, false); dtRaw.init(Bn, T, H, false);
@@ -337,18 +350,51 @@ static void bench_ssd(int Bn) {
   std::vector<float> A(H);
   for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
   float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(H));
-  const size_t scr = strata::ssd_bwd::ssd_grad_scratch_bytes<P, N>(Bn, T, H);
+  static_assert(ssd_grad_path<P, N>() == kPathGroup && ssd_grad_path<P, N, kPathTc>() == kPathTc, "the bench shape takes the group path");
+  const size_t scrG = ssd_grad_scratch_bytes<P, N>(Bn, T, H), scr = ssd_grad_scratch_bytes<P, N, kPathTc>(Bn, T, H);
   void* scratch = nullptr;
   CK(cudaMalloc(&scratch, scr));
-  using namespace strata::ssd_bwd;
   PR p;
   p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
   p.gy = gy.tok<Tok<const bf16>>(); p.x = x.tok<Tok<const bf16>>(); p.dt = dt.tok<Tok<const float>>(); p.A = dA_in;
   p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
   p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
-  const float bwdOld = time_ms([&] { CK((ssd_grad<P, N, false>(p, scr))); });
-  const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scr))); });
+  const float bwdSimt = time_ms([&] { CK((ssd_grad<P, N, kPathSimt>(p, scr))); });
+  const float bwdTc = time_ms([&] { CK((ssd_grad<P, N, kPathTc>(p, scr))); }, 20);
+  const float bwdSync = time_ms([&] { CK((ssd_grad<P, N, kPathGroupSync>(p, scrG))); }, 20);
+  const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);
+  const float bwd2 = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);  // spread
+  {  // where the time goes: each launch of one sub-batch (the whole batch here), timed alone
+    namespace dt_ = strata::ssd_bwd::detail;
+    constexpr int L = kGradChunk;
+    const int nc = T / L;
+    dt_::Scratch s{}, sg{};
+    float* base = static_cast<float*>(scratch);
+    const size_t dAf = dt_::align64((size_t)Bn * H * nc);
+    dt_::sub_floats<L, P, N>(Bn, T, H, &s, base + dAf);
+    dt_::sub_floats<L, P, N>(Bn, T, H, &sg, base + dAf, false);
+    s.dApart = sg.dApart = base;
+    const dim3 grid(nc, H, Bn), gridG(nc, G, Bn);
+    constexpr size_t smemLt = dt_::chunk_local_smem<kPathTc, L, P, N>(), smemGt = dt_::chunk_grad_smem<kPathTc, L, P, N>();
+    constexpr size_t smemGg = dt_::chunk_grad_smem<kPathGroup, L, P, N>(), smemGs = dt_::chunk_grad_smem<kPathGroupSync, L, P, N>();
+    CK(cudaFuncSetAttribute(dt_::chunk_local_tc_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemLt));
+    CK(cudaFuncSetAttribute(dt_::chunk_local_fast_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemLt));
+    CK(cudaFuncSetAttribute(dt_::chunk_grad_tc_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemGt));
+    CK(cudaFuncSetAttribute(dt_::chunk_grad_group_kernel<L, P, N, PR, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemGg));
+    CK(cudaFuncSetAttribute(dt_::chunk_grad_group_kernel<L, P, N, PR, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemGs));
+    const float t1t = time_ms([&] { dt_::chunk_local_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemLt>>>(p, s); });
+    const float t1f = time_ms([&] { dt_::chunk_local_fast_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemLt>>>(p, sg); });
+    const float t2 = time_ms([&] { dt_::state_pass_kernel<P, N, PR><<<dim3(P * N / dt_::kThreads, Bn * H), dt_::kThreads>>>(p, sg, nc); });
+    const float t3t = time_ms([&] { dt_::chunk_grad_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemGt>>>(p, s); });
+    const float t4 = time_ms([&] { dt_::finish_bc_kernel<N, PR><<<(unsigned)(((long long)Bn * T * G * N + 255) / 256), 256>>>(p, s); });
+    const float t3g = time_ms([&] { dt_::chunk_grad_group_kernel<L, P, N, PR, true><<<gridG, dt_::kThreads, smemGg>>>(p, sg); });
+    const float t3s = time_ms([&] { dt_::chunk_grad_group_kernel<L, P, N, PR, false><<<gridG, dt_::kThreads, smemGs>>>(p, sg); });
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    printf("BENCH ssd backward B=%d breakdown: chunk_local %.3f ms (tc/head) | %.3f ms (fast), state_pass %.3f ms, chunk_grad %.3f ms (tc/head) + finish dB/dC %.3f ms | chunk_grad %.3f ms (group) | %.3f ms (group-sync)\n",
+           Bn, t1t, t1f, t2, t3t, t4, t3g, t3s);
+  }
   float fwd = NAN;
 #ifndef SSM_BWD_NO_FWD
   strata::ssd::SsdParams f{};
@@ -359,32 +405,9 @@ static void bench_ssd(int Bn) {
   f.C = Cm.d; f.C_row_stride = G * N; f.C_batch_stride = (long long)T * G * N;
   f.y = y.d; f.y_row_stride = H * P; f.y_batch_stride = (long long)T * H * P;
   fwd = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N>(f))); });
-  {  // where the time goes: the four launches of one sub-batch (the whole batch here), timed alone
-    namespace dt_ = strata::ssd_bwd::detail;
-    constexpr int L = kGradChunk;
-    const int nc = T / L;
-    dt_::Scratch s{};
-    float* base = static_cast<float*>(scratch);
-    const size_t dAf = dt_::align64((size_t)Bn * H * nc);
-    dt_::sub_floats<L, P, N>(Bn, T, H, &s, base + dAf);
-    s.dApart = base;
-    const dim3 grid(nc, H, Bn);
-    constexpr size_t smemL = dt_::LocalSmem<L, P, N>::kFloats * sizeof(float), smemG = ssd_grad_smem_bytes<P, N>();
-    constexpr size_t smemLt = dt_::LocalSmemTc<L, P, N>::kFloats * sizeof(float), smemGt = dt_::GradSmemTc<L, P, N>::kBytes;
-    static_assert(dt_::tc_fits<L, P, N>(), "the bench shape takes the tensor-core path");
-    const float t1 = time_ms([&] { dt_::chunk_local_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemL>>>(p, s); });
-    const float t2 = time_ms([&] { dt_::state_pass_kernel<P, N, PR><<<dim3(P * N / dt_::kThreads, Bn * H), dt_::kThreads>>>(p, s, nc); });
-    const float t3 = time_ms([&] { dt_::chunk_grad_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemG>>>(p, s); });
-    const float t4 = time_ms([&] { dt_::finish_bc_kernel<N, PR><<<(unsigned)(((long long)Bn * T * G * N + 255) / 256), 256>>>(p, s); });
-    const float t1t = time_ms([&] { dt_::chunk_local_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemLt>>>(p, s); });
-    const float t3t = time_ms([&] { dt_::chunk_grad_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemGt>>>(p, s); });
-    CK(cudaGetLastError());
-    printf("BENCH ssd backward B=%d breakdown: chunk_local %.3f ms (old) | %.3f ms (tc), state_pass %.3f ms, chunk_grad %.3f ms (old) | %.3f ms (tc), finish dB/dC %.3f ms\n",
-           Bn, t1, t1t, t2, t3, t3t, t4);
-  }
 #endif
-  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: old (fp32 CUDA cores) %.3f ms | new (3xTF32 tensor cores) %.3f ms | %.2fx (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
-         Bn, T, H, P, G, N, bwdOld, bwd, bwdOld / bwd, scr / 1e6, fwd, bwd / fwd);
+  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head (previous default) %.3f ms | group-sync %.3f ms | group (new default) %.3f ms, again %.3f ms | %.2fx over tc/head (scratch %.0f MB, was %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
+         Bn, T, H, P, G, N, bwdSimt, bwdTc, bwdSync, bwd, bwd2, bwdTc / bwd, scrG / 1e6, scr / 1e6, fwd, bwd / fwd);
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
@@ -438,7 +461,9 @@ int main(int argc, char** argv) {
   printf("seed %llu\n", seed);
   if (quick) {
     test_ssd<bf16, bf16, float, bf16, 64, 64>(2, 70, 2, 1, true, true, "bf16/dt f32");
-    test_ssd<bf16, bf16, float, bf16, 64, 64, false>(2, 70, 2, 1, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 64>(2, 70, 4, 2, true, true, "bf16/dt f32", true);
+    test_ssd<bf16, bf16, float, bf16, 64, 64, strata::ssd_bwd::kPathTc>(2, 70, 2, 1, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 64, strata::ssd_bwd::kPathSimt>(2, 70, 2, 1, true, true, "bf16/dt f32");
     test_sel<bf16, bf16, float, bf16, 16>(2, 20, 40, true, true, "bf16/delta f32");
     test_sel<bf16, bf16, float, bf16, 128>(2, 20, 20, true, true, "bf16/delta f32");
     printf("%d passed, %d failed\n", g_pass, g_fail);
@@ -453,11 +478,23 @@ int main(int argc, char** argv) {
   test_ssd<float, float, float, float, 32, 32>(1, 257, 6, 3, true, true, "f32");
   test_ssd<bf16, bf16, bf16, bf16, 64, 64>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
   test_ssd<float, float, float, float, 64, 128>(1, 64, 64, 8, true, false, "f32");  // 0.85B head shape (H 64, G 8)
-  // the fp32 CUDA-core path (ssd_grad<P, N, false>), kept for A/B
-  test_ssd<bf16, bf16, float, bf16, 64, 128, false>(2, 130, 4, 2, false, true, "bf16/dt f32");
-  test_ssd<float, float, float, float, 64, 128, false>(2, 200, 4, 4, true, false, "f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 128>(1, 200, 64, 8, true, true, "bf16/dt f32");  // the same, bf16, ragged T
+  // misaligned tensors: the element-wise load fallback of the group path
+  test_ssd<bf16, bf16, float, bf16, 64, 128>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
+  test_ssd<float, float, float, float, 32, 32>(1, 100, 6, 3, true, true, "f32", true);
+  // shapes whose async tiles do not fit shared memory: the group path without cp.async
+  test_ssd<bf16, bf16, float, bf16, 96, 96>(1, 100, 4, 2, true, true, "bf16/dt f32");
+  // the group path without cp.async, the per-head tensor-core path (the previous default) and the
+  // fp32 CUDA-core path, kept for A/B
+  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroupSync>(1, 200, 64, 8, true, true, "bf16/dt f32");
+  test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathGroupSync>(2, 200, 4, 4, true, false, "f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroupSync>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
+  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathTc>(2, 130, 4, 2, false, true, "bf16/dt f32");
+  test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathTc>(2, 200, 4, 4, true, false, "f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathSimt>(2, 130, 4, 2, false, true, "bf16/dt f32");
+  test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathSimt>(2, 200, 4, 4, true, false, "f32");
   if (ssdOnly) {
-    if (bench) bench_ssd(2), bench_ssd(4);  // the 8B layer at B2, the 0.85B hybrid's at B4 (T 4096, H 64, P 64, G 8, N 128)
+    if (bench) bench_ssd(2), bench_ssd(4), bench_ssd(2), bench_ssd(4);  // the 8B layer at B2, the 0.85B hybrid's at B4 (T 4096, H 64, P 64, G 8, N 128); twice (spread)
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
   }

@@ -18,6 +18,7 @@ import { mkNode, type Node } from "../../compiler/ir/node.js";
 import { autodiff, withTrainingLoss } from "../../compiler/passes/autodiff.js";
 import { fuse } from "../../compiler/passes/fuse.js";
 import { familyModule, type KernelBody, type RenderContext } from "../../compiler/kernels/index.js";
+import { ssdGradGroupPath, ssdGradScratch } from "../../compiler/kernels/ssd-grad.js";
 import { resolveRef, type BufferOwner } from "../../compiler/codegen/tensors.js";
 import { INCLUDE_DIR, KERNEL_NAME } from "../../compiler/codegen/templates.js";
 import { KERNEL_EXTRA_FLAGS } from "../../compiler/codegen/build.js";
@@ -71,6 +72,24 @@ describe.each(["mamba2", "mamba"] as const)("%s training graph: the scan's gradi
       expect(kb.body).not.toMatch(/p\.(dx|du|ddt|ddelta|dB|dC) = \{\};/);
       expect(kb.body).toMatch(/\(long long\)T \* \d+\}/); // symbolic batch strides
     }
+  });
+});
+
+describe("ssd_grad scratch (include/ssd_bwd.cuh ssd_grad_scratch_per_token / _fixed)", () => {
+  it("the group path keeps chunk states only; shapes off it add per-head dB / dC partials", () => {
+    // values printed by the header's constexpr functions for H = 8 (nvcc, host)
+    expect(ssdGradScratch(8, 64, 64)).toEqual({ perToken: 4129, fixed: 264224 });
+    expect(ssdGradScratch(8, 64, 128)).toEqual({ perToken: 8225, fixed: 526368 });
+    expect(ssdGradScratch(8, 128, 32)).toEqual({ perToken: 4129, fixed: 264224 });
+    expect(ssdGradGroupPath(64, 176)).toBe(true);
+    expect(ssdGradGroupPath(48, 48)).toBe(false); // no warp tiling: the CUDA-core path
+    expect(ssdGradScratch(8, 48, 48)).toEqual({ perToken: 5409, fixed: 149536 });
+    expect(ssdGradGroupPath(64, 192)).toBe(false); // the group tiles exceed shared memory
+    expect(ssdGradScratch(8, 64, 192).perToken).toBe(24609);
+  });
+  it("the rendered launcher reserves the group path's scratch", () => {
+    const bodies = scanGradBodies(training("mamba2"), "sm_90a");
+    for (const kb of bodies) expect(kb.scratch![0]!.bytesPerToken).toBe(ssdGradScratch(8, 64, 64).perToken); // heads = 4·128 / 64
   });
 });
 
