@@ -158,9 +158,7 @@ export const ssd: KernelFamilyModule = {
     const chunk = s.attrs.chunk as number;
     for (const t of [refs.x, refs.B, refs.C]) need(stride8(t), s, "SSD x/B/C need 16-byte aligned rows (strides and offsets multiples of 8)");
     const tiles = { chunk, headDim: P, dState: N };
-    // sm_90a prefill: the wgmma kernel (include/ssd.cuh; head dim 64, d_state 128), else mma.sync
-    const wgmma = ctx.arch === "sm_90a" && P === 64 && N === 128;
-    const body = renderTemplate("ssd.cu.hbs", { ...view, heads: H, groups: G, ...tiles, wgmma, decls: bufs.declarations() });
+    const body = renderTemplate("ssd.cu.hbs", { ...view, heads: H, groups: G, ...tiles, decls: bufs.declarations() });
     return { group: g, template: "ssd.cu.hbs", body, buffers: bufs.args, tiles };
   },
 };

@@ -44,7 +44,9 @@
 // generator keeps the sequential kernel (ssd.cu.hbs passes no workspace); docs/PERF-NOTES.md.
 //
 // wgmma variant (ssd_wgmma_fwd_kernel through ssd_chunked_fwd_wgmma; sm_90a, P = 64, N = 128,
-// chunk 128; the generated sm_90a path): the same sequential walk and the same arithmetic (its
+// chunk 128; tested and timed by tests/gpu/ssm_test.cu but NOT generated: it runs at the
+// 255-register limit and spills 8 bytes, which the CI compile check forbids, for only 7% at B2
+// T8192 — docs/PERF-NOTES.md): the same sequential walk and the same arithmetic (its
 // y and hT match the mma.sync kernel's bit for bit at B2 T8192 H128), on two consumer warpgroups
 // of 128 threads. Warpgroup wg owns chunk rows [64 wg, +64) of the outputs and state columns
 // [64 wg, +64) of h, which stays in fp32 wgmma accumulators (registers) across chunks; per chunk:
