@@ -18,9 +18,11 @@ Usage: python3 tests/gpu/run_suite.py [BUNDLE_DIR] [--skip-bench] [--skip-8b] [-
        [--train-bench [--only-train-bench]] [--skip-train]   (STRATA_TRAIN_PEERS=eager: the training
        benchmark's PyTorch peers, default eager,compile)
 """
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -76,6 +78,24 @@ def worst_token(out, ref):
     return float(entries.per_token(out, ref).max())
 
 
+def sass_checks(project, log):
+    """On the GPU machine (which has cuobjdump, unlike CI): no kernel of the project spills (ptxas -v
+    in its make log; a cached object prints nothing, so a clean build is what this covers), and on
+    sm_90a every forward GEMM's SASS has wgmma (HGMMA) instructions."""
+    spills = [l.strip() for l in log.splitlines() if re.search(r"[1-9][0-9]* bytes spill (stores|loads)", l)]
+    check(f"{project['name']}: no kernel spills registers (ptxas)", not spills, "; ".join(spills[:4]) or "0 spill bytes in the build log")
+    tool = shutil.which("cuobjdump")
+    objs = sorted(glob.glob(os.path.join(project["dir"], "build", "kernels", "gemm_*.o")))
+    if not tool or not objs or project["kind"] not in ("big", "serving", "trainbench"):
+        return
+    missing = []
+    for o in objs:
+        r = subprocess.run([tool, "-sass", o], capture_output=True, text=True)
+        if not re.search(r"\bHGMMA\.", r.stdout):
+            missing.append(os.path.basename(o))
+    check(f"{project['name']}: every GEMM kernel's SASS has HGMMA (cuobjdump, {len(objs)} objects)", not missing, ", ".join(missing) or "")
+
+
 def build(project):
     rc, log, secs = sh(["make", "-j", str(os.cpu_count() or 8)], cwd=project["dir"])
     return project, rc, log, secs
@@ -104,6 +124,8 @@ def main():
         for p, rc, log, secs in ex.map(build, projects):
             check(f"build {p['name']}", rc == 0, f"{secs:.0f}s" if rc == 0 else tail(log))
             built[p["name"]] = rc == 0
+            if rc == 0:
+                sass_checks(p, log)
 
     # 2. golden checks
     for p in projects:
