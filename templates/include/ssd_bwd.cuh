@@ -33,8 +33,8 @@
 // Products: mma.sync m16n8k8 TF32 with the 3xTF32 hi/lo split (fp32-accurate; bf16 operands are
 // exact in TF32 and skip their lo term); kPathSimt runs fp32 CUDA-core kernels instead (256
 // threads, 16 x 16 thread grid, register micro-tiles).
-// H200, B4 T4096 H64 P64 G8 N128: 14.15 ms (CUDA cores) → 10.90 ms (tensor cores, per head) → see
-// docs/PERF-NOTES.md for the group path.
+// H200, B4 T4096 H64 P64 G8 N128: 14.0 ms (CUDA cores) → 10.8 ms (tensor cores, per head) → 4.2 ms
+// (group path; chunk_grad 2.3, state_pass 1.0, chunk_local 0.9 — docs/PERF-NOTES.md).
 // Smem: padded fp32 tiles (CUDA-core path: row length + 1, transposed reads are bank-conflict free;
 // tensor-core path: + 4 / + 8, see the tc section).
 // Layouts: token-major with row / batch strides (elements) for every per-token tensor; A [H],
@@ -220,7 +220,9 @@ __global__ void __launch_bounds__(kThreads) chunk_local_kernel(const PR p, Scrat
 // chains are sequential over chunks: kInFlight chunks' loads are issued before their dependent
 // updates (the pass is latency-bound otherwise). Host-callable for tests/kernels/scan_grad_host.cu.
 constexpr int kInFlight = 8;
+template <int kIF = kInFlight>
 STRATA_HD float pass_chunks(float* S, float* R, const float* decay, int nc, size_t stride, float h) {
+  constexpr int kInFlight = kIF;
   float g = 0.f;
   for (int c0 = 0; c0 < nc; c0 += kInFlight) {
     float locS[kInFlight], decS[kInFlight], locR[kInFlight], decR[kInFlight];
@@ -248,14 +250,14 @@ STRATA_HD float pass_chunks(float* S, float* R, const float* decay, int nc, size
   return g;
 }
 
-template <int P, int N, class PR>
+template <int P, int N, class PR, int kIF = kInFlight>
 __global__ void __launch_bounds__(kThreads) state_pass_kernel(const PR p, Scratch s, int nc) {
   const int bh = blockIdx.y;  // b * H + h
   const int e = blockIdx.x * kThreads + threadIdx.x;
   if (e >= P * N) return;
   const size_t base = (size_t)bh * nc;
   const float h = p.h0 ? p.h0[(size_t)bh * P * N + e] : 0.f;
-  const float g = pass_chunks(s.S + base * P * N + e, s.R + base * P * N + e, s.decay + base, nc, (size_t)P * N, h);
+  const float g = pass_chunks<kIF>(s.S + base * P * N + e, s.R + base * P * N + e, s.decay + base, nc, (size_t)P * N, h);
   if (p.dh0) p.dh0[(size_t)bh * P * N + e] = g;
 }
 
@@ -1024,47 +1026,27 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_local_fast_kernel(const PR 
   if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
 }
 
-template <int L, int P, int N, bool kAsync = false>
+template <int L, int P, int N>
 struct GroupSmem {
   using TL = TcTile<L, L>;
   using TN = TcTile<L, N>;
   static constexpr int ldP = P + 4, ldN = N + 4, ldL = L + 4;
-  // x, gy | B, C | state (dh_end, then h_prev; kAsync: two, dh_end and h_prev) | C·Bᵀ, Wᵀ, M | dt, cs,
-  // e^{cs_end−cs}, e^{cs}, rowZ, colZ, F | rowZ partials [L][TL::WN], colZ partials [L][TL::WM],
-  // F and Y partials [L][TN::WN] each | E0 partials [warps]
-  static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + (size_t)(kAsync ? 2 : 1) * P * ldN + (size_t)3 * L * ldL + 7 * L +
-                                    (size_t)L * TL::WN + (size_t)L * TL::WM + (size_t)2 * L * TN::WN + kThreads / 32;
+  // x, gy | B, C | state (dh_end, then h_prev) | C·Bᵀ, Wᵀ, M | dt, cs, e^{cs_end−cs}, e^{cs}, rowZ,
+  // colZ, F | rowZ partials [L][TL::WN], colZ partials [L][TL::WM], F and Y partials [L][TN::WN] each
+  // | E0 partials [warps]
+  static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + (size_t)P * ldN + (size_t)3 * L * ldL + 7 * L + (size_t)L * TL::WN +
+                                    (size_t)L * TL::WM + (size_t)2 * L * TN::WN + kThreads / 32;
   static constexpr size_t kBytes = kFloats * sizeof(float);
 };
 template <int L, int P, int N>
 constexpr bool group_fits() {
   return L == 64 && tc_fits<L, P, N>() && GroupSmem<L, P, N>::kBytes <= 227 * 1024;
 }
-template <int L, int P, int N>
-constexpr bool group_async_fits() {
-  return group_fits<L, P, N>() && GroupSmem<L, P, N, true>::kBytes <= 227 * 1024;
-}
-
-// 16-byte global → shared copies that bypass registers (cp.async, sm_80+), in commit groups.
-STRATA_DEV void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src) : "memory");
-}
-STRATA_DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kPending>
-STRATA_DEV void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory"); }
-// A P x N fp32 state (contiguous) into a padded shared tile, asynchronously (one commit group).
-template <int P, int N>
-STRATA_DEV void state_async(float* dst, int ld, const float* src) {
-  for (int i = threadIdx.x; i < P * N / 4; i += kThreads) cp_async16(dst + (4 * i / N) * ld + 4 * i % N, src + 4 * i);
-  cp_async_commit();
-}
-
-// 3. (group path) every gradient of one chunk for the heads of one group. kAsync: the states come in
-// by cp.async into two tiles, each a phase ahead of its use (h_prev while dx and dB run, the next
-// head's dh_end while dC and the tail run), so only the x / gy / dt loads stall a head.
-template <int L, int P, int N, class PR, bool kAsync>
+// 3. (group path) every gradient of one chunk for the heads of one group. (Double-buffering the
+// states with cp.async, a phase ahead of their use, measured 2% slower on the H200: not kept.)
+template <int L, int P, int N, class PR>
 __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR p, Scratch s) {
-  using SM = GroupSmem<L, P, N, kAsync>;
+  using SM = GroupSmem<L, P, N>;
   using TL = TcTile<L, L>;
   using TP = TcTile<L, P>;
   using TN = TcTile<L, N>;
@@ -1076,9 +1058,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
   float* sGy = sX + L * ldP;
   float* sB = sGy + L * ldP;
   float* sC = sB + L * ldN;
-  float* sDh = sC + L * ldN;                      // dh_end
-  float* sHp = kAsync ? sDh + P * ldN : sDh;       // h_prev (without kAsync: replaces dh_end in place)
-  float* sCB = sHp + P * ldN;  // C·Bᵀ [l][s]
+  float* sSt = sC + L * ldN;   // dh_end, then h_prev
+  float* sCB = sSt + P * ldN;  // C·Bᵀ [l][s]
   float* sWt = sCB + L * ldL;  // W transposed [s][l]
   float* sM = sWt + L * ldL;   // [l][s]
   float* sDt = sM + L * ldL;
@@ -1099,8 +1080,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
   const int t0 = c * L;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
 
-  const auto chunkOf = [&](int hh) { return ((size_t)b * H + hh) * gridDim.x + c; };
-  if constexpr (kAsync) state_async<P, N>(sDh, ldN, s.R + chunkOf(g * HG) * P * N);  // the first head's dh_end
   load_tiles2<L, N, N>(sB, ldN, p.B, g * N, sC, ldN, p.C, g * N, b, t0, T);
   __syncthreads();
   {  // C·Bᵀ: the same for every head of the group
@@ -1121,20 +1100,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
   for (int j = 0; j < HG; ++j) {
     const int h = g * HG + j;
     const float A = p.A[h];
-    const size_t chunkIdx = chunkOf(h);
+    const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
     __syncthreads();  // the previous head is done with every tile
-    if constexpr (kAsync) {
-      state_async<P, N>(sHp, ldN, s.S + chunkIdx * P * N);  // lands while gx, dx and dB run
-      const float2 dtp = load_dt_pair<L>(p.dt, b, t0, T, h);
-      load_tiles2<L, P, P>(sX, ldP, p.x, h * P, sGy, ldP, p.gy, h * P, b, t0, T);
-      dt_cumsum_warp(sDt, sCs, dtp, A);
-      cp_async_wait<1>();  // this head's dh_end (all but the newest group)
-    } else {
+    {
       StateRegs<P, N> rv;
       rv.load(s.R + chunkIdx * P * N);
       const float2 dtp = load_dt_pair<L>(p.dt, b, t0, T, h);
       load_tiles2<L, P, P>(sX, ldP, p.x, h * P, sGy, ldP, p.gy, h * P, b, t0, T);
-      rv.store(sDh, ldN);
+      rv.store(sSt, ldN);
       dt_cumsum_warp(sDt, sCs, dtp, A);
     }
     __syncthreads();
@@ -1204,7 +1177,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
     {
       typename TP::Acc acc;
       tc_zero<TP>(acc);
-      tc_gemm<TP, N, !eB, true>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sDh[pp * ldN + k]; });
+      tc_gemm<TP, N, !eB, true>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sSt[pp * ldN + k]; });
 #pragma unroll
       for (int i = 0; i < TP::MT; ++i)
 #pragma unroll
@@ -1229,7 +1202,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
     {
       typename TN::Acc acc;
       tc_zero<TN>(acc);
-      tc_gemm<TN, P, !eX, true>(acc, [&](int ss, int k) { return sX[ss * ldP + k]; }, [&](int k, int n) { return sDh[k * ldN + n]; });
+      tc_gemm<TN, P, !eX, true>(acc, [&](int ss, int k) { return sX[ss * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
 #pragma unroll
       for (int i = 0; i < TN::MT; ++i)
 #pragma unroll
@@ -1246,35 +1219,32 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
           for (int q = 0; q < 4; ++q) dBs[i][jj][q] = fmaf(acc[i][jj][q], sDt[TN::row(i, q)], dBs[i][jj][q]);
     }
     {
-      StateRegs<P, N> rv;  // (without kAsync) h_prev, in flight across the barrier
-      if constexpr (kAsync) cp_async_wait<0>();  // h_prev
-      else rv.load(s.S + chunkIdx * P * N);
-      __syncthreads();  // every read of dh_end is done (h_prev visible); F partials complete
+      StateRegs<P, N> rv;  // h_prev, in flight across the barrier
+      rv.load(s.S + chunkIdx * P * N);
+      __syncthreads();  // every read of dh_end is done; F partials complete
       if (tid < L) {
         float f = 0.f;
         for (int k = 0; k < TN::WN; ++k) f += sFp[tid * TN::WN + k];
         sF[tid] = f;
       }
-      float e0 = 0.f;  // ⟨dh_end, h_prev⟩ (without kAsync: while h_prev replaces dh_end)
+      float e0 = 0.f;  // ⟨dh_end, h_prev⟩ while h_prev replaces dh_end
 #pragma unroll
       for (int k = 0; k < StateRegs<P, N>::kPer; ++k) {
         if (!rv.live(k)) continue;
-        float4* d = reinterpret_cast<float4*>(rv.at(sDh, ldN, k));
-        const float4 o = *d, v = kAsync ? *reinterpret_cast<const float4*>(rv.at(sHp, ldN, k)) : rv.v[k];
+        float4* d = reinterpret_cast<float4*>(rv.at(sSt, ldN, k));
+        const float4 o = *d, v = rv.v[k];
         e0 = fmaf(o.x, v.x, e0); e0 = fmaf(o.y, v.y, e0); e0 = fmaf(o.z, v.z, e0); e0 = fmaf(o.w, v.w, e0);
-        if constexpr (!kAsync) *d = v;
+        *d = v;
       }
       e0 = warp_sum(e0);
       if (lane == 0) sE0[warp] = e0;
     }
     __syncthreads();
-    if constexpr (kAsync)  // the next head's dh_end lands while dC and the tail run
-      if (j + 1 < HG) state_async<P, N>(sDh, ldN, s.R + chunkOf(h + 1) * P * N);
     // dC (L x N): V = e^{cs_l}·gy_lᵀ h_prev, Y_l = C_l·V_l, then + Σ_s M_ls dt_s B_s, into Σ_heads
     {
       typename TN::Acc acc;
       tc_zero<TN>(acc);
-      tc_gemm<TN, P, !eGy, true>(acc, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int n) { return sHp[k * ldN + n]; });
+      tc_gemm<TN, P, !eGy, true>(acc, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
 #pragma unroll
       for (int i = 0; i < TN::MT; ++i)
 #pragma unroll
@@ -1347,27 +1317,23 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
 }
 
 // The paths: 0 = fp32 CUDA cores (per head), 1 = tensor cores per head (partials + finish pass),
-// 2 = tensor cores per group, states loaded through registers, 3 = per group with the states
-// double-buffered by cp.async (the default). A path falls back to the one below where its tiling or
+// 2 = tensor cores per group (the default). A path falls back to the one below where its tiling or
 // shared memory does not fit.
-constexpr int kPathSimt = 0, kPathTc = 1, kPathGroupSync = 2, kPathGroup = 3;
+constexpr int kPathSimt = 0, kPathTc = 1, kPathGroup = 2;
 template <int kPath, int L, int P, int N>
 constexpr int resolve_path() {
-  return (kPath >= kPathGroup && group_async_fits<L, P, N>())   ? kPathGroup
-         : (kPath >= kPathGroupSync && group_fits<L, P, N>()) ? kPathGroupSync
-         : (kPath >= kPathTc && tc_fits<L, P, N>())           ? kPathTc
-                                                              : kPathSimt;
+  return (kPath >= kPathGroup && group_fits<L, P, N>()) ? kPathGroup : (kPath >= kPathTc && tc_fits<L, P, N>()) ? kPathTc : kPathSimt;
 }
 // The chunk kernels of one path (only the chosen path's kernels are instantiated).
 template <int kP, int L, int P, int N, class PR>
 inline auto chunk_local_for() {
-  if constexpr (kP >= kPathGroupSync) return &chunk_local_fast_kernel<L, P, N, PR>;
+  if constexpr (kP == kPathGroup) return &chunk_local_fast_kernel<L, P, N, PR>;
   else if constexpr (kP == kPathTc) return &chunk_local_tc_kernel<L, P, N, PR>;
   else return &chunk_local_kernel<L, P, N, PR>;
 }
 template <int kP, int L, int P, int N, class PR>
 inline auto chunk_grad_for() {
-  if constexpr (kP >= kPathGroupSync) return &chunk_grad_group_kernel<L, P, N, PR, kP == kPathGroup>;
+  if constexpr (kP == kPathGroup) return &chunk_grad_group_kernel<L, P, N, PR>;
   else if constexpr (kP == kPathTc) return &chunk_grad_tc_kernel<L, P, N, PR>;
   else return &chunk_grad_kernel<L, P, N, PR>;
 }
@@ -1377,7 +1343,7 @@ constexpr size_t chunk_local_smem() {
 }
 template <int kP, int L, int P, int N>
 constexpr size_t chunk_grad_smem() {
-  return kP == kPathGroup ? GroupSmem<L, P, N, true>::kBytes : kP == kPathGroupSync ? GroupSmem<L, P, N>::kBytes : kP == kPathTc ? GradSmemTc<L, P, N>::kBytes : GradSmem<L, P, N>::kBytes;
+  return kP == kPathGroup ? GroupSmem<L, P, N>::kBytes : kP == kPathTc ? GradSmemTc<L, P, N>::kBytes : GradSmem<L, P, N>::kBytes;
 }
 
 // 4. dB, dC over the heads of each group (one sub-batch); dA over batch and chunks (once).
@@ -1417,7 +1383,6 @@ __global__ void finish_dA_kernel(float* dA, const float* dApart, int batch, int 
 
 constexpr int kGradChunk = 64;
 using detail::kPathGroup;
-using detail::kPathGroupSync;
 using detail::kPathSimt;
 using detail::kPathTc;
 
@@ -1431,7 +1396,7 @@ constexpr int ssd_grad_path() { return detail::resolve_path<kPath, kGradChunk, P
 // partials (2·H·N floats a token); the group path does not.
 template <int P, int N, int kPath = kPathGroup>
 constexpr size_t ssd_grad_scratch_per_token(int H) {
-  return ((size_t)H * (2 * P * N + 1) * 4 + kGradChunk - 1) / kGradChunk + (ssd_grad_path<P, N, kPath>() >= kPathGroupSync ? 0 : (size_t)2 * H * N * 4) +
+  return ((size_t)H * (2 * P * N + 1) * 4 + kGradChunk - 1) / kGradChunk + (ssd_grad_path<P, N, kPath>() == kPathGroup ? 0 : (size_t)2 * H * N * 4) +
          (size_t)H * 4;
 }
 template <int P, int N>
@@ -1447,14 +1412,13 @@ constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, 
 // Every requested gradient of one ssdScan on `stream`: per sub-batch the chunk states, state
 // passing and chunk gradients (the per-head paths then a dB/dC pass over the heads), then dA.
 // `scratch_bytes`: the size of p.scratch (at least ssd_grad_scratch_bytes<P, N, kPath> for this call).
-// kPath: kPathGroup (default), kPathGroupSync (the same without cp.async), kPathTc (the per-head
-// tensor-core kernels) or kPathSimt (the fp32 CUDA-core kernels), kept for A/B timing and as the
-// fallbacks where a path's tiles do not fit.
+// kPath: kPathGroup (default), kPathTc (the per-head tensor-core kernels) or kPathSimt (the fp32
+// CUDA-core kernels), kept for A/B timing and as the fallbacks where a path's tiles do not fit.
 template <int P, int N, int kPath = kPathGroup, class PR>
 inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
   constexpr int L = kGradChunk;
   constexpr int kP = ssd_grad_path<P, N, kPath>();
-  constexpr bool kPartials = kP < kPathGroupSync;
+  constexpr bool kPartials = kP != kPathGroup;
   static_assert(P % detail::kGrid == 0 && N % detail::kGrid == 0, "P and N must be multiples of 16");
   static_assert(ssd_grad_smem_bytes<P, N>() <= 227 * 1024, "P x N too large for the chunk-gradient tile");
   if (p0.batch < 0 || p0.seqlen < 0 || p0.nheads <= 0 || p0.ngroups <= 0 || p0.nheads % p0.ngroups) return cudaErrorInvalidValue;
@@ -1500,7 +1464,7 @@ inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t str
     // with no tokens this still writes dh0 = 0
     detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * H), detail::kThreads, 0, stream>>>(p, s, nc);
     if (nc > 0) {
-      if constexpr (kP >= kPathGroupSync) {
+      if constexpr (kP == kPathGroup) {
         k3<<<dim3(nc, G, p.batch), detail::kThreads, smemG, stream>>>(p, s);
       } else {
         k3<<<grid, detail::kThreads, smemG, stream>>>(p, s);

@@ -2,7 +2,7 @@
 // ported from compiler/passes/vjp-ops.ts), determinism (two runs, bitwise) and timings for
 // templates/include/{ssd_bwd,selective_scan_bwd}.cuh, next to the forward kernels' times.
 // Build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include tests/gpu/ssm_bwd_test.cu -o ssm_bwd_test
-// Usage: ./ssm_bwd_test [seed] [--no-bench] [--quick]
+// Usage: ./ssm_bwd_test [seed] [--no-bench] [--quick] [--ssd] [--profile]  (--profile: one default SSD backward at B4, for ncu)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -117,9 +117,9 @@ static void check_same(const std::string& name, bool same) {
 // ---------------------------------------------------------------------------------------------
 struct SsdRef { std::vector<double> x, dt, A, B, C, h0; };
 
-// kPath: the group path (default: tensor cores, one CTA per (sequence, group, chunk), states by
-// cp.async), the same without cp.async (kPathGroupSync), the per-head tensor-core path (kPathTc) or
-// the fp32 CUDA-core one (kPathSimt); the name printed is the path that ran (fallbacks included). misaligned: every per-token
+// kPath: the group path (default: tensor cores, one CTA per (sequence, group, chunk)), the per-head
+// tensor-core path (kPathTc) or the fp32 CUDA-core one (kPathSimt); the name printed is the path
+// that ran (fallbacks included). misaligned: every per-token
 // tensor at an odd offset and row stride (the element-wise load fallback).
 template <class TGy, class TX, class TDt, class TBC, int P, int N, int kPath = strata::ssd_bwd::kPathGroup>
 static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types, bool misaligned = false) {
@@ -207,10 +207,7 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
     }
   char nm[200];
   constexpr int kRan = strata::ssd_bwd::ssd_grad_path<P, N, kPath>();
-  const char* path = kRan == strata::ssd_bwd::kPathGroup       ? "group"
-                     : kRan == strata::ssd_bwd::kPathGroupSync ? "group-sync"
-                     : kRan == strata::ssd_bwd::kPathTc        ? "tc/head"
-                                                               : "simt";
+  const char* path = kRan == strata::ssd_bwd::kPathGroup ? "group" : kRan == strata::ssd_bwd::kPathTc ? "tc/head" : "simt";
   snprintf(nm, sizeof nm, "ssd_grad (%s) %s B=%d T=%d H=%d G=%d P=%d N=%d%s%s", path, types, Bn, T, H, G, P, N, withH0 ? " h0" : "",
            ma ? " misaligned" : strided ? " strided" : "");
   const bool bfOut = sizeof(TX) == 2;
@@ -337,7 +334,8 @@ static float time_ms(F f, int reps = 10) {
 
 // The three paths in the same run: fp32 CUDA cores (per head), tensor cores per head (the previous
 // default: per-head dB/dC partials + a finish pass), tensor cores per group (the default).
-static void bench_ssd(int Bn) {
+// profile: one default launch sequence and nothing else (for ncu).
+static void bench_ssd(int Bn, bool profile = false) {
   constexpr int P = 64, N = 128;
   const int T = 4096, H = 64, G = 8;
   using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
@@ -360,9 +358,14 @@ static void bench_ssd(int Bn) {
   p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
   p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
+  if (profile) {
+    CK((ssd_grad<P, N>(p, scrG)));
+    CK(cudaDeviceSynchronize());
+    cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+    return;
+  }
   const float bwdSimt = time_ms([&] { CK((ssd_grad<P, N, kPathSimt>(p, scr))); });
   const float bwdTc = time_ms([&] { CK((ssd_grad<P, N, kPathTc>(p, scr))); }, 20);
-  const float bwdSync = time_ms([&] { CK((ssd_grad<P, N, kPathGroupSync>(p, scrG))); }, 20);
   const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);
   const float bwd2 = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);  // spread
   {  // where the time goes: each launch of one sub-batch (the whole batch here), timed alone
@@ -377,23 +380,24 @@ static void bench_ssd(int Bn) {
     s.dApart = sg.dApart = base;
     const dim3 grid(nc, H, Bn), gridG(nc, G, Bn);
     constexpr size_t smemLt = dt_::chunk_local_smem<kPathTc, L, P, N>(), smemGt = dt_::chunk_grad_smem<kPathTc, L, P, N>();
-    constexpr size_t smemGg = dt_::chunk_grad_smem<kPathGroup, L, P, N>(), smemGs = dt_::chunk_grad_smem<kPathGroupSync, L, P, N>();
+    constexpr size_t smemGg = dt_::chunk_grad_smem<kPathGroup, L, P, N>();
     CK(cudaFuncSetAttribute(dt_::chunk_local_tc_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemLt));
     CK(cudaFuncSetAttribute(dt_::chunk_local_fast_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemLt));
     CK(cudaFuncSetAttribute(dt_::chunk_grad_tc_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemGt));
-    CK(cudaFuncSetAttribute(dt_::chunk_grad_group_kernel<L, P, N, PR, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemGg));
-    CK(cudaFuncSetAttribute(dt_::chunk_grad_group_kernel<L, P, N, PR, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemGs));
+    CK(cudaFuncSetAttribute(dt_::chunk_grad_group_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemGg));
     const float t1t = time_ms([&] { dt_::chunk_local_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemLt>>>(p, s); });
     const float t1f = time_ms([&] { dt_::chunk_local_fast_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemLt>>>(p, sg); });
     const float t2 = time_ms([&] { dt_::state_pass_kernel<P, N, PR><<<dim3(P * N / dt_::kThreads, Bn * H), dt_::kThreads>>>(p, sg, nc); });
+    // chunks in flight per thread in state_pass (default 8): same arithmetic, only the load batching
+    const float t2a = time_ms([&] { dt_::state_pass_kernel<P, N, PR, 4><<<dim3(P * N / dt_::kThreads, Bn * H), dt_::kThreads>>>(p, sg, nc); });
+    const float t2b = time_ms([&] { dt_::state_pass_kernel<P, N, PR, 16><<<dim3(P * N / dt_::kThreads, Bn * H), dt_::kThreads>>>(p, sg, nc); });
     const float t3t = time_ms([&] { dt_::chunk_grad_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemGt>>>(p, s); });
     const float t4 = time_ms([&] { dt_::finish_bc_kernel<N, PR><<<(unsigned)(((long long)Bn * T * G * N + 255) / 256), 256>>>(p, s); });
-    const float t3g = time_ms([&] { dt_::chunk_grad_group_kernel<L, P, N, PR, true><<<gridG, dt_::kThreads, smemGg>>>(p, sg); });
-    const float t3s = time_ms([&] { dt_::chunk_grad_group_kernel<L, P, N, PR, false><<<gridG, dt_::kThreads, smemGs>>>(p, sg); });
+    const float t3g = time_ms([&] { dt_::chunk_grad_group_kernel<L, P, N, PR><<<gridG, dt_::kThreads, smemGg>>>(p, sg); });
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
-    printf("BENCH ssd backward B=%d breakdown: chunk_local %.3f ms (tc/head) | %.3f ms (fast), state_pass %.3f ms, chunk_grad %.3f ms (tc/head) + finish dB/dC %.3f ms | chunk_grad %.3f ms (group) | %.3f ms (group-sync)\n",
-           Bn, t1t, t1f, t2, t3t, t4, t3g, t3s);
+    printf("BENCH ssd backward B=%d breakdown: chunk_local %.3f ms (tc/head) | %.3f ms (fast), state_pass %.3f ms (4 in flight %.3f, 16 in flight %.3f), chunk_grad %.3f ms (tc/head) + finish dB/dC %.3f ms | chunk_grad %.3f ms (group)\n",
+           Bn, t1t, t1f, t2, t2a, t2b, t3t, t4, t3g);
   }
   float fwd = NAN;
 #ifndef SSM_BWD_NO_FWD
@@ -406,8 +410,8 @@ static void bench_ssd(int Bn) {
   f.y = y.d; f.y_row_stride = H * P; f.y_batch_stride = (long long)T * H * P;
   fwd = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N>(f))); });
 #endif
-  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head (previous default) %.3f ms | group-sync %.3f ms | group (new default) %.3f ms, again %.3f ms | %.2fx over tc/head (scratch %.0f MB, was %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
-         Bn, T, H, P, G, N, bwdSimt, bwdTc, bwdSync, bwd, bwd2, bwdTc / bwd, scrG / 1e6, scr / 1e6, fwd, bwd / fwd);
+  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head (previous default) %.3f ms | group (new default) %.3f ms, again %.3f ms | %.2fx over tc/head (scratch %.0f MB, was %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
+         Bn, T, H, P, G, N, bwdSimt, bwdTc, bwd, bwd2, bwdTc / bwd, scrG / 1e6, scr / 1e6, fwd, bwd / fwd);
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
@@ -456,6 +460,10 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--no-bench")) bench = false;
     if (!strcmp(argv[i], "--ssd")) ssdOnly = true;  // the SSD cases (both paths) and the SSD timings only
     if (!strcmp(argv[i], "--quick")) quick = true, bench = false;  // two small cases (for compute-sanitizer)
+    if (!strcmp(argv[i], "--profile")) {  // one default SSD backward at B4 and nothing else (for ncu)
+      bench_ssd(4, true);
+      return 0;
+    }
   }
   g_rng.seed(seed);
   printf("seed %llu\n", seed);
@@ -482,19 +490,14 @@ int main(int argc, char** argv) {
   // misaligned tensors: the element-wise load fallback of the group path
   test_ssd<bf16, bf16, float, bf16, 64, 128>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
   test_ssd<float, float, float, float, 32, 32>(1, 100, 6, 3, true, true, "f32", true);
-  // shapes whose async tiles do not fit shared memory: the group path without cp.async
   test_ssd<bf16, bf16, float, bf16, 96, 96>(1, 100, 4, 2, true, true, "bf16/dt f32");
-  // the group path without cp.async, the per-head tensor-core path (the previous default) and the
-  // fp32 CUDA-core path, kept for A/B
-  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroupSync>(1, 200, 64, 8, true, true, "bf16/dt f32");
-  test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathGroupSync>(2, 200, 4, 4, true, false, "f32");
-  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroupSync>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
+  // the per-head tensor-core path (the previous default) and the fp32 CUDA-core path, kept for A/B
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathTc>(2, 130, 4, 2, false, true, "bf16/dt f32");
   test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathTc>(2, 200, 4, 4, true, false, "f32");
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathSimt>(2, 130, 4, 2, false, true, "bf16/dt f32");
   test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathSimt>(2, 200, 4, 4, true, false, "f32");
   if (ssdOnly) {
-    if (bench) bench_ssd(2), bench_ssd(4), bench_ssd(2), bench_ssd(4);  // the 8B layer at B2, the 0.85B hybrid's at B4 (T 4096, H 64, P 64, G 8, N 128); twice (spread)
+    if (bench) bench_ssd(2), bench_ssd(4);  // the 8B layer at B2, the 0.85B hybrid's at B4 (T 4096, H 64, P 64, G 8, N 128)
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
   }
