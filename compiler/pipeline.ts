@@ -193,7 +193,8 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
 
   const schedule = (name: Schedule["name"], g: Graph): Schedule => {
     // training: a memory-aware order (each layer's weight gradients right after its input gradient)
-    const plan = fuse(g, { order: name === "train" ? "memory" : "position" });
+    // cached: norms feeding a decode GEMV are computed in its prologue at ≤ 8 rows
+    const plan = fuse(g, { order: name === "train" ? "memory" : "position", decodePrologues: name === "cached" });
     for (const grp of plan.groups)
       if (grp.kind === "param_prep")
         for (const n of grp.outputs)

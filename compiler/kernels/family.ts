@@ -28,6 +28,20 @@ export interface FusionGroup {
   outputs: Node[];
   /** Named operands of anchor templates (e.g. ssd: x, dtRaw, dtBias, A, B, C, D, hT). */
   roles: Record<string, Node>;
+  /**
+   * Decode (a GEMM whose launcher takes the GEMV at ≤ 8 rows): the row group (a norm) whose only
+   * value is this GEMM's input; the GEMV computes it itself in its prologue (fuse.ts,
+   * `decodePrologues`). Its reads are this group's reads too (plan-memory keeps them live).
+   */
+  prologue?: FusionGroup;
+  /**
+   * Decode: the group right after this GEMM (a conv1d step over a column slice of its output)
+   * whose work the GEMV does in its store, per column, at ≤ 8 rows (fuse.ts, `decodePrologues`).
+   * Its outputs are written by this group then (plan-memory makes them live from here).
+   */
+  decodeStep?: FusionGroup;
+  /** Decode: this group's launch does nothing at ≤ 8 rows (its GEMM's GEMV computes it). */
+  skipAtDecode?: boolean;
 }
 
 /** What fusion offers a family's `absorb`: the graph's use lists and the group being built. */
@@ -73,6 +87,18 @@ export interface RenderContext {
   tuning?: RenderTuning;
 }
 
+/**
+ * A decode step rendered for a GEMV's store (gemm.cu.hbs `Post`): the struct, the extra Params
+ * fields it reads (C++ declarations) with the launcher expressions that fill them, and a check the
+ * launcher runs before taking the GEMV (empty: none).
+ */
+export interface DecodeStepCode {
+  code: string;
+  fields: string[];
+  args: string[];
+  check: string;
+}
+
 /** A shape the family's kernel cannot take: what is wrong, and what would be valid. */
 export interface Unsupported {
   message: string;
@@ -84,6 +110,17 @@ export interface KernelFamilyModule {
   /** The shapes this family's kernel accepts, checked before anything is rendered. */
   check?(anchor: Node): Unsupported | undefined;
   absorb?(grp: FusionGroup, f: FuseContext): void;
+  /**
+   * Decode only (fuse's `decodePrologues`): can this group's kernel compute `producer`'s value
+   * (its input, read by nothing else) itself? Undefined for yes, else the reason for no.
+   */
+  decodePrologue?(grp: FusionGroup, producer: FusionGroup): string | undefined;
+  /**
+   * Decode only: can this group's kernel also do `consumer`'s work (it reads this group's value)
+   * in its store? Undefined for yes, else the reason for no; false: not a kind of work it takes
+   * (nothing to log).
+   */
+  decodeStep?(grp: FusionGroup, consumer: FusionGroup): string | undefined | false;
   render(g: FusionGroup, ctx: RenderContext): KernelBody;
 }
 

@@ -15,11 +15,25 @@ import { elementIndex } from "../codegen/tensors.js";
 import { enforce, need, stride8, tokenRef } from "./common.js";
 import type { FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";
 import { absorbLinearEpilogue, matmul } from "./matmul.js";
+import { renderRowPrologue, rowPrologueVeto } from "./row.js";
+import { convStepVeto, renderConvStep } from "./conv1d.js";
+import { cacheStepVeto, renderCacheStep } from "./cache-append.js";
 import { tunedSmallerBuckets, tunedTiles } from "../tune/db.js";
 import { epilogueReads } from "../tune/epilogue.js";
 
 export { DEFAULT_FORWARD_GEMM_TILES, DEFAULT_GEMM_TILES, gemmConfigType, type GemmTiles } from "./tiles.js";
 import { DEFAULT_FORWARD_GEMM_TILES, gemmConfigType } from "./tiles.js";
+
+/** Threads of a GEMV block (include/gemv.cuh: 32 · kWarpsPerBlock; the template asserts it). */
+export const GEMV_THREADS = 256;
+
+/**
+ * Largest weight (N·K elements) whose GEMV takes a decode step in its store: 4M bf16 = 8 MB,
+ * about 2 µs of HBM streaming, where a launch and its gap cost as much as the GEMV itself. A larger
+ * GEMV runs in several waves of blocks, where each block's serial step would hold its SM slot
+ * while the next wave waits — not measured, so not taken.
+ */
+export const DECODE_STEP_MAX_WEIGHTS = 1 << 22;
 
 export const gemm: KernelFamilyModule = {
   family: "gemm",
@@ -40,6 +54,28 @@ export const gemm: KernelFamilyModule = {
   absorb(grp, f) {
     if (grp.anchor!.inputs[1]!.op !== "param") return absorbLinearEpilogue(grp, f); // dgrad: matmul.ts
     f.absorbEpilogue(grp, (e) => (getOp(e.op).epilogue ? undefined : `${e.op} is not an elementwise op a GEMM epilogue can apply`));
+  },
+
+  /**
+   * At ≤ 8 rows the launcher takes the GEMV: each block then computes a norm's row itself (a few
+   * KB read from L2, reduced as the row kernel does) instead of waiting for a row kernel's launch.
+   */
+  decodePrologue(grp, producer) {
+    const lin = grp.anchor!;
+    if (lin.op !== "linear" || lin.inputs[1]!.op !== "param") return "only the forward GEMM (a param weight) takes the GEMV path";
+    if (lin.inputs[0] !== producer.outputs[0]) return "the GEMM must read the row group's value itself (not a view of it)";
+    return rowPrologueVeto(producer, GEMV_THREADS);
+  },
+
+  /** At ≤ 8 rows: the conv1d step over a column slice of this GEMM's output, in the GEMV's store. */
+  decodeStep(grp, consumer) {
+    const lin = grp.anchor!;
+    if (lin.op !== "linear" || lin.inputs[1]!.op !== "param") return "only the forward GEMM (a param weight) takes the GEMV path";
+    if (consumer.kind !== "conv1d" && consumer.kind !== "cache_append") return false;
+    if (grp.outputs.length !== 1) return "the GEMM stores more than one value";
+    const [n, k] = lin.inputs[1]!.shape as [number, number];
+    if (n * k > DECODE_STEP_MAX_WEIGHTS) return `the weight [${n}, ${k}] is over ${DECODE_STEP_MAX_WEIGHTS} elements: a GEMV of several waves (the step is measured only on one)`;
+    return consumer.kind === "conv1d" ? convStepVeto(consumer, grp.outputs[0]!) : cacheStepVeto(consumer, grp.outputs[0]!);
   },
 
   render(g: FusionGroup, ctx: RenderContext) {
@@ -73,7 +109,12 @@ export const gemm: KernelFamilyModule = {
     }
     const oIdx = elementIndex(o, F, true, "col");
     lines.push(o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`);
-    const fields = bufs.params().split(", ").map((fl) => `    ${fl.replace(" __restrict__", "")};`).join("\n");
+    // decode: the norm before this GEMM, computed by the GEMV's blocks (fuse.ts, decodePrologues)
+    const prologue = g.prologue ? renderRowPrologue(g.prologue, ctx, bufs) : undefined;
+    // decode: the conv1d or cache append after it, per column pair in the GEMV's store
+    const step = g.decodeStep ? (g.decodeStep.kind === "conv1d" ? renderConvStep : renderCacheStep)(g.decodeStep, ctx, bufs) : undefined;
+    let fields = bufs.params().split(", ").map((fl) => `    ${fl.replace(" __restrict__", "")};`).join("\n");
+    if (step) fields += step.fields.map((f) => `\n    ${f}`).join("");
     // sm_90a: the warp-specialized TMA kernel; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
     const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: o.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
     const defaults = DEFAULT_FORWARD_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
@@ -83,8 +124,12 @@ export const gemm: KernelFamilyModule = {
     const body = renderTemplate("gemm.cu.hbs", {
       fields,
       epilogue: lines.join("\n"),
+      prologue,
+      post: step?.code,
+      postCheck: step?.check,
+      callArgs: [bufs.callArgs(), ...(step?.args ?? [])].join(", "),
+      gemvThreads: GEMV_THREADS,
       decls: bufs.declarations(),
-      callArgs: bufs.callArgs(),
       config: gemmConfigType(tiles),
       dispatch: smaller.map((d) => ({ maxM: d.maxM, config: gemmConfigType(d.tiles) })),
       a: ai,
@@ -95,7 +140,11 @@ export const gemm: KernelFamilyModule = {
       k,
     });
     const dispatch: Record<string, string> = smaller.length ? { dispatch: smaller.map((d) => `M≤${d.maxM}: ${d.tiles.bm}×${d.tiles.bn}×${d.tiles.stages}`).join(", ") } : {};
-    return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { ...tiles, n, k, ...provenance, ...dispatch } };
+    const pro: Record<string, string> = {
+      ...(g.prologue ? { decodePrologue: g.prologue.nodes.map((m) => m.op).join("+") } : {}),
+      ...(g.decodeStep ? { decodeStep: g.decodeStep.nodes.map((m) => m.op).join("+") } : {}),
+    };
+    return { group: g, template: "gemm.cu.hbs", body, buffers: bufs.args, tiles: { ...tiles, n, k, ...provenance, ...dispatch, ...pro } };
   },
 };
 

@@ -52,19 +52,27 @@ export const row: KernelFamilyModule = {
   render: renderRow,
 };
 
-function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
+/** A row group's code: the body (no norm), or a norm's two passes; `ptr(i)` names buffer i. */
+interface RowCode {
+  cols: number;
+  rowTokens: boolean;
+  preludes: string[];
+  body?: string;
+  norm?: { pre: string; post: string; groups: number; centered: boolean; eps: string };
+}
+
+function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i: number) => string, asPrologue = false): RowCode {
   const sink = g.anchor ?? g.nodes[g.nodes.length - 1]!;
   const rowTokens = sink.shape[0] === "B" && sink.shape[1] === "T";
   const main = g.outputs.find((o) => o.shape.join() === sink.shape.join()) ?? sink;
   const F = rowTokens ? main.shape.slice(2) : main.shape;
   const cols = prod(F);
   const inside = new Map(g.nodes.map((n, i) => [n.key, i]));
-  const bufs = new BufferTable();
 
   const load = (n: Node, col = "c"): string => {
     const r = ctx.ref(n);
     const i = bufs.slot(r);
-    return `st::ld(p${i} + ${elementIndex(r, F, rowTokens, col)})`;
+    return `st::ld(${ptr(i)} + ${elementIndex(r, F, rowTokens, col)})`;
   };
   /** A constant (full) is a literal; a value computed in the group is its variable; else a load. */
   const literal = (n: Node): string | undefined => (n.op === "full" ? `${Number(n.attrs.value)}f`.replace(/^(-?\d+)f$/, "$1.0f") : undefined);
@@ -94,7 +102,7 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
       if (inside.has(x.key)) throw new StrataError("codegen: rope must read its input from memory (it needs each element's partner)", n.src);
       // positions: arange(T) in a forward graph (the token's index), else a [T] input (the runtime
       // fills it with P … P+T−1)
-      const posExpr = pos.op === "arange" ? "(float)t" : `st::ld(p${bufs.slot(ctx.ref(pos))} + t)`;
+      const posExpr = pos.op === "arange" ? "(float)t" : `st::ld(${ptr(bufs.slot(ctx.ref(pos)))} + t)`;
       if (pos.op !== "arange" && !(pos.op === "input" && pos.shape.length === 1)) throw new StrataError("codegen: rope positions must be arange(T) or a [T] input", n.src);
       const D = x.shape[x.shape.length - 1] as number;
       const rot = Math.round(D * (n.attrs.fraction as number));
@@ -132,14 +140,16 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
       if (lit) return { from, to: at, expr: lit };
       const r = ctx.ref(x);
       const col = `((c / ${inner * D}) * ${dk * inner} + (${coord} - ${from}) * ${inner} + c % ${inner})`;
-      return { from, to: at, expr: `st::ld(p${bufs.slot(r)} + ${elementIndex(r, x.shape.slice(tok), rowTokens, col)})` };
+      return { from, to: at, expr: `st::ld(${ptr(bufs.slot(r))} + ${elementIndex(r, x.shape.slice(tok), rowTokens, col)})` };
     });
     return pieces.reduceRight((acc, p, k) => (k === pieces.length - 1 ? p.expr : `(${coord} < ${p.to} ? ${p.expr} : ${acc})`), "");
   };
+  // as a GEMV's prologue the group's one value is handed over (`out = …`), not stored
   const store = (n: Node, value: string): string => {
+    if (asPrologue) return `    out = ${value};`;
     const r = ctx.outRef(n);
     const i = bufs.slot(r, true);
-    return `    st::st(p${i} + ${elementIndex(r, F, rowTokens, "c")}, ${value});`;
+    return `    st::st(${ptr(i)} + ${elementIndex(r, F, rowTokens, "c")}, ${value});`;
   };
   const outputs = new Set(g.outputs.map((o) => o.key));
 
@@ -156,11 +166,10 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
   };
 
   const norm = g.nodes.find(isNorm);
-  let view: Record<string, unknown>;
   if (!norm) {
     const lines = emit(g.outputs, new Set());
     for (const o of g.outputs) lines.push(store(o, `v${inside.get(o.key)}`));
-    view = { body: lines.join("\n") };
+    return { cols, rowTokens, preludes, body: lines.join("\n") };
   } else {
     const ni = inside.get(norm.key)!;
     const [x, a1, a2] = norm.inputs as Node[];
@@ -182,22 +191,84 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
     const after = g.nodes.filter((n) => isDescendant(n, norm, inside) && n !== norm);
     post.push(...emit(after, new Set([norm.key])));
     for (const o of g.outputs) if (o === norm || after.includes(o)) post.push(store(o, `v${inside.get(o.key)}`));
-    view = {
-      norm: {
-        pre: pre.join("\n"),
-        post: post.join("\n"),
-        groups,
-        centered: norm.op === "layernorm",
-        eps: `${norm.attrs.eps as number}f`,
-      },
+    return {
+      cols,
+      rowTokens,
+      preludes,
+      norm: { pre: pre.join("\n"), post: post.join("\n"), groups, centered: norm.op === "layernorm", eps: `${norm.attrs.eps as number}f` },
     };
   }
+}
 
+/** Threads of a row kernel: about 8 columns each (256 … 1024). */
+export function rowThreads(cols: number): number {
+  // a decode step has one row per sequence, so a block is all there is, and a wide row (a gated
+  // norm over 8192) needs the threads to keep its loads in flight
+  return Math.min(1024, Math.max(256, 2 ** Math.ceil(Math.log2(Math.ceil(cols / 8)))));
+}
+
+/**
+ * Can `g` be a GEMV's decode prologue (a block of `threads` threads computes the row's value
+ * itself)? One norm plus elementwise work, one bf16 value of the row's width, and the same
+ * thread count as the row kernel, so the statistic is reduced in the same order: bit-identical.
+ */
+export function rowPrologueVeto(g: FusionGroup, threads: number): string | undefined {
+  const norms = g.nodes.filter(isNorm);
+  if (norms.length !== 1) return "the row group is not one norm";
+  const odd = g.nodes.find((n) => !isNorm(n) && getOp(n.op).kind !== "elementwise");
+  if (odd) return `${odd.op} is not elementwise`;
+  const v = g.outputs[0]!;
+  if (g.outputs.length !== 1 || v.dtype !== "bf16") return "the row group must store one bf16 value";
+  const norm = norms[0]!;
+  if (v.shape.length < 3 || v.shape[0] !== "B" || v.shape[1] !== "T" || v.shape.join() !== norm.inputs[0]!.shape.join()) return "the value must be per token, of the norm's shape";
+  const cols = prod(v.shape.slice(2));
+  if (rowThreads(cols) !== threads) return `a row of ${cols} columns takes ${rowThreads(cols)} threads, the GEMV's block has ${threads}`;
+  return undefined;
+}
+
+/**
+ * The row group as a GEMV prologue (gemm.cu.hbs's `Pro`): `rows(p, M, a)` writes the group's
+ * value for rows 0 … M−1 into `a` (bf16, M × kCols) with the statistic computed as the row kernel
+ * does; buffers are fields of the GEMM's Params (the same BufferTable).
+ */
+export function renderRowPrologue(g: FusionGroup, ctx: RenderContext, bufs: BufferTable): string {
+  const code = rowCode(g, ctx, bufs, (i) => `p.p${i}`, true);
+  const n = code.norm!;
+  return [
+    "struct Pro {",
+    `  static constexpr int kCols = ${code.cols};`,
+    "  __device__ static void rows(const Epi::Params& p, int M, __nv_bfloat16* a) {",
+    `    __shared__ float s_pre[kCols];`,
+    `    __shared__ float s_mean[${n.groups}], s_rstd[${n.groups}];`,
+    "    for (int row = 0; row < M; ++row) {",
+    "#pragma unroll 4",
+    "      for (int c = threadIdx.x; c < kCols; c += blockDim.x) {",
+    indent(n.pre, 4),
+    "      }",
+    "      __syncthreads();",
+    `      st::row_stats<${n.centered}>(s_pre, kCols, ${n.groups}, ${n.eps}, s_mean, s_rstd);`,
+    "#pragma unroll 4",
+    "      for (int c = threadIdx.x; c < kCols; c += blockDim.x) {",
+    "        float out;",
+    indent(n.post, 4),
+    "        a[row * kCols + c] = __float2bfloat16(out);",
+    "      }",
+    "      __syncthreads();  // s_pre is the next row's",
+    "    }",
+    "  }",
+    "};",
+  ].join("\n");
+}
+
+const indent = (lines: string, by: number) => lines.split("\n").map((l) => " ".repeat(by) + l).join("\n");
+
+function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
+  const bufs = new BufferTable();
+  const { cols, rowTokens, preludes, body, norm } = rowCode(g, ctx, bufs, (i) => `p${i}`);
+  const view: Record<string, unknown> = norm ? { norm } : { body };
   const smemBytes = norm ? cols * 4 : 0;
-  // about 8 columns per thread: a decode step has one row per sequence, so a block is all there
-  // is, and a wide row (a gated norm over 8192) needs the threads to keep its loads in flight
-  const threads = Math.min(1024, Math.max(256, 2 ** Math.ceil(Math.log2(Math.ceil(cols / 8)))));
-  const body = renderTemplate("row.cu.hbs", {
+  const threads = rowThreads(cols);
+  const source = renderTemplate("row.cu.hbs", {
     name: KERNEL_NAME,
     prelude: preludes.join("\n"),
     cols,
@@ -208,9 +279,10 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
     rowsExpr: rowTokens ? "B * T" : "1",
     smemBytes,
     bigSmem: smemBytes > 48 * 1024,
+    skipAtDecode: g.skipAtDecode === true,
     ...view,
   });
-  return { group: g, template: "row.cu.hbs", body, buffers: bufs.args, tiles: { threads, cols } };
+  return { group: g, template: "row.cu.hbs", body: source, buffers: bufs.args, tiles: { threads, cols, ...(g.skipAtDecode ? { skipAtDecode: true } : {}) } };
 }
 
 /** Is `n` computed from `root` within the group? */

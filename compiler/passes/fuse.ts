@@ -5,7 +5,9 @@
  * (epilogues, prologues, a state companion as a second output); norms become row kernels that
  * absorb the elementwise work feeding them; the remaining elementwise and row-wise nodes form
  * row kernels; views cost nothing (kernels read them through offsets and strides); work that reads
- * only parameters is done once at load time ("param_prep").
+ * only parameters is done once at load time ("param_prep"); the cache appends one attention reads
+ * (K and V) are one group. In the cached graph, decode fusions (`decodePrologues`) mark what the
+ * GEMV computes itself at ≤ 8 rows: the norm before it, the conv1d or cache append after it.
  *
  * Legality lives in the modules, priority here (scans first: their kernels take dt's bias and
  * softplus while loading, which beats the producing GEMM's epilogue). A pattern that does not
@@ -52,6 +54,15 @@ export interface FuseOptions {
    * activations and upstream gradient die early.
    */
   order?: "position" | "memory";
+  /**
+   * The cached graph (prefill and decode): a row group whose single value is read only by the
+   * next group's kernel, when that kernel's module can compute it itself at decode
+   * (`decodePrologue`: the GEMV's prologue at ≤ 8 rows), and the group after a GEMM that reads
+   * its value, when the GEMM's module can do that work in its store (`decodeStep`: a conv1d or
+   * the K/V cache appends, per column), are skipped then — one launch fewer per step each.
+   * Larger calls run every kernel as before.
+   */
+  decodePrologues?: boolean;
 }
 
 export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
@@ -220,6 +231,23 @@ export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
     log(grp, sink, true, `param prep ${grp.nodes.map((n) => n.op).join(", ")}`, "reads only parameters: computed once when weights are loaded");
   }
 
+  // ---- 5. the cache appends one attention reads (its K and V): one launch ------------------
+  const merged = new Set<number>();
+  for (const grp of groups) {
+    if (grp.kind !== "cache_append" || merged.has(grp.id)) continue;
+    const reader = uses(grp.anchor!);
+    if (reader.length !== 1) continue;
+    for (const other of groups) {
+      if (other === grp || other.kind !== "cache_append" || merged.has(other.id)) continue;
+      const r = uses(other.anchor!);
+      if (r.length !== 1 || r[0] !== reader[0]) continue;
+      add(grp, other.anchor!);
+      merged.add(other.id);
+      log(grp, other.anchor!, true, "sibling cacheAppend", `the other cache ${reader[0]!.op} reads: both appended by one launch`);
+    }
+  }
+  if (merged.size) groups.splice(0, groups.length, ...groups.filter((g) => !merged.has(g.id)));
+
   // ---- outputs of each group, and group order -------------------------------------------
   for (const grp of groups) {
     grp.nodes.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
@@ -227,7 +255,46 @@ export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
     grp.outputs = grp.nodes.filter((n) => graphOut.has(n.key) || realUses(n).some((c) => !inside.has(c.key)));
   }
   const ordered = opts.order === "memory" ? orderGroupsForMemory(groups, groupOf, order) : orderGroups(groups, groupOf, order);
+  if (opts.decodePrologues) attachDecodePrologues(ordered, realUses, graphOut, log);
   return { groups: ordered, decisions, order, groupOf };
+}
+
+/**
+ * Decode prologues: a row group R whose one value is read only by the group right after it (in
+ * launch order, so nothing runs between them that could overwrite what R reads), when that
+ * group's module takes R as its decode prologue. R is kept (larger calls run it) and marked.
+ * Decode steps: the group right after a GEMM, reading its value, when the GEMM's module can do
+ * its work in the store (`decodeStep`: a conv1d or cache appends over column slices, per column).
+ */
+function attachDecodePrologues(
+  ordered: FusionGroup[],
+  realUses: (n: Node) => Node[],
+  graphOut: ReadonlySet<string>,
+  log: (grp: FusionGroup, node: Node, accepted: boolean, what: string, reason: string) => void,
+): void {
+  for (let i = 0; i + 1 < ordered.length; i++) {
+    const r = ordered[i]!, g = ordered[i + 1]!;
+    // a step of the next group's work done in this group's store (a conv1d after its projection)
+    const step = FAMILIES[r.kind as KernelFamily]?.decodeStep;
+    if (step && g.anchor && !g.skipAtDecode && r.outputs.some((o) => g.anchor!.inputs.some((x) => viewBase(x) === o))) {
+      const why = step(r, g);
+      if (why !== false) log(r, g.anchor, !why, `decode step ${g.nodes.map((n) => n.op).join(", ")}`, why ?? "at ≤ 8 rows the GEMV does it per column in its store; its own kernel is skipped then");
+      if (why === undefined) {
+        r.decodeStep = g;
+        g.skipAtDecode = true;
+      }
+    }
+    if (r.kind !== "row" || r.outputs.length !== 1 || !g.anchor) continue;
+    const v = r.outputs[0]!;
+    const readers = realUses(v);
+    if (!readers.length || readers.some((c) => !g.nodes.includes(c))) continue;
+    const mod = FAMILIES[g.kind as KernelFamily];
+    const why = graphOut.has(v.key) ? "the value is a graph output" : mod?.decodePrologue ? mod.decodePrologue(g, r) : `the ${g.kind} kernel has no decode prologue`;
+    log(g, v, !why, `decode prologue ${r.nodes.map((n) => n.op).join(", ")}`, why ?? "at ≤ 8 rows the GEMV computes its input row itself; the row kernel is skipped then");
+    if (why) continue;
+    g.prologue = r;
+    r.skipAtDecode = true;
+  }
 }
 
 /** Topologically order groups (a group runs after every group whose outputs it reads). */

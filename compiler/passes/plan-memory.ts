@@ -95,8 +95,9 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: Pla
     }
   });
   // extend lifetimes to the last reader (through views and in-place writes)
+  // (a decode prologue's reads are its GEMM's too: the GEMV reads them while it writes its output)
   plan.groups.forEach((g, gi) => {
-    for (const n of g.nodes)
+    for (const n of [...g.nodes, ...(g.prologue?.nodes ?? [])])
       for (const i of n.inputs) {
         const s = slotOf.get(storageBase(i).key);
         if (s && s.to < gi) s.to = gi;
@@ -106,6 +107,13 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: Pla
     const s = slotOf.get(storageBase(o).key);
     if (s) s.to = last;
   }
+  // a decode step's values are written by the GEMM before it (the GEMV's store): live from there
+  plan.groups.forEach((g, gi) => {
+    for (const n of g.decodeStep?.outputs ?? []) {
+      const s = slotOf.get(n.key);
+      if (s && s.from > gi) s.from = gi;
+    }
+  });
   const peak = placeFirstFit(slots);
   return { slots, peakBytes: peak, alignment: ARENA_ALIGN, bindings, maxBatch: opts.maxBatch, maxSeq: opts.maxSeq };
 }

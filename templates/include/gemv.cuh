@@ -16,6 +16,11 @@
 // prefetches the first lines of its weight rows into L2, so the weight stream starts while the
 // previous kernel (a norm, the conv, the scan) finishes.
 //
+// A prologue (Pro, decode only) computes the rows of x itself instead of reading them: each block
+// writes Pro::rows(ep, M, a) — e.g. the RMSNorm of the residual stream, statistic and all — into
+// shared memory (M × Pro::kCols bf16, kCols = K) after the wait, and reads x from there; the
+// norm's own kernel is skipped at these sizes, one launch fewer.
+//
 // The per-lane arithmetic (gemv_lane) is __host__ __device__: tests/device checks it on the host
 // against a plain dot product for every split and lane.
 #pragma once
@@ -103,7 +108,17 @@ __host__ __device__ inline void gemv_part(int K, int split, int part, int& begin
   end = static_cast<int>(static_cast<long long>(kv) * (part + 1) / split);
 }
 
-template <class Epi, int kSplit>
+// No prologue: x is read from memory as stored.
+struct NoPrologue {
+  static constexpr int kCols = 0;
+};
+// No step after the store. A Post (decode only) runs Post::cols2(ep, M, n0) in the thread that
+// stored columns n0, n0+1 of all M rows, after those stores: e.g. the conv1d step of a column slice.
+struct NoPost {
+  static constexpr bool kOn = false;
+};
+
+template <class Epi, int kSplit, class Pro = NoPrologue, class Post = NoPost>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* __restrict__ A, int lda, const bf16* __restrict__ W, int M, int N,
                                                                      int K, int prefetch_lines, const typename Epi::Params ep) {
   static_assert(kWarpsPerBlock % kSplit == 0, "kSplit divides the warps of a block");
@@ -124,8 +139,17 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* _
   }
   pdl_wait();
   pdl_launch_dependents();
+  const bf16* x = A;
+  long long ldx = lda;
+  if constexpr (Pro::kCols > 0) {
+    static_assert(kMaxRows * Pro::kCols * 2 + Pro::kCols * 4 <= 40 * 1024, "a prologue's rows fit in static shared memory");
+    __shared__ __align__(16) bf16 x_rows[kMaxRows * Pro::kCols];
+    Pro::rows(ep, M, x_rows);  // every thread of the block; ends with a barrier
+    x = x_rows;
+    ldx = Pro::kCols;
+  }
   float acc[kMaxRows][2];
-  if (n0 < N) gemv_lane<true>(A, lda, W, M, K, n0, c_begin, c_end, lane, acc);
+  if (n0 < N) gemv_lane<true>(x, ldx, W, M, K, n0, c_begin, c_end, lane, acc);
 #pragma unroll
   for (int m = 0; m < kMaxRows; ++m) {
     if (m >= M) break;
@@ -153,6 +177,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) gemv_kernel(const bf16* _
 #pragma unroll
     for (int m = 0; m < kMaxRows; ++m)
       if (m < M) Epi::store2(ep, m, n0, acc[m][0], acc[m][1]);
+    if constexpr (Post::kOn) Post::cols2(ep, M, n0);
   }
 }
 
@@ -169,29 +194,31 @@ inline int gemv_split(int N, int K) {
   return split;
 }
 
-template <class Epi, int kSplit>
+template <class Epi, int kSplit, class Pro, class Post>
 inline cudaError_t gemv_launch_split(const bf16* A, int lda, const bf16* W, int M, int N, int K, int prefetch_lines, const typename Epi::Params& ep,
                                      cudaStream_t stream) {
   constexpr int kPairs = kWarpsPerBlock / kSplit;
   const int pairs = N / 2;
-  return launch_pdl<gemv_kernel<Epi, kSplit>>(dim3((pairs + kPairs - 1) / kPairs), dim3(32 * kWarpsPerBlock), 0, stream, A, lda, W, M, N, K,
+  return launch_pdl<gemv_kernel<Epi, kSplit, Pro, Post>>(dim3((pairs + kPairs - 1) / kPairs), dim3(32 * kWarpsPerBlock), 0, stream, A, lda, W, M, N, K,
                                               prefetch_lines, ep);
 }
 
-// M in 1..kMaxRows; N even; K, lda multiples of 8; A and W 16-byte aligned (the GEMM's rules).
-template <class Epi>
+// M in 1..kMaxRows; N even; K, lda multiples of 8; A and W 16-byte aligned (the GEMM's rules);
+// with a prologue, K is its kCols (A is then not read).
+template <class Epi, class Pro = NoPrologue, class Post = NoPost>
 inline cudaError_t gemv_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K, const typename Epi::Params& ep, cudaStream_t stream = 0) {
   if (M < 1 || M > kMaxRows || N < 2 || (N & 1) || K < 8 || (K & 7) || (lda & 7) || ((reinterpret_cast<uintptr_t>(A) | reinterpret_cast<uintptr_t>(W)) & 15))
     return cudaErrorInvalidValue;
+  if (Pro::kCols > 0 && Pro::kCols != K) return cudaErrorInvalidValue;
   const int split = gemv_split(N, K);
   // 128-byte lines of its part of each of its two rows that a warp prefetches: N · split parts
   // share kPrefetchBytes (the kernel caps it at the part's length)
   const int prefetch_lines = static_cast<int>(std::min<long long>((2ll * K + 127) / 128, kPrefetchBytes / (128ll * N * split)));
   switch (split) {
-    case 1: return gemv_launch_split<Epi, 1>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
-    case 2: return gemv_launch_split<Epi, 2>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
-    case 4: return gemv_launch_split<Epi, 4>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
-    default: return gemv_launch_split<Epi, 8>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+    case 1: return gemv_launch_split<Epi, 1, Pro, Post>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+    case 2: return gemv_launch_split<Epi, 2, Pro, Post>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+    case 4: return gemv_launch_split<Epi, 4, Pro, Post>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
+    default: return gemv_launch_split<Epi, 8, Pro, Post>(A, lda, W, M, N, K, prefetch_lines, ep, stream);
   }
 }
 

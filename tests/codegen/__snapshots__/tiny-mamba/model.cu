@@ -19,8 +19,11 @@ cudaError_t launch_gemm_ee920ed6(void* const* bufs, const StrataDims* d, cudaStr
 cudaError_t launch_gemm_0ad88d9b(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_208f0413(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_88853fb5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_conv1d_b919c916(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_36238eb6(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_7db0e974(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_conv1d_69d26c1c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_c11701fa(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_a3caa605(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 }
 
 namespace {
@@ -34,8 +37,11 @@ int call_gemm_ee920ed6(void* const* b, const StrataDims* d, void* s) { return st
 int call_gemm_0ad88d9b(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_0ad88d9b(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_208f0413(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_208f0413(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_88853fb5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_88853fb5(b, d, static_cast<cudaStream_t>(s))); }
-int call_conv1d_b919c916(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_b919c916(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_36238eb6(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_36238eb6(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_7db0e974(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_7db0e974(b, d, static_cast<cudaStream_t>(s))); }
+int call_conv1d_69d26c1c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_69d26c1c(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_c11701fa(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_c11701fa(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_a3caa605(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_a3caa605(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
     {"row_42fd239f", &call_row_42fd239f },
@@ -47,8 +53,11 @@ const strata::KernelEntry kKernels[] = {
     {"gemm_0ad88d9b", &call_gemm_0ad88d9b },
     {"selective_scan_208f0413", &call_selective_scan_208f0413 },
     {"gemm_88853fb5", &call_gemm_88853fb5 },
-    {"conv1d_b919c916", &call_conv1d_b919c916 },
+    {"row_36238eb6", &call_row_36238eb6 },
+    {"gemm_7db0e974", &call_gemm_7db0e974 },
+    {"conv1d_69d26c1c", &call_conv1d_69d26c1c },
     {"selective_scan_c11701fa", &call_selective_scan_c11701fa },
+    {"gemm_a3caa605", &call_gemm_a3caa605 },
     {nullptr, nullptr},
 };
 
@@ -163,10 +172,16 @@ const strata::BufRef kBufs[] = {
     {strata::kArena, 163840u},
     {strata::kArena, 163840u},
     {strata::kWeight, 1u},
-    {strata::kArena, 65536u},
-    {strata::kArena, 65536u},
+    {strata::kArena, 98304u},
+    {strata::kArena, 98304u},
     {strata::kWeight, 2u},
     {strata::kArena, 0u},
+    {strata::kArena, 163840u},
+    {strata::kWeight, 1u},
+    {strata::kWeight, 3u},
+    {strata::kWeight, 4u},
+    {strata::kState, 0u},
+    {strata::kArena, 65536u},
     {strata::kArena, 0u},
     {strata::kWeight, 3u},
     {strata::kWeight, 4u},
@@ -193,10 +208,16 @@ const strata::BufRef kBufs[] = {
     {strata::kArena, 163840u},
     {strata::kArena, 180224u},
     {strata::kWeight, 11u},
-    {strata::kArena, 65536u},
-    {strata::kArena, 65536u},
+    {strata::kArena, 98304u},
+    {strata::kArena, 98304u},
     {strata::kWeight, 12u},
     {strata::kArena, 0u},
+    {strata::kArena, 180224u},
+    {strata::kWeight, 11u},
+    {strata::kWeight, 13u},
+    {strata::kWeight, 14u},
+    {strata::kState, 2u},
+    {strata::kArena, 65536u},
     {strata::kArena, 0u},
     {strata::kWeight, 13u},
     {strata::kWeight, 14u},
@@ -223,10 +244,16 @@ const strata::BufRef kBufs[] = {
     {strata::kArena, 180224u},
     {strata::kArena, 163840u},
     {strata::kWeight, 21u},
-    {strata::kArena, 65536u},
-    {strata::kArena, 65536u},
+    {strata::kArena, 98304u},
+    {strata::kArena, 98304u},
     {strata::kWeight, 22u},
     {strata::kArena, 0u},
+    {strata::kArena, 163840u},
+    {strata::kWeight, 21u},
+    {strata::kWeight, 23u},
+    {strata::kWeight, 24u},
+    {strata::kState, 4u},
+    {strata::kArena, 65536u},
     {strata::kArena, 0u},
     {strata::kWeight, 23u},
     {strata::kWeight, 24u},
@@ -249,14 +276,16 @@ const strata::BufRef kBufs[] = {
     {strata::kArena, 0u},
     {strata::kArena, 131072u},
     {strata::kWeight, 30u},
-    {strata::kArena, 0u},
+    {strata::kArena, 65536u},
     {strata::kArena, 163840u},
-    {strata::kArena, 0u},
+    {strata::kArena, 65536u},
     {strata::kWeight, 31u},
-    {strata::kArena, 65536u},
-    {strata::kArena, 65536u},
+    {strata::kArena, 81920u},
+    {strata::kArena, 81920u},
     {strata::kWeight, 32u},
     {strata::kArena, 0u},
+    {strata::kArena, 65536u},
+    {strata::kWeight, 31u},
     {strata::kArena, 0u},
 };
 
@@ -292,29 +321,29 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 0, "row_42fd239f", "layers.1.mixer", 101, 2, true, 0u},
     {strata::kLaunchKernel, 0, "row_42fd239f", "layers.2.mixer", 103, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 105, 3, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.0.norm", 108, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.0.mixer", 111, 3, false, 0u},
-    {strata::kLaunchKernel, 9, "conv1d_b919c916", "layers.0.mixer", 114, 5, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.0.mixer", 119, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.0.mixer", 122, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.0.mixer", 125, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.0.mixer", 134, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.1.norm", 138, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.1.mixer", 141, 3, false, 0u},
-    {strata::kLaunchKernel, 9, "conv1d_b919c916", "layers.1.mixer", 144, 5, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.1.mixer", 149, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.1.mixer", 152, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.1.mixer", 155, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.1.mixer", 164, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "layers.2.norm", 168, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_614a5f92", "layers.2.mixer", 171, 3, false, 0u},
-    {strata::kLaunchKernel, 9, "conv1d_b919c916", "layers.2.mixer", 174, 5, false, 0u},
-    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.2.mixer", 179, 3, false, 0u},
-    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.2.mixer", 182, 3, false, 0u},
-    {strata::kLaunchKernel, 10, "selective_scan_c11701fa", "layers.2.mixer", 185, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.2.mixer", 194, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_2d8852d0", "final_norm", 198, 3, false, 0u},
-    {strata::kLaunchKernel, 3, "gemm_614a5f92", "lm_head", 201, 3, false, 0u},
+    {strata::kLaunchKernel, 9, "row_36238eb6", "layers.0.norm", 108, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_7db0e974", "layers.0.mixer", 111, 9, false, 0u},
+    {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.0.mixer", 120, 5, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.0.mixer", 125, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.0.mixer", 128, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.0.mixer", 131, 9, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.0.mixer", 140, 4, false, 0u},
+    {strata::kLaunchKernel, 9, "row_36238eb6", "layers.1.norm", 144, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_7db0e974", "layers.1.mixer", 147, 9, false, 0u},
+    {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.1.mixer", 156, 5, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.1.mixer", 161, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.1.mixer", 164, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.1.mixer", 167, 9, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.1.mixer", 176, 4, false, 0u},
+    {strata::kLaunchKernel, 9, "row_36238eb6", "layers.2.norm", 180, 3, false, 0u},
+    {strata::kLaunchKernel, 10, "gemm_7db0e974", "layers.2.mixer", 183, 9, false, 0u},
+    {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.2.mixer", 192, 5, false, 0u},
+    {strata::kLaunchKernel, 5, "gemm_ee920ed6", "layers.2.mixer", 197, 3, false, 0u},
+    {strata::kLaunchKernel, 6, "gemm_0ad88d9b", "layers.2.mixer", 200, 3, false, 0u},
+    {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.2.mixer", 203, 9, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_88853fb5", "layers.2.mixer", 212, 4, false, 0u},
+    {strata::kLaunchKernel, 9, "row_36238eb6", "final_norm", 216, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "gemm_a3caa605", "lm_head", 219, 5, false, 0u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},
 };
 
@@ -343,7 +372,7 @@ const strata::GradEntry kGrads[] = {
 const strata::ProgramTables& strata::generated_program() {
   static const ProgramTables t{
       "tiny-mamba",
-      kKernels, 11,
+      kKernels, 14,
       kBufs,
       kLaunches,
       kStates, 6,
