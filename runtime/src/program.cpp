@@ -331,10 +331,10 @@ void ProgramExecutor::step(SessionState& st, const int32_t* tokens, float* logit
   ops_->sync();
 }
 
-const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st, int rows) {
+const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st, int rows, bool step_set) {
   const ScheduleEntry& s = schedule("cached");
   grads_valid_ = false;  // a replayed graph writes the arena without run()
-  ops_->set_step(step_info_, static_cast<int32_t*>(positions_), st.position);
+  if (!step_set) ops_->set_step(step_info_, static_cast<int32_t*>(positions_), st.position);
   // the replayed launches read P and S from step_info_; the host values are the capture's. The
   // rows (B) are baked into a graph: one graph per number of rows (SessionState::decode_graphs).
   const StrataDims d{rows, 1, static_cast<int>(st.position), static_cast<int>(st.position + 1), st.capacity, step_info_};
@@ -482,14 +482,19 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
     std::vector<uint8_t> running(static_cast<size_t>(B), 0), finished(static_cast<size_t>(B), 1);
     if (cb) cb(0, next.data(), running.data());
     std::vector<int32_t> ring;
-    int prev = -1;  // the ring slot holding the tokens the next step reads (-1: the prefill's sample)
+    int prev = -1;     // the ring slot holding the tokens the next step reads (-1: the prefill's sample)
+    bool fed = false;  // the last sample also wrote the next step's tokens and position
     for (int i = 1; i < max_new;) {
       const int K = std::min(ahead_, max_new - i);
       for (int j = 0; j < K; ++j) {
-        if (prev < 0) ops_->last_sampled_to(tokens_, static_cast<size_t>(B));
-        else ops_->ahead_to_tokens(tokens_, static_cast<size_t>(B), prev);
-        decode_step(st, B);
-        ops_->sample_ahead(logits, static_cast<size_t>(B), vocab_, vocab_, p, static_cast<uint64_t>(i + j), st.seen, j, ahead_);
+        if (!fed) {
+          if (prev < 0) ops_->last_sampled_to(tokens_, static_cast<size_t>(B));
+          else ops_->ahead_to_tokens(tokens_, static_cast<size_t>(B), prev);
+        }
+        decode_step(st, B, fed);
+        const AheadFeed next{tokens_, step_info_, static_cast<int32_t*>(positions_), st.position};  // decode_step advanced the position
+        fed = ops_->sample_ahead(logits, static_cast<size_t>(B), vocab_, vocab_, p, static_cast<uint64_t>(i + j), st.seen, j, ahead_,
+                                 i + j + 1 < max_new ? &next : nullptr);
         prev = j;
       }
       ring.resize(static_cast<size_t>(K) * B);

@@ -106,6 +106,14 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+// Decode ahead: where the next step reads its tokens and its position (DeviceOps::sample_ahead).
+struct AheadFeed {
+  void* tokens_dev = nullptr;     // the step's token buffer (int32 [rows])
+  int* info_dev = nullptr;        // {P, P + 1}, as set_step writes it
+  int32_t* positions_dev = nullptr;
+  int64_t P = 0;                  // the next step's position
+};
+
 // Device operations the executor needs. All asynchronous on one stream except sync/d2h.
 class DeviceOps {
  public:
@@ -144,9 +152,15 @@ class DeviceOps {
   // token buffer; fetch_ahead copies slots 0..count−1 to the host (rows tokens each, slot-major)
   // and waits. Devices without it return false from can_decode_ahead and generate steps one
   // token per round trip.
+  // With `next` (a step follows), sample_ahead may also feed it — write the tokens into
+  // next->tokens_dev and the step info as set_step(next->P) would, on the device — and return
+  // true; the executor then skips that step's ahead_to_tokens and set_step (two fewer operations
+  // between graph replays). false: the executor does both.
   virtual bool can_decode_ahead() const { return false; }
-  virtual void sample_ahead(const void* /*logits*/, size_t /*rows*/, size_t /*vocab*/, size_t /*stride*/, const SamplingParams& /*p*/,
-                            uint64_t /*step*/, uint8_t* /*seen*/, int /*slot*/, int /*slots*/) {}
+  virtual bool sample_ahead(const void* /*logits*/, size_t /*rows*/, size_t /*vocab*/, size_t /*stride*/, const SamplingParams& /*p*/,
+                            uint64_t /*step*/, uint8_t* /*seen*/, int /*slot*/, int /*slots*/, const AheadFeed* /*next*/) {
+    return false;
+  }
   virtual void ahead_to_tokens(void* /*tokens_dev*/, size_t /*rows*/, int /*slot*/) {}
   virtual void fetch_ahead(int32_t* /*host*/, size_t /*rows*/, int /*count*/) {}
   // Mark the device tokens [rows, cols] (the token buffer) as seen.
@@ -301,7 +315,8 @@ class ProgramExecutor {
   void reset(SessionState& st);  // zero the state, position 0
   // One decode step of the first `rows` sequences for generate: the tokens are already in the
   // token buffer (the sampler put them there); replays the session's CUDA graph for `rows` when it can.
-  const ScheduleEntry& decode_step(SessionState& st, int rows);
+  // step_set: the step info (P) is already on the device (a decode-ahead sample fed it)
+  const ScheduleEntry& decode_step(SessionState& st, int rows, bool step_set = false);
   // Moves whole sequences within the state (and the repetition-penalty set): slot `from` → slot
   // `to` for each pair, in order, on the device. The KV-like states copy only the tokens held.
   void move_sequences(SessionState& st, const std::vector<std::pair<int, int>>& moves);

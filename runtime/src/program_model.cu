@@ -131,8 +131,8 @@ class CudaOps : public DeviceOps {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   bool can_decode_ahead() const override { return true; }
-  void sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
-                    int slots) override {
+  bool sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
+                    int slots, const AheadFeed* next) override {
     const size_t need = static_cast<size_t>(slots) * rows;
     if (need > ring_cap_) {  // first use in a generate (nothing queued reads the old ring then)
       sync();
@@ -141,8 +141,10 @@ class CudaOps : public DeviceOps {
       ring_ = static_cast<int32_t*>(alloc(need * sizeof(int32_t), "decode-ahead token ring"));
       ring_cap_ = need;
     }
-    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, ring_ + static_cast<size_t>(slot) * rows, stream_, nullptr));
+    // the same kernel writes the next step's tokens and position (no copy, no set_step before it)
+    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, ring_ + static_cast<size_t>(slot) * rows, stream_, nullptr, next));
     STRATA_LAUNCH_CHECK("sample");
+    return next != nullptr;
   }
   void ahead_to_tokens(void* tokens_dev, size_t rows, int slot) override {
     CUDA_CHECK(cudaMemcpyAsync(tokens_dev, ring_ + static_cast<size_t>(slot) * rows, rows * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_));

@@ -55,7 +55,7 @@ struct ArgMaxOp {
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* __restrict__ logits, size_t stride, int V, SamplingParams p,
                                                           uint64_t step, uint8_t* __restrict__ seen, int32_t* __restrict__ out,
-                                                          const int32_t* __restrict__ seq_of_row) {
+                                                          const int32_t* __restrict__ seq_of_row, AheadFeed feed) {
   using ReduceF = cub::BlockReduce<float, kThreads>;
   using ReduceI = cub::BlockReduce<int, kThreads>;
   using ReduceA = cub::BlockReduce<ArgMax, kThreads>;
@@ -70,6 +70,13 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
   __shared__ int s_i;
 
   const int r = blockIdx.x, tid = threadIdx.x;
+  // decode ahead: the next step's position (it reads it from the device; nothing here reads it)
+  if (feed.info_dev && r == 0 && tid == 0) {
+    feed.info_dev[0] = static_cast<int>(feed.P);
+    feed.info_dev[1] = static_cast<int>(feed.P + 1);
+    feed.positions_dev[0] = static_cast<int32_t>(feed.P);
+  }
+  int32_t* next = static_cast<int32_t*>(feed.tokens_dev);
   const __nv_bfloat16* row = logits + static_cast<size_t>(r) * stride;
   uint8_t* sn = seen ? seen + static_cast<size_t>(r) * V : nullptr;
   const bool penal = sn && p.repetition_penalty != 1.f;
@@ -93,6 +100,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
     if (tid == 0) {
       const int t = s_i < V ? s_i : 0;
       out[r] = t;
+      if (next) next[r] = t;
       if (sn) sn[t] = 1;
     }
     return;
@@ -183,6 +191,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
   }
   if (tid == 0) {
     out[r] = pick;
+    if (next) next[r] = pick;
     if (sn) sn[pick] = 1;
   }
 }
@@ -197,10 +206,10 @@ __global__ void mark_seen_kernel(uint8_t* seen, int V, const int32_t* tokens, in
 }  // namespace
 
 cudaError_t launch_sample(const void* logits, size_t rows, size_t stride, int vocab, const SamplingParams& p, uint64_t step, uint8_t* seen,
-                          int32_t* tokens_dev, cudaStream_t stream, const int32_t* seq_of_row) {
+                          int32_t* tokens_dev, cudaStream_t stream, const int32_t* seq_of_row, const AheadFeed* feed) {
   if (rows == 0) return cudaSuccess;
   sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(logits), stride, vocab, p, step, seen,
-                                                                      tokens_dev, seq_of_row);
+                                                                      tokens_dev, seq_of_row, feed ? *feed : AheadFeed{});
   return cudaGetLastError();
 }
 

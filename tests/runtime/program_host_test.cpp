@@ -187,11 +187,19 @@ struct HostOps : DeviceOps {
   int ahead_samples = 0, ahead_fetches = 0;
   std::vector<int32_t> ring;
   bool can_decode_ahead() const override { return ahead_ok; }
-  void sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
-                    int slots) override {
+  bool ahead_feeds = true;  // false: the executor copies the tokens and sets the step itself
+  int fed_steps = 0;
+  bool sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
+                    int slots, const AheadFeed* next) override {
     ++ahead_samples;
     ring.resize(static_cast<size_t>(slots) * rows);
-    draw(logits, rows, vocab, stride, p, step, seen, nullptr, ring.data() + static_cast<size_t>(slot) * rows);
+    int32_t* out = ring.data() + static_cast<size_t>(slot) * rows;
+    draw(logits, rows, vocab, stride, p, step, seen, nullptr, out);
+    if (!ahead_feeds || !next) return false;
+    ++fed_steps;
+    std::memcpy(next->tokens_dev, out, rows * sizeof(int32_t));
+    set_step(next->info_dev, next->positions_dev, next->P);
+    return true;
   }
   void ahead_to_tokens(void* tokens, size_t rows, int slot) override {
     if (capturing) throw Error("ahead_to_tokens while capturing", STRATA_ERR_INTERNAL);
@@ -823,6 +831,12 @@ int main() {
              "ahead 4: %d read-backs of %d queued samples (ahead 1: %d)", fa4.ops->ahead_fetches, fa4.ops->ahead_samples, fa1.ops->ahead_fetches);
       EXPECT(four.out == one.out && four.len == one.len && four.sums == one.sums && four.position == one.position,
              "decode ahead (temperature %g): the tokens, lengths and state of one round trip per step", sp.temperature);
+      // a sampler that does not feed the next step: the executor copies the tokens and sets the step
+      Fixture fc4(w8, kTables8);
+      fc4.ops->ahead_feeds = false;
+      Run copied = plain(fc4, 4, NA, sp, {});
+      EXPECT(fa4.ops->fed_steps == NA - 2 && fc4.ops->fed_steps == 0 && copied.out == one.out && copied.sums == one.sums && copied.position == one.position,
+             "decode ahead: each sample but the last fed the next step (%d), and without feeding the tokens are the same", fa4.ops->fed_steps);
       EXPECT(four.gs.steps == NA - 1 && four.gs.new_tokens == static_cast<int64_t>(B8) * NA && four.gs.sequence_steps == static_cast<int64_t>(B8) * (NA - 1),
              "decode-ahead stats: %d steps, %lld tokens", four.gs.steps, (long long)four.gs.new_tokens);
       Fixture fs(w8, kTables8);
