@@ -239,7 +239,13 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
       const s = slotOf.get(n.key);
       return s ? { kind: "slot", buffer: s.name } : undefined;
     };
-    const ctx: RenderContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => resolveRef(n, owner), arch: options.arch, ...(opts.tuning ? { tuning: { db: opts.tuning, maxTokens } } : {}) };
+    const ctx: RenderContext = {
+      ref: (n) => resolveRef(n, owner),
+      outRef: (n) => resolveRef(n, owner),
+      arch: options.arch,
+      maxTokens,
+      ...(opts.tuning ? { tuning: { db: opts.tuning, maxTokens } } : {}),
+    };
     const scratch: ScratchSlot[] = [];
     const launches: Launch[] = plan.groups.map((grp, gi) => {
       const kb = familyModule(grp.kind).render(grp, ctx);

@@ -85,6 +85,11 @@ export interface RenderContext {
   arch: "sm_90a" | "sm_90" | "sm_80";
   /** Tuned tiles (`strata tune`): the GEMM families look their signature up here (tune/db.ts). */
   tuning?: RenderTuning;
+  /**
+   * The project's --max-tokens (rows of one call): the M the untuned GEMM tiles are chosen for
+   * (tiles.ts defaultTiles). Absent: the fixed DEFAULT_* tiles.
+   */
+  maxTokens?: number;
 }
 
 /**

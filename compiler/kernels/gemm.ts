@@ -22,7 +22,7 @@ import { tunedSmallerBuckets, tunedTiles } from "../tune/db.js";
 import { epilogueReads } from "../tune/epilogue.js";
 
 export { DEFAULT_FORWARD_GEMM_TILES, DEFAULT_GEMM_TILES, gemmConfigType, type GemmTiles } from "./tiles.js";
-import { DEFAULT_FORWARD_GEMM_TILES, gemmConfigType } from "./tiles.js";
+import { DEFAULT_FORWARD_GEMM_TILES, defaultSmallerBuckets, defaultTiles, gemmConfigType } from "./tiles.js";
 
 /** Threads of a GEMV block (include/gemv.cuh: 32 · kWarpsPerBlock; the template asserts it). */
 export const GEMV_THREADS = 256;
@@ -117,10 +117,18 @@ export const gemm: KernelFamilyModule = {
     if (step) fields += step.fields.map((f) => `\n    ${f}`).join("");
     // sm_90a: the warp-specialized TMA kernel; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
     const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: o.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
-    const defaults = DEFAULT_FORWARD_GEMM_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"];
+    // untuned: the wave model's tiles for the project's max tokens (tiles.ts defaultTiles)
+    const backend = ctx.arch === "sm_90a" ? "wgmma" : "mma";
+    const defaults = ctx.maxTokens ? defaultTiles("forward", backend, ctx.maxTokens, n) : DEFAULT_FORWARD_GEMM_TILES[backend];
     const { tiles, provenance } = tunedTiles(ctx.tuning, ctx.arch, sig, defaults);
-    // smaller run-time M (decode batches) dispatch to the tiles tuned for their bucket; ≤ 8 rows run the GEMV
-    const smaller = tunedSmallerBuckets(ctx.tuning, ctx.arch, sig, defaults, tiles, 8);
+    // smaller run-time M (decode batches) dispatch to the tiles tuned for their bucket (or, untuned,
+    // the wave model's for it); ≤ 8 rows run the GEMV
+    const untunedAt = (m: number) => defaultTiles("forward", backend, m, n);
+    const smaller = ctx.tuning
+      ? tunedSmallerBuckets(ctx.tuning, ctx.arch, sig, defaults, tiles, 8, backend === "wgmma" ? untunedAt : undefined)
+      : ctx.maxTokens
+        ? defaultSmallerBuckets(backend, ctx.maxTokens, n, tiles, 8)
+        : [];
     const body = renderTemplate("gemm.cu.hbs", {
       fields,
       epilogue: lines.join("\n"),

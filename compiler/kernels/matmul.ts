@@ -29,7 +29,7 @@ import { CTYPE, elementIndex, type TensorRef } from "../codegen/tensors.js";
 import { batchStride, enforce, need, stride8 } from "./common.js";
 import type { FuseContext, FusionGroup, KernelBody, KernelFamilyModule, RenderContext, Unsupported } from "./family.js";
 import { tunedTiles, type KernelSignature } from "../tune/db.js";
-import { DEFAULT_GEMM_TILES, gemmConfigType, type GemmTiles } from "./tiles.js";
+import { DEFAULT_GEMM_TILES, defaultTiles, gemmConfigType, type GemmTiles } from "./tiles.js";
 import { epilogueReads } from "../tune/epilogue.js";
 
 /** Tile configurations of include/matmul.cuh: gemm.cuh's configs (tiles.ts), the same defaults. */
@@ -213,9 +213,16 @@ const fieldsOf = (bufs: BufferTable) =>
 const SPLIT_WAVE = 132;
 const MAX_SPLITS = 8;
 
-/** The default tiles, or the tuning database's choice for this signature (tune/db.ts). */
+/**
+ * The default tiles — the wave model's for this shape (tiles.ts defaultTiles: a weight gradient's
+ * M × N is the weight's, a data gradient's M the project's max tokens) — or the tuning database's
+ * choice for this signature (tune/db.ts).
+ */
 function tilesFor(ctx: RenderContext, sig: Omit<KernelSignature, "family">): { tiles: MatmulTiles; provenance: Record<string, string> } {
-  return tunedTiles(ctx.tuning, ctx.arch, { family: "matmul", ...sig }, DEFAULT_MATMUL_TILES[ctx.arch === "sm_90a" ? "wgmma" : "mma"]);
+  const backend = ctx.arch === "sm_90a" ? "wgmma" : "mma";
+  const m = sig.path === "wgrad" ? sig.m : ctx.maxTokens;
+  const defaults = m && sig.path !== "forward" ? defaultTiles(sig.path, backend, m, sig.n) : DEFAULT_MATMUL_TILES[backend];
+  return tunedTiles(ctx.tuning, ctx.arch, { family: "matmul", ...sig }, defaults);
 }
 
 /** A weight gradient's largest token split for these tiles (the scratch holds this many partials). */

@@ -5,6 +5,7 @@
  * operands). The type, its checks and its C++ rendering live in tune/configs.ts.
  */
 import { tileConfigType, type TileConfig } from "../tune/configs.js";
+import { BUCKETS, bucketOf } from "../tune/db.js";
 
 /** The tile configurations of include/gemm.cuh. */
 export type GemmTiles = TileConfig;
@@ -80,4 +81,23 @@ export function defaultTiles(kind: "forward" | "dgrad" | "wgrad", backend: "wgmm
     if (cost < bestCost * (1 - 1e-9)) [best, bestCost] = [tiles, cost];
   }
   return best!;
+}
+
+/**
+ * Untuned counterpart of tune/db.ts `tunedSmallerBuckets` for the forward GEMM: the default tiles
+ * of each token bucket below the project's own (a decode batch of 9–64 rows, a short prompt), so
+ * that the launcher dispatches on the run-time M to tiles that fill the SMs at that size. Buckets
+ * whose tiles equal the next larger one's are dropped; rows ≤ skipBelow take the GEMV.
+ */
+export function defaultSmallerBuckets(backend: "wgmma" | "mma", maxTokens: number, n: number, own: GemmTiles, skipBelow = 0): { maxM: number; tiles: GemmTiles }[] {
+  if (backend === "mma") return [];
+  const ownBucket = bucketOf(maxTokens);
+  const out: { maxM: number; tiles: GemmTiles }[] = [];
+  for (const b of BUCKETS) {
+    if (b.name === ownBucket) break;
+    if (b.max <= skipBelow) continue;
+    out.push({ maxM: b.max, tiles: defaultTiles("forward", backend, b.max, n) });
+  }
+  const same = (x: GemmTiles, y: GemmTiles) => JSON.stringify(x) === JSON.stringify(y);
+  return out.filter((d, i) => !same(d.tiles, out[i + 1]?.tiles ?? own));
 }

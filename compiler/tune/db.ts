@@ -201,8 +201,9 @@ function warnOnce(db: TuningDb, key: string, message: string): void {
 /**
  * The tuned tiles of the smaller buckets a project reaches below its own (its --max-tokens
  * bucket is `tunedTiles`'): a launcher dispatches on the run-time M to these, smallest first, so
- * a decode batch of 9–64 rows runs the tiles tuned for 64 rows, not the prefill's. Only entries
- * that differ from the tiles of the bucket above them are returned; none without a database.
+ * a decode batch of 9–64 rows runs the tiles tuned for 64 rows, not the prefill's; a bucket with
+ * no entry takes `untuned(bucket's rows)` when given (else it runs the tiles above it). Only
+ * buckets whose tiles differ from the bucket above them are returned; none without a database.
  */
 export function tunedSmallerBuckets<T extends TileConfig>(
   tuning: RenderTuning | undefined,
@@ -211,6 +212,7 @@ export function tunedSmallerBuckets<T extends TileConfig>(
   defaults: T,
   own: T,
   skipBelow = 0,
+  untuned?: (maxM: number) => T,
 ): { maxM: number; tiles: T; bucket: BucketName }[] {
   if (!tuning) return [];
   const { db } = tuning;
@@ -220,7 +222,11 @@ export function tunedSmallerBuckets<T extends TileConfig>(
     if (b.name === ownBucket) break;
     if (b.max <= skipBelow) continue; // e.g. the forward GEMM's ≤ 8 rows run the GEMV
     const e = db.entries.find((x) => entryKey(x) === entryKey({ arch, family: sig.family, signature: signatureKey(sig), bucket: b.name }));
-    if (!e || e.tiles.backend !== defaults.backend || tileProblem(e.tiles, arch, sig.family)) continue;
+    if (!e || e.tiles.backend !== defaults.backend || tileProblem(e.tiles, arch, sig.family)) {
+      // no valid entry for this bucket: the untuned tiles for its size, when the caller has them
+      if (untuned) out.push({ maxM: b.max, tiles: untuned(b.max), bucket: b.name });
+      continue;
+    }
     out.push({ maxM: b.max, tiles: e.tiles as T, bucket: b.name });
   }
   // drop a bucket whose tiles equal the next one's (the same kernel would run either way)

@@ -114,7 +114,8 @@ describe("matmul family: fusion of the training graph", () => {
     const dw = mkNode("cast", [mkNode("sumTo", [mm], { shape: [4096, 2048] })], { to: "f32" });
     const [kb] = renderMatmuls({ name: "big", outputs: { dw }, meta: {} } as Graph, "sm_90a");
     expect(kb!.tiles.path).toBe("wgrad");
-    expect(kb!.body).toContain("matmul_launch<strata::gemm::WgmmaConfig<256, 128, 4>, __nv_bfloat16, __nv_bfloat16, true, true, Epi>(");
+    // 4096 × 2048: 16 × 16 tiles of 128×256 (the wave model's pick: 256 tiles fill two waves exactly as 256×128's would, at a higher rate)
+    expect(kb!.body).toContain("matmul_launch<strata::gemm::WgmmaConfig<128, 256, 4>, __nv_bfloat16, __nv_bfloat16, true, true, Epi>(");
     expect(kb!.scratch).toBeUndefined();
   });
 

@@ -274,7 +274,8 @@ describe("import and compile", () => {
     }
     const others = p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs" && k.spec.tiles.n === 256);
     expect(others.length).toBeGreaterThan(0);
-    for (const k of others) expect(k.spec.tiles).toMatchObject({ bm: 128, bn: 256, stages: 4, ws: true, tilesFrom: "default" });
+    const mt = emitProject(tinyHybrid, { train: true }).manifest.maxTokens;
+    for (const k of others) expect(k.spec.tiles).toMatchObject({ ...defaultTiles("forward", "wgmma", mt, 256), tilesFrom: "default" });
     const wgrad = p.kernels.find((k) => k.spec.tiles.path === "wgrad" && k.spec.tiles.tilesFrom === "tuned")!;
     expect(wgrad.spec.tiles).toMatchObject({ bm: 128, bn: 64, stages: 3, maxSplits: 6 });
     expect(wgrad.source).toContain("WgmmaConfig<128, 64, 3>");
@@ -296,9 +297,11 @@ describe("import and compile", () => {
     ];
     const db: TuningDb = { entries: bad, source: "bad.json", warn: (m) => warnings.push(m) };
     const p = emitProject(tinyHybrid, { tuning: db }).program;
-    for (const k of p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs")) expect(k.spec.tiles).toMatchObject({ bm: 128, bn: 256, stages: 4, ws: true, tilesFrom: "default" });
+    const mt = emitProject(tinyHybrid, {}).manifest.maxTokens;
+    for (const k of p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs"))
+      expect(k.spec.tiles).toMatchObject({ ...defaultTiles("forward", "wgmma", mt, k.spec.tiles.n as number), tilesFrom: "default" });
     expect(warnings.length).toBe(2);
-    expect(warnings[0]).toMatch(/^warning: tuning database bad\.json: ignoring wgmma_256x256x3 for gemm forward\.n1288.*would spill.*using the default ws_128x256x4/);
+    expect(warnings[0]).toMatch(new RegExp(`^warning: tuning database bad\\.json: ignoring wgmma_256x256x3 for gemm forward\\.n1288.*would spill.*using the default ${tileName(defaultTiles("forward", "wgmma", mt, 1288))}`));
     expect(warnings[1]).toMatch(/ignoring mma_128x128x3_w2x2 .*sm_90a uses the wgmma back-end/);
   });
 
