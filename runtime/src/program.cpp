@@ -27,6 +27,7 @@ std::string mib(uint64_t bytes) {
 SessionState::~SessionState() {
   if (!ops) return;
   for (auto& g : decode_graphs) ops->destroy_graph(g.second);
+  for (auto& g : step_graphs) ops->destroy_graph(g.graph);
   for (void* p : buffers) ops->release(p);
   ops->release(seen);
 }
@@ -43,6 +44,15 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
     else
       set_decode_ahead(static_cast<int>(n));
   }
+  if (const char* a = std::getenv("STRATA_DECODE_GRAPH_STEPS")) {
+    char* end = nullptr;
+    const long n = std::strtol(a, &end, 10);
+    if (end == a || *end || n < 1 || n > 4096)
+      std::fprintf(stderr, "strata: STRATA_DECODE_GRAPH_STEPS='%s' is not a step count in 1..4096 (1 = a graph launch per step); using %d\n", a,
+                   graph_steps_);
+    else
+      set_decode_graph_steps(static_cast<int>(n));
+  }
   for (int i = 0; i < t_.schedule_count; ++i) arena_bytes_ = std::max<uint64_t>(arena_bytes_, t_.schedules[i].arena_bytes);
   for (size_t i = 0; i < weight_bytes_.size(); ++i) weights_.push_back(ops_->alloc(align_up(weight_bytes_[i]), "weight " + std::to_string(i)));
   arena_ = ops_->alloc(align_up(arena_bytes_) + kAlign, "activation arena");
@@ -50,6 +60,7 @@ ProgramExecutor::ProgramExecutor(const ProgramTables& t, std::unique_ptr<DeviceO
   positions_ = ops_->alloc(align_up(static_cast<size_t>(t_.max_seq) * sizeof(int32_t)), "position buffer");
   prep_ = ops_->alloc(align_up(t_.prep_bytes) + kAlign, "prepared values");
   step_info_ = static_cast<int*>(ops_->alloc(kAlign, "decode step info"));
+  step_base_ = static_cast<int64_t*>(ops_->alloc(kAlign, "decode step base"));
   if (t_.grad_count > 0) {
     if (t_.grad_count != static_cast<int>(weight_bytes_.size()))
       throw Error("the train schedule lists " + std::to_string(t_.grad_count) + " gradients for " + std::to_string(weight_bytes_.size()) + " weights",
@@ -80,6 +91,7 @@ ProgramExecutor::~ProgramExecutor() {
   ops_->release(positions_);
   ops_->release(prep_);
   ops_->release(step_info_);
+  ops_->release(step_base_);
   ops_->release(targets_);
   ops_->release(loss_weights_);
   ops_->release(zero_grad_);
@@ -367,6 +379,57 @@ const ScheduleEntry& ProgramExecutor::decode_step(SessionState& st, int rows, bo
   return s;
 }
 
+void* ProgramExecutor::step_graph(SessionState& st, int rows, int steps, const SamplingParams& p) {
+  const void* ring = ops_->ahead_ring(static_cast<size_t>(rows), ahead_);  // before any capture: it may allocate and wait
+  if (!ring) {
+    step_graphs_ok_ = false;
+    return nullptr;
+  }
+  for (const auto& g : st.step_graphs)
+    if (g.rows == rows && g.steps == steps && g.seen == st.seen && g.ring == ring && g.p.temperature == p.temperature && g.p.top_k == p.top_k &&
+        g.p.top_p == p.top_p && g.p.repetition_penalty == p.repetition_penalty)
+      return g.graph;
+  // Record `steps` copies of the step schedule, each followed by its sampler. Every value that
+  // changes from step to step is read from the device when the graph runs: the kernels take the
+  // position from step_info_ (d.dev: P, S; the P and S of `d` are the capture's and unused, as in
+  // a replay of the one-step graph) and positions_, the tokens from tokens_; the sampler takes
+  // the next position, its draw's step and the seed from step_base_ (set before each replay) plus
+  // the iteration j it was captured as, writes ring slot j, and feeds the next iteration's
+  // tokens_, step_info_ and positions_. What stays fixed — B = rows, T = 1, C = the capacity,
+  // the buffers, the sampling parameters other than the seed, the ring — is the same at every
+  // replay (or part of the key above).
+  const ScheduleEntry& s = schedule("cached");
+  const StrataDims d{rows, 1, static_cast<int>(st.position), static_cast<int>(st.position + 1), st.capacity, step_info_};
+  const char* logits = static_cast<char*>(arena_) + s.logits_offset;
+  if (!ops_->begin_capture()) {
+    step_graphs_ok_ = false;
+    return nullptr;
+  }
+  bool fed = true;  // every captured sampler feeds the next iteration (else the graph is useless)
+  try {
+    for (int j = 0; j < steps; ++j) {
+      run(s, d, false, &st);
+      const AheadFeed next{tokens_, step_info_, static_cast<int32_t*>(positions_), j + 1, step_base_};
+      fed = ops_->sample_ahead(logits, static_cast<size_t>(rows), vocab_, vocab_, p, static_cast<uint64_t>(j), st.seen, j, ahead_, &next) && fed;
+    }
+  } catch (const Error&) {
+    fed = false;
+  }
+  void* graph = ops_->end_capture();  // nothing ran: the state and the position are as before
+  if (!fed || !graph) {
+    if (graph) ops_->destroy_graph(graph);
+    if (std::getenv("STRATA_VERBOSE_GRAPHS")) std::fprintf(stderr, "strata: multi-step decode graph not captured; one graph per step\n");
+    step_graphs_ok_ = false;
+    return nullptr;
+  }
+  if (st.step_graphs.size() >= SessionState::kMaxStepGraphs) {
+    ops_->destroy_graph(st.step_graphs.front().graph);  // (one still running is freed when it completes)
+    st.step_graphs.erase(st.step_graphs.begin());
+  }
+  st.step_graphs.push_back(SessionState::StepGraph{rows, steps, p, st.seen, ring, graph});
+  return graph;
+}
+
 void ProgramExecutor::move_sequences(SessionState& st, const std::vector<std::pair<int, int>>& moves) {
   for (int i = 0; i < t_.state_count; ++i) {
     const StateEntry& e = t_.states[i];
@@ -484,9 +547,40 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
     std::vector<int32_t> ring;
     int prev = -1;     // the ring slot holding the tokens the next step reads (-1: the prefill's sample)
     bool fed = false;  // the last sample also wrote the next step's tokens and position
+    // Multi-step graphs: a batch of exactly G steps (G = the graph steps, at most the ahead depth)
+    // replays one graph of G steps with their samplers — one launch instead of 2·G — once the
+    // one-step graph of B rows exists (its first, eager step did the launchers' one-time setup
+    // outside any capture). A shorter batch (the tail) steps one by one as below, so no step runs
+    // past max_new, nor past the context checked above. The graph is captured (a one-time cost
+    // per state and sampling settings, the seed aside) as soon as the one-step graph exists —
+    // after the first batch of a state's first generate, even one too short to replay it — so
+    // that the next batch or generate replays it at once.
+    const int G = std::min(graph_steps_, ahead_);
+    const auto multi_ready = [&] {
+      if (G <= 1 || !graphs_ || !step_graphs_ok_) return false;
+      for (const auto& g : st.decode_graphs)
+        if (g.first == B) return true;
+      return false;
+    };
     for (int i = 1; i < max_new;) {
-      const int K = std::min(ahead_, max_new - i);
-      for (int j = 0; j < K; ++j) {
+      int K = std::min(ahead_, max_new - i);
+      void* graph = K >= G && multi_ready() ? step_graph(st, B, G, p) : nullptr;
+      if (graph) {
+        K = G;
+        if (!fed) {
+          if (prev < 0) ops_->last_sampled_to(tokens_, static_cast<size_t>(B));
+          else ops_->ahead_to_tokens(tokens_, static_cast<size_t>(B), prev);
+        }
+        ops_->set_step_base(step_info_, static_cast<int32_t*>(positions_), step_base_, st.position, static_cast<uint64_t>(i), p.seed);
+        grads_valid_ = false;
+        ops_->replay(graph);
+        replays_ += K;  // decode steps replayed from graphs
+        ++step_replays_;
+        st.position += K;
+        fed = true;  // the last sampler fed the next step (tokens and position)
+        prev = K - 1;
+      }
+      for (int j = 0; !graph && j < K; ++j) {
         if (!fed) {
           if (prev < 0) ops_->last_sampled_to(tokens_, static_cast<size_t>(B));
           else ops_->ahead_to_tokens(tokens_, static_cast<size_t>(B), prev);
@@ -506,6 +600,7 @@ void ProgramExecutor::generate(SessionState& st, const int32_t* prompt, int prom
       S.steps += K;
       S.sequence_steps += static_cast<int64_t>(K) * B;
       i += K;
+      if (!graph && multi_ready()) step_graph(st, B, G, p);  // capture it now (nothing runs), if not yet
     }
     S.decode_ms = ms(t1, clock::now());
     last_ = S;
@@ -599,6 +694,8 @@ json::Value ProgramExecutor::info() const {
   v.set("maxTokensPerCall", static_cast<int64_t>(t_.max_tokens));
   v.set("cudaGraphs", graphs_);
   v.set("decodeGraphReplays", static_cast<int64_t>(replays_));
+  v.set("decodeGraphSteps", static_cast<int64_t>(step_graphs_ok_ && graphs_ ? std::min(graph_steps_, ahead_) : 1));
+  v.set("multiStepGraphReplays", static_cast<int64_t>(step_replays_));
   v.set("compaction", compact_);
   json::Value g = json::Value::object();
   g.set("steps", static_cast<int64_t>(last_.steps));

@@ -112,6 +112,12 @@ struct AheadFeed {
   int* info_dev = nullptr;        // {P, P + 1}, as set_step writes it
   int32_t* positions_dev = nullptr;
   int64_t P = 0;                  // the next step's position
+  // Multi-step decode graphs (ProgramExecutor::generate, STRATA_DECODE_GRAPH_STEPS): a sampler
+  // captured into a graph cannot take per-step values as arguments (they would be frozen), so
+  // with base_dev (device int64 {P0, step0, seed}, written by DeviceOps::set_step_base before each
+  // replay and read-only during it) P and sample_ahead's `step` are offsets: the next step's
+  // position is base_dev[0] + P, the draw's step base_dev[1] + step, and its seed base_dev[2].
+  const int64_t* base_dev = nullptr;
 };
 
 // Device operations the executor needs. All asynchronous on one stream except sync/d2h.
@@ -162,6 +168,14 @@ class DeviceOps {
     return false;
   }
   virtual void ahead_to_tokens(void* /*tokens_dev*/, size_t /*rows*/, int /*slot*/) {}
+  // Multi-step decode graphs: ahead_ring makes the ring hold `slots` × rows tokens (growing it —
+  // and waiting for the queue — only if it must) and returns it, so that a graph whose samplers
+  // were captured writing into it is replayed only while it is the same ring; null: this device
+  // has no multi-step decode graphs. set_step_base, before a replay (asynchronous): info_dev =
+  // {P, P + 1}, positions_dev[0] = P (as set_step) and base_dev = {P, step, seed} (AheadFeed).
+  virtual const void* ahead_ring(size_t /*rows*/, int /*slots*/) { return nullptr; }
+  virtual void set_step_base(int* /*info_dev*/, int32_t* /*positions_dev*/, int64_t* /*base_dev*/, int64_t /*P*/, uint64_t /*step*/,
+                             uint64_t /*seed*/) {}
   virtual void fetch_ahead(int32_t* /*host*/, size_t /*rows*/, int /*count*/) {}
   // Mark the device tokens [rows, cols] (the token buffer) as seen.
   virtual void mark_seen(uint8_t* seen, size_t vocab, const void* tokens_dev, int rows, int cols) = 0;
@@ -210,6 +224,19 @@ struct SessionState {
   // generate runs fewer rows once sequences stop (see ProgramExecutor::generate). The 3/4
   // compaction rule bounds the sizes met to about log_{4/3}(batch) + 1 (13 for a batch of 64).
   std::vector<std::pair<int, void*>> decode_graphs;
+  // Multi-step decode graphs (generate's decode ahead): `steps` decode steps of `rows` rows, each
+  // followed by its sampler, in one graph. What the capture froze besides this state's buffers
+  // and the executor's is the key: the sampling parameters but the seed (read from the device),
+  // the repetition-penalty set and the token ring. At most kMaxStepGraphs, oldest dropped first.
+  struct StepGraph {
+    int rows, steps;
+    SamplingParams p;
+    const void* seen;
+    const void* ring;
+    void* graph;
+  };
+  static constexpr size_t kMaxStepGraphs = 4;
+  std::vector<StepGraph> step_graphs;
   DeviceOps* ops = nullptr;
   ~SessionState();
 };
@@ -296,11 +323,16 @@ class ProgramExecutor {
   // STRATA_TIME=1: forward() also times one pass of its kernels and prints it to stderr.
   void set_timing(bool on) { timing_ = on; }
   void set_graphs(bool on) { graphs_ = on; }
-  int graph_replays() const { return replays_; }
+  int graph_replays() const { return replays_; }  // decode steps replayed from CUDA graphs (one- or multi-step)
   // Decode ahead: without stop tokens or a callback, generate queues up to this many decode steps
   // (sampling on the device) before it reads their tokens back (STRATA_DECODE_AHEAD; 1 = a round
   // trip per token).
   void set_decode_ahead(int steps) { ahead_ = steps < 1 ? 1 : steps; }
+  // Multi-step decode graphs: with decode ahead, generate replays this many decode steps (each
+  // with its sampler) as one CUDA graph launch, up to the ahead depth (STRATA_DECODE_GRAPH_STEPS;
+  // 1 = one graph launch and one sampler launch per step).
+  void set_decode_graph_steps(int steps) { graph_steps_ = steps < 1 ? 1 : steps; }
+  int step_graph_replays() const { return step_replays_; }
   // Compaction of stopped sequences in generate (on by default; STRATA_COMPACT=0 turns it off).
   void set_compaction(bool on) { compact_ = on; }
   const GenerateStats& last_generate() const { return last_; }  // the latest generate's stats (also in info())
@@ -317,6 +349,10 @@ class ProgramExecutor {
   // token buffer (the sampler put them there); replays the session's CUDA graph for `rows` when it can.
   // step_set: the step info (P) is already on the device (a decode-ahead sample fed it)
   const ScheduleEntry& decode_step(SessionState& st, int rows, bool step_set = false);
+  // The session's graph of `steps` decode steps of `rows` rows, each followed by the sampler that
+  // writes ring slot j and feeds the next step (captured on first use; nothing runs then), or null
+  // where multi-step graphs do not apply (then they are turned off for this executor).
+  void* step_graph(SessionState& st, int rows, int steps, const SamplingParams& p);
   // Moves whole sequences within the state (and the repetition-penalty set): slot `from` → slot
   // `to` for each pair, in order, on the device. The KV-like states copy only the tokens held.
   void move_sequences(SessionState& st, const std::vector<std::pair<int, int>>& moves);
@@ -336,6 +372,7 @@ class ProgramExecutor {
   void* positions_ = nullptr;
   void* prep_ = nullptr;
   int* step_info_ = nullptr;  // device {P, S} of a replayed decode step
+  int64_t* step_base_ = nullptr;  // device {P0, step0, seed} of a multi-step graph replay (AheadFeed::base_dev)
   void* targets_ = nullptr;       // train: i32 [max_tokens]
   void* loss_weights_ = nullptr;  // train: f32 [max_tokens]
   void* zero_grad_ = nullptr;     // train: zeros, the gradient of weights the loss does not reach
@@ -347,6 +384,9 @@ class ProgramExecutor {
   void write_profile() const;
   bool compact_ = true;       // STRATA_COMPACT=0 turns compaction off
   int ahead_ = 16;            // decode-ahead depth (STRATA_DECODE_AHEAD)
+  int graph_steps_ = 16;      // decode steps per multi-step graph (STRATA_DECODE_GRAPH_STEPS; ≤ ahead_ used)
+  bool step_graphs_ok_ = true;  // false once a multi-step capture failed or the device has none
+  int step_replays_ = 0;
   bool grads_valid_ = false;  // the arena holds the last train_step's gradients (no other run since)
   int replays_ = 0;
   GenerateStats last_;

@@ -35,6 +35,16 @@ __global__ void set_step_kernel(int* info, int32_t* positions, long long P) {
   positions[0] = static_cast<int32_t>(P);
 }
 
+// before a multi-step decode graph replay: the first step's position and the samplers' base
+__global__ void set_step_base_kernel(int* info, int32_t* positions, int64_t* base, long long P, unsigned long long step, unsigned long long seed) {
+  info[0] = static_cast<int>(P);
+  info[1] = static_cast<int>(P + 1);
+  positions[0] = static_cast<int32_t>(P);
+  base[0] = P;
+  base[1] = static_cast<int64_t>(step);
+  base[2] = static_cast<int64_t>(seed);
+}
+
 __global__ void bf16_rows_to_f32(const __nv_bfloat16* in, float* out, size_t rows, size_t cols, size_t in_stride) {
   const size_t n = rows * cols;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -133,18 +143,27 @@ class CudaOps : public DeviceOps {
   bool can_decode_ahead() const override { return true; }
   bool sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
                     int slots, const AheadFeed* next) override {
+    ahead_ring(rows, slots);
+    // the same kernel writes the next step's tokens and position (no copy, no set_step before it)
+    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, ring_ + static_cast<size_t>(slot) * rows, stream_, nullptr, next));
+    STRATA_LAUNCH_CHECK("sample");
+    return next != nullptr;
+  }
+  const void* ahead_ring(size_t rows, int slots) override {
     const size_t need = static_cast<size_t>(slots) * rows;
-    if (need > ring_cap_) {  // first use in a generate (nothing queued reads the old ring then)
+    if (need > ring_cap_) {  // first use in a generate (nothing queued reads the old ring then); never while capturing (generate reserves it first)
       sync();
       if (ring_) CUDA_CHECK(cudaFree(ring_));
       ring_ = nullptr;
       ring_ = static_cast<int32_t*>(alloc(need * sizeof(int32_t), "decode-ahead token ring"));
       ring_cap_ = need;
     }
-    // the same kernel writes the next step's tokens and position (no copy, no set_step before it)
-    CUDA_CHECK(launch_sample(logits, rows, stride, static_cast<int>(vocab), p, step, seen, ring_ + static_cast<size_t>(slot) * rows, stream_, nullptr, next));
-    STRATA_LAUNCH_CHECK("sample");
-    return next != nullptr;
+    return ring_;
+  }
+  void set_step_base(int* info_dev, int32_t* positions_dev, int64_t* base_dev, int64_t P, uint64_t step, uint64_t seed) override {
+    set_step_base_kernel<<<1, 1, 0, stream_>>>(info_dev, positions_dev, base_dev, static_cast<long long>(P), static_cast<unsigned long long>(step),
+                                                static_cast<unsigned long long>(seed));
+    STRATA_LAUNCH_CHECK("set_step_base");
   }
   void ahead_to_tokens(void* tokens_dev, size_t rows, int slot) override {
     CUDA_CHECK(cudaMemcpyAsync(tokens_dev, ring_ + static_cast<size_t>(slot) * rows, rows * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_));

@@ -70,11 +70,17 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
   __shared__ int s_i;
 
   const int r = blockIdx.x, tid = threadIdx.x;
+  // a multi-step decode graph: the position, step and seed of this iteration come from the device
+  // (base_dev, read-only while the graph runs); P and step are the iteration's offsets from it
+  const int64_t* base = feed.base_dev;
+  const long long next_P = base ? base[0] + feed.P : feed.P;
+  step = base ? static_cast<uint64_t>(base[1]) + step : step;
+  const uint64_t seed = base ? static_cast<uint64_t>(base[2]) : p.seed;
   // decode ahead: the next step's position (it reads it from the device; nothing here reads it)
   if (feed.info_dev && r == 0 && tid == 0) {
-    feed.info_dev[0] = static_cast<int>(feed.P);
-    feed.info_dev[1] = static_cast<int>(feed.P + 1);
-    feed.positions_dev[0] = static_cast<int32_t>(feed.P);
+    feed.info_dev[0] = static_cast<int>(next_P);
+    feed.info_dev[1] = static_cast<int>(next_P + 1);
+    feed.positions_dev[0] = static_cast<int32_t>(next_P);
   }
   int32_t* next = static_cast<int32_t*>(feed.tokens_dev);
   const __nv_bfloat16* row = logits + static_cast<size_t>(r) * stride;
@@ -150,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
     Z = mass(lo);
   }
   // 4. the draw: u in (0, Z], the first index whose running kept mass reaches u
-  const float u = uniform_open0(philox_first(p.seed, static_cast<uint32_t>(seq_of_row ? seq_of_row[r] : r), step)) * Z;  // same value in every thread
+  const float u = uniform_open0(philox_first(seed, static_cast<uint32_t>(seq_of_row ? seq_of_row[r] : r), step)) * Z;  // same value in every thread
   const int chunk = (V + kThreads - 1) / kThreads;
   const int b = tid * chunk, e = min(V, b + chunk);
   float part = 0.f;

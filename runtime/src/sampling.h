@@ -17,7 +17,9 @@ namespace strata {
 // its batch, and a sequence must draw the same numbers in whichever row it sits.
 // feed (decode ahead, or null): the kernel also writes each token into feed->tokens_dev and the
 // next step's position (set_step's {P, P + 1}, positions[0] = P) — the next step needs no copy
-// and no kernel of its own before it.
+// and no kernel of its own before it. With feed->base_dev (a sampler captured into a multi-step
+// decode graph), feed->P and `step` are offsets from base_dev[0] and base_dev[1], and the seed is
+// base_dev[2] (AheadFeed).
 cudaError_t launch_sample(const void* logits, size_t rows, size_t stride, int vocab, const SamplingParams& p, uint64_t step, uint8_t* seen,
                           int32_t* tokens_dev, cudaStream_t stream, const int32_t* seq_of_row = nullptr, const AheadFeed* feed = nullptr);
 // Marks tokens_dev [rows, cols] as seen.

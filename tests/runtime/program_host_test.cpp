@@ -111,11 +111,14 @@ struct HostOps : DeviceOps {
   }
   void destroy_graph(void* g) override { delete static_cast<Graph*>(g); }
   void set_step(int* info, int32_t* positions, int64_t P) override {
+    if (capturing) throw Error("set_step while capturing", STRATA_ERR_INTERNAL);
     info[0] = static_cast<int>(P);
     info[1] = static_cast<int>(P + 1);
     positions[0] = static_cast<int32_t>(P);
   }
-  void last_sampled_to(void* tokens, size_t rows) override { std::memcpy(tokens, last.data(), rows * sizeof(int32_t)); }
+  void last_sampled_to(void* tokens, size_t rows) override {
+    if (capturing) throw Error("last_sampled_to while capturing", STRATA_ERR_INTERNAL);
+    std::memcpy(tokens, last.data(), rows * sizeof(int32_t)); }
   // STRATA_PROFILE test double: launch k of a timed run takes (k + 1) ms
   bool profiling = false;
   int marks = 0, profiled_runs = 0;
@@ -189,17 +192,63 @@ struct HostOps : DeviceOps {
   bool can_decode_ahead() const override { return ahead_ok; }
   bool ahead_feeds = true;  // false: the executor copies the tokens and sets the step itself
   int fed_steps = 0;
+  // Multi-step graphs: a sampler captured into a graph is recorded with its arguments as they
+  // were at the capture (the ring slot's address, step, AheadFeed by value) and replayed with
+  // exactly those, as a CUDA graph's kernel node would be; only memory is read at replay time.
+  bool step_graphs_ok = true;  // ahead_ring: false = no multi-step graphs on this device
+  bool frozen_sampler = false; // test of the test: a sampler that ignores base_dev (its captured values are absolute)
+  int ring_grows = 0, step_bases = 0, captured_samples = 0;
+  void grow_ring(size_t need) {  // a new allocation (the old one freed), as the CUDA ops do: the address changes
+    std::vector<int32_t> bigger(need, -7);
+    ring.swap(bigger);
+    ++ring_grows;
+  }
+  void ahead_body(const void* logits, size_t rows, size_t vocab, size_t stride, SamplingParams p, uint64_t step, uint8_t* seen, int32_t* out,
+                  bool feed, AheadFeed next) {
+    ++ahead_samples;
+    if (next.base_dev && !frozen_sampler) {  // like the kernel: offsets from the device base
+      next.P += next.base_dev[0];
+      step += static_cast<uint64_t>(next.base_dev[1]);
+      p.seed = static_cast<uint64_t>(next.base_dev[2]);
+    }
+    draw(logits, rows, vocab, stride, p, step, seen, nullptr, out);
+    if (!feed) return;
+    ++fed_steps;
+    std::memcpy(next.tokens_dev, out, rows * sizeof(int32_t));
+    set_step(next.info_dev, next.positions_dev, next.P);
+  }
   bool sample_ahead(const void* logits, size_t rows, size_t vocab, size_t stride, const SamplingParams& p, uint64_t step, uint8_t* seen, int slot,
                     int slots, const AheadFeed* next) override {
-    ++ahead_samples;
-    ring.resize(static_cast<size_t>(slots) * rows);
+    const size_t need = static_cast<size_t>(slots) * rows;
+    if (need > ring.size()) {
+      if (capturing) throw Error("the ahead ring grows while capturing", STRATA_ERR_INTERNAL);  // the CUDA ops would wait: not capturable
+      grow_ring(need);
+    }
     int32_t* out = ring.data() + static_cast<size_t>(slot) * rows;
-    draw(logits, rows, vocab, stride, p, step, seen, nullptr, out);
-    if (!ahead_feeds || !next) return false;
-    ++fed_steps;
-    std::memcpy(next->tokens_dev, out, rows * sizeof(int32_t));
-    set_step(next->info_dev, next->positions_dev, next->P);
-    return true;
+    const bool feed = ahead_feeds && next;
+    const AheadFeed nx = next ? *next : AheadFeed{};
+    if (capturing) {
+      ++captured_samples;
+      recorded.push_back([=] { ahead_body(logits, rows, vocab, stride, p, step, seen, out, feed, nx); });
+    } else {
+      ahead_body(logits, rows, vocab, stride, p, step, seen, out, feed, nx);
+    }
+    return feed;
+  }
+  const void* ahead_ring(size_t rows, int slots) override {
+    if (!step_graphs_ok) return nullptr;
+    if (capturing) throw Error("ahead_ring while capturing", STRATA_ERR_INTERNAL);
+    const size_t need = static_cast<size_t>(slots) * rows;
+    if (need > ring.size()) grow_ring(need);
+    return ring.data();
+  }
+  void set_step_base(int* info, int32_t* positions, int64_t* base, int64_t P, uint64_t step, uint64_t seed) override {
+    if (capturing) throw Error("set_step_base while capturing", STRATA_ERR_INTERNAL);
+    ++step_bases;
+    set_step(info, positions, P);
+    base[0] = P;
+    base[1] = static_cast<int64_t>(step);
+    base[2] = static_cast<int64_t>(seed);
   }
   void ahead_to_tokens(void* tokens, size_t rows, int slot) override {
     if (capturing) throw Error("ahead_to_tokens while capturing", STRATA_ERR_INTERNAL);
@@ -741,7 +790,8 @@ int main() {
       for (size_t j = 0; j < np; ++j) cleared &= c.cache[s * np + j] == 0.f;
     }
     EXPECT(cleared, "compacted-out sequences' slots are cleared: sums %g %g %g %g %g %g", c.sums[0], c.sums[1], c.sums[2], c.sums[4], c.sums[6], c.sums[7]);
-    const json::Value* lg = fc.x->info().find("lastGenerate");
+    const json::Value fc_info = fc.x->info();  // (find points into it: keep it alive)
+    const json::Value* lg = fc_info.find("lastGenerate");
     EXPECT(lg && lg->find("compactions") && lg->find("compactions")->as_int() == 3 && lg->find("skippedSequenceSteps")->as_int() == 44,
            "info() reports the last generate's compactions");
     // a continuation (the penalty's seen rows moved back too): the running sequences go on alike
@@ -876,6 +926,237 @@ int main() {
       EXPECT(streamed.index == stepped.index && streamed.tokens == stepped.tokens && streamed.done == stepped.done && streamed.out == stepped.out &&
                  streamed.out == one.out,
              "the observer sees the same steps, tokens and done flags (%zu calls)", streamed.index.size());
+    }
+  }
+  // Multi-step decode graphs: with decode ahead, a batch of G steps replays one graph holding G
+  // copies of the step schedule, each followed by its sampler (HostOps records every launch and
+  // sampler with its arguments at capture and replays them verbatim, so a per-step value frozen
+  // into the graph would change the tokens or trip the kernels' position checks). Compared with a
+  // round trip per step (ahead 1): greedy with the penalty and temperature > 0, several graphs per
+  // generate, a tail shorter than G, a second generate (graph reused, another seed), a context
+  // that ends exactly at the last step, batch 1, an observing callback, and every fallback.
+  {
+    constexpr int L8m = 4;
+    std::vector<int32_t> pm(static_cast<size_t>(B8) * L8m);
+    for (auto& t : pm) t = tok(rng) % V;
+    const float w8 = 0.5f;
+    SamplingParams greedy;
+    greedy.repetition_penalty = 1.5f;
+    SamplingParams hot;
+    hot.temperature = 1.5f;
+    hot.repetition_penalty = 1.3f;
+    hot.seed = 987654321;
+    SamplingParams hot2 = hot;
+    hot2.seed = 42;
+    struct MRun {
+      std::vector<int32_t> out, len;
+      std::vector<float> sums, cache;
+      int64_t position = 0;
+      int step_replays = 0, captures = 0, captured_samples = 0, fetches = 0, step_bases = 0;
+      std::vector<int> cb_index;
+      std::vector<std::vector<int32_t>> cb_tokens;
+      std::vector<std::vector<uint8_t>> cb_done;
+      GenerateStats gs;
+      std::string error;
+    };
+    struct Cfg {
+      int ahead = 4, gsteps = 4, batch = B8, context = 0;
+      bool graphs = true, capture_ok = true, step_graphs_ok = true, feeds = true, frozen = false;
+      uint32_t flags = 0;
+      bool with_cb = false;
+    };
+    // runs `params` one after another on one state (each generate starts the sequences anew)
+    auto mrun = [&](const Cfg& c, int max_new, const std::vector<SamplingParams>& params) {
+      Fixture g(w8, kTables8);
+      g.x->set_decode_ahead(c.ahead);
+      g.x->set_decode_graph_steps(c.gsteps);
+      g.x->set_graphs(c.graphs);
+      g.ops->capture_ok = c.capture_ok;
+      g.ops->step_graphs_ok = c.step_graphs_ok;
+      g.ops->ahead_feeds = c.feeds;
+      g.ops->frozen_sampler = c.frozen;
+      auto st = g.x->create_state(c.batch, c.context);
+      std::vector<MRun> runs;
+      for (const SamplingParams& sp : params) {
+        MRun r;
+        r.out.assign(static_cast<size_t>(c.batch) * max_new, 99);
+        r.len.assign(c.batch, 0);
+        TokenCallback cb;
+        if (c.with_cb)
+          cb = [&](int i, const int32_t* t, const uint8_t* d) {
+            r.cb_index.push_back(i);
+            r.cb_tokens.emplace_back(t, t + c.batch);
+            r.cb_done.emplace_back(d, d + c.batch);
+            return true;
+          };
+        const int rep0 = g.x->step_graph_replays(), cap0 = g.ops->captures, cs0 = g.ops->captured_samples, f0 = g.ops->ahead_fetches,
+                  sb0 = g.ops->step_bases;
+        r.error = error_of([&] { g.x->generate(*st, pm.data(), L8m, max_new, c.flags, sp, {}, r.out.data(), r.len.data(), cb, &r.gs); });
+        r.step_replays = g.x->step_graph_replays() - rep0;
+        r.captures = g.ops->captures - cap0;
+        r.captured_samples = g.ops->captured_samples - cs0;
+        r.fetches = g.ops->ahead_fetches - f0;
+        r.step_bases = g.ops->step_bases - sb0;
+        const float* s0 = static_cast<const float*>(st->buffers[0]);
+        r.sums.assign(s0, s0 + c.batch);
+        const float* kv = static_cast<const float*>(st->buffers[2]);
+        for (int b = 0; b < c.batch; ++b)
+          for (int64_t j = 0; j < st->position; ++j) r.cache.push_back(kv[(static_cast<size_t>(b) * st->capacity + j) * 16]);
+        r.position = st->position;
+        runs.push_back(r);
+      }
+      return runs;
+    };
+    auto same = [](const MRun& a, const MRun& b) {
+      return a.error.empty() && b.error.empty() && a.out == b.out && a.len == b.len && a.sums == b.sums && a.cache == b.cache && a.position == b.position;
+    };
+    for (const SamplingParams& sp : {greedy, hot}) {
+      const double temp = sp.temperature;
+      const int NM = 30;  // 29 decode steps
+      Cfg ref;
+      ref.ahead = 1;
+      const std::vector<MRun> one = mrun(ref, NM, {sp, sp, hot2});
+      EXPECT(one[0].error.empty() && one[0].position == L8m + NM - 1 && one[0].step_replays == 0, "reference run (temperature %g): %s", temp, one[0].error.c_str());
+      // ahead 4, graphs of 4: batches 4 (one step at a time: the one-step graph is captured), 6 × 4
+      // (one multi-step graph, captured once), 1 (the tail, one step at a time); a second generate
+      // replays the same graph 7 times, a third with another seed too
+      Cfg c;
+      const std::vector<MRun> m = mrun(c, NM, {sp, sp, hot2});
+      EXPECT(same(m[0], one[0]) && same(m[1], one[1]) && same(m[2], one[2]),
+             "multi-step graphs (temperature %g): the tokens, lengths, state and position of a round trip per step (%s)", temp, m[0].error.c_str());
+      EXPECT(m[0].step_replays == 6 && m[0].captures == 2 && m[0].captured_samples == 4 && m[0].step_bases == 6 && m[0].fetches == 8,
+             "first generate: %d multi-step replays, %d captures (%d samplers captured), %d bases, %d read-backs", m[0].step_replays, m[0].captures,
+             m[0].captured_samples, m[0].step_bases, m[0].fetches);
+      EXPECT(m[1].step_replays == 7 && m[1].captures == 0 && m[2].captures == (temp > 0 ? 0 : 1) && m[2].step_replays == 7,
+             "later generates reuse the graph (%d replays, %d captures; another seed: %d captures)", m[1].step_replays, m[1].captures, m[2].captures);
+      EXPECT(m[0].gs.steps == NM - 1 && m[0].gs.new_tokens == static_cast<int64_t>(B8) * NM, "multi-step stats: %d steps", m[0].gs.steps);
+      // like the decode benchmark: a short first generate (3 steps, fewer than G) already captures
+      // the graph after its first batch, so the next generate replays it from its first batch on
+      const std::vector<MRun> w = mrun(c, 4, {sp}), ow = mrun(ref, 4, {sp});
+      const std::vector<MRun> wl = mrun(c, 4, {sp, sp});
+      EXPECT(same(w[0], ow[0]) && w[0].step_replays == 0 && w[0].captured_samples == 4 && wl[1].step_replays == 0 && wl[1].captures == 0,
+             "a short generate captures the graph without replaying it (%d samplers captured)", w[0].captured_samples);
+      {
+        Fixture g(w8, kTables8);
+        g.x->set_decode_ahead(4);
+        g.x->set_decode_graph_steps(4);
+        auto st = g.x->create_state(B8);
+        std::vector<int32_t> o(static_cast<size_t>(B8) * NM), l(B8);
+        g.x->generate(*st, pm.data(), L8m, 4, 0, sp, {}, o.data(), l.data(), nullptr, nullptr);
+        const int caps = g.ops->captures;
+        g.x->generate(*st, pm.data(), L8m, NM, 0, sp, {}, o.data(), l.data(), nullptr, nullptr);
+        EXPECT(o == one[0].out && g.x->step_graph_replays() == 7 && g.ops->captures == caps && g.x->graph_replays() == 2 + 28 + 1,
+               "after a short first generate: %d multi-step replays, %d new captures, %d steps replayed from graphs", g.x->step_graph_replays(),
+               g.ops->captures - caps, g.x->graph_replays());
+      }
+      // graphs of 3 within batches of up to 8: 8 one at a time, then 7 graphs of 3 (21 steps)
+      Cfg c3;
+      c3.ahead = 8;
+      c3.gsteps = 3;
+      const MRun m3 = mrun(c3, NM, {sp})[0];
+      EXPECT(same(m3, one[0]) && m3.step_replays == 7, "graphs of 3, ahead 8 (temperature %g): same tokens, %d replays", temp, m3.step_replays);
+      // graphs of 16 (the default) with ahead 4: at most the ahead depth (4)
+      Cfg c16;
+      c16.gsteps = 16;
+      const MRun m16 = mrun(c16, NM, {sp})[0];
+      EXPECT(same(m16, one[0]) && m16.step_replays == 6, "graph steps capped at the ahead depth: %d replays", m16.step_replays);
+      // a context that ends at the last step fed back: prompt + max_new − 1 tokens
+      Cfg cx = c, rx = ref;
+      cx.context = rx.context = L8m + NM - 1;
+      const MRun mx = mrun(cx, NM, {sp})[0], ox = mrun(rx, NM, {sp})[0];
+      EXPECT(same(mx, ox) && same(mx, one[0]) && mx.step_replays == 6, "a context ending at the last step: same tokens (%s, %d replays)",
+             mx.error.c_str(), mx.step_replays);
+      // max_new − 1 a multiple of G: the last graph ends the generation (its last sampler feeds nothing that runs)
+      for (int nm : {9, 13}) {
+        Cfg ce = c, re = ref;
+        ce.context = re.context = L8m + nm - 1;
+        const std::vector<MRun> me = mrun(ce, nm, {sp, sp}), oe = mrun(re, nm, {sp, sp});
+        EXPECT(same(me[0], oe[0]) && same(me[1], oe[1]) && me[0].step_replays == (nm - 1) / 4 - 1 && me[1].step_replays == (nm - 1) / 4,
+               "max_new %d: graphs to the last step, same tokens (%d, %d replays)", nm, me[0].step_replays, me[1].step_replays);
+      }
+      // batch 1
+      Cfg c1 = c, r1 = ref;
+      c1.batch = r1.batch = 1;
+      const std::vector<MRun> m1 = mrun(c1, NM, {sp, sp}), o1 = mrun(r1, NM, {sp, sp});
+      EXPECT(same(m1[0], o1[0]) && same(m1[1], o1[1]) && m1[1].step_replays == 7, "batch 1: same tokens (%d replays)", m1[1].step_replays);
+      // the ring is reallocated (a larger batch on another state): a graph captured writing into
+      // the old ring is not replayed; the state captures a new one
+      {
+        Fixture g(w8, kTables8);
+        g.x->set_decode_ahead(4);
+        g.x->set_decode_graph_steps(4);
+        auto s1 = g.x->create_state(1), s8 = g.x->create_state(B8);
+        std::vector<int32_t> o1b(NM), o8(static_cast<size_t>(B8) * NM), l(B8);
+        g.x->generate(*s1, pm.data(), L8m, NM, 0, sp, {}, o1b.data(), l.data(), nullptr, nullptr);
+        const int grows = g.ops->ring_grows;
+        g.x->generate(*s8, pm.data(), L8m, NM, 0, sp, {}, o8.data(), l.data(), nullptr, nullptr);
+        const int cs = g.ops->captured_samples;
+        g.x->generate(*s1, pm.data(), L8m, NM, 0, sp, {}, o1b.data(), l.data(), nullptr, nullptr);
+        EXPECT(o1b == o1[1].out && o8 == one[0].out && g.ops->ring_grows == grows + 1 && g.ops->captured_samples == cs + 4 && s1->step_graphs.size() == 2,
+               "a reallocated ring: the graph is captured again (%d samplers), same tokens", g.ops->captured_samples - cs);
+      }
+      // an observing callback sees the same calls as one that may stop (a round trip per step)
+      Cfg cs = c, rs = ref;
+      cs.with_cb = rs.with_cb = true;
+      cs.flags = STRATA_GENERATE_STREAM;
+      rs.flags = 0;
+      const MRun ms = mrun(cs, NM, {sp, sp})[1], os = mrun(rs, NM, {sp, sp})[1];
+      EXPECT(same(ms, os) && ms.cb_index == os.cb_index && ms.cb_tokens == os.cb_tokens && ms.cb_done == os.cb_done && ms.step_replays == 7 &&
+                 ms.cb_index.size() == static_cast<size_t>(NM),
+             "an observer under multi-step graphs: the same %zu callback calls", ms.cb_index.size());
+      // fallbacks, each with the same tokens and no multi-step replay: graph steps 1, CUDA graphs
+      // off, no capture, a device without multi-step graphs, a sampler that does not feed
+      Cfg f1 = c, fg = c, fc = c, fd = c, ff = c;
+      f1.gsteps = 1;
+      fg.graphs = false;
+      fc.capture_ok = false;
+      fd.step_graphs_ok = false;
+      ff.feeds = false;
+      for (const Cfg& fb : {f1, fg, fc, fd, ff}) {
+        const std::vector<MRun> r = mrun(fb, NM, {sp, sp});
+        EXPECT(same(r[0], one[0]) && same(r[1], one[1]) && r[0].step_replays == 0 && r[1].step_replays == 0 && r[1].captured_samples == 0,
+               "fallback (graph steps %d, graphs %d, capture %d, device %d, feeds %d): one step at a time, same tokens (%s)", fb.gsteps, fb.graphs,
+               fb.capture_ok, fb.step_graphs_ok, fb.feeds, r[0].error.c_str());
+      }
+      // the test itself: a sampler whose captured step and position were taken as absolute values
+      // (frozen at capture) breaks the run — the kernels' position check or the tokens
+      Cfg fz = c;
+      fz.frozen = true;
+      const MRun z = mrun(fz, NM, {sp})[0];
+      EXPECT(!z.error.empty() || z.out != one[0].out, "a frozen sampler is caught (%s)", z.error.c_str());
+    }
+    // more sampling settings than kept graphs: the oldest are dropped, at most kMaxStepGraphs stay
+    {
+      Fixture g(w8, kTables8);
+      auto st = g.x->create_state(B8);
+      std::vector<int32_t> o(static_cast<size_t>(B8) * 10), l(B8);
+      for (int k = 0; k < 6; ++k) {
+        SamplingParams sp = hot;
+        sp.temperature = 0.5f + k;
+        g.x->set_decode_ahead(4);
+        g.x->set_decode_graph_steps(4);
+        g.x->generate(*st, pm.data(), L8m, 10, 0, sp, {}, o.data(), l.data(), nullptr, nullptr);
+      }
+      EXPECT(st->step_graphs.size() == SessionState::kMaxStepGraphs && g.x->step_graph_replays() == 6 * 2 - 1,
+             "kept multi-step graphs: %zu, replays %d", st->step_graphs.size(), g.x->step_graph_replays());
+    }
+    // STRATA_DECODE_GRAPH_STEPS=1: one graph launch per step
+    {
+      setenv("STRATA_DECODE_GRAPH_STEPS", "1", 1);
+      Fixture g(w8, kTables8);
+      unsetenv("STRATA_DECODE_GRAPH_STEPS");
+      g.x->set_decode_ahead(4);
+      auto st = g.x->create_state(B8);
+      std::vector<int32_t> o(static_cast<size_t>(B8) * 20), l(B8);
+      g.x->generate(*st, pm.data(), L8m, 20, 0, greedy, {}, o.data(), l.data(), nullptr, nullptr);
+      g.x->generate(*st, pm.data(), L8m, 20, 0, greedy, {}, o.data(), l.data(), nullptr, nullptr);
+      EXPECT(g.x->step_graph_replays() == 0 && g.ops->captured_samples == 0, "STRATA_DECODE_GRAPH_STEPS=1: no multi-step graph (%d)", g.x->step_graph_replays());
+      Fixture h(w8, kTables8);
+      h.x->set_decode_ahead(4);
+      auto sh = h.x->create_state(B8);
+      h.x->generate(*sh, pm.data(), L8m, 20, 0, greedy, {}, o.data(), l.data(), nullptr, nullptr);
+      EXPECT(h.x->step_graph_replays() == 3 && h.x->info().find("multiStepGraphReplays") != nullptr, "default: graphs of the ahead depth (%d replays)",
+             h.x->step_graph_replays());
     }
   }
   // train_step's gradients live in the shared arena: readable until another entry runs
