@@ -13,7 +13,8 @@ import { BufferTable } from "../codegen/buffers.js";
 import { elementwiseExpr } from "../codegen/expr.js";
 import type { KernelBody } from "./family.js";
 import { KERNEL_NAME, renderTemplate } from "../codegen/templates.js";
-import { elementIndex, prod } from "../codegen/tensors.js";
+import { CTYPE, elementIndex, prod, type TensorRef } from "../codegen/tensors.js";
+import type { Dim } from "../ir/dims.js";
 import type { FuseContext, FusionGroup, KernelFamilyModule, RenderContext } from "./family.js";
 
 /** Can `p` be computed inside a row kernel from memory operands (elementwise, same row)? */
@@ -58,10 +59,12 @@ interface RowCode {
   rowTokens: boolean;
   preludes: string[];
   body?: string;
+  /** The vectorized body (elementwise groups whose columns allow it): see `VEC`. */
+  vec?: { loads: string; decls: string; body: string; stores: string; aligned: string };
   norm?: { pre: string; post: string; groups: number; centered: boolean; eps: string };
 }
 
-function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i: number) => string, asPrologue = false): RowCode {
+function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i: number) => string, asPrologue = false, vectorize = true): RowCode {
   const sink = g.anchor ?? g.nodes[g.nodes.length - 1]!;
   const rowTokens = sink.shape[0] === "B" && sink.shape[1] === "T";
   const main = g.outputs.find((o) => o.shape.join() === sink.shape.join()) ?? sink;
@@ -69,10 +72,23 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
   const cols = prod(F);
   const inside = new Map(g.nodes.map((n, i) => [n.key, i]));
 
+  /** Set while rendering the vectorized body: operands read as vectors, by address. */
+  let vec: VecPlan | undefined;
   const load = (n: Node, col = "c"): string => {
     const r = ctx.ref(n);
     const i = bufs.slot(r);
+    if (vec && col === "c" && vectorizable(r, F)) return vectorLoad(i, `st::ld8(${ptr(i)} + ${elementIndex(r, F, rowTokens, "c0")})`);
     return `st::ld(${ptr(i)} + ${elementIndex(r, F, rowTokens, col)})`;
+  };
+  /** Element j of the vector `rhs` (a st::ld8 of buffer i) loaded once before the loop over j. */
+  const vectorLoad = (i: number, rhs: string): string => {
+    let name = vec!.loads.get(rhs);
+    if (!name) {
+      name = `x${vec!.loads.size}`;
+      vec!.loads.set(rhs, name);
+      vec!.pointers.add(ptr(i));
+    }
+    return `${name}[j]`;
   };
   /** A constant (full) is a literal; a value computed in the group is its variable; else a load. */
   const literal = (n: Node): string | undefined => (n.op === "full" ? `${Number(n.attrs.value)}f`.replace(/^(-?\d+)f$/, "$1.0f") : undefined);
@@ -139,8 +155,17 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
       const lit = literal(x);
       if (lit) return { from, to: at, expr: lit };
       const r = ctx.ref(x);
+      const Fx = x.shape.slice(tok);
+      // vectorized, a piece along the last axis whose bounds are multiples of VEC holds all VEC
+      // columns of a group or none: one vector load, predicated on the group's coordinate
+      if (vec && inner === 1 && D % VEC === 0 && from % VEC === 0 && at % VEC === 0 && vectorizable(r, Fx)) {
+        const i = bufs.slot(r);
+        const at0 = `${ptr(i)} + ${elementIndex(r, Fx, rowTokens, `((c0 / ${D}) * ${dk} + (c0 % ${D} - ${from}))`)}`;
+        const rhs = `(c0 % ${D} >= ${from} && c0 % ${D} < ${at}) ? st::ld8(${at0}) : st::vec8<${CTYPE[r.dtype]}>{}`;
+        return { from, to: at, expr: vectorLoad(i, rhs) };
+      }
       const col = `((c / ${inner * D}) * ${dk * inner} + (${coord} - ${from}) * ${inner} + c % ${inner})`;
-      return { from, to: at, expr: `st::ld(${ptr(bufs.slot(r))} + ${elementIndex(r, x.shape.slice(tok), rowTokens, col)})` };
+      return { from, to: at, expr: `st::ld(${ptr(bufs.slot(r))} + ${elementIndex(r, Fx, rowTokens, col)})` };
     });
     return pieces.reduceRight((acc, p, k) => (k === pieces.length - 1 ? p.expr : `(${coord} < ${p.to} ? ${p.expr} : ${acc})`), "");
   };
@@ -149,6 +174,12 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
     if (asPrologue) return `    out = ${value};`;
     const r = ctx.outRef(n);
     const i = bufs.slot(r, true);
+    if (vec && vectorizable(r, F)) {
+      const name = `y${vec.stores.length}`;
+      vec.stores.push(`    st::st8(${ptr(i)} + ${elementIndex(r, F, rowTokens, "c0")}, ${name});`);
+      vec.pointers.add(ptr(i));
+      return `    ${name}[j] = ${value};`;
+    }
     return `    st::st(${ptr(i)} + ${elementIndex(r, F, rowTokens, "c")}, ${value});`;
   };
   const outputs = new Set(g.outputs.map((o) => o.key));
@@ -167,9 +198,33 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
 
   const norm = g.nodes.find(isNorm);
   if (!norm) {
-    const lines = emit(g.outputs, new Set());
-    for (const o of g.outputs) lines.push(store(o, `v${inside.get(o.key)}`));
-    return { cols, rowTokens, preludes, body: lines.join("\n") };
+    const body = (): string => {
+      const lines = emit(g.outputs, new Set());
+      for (const o of g.outputs) lines.push(store(o, `v${inside.get(o.key)}`));
+      return lines.join("\n");
+    };
+    const scalar = body();
+    if (asPrologue || !vectorize || !vectorRow(g, cols)) return { cols, rowTokens, preludes, body: scalar };
+    // the same statements per element j of the thread's VEC columns c0 … c0+VEC−1: operands of
+    // the row's shape are read by vector loads before, outputs written by vector stores after
+    vec = { loads: new Map(), pointers: new Set(), stores: [] };
+    const vbody = body();
+    const plan: VecPlan = vec;
+    vec = undefined;
+    if (plan.loads.size === 0 && plan.stores.length === 0) return { cols, rowTokens, preludes, body: scalar };
+    return {
+      cols,
+      rowTokens,
+      preludes,
+      body: scalar,
+      vec: {
+        loads: [...plan.loads].map(([rhs, name]) => `      const auto ${name} = ${rhs};`).join("\n"),
+        decls: plan.stores.length ? `      float ${plan.stores.map((_, k) => `y${k}[${VEC}]`).join(", ")};` : "",
+        body: indent(vbody, 4),
+        stores: indent(plan.stores.join("\n"), 2),
+        aligned: `st::aligned16(${[...plan.pointers].join(", ")})`,
+      },
+    };
   } else {
     const ni = inside.get(norm.key)!;
     const [x, a1, a2] = norm.inputs as Node[];
@@ -198,6 +253,54 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
       norm: { pre: pre.join("\n"), post: post.join("\n"), groups, centered: norm.op === "layernorm", eps: `${norm.attrs.eps as number}f` },
     };
   }
+}
+
+/**
+ * Columns per thread and iteration of the vectorized loop: 16-byte loads and stores of bf16
+ * operands (two of f32). The expression is still evaluated per element, by the same statements.
+ */
+export const VEC = 8;
+
+/** The operands and outputs the vectorized body reads and writes as vectors. */
+interface VecPlan {
+  /** Load expression → the name of the vector it fills (one load per distinct expression). */
+  loads: Map<string, string>;
+  pointers: Set<string>;
+  stores: string[];
+}
+
+/**
+ * Can `r` be read (or written) VEC columns at a time? It must have the row's shape (no
+ * broadcast: its element of column c is at base + c), a dtype of 2 or 4 bytes that st::ld8 / st8
+ * know, and a start (offset, row stride) that keeps every VEC-column group 16-byte aligned given an
+ * aligned base pointer (checked at run time). Others are read per element inside the loop.
+ */
+function vectorizable(r: TensorRef, F: readonly Dim[]): boolean {
+  if (r.dtype !== "bf16" && r.dtype !== "f32") return false;
+  if (r.capacityStride !== undefined) return false;
+  if (r.shape.slice(r.tokenDims).join() !== F.join()) return false;
+  const perVec = r.dtype === "bf16" ? VEC : VEC / 2;  // elements per 16 bytes
+  return r.offset % perVec === 0 && (r.tokenDims === 0 || r.rowStride % perVec === 0);
+}
+
+/**
+ * Does an elementwise group get the vectorized loop (its scalar loop stays, for misaligned
+ * pointers)? Not with a norm (two passes) or rope (reads a partner column); a concat is
+ * evaluated per element from its column c = c0 + j, its pieces read per element, its value stored
+ * as a vector (the zero padding of a slice's gradient is mostly stores).
+ */
+function vectorRow(g: FusionGroup, cols: number): boolean {
+  return cols % VEC === 0 && !g.nodes.some((n) => isNorm(n) || (getOp(n.op).needsNeighbour && n.op !== "concat"));
+}
+
+/**
+ * Threads of a vectorized elementwise kernel: its VEC-column groups spread evenly over as few
+ * ≤ 1024-thread passes as possible (a 6144-column row: 768 threads, one group each).
+ */
+export function rowVecThreads(cols: number): number {
+  const groups = cols / VEC;
+  const passes = Math.ceil(groups / 1024);
+  return Math.min(1024, Math.ceil(groups / passes / 32) * 32);
 }
 
 /** Threads of a row kernel: about 8 columns each (256 … 1024). */
@@ -263,11 +366,16 @@ export function renderRowPrologue(g: FusionGroup, ctx: RenderContext, bufs: Buff
 const indent = (lines: string, by: number) => lines.split("\n").map((l) => " ".repeat(by) + l).join("\n");
 
 function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
+  return renderRowKernel(g, ctx);
+}
+
+/** A row group's kernel; `vectorize: false` renders the scalar loop alone (tests compare the two). */
+export function renderRowKernel(g: FusionGroup, ctx: RenderContext, opts: { vectorize?: boolean } = {}): KernelBody {
   const bufs = new BufferTable();
-  const { cols, rowTokens, preludes, body, norm } = rowCode(g, ctx, bufs, (i) => `p${i}`);
-  const view: Record<string, unknown> = norm ? { norm } : { body };
+  const { cols, rowTokens, preludes, body, vec, norm } = rowCode(g, ctx, bufs, (i) => `p${i}`, false, opts.vectorize ?? true);
+  const view: Record<string, unknown> = norm ? { norm } : { body, vec, vecCols: VEC };
   const smemBytes = norm ? cols * 4 : 0;
-  const threads = rowThreads(cols);
+  const threads = vec ? rowVecThreads(cols) : rowThreads(cols);
   const source = renderTemplate("row.cu.hbs", {
     name: KERNEL_NAME,
     prelude: preludes.join("\n"),
@@ -282,7 +390,7 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
     skipAtDecode: g.skipAtDecode === true,
     ...view,
   });
-  return { group: g, template: "row.cu.hbs", body: source, buffers: bufs.args, tiles: { threads, cols, ...(g.skipAtDecode ? { skipAtDecode: true } : {}) } };
+  return { group: g, template: "row.cu.hbs", body: source, buffers: bufs.args, tiles: { threads, cols, ...(vec ? { vec: VEC } : {}), ...(g.skipAtDecode ? { skipAtDecode: true } : {}) } };
 }
 
 /** Is `n` computed from `root` within the group? */

@@ -18,6 +18,69 @@ __device__ __forceinline__ float ld(const int* p) { return static_cast<float>(*p
 __device__ __forceinline__ void st(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
 __device__ __forceinline__ void st(float* p, float v) { *p = v; }
 
+// Eight consecutive elements, for the row kernels' vectorized loop (row.ts): ld8 reads them with
+// 16-byte loads (one for bf16, two for f32) and x[j] gives element j as float, exactly as st::ld
+// would (bf16 → f32 is exact); st8 rounds each element as st::st does and writes them with
+// 16-byte stores. The pointer must be 16-byte aligned: the kernel checks its base pointers with
+// st::aligned16 and takes the scalar loop otherwise (a misaligned vector access traps on the GPU;
+// the host build of these helpers traps too, so host tests see a wrong path).
+template <class T>
+struct vec8;
+template <>
+struct vec8<__nv_bfloat16> {
+  uint4 u;
+  STRATA_HD float operator[](int j) const {
+    const unsigned w = j < 2 ? u.x : j < 4 ? u.y : j < 6 ? u.z : u.w;
+    return __bfloat162float(__ushort_as_bfloat16((unsigned short)((j & 1) ? (w >> 16) : (w & 0xffffu))));
+  }
+};
+template <>
+struct vec8<float> {
+  float4 a, b;
+  STRATA_HD float operator[](int j) const {
+    const float4& h = j < 4 ? a : b;
+    const int k = j & 3;
+    return k == 0 ? h.x : k == 1 ? h.y : k == 2 ? h.z : h.w;
+  }
+};
+
+STRATA_HD void check_aligned16(const void* p) {
+#if !defined(__CUDA_ARCH__)
+  if (reinterpret_cast<uintptr_t>(p) & 15u) __builtin_trap();
+#if defined(STRATA_HOST_VEC_COUNT)
+  ++STRATA_HOST_VEC_COUNT;  // host tests: how many vector accesses ran (tests/device/row-vec-host.test.ts)
+#endif
+#else
+  (void)p;
+#endif
+}
+STRATA_HD vec8<__nv_bfloat16> ld8(const __nv_bfloat16* p) {
+  check_aligned16(p);
+  return {*reinterpret_cast<const uint4*>(p)};
+}
+STRATA_HD vec8<float> ld8(const float* p) {
+  check_aligned16(p);
+  return {reinterpret_cast<const float4*>(p)[0], reinterpret_cast<const float4*>(p)[1]};
+}
+STRATA_HD void st8(__nv_bfloat16* p, const float (&v)[8]) {
+  check_aligned16(p);
+  unsigned w[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k)
+    w[k] = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[2 * k])) | ((unsigned)__bfloat16_as_ushort(__float2bfloat16(v[2 * k + 1])) << 16);
+  *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+STRATA_HD void st8(float* p, const float (&v)[8]) {
+  check_aligned16(p);
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+// Are all these pointers 16-byte aligned (the vectorized loop's run-time condition)?
+template <class... P>
+STRATA_HD bool aligned16(const P*... p) {
+  return ((reinterpret_cast<uintptr_t>(p) | ... | uintptr_t(0)) & 15u) == 0;
+}
+
 // The scalar math (precise forms: expf, erff, tanhf) and to_bf16, as st::<name>.
 using namespace strata::math;
 
