@@ -586,6 +586,41 @@ struct LocalSmemTc {
   static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + 4 * L;
 };
 
+// The tail both chunk_local kernels share once their tiles, dt and cumsum are in shared memory:
+// the chunk's own state S[p][n] = Σ_s x[s][p]·w_s·B[s][n] and own state gradient
+// R[p][n] = Σ_l gy[l][p]·e^{cs_l}·C[l][n] on tensor cores (one accumulator live), and its decay.
+template <int L, int P, int N, class PR>
+__device__ __forceinline__ void chunk_local_products(const Scratch& s, const float* sX, const float* sGy, const float* sB, const float* sC,
+                                                     const float* sDt, const float* sCs, float* sW, float* sEc, int H, int b, int h, int c) {
+  constexpr int ldP = LocalSmemTc<L, P, N>::ldP, ldN = LocalSmemTc<L, P, N>::ldN;
+  const float csEnd = sCs[L - 1];
+  for (int l = threadIdx.x; l < L; l += kThreads) {
+    sW[l] = expf(csEnd - sCs[l]) * sDt[l];
+    sEc[l] = expf(sCs[l]);
+  }
+  __syncthreads();
+  using TT = TcTile<P, N>;
+  constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
+  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+  const auto store = [&](const typename TT::Acc& acc, float* dst) {
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          *reinterpret_cast<float2*>(dst + TT::row(i, 2 * hh) * N + TT::col(j, 0)) = make_float2(acc[i][j][2 * hh], acc[i][j][2 * hh + 1]);
+  };
+  typename TT::Acc acc;
+  tc_zero<TT>(acc);
+  tc_gemm<TT, L, true, !eB>(acc, [&](int pp, int k) { return sX[k * ldP + pp] * sW[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
+  store(acc, s.S + chunkIdx * P * N);
+  tc_zero<TT>(acc);
+  tc_gemm<TT, L, true, !eC>(acc, [&](int pp, int k) { return sGy[k * ldP + pp] * sEc[k]; }, [&](int k, int n) { return sC[k * ldN + n]; });
+  store(acc, s.R + chunkIdx * P * N);
+  if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
+}
+
 // 1. (tensor cores) the chunk's own state and own state gradient.
 template <int L, int P, int N, class PR>
 __global__ void __launch_bounds__(kThreads, 2) chunk_local_tc_kernel(const PR p, Scratch s) {
@@ -609,33 +644,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_local_tc_kernel(const PR p,
   load_tile<L>(sC, ldN, N, p.C, b, t0, T, g * N);
   load_dt_cs<L>(sDt, sCs, p.dt, p.A[h], b, t0, T, h);
   __syncthreads();
-  const float csEnd = sCs[L - 1];
-  for (int l = threadIdx.x; l < L; l += kThreads) {
-    sW[l] = expf(csEnd - sCs[l]) * sDt[l];
-    sEc[l] = expf(sCs[l]);
-  }
-  __syncthreads();
-  using TT = TcTile<P, N>;
-  constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
-  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
-  const auto store = [&](const typename TT::Acc& acc, float* dst) {
-#pragma unroll
-    for (int i = 0; i < TT::MT; ++i)
-#pragma unroll
-      for (int j = 0; j < TT::NT; ++j)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh)
-          *reinterpret_cast<float2*>(dst + TT::row(i, 2 * hh) * N + TT::col(j, 0)) = make_float2(acc[i][j][2 * hh], acc[i][j][2 * hh + 1]);
-  };
-  // S[p][n] = Σ_s x[s][p]·w_s·B[s][n];  R[p][n] = Σ_l gy[l][p]·e^{cs_l}·C[l][n]  (one accumulator live)
-  typename TT::Acc acc;
-  tc_zero<TT>(acc);
-  tc_gemm<TT, L, true, !eB>(acc, [&](int pp, int k) { return sX[k * ldP + pp] * sW[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
-  store(acc, s.S + chunkIdx * P * N);
-  tc_zero<TT>(acc);
-  tc_gemm<TT, L, true, !eC>(acc, [&](int pp, int k) { return sGy[k * ldP + pp] * sEc[k]; }, [&](int k, int n) { return sC[k * ldN + n]; });
-  store(acc, s.R + chunkIdx * P * N);
-  if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
+  chunk_local_products<L, P, N, PR>(s, sX, sGy, sB, sC, sDt, sCs, sW, sEc, H, b, h, c);
 }
 
 template <int L, int P, int N>
@@ -998,32 +1007,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_local_fast_kernel(const PR 
   load_chunk_tiles<L, P, N>(p, sX, sGy, ldP, h * P, sB, sC, ldN, g * N, b, t0, T);
   dt_cumsum_warp(sDt, sCs, dtp, p.A[h]);
   __syncthreads();
-  const float csEnd = sCs[L - 1];
-  for (int l = threadIdx.x; l < L; l += kThreads) {
-    sW[l] = expf(csEnd - sCs[l]) * sDt[l];
-    sEc[l] = expf(sCs[l]);
-  }
-  __syncthreads();
-  using TT = TcTile<P, N>;
-  constexpr bool eB = Bf16Tok<decltype(PR::B)>::value, eC = Bf16Tok<decltype(PR::C)>::value;
-  const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
-  const auto store = [&](const typename TT::Acc& acc, float* dst) {
-#pragma unroll
-    for (int i = 0; i < TT::MT; ++i)
-#pragma unroll
-      for (int j = 0; j < TT::NT; ++j)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh)
-          *reinterpret_cast<float2*>(dst + TT::row(i, 2 * hh) * N + TT::col(j, 0)) = make_float2(acc[i][j][2 * hh], acc[i][j][2 * hh + 1]);
-  };
-  typename TT::Acc acc;
-  tc_zero<TT>(acc);
-  tc_gemm<TT, L, true, !eB>(acc, [&](int pp, int k) { return sX[k * ldP + pp] * sW[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
-  store(acc, s.S + chunkIdx * P * N);
-  tc_zero<TT>(acc);
-  tc_gemm<TT, L, true, !eC>(acc, [&](int pp, int k) { return sGy[k * ldP + pp] * sEc[k]; }, [&](int k, int n) { return sC[k * ldN + n]; });
-  store(acc, s.R + chunkIdx * P * N);
-  if (threadIdx.x == 0) s.decay[chunkIdx] = expf(csEnd);
+  chunk_local_products<L, P, N, PR>(s, sX, sGy, sB, sC, sDt, sCs, sW, sEc, H, b, h, c);
 }
 
 template <int L, int P, int N>
