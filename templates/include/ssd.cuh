@@ -387,6 +387,25 @@ __device__ __forceinline__ void chunk_state_mma(float (&hacc)[SsdTile<L, P, N>::
   }
 }
 
+// One (sequence b, head h)'s constants and operand bases, shared by the chunked kernels: the head
+// reads group g's B and C; A is prescaled by log2(e) for ex2.
+template <int P, int N>
+struct HeadView {
+  float A2, dtb, Dh;
+  const __nv_bfloat16 *x, *B, *C;
+  long long dt_base;
+  __nv_bfloat16* y;
+  __device__ __forceinline__ HeadView(const SsdParams& p, int b, int h, int g)
+      : A2(p.A[h] * kLog2e),
+        dtb(p.dt_bias ? p.dt_bias[h] : 0.f),
+        Dh(p.D ? p.D[h] : 0.f),
+        x(p.x + (long long)b * p.x_batch_stride + (long long)h * P),
+        B(p.B + (long long)b * p.B_batch_stride + (long long)g * N),
+        C(p.C + (long long)b * p.C_batch_stride + (long long)g * N),
+        dt_base((long long)b * p.dt_batch_stride + h),
+        y(p.y + (long long)b * p.y_batch_stride + (long long)h * P) {}
+};
+
 // Sequential-chunk kernel (the fallback when no workspace is given): one CTA per (b, h) walks
 // the chunks, carrying the state in smem.
 // The chunk kernels' shared memory: C, B [L][N] and x [L][P] bf16 tiles, the state fp32 [P][N],
@@ -416,15 +435,11 @@ __global__ void __launch_bounds__(256, 2) ssd_chunked_fwd_kernel(const SsdParams
   const int g = h / (H / p.ngroups);
   const int T = p.seqlen;
 
-  const float A2 = p.A[h] * kLog2e;
-  const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
-  const float Dh = p.D ? p.D[h] : 0.f;
-
-  const __nv_bfloat16* xg = p.x + (long long)b * p.x_batch_stride + (long long)h * P;
-  const __nv_bfloat16* Bg = p.B + (long long)b * p.B_batch_stride + (long long)g * N;
-  const __nv_bfloat16* Cg = p.C + (long long)b * p.C_batch_stride + (long long)g * N;
-  const long long dt_base = (long long)b * p.dt_batch_stride + h;
-  __nv_bfloat16* yg = p.y + (long long)b * p.y_batch_stride + (long long)h * P;
+  const HeadView<P, N> hv(p, b, h, g);
+  const float A2 = hv.A2, dtb = hv.dtb, Dh = hv.Dh;
+  const __nv_bfloat16 *xg = hv.x, *Bg = hv.B, *Cg = hv.C;
+  const long long dt_base = hv.dt_base;
+  __nv_bfloat16* yg = hv.y;
 
   // ---- carried state h (P x N, fp32) lives in smem between chunks ----
   const size_t hoff = ((size_t)b * H + h) * (size_t)P * N;
@@ -529,15 +544,11 @@ __global__ void __launch_bounds__(256, 2)
   const int t0 = c * L;
   const int Lc = min(L, T - t0);
 
-  const float A2 = p.A[h] * kLog2e;
-  const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
-  const float Dh = p.D ? p.D[h] : 0.f;
-
-  const __nv_bfloat16* xg = p.x + (long long)b * p.x_batch_stride + (long long)h * P;
-  const __nv_bfloat16* Bg = p.B + (long long)b * p.B_batch_stride + (long long)g * N;
-  const __nv_bfloat16* Cg = p.C + (long long)b * p.C_batch_stride + (long long)g * N;
-  const long long dt_base = (long long)b * p.dt_batch_stride + h;
-  __nv_bfloat16* yg = p.y + (long long)b * p.y_batch_stride + (long long)h * P;
+  const HeadView<P, N> hv(p, b, h, g);
+  const float A2 = hv.A2, dtb = hv.dtb, Dh = hv.Dh;
+  const __nv_bfloat16 *xg = hv.x, *Bg = hv.B, *Cg = hv.C;
+  const long long dt_base = hv.dt_base;
+  __nv_bfloat16* yg = hv.y;
 
   load_tile<L, N>(sB, Bg, p.B_row_stride, t0, Lc, tid);
   load_tile<L, P>(sX, xg, p.x_row_stride, t0, Lc, tid);
@@ -642,14 +653,11 @@ __device__ __forceinline__ void ssd_wgmma_walk(const SsdParams& p, uint8_t* base
   const int b = blockIdx.x / H, h = blockIdx.x % H;
   const int grp = h / (H / p.ngroups);
   const int T = p.seqlen;
-  const float A2 = p.A[h] * kLog2e;
-  const float dtb = p.dt_bias ? p.dt_bias[h] : 0.f;
-  const float Dh = p.D ? p.D[h] : 0.f;
-  const __nv_bfloat16* xg = p.x + (long long)b * p.x_batch_stride + (long long)h * P;
-  const __nv_bfloat16* Bg = p.B + (long long)b * p.B_batch_stride + (long long)grp * N;
-  const __nv_bfloat16* Cg = p.C + (long long)b * p.C_batch_stride + (long long)grp * N;
-  const long long dt_base = (long long)b * p.dt_batch_stride + h;
-  __nv_bfloat16* yg = p.y + (long long)b * p.y_batch_stride + (long long)h * P;
+  const HeadView<P, N> hv(p, b, h, grp);
+  const float A2 = hv.A2, dtb = hv.dtb, Dh = hv.Dh;
+  const __nv_bfloat16 *xg = hv.x, *Bg = hv.B, *Cg = hv.C;
+  const long long dt_base = hv.dt_base;
+  __nv_bfloat16* yg = hv.y;
   float* const fbuf = reinterpret_cast<float*>(base + SM::kF);  // dt[2][L], cs[2][L], w[2][L], raw[L]
   float* const sRaw = fbuf + 6 * L;
   const uint32_t sbase = smem_u32(base);
