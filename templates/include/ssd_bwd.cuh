@@ -515,6 +515,17 @@ struct TcTile {
   STRATA_DEV static int col(int j, int q) { return (int)(threadIdx.x / 32 % WN) * NT * 8 + 8 * j + 2 * (int)(threadIdx.x % 4) + (q & 1); }
   STRATA_DEV static int wn() { return (int)(threadIdx.x / 32 % WN); }
 };
+// acc row r *= f(r) (r: the fragment element's row in the tile).
+template <class TT, class F>
+STRATA_DEV void tc_scale_rows(typename TT::Acc& acc, F f) {
+#pragma unroll
+  for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+    for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[i][j][q] *= f(TT::row(i, q));
+}
+
 template <class TT>
 STRATA_DEV void tc_zero(typename TT::Acc& acc) {
 #pragma unroll
@@ -661,6 +672,30 @@ constexpr bool tc_fits() {
          TcTile<L, N>::WN <= kGrid && TcTile<L, P>::WN <= kGrid && GradSmemTc<L, P, N>::kBytes <= 227 * 1024;
 }
 
+// dx (L x P) of one chunk and head: (B·dh_endᵀ)·e^{cs_end−cs_s} + Wᵀ·gy on tensor cores, times
+// dt_s, stored for the rows t0 + s < T (both chunk_grad kernels).
+template <int L, int P, int N, int ldP, int ldN, int ldL, bool eB, bool eGy, class DX>
+STRATA_DEV void chunk_dx(const DX& dx, const float* sB, const float* sSt, const float* sEe, const float* sWt, const float* sGy, const float* sDt,
+                         int b, int h, int t0, int T) {
+  using TP = TcTile<L, P>;
+  typename TP::Acc acc;
+  tc_zero<TP>(acc);
+  tc_gemm<TP, N, !eB, true>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sSt[pp * ldN + k]; });
+  tc_scale_rows<TP>(acc, [&](int r) { return sEe[r]; });
+  tc_gemm<TP, L, true, !eGy>(acc, [&](int ss, int k) { return sWt[ss * ldL + k]; }, [&](int k, int pp) { return sGy[k * ldP + pp]; });
+  if (!dx.p) return;
+#pragma unroll
+  for (int i = 0; i < TP::MT; ++i)
+#pragma unroll
+    for (int j = 0; j < TP::NT; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int ss = TP::row(i, q), tt = t0 + ss;
+        if (tt >= T) continue;
+        stf(dx.p + b * dx.batch + (long long)tt * dx.row + h * P + TP::col(j, q), acc[i][j][q] * sDt[ss]);
+      }
+}
+
 // 3. (tensor cores) every gradient of one chunk: chunk_grad_kernel's formulas, same reduction orders
 // for the per-row / per-chunk sums (the products' k order is the mma's).
 template <int L, int P, int N, class PR>
@@ -732,43 +767,14 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_tc_kernel(const PR p, Scr
   }
 
   // dx (L x P)
-  {
-    using TP = TcTile<L, P>;
-    typename TP::Acc acc;
-    tc_zero<TP>(acc);
-    tc_gemm<TP, N, !eB, true>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sSt[pp * ldN + k]; });
-#pragma unroll
-    for (int i = 0; i < TP::MT; ++i)
-#pragma unroll
-      for (int j = 0; j < TP::NT; ++j)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) acc[i][j][q] *= sEe[TP::row(i, q)];
-    tc_gemm<TP, L, true, !eGy>(acc, [&](int ss, int k) { return sWt[ss * ldL + k]; }, [&](int k, int pp) { return sGy[k * ldP + pp]; });
-    if (p.dx.p) {
-#pragma unroll
-      for (int i = 0; i < TP::MT; ++i)
-#pragma unroll
-        for (int j = 0; j < TP::NT; ++j)
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            const int ss = TP::row(i, q), tt = t0 + ss;
-            if (tt >= T) continue;
-            stf(p.dx.p + b * p.dx.batch + (long long)tt * p.dx.row + h * P + TP::col(j, q), acc[i][j][q] * sDt[ss]);
-          }
-    }
-  }
+  chunk_dx<L, P, N, ldP, ldN, ldL, eB, eGy>(p.dx, sB, sSt, sEe, sWt, sGy, sDt, b, h, t0, T);
   using TN = TcTile<L, N>;
   // dB (L x N): U = e^{cs_end−cs_s}·x_sᵀ dh_end, F_s = B_s·U_s, then + Σ_l M_ls C_l, times dt_s
   {
     typename TN::Acc acc;
     tc_zero<TN>(acc);
     tc_gemm<TN, P, !eX, true>(acc, [&](int ss, int k) { return sX[ss * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
-#pragma unroll
-    for (int i = 0; i < TN::MT; ++i)
-#pragma unroll
-      for (int j = 0; j < TN::NT; ++j)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) acc[i][j][q] *= sEe[TN::row(i, q)];
+    tc_scale_rows<TN>(acc, [&](int r) { return sEe[r]; });
     tc_row_partials<TN>(acc, [&](int ss, int n) { return sB[ss * ldN + n]; }, sRed);
     tc_gemm<TN, L, true, !eC>(acc, [&](int ss, int k) { return sM[k * ldL + ss]; }, [&](int k, int n) { return sC[k * ldN + n]; });
 #pragma unroll
@@ -807,12 +813,7 @@ __global__ void __launch_bounds__(kThreads) chunk_grad_tc_kernel(const PR p, Scr
     typename TN::Acc acc;
     tc_zero<TN>(acc);
     tc_gemm<TN, P, !eGy, true>(acc, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
-#pragma unroll
-    for (int i = 0; i < TN::MT; ++i)
-#pragma unroll
-      for (int j = 0; j < TN::NT; ++j)
-#pragma unroll
-        for (int q = 0; q < 4; ++q) acc[i][j][q] *= expf(sCs[TN::row(i, q)]);
+    tc_scale_rows<TN>(acc, [&](int r) { return expf(sCs[r]); });
     tc_row_partials<TN>(acc, [&](int l, int n) { return sC[l * ldN + n]; }, sRed);
     tc_gemm<TN, L, true, !eB>(acc, [&](int l, int k) { return sM[l * ldL + k] * sDt[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
 #pragma unroll
@@ -1158,41 +1159,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
       sColZ[ss] = r;
     }
     // dx (L x P)
-    {
-      typename TP::Acc acc;
-      tc_zero<TP>(acc);
-      tc_gemm<TP, N, !eB, true>(acc, [&](int ss, int k) { return sB[ss * ldN + k]; }, [&](int k, int pp) { return sSt[pp * ldN + k]; });
-#pragma unroll
-      for (int i = 0; i < TP::MT; ++i)
-#pragma unroll
-        for (int jj = 0; jj < TP::NT; ++jj)
-#pragma unroll
-          for (int q = 0; q < 4; ++q) acc[i][jj][q] *= sEe[TP::row(i, q)];
-      tc_gemm<TP, L, true, !eGy>(acc, [&](int ss, int k) { return sWt[ss * ldL + k]; }, [&](int k, int pp) { return sGy[k * ldP + pp]; });
-      if (p.dx.p) {
-#pragma unroll
-        for (int i = 0; i < TP::MT; ++i)
-#pragma unroll
-          for (int jj = 0; jj < TP::NT; ++jj)
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {
-              const int ss = TP::row(i, q), tt = t0 + ss;
-              if (tt >= T) continue;
-              stf(p.dx.p + b * p.dx.batch + (long long)tt * p.dx.row + h * P + TP::col(jj, q), acc[i][jj][q] * sDt[ss]);
-            }
-      }
-    }
+    chunk_dx<L, P, N, ldP, ldN, ldL, eB, eGy>(p.dx, sB, sSt, sEe, sWt, sGy, sDt, b, h, t0, T);
     // dB (L x N): U = e^{cs_end−cs_s}·x_sᵀ dh_end, F_s = B_s·U_s, then + Σ_l M_ls C_l, times dt_s, into Σ_heads
     {
       typename TN::Acc acc;
       tc_zero<TN>(acc);
       tc_gemm<TN, P, !eX, true>(acc, [&](int ss, int k) { return sX[ss * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
-#pragma unroll
-      for (int i = 0; i < TN::MT; ++i)
-#pragma unroll
-        for (int jj = 0; jj < TN::NT; ++jj)
-#pragma unroll
-          for (int q = 0; q < 4; ++q) acc[i][jj][q] *= sEe[TN::row(i, q)];
+      tc_scale_rows<TN>(acc, [&](int r) { return sEe[r]; });
       tc_row_partials<TN>(acc, [&](int ss, int n) { return sB[ss * ldN + n]; }, sFp);
       tc_gemm<TN, L, true, !eC>(acc, [&](int ss, int k) { return sM[k * ldL + ss]; }, [&](int k, int n) { return sC[k * ldN + n]; });
 #pragma unroll
@@ -1229,12 +1202,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
       typename TN::Acc acc;
       tc_zero<TN>(acc);
       tc_gemm<TN, P, !eGy, true>(acc, [&](int l, int k) { return sGy[l * ldP + k]; }, [&](int k, int n) { return sSt[k * ldN + n]; });
-#pragma unroll
-      for (int i = 0; i < TN::MT; ++i)
-#pragma unroll
-        for (int jj = 0; jj < TN::NT; ++jj)
-#pragma unroll
-          for (int q = 0; q < 4; ++q) acc[i][jj][q] *= sEc[TN::row(i, q)];
+      tc_scale_rows<TN>(acc, [&](int r) { return sEc[r]; });
       tc_row_partials<TN>(acc, [&](int l, int n) { return sC[l * ldN + n]; }, sYp);
       tc_gemm<TN, L, true, !eB>(acc, [&](int l, int k) { return sM[l * ldL + k] * sDt[k]; }, [&](int k, int n) { return sB[k * ldN + n]; });
 #pragma unroll
