@@ -595,6 +595,12 @@ template <int L, int P, int N>
 struct LocalSmemTc {
   static constexpr int ldP = P + 8, ldN = N + 8;
   static constexpr size_t kFloats = (size_t)2 * L * ldP + (size_t)2 * L * ldN + 4 * L;
+  // the carving of the chunk_local kernels' shared memory: x, gy [L][ldP] | B, C [L][ldN] | dt, cs, w, e^{cs} [L]
+  struct Tiles {
+    float *X, *Gy, *B, *C, *Dt, *Cs, *W, *Ec;
+    STRATA_DEV explicit Tiles(float* base)
+        : X(base), Gy(X + L * ldP), B(Gy + L * ldP), C(B + L * ldN), Dt(C + L * ldN), Cs(Dt + L), W(Cs + L), Ec(W + L) {}
+  };
 };
 
 // The tail both chunk_local kernels share once their tiles, dt and cumsum are in shared memory:
@@ -638,14 +644,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_local_tc_kernel(const PR p,
   using SM = LocalSmemTc<L, P, N>;
   constexpr int ldP = SM::ldP, ldN = SM::ldN;
   extern __shared__ float smem[];
-  float* sX = smem;
-  float* sGy = sX + L * ldP;
-  float* sB = sGy + L * ldP;
-  float* sC = sB + L * ldN;
-  float* sDt = sC + L * ldN;
-  float* sCs = sDt + L;
-  float* sW = sCs + L;
-  float* sEc = sW + L;
+  const typename SM::Tiles t(smem);
+  float *sX = t.X, *sGy = t.Gy, *sB = t.B, *sC = t.C, *sDt = t.Dt, *sCs = t.Cs, *sW = t.W, *sEc = t.Ec;
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
   const int t0 = c * L;
@@ -993,14 +993,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_local_fast_kernel(const PR 
   using SM = LocalSmemTc<L, P, N>;
   constexpr int ldP = SM::ldP, ldN = SM::ldN;
   extern __shared__ float4 smem4[];
-  float* sX = reinterpret_cast<float*>(smem4);
-  float* sGy = sX + L * ldP;
-  float* sB = sGy + L * ldP;
-  float* sC = sB + L * ldN;
-  float* sDt = sC + L * ldN;
-  float* sCs = sDt + L;
-  float* sW = sCs + L;
-  float* sEc = sW + L;
+  const typename SM::Tiles t(reinterpret_cast<float*>(smem4));
+  float *sX = t.X, *sGy = t.Gy, *sB = t.B, *sC = t.C, *sDt = t.Dt, *sCs = t.Cs, *sW = t.W, *sEc = t.Ec;
   const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int H = p.nheads, T = p.seqlen, g = h / (H / p.ngroups);
   const int t0 = c * L;
