@@ -3,12 +3,14 @@
  * then import it (tsx compiles TypeScript on import; files that import each other just work) and
  * take its default export (or export `model`) as the ModelDef.
  */
-import { existsSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Diagnostic } from "ts-morph";
 import { StrataError } from "../ir/errors.js";
 import { isModelDef, type ModelDef } from "../dsl/model.js";
+import { defaultCacheDir } from "../nvcc/driver.js";
 
 export interface TsDiagnostic {
   file: string;
@@ -30,9 +32,89 @@ function resolveArch(file: string): string {
   return abs;
 }
 
-/** Type-check `file` and the user files it imports (strict mode); Strata's own sources are trusted. */
+/** Strata's sources and dependency lock, hashed once per process: a user file's types depend on them. */
+let strataPrint: string | undefined;
+function strataFingerprint(): string {
+  if (strataPrint) return strataPrint;
+  const h = createHash("sha256");
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (/\.[cm]?ts$/.test(e.name)) h.update(f).update("\0").update(readFileSync(f)).update("\0");
+    }
+  };
+  walk(path.join(STRATA_ROOT, "compiler"));
+  for (const f of ["package.json", "package-lock.json"]) if (existsSync(path.join(STRATA_ROOT, f))) h.update(readFileSync(path.join(STRATA_ROOT, f)));
+  return (strataPrint = h.digest("hex"));
+}
+
+/** The TypeScript file an import specifier of `from` names (./x.js → ./x.ts as tsx resolves it), or undefined. */
+function resolveUserImport(from: string, spec: string): string | undefined {
+  const base = path.resolve(path.dirname(from), spec);
+  const stem = base.replace(/\.[cm]?js$/, "");
+  for (const c of [base, `${stem}.ts`, `${stem}.mts`, `${stem}.cts`, `${stem}.tsx`, path.join(base, "index.ts")])
+    if (existsSync(c) && statSync(c).isFile()) return c;
+  return undefined;
+}
+
+/**
+ * The content key of a type check of `abs`: the architecture file and every user file it imports
+ * (relative imports, followed), their paths and contents, and Strata's own sources. Undefined —
+ * check every time — when an import cannot be followed: a bare package other than Node's
+ * (`node:`) or Strata's, whose types this key would not see, or an unresolvable path.
+ */
+export function checkKey(abs: string): string | undefined {
+  const files = new Map<string, string>();
+  const queue = [abs];
+  while (queue.length) {
+    const f = queue.pop()!;
+    if (files.has(f)) continue;
+    let text: string;
+    try {
+      text = readFileSync(f, "utf8");
+    } catch {
+      return undefined;
+    }
+    files.set(f, text);
+    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["']([^"']+)["']/g)) {
+      const spec = m[1]!;
+      if (spec.startsWith("node:") || spec === "strata-compiler" || spec.startsWith("strata-compiler/")) continue;
+      if (!spec.startsWith(".") && !path.isAbsolute(spec)) return undefined;
+      const r = resolveUserImport(f, spec);
+      if (!r) return undefined;
+      if (!STRATA_SOURCES.some((p) => r.startsWith(p))) queue.push(r);
+    }
+  }
+  const h = createHash("sha256").update(strataFingerprint());
+  for (const [f, text] of [...files.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(f).update("\0").update(text).update("\0");
+  return h.digest("hex");
+}
+
+/**
+ * Type-check `file` and the user files it imports (strict mode); Strata's own sources are trusted.
+ * A check that found nothing is remembered by content (a stamp under the nvcc cache directory,
+ * `typecheck/<key>`), so recompiling unchanged files skips it (`STRATA_CHECK_CACHE=0`: always check).
+ * Diagnostics are never cached: a file with errors or warnings is checked again every time.
+ */
 export async function typecheck(file: string): Promise<TsDiagnostic[]> {
   const abs = resolveArch(file);
+  const key = process.env.STRATA_CHECK_CACHE === "0" ? undefined : checkKey(abs);
+  const stamp = key ? path.join(defaultCacheDir(), "typecheck", key) : undefined;
+  if (stamp && existsSync(stamp)) return [];
+  const out = await typecheckNow(abs);
+  if (stamp && out.length === 0) {
+    try {
+      mkdirSync(path.dirname(stamp), { recursive: true });
+      writeFileSync(stamp, `${abs}\n`);
+    } catch {
+      // an unwritable cache only costs the next check
+    }
+  }
+  return out;
+}
+
+async function typecheckNow(abs: string): Promise<TsDiagnostic[]> {
   // loaded on demand: ts-morph (and TypeScript) take about a second to import
   const { Project, ts } = await import("ts-morph");
   const project = new Project({

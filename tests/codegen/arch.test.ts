@@ -10,7 +10,7 @@ describe("--arch", () => {
     const gemms = (arch: "sm_90a" | "sm_90" | "sm_80") => emitProject(def, { arch }).kernels.filter((k) => k.spec.template === "gemm.cu.hbs");
     const hopper = gemms("sm_90a");
     expect(hopper.length).toBeGreaterThan(0);
-    const maxTokens = emitProject(def).manifest.maxTokens;
+    const maxTokens = emitProject(def).manifest.maxTokens as number;
     // the tile config is one typed value: rendered into the template and written to the manifest;
     // untuned, the wave model's tiles for the project's max tokens and the kernel's N
     for (const k of hopper) {

@@ -30,7 +30,7 @@ describe("per-bucket tile dispatch", () => {
 
   it("the launcher takes the m64 tiles for up to 64 rows and its own bucket's tiles above", () => {
     expect(inProj.length).toBeGreaterThan(0);
-    const own = defaultTiles("forward", "wgmma", bigProject.manifest.maxTokens, 1288);
+    const own = defaultTiles("forward", "wgmma", (bigProject.manifest.maxTokens as number), 1288);
     for (const k of inProj) {
       expect(k.spec.tiles).toMatchObject({ ...own, tilesFrom: "default", dispatch: "M≤64: 64×128×4" });
       const lines = k.source.split("\n");
@@ -46,7 +46,7 @@ describe("per-bucket tile dispatch", () => {
     const others = big.kernels.filter((k) => k.spec.template === "gemm.cu.hbs" && k.spec.tiles.n === 256);
     expect(others.length).toBeGreaterThan(0);
     for (const k of others) {
-      const want = defaultSmallerBuckets("wgmma", bigProject.manifest.maxTokens, 256, defaultTiles("forward", "wgmma", bigProject.manifest.maxTokens, 256), 8);
+      const want = defaultSmallerBuckets("wgmma", (bigProject.manifest.maxTokens as number), 256, defaultTiles("forward", "wgmma", (bigProject.manifest.maxTokens as number), 256), 8);
       for (const d of want) expect(k.source).toContain(`if (M <= ${d.maxM}) return strata::gemm::gemm_launch<${gemmConfigType(d.tiles)}, Epi>`);
       if (!want.length) expect(k.source).not.toMatch(/if \(M <= \d+\) return strata::gemm::gemm_launch/);
     }
@@ -61,7 +61,7 @@ describe("per-bucket tile dispatch", () => {
     expect(gemms.length).toBeGreaterThan(0);
     for (const k of gemms) {
       const n = k.spec.tiles.n as number;
-      const want = defaultSmallerBuckets("wgmma", plainProject.manifest.maxTokens, n, defaultTiles("forward", "wgmma", plainProject.manifest.maxTokens, n), 8);
+      const want = defaultSmallerBuckets("wgmma", (plainProject.manifest.maxTokens as number), n, defaultTiles("forward", "wgmma", (plainProject.manifest.maxTokens as number), n), 8);
       const got = [...k.source.matchAll(/if \(M <= (\d+)\) return strata::gemm::gemm_launch<([^>]+>), Epi>/g)].map((m) => [Number(m[1]), m[2]]);
       expect(got).toEqual(want.map((d) => [d.maxM, gemmConfigType(d.tiles)]));
       expect(k.spec.tiles.tilesFrom).toBeUndefined();

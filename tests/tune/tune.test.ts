@@ -274,7 +274,7 @@ describe("import and compile", () => {
     }
     const others = p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs" && k.spec.tiles.n === 256);
     expect(others.length).toBeGreaterThan(0);
-    const mt = emitProject(tinyHybrid, { train: true }).manifest.maxTokens;
+    const mt = emitProject(tinyHybrid, { train: true }).manifest.maxTokens as number;
     for (const k of others) expect(k.spec.tiles).toMatchObject({ ...defaultTiles("forward", "wgmma", mt, 256), tilesFrom: "default" });
     const wgrad = p.kernels.find((k) => k.spec.tiles.path === "wgrad" && k.spec.tiles.tilesFrom === "tuned")!;
     expect(wgrad.spec.tiles).toMatchObject({ bm: 128, bn: 64, stages: 3, maxSplits: 6 });
@@ -297,7 +297,7 @@ describe("import and compile", () => {
     ];
     const db: TuningDb = { entries: bad, source: "bad.json", warn: (m) => warnings.push(m) };
     const p = emitProject(tinyHybrid, { tuning: db }).program;
-    const mt = emitProject(tinyHybrid, {}).manifest.maxTokens;
+    const mt = emitProject(tinyHybrid, {}).manifest.maxTokens as number;
     for (const k of p.kernels.filter((k) => k.spec.template === "gemm.cu.hbs"))
       expect(k.spec.tiles).toMatchObject({ ...defaultTiles("forward", "wgmma", mt, k.spec.tiles.n as number), tilesFrom: "default" });
     expect(warnings.length).toBe(2);
