@@ -218,10 +218,10 @@ const MAX_SPLITS = 8;
  * M × N is the weight's, a data gradient's M the project's max tokens) — or the tuning database's
  * choice for this signature (tune/db.ts).
  */
-function tilesFor(ctx: RenderContext, sig: Omit<KernelSignature, "family">): { tiles: MatmulTiles; provenance: Record<string, string> } {
+function tilesFor(ctx: RenderContext, sig: Omit<KernelSignature, "family" | "path"> & { path: "dgrad" | "wgrad" }): { tiles: MatmulTiles; provenance: Record<string, string> } {
   const backend = ctx.arch === "sm_90a" ? "wgmma" : "mma";
   const m = sig.path === "wgrad" ? sig.m : ctx.maxTokens;
-  const defaults = m && sig.path !== "forward" ? defaultTiles(sig.path, backend, m, sig.n) : DEFAULT_MATMUL_TILES[backend];
+  const defaults = m ? defaultTiles(sig.path, backend, m, sig.n) : DEFAULT_MATMUL_TILES[backend];
   return tunedTiles(ctx.tuning, ctx.arch, { family: "matmul", ...sig }, defaults);
 }
 

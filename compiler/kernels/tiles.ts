@@ -5,7 +5,7 @@
  * operands). The type, its checks and its C++ rendering live in tune/configs.ts.
  */
 import { tileConfigType, type TileConfig } from "../tune/configs.js";
-import { BUCKETS, bucketOf } from "../tune/db.js";
+import { smallerBuckets } from "../tune/db.js";
 
 /** The tile configurations of include/gemm.cuh. */
 export type GemmTiles = TileConfig;
@@ -91,13 +91,5 @@ export function defaultTiles(kind: "forward" | "dgrad" | "wgrad", backend: "wgmm
  */
 export function defaultSmallerBuckets(backend: "wgmma" | "mma", maxTokens: number, n: number, own: GemmTiles, skipBelow = 0): { maxM: number; tiles: GemmTiles }[] {
   if (backend === "mma") return [];
-  const ownBucket = bucketOf(maxTokens);
-  const out: { maxM: number; tiles: GemmTiles }[] = [];
-  for (const b of BUCKETS) {
-    if (b.name === ownBucket) break;
-    if (b.max <= skipBelow) continue;
-    out.push({ maxM: b.max, tiles: defaultTiles("forward", backend, b.max, n) });
-  }
-  const same = (x: GemmTiles, y: GemmTiles) => JSON.stringify(x) === JSON.stringify(y);
-  return out.filter((d, i) => !same(d.tiles, out[i + 1]?.tiles ?? own));
+  return smallerBuckets(maxTokens, own, skipBelow, (b) => defaultTiles("forward", backend, b.max, n));
 }

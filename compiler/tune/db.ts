@@ -216,22 +216,36 @@ export function tunedSmallerBuckets<T extends TileConfig>(
 ): { maxM: number; tiles: T; bucket: BucketName }[] {
   if (!tuning) return [];
   const { db } = tuning;
-  const ownBucket = bucketOf(tuning.maxTokens);
+  return smallerBuckets(tuning.maxTokens, own, skipBelow, (b) => {
+    const e = db.entries.find((x) => entryKey(x) === entryKey({ arch, family: sig.family, signature: signatureKey(sig), bucket: b.name }));
+    // no valid entry for this bucket: the untuned tiles for its size, when the caller has them
+    if (!e || e.tiles.backend !== defaults.backend || tileProblem(e.tiles, arch, sig.family)) return untuned?.(b.max);
+    return e.tiles as T;
+  });
+}
+
+/**
+ * The buckets below the one that holds `maxTokens` (those of ≤ skipBelow rows left out), each with
+ * the tiles `pick` gives it (undefined: left out, it runs the tiles above it), smallest first, minus
+ * every bucket whose tiles equal the next larger one's (`own` above the last): the same kernel
+ * would run either way. The launcher dispatches on the run-time M to what remains.
+ */
+export function smallerBuckets<T extends TileConfig>(
+  maxTokens: number,
+  own: T,
+  skipBelow: number,
+  pick: (bucket: (typeof BUCKETS)[number]) => T | undefined,
+): { maxM: number; tiles: T; bucket: BucketName }[] {
+  const ownBucket = bucketOf(maxTokens);
   const out: { maxM: number; tiles: T; bucket: BucketName }[] = [];
   for (const b of BUCKETS) {
     if (b.name === ownBucket) break;
     if (b.max <= skipBelow) continue; // e.g. the forward GEMM's ≤ 8 rows run the GEMV
-    const e = db.entries.find((x) => entryKey(x) === entryKey({ arch, family: sig.family, signature: signatureKey(sig), bucket: b.name }));
-    if (!e || e.tiles.backend !== defaults.backend || tileProblem(e.tiles, arch, sig.family)) {
-      // no valid entry for this bucket: the untuned tiles for its size, when the caller has them
-      if (untuned) out.push({ maxM: b.max, tiles: untuned(b.max), bucket: b.name });
-      continue;
-    }
-    out.push({ maxM: b.max, tiles: e.tiles as T, bucket: b.name });
+    const tiles = pick(b);
+    if (tiles) out.push({ maxM: b.max, tiles, bucket: b.name });
   }
-  // drop a bucket whose tiles equal the next one's (the same kernel would run either way)
   const same = (x: T, y: T) => JSON.stringify(x) === JSON.stringify(y);
-  return out.filter((d, i) => !same(d.tiles, (out[i + 1]?.tiles ?? own) as T));
+  return out.filter((d, i) => !same(d.tiles, out[i + 1]?.tiles ?? own));
 }
 
 export function tunedTiles<T extends TileConfig>(
