@@ -6,26 +6,16 @@
  * ambiguous elements back to the host. With nvcc on the PATH, init_device.cu and the GPU harness
  * (tests/gpu/init_test.cu) must compile too (nothing runs on a GPU here).
  */
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
+import { onPath } from "./on-path.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const SRC = path.join(ROOT, "runtime/src");
-
-function onPath(bin: string): boolean {
-  return (process.env.PATH ?? "").split(path.delimiter).some((d) => {
-    try {
-      accessSync(path.join(d, bin), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 const cxx = process.env.CXX ?? "g++";
 const dir = mkdtempSync(path.join(tmpdir(), "strata-init-math-"));

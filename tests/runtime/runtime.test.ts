@@ -3,32 +3,13 @@
  * safetensors, init, manifest, npy, CLI parsing, C ABI errors) built with g++ and run by
  * build_and_run.sh; no CUDA needed. Skipped when no C++ compiler is found.
  */
-import { accessSync, constants } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
+import { onPath } from "./on-path.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-function onPath(bin: string): boolean {
-  if (bin.includes("/")) {
-    try {
-      accessSync(bin, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  return (process.env.PATH ?? "").split(path.delimiter).some((d) => {
-    try {
-      accessSync(path.join(d, bin), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 const cxx = process.env.CXX ?? "g++";
 

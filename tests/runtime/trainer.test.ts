@@ -5,24 +5,13 @@
  * installed, trainer_nvcc_check.sh compiles adamw.cu and the trainer into a libmodel.so as a
  * generated project does and smoke-runs `model train` (no GPU needed).
  */
-import { accessSync, constants } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
+import { onPath } from "./on-path.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-function onPath(bin: string): boolean {
-  return (process.env.PATH ?? "").split(path.delimiter).some((d) => {
-    try {
-      accessSync(path.join(d, bin), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 const cxx = process.env.CXX ?? "g++";
 
