@@ -101,17 +101,16 @@ STRATA_DEV void prefetch_tensormap(const CUtensorMap* map) {
 }  // namespace tma
 
 // ---- host --------------------------------------------------------------------------------
-inline cudaError_t make_tensor_map_2d_bf16(CUtensorMap* map, const void* base, uint64_t rows, uint64_t cols,
-                                           uint64_t row_stride, uint32_t box_rows, uint32_t box_cols,
-                                           CUtensorMapSwizzle swizzle, const char** why = nullptr) {
+namespace detail {
+// What both maps share once their shapes are checked: the box and swizzle checks, the driver's
+// cuTensorMapEncodeTiled (looked up once), and the bf16 encode with boxes of
+// [1…, box_rows, box_cols] (rank 2 or 3; dims and byte strides innermost first).
+inline cudaError_t encode_bf16_map(CUtensorMap* map, const void* base, cuuint32_t rank, const cuuint64_t* dims, const cuuint64_t* strides,
+                                   uint32_t box_rows, uint32_t box_cols, CUtensorMapSwizzle swizzle, const char** why) {
   auto fail = [&](const char* reason) {
     if (why) *why = reason;
     return cudaErrorInvalidValue;
   };
-  if (!map || !base) return fail("tensor map: null map or base pointer");
-  if (reinterpret_cast<uintptr_t>(base) & 15) return fail("tensor map: base must be 16-byte aligned");
-  if (rows == 0 || cols == 0 || row_stride < cols) return fail("tensor map: need rows, cols > 0 and row_stride >= cols");
-  if ((row_stride * 2) % 16 != 0) return fail("tensor map: the row stride must be a multiple of 16 bytes");
   if (box_rows == 0 || box_cols == 0 || box_rows > 256 || box_cols > 256) return fail("tensor map: box dims must be in 1..256");
   if ((box_cols * 2) % 16 != 0) return fail("tensor map: the box's inner extent must be a multiple of 16 bytes");
   const uint32_t span = swizzle == CU_TENSOR_MAP_SWIZZLE_128B ? 128 : swizzle == CU_TENSOR_MAP_SWIZZLE_64B ? 64
@@ -130,16 +129,29 @@ inline cudaError_t make_tensor_map_2d_bf16(CUtensorMap* map, const void* base, u
     if (q != cudaDriverEntryPointSuccess || !fn) return fail("tensor map: the driver has no cuTensorMapEncodeTiled");
     encode = reinterpret_cast<Encode>(fn);
   }
-  const cuuint64_t dims[2] = {cols, rows};
-  const cuuint64_t strides[1] = {row_stride * 2};  // bytes, for dims 1..rank-1
-  const cuuint32_t box[2] = {box_cols, box_rows};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims, strides, box,
-                            elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const cuuint32_t box[3] = {box_cols, box_rows, 1};
+  const cuuint32_t elem_strides[3] = {1, 1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, rank, const_cast<void*>(base), dims, strides, box, elem_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : fail("tensor map: cuTensorMapEncodeTiled rejected the arguments");
 }
+}  // namespace detail
 
+inline cudaError_t make_tensor_map_2d_bf16(CUtensorMap* map, const void* base, uint64_t rows, uint64_t cols,
+                                           uint64_t row_stride, uint32_t box_rows, uint32_t box_cols,
+                                           CUtensorMapSwizzle swizzle, const char** why = nullptr) {
+  auto fail = [&](const char* reason) {
+    if (why) *why = reason;
+    return cudaErrorInvalidValue;
+  };
+  if (!map || !base) return fail("tensor map: null map or base pointer");
+  if (reinterpret_cast<uintptr_t>(base) & 15) return fail("tensor map: base must be 16-byte aligned");
+  if (rows == 0 || cols == 0 || row_stride < cols) return fail("tensor map: need rows, cols > 0 and row_stride >= cols");
+  if ((row_stride * 2) % 16 != 0) return fail("tensor map: the row stride must be a multiple of 16 bytes");
+  const cuuint64_t dims[2] = {cols, rows};
+  const cuuint64_t strides[1] = {row_stride * 2};  // bytes, for dims 1..rank-1
+  return detail::encode_bf16_map(map, base, 2, dims, strides, box_rows, box_cols, swizzle, why);
+}
 
 // A bf16 [batches, rows, cols] tensor (row_stride / batch_stride elements between rows / batches;
 // cols <= row_stride) as a 3-D map with boxes of [box_rows, box_cols] in one batch. Same checks
@@ -158,32 +170,9 @@ inline cudaError_t make_tensor_map_3d_bf16(CUtensorMap* map, const void* base, u
   if (batches > 1 && batch_stride < rows * row_stride) return fail("tensor map: batches must not overlap (batch_stride >= rows * row_stride)");
   if (batches == 1) batch_stride = rows * row_stride;  // unused, but must be a valid stride
   if ((row_stride * 2) % 16 != 0 || (batch_stride * 2) % 16 != 0) return fail("tensor map: strides must be multiples of 16 bytes");
-  if (box_rows == 0 || box_cols == 0 || box_rows > 256 || box_cols > 256) return fail("tensor map: box dims must be in 1..256");
-  if ((box_cols * 2) % 16 != 0) return fail("tensor map: the box's inner extent must be a multiple of 16 bytes");
-  const uint32_t span = swizzle == CU_TENSOR_MAP_SWIZZLE_128B ? 128 : swizzle == CU_TENSOR_MAP_SWIZZLE_64B ? 64
-                        : swizzle == CU_TENSOR_MAP_SWIZZLE_32B ? 32 : 0;
-  if (span && box_cols * 2 > span) return fail("tensor map: the box's inner extent exceeds the swizzle span");
-
-  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
-                              const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
-                              CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-  static Encode encode = nullptr;
-  if (!encode) {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q);
-    if (e != cudaSuccess) return e;
-    if (q != cudaDriverEntryPointSuccess || !fn) return fail("tensor map: the driver has no cuTensorMapEncodeTiled");
-    encode = reinterpret_cast<Encode>(fn);
-  }
   const cuuint64_t dims[3] = {cols, rows, batches};
   const cuuint64_t strides[2] = {row_stride * 2, batch_stride * 2};  // bytes, for dims 1..rank-1
-  const cuuint32_t box[3] = {box_cols, box_rows, 1};
-  const cuuint32_t elem_strides[3] = {1, 1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), dims, strides, box,
-                            elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS ? cudaSuccess : fail("tensor map: cuTensorMapEncodeTiled rejected the arguments");
+  return detail::encode_bf16_map(map, base, 3, dims, strides, box_rows, box_cols, swizzle, why);
 }
 
 }  // namespace strata
