@@ -608,7 +608,7 @@ cudaError_t gemm_ws_launch(const bf16* A, int lda, const bf16* W, int M, int N, 
   if (e != cudaSuccess) return e;
   auto kernel = gemm_ws_kernel<Cfg, Epi>;
   constexpr int smem = Cfg::kSmemBytes;
-  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  e = opt_in_smem<gemm_ws_kernel<Cfg, Epi>>(smem);
   if (e != cudaSuccess) return e;
   constexpr int CL = Cfg::kCluster;
   const long long units = (long long)ceil_div(M, Cfg::BM * CL) * ceil_div(N, Cfg::BN);
@@ -658,13 +658,16 @@ cudaError_t gemm_launch(const bf16* A, int lda, const bf16* W, int M, int N, int
     return detail::gemm_ws_launch<Cfg, Epi>(A, lda, W, M, N, K, ep, stream);
   } else {
     void (*kernel)(const bf16*, int, const bf16*, int, int, int, const typename Epi::Params);
-    if constexpr (Cfg::kWgmma) kernel = gemm_wgmma_kernel<Cfg, Epi>;
-    else kernel = gemm_mma_kernel<Cfg, Epi>;
     constexpr int smem = Cfg::kSmemBytes;
-    if (smem > 48 * 1024) {
-      const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-      if (e != cudaSuccess) return e;
+    cudaError_t e = cudaSuccess;  // the shared-memory opt-in: once per kernel (strata/base.cuh)
+    if constexpr (Cfg::kWgmma) {
+      kernel = gemm_wgmma_kernel<Cfg, Epi>;
+      if (smem > 48 * 1024) e = opt_in_smem<gemm_wgmma_kernel<Cfg, Epi>>(smem);
+    } else {
+      kernel = gemm_mma_kernel<Cfg, Epi>;
+      if (smem > 48 * 1024) e = opt_in_smem<gemm_mma_kernel<Cfg, Epi>>(smem);
     }
+    if (e != cudaSuccess) return e;
     const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
     if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
     kernel<<<dim3((unsigned)tiles), dim3(Cfg::kThreads), smem, stream>>>(A, lda, W, M, N, K, ep);

@@ -396,13 +396,16 @@ cudaError_t matmul_launch(const TA* A, long long lda, const TB* B, long long ldb
   if (matmul_shape_error<TA, TB, kMnA, kMnB>(A, lda, B, ldb, M, N, K) || splits < 1 || splits > 65535) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
   void (*kernel)(const TA*, long long, const TB*, long long, int, int, int, const typename Epi::Params);
-  if constexpr (Cfg::kWgmma) kernel = matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
-  else kernel = matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
   constexpr int smem = Cfg::kSmemBytes;
-  if (smem > 48 * 1024) {
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (e != cudaSuccess) return e;
+  cudaError_t e = cudaSuccess;  // the shared-memory opt-in: once per kernel (strata/base.cuh)
+  if constexpr (Cfg::kWgmma) {
+    kernel = matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
+    if (smem > 48 * 1024) e = opt_in_smem<matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>>(smem);
+  } else {
+    kernel = matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
+    if (smem > 48 * 1024) e = opt_in_smem<matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>>(smem);
   }
+  if (e != cudaSuccess) return e;
   const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
   if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
   kernel<<<dim3((unsigned)tiles, (unsigned)splits), dim3(Cfg::kThreads), smem, stream>>>(A, lda, B, ldb, M, N, K, ep);

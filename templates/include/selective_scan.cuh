@@ -193,7 +193,7 @@ inline cudaError_t selective_scan_fwd(const SelectiveScanParams& p, cudaStream_t
                     !((p.B_row_stride | p.B_batch_stride | p.C_row_stride | p.C_batch_stride) & 1);
   auto kern = detail::selective_scan_fwd_kernel<N>;
   if (Cfg::kSmem > 48 * 1024) {
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)Cfg::kSmem);
+    cudaError_t e = opt_in_smem<detail::selective_scan_fwd_kernel<N>>((int)Cfg::kSmem);
     if (e != cudaSuccess) return e;
   }
   dim3 grid((p.dim + Cfg::CH - 1) / Cfg::CH, p.batch);

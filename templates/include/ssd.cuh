@@ -991,13 +991,13 @@ inline cudaError_t ssd_chunked_fwd(const SsdParams& p, cudaStream_t stream = 0) 
       if (e != cudaSuccess) return e;
     }
     auto kern = detail::ssd_chunk_parallel_fwd_kernel<L, P, N, kSplitState>;
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    cudaError_t e = opt_in_smem<detail::ssd_chunk_parallel_fwd_kernel<L, P, N, kSplitState>>((int)smem);
     if (e != cudaSuccess) return e;
     kern<<<(unsigned)(nchunks * bh), 256, smem, stream>>>(p, flags, ring);
     return cudaGetLastError();
   }
   auto kern = detail::ssd_chunked_fwd_kernel<L, P, N, kSplitState>;
-  cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  cudaError_t e = opt_in_smem<detail::ssd_chunked_fwd_kernel<L, P, N, kSplitState>>((int)smem);
   if (e != cudaSuccess) return e;
   kern<<<(unsigned)bh, 256, smem, stream>>>(p);
   return cudaGetLastError();
