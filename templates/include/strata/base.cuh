@@ -32,8 +32,9 @@ namespace strata {
 template <typename T>
 __host__ __device__ constexpr T ceil_div(T a, T b) { return (a + b - 1) / b; }
 
-// Opts `Kernel` into `bytes` of dynamic shared memory (needed above 48 KB) once per kernel
-// (thread-safe static init); a failed call is retried at the next launch.
+// Opts `Kernel` into `bytes` of dynamic shared memory (needed above 48 KB) once per kernel and
+// process (thread-safe static init; a compiled model drives one device); a failed call is retried
+// at the next launch. `bytes` must be the same at every call for a given kernel.
 template <auto Kernel>
 inline cudaError_t opt_in_smem(int bytes) {
   static cudaError_t err = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
