@@ -1,8 +1,7 @@
 /**
  * Tile configurations of the tensor-core GEMM pipeline (include/gemm.cuh's WsConfig /
  * WgmmaConfig / MmaConfig), shared by the forward GEMM family (gemm.ts) and the backward GEMMs
- * (matmul.ts, whose include/matmul.cuh runs the WgmmaConfig and MmaConfig tiles with transposed
- * operands). The type, its checks and its C++ rendering live in tune/configs.ts.
+ * (matmul.ts, whose include/matmul.cuh runs all three with transposed operands). The type, its checks and its C++ rendering live in tune/configs.ts.
  */
 import { tileConfigType, type TileConfig } from "../tune/configs.js";
 import { smallerBuckets } from "../tune/db.js";
@@ -11,11 +10,14 @@ import { smallerBuckets } from "../tune/db.js";
 export type GemmTiles = TileConfig;
 
 /**
- * Defaults of the backward GEMMs (matmul.ts), measured on the H200 (tests/gpu/gemm_test.cu):
- * 4 warpgroups × m64n128, 192 KB smem; mma.sync elsewhere.
+ * Defaults of the backward GEMMs (matmul.ts): on sm_90a the warp-specialized persistent TMA kernel
+ * (include/matmul.cuh matmul_ws_kernel), 128×256 tiles, 4 stages — 709–761 TFLOP/s on the dgrad and
+ * 685–786 on the wgrad of M = 16384 × [4096 | 18560] × 4096, 1.35–1.56× the cp.async
+ * WgmmaConfig<256,128,4> and 0.93–1.03× cuBLAS (H200, tests/gpu/matmul_test.cu,
+ * docs/matmul-harness-2026-11-30-session4.log); mma.sync elsewhere.
  */
 export const DEFAULT_GEMM_TILES: Record<"wgmma" | "mma", GemmTiles> = {
-  wgmma: { backend: "wgmma", bm: 256, bn: 128, stages: 4 },
+  wgmma: { backend: "wgmma", bm: 128, bn: 256, stages: 4, ws: true },
   // 3 stages: 145 KB of shared memory, within an A100 block's 163 KB (4 stages need 193 KB)
   mma: { backend: "mma", bm: 128, bn: 256, stages: 3, warpsM: 2, warpsN: 4 },
 };
@@ -46,14 +48,18 @@ const WAVE_CANDIDATES: Record<"forward" | "dgrad" | "wgrad", { tiles: GemmTiles;
     { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.93 },
     { tiles: { backend: "wgmma", bm: 128, bn: 64, stages: 4, ws: true }, eff: 0.53 },
   ],
+  // the backward GEMMs' warp-specialized tiles (matmul_test.cu, session 4: ws_128x128x5 at
+  // 0.93–0.99 of ws_128x256x4 on dgrad, 0.95–0.96 on wgrad); the cp.async 64-row tile (0.57 of
+  // the cp.async 256×128 in the 2026-11-30 tuning run, which ran at ~0.68 of ws_128x256x4) for
+  // outputs of very few tiles
   dgrad: [
     { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
-    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 4 }, eff: 0.81 },
-    { tiles: { backend: "wgmma", bm: 64, bn: 128, stages: 4 }, eff: 0.57 },
+    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.95 },
+    { tiles: { backend: "wgmma", bm: 64, bn: 128, stages: 4 }, eff: 0.39 },
   ],
   wgrad: [
-    { tiles: { backend: "wgmma", bm: 128, bn: 256, stages: 4 }, eff: 1 },
-    { tiles: { backend: "wgmma", bm: 192, bn: 128, stages: 4 }, eff: 0.99 },
+    { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
+    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.95 },
   ],
 };
 

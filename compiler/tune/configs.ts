@@ -15,7 +15,8 @@ export type Arch = "sm_90a" | "sm_90" | "sm_80";
 /**
  * One tile configuration (the shape of gemm.ts's and matmul.ts's tiles). `ws`: the
  * warp-specialized persistent TMA kernel (gemm.cuh's WsConfig: a producer warpgroup and two
- * consumer warpgroups) instead of the cp.async one (WgmmaConfig); the forward GEMM only.
+ * consumer warpgroups) instead of the cp.async one (WgmmaConfig); the forward GEMM and the backward
+ * GEMMs (matmul.cuh matmul_ws_kernel, bf16 operands; an f32 operand takes the cp.async kernel).
  */
 export type TileConfig =
   | { backend: "wgmma"; bm: number; bn: number; stages: number; ws?: true }
@@ -61,7 +62,6 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   if (!ints.every((v) => Number.isInteger(v) && v > 0)) return "tile sizes must be positive integers";
   if (t.backend !== backendFor(arch)) return `${arch} uses the ${backendFor(arch)} back-end, not ${t.backend}`;
   if (t.backend === "wgmma" && t.ws) {
-    if (family !== "gemm") return "the warp-specialized TMA kernel (WsConfig) serves the forward GEMM only";
     if (t.bm !== 128 && t.bm !== 256) return `WsConfig BM must be 128 or 256: two consumer warpgroups of 64 or 128 rows (got ${t.bm})`;
     if (![64, 128, 256].includes(t.bn)) return `WsConfig BN must be 64, 128 or 256 (got ${t.bn})`;
     if (t.stages < 2) return `the TMA ring needs at least 2 stages (got ${t.stages})`;
@@ -117,8 +117,8 @@ function mmaWarps(bm: number, bn: number): { warpsM: number; warpsN: number } {
 
 /**
  * The candidates `strata tune` times for a family on a target, default first: every valid
- * (BM, BN, stages) of the back-end with 3–6 stages (mma: 2–5), in a fixed order; for the forward
- * GEMM on sm_90a also every valid warp-specialized (WsConfig) one.
+ * (BM, BN, stages) of the back-end with 3–6 stages (mma: 2–5), in a fixed order; on sm_90a also
+ * every valid warp-specialized (WsConfig) one.
  */
 export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileConfig): TileConfig[] {
   const out: TileConfig[] = [defaults];
@@ -132,7 +132,7 @@ export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileCo
         const t: TileConfig = b === "wgmma" ? { backend: "wgmma", bm, bn, stages: s } : { backend: "mma", bm, bn, stages: s, ...mmaWarps(bm, bn) };
         if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
       }
-  if (b === "wgmma" && family === "gemm")
+  if (b === "wgmma")
     for (const bm of [128, 256])
       for (const bn of bns)
         for (const s of stages) {

@@ -34,6 +34,11 @@
 // Kernels (the pipeline is gemm.cuh's; its configs WgmmaConfig / MmaConfig are reused):
 //   matmul_wgmma_kernel  sm_90a: BM/64 warpgroups, wgmma m64nBNk16 with per-operand transpose
 //                        immediates, cp.async ring of STAGES k-tiles, one wgmma batch in flight.
+//   matmul_ws_kernel     sm_90a, WsConfig, bf16 operands: gemm.cuh's warp-specialized persistent
+//                        kernel (TMA producer warpgroup, mbarrier ring, two consumer warpgroups)
+//                        with the per-operand layouts; an MN-major operand's k-tile is R/64 TMA
+//                        boxes of [64 k × 64 outputs]. A WsConfig launch with an f32 operand (or
+//                        K = 0) runs matmul_wgmma_kernel with the same tiles.
 //   matmul_mma_kernel    sm_80+: mma.sync m16n8k16 + ldmatrix(.trans).
 //   matmul_general_kernel  any strides, batched (blockIdx.z), any element type: a 64×64×16 fp32
 //                        SIMT tile (correct everywhere; for the rare matmuls that are not a
@@ -52,6 +57,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "gemm.cuh"
 #include "strata/base.cuh"
@@ -78,6 +84,7 @@ constexpr uint32_t kMnBlockBytes = 64 * kRowBytes;  // one MN-major block: 64 k 
 namespace detail {
 using gemm::detail::swz;
 using gemm::detail::tile_coords;
+using gemm::detail::tile_coords_of;
 
 // wgmma descriptor of an MN-major (transposed) 128B-swizzled operand laid out as above.
 // (Checked on the H200: exchanging LBO and SBO gives wrong products, this layout right ones.)
@@ -223,6 +230,157 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
     }
   }
+}
+
+// ----------------------------------------------------------------------------------
+// warp-specialized TMA + wgmma (sm_90a, bf16 operands): gemm.cuh's gemm_ws_kernel with
+// per-operand layouts
+// ----------------------------------------------------------------------------------
+// One producer warpgroup (one thread issues TMA boxes into a STAGES-deep ring completed on
+// mbarrier transaction bytes) and two consumer warpgroups (BM/2 rows × BN each, one wgmma batch in
+// flight, the slot of the previous k-tile released after wgmma.wait_group 1), persistent over the
+// output tiles in the grouped order, so a tile's epilogue overlaps the next tile's loads. The
+// smem layouts are the cp.async kernels' (both are what TMA's 128-byte swizzle writes):
+//   K-major : one box [R rows × 64 k]
+//   MN-major: R/64 boxes [64 k rows × 64 outputs], one per 8 KB block
+// A deterministic split of the contraction runs as gridDim.y = splits (split_range), each CTA
+// walking the output tiles of its split.
+namespace detail {
+template <int R, bool kMn>
+STRATA_DEV void tma_operand(uint8_t* dst, const CUtensorMap* map, uint64_t* bar, int mn0, int k0) {
+  if constexpr (!kMn) {
+    tma_load_2d(dst, map, bar, k0, mn0);
+  } else {
+#pragma unroll
+    for (int j = 0; j < R / 64; ++j) tma_load_2d(dst + j * kMnBlockBytes, map, bar, mn0 + 64 * j, k0);
+  }
+}
+
+// The operand's tensor map (extent mn along the outputs, K along the contraction, row stride ld).
+template <int R, bool kMn>
+inline cudaError_t operand_map(CUtensorMap* map, const bf16* p, long long ld, int mn, int K) {
+  if constexpr (!kMn) return make_tensor_map_2d_bf16(map, p, (uint64_t)mn, (uint64_t)K, (uint64_t)ld, R, kBK, CU_TENSOR_MAP_SWIZZLE_128B);
+  else return make_tensor_map_2d_bf16(map, p, (uint64_t)K, (uint64_t)mn, (uint64_t)ld, kBK, 64, CU_TENSOR_MAP_SWIZZLE_128B);
+}
+}  // namespace detail
+
+template <class Cfg, bool kMnA, bool kMnB, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    matmul_ws_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB, int M, int N, int K,
+                     const typename Epi::Params ep) {
+#if defined(STRATA_HAS_WGMMA)
+  using namespace detail;
+  static_assert(Cfg::kCluster == 1, "matmul_ws_kernel: no clusters");
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES;
+  constexpr int NREG = BN / 2;
+  constexpr int MT = Cfg::kMTiles;
+  constexpr uint32_t kStageA = BM * kRowBytes;
+  constexpr int kConsumerWarps = 4 * Cfg::kConsumers;
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* const tiles = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* const full = reinterpret_cast<uint64_t*>(tiles + S * Cfg::kStageBytes);
+  uint64_t* const empty = full + S;
+
+  const int num_units = ceil_div(M, BM) * ceil_div(N, BN);
+  int kt0, KT;
+  split_range(K, kt0, KT);
+  const int wg = threadIdx.x >> 7;
+
+  if (threadIdx.x == 0) {
+    prefetch_tensormap(&tmA);
+    prefetch_tensormap(&tmB);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], kConsumerWarps);
+    }
+    fence_mbarrier_init();
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer ----
+    setmaxnreg_dec<Cfg::kProducerRegs>();
+    if (threadIdx.x == 0) {
+      int slot = 0;
+      uint32_t phase = 0;
+      for (int unit = blockIdx.x; unit < num_units; unit += gridDim.x) {
+        int tm, tn;
+        tile_coords_of<BM, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+        for (int kt = 0; kt < KT; ++kt) {
+          mbarrier_wait_parity(&empty[slot], phase ^ 1);  // fresh barrier: parity 1 counts as done
+          uint8_t* st = tiles + slot * Cfg::kStageBytes;
+          const int k0 = (kt0 + kt) * kBK;
+          mbarrier_arrive_expect_tx(&full[slot], Cfg::kStageBytes);
+          tma_operand<BM, kMnA>(st, &tmA, &full[slot], tm * BM, k0);
+          tma_operand<BN, kMnB>(st + kStageA, &tmB, &full[slot], tn * BN, k0);
+          if (++slot == S) { slot = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else {
+    // ---- consumers ----
+    setmaxnreg_inc<Cfg::kConsumerRegs>();
+    const int cw = wg - 1;  // rows [cw*BM/2, (cw+1)*BM/2) of the tile
+    const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
+    const uint32_t smem = smem_u32(tiles);
+    int slot = 0;
+    uint32_t phase = 0;
+    for (int unit = blockIdx.x; unit < num_units; unit += gridDim.x) {
+      int tm, tn;
+      tile_coords_of<BM, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+      const int m0 = tm * BM, n0 = tn * BN;
+      float acc[MT][NREG];
+#pragma unroll
+      for (int t = 0; t < MT; ++t)
+#pragma unroll
+        for (int i = 0; i < NREG; ++i) acc[t][i] = 0.f;
+
+      int prev = 0;
+      for (int kt = 0; kt < KT; ++kt) {
+        mbarrier_wait_parity(&full[slot], phase);
+        // this consumer's m64 slices: 8 KB blocks (cw·MT + t) of A, either layout
+        const uint32_t sA = smem + slot * Cfg::kStageBytes + cw * MT * kMnBlockBytes;
+        const uint32_t sB = smem + slot * Cfg::kStageBytes + kStageA;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) {
+          const uint64_t db = kMnB ? wgmma_desc_mn_sw128(sB + kk * 2 * 1024) : wgmma_desc_sw128(sB + kk * 32);
+#pragma unroll
+          for (int t = 0; t < MT; ++t) {
+            const uint32_t a = sA + t * kMnBlockBytes;
+            const uint64_t da = kMnA ? wgmma_desc_mn_sw128(a + kk * 2 * 1024) : wgmma_desc_sw128(a + kk * 32);
+            Wgmma<BN, kMnA ? 1 : 0, kMnB ? 1 : 0>::mma(acc[t], da, db);
+          }
+        }
+        wgmma_commit();
+        wgmma_wait<1>();  // the batch of k-tile kt-1 retired: its slot may be refilled
+        if (kt > 0 && lane == 0) mbarrier_arrive(&empty[prev]);
+        prev = slot;
+        if (++slot == S) { slot = 0; phase ^= 1; }
+      }
+      wgmma_wait<0>();
+      if (KT > 0 && lane == 0) mbarrier_arrive(&empty[prev]);
+
+      // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
+#pragma unroll
+      for (int t = 0; t < MT; ++t) {
+        const int row = m0 + cw * Cfg::kWgRows + t * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) {
+          const int col = n0 + i * 8 + (lane & 3) * 2;
+          if (col < N) {
+            if (row < M) Epi::store2(ep, row, col, acc[t][4 * i + 0], acc[t][4 * i + 1]);
+            if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * i + 2], acc[t][4 * i + 3]);
+          }
+        }
+      }
+    }
+  }
+#else
+  __trap();
+#endif
 }
 
 // ----------------------------------------------------------------------------------
@@ -390,26 +548,61 @@ inline const char* matmul_shape_error(const TA* A, long long lda, const TB* B, l
   return nullptr;
 }
 
+namespace detail {
+// The warp-specialized kernel: tensor maps encoded on the host per launch (kernel parameters, so
+// CUDA-graph capture records them); grid = min(output tiles, SMs / splits) × splits.
+template <class Cfg, bool kMnA, bool kMnB, class Epi>
+cudaError_t matmul_ws_launch(const bf16* A, long long lda, const bf16* B, long long ldb, int M, int N, int K,
+                             const typename Epi::Params& ep, cudaStream_t stream, int splits) {
+  CUtensorMap ma, mb;
+  cudaError_t e = operand_map<Cfg::BM, kMnA>(&ma, A, lda, M, K);
+  if (e != cudaSuccess) return e;
+  e = operand_map<Cfg::BN, kMnB>(&mb, B, ldb, N, K);
+  if (e != cudaSuccess) return e;
+  constexpr int smem = Cfg::kSmemBytes;
+  e = opt_in_smem<matmul_ws_kernel<Cfg, kMnA, kMnB, Epi>>(smem);
+  if (e != cudaSuccess) return e;
+  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+  if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
+  const int sms = gemm::detail::sm_count();
+  if (sms <= 0) return cudaErrorInvalidDevice;
+  const long long per_split = std::max(1, sms / splits);
+  const unsigned grid = (unsigned)std::min(tiles, per_split);
+  matmul_ws_kernel<Cfg, kMnA, kMnB, Epi><<<dim3(grid, (unsigned)splits), dim3(Cfg::kThreads), smem, stream>>>(ma, mb, M, N, K, ep);
+  return cudaGetLastError();
+}
+}  // namespace detail
+
 template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
 cudaError_t matmul_launch(const TA* A, long long lda, const TB* B, long long ldb, int M, int N, int K,
                           const typename Epi::Params& ep, cudaStream_t stream = 0, int splits = 1) {
   if (matmul_shape_error<TA, TB, kMnA, kMnB>(A, lda, B, ldb, M, N, K) || splits < 1 || splits > 65535) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
-  void (*kernel)(const TA*, long long, const TB*, long long, int, int, int, const typename Epi::Params);
-  constexpr int smem = Cfg::kSmemBytes;
-  cudaError_t e = cudaSuccess;  // the shared-memory opt-in: once per kernel (strata/base.cuh)
-  if constexpr (Cfg::kWgmma) {
-    kernel = matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
-    if (smem > 48 * 1024) e = opt_in_smem<matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>>(smem);
+  if constexpr (Cfg::kWarpSpecialized) {
+    // TMA reads bf16 only: an f32 operand (or an empty contraction, which has no tensor map) takes
+    // the cp.async kernel with the same tiles
+    if constexpr (std::is_same_v<TA, bf16> && std::is_same_v<TB, bf16>) {
+      if (K > 0) return detail::matmul_ws_launch<Cfg, kMnA, kMnB, Epi>(A, lda, B, ldb, M, N, K, ep, stream, splits);
+    }
+    return matmul_launch<WgmmaConfig<Cfg::BM, Cfg::BN, (Cfg::STAGES < 3 ? 3 : Cfg::STAGES), false, Cfg::GROUP_M>, TA, TB, kMnA, kMnB, Epi>(
+        A, lda, B, ldb, M, N, K, ep, stream, splits);
   } else {
-    kernel = matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
-    if (smem > 48 * 1024) e = opt_in_smem<matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>>(smem);
+    void (*kernel)(const TA*, long long, const TB*, long long, int, int, int, const typename Epi::Params);
+    constexpr int smem = Cfg::kSmemBytes;
+    cudaError_t e = cudaSuccess;  // the shared-memory opt-in: once per kernel (strata/base.cuh)
+    if constexpr (Cfg::kWgmma) {
+      kernel = matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
+      if (smem > 48 * 1024) e = opt_in_smem<matmul_wgmma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>>(smem);
+    } else {
+      kernel = matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>;
+      if (smem > 48 * 1024) e = opt_in_smem<matmul_mma_kernel<Cfg, TA, TB, kMnA, kMnB, Epi>>(smem);
+    }
+    if (e != cudaSuccess) return e;
+    const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+    if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
+    kernel<<<dim3((unsigned)tiles, (unsigned)splits), dim3(Cfg::kThreads), smem, stream>>>(A, lda, B, ldb, M, N, K, ep);
+    return cudaGetLastError();
   }
-  if (e != cudaSuccess) return e;
-  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
-  if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
-  kernel<<<dim3((unsigned)tiles, (unsigned)splits), dim3(Cfg::kThreads), smem, stream>>>(A, lda, B, ldb, M, N, K, ep);
-  return cudaGetLastError();
 }
 
 // ---- deterministic split-K (few output tiles, a long contraction: small weights' gradients) ----

@@ -175,6 +175,10 @@ using Mma128x256 = sg::MmaConfig<128, 256, 4, 2, 4>;
 using Wg256x128G16 = sg::WgmmaConfig<256, 128, 4, false, 16>;
 using Wg128x128 = sg::WgmmaConfig<128, 128, 6>;
 using Wg192x128 = sg::WgmmaConfig<192, 128, 5>;
+using Ws128x256 = sg::WsConfig<128, 256, 4>;
+using Ws256x128 = sg::WsConfig<256, 128, 4>;
+using Ws128x128 = sg::WsConfig<128, 128, 5>;
+using Ws128x64 = sg::WsConfig<128, 64, 6>;
 
 template <class Cfg>
 static void check_config(const char* cname) {
@@ -260,6 +264,11 @@ int main(int argc, char** argv) {
   check_config<Wg256x128G16>("wg256x128g16");
   check_config<Wg128x128>("wg128x128s6");
   check_config<Wg192x128>("wg192x128s5");
+  // warp-specialized TMA (the f32-operand and zero-token cases run the cp.async fallback)
+  check_config<Ws128x256>("ws128x256");
+  check_config<Ws256x128>("ws256x128");
+  check_config<Ws128x128>("ws128x128s5");
+  check_config<Ws128x64>("ws128x64s6");
   check_general<bf16, bf16>(3, 37, 70, 19);
   check_general<float, bf16>(1, 130, 8, 300);
   check_general<bf16, float>(2, 1, 65, 5);
@@ -304,6 +313,9 @@ int main(int argc, char** argv) {
       bench<Wg256x128G16>("wg256x128g16", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Wg128x128>("wg128x128s6", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Wg192x128>("wg192x128s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Ws128x256>("ws128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Ws256x128>("ws256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Ws128x128>("ws128x128s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
     }
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);
