@@ -18,23 +18,27 @@
 //     Z_ls = dt_s·M_ls·(C_l·B_s), Y_l = e^{cs_l}·gy_l·(h_prev·C_l),
 //     E_s = dt_s·e^{cs_end−cs_s}·x_sᵀ·dh_end·B_s, E0 = e^{cs_end}·⟨dh_end, h_prev⟩
 //   d(dt_r·A) = Σ_{l≥r} d cs_l;  ddt_r = Σ_l Z_lr/dt_r + E_r/dt_r + A·d(dt_r·A);  dA = Σ dt_r·d(dt_r·A)
-// Three launches (the default, group path), every reduction in a fixed order (no float atomics:
-// bit-identical run to run):
-//   1. chunk_local  (b, h, c): the chunk's own state S_c = Σ_s e^{cs_end−cs_s} dt_s x_s⊗B_s and its
-//      own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l, decay e^{cs_end} → scratch;
-//   2. state_pass   (b, h, elements): sequential over chunks, S_c ← h_prev of chunk c (from h0),
-//      R_c ← dh_end of chunk c (from 0, in reverse); what is left in reverse is dh0;
-//   3. chunk_grad   (b, group, c): the formulas above as tensor-core products for each head of the
+// Two launches on the default path (kPathGroup), every reduction in a fixed order (no float
+// atomics: bit-identical run to run):
+//   1. chunk_local_chain (level i, b, h): the chunk's own state S_c = Σ_s e^{cs_end−cs_s} dt_s x_s⊗B_s
+//      of chunk c = i and own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l of chunk c = nc−1−i, then one
+//      hop of each state chain (h_prev forward from h0, dh_end in reverse from 0; what is left in
+//      reverse is dh0), waiting on level i−1 through flags → scratch holds h_prev / dh_end per chunk;
+//   2. chunk_grad_bf (b, group, c): the formulas above as tensor-core products for each head of the
 //      group in turn (B, C and C·Bᵀ once); dx, ddt stored per head, dB / dC summed over the heads in
 //      registers and stored once, dA per (head, chunk) → scratch; then dA over batch and chunks.
-// The per-head paths (ssd_grad<P, N, kPathTc / kPathSimt>, kept for A/B and as fallbacks where the
-// group tiles do not fit) run chunk_grad per (b, h, c) with per-head dB / dC partials in scratch
-// and a 4th launch that sums them over the heads of each group.
-// Products: mma.sync m16n8k8 TF32 with the 3xTF32 hi/lo split (fp32-accurate; bf16 operands are
-// exact in TF32 and skip their lo term); kPathSimt runs fp32 CUDA-core kernels instead (256
-// threads, 16 x 16 thread grid, register micro-tiles).
-// H200, B4 T4096 H64 P64 G8 N128: 14.0 ms (CUDA cores) → 10.8 ms (tensor cores, per head) → 4.2 ms
-// (group path; chunk_grad 2.3, state_pass 1.0, chunk_local 0.9 — docs/PERF-NOTES.md).
+// kPathGroupTf32 (the previous default) runs chunk_local (own states only), state_pass (the chains)
+// and chunk_grad_group (TF32). The per-head paths (ssd_grad<P, N, kPathTc / kPathSimt>, kept for A/B
+// and as fallbacks where the group tiles do not fit) run chunk_grad per (b, h, c) with per-head
+// dB / dC partials in scratch and a 4th launch that sums them over the heads of each group.
+// Products: the default path: bf16 hi/lo planes in shared memory, ldmatrix, mma.sync m16n8k16 bf16
+// (fp32 operands carry 16 significant bits, ~2^-16 relative per product; see the bf16-plane
+// section). The TF32 paths: mma.sync m16n8k8 TF32 with the 3xTF32 hi/lo split (fp32-accurate; bf16
+// operands are exact in TF32 and skip their lo term); kPathSimt runs fp32 CUDA-core kernels instead
+// (256 threads, 16 x 16 thread grid, register micro-tiles).
+// H200, B4 T4096 H64 P64 G8 N128: 14.0 ms (CUDA cores) → 10.8 ms (tensor cores, per head) → 4.0 ms
+// (group/TF32: chunk_local 0.89, state_pass 0.80, chunk_grad 2.32) → 2.69 ms (default: chunk_local_chain
+// 1.25 with the state passing, chunk_grad_bf 1.42 — docs/PERF-NOTES.md).
 // Smem: padded fp32 tiles (CUDA-core path: row length + 1, transposed reads are bank-conflict free;
 // tensor-core path: + 4 / + 8, see the tc section).
 // Layouts: token-major with row / batch strides (elements) for every per-token tensor; A [H],
@@ -1262,24 +1266,674 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
     }
 }
 
+// ---- bf16-plane path (the default): operands split once into bf16 planes, ldmatrix fragments -----
+// The group path spent ~10 warp instructions per mma.sync (ncu): every warp loaded its fragments
+// element by element and split each fp32 element into TF32 hi/lo itself (A operands re-split by
+// the 4 warps of a row, B by 2). Here every operand tile is written to shared memory once as bf16
+// planes: hi = bf16(v) and, where v is not exact in bf16, lo = bf16(v − hi) (hi + lo carries 16
+// significant bits: |v − hi − lo| ≤ 2^-17·|v|); fragments come from ldmatrix (.trans for the
+// operands stored k-major), products on mma.sync m16n8k16 bf16 with fp32 accumulation as
+// hi·hi + lo·hi + hi·lo (bf16 tensors: hi only, their lo products skipped). Relative error of a
+// product ~2^-16 (the TF32 path: ~2^-21; the harness tolerances are 2e-3 … 1.5e-2).
+// chunk_local_chain_kernel also carries the state passing (no state_pass launch): its CTAs take
+// tickets in (chunk level, sequence·head) order; level i computes chunk i's own state S and chunk
+// nc−1−i's own state gradient R, waits for level i−1's flag of the same (b, h), reads the state
+// entering (leaving) its chunk from scratch and writes the next one — the sequential recurrences
+// of pass_chunks, same order, one hop per CTA (every CTA it waits on holds an earlier ticket:
+// started, so no deadlock).
+STRATA_DEV uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+STRATA_DEV void ldsm_x4(uint32_t (&r)[4], const uint16_t* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_u32(p)));
+}
+STRATA_DEV void ldsm_x4_t(uint32_t (&r)[4], const uint16_t* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_u32(p)));
+}
+STRATA_DEV void ldsm_x2(uint32_t& r0, uint32_t& r1, const uint16_t* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
+}
+STRATA_DEV void ldsm_x2_t(uint32_t& r0, uint32_t& r1, const uint16_t* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
+}
+STRATA_DEV void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// v → bf16 hi (round to nearest) and bf16 lo = bf16(v − hi), as raw bits
+STRATA_DEV uint16_t bf_bits(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+STRATA_DEV float bf_val(uint16_t u) { return __uint_as_float((uint32_t)u << 16); }
+STRATA_DEV void bf_split(float v, uint16_t& hi, uint16_t& lo) {
+  hi = bf_bits(v);
+  lo = bf_bits(v - bf_val(hi));
+}
+// a pair (v0 at the lower address) → packed hi and lo words
+STRATA_DEV void bf_split2(float v0, float v1, uint32_t& hi, uint32_t& lo) {
+  uint16_t h0, l0, h1, l1;
+  bf_split(v0, h0, l0);
+  bf_split(v1, h1, l1);
+  hi = (uint32_t)h0 | ((uint32_t)h1 << 16);
+  lo = (uint32_t)l0 | ((uint32_t)l1 << 16);
+}
+// An operand tile in shared memory: bf16 hi plane, lo plane (kSplit), row stride ld elements
+// (ld·2 bytes an odd multiple of 16: ldmatrix rows conflict-free).
+template <bool kSplit>
+struct Planes {
+  uint16_t* hi;
+  uint16_t* lo;
+  int ld;
+  STRATA_DEV float at(int r, int c) const { return kSplit ? bf_val(hi[r * ld + c]) + bf_val(lo[r * ld + c]) : bf_val(hi[r * ld + c]); }
+  STRATA_DEV void put(int r, int c, float v) const {
+    if (kSplit) bf_split(v, hi[r * ld + c], lo[r * ld + c]);
+    else hi[r * ld + c] = bf_bits(v);
+  }
+  // v0 at (r, c), v1 at (r, c + 1), c even
+  STRATA_DEV void put2(int r, int c, float v0, float v1) const {
+    uint32_t h, l;
+    bf_split2(v0, v1, h, l);
+    *reinterpret_cast<uint32_t*>(hi + r * ld + c) = h;
+    if (kSplit) *reinterpret_cast<uint32_t*>(lo + r * ld + c) = l;
+  }
+  // four consecutive values at (r, c), c % 4 == 0 (read as put4 writes them)
+  STRATA_DEV float4 at4(int r, int c) const {
+    const uint2 h = *reinterpret_cast<const uint2*>(hi + r * ld + c);
+    float4 v = make_float4(__uint_as_float(h.x << 16), __uint_as_float(h.x & 0xffff0000u), __uint_as_float(h.y << 16), __uint_as_float(h.y & 0xffff0000u));
+    if (kSplit) {
+      const uint2 l = *reinterpret_cast<const uint2*>(lo + r * ld + c);
+      v.x += __uint_as_float(l.x << 16); v.y += __uint_as_float(l.x & 0xffff0000u);
+      v.z += __uint_as_float(l.y << 16); v.w += __uint_as_float(l.y & 0xffff0000u);
+    }
+    return v;
+  }
+  // four consecutive values at (r, c), c % 4 == 0
+  STRATA_DEV void put4(int r, int c, float4 v) const {
+    uint32_t h0, l0, h1, l1;
+    bf_split2(v.x, v.y, h0, l0);
+    bf_split2(v.z, v.w, h1, l1);
+    *reinterpret_cast<uint2*>(hi + r * ld + c) = make_uint2(h0, h1);
+    if (kSplit) *reinterpret_cast<uint2*>(lo + r * ld + c) = make_uint2(l0, l1);
+  }
+};
+// leading dimension (bf16 elements) of a plane of `cols` columns (cols % 16 == 0)
+constexpr int bf_ld(int cols) { return cols + 8; }
+
+// acc += A·B on m16n8k16 bf16 (K % 16 == 0). A is M x K: stored [m][k] (kTA = false) or [k][m]
+// (kTA); B is K x Nn: stored [n][k] (kTB = false) or [k][n] (kTB). Per k16 step a warp loads one
+// ldmatrix.x4 per A tile and one per pair of B tiles (x2 for an odd last one), per plane.
+template <class TT, int K, bool kTA, bool kTB, bool kSA, bool kSB>
+STRATA_DEV void bf_gemm(typename TT::Acc& acc, const Planes<kSA>& a, const Planes<kSB>& b) {
+  static_assert(K % 16 == 0, "K must be a multiple of 16");
+  const int lane = threadIdx.x % 32, mi = lane / 8, r8 = lane % 8;
+  const int m0 = (int)(threadIdx.x / 32 / TT::WN) * TT::MT * 16, n0 = TT::wn() * TT::NT * 8;
+  // this lane's row address in the x4 of A tile 0 / of B tile pair 0 (x2: of the last tile), at k = 0
+  const int aOff = kTA ? ((mi >> 1) * 8 + r8) * a.ld + m0 + (mi & 1) * 8 : (m0 + (mi & 1) * 8 + r8) * a.ld + (mi >> 1) * 8;
+  const int bOff = kTB ? ((mi & 1) * 8 + r8) * b.ld + n0 + (mi >> 1) * 8 : (n0 + (mi >> 1) * 8 + r8) * b.ld + (mi & 1) * 8;
+  const int bOff2 = kTB ? ((mi & 1) * 8 + r8) * b.ld + n0 + 8 * (TT::NT - 1) : (n0 + 8 * (TT::NT - 1) + r8) * b.ld + (mi & 1) * 8;
+  constexpr int kNP = TT::NT / 2;
+  const int aTile = kTA ? 16 : 16 * a.ld, bPair = kTB ? 16 : 16 * b.ld;
+  const int aStep = kTA ? 16 * a.ld : 16, bStep = kTB ? 16 * b.ld : 16;
+#pragma unroll 2
+  for (int k0 = 0; k0 < K / 16; ++k0) {
+    uint32_t ah[TT::MT][4], al[TT::MT][4], bh[TT::NT][2], bl[TT::NT][2];
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i) {
+      const int o = aOff + k0 * aStep + i * aTile;
+      if (kTA) ldsm_x4_t(ah[i], a.hi + o);
+      else ldsm_x4(ah[i], a.hi + o);
+      if (kSA) {
+        if (kTA) ldsm_x4_t(al[i], a.lo + o);
+        else ldsm_x4(al[i], a.lo + o);
+      }
+    }
+#pragma unroll
+    for (int jp = 0; jp < kNP; ++jp) {
+      const int o = bOff + k0 * bStep + jp * bPair;
+      uint32_t r[4];
+      if (kTB) ldsm_x4_t(r, b.hi + o);
+      else ldsm_x4(r, b.hi + o);
+      bh[2 * jp][0] = r[0]; bh[2 * jp][1] = r[1]; bh[2 * jp + 1][0] = r[2]; bh[2 * jp + 1][1] = r[3];
+      if (kSB) {
+        if (kTB) ldsm_x4_t(r, b.lo + o);
+        else ldsm_x4(r, b.lo + o);
+        bl[2 * jp][0] = r[0]; bl[2 * jp][1] = r[1]; bl[2 * jp + 1][0] = r[2]; bl[2 * jp + 1][1] = r[3];
+      }
+    }
+    if constexpr (TT::NT % 2 == 1) {
+      constexpr int j = TT::NT - 1;
+      const int o = bOff2 + k0 * bStep;
+      if (kTB) ldsm_x2_t(bh[j][0], bh[j][1], b.hi + o);
+      else ldsm_x2(bh[j][0], bh[j][1], b.hi + o);
+      if (kSB) {
+        if (kTB) ldsm_x2_t(bl[j][0], bl[j][1], b.lo + o);
+        else ldsm_x2(bl[j][0], bl[j][1], b.lo + o);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j) {
+        if (kSA) mma_bf16(acc[i][j], al[i], bh[j][0], bh[j][1]);
+        if (kSB) mma_bf16(acc[i][j], ah[i], bl[j][0], bl[j][1]);
+        mma_bf16(acc[i][j], ah[i], bh[j][0], bh[j][1]);
+      }
+  }
+}
+
+// An L x COLS tile of chunk c (rows past T zero) into planes (bf16 tensors: copied, hi only;
+// fp32: split), 16-byte loads where aligned, all in flight before the first store.
+template <int L, int COLS, class T, bool kS>
+struct PlaneTile {
+  TileRegs<L, COLS, T> r;
+  bool vec = false;
+  STRATA_DEV void load(const Tok<const T>& t, int b, int t0, int T_, int off) {
+    vec = vec16_ok(t);
+    if (vec) r.load(t, b, t0, T_, off);
+  }
+  // f(l) scales row l (identity for the plain tiles)
+  template <class F>
+  STRATA_DEV void store(const Planes<kS>& d, const Tok<const T>& t, int b, int t0, int T_, int off, F f) const {
+    using R = TileRegs<L, COLS, T>;
+    if (vec) {
+#pragma unroll
+      for (int k = 0; k < R::kPer; ++k) {
+        if (!R::live(k)) continue;
+        const int i = threadIdx.x + k * kThreads, l = i / R::kRowVecs, cv = i % R::kRowVecs;
+        const uint4 w = r.v[k];
+        const float s = f(l);
+        if constexpr (sizeof(T) == 2) {
+          const int c = cv * 8;
+          d.put4(l, c, make_float4(__uint_as_float(w.x << 16) * s, __uint_as_float(w.x & 0xffff0000u) * s, __uint_as_float(w.y << 16) * s,
+                                   __uint_as_float(w.y & 0xffff0000u) * s));
+          d.put4(l, c + 4, make_float4(__uint_as_float(w.z << 16) * s, __uint_as_float(w.z & 0xffff0000u) * s, __uint_as_float(w.w << 16) * s,
+                                       __uint_as_float(w.w & 0xffff0000u) * s));
+        } else {
+          d.put4(l, cv * 4, make_float4(__uint_as_float(w.x) * s, __uint_as_float(w.y) * s, __uint_as_float(w.z) * s, __uint_as_float(w.w) * s));
+        }
+      }
+    } else {
+      for (int i = threadIdx.x; i < L * COLS; i += kThreads) {
+        const int l = i / COLS, k = i % COLS, tt = t0 + l;
+        d.put(l, k, tt < T_ ? ldf(t.p + b * t.batch + (long long)tt * t.row + off + k) * f(l) : 0.f);
+      }
+    }
+  }
+};
+struct One {
+  STRATA_DEV float operator()(int) const { return 1.f; }
+};
+template <class T> struct IsBf16 : std::false_type {};
+template <> struct IsBf16<__nv_bfloat16> : std::true_type {};
+template <class Q> using TokElem = typename std::remove_const<typename std::remove_pointer<decltype(Q::p)>::type>::type;
+
+// dt of chunk c (head h) and the inclusive cumsum of dt·A, on warp `w` (two rows a lane, a shuffle
+// scan of the pair sums: dt_cumsum_warp's order). L == 64.
+template <int L, class TDt>
+STRATA_DEV void dt_cs_on_warp(int w, const Tok<const TDt>& dt, int b, int t0, int T_, int h, float A, float* sDt, float* sCs) {
+  static_assert(L == 64, "two rows a lane");
+  if ((int)threadIdx.x / 32 != w) return;
+  const int lane = threadIdx.x % 32, l0 = 2 * lane;
+  const TDt* q = dt.p + b * dt.batch + h;
+  float2 d = make_float2(0.f, 0.f);
+  if (t0 + l0 < T_) d.x = ldf(q + (long long)(t0 + l0) * dt.row);
+  if (t0 + l0 + 1 < T_) d.y = ldf(q + (long long)(t0 + l0 + 1) * dt.row);
+  const float a0 = d.x * A, a1 = d.y * A;
+  float sc = a0 + a1;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float u = __shfl_up_sync(0xffffffffu, sc, o);
+    if (lane >= o) sc += u;
+  }
+  float ex = __shfl_up_sync(0xffffffffu, sc, 1);
+  if (lane == 0) ex = 0.f;
+  const float c0 = ex + a0;
+  sDt[l0] = d.x;
+  sDt[l0 + 1] = d.y;
+  sCs[l0] = c0;
+  sCs[l0 + 1] = c0 + a1;
+}
+
+// Shared memory of chunk_local_chain_kernel (bytes): x·w, gy·e^{cs} planes (split) [L][P + 8] |
+// B, C planes [L][N + 8] (lo where fp32) | dt, cs of both chunks, w, e^{cs} [L] each | ticket.
+template <int L, int P, int N, bool kSB, bool kSC>
+struct ChainSmem {
+  static constexpr int ldP = bf_ld(P), ldN = bf_ld(N);
+  static constexpr size_t kXW = (size_t)L * ldP, kBt = (size_t)L * ldN;
+  static constexpr size_t kHalfs = 4 * kXW + (kSB ? 2 : 1) * kBt + (kSC ? 2 : 1) * kBt;
+  static constexpr size_t kBytes = kHalfs * 2 + (6 * L + 4) * sizeof(float);
+};
+
+// One hop of a state chain: wait for `flag`'s bit (set by the previous level), read the state
+// entering (prev: P x N fp32, nullptr = start from `init` or zeros), write `next` (nullptr = none)
+// = decay·prev + acc at this thread's fragment elements, or out (the last hop) ; then publish.
+template <class TT, int N>
+STRATA_DEV void chain_hop(const typename TT::Acc& acc, float decay, const float* prev, const float* init, float* prevOut, float* next, float* out,
+                          int* waitFlag, int* pubFlag, int bit) {
+  if (waitFlag) {
+    if (threadIdx.x == 0) {
+      while ((*reinterpret_cast<volatile int*>(waitFlag) & bit) == 0) {
+      }
+      __threadfence();
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+    for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int e = TT::row(i, 2 * hh) * N + TT::col(j, 0);
+        float2 h = make_float2(0.f, 0.f);
+        if (prev) h = __ldcg(reinterpret_cast<const float2*>(prev + e));
+        else if (init) h = *reinterpret_cast<const float2*>(init + e);
+        if (prevOut) __stcg(reinterpret_cast<float2*>(prevOut + e), h);  // the first level writes the state entering chunk 0
+        const float2 v = make_float2(fmaf(decay, h.x, acc[i][j][2 * hh]), fmaf(decay, h.y, acc[i][j][2 * hh + 1]));
+        if (next) __stcg(reinterpret_cast<float2*>(next + e), v);
+        if (out) *reinterpret_cast<float2*>(out + e) = v;
+      }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0 && pubFlag) atomicOr(pubFlag, bit);
+}
+
+// 1 + 2. (bf16-plane path) own states of chunk i and own state gradients of chunk nc − 1 − i, and
+// the state passing over the chunks. flags: [sequence·head][level] (zeroed), ticket: one int (zeroed).
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads, 2) chunk_local_chain_kernel(const PR p, Scratch s, int nc, int* flags, int* ticket) {
+  using TT = TcTile<P, N>;
+  constexpr bool kSB = !IsBf16<TokElem<decltype(PR::B)>>::value, kSC = !IsBf16<TokElem<decltype(PR::C)>>::value;
+  using SM = ChainSmem<L, P, N, kSB, kSC>;
+  extern __shared__ float4 smem4[];
+  uint16_t* base = reinterpret_cast<uint16_t*>(smem4);
+  const Planes<true> sXW{base, base + SM::kXW, SM::ldP};
+  const Planes<true> sGE{base + 2 * SM::kXW, base + 3 * SM::kXW, SM::ldP};
+  uint16_t* bb = base + 4 * SM::kXW;
+  const Planes<kSB> sB{bb, bb + SM::kBt, SM::ldN};
+  bb += (kSB ? 2 : 1) * SM::kBt;
+  const Planes<kSC> sC{bb, bb + SM::kBt, SM::ldN};
+  bb += (kSC ? 2 : 1) * SM::kBt;
+  float* sDtS = reinterpret_cast<float*>(bb);
+  float *sCsS = sDtS + L, *sDtR = sCsS + L, *sCsR = sDtR + L, *sW = sCsR + L, *sEc = sW + L;
+  int* sTicket = reinterpret_cast<int*>(sEc + L);
+
+  const int H = p.nheads, T = p.seqlen, BH = p.batch * H;
+  if (threadIdx.x == 0) *sTicket = atomicAdd(ticket, 1);
+  __syncthreads();
+  const int tk = *sTicket, lvl = tk / BH, bh = tk % BH, b = bh / H, h = bh % H, g = h / (H / p.ngroups);
+  const int cS = lvl, cR = nc - 1 - lvl;
+  const float A = p.A[h];
+  using TX = TokElem<decltype(PR::x)>;
+  using TGy = TokElem<decltype(PR::gy)>;
+  using TB = TokElem<decltype(PR::B)>;
+  using TC = TokElem<decltype(PR::C)>;
+  PlaneTile<L, P, TX, true> tx;
+  PlaneTile<L, N, TB, kSB> tb;
+  tx.load(p.x, b, cS * L, T, h * P);
+  tb.load(p.B, b, cS * L, T, g * N);
+  dt_cs_on_warp<L>(0, p.dt, b, cS * L, T, h, A, sDtS, sCsS);
+  dt_cs_on_warp<L>(1, p.dt, b, cR * L, T, h, A, sDtR, sCsR);
+  __syncthreads();
+  const float csEndS = sCsS[L - 1], csEndR = sCsR[L - 1];
+  if (threadIdx.x < L) {
+    const int l = threadIdx.x;
+    sW[l] = expf(csEndS - sCsS[l]) * sDtS[l];
+    sEc[l] = expf(sCsR[l]);
+  }
+  __syncthreads();
+  tx.store(sXW, p.x, b, cS * L, T, h * P, [&](int l) { return sW[l]; });
+  tb.store(sB, p.B, b, cS * L, T, g * N, One{});
+  PlaneTile<L, P, TGy, true> tg;
+  PlaneTile<L, N, TC, kSC> tc;
+  tg.load(p.gy, b, cR * L, T, h * P);
+  tc.load(p.C, b, cR * L, T, g * N);
+  __syncthreads();
+  const size_t PN = (size_t)P * N;
+  int* fl = flags + (size_t)bh * nc;
+  {  // S[p][n] = Σ_s x[s][p]·w_s·B[s][n]; h_prev of chunk cS + 1 = e^{cs_end}·h_prev(cS) + S
+    typename TT::Acc acc;
+    tc_zero<TT>(acc);
+    bf_gemm<TT, L, true, true, true, kSB>(acc, sXW, sB);
+    float* slot = s.S + ((size_t)bh * nc + cS) * PN;
+    chain_hop<TT, N>(acc, expf(csEndS), lvl > 0 ? slot : nullptr, lvl == 0 && p.h0 ? p.h0 + (size_t)bh * PN : nullptr, lvl == 0 ? slot : nullptr,
+                     cS + 1 < nc ? slot + PN : nullptr, nullptr, lvl > 0 ? fl + lvl - 1 : nullptr, fl + lvl, 1);
+  }
+  tg.store(sGE, p.gy, b, cR * L, T, h * P, [&](int l) { return sEc[l]; });
+  tc.store(sC, p.C, b, cR * L, T, g * N, One{});
+  __syncthreads();
+  {  // R[p][n] = Σ_l gy[l][p]·e^{cs_l}·C[l][n]; dh_end of chunk cR − 1 = e^{cs_end}·dh_end(cR) + R (chunk 0: dh0)
+    typename TT::Acc acc;
+    tc_zero<TT>(acc);
+    bf_gemm<TT, L, true, true, true, kSC>(acc, sGE, sC);
+    float* slot = s.R + ((size_t)bh * nc + cR) * PN;
+    chain_hop<TT, N>(acc, expf(csEndR), lvl > 0 ? slot : nullptr, nullptr, lvl == 0 ? slot : nullptr, cR > 0 ? slot - PN : nullptr,
+                     cR == 0 && p.dh0 ? p.dh0 + (size_t)bh * PN : nullptr, lvl > 0 ? fl + lvl - 1 : nullptr, fl + lvl, 2);
+  }
+}
+
+// Shared memory of chunk_grad_bf_kernel (bytes): x, gy [L][P + 8] | B, C [L][N + 8] (bf16 planes,
+// lo where fp32) | state (dh_end, then h_prev) [P][N + 8] hi, lo | W, M, M·dt [L][L + 8] hi, lo |
+// fp32: dt, cs, e^{cs_end−cs}, e^{cs}, rowZ, colZ, F | rowZ, colZ, F, Y partials | E0 partials.
+template <int L, int P, int N, bool kSX, bool kSGy, bool kSB, bool kSC>
+struct GradBfSmem {
+  using TL = TcTile<L, L>;
+  using TN = TcTile<L, N>;
+  static constexpr int ldP = bf_ld(P), ldN = bf_ld(N), ldL = bf_ld(L);
+  static constexpr size_t kX = (size_t)L * ldP, kB = (size_t)L * ldN, kSt = (size_t)P * ldN, kL = (size_t)L * ldL;
+  static constexpr size_t kHalfs = kX * ((kSX ? 2 : 1) + (kSGy ? 2 : 1)) + kB * ((kSB ? 2 : 1) + (kSC ? 2 : 1)) + 2 * kSt + 6 * kL;
+  static constexpr size_t kFloats = 7 * L + (size_t)L * TL::WN + (size_t)L * TL::WM + (size_t)2 * L * TN::WN + kThreads / 32;
+  static constexpr size_t kBytes = kHalfs * 2 + kFloats * sizeof(float);
+};
+template <int L, int P, int N>
+constexpr bool bf_fits() {  // the largest case (every tensor fp32)
+  return L == 64 && tc_fits<L, P, N>() && TcTile<P, N>::ok && GradBfSmem<L, P, N, true, true, true, true>::kBytes <= 227 * 1024 &&
+         P % 16 == 0 && N % 16 == 0;
+}
+
+// 3. (bf16-plane path) every gradient of one chunk for the heads of one group:
+// chunk_grad_group_kernel's algorithm and reduction orders on the bf16-plane products; C·Bᵀ stays
+// in registers across the heads.
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, Scratch s) {
+  using TL = TcTile<L, L>;
+  using TP = TcTile<L, P>;
+  using TN = TcTile<L, N>;
+  constexpr bool kSX = !IsBf16<TokElem<decltype(PR::x)>>::value, kSGy = !IsBf16<TokElem<decltype(PR::gy)>>::value;
+  constexpr bool kSB = !IsBf16<TokElem<decltype(PR::B)>>::value, kSC = !IsBf16<TokElem<decltype(PR::C)>>::value;
+  using SM = GradBfSmem<L, P, N, kSX, kSGy, kSB, kSC>;
+  using TX = TokElem<decltype(PR::x)>;
+  using TGy = TokElem<decltype(PR::gy)>;
+  using TB = TokElem<decltype(PR::B)>;
+  using TC = TokElem<decltype(PR::C)>;
+  extern __shared__ float4 smem4[];
+  uint16_t* u = reinterpret_cast<uint16_t*>(smem4);
+  const Planes<kSX> sX{u, u + SM::kX, SM::ldP};
+  u += (kSX ? 2 : 1) * SM::kX;
+  const Planes<kSGy> sGy{u, u + SM::kX, SM::ldP};
+  u += (kSGy ? 2 : 1) * SM::kX;
+  const Planes<kSB> sB{u, u + SM::kB, SM::ldN};
+  u += (kSB ? 2 : 1) * SM::kB;
+  const Planes<kSC> sC{u, u + SM::kB, SM::ldN};
+  u += (kSC ? 2 : 1) * SM::kB;
+  const Planes<true> sSt{u, u + SM::kSt, SM::ldN};  // dh_end, then h_prev
+  u += 2 * SM::kSt;
+  const Planes<true> sW{u, u + SM::kL, SM::ldL};  // W [l][s]
+  const Planes<true> sM{u + 2 * SM::kL, u + 3 * SM::kL, SM::ldL};  // M [l][s]
+  const Planes<true> sMd{u + 4 * SM::kL, u + 5 * SM::kL, SM::ldL};  // M_ls·dt_s
+  float* sDt = reinterpret_cast<float*>(u + 6 * SM::kL);
+  float* sCs = sDt + L;
+  float* sEe = sCs + L;  // e^{cs_end − cs}
+  float* sEc = sEe + L;  // e^{cs}
+  float* sRowZ = sEc + L;
+  float* sColZ = sRowZ + L;
+  float* sF = sColZ + L;
+  float* sRzp = sF + L;
+  float* sCzp = sRzp + L * TL::WN;
+  float* sFp = sCzp + L * TL::WM;
+  float* sYp = sFp + L * TN::WN;
+  float* sE0 = sYp + L * TN::WN;
+
+  const int c = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int H = p.nheads, T = p.seqlen, HG = H / p.ngroups;
+  const int t0 = c * L;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+
+  {
+    PlaneTile<L, N, TB, kSB> rb;
+    PlaneTile<L, N, TC, kSC> rc;
+    rb.load(p.B, b, t0, T, g * N);
+    rc.load(p.C, b, t0, T, g * N);
+    rb.store(sB, p.B, b, t0, T, g * N, One{});
+    rc.store(sC, p.C, b, t0, T, g * N, One{});
+  }
+  __syncthreads();
+  typename TL::Acc cb;  // C·Bᵀ: the same for every head of the group, kept in registers
+  tc_zero<TL>(cb);
+  bf_gemm<TL, N, false, false, kSC, kSB>(cb, sC, sB);
+  typename TN::Acc dBs, dCs;  // Σ over the group's heads, in head order
+  tc_zero<TN>(dBs);
+  tc_zero<TN>(dCs);
+
+  for (int j = 0; j < HG; ++j) {
+    const int h = g * HG + j;
+    const float A = p.A[h];
+    const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+    __syncthreads();  // the previous head is done with every tile
+    {
+      StateRegs<P, N> rv;
+      rv.load(s.R + chunkIdx * P * N);
+      PlaneTile<L, P, TX, kSX> rx;
+      PlaneTile<L, P, TGy, kSGy> rg;
+      rx.load(p.x, b, t0, T, h * P);
+      rg.load(p.gy, b, t0, T, h * P);
+      dt_cs_on_warp<L>(0, p.dt, b, t0, T, h, A, sDt, sCs);
+#pragma unroll
+      for (int k = 0; k < StateRegs<P, N>::kPer; ++k) {
+        if (!rv.live(k)) continue;
+        const int e = 4 * (tid + k * kThreads);
+        sSt.put4(e / N, e % N, rv.v[k]);
+      }
+      rx.store(sX, p.x, b, t0, T, h * P, One{});
+      rg.store(sGy, p.gy, b, t0, T, h * P, One{});
+    }
+    __syncthreads();
+    const float csEnd = sCs[L - 1];
+    if (tid < L) {
+      sEe[tid] = expf(csEnd - sCs[tid]);
+      sEc[tid] = expf(sCs[tid]);
+    }
+    {  // M = (gy xᵀ)·decay, W = (C Bᵀ)·decay, M·dt; rowZ_l = Σ_s dt_s·Zd_ls, colZ_s = Σ_l Zd_ls (Zd = M·CBᵀ) from the fragments
+      typename TL::Acc gx;
+      tc_zero<TL>(gx);
+      bf_gemm<TL, P, false, false, kSGy, kSX>(gx, sGy, sX);
+      float rz[TL::MT][2], cz[TL::NT][2];
+#pragma unroll
+      for (int i = 0; i < TL::MT; ++i) rz[i][0] = rz[i][1] = 0.f;
+#pragma unroll
+      for (int jj = 0; jj < TL::NT; ++jj) cz[jj][0] = cz[jj][1] = 0.f;
+#pragma unroll
+      for (int i = 0; i < TL::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TL::NT; ++jj)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int l = TL::row(i, 2 * hh), s0 = TL::col(jj, 0);
+            const float csl = sCs[l];
+            float wv[2], mv[2], mdv[2];
+#pragma unroll
+            for (int qq = 0; qq < 2; ++qq) {
+              const int q = 2 * hh + qq, ss = s0 + qq;
+              const float cbv = cb[i][jj][q];
+              const float dec = ss <= l ? expf(csl - sCs[ss]) : 0.f;
+              const float m = gx[i][jj][q] * dec, z = m * cbv, dts = sDt[ss];
+              wv[qq] = cbv * dec;
+              mv[qq] = m;
+              mdv[qq] = m * dts;
+              rz[i][hh] = fmaf(dts, z, rz[i][hh]);
+              cz[jj][qq] += z;
+            }
+            sW.put2(l, s0, wv[0], wv[1]);
+            sM.put2(l, s0, mv[0], mv[1]);
+            sMd.put2(l, s0, mdv[0], mdv[1]);
+          }
+      const int wn = TL::wn(), wm = warp / TL::WN;
+#pragma unroll
+      for (int i = 0; i < TL::MT; ++i)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float f = rz[i][hh];
+          f += __shfl_xor_sync(0xffffffffu, f, 1);
+          f += __shfl_xor_sync(0xffffffffu, f, 2);
+          if (lane % 4 == 0) sRzp[TL::row(i, 2 * hh) * TL::WN + wn] = f;
+        }
+#pragma unroll
+      for (int jj = 0; jj < TL::NT; ++jj)
+#pragma unroll
+        for (int qq = 0; qq < 2; ++qq) {
+          float f = cz[jj][qq];
+          f += __shfl_xor_sync(0xffffffffu, f, 4);
+          f += __shfl_xor_sync(0xffffffffu, f, 8);
+          f += __shfl_xor_sync(0xffffffffu, f, 16);
+          if (lane < 4) sCzp[TL::col(jj, qq) * TL::WM + wm] = f;
+        }
+    }
+    __syncthreads();
+    if (tid < L) {
+      float r = 0.f;
+      for (int k = 0; k < TL::WN; ++k) r += sRzp[tid * TL::WN + k];
+      sRowZ[tid] = r;
+    } else if (tid < 2 * L) {
+      const int ss = tid - L;
+      float r = 0.f;
+      for (int k = 0; k < TL::WM; ++k) r += sCzp[ss * TL::WM + k];
+      sColZ[ss] = r;
+    }
+    {  // dx (L x P) = [(B·dh_endᵀ)·e^{cs_end−cs_s} + Wᵀ·gy]·dt_s
+      typename TP::Acc acc;
+      tc_zero<TP>(acc);
+      bf_gemm<TP, N, false, false, kSB, true>(acc, sB, sSt);
+      tc_scale_rows<TP>(acc, [&](int r) { return sEe[r]; });
+      bf_gemm<TP, L, true, true, true, kSGy>(acc, sW, sGy);
+      if (p.dx.p) {
+#pragma unroll
+        for (int i = 0; i < TP::MT; ++i)
+#pragma unroll
+          for (int jj = 0; jj < TP::NT; ++jj)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              const int ss = TP::row(i, q), tt = t0 + ss;
+              if (tt >= T) continue;
+              stf(p.dx.p + b * p.dx.batch + (long long)tt * p.dx.row + h * P + TP::col(jj, q), acc[i][jj][q] * sDt[ss]);
+            }
+      }
+    }
+    {  // dB (L x N): U = e^{cs_end−cs_s}·x_sᵀ dh_end, F_s = B_s·U_s, then + Σ_l M_ls C_l, times dt_s, into Σ_heads
+      typename TN::Acc acc;
+      tc_zero<TN>(acc);
+      bf_gemm<TN, P, false, true, kSX, true>(acc, sX, sSt);
+      tc_scale_rows<TN>(acc, [&](int r) { return sEe[r]; });
+      tc_row_partials<TN>(acc, [&](int ss, int n) { return sB.at(ss, n); }, sFp);
+      bf_gemm<TN, L, true, true, true, kSC>(acc, sM, sC);
+#pragma unroll
+      for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) dBs[i][jj][q] = fmaf(acc[i][jj][q], sDt[TN::row(i, q)], dBs[i][jj][q]);
+    }
+    {
+      StateRegs<P, N> rv;  // h_prev, in flight across the barrier
+      rv.load(s.S + chunkIdx * P * N);
+      __syncthreads();  // every read of dh_end is done; F partials complete
+      if (tid < L) {
+        float f = 0.f;
+        for (int k = 0; k < TN::WN; ++k) f += sFp[tid * TN::WN + k];
+        sF[tid] = f;
+      }
+      float e0 = 0.f;  // ⟨dh_end, h_prev⟩ while h_prev replaces dh_end
+#pragma unroll
+      for (int k = 0; k < StateRegs<P, N>::kPer; ++k) {
+        if (!rv.live(k)) continue;
+        const int e = 4 * (tid + k * kThreads), r = e / N, cc = e % N;
+        const float4 v = rv.v[k], o = sSt.at4(r, cc);
+        e0 = fmaf(o.x, v.x, e0); e0 = fmaf(o.y, v.y, e0); e0 = fmaf(o.z, v.z, e0); e0 = fmaf(o.w, v.w, e0);
+        sSt.put4(r, cc, v);
+      }
+      e0 = warp_sum(e0);
+      if (lane == 0) sE0[warp] = e0;
+    }
+    __syncthreads();
+    {  // dC (L x N): V = e^{cs_l}·gy_lᵀ h_prev, Y_l = C_l·V_l, then + Σ_s M_ls dt_s B_s, into Σ_heads
+      typename TN::Acc acc;
+      tc_zero<TN>(acc);
+      bf_gemm<TN, P, false, true, kSGy, true>(acc, sGy, sSt);
+      tc_scale_rows<TN>(acc, [&](int r) { return sEc[r]; });
+      tc_row_partials<TN>(acc, [&](int l, int n) { return sC.at(l, n); }, sYp);
+      bf_gemm<TN, L, false, true, true, kSB>(acc, sMd, sB);
+#pragma unroll
+      for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+        for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+          for (int q = 0; q < 4; ++q) dCs[i][jj][q] += acc[i][jj][q];
+    }
+    __syncthreads();
+    if (warp == 0) {  // d cs, its reverse cumsum d(dt·A), ddt and the chunk's dA partial: two rows a lane
+      float dcs[2], dtv[2], fv[2], czv[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int l = 2 * lane + e;
+        float y = 0.f;
+        for (int k = 0; k < TN::WN; ++k) y += sYp[l * TN::WN + k];
+        dtv[e] = sDt[l];
+        fv[e] = sF[l];
+        czv[e] = sColZ[l];
+        dcs[e] = sRowZ[l] - dtv[e] * czv[e] + y - dtv[e] * fv[e];
+      }
+      float e0 = 0.f;
+      for (int k = 0; k < kThreads / 32; ++k) e0 += sE0[k];
+      const float sumE = warp_sum(fmaf(dtv[1], fv[1], dtv[0] * fv[0]));
+      if (lane == 31) dcs[1] += expf(csEnd) * e0 + sumE;
+      float sc = dcs[0] + dcs[1];  // suffix sums over the lanes
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const float v = __shfl_down_sync(0xffffffffu, sc, o);
+        if (lane + o < 32) sc += v;
+      }
+      float ex = __shfl_down_sync(0xffffffffu, sc, 1);
+      if (lane == 31) ex = 0.f;
+      const float run1 = ex + dcs[1], run0 = run1 + dcs[0];
+      const float dA = warp_sum(fmaf(dtv[1], run1, dtv[0] * run0));
+      if (lane == 0) s.dApart[chunkIdx] = dA;
+      if (p.ddt.p) {
+        const float run[2] = {run0, run1};
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int tt = t0 + 2 * lane + e;
+          if (tt < T) stf(p.ddt.p + b * p.ddt.batch + (long long)tt * p.ddt.row + h, czv[e] + fv[e] + A * run[e]);
+        }
+      }
+    }
+  }
+  // dB, dC of the group: one store each
+#pragma unroll
+  for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int l = TN::row(i, 2 * hh), tt = t0 + l;
+      if (tt >= T) continue;
+#pragma unroll
+      for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const int n = g * N + TN::col(jj, q);
+          if (p.dB.p) stf(p.dB.p + b * p.dB.batch + (long long)tt * p.dB.row + n, dBs[i][jj][2 * hh + q]);
+          if (p.dC.p) stf(p.dC.p + b * p.dC.batch + (long long)tt * p.dC.row + n, dCs[i][jj][2 * hh + q]);
+        }
+    }
+}
+
+
 // The paths: 0 = fp32 CUDA cores (per head), 1 = tensor cores per head (partials + finish pass),
-// 2 = tensor cores per group (the default). A path falls back to the one below where its tiling or
-// shared memory does not fit.
-constexpr int kPathSimt = 0, kPathTc = 1, kPathGroup = 2;
+// 2 = tensor cores (TF32) per group with the state_pass launch (the previous default), 3 = bf16
+// planes per group with the state passing in chunk_local (the default). A path falls back to the one
+// below where its tiling or shared memory does not fit; paths 2 and 3 keep no dB / dC partials.
+constexpr int kPathSimt = 0, kPathTc = 1, kPathGroupTf32 = 2, kPathGroup = 3;
 template <int kPath, int L, int P, int N>
 constexpr int resolve_path() {
-  return (kPath >= kPathGroup && group_fits<L, P, N>()) ? kPathGroup : (kPath >= kPathTc && tc_fits<L, P, N>()) ? kPathTc : kPathSimt;
+  return (kPath >= kPathGroup && group_fits<L, P, N>() && bf_fits<L, P, N>()) ? kPathGroup
+         : (kPath >= kPathGroupTf32 && group_fits<L, P, N>())                 ? kPathGroupTf32
+         : (kPath >= kPathTc && tc_fits<L, P, N>())                           ? kPathTc
+                                                                              : kPathSimt;
 }
-// The chunk kernels of one path (only the chosen path's kernels are instantiated).
+// The chunk kernels of paths 0 … 2 (only the chosen path's kernels are instantiated).
 template <int kP, int L, int P, int N, class PR>
 inline auto chunk_local_for() {
-  if constexpr (kP == kPathGroup) return &chunk_local_fast_kernel<L, P, N, PR>;
+  if constexpr (kP >= kPathGroupTf32) return &chunk_local_fast_kernel<L, P, N, PR>;
   else if constexpr (kP == kPathTc) return &chunk_local_tc_kernel<L, P, N, PR>;
   else return &chunk_local_kernel<L, P, N, PR>;
 }
 template <int kP, int L, int P, int N, class PR>
 inline auto chunk_grad_for() {
-  if constexpr (kP == kPathGroup) return &chunk_grad_group_kernel<L, P, N, PR>;
+  if constexpr (kP >= kPathGroupTf32) return &chunk_grad_group_kernel<L, P, N, PR>;
   else if constexpr (kP == kPathTc) return &chunk_grad_tc_kernel<L, P, N, PR>;
   else return &chunk_grad_kernel<L, P, N, PR>;
 }
@@ -1289,7 +1943,27 @@ constexpr size_t chunk_local_smem() {
 }
 template <int kP, int L, int P, int N>
 constexpr size_t chunk_grad_smem() {
-  return kP == kPathGroup ? GroupSmem<L, P, N>::kBytes : kP == kPathTc ? GradSmemTc<L, P, N>::kBytes : GradSmem<L, P, N>::kBytes;
+  return kP >= kPathGroupTf32 ? GroupSmem<L, P, N>::kBytes : kP == kPathTc ? GradSmemTc<L, P, N>::kBytes : GradSmem<L, P, N>::kBytes;
+}
+template <int L, int P, int N, class PR>
+constexpr size_t chain_smem() {
+  return ChainSmem<L, P, N, !IsBf16<TokElem<decltype(PR::B)>>::value, !IsBf16<TokElem<decltype(PR::C)>>::value>::kBytes;
+}
+template <int L, int P, int N, class PR>
+constexpr size_t grad_bf_smem() {
+  return GradBfSmem<L, P, N, !IsBf16<TokElem<decltype(PR::x)>>::value, !IsBf16<TokElem<decltype(PR::gy)>>::value,
+                    !IsBf16<TokElem<decltype(PR::B)>>::value, !IsBf16<TokElem<decltype(PR::C)>>::value>::kBytes;
+}
+
+template <bool kChain, int kP, int L, int P, int N, class PR>
+constexpr size_t local_smem_for() {
+  if constexpr (kChain) return chain_smem<L, P, N, PR>();
+  else return chunk_local_smem<kP, L, P, N>();
+}
+template <bool kBf, int kP, int L, int P, int N, class PR>
+constexpr size_t grad_smem_for() {
+  if constexpr (kBf) return grad_bf_smem<L, P, N, PR>();
+  else return chunk_grad_smem<kP, L, P, N>();
 }
 
 // 4. dB, dC over the heads of each group (one sub-batch); dA over batch and chunks (once).
@@ -1329,6 +2003,7 @@ __global__ void finish_dA_kernel(float* dA, const float* dApart, int batch, int 
 
 constexpr int kGradChunk = 64;
 using detail::kPathGroup;
+using detail::kPathGroupTf32;
 using detail::kPathSimt;
 using detail::kPathTc;
 
@@ -1342,7 +2017,7 @@ constexpr int ssd_grad_path() { return detail::resolve_path<kPath, kGradChunk, P
 // partials (2·H·N floats a token); the group path does not.
 template <int P, int N, int kPath = kPathGroup>
 constexpr size_t ssd_grad_scratch_per_token(int H) {
-  return ((size_t)H * (2 * P * N + 1) * 4 + kGradChunk - 1) / kGradChunk + (ssd_grad_path<P, N, kPath>() == kPathGroup ? 0 : (size_t)2 * H * N * 4) +
+  return ((size_t)H * (2 * P * N + 1) * 4 + kGradChunk - 1) / kGradChunk + (ssd_grad_path<P, N, kPath>() >= kPathGroupTf32 ? 0 : (size_t)2 * H * N * 4) +
          (size_t)H * 4;
 }
 template <int P, int N>
@@ -1355,28 +2030,32 @@ inline size_t ssd_grad_scratch_bytes(int batch, int T, int H) {
 template <int P, int N>
 constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, N>::kBytes; }
 
-// Every requested gradient of one ssdScan on `stream`: per sub-batch the chunk states, state
-// passing and chunk gradients (the per-head paths then a dB/dC pass over the heads), then dA.
-// `scratch_bytes`: the size of p.scratch (at least ssd_grad_scratch_bytes<P, N, kPath> for this call).
-// kPath: kPathGroup (default), kPathTc (the per-head tensor-core kernels) or kPathSimt (the fp32
-// CUDA-core kernels), kept for A/B timing and as the fallbacks where a path's tiles do not fit.
-template <int P, int N, int kPath = kPathGroup, class PR>
-inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
+namespace detail {
+// ssd_grad's body. On the default path (kPathGroup) kChain / kBf pick its two new parts (the state
+// passing in chunk_local; the bf16-plane chunk_grad) separately, for A/B in the harness.
+template <int P, int N, int kPath, bool kChain, bool kBf, class PR>
+inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_t stream) {
   constexpr int L = kGradChunk;
   constexpr int kP = ssd_grad_path<P, N, kPath>();
-  constexpr bool kPartials = kP != kPathGroup;
+  constexpr bool kPartials = kP < kPathGroupTf32;
+  constexpr bool kUseChain = kP == kPathGroup && kChain, kUseBf = kP == kPathGroup && kBf;
   static_assert(P % detail::kGrid == 0 && N % detail::kGrid == 0, "P and N must be multiples of 16");
   static_assert(ssd_grad_smem_bytes<P, N>() <= 227 * 1024, "P x N too large for the chunk-gradient tile");
   if (p0.batch < 0 || p0.seqlen < 0 || p0.nheads <= 0 || p0.ngroups <= 0 || p0.nheads % p0.ngroups) return cudaErrorInvalidValue;
   if (!p0.gy.p || !p0.x.p || !p0.dt.p || !p0.A || !p0.B.p || !p0.C.p || !p0.scratch) return cudaErrorInvalidValue;
   if (p0.batch == 0) return cudaSuccess;
   const int H = p0.nheads, G = p0.ngroups, T = p0.seqlen, nc = (T + L - 1) / L;
-  constexpr size_t smemL = detail::chunk_local_smem<kP, L, P, N>();
-  constexpr size_t smemG = detail::chunk_grad_smem<kP, L, P, N>();
+  constexpr size_t smemL = detail::local_smem_for<kUseChain, kP, L, P, N, PR>();
+  constexpr size_t smemG = detail::grad_smem_for<kUseBf, kP, L, P, N, PR>();
   const auto k1 = detail::chunk_local_for<kP, L, P, N, PR>();
   const auto k3 = detail::chunk_grad_for<kP, L, P, N, PR>();
-  cudaError_t e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
+  cudaError_t e = cudaSuccess;
+  if constexpr (kUseChain) e = cudaFuncSetAttribute(&detail::chunk_local_chain_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
+  else e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
+  if (e == cudaSuccess) {
+    if constexpr (kUseBf) e = cudaFuncSetAttribute(&detail::chunk_grad_bf_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
+    else e = cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
+  }
   if (e != cudaSuccess) return e;
   float* base = static_cast<float*>(p0.scratch);
   float* dApart = base;
@@ -1406,11 +2085,29 @@ inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t str
     detail::sub_floats<L, P, N>(p.batch, T, H, &s, base + dAfloats, kPartials);
     s.dApart = dApart + bo * H * nc;
     const dim3 grid(nc, H, p.batch);
-    if (nc > 0) k1<<<grid, detail::kThreads, smemL, stream>>>(p, s);
-    // with no tokens this still writes dh0 = 0
-    detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * H), detail::kThreads, 0, stream>>>(p, s, nc);
+    if constexpr (kUseChain) {
+      // flags [sequence·head][level] in the decay part (unused here), the ticket in this sub-batch's
+      // dA partials (written by chunk_grad afterwards)
+      if (nc > 0) {
+        int* flags = reinterpret_cast<int*>(s.decay);
+        int* ticket = reinterpret_cast<int*>(s.dApart);
+        e = cudaMemsetAsync(flags, 0, (size_t)p.batch * H * nc * sizeof(int), stream);
+        if (e == cudaSuccess) e = cudaMemsetAsync(ticket, 0, sizeof(int), stream);
+        if (e != cudaSuccess) return e;
+        detail::chunk_local_chain_kernel<L, P, N, PR><<<(unsigned)(nc * p.batch * H), detail::kThreads, smemL, stream>>>(p, s, nc, flags, ticket);
+      } else if (p.dh0) {
+        e = cudaMemsetAsync(p.dh0, 0, (size_t)p.batch * H * PNs * sizeof(float), stream);
+        if (e != cudaSuccess) return e;
+      }
+    } else {
+      if (nc > 0) k1<<<grid, detail::kThreads, smemL, stream>>>(p, s);
+      // with no tokens this still writes dh0 = 0
+      detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * H), detail::kThreads, 0, stream>>>(p, s, nc);
+    }
     if (nc > 0) {
-      if constexpr (kP == kPathGroup) {
+      if constexpr (kUseBf) {
+        detail::chunk_grad_bf_kernel<L, P, N, PR><<<dim3(nc, G, p.batch), detail::kThreads, smemG, stream>>>(p, s);
+      } else if constexpr (kP >= kPathGroupTf32) {
         k3<<<dim3(nc, G, p.batch), detail::kThreads, smemG, stream>>>(p, s);
       } else {
         k3<<<grid, detail::kThreads, smemG, stream>>>(p, s);
@@ -1421,6 +2118,19 @@ inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t str
   }
   if (p0.dA) detail::finish_dA_kernel<<<ceil_div(H, 128), 128, 0, stream>>>(p0.dA, dApart, p0.batch, H, nc);
   return cudaGetLastError();
+}
+}  // namespace detail
+
+// Every requested gradient of one ssdScan on `stream`: per sub-batch the chunk states and state
+// passing (kPathGroup: one launch; the others: chunk_local then state_pass), the chunk gradients
+// (the per-head paths then a dB/dC pass over the heads), then dA.
+// `scratch_bytes`: the size of p.scratch (at least ssd_grad_scratch_bytes<P, N, kPath> for this call).
+// kPath: kPathGroup (default), kPathGroupTf32 (the previous default), kPathTc (the per-head
+// tensor-core kernels) or kPathSimt (the fp32 CUDA-core kernels), kept for A/B timing and as the
+// fallbacks where a path's tiles do not fit.
+template <int P, int N, int kPath = kPathGroup, class PR>
+inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
+  return detail::ssd_grad_impl<P, N, kPath, true, true>(p0, scratch_bytes, stream);
 }
 
 }  // namespace

@@ -121,7 +121,9 @@ struct SsdRef { std::vector<double> x, dt, A, B, C, h0; };
 // tensor-core path (kPathTc) or the fp32 CUDA-core one (kPathSimt); the name printed is the path
 // that ran (fallbacks included). misaligned: every per-token
 // tensor at an odd offset and row stride (the element-wise load fallback).
-template <class TGy, class TX, class TDt, class TBC, int P, int N, int kPath = strata::ssd_bwd::kPathGroup>
+// kChain / kBf (default path only): its state passing in chunk_local and its bf16-plane chunk_grad,
+// each alone for A/B (both: the default).
+template <class TGy, class TX, class TDt, class TBC, int P, int N, int kPath = strata::ssd_bwd::kPathGroup, bool kChain = true, bool kBf = true>
 static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types, bool misaligned = false) {
   using PR = strata::ssd_bwd::SsdGradParams<TGy, TX, TDt, TBC, TBC>;
   const bool ma = misaligned && strided;
@@ -152,7 +154,7 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
     dx.poison(); ddt.poison(); dB.poison(); dC.poison();
     CK(cudaMemset(gA, 0xFF, H * sizeof(float))); CK(cudaMemset(gh0, 0xFF, (size_t)Bn * H * P * N * sizeof(float)));
     CK(cudaMemset(scratch, 0xFF, scr));
-    CK((strata::ssd_bwd::ssd_grad<P, N, kPath>(p, scr)));
+    CK((strata::ssd_bwd::detail::ssd_grad_impl<P, N, kPath, kChain, kBf>(p, scr, 0)));
     CK(cudaDeviceSynchronize());
     dx.download(); ddt.download(); dB.download(); dC.download();
     runs[r] = {dx.values(), ddt.values(), hvec(gA, H), dB.values(), dC.values(),
@@ -207,7 +209,10 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
     }
   char nm[200];
   constexpr int kRan = strata::ssd_bwd::ssd_grad_path<P, N, kPath>();
-  const char* path = kRan == strata::ssd_bwd::kPathGroup ? "group" : kRan == strata::ssd_bwd::kPathTc ? "tc/head" : "simt";
+  const char* path = kRan == strata::ssd_bwd::kPathGroup ? (kChain && kBf ? "group" : kChain ? "group chain+tf32" : "group bf16+state_pass")
+                     : kRan == strata::ssd_bwd::kPathGroupTf32 ? "group/tf32"
+                     : kRan == strata::ssd_bwd::kPathTc        ? "tc/head"
+                                                               : "simt";
   snprintf(nm, sizeof nm, "ssd_grad (%s) %s B=%d T=%d H=%d G=%d P=%d N=%d%s%s", path, types, Bn, T, H, G, P, N, withH0 ? " h0" : "",
            ma ? " misaligned" : strided ? " strided" : "");
   const bool bfOut = sizeof(TX) == 2;
@@ -348,7 +353,8 @@ static void bench_ssd(int Bn, bool profile = false) {
   std::vector<float> A(H);
   for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
   float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(H));
-  static_assert(ssd_grad_path<P, N>() == kPathGroup && ssd_grad_path<P, N, kPathTc>() == kPathTc, "the bench shape takes the group path");
+  static_assert(ssd_grad_path<P, N>() == kPathGroup && ssd_grad_path<P, N, kPathGroupTf32>() == kPathGroupTf32 && ssd_grad_path<P, N, kPathTc>() == kPathTc,
+                "the bench shape takes the group path");
   const size_t scrG = ssd_grad_scratch_bytes<P, N>(Bn, T, H), scr = ssd_grad_scratch_bytes<P, N, kPathTc>(Bn, T, H);
   void* scratch = nullptr;
   CK(cudaMalloc(&scratch, scr));
@@ -366,8 +372,12 @@ static void bench_ssd(int Bn, bool profile = false) {
   }
   const float bwdSimt = time_ms([&] { CK((ssd_grad<P, N, kPathSimt>(p, scr))); });
   const float bwdTc = time_ms([&] { CK((ssd_grad<P, N, kPathTc>(p, scr))); }, 20);
+  const float bwdOld = time_ms([&] { CK((ssd_grad<P, N, kPathGroupTf32>(p, scrG))); }, 20);
   const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);
+  const float bwdChain = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, true, false>(p, scrG, 0))); }, 20);
+  const float bwdBf = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, false, true>(p, scrG, 0))); }, 20);
   const float bwd2 = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);  // spread
+  const float bwdOld2 = time_ms([&] { CK((ssd_grad<P, N, kPathGroupTf32>(p, scrG))); }, 20);
   {  // where the time goes: each launch of one sub-batch (the whole batch here), timed alone
     namespace dt_ = strata::ssd_bwd::detail;
     constexpr int L = kGradChunk;
@@ -394,8 +404,21 @@ static void bench_ssd(int Bn, bool profile = false) {
     const float t3t = time_ms([&] { dt_::chunk_grad_tc_kernel<L, P, N, PR><<<grid, dt_::kThreads, smemGt>>>(p, s); });
     const float t4 = time_ms([&] { dt_::finish_bc_kernel<N, PR><<<(unsigned)(((long long)Bn * T * G * N + 255) / 256), 256>>>(p, s); });
     const float t3g = time_ms([&] { dt_::chunk_grad_group_kernel<L, P, N, PR><<<gridG, dt_::kThreads, smemGg>>>(p, sg); });
+    constexpr size_t smemC = dt_::chain_smem<L, P, N, PR>(), smemB = dt_::grad_bf_smem<L, P, N, PR>();
+    CK(cudaFuncSetAttribute(dt_::chunk_local_chain_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemC));
+    CK(cudaFuncSetAttribute(dt_::chunk_grad_bf_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemB));
+    int* flags = reinterpret_cast<int*>(sg.decay);
+    int* ticket = reinterpret_cast<int*>(sg.dApart);
+    const float t1c = time_ms([&] {
+      CK(cudaMemsetAsync(flags, 0, (size_t)Bn * H * nc * sizeof(int)));
+      CK(cudaMemsetAsync(ticket, 0, sizeof(int)));
+      dt_::chunk_local_chain_kernel<L, P, N, PR><<<(unsigned)(nc * Bn * H), dt_::kThreads, smemC>>>(p, sg, nc, flags, ticket);
+    });
+    const float t3b = time_ms([&] { dt_::chunk_grad_bf_kernel<L, P, N, PR><<<gridG, dt_::kThreads, smemB>>>(p, sg); });
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
+    printf("BENCH ssd backward B=%d new kernels: chunk_local_chain (states + state passing, with its 2 memsets) %.3f ms (smem %zu B) | chunk_grad_bf %.3f ms (smem %zu B)\n",
+           Bn, t1c, smemC, t3b, smemB);
     printf("BENCH ssd backward B=%d breakdown: chunk_local %.3f ms (tc/head) | %.3f ms (fast), state_pass %.3f ms (4 in flight %.3f, 16 in flight %.3f), chunk_grad %.3f ms (tc/head) + finish dB/dC %.3f ms | chunk_grad %.3f ms (group)\n",
            Bn, t1t, t1f, t2, t2a, t2b, t3t, t4, t3g);
   }
@@ -410,8 +433,8 @@ static void bench_ssd(int Bn, bool profile = false) {
   f.y = y.d; f.y_row_stride = H * P; f.y_batch_stride = (long long)T * H * P;
   fwd = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N>(f))); });
 #endif
-  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head (previous default) %.3f ms | group (new default) %.3f ms, again %.3f ms | %.2fx over tc/head (scratch %.0f MB, was %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
-         Bn, T, H, P, G, N, bwdSimt, bwdTc, bwd, bwd2, bwdTc / bwd, scrG / 1e6, scr / 1e6, fwd, bwd / fwd);
+  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head %.3f ms | group/tf32 (previous default) %.3f ms, again %.3f ms | group bf16+chain (new default) %.3f ms, again %.3f ms | %.2fx over group/tf32 | parts alone: chain+tf32 grad %.3f ms, bf16 grad+state_pass %.3f ms (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
+         Bn, T, H, P, G, N, bwdSimt, bwdTc, bwdOld, bwdOld2, bwd, bwd2, bwdOld / bwd, bwdChain, bwdBf, scrG / 1e6, fwd, bwd / fwd);
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
@@ -491,7 +514,14 @@ int main(int argc, char** argv) {
   test_ssd<bf16, bf16, float, bf16, 64, 128>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
   test_ssd<float, float, float, float, 32, 32>(1, 100, 6, 3, true, true, "f32", true);
   test_ssd<bf16, bf16, float, bf16, 96, 96>(1, 100, 4, 2, true, true, "bf16/dt f32");
-  // the per-head tensor-core path (the previous default) and the fp32 CUDA-core path, kept for A/B
+  // the previous default (TF32 group kernels + state_pass) and the default's two parts alone
+  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroupTf32>(1, 200, 64, 8, true, true, "bf16/dt f32");
+  test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathGroupTf32>(2, 200, 4, 4, true, false, "f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroup, true, false>(1, 200, 64, 8, true, true, "bf16/dt f32");
+  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroup, false, true>(1, 200, 64, 8, true, true, "bf16/dt f32");
+  test_ssd<float, float, float, float, 32, 32, strata::ssd_bwd::kPathGroup, true, false>(1, 257, 6, 3, true, true, "f32");
+  test_ssd<float, float, float, float, 32, 32, strata::ssd_bwd::kPathGroup, false, true>(1, 257, 6, 3, true, true, "f32");
+  // the per-head tensor-core path and the fp32 CUDA-core path, kept for A/B
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathTc>(2, 130, 4, 2, false, true, "bf16/dt f32");
   test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathTc>(2, 200, 4, 4, true, false, "f32");
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathSimt>(2, 130, 4, 2, false, true, "bf16/dt f32");
