@@ -1,10 +1,11 @@
 /**
  * The conv1d_grad family (training): the backward of the depthwise causal conv1d,
  * `conv1dGrad(gy, x, w, prefix?)` with attrs.wrt ∈ x | w | prefix. The nodes of one conv (same
- * inputs) are one launch (include/train_ops.cuh conv1d_bwd): each thread owns a channel and walks
- * a chunk of 64 token rows, writing dx (the anti-causal correlation of gy with the taps) and its
- * chunk's share of dw into scratch; a second pass adds the chunks in order (deterministic, no
- * float atomics) and computes dprefix.
+ * inputs) are one launch (include/train_ops.cuh conv1d_bwd): each thread owns 4 channels (one
+ * when the layout is not aligned for vector accesses) and walks a chunk of 128 token rows with a sliding
+ * window of gy rows, writing dx (the anti-causal correlation of gy with the taps), dprefix and its
+ * chunk's share of dw into scratch; a second pass adds the chunks in a fixed order
+ * (deterministic, no float atomics).
  */
 import type { Node } from "../ir/node.js";
 import { BufferTable } from "../codegen/buffers.js";
@@ -14,7 +15,7 @@ import { enforce, need } from "./common.js";
 import type { KernelFamilyModule, Unsupported } from "./family.js";
 
 /** Token rows per chunk of the dw partials (kConvRows in train_ops.cuh). */
-const CHUNK_ROWS = 64;
+const CHUNK_ROWS = 128;
 const FLOAT = ["bf16", "f32"];
 
 const sameInputs = (a: readonly Node[], b: readonly Node[]) => a.length === b.length && a.every((n, i) => n.key === b[i]!.key);

@@ -20,8 +20,9 @@
 //                   one pass, then the loss and / or softmax − onehot scaled by gy in a second)
 //   embedding_grad: embedding_grad (histogram of ids, scan, bucket placement; each vocabulary row
 //                   then sums its tokens' gradient rows in increasing position order)
-//   conv1d_grad:    conv1d_bwd (dx by the anti-causal correlation; dw as per-chunk partials, then
-//                   summed over chunks in order; dprefix)
+//   conv1d_grad:    conv1d_bwd (a thread walks 4 channels of a chunk of rows with a sliding window
+//                   of gy rows: dx by the anti-causal correlation, dprefix, and dw as per-chunk
+//                   partials, then summed over chunks in a fixed order)
 #pragma once
 
 #include <math.h>
@@ -429,6 +430,11 @@ inline cudaError_t embedding_grad(const EmbeddingGradParams& p, cudaStream_t str
 //   dx[s]      = Σ_{k, s+P−k < T} gy[s + P − k]·w[k]                 (anti-causal correlation)
 //   dw[c, k]   = Σ_{b, t} gy[b, t]·xx[b, t + k]                      (reduction over tokens)
 //   dprefix[p] = Σ_{k ≤ p, p−k < T} gy[p − k]·w[k]                   (p < P)
+// Indexed by the row j of xx − P (x[j] for j ≥ 0, prefix[j + P] for −P ≤ j < 0), all three use
+// the same P + 1 rows gy[j … j + P] (zero at or past T):
+//   dx[j] (j ≥ 0) and dprefix[j + P] (j < 0) = Σ_k gy[j + P − k]·w[k],   dw[k] += gy[j + P − k]·xx[j + P]
+// so a thread walks its rows in order with a sliding window of gy rows and reads every gy and x
+// element once.
 struct Conv1dGradParams {
   int batch = 0, seqlen = 0, channels = 0;
   const void* gy = nullptr; long long gy_row_stride = 0;  // [B, T, C]: row b·T + t
@@ -442,24 +448,342 @@ struct Conv1dGradParams {
 };
 
 constexpr int kConvThreads = 128;
-constexpr int kConvRows = 64;  // token rows (of the flattened B·T) per chunk
+// Channels per thread on the vectorized path (one 8-byte bf16 / 16-byte f32 access). On the H200 at
+// B=4, T=4096, C=6144, K=4, 4 and 8 channels ran equally fast (train_ops_test.cu's variants); 4
+// needs ~110 registers instead of ~190 (so 4 blocks of a multiprocessor instead of 2 keep loads in
+// flight), fits K up to 8, and takes any C that 4 divides.
+constexpr int kConvVec = 4;
+constexpr int kConvUnroll = 4;  // rows whose loads a thread issues together
+constexpr int kConvRows = 128;  // token rows (of the flattened B·T) per thread: one dw partial each
 
 template <int K>
 STRATA_HD long long conv1d_grad_scratch_bytes(long long rows, int channels) {
   return (rows + kConvRows - 1) / kConvRows * channels * K * (long long)sizeof(float);
 }
 
-// Pass 1: block (chunk, channel tile); each thread owns one channel and walks the chunk's rows
-// in order: dx of each row, and its share of dw into partial[(chunk · C + c) · K + k].
+// V consecutive channels of one row in registers. The 16- and 8-byte shapes load with one access
+// (the launcher has checked the alignment) and stay packed until used; the rest load element-wise.
+// get(i) is st::ld's value of channel i.
+template <class T, int V>
+struct ConvVec {
+  float v[V];
+  __device__ __forceinline__ void load(const T* p) {
+#pragma unroll
+    for (int i = 0; i < V; ++i) v[i] = st::ld(p + i);
+  }
+  __device__ __forceinline__ void zero() {
+#pragma unroll
+    for (int i = 0; i < V; ++i) v[i] = 0.f;
+  }
+  __device__ __forceinline__ float get(int i) const { return v[i]; }
+};
+__device__ __forceinline__ float conv_bf16_lo(unsigned w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float conv_bf16_hi(unsigned w) { return __uint_as_float(w & 0xffff0000u); }
+template <>
+struct ConvVec<__nv_bfloat16, 8> {
+  uint4 u;
+  __device__ __forceinline__ void load(const __nv_bfloat16* p) { u = *reinterpret_cast<const uint4*>(p); }
+  __device__ __forceinline__ void zero() { u = make_uint4(0u, 0u, 0u, 0u); }
+  __device__ __forceinline__ float get(int i) const {
+    const unsigned w = i < 2 ? u.x : i < 4 ? u.y : i < 6 ? u.z : u.w;
+    return (i & 1) ? conv_bf16_hi(w) : conv_bf16_lo(w);
+  }
+};
+template <>
+struct ConvVec<__nv_bfloat16, 4> {
+  uint2 u;
+  __device__ __forceinline__ void load(const __nv_bfloat16* p) { u = *reinterpret_cast<const uint2*>(p); }
+  __device__ __forceinline__ void zero() { u = make_uint2(0u, 0u); }
+  __device__ __forceinline__ float get(int i) const {
+    const unsigned w = i < 2 ? u.x : u.y;
+    return (i & 1) ? conv_bf16_hi(w) : conv_bf16_lo(w);
+  }
+};
+template <>
+struct ConvVec<float, 8> {
+  float4 a, b;
+  __device__ __forceinline__ void load(const float* p) {
+    a = reinterpret_cast<const float4*>(p)[0];
+    b = reinterpret_cast<const float4*>(p)[1];
+  }
+  __device__ __forceinline__ void zero() { a = b = make_float4(0.f, 0.f, 0.f, 0.f); }
+  __device__ __forceinline__ float get(int i) const {
+    const float4& h = i < 4 ? a : b;
+    const int k = i & 3;
+    return k == 0 ? h.x : k == 1 ? h.y : k == 2 ? h.z : h.w;
+  }
+};
+template <>
+struct ConvVec<float, 4> {
+  float4 a;
+  __device__ __forceinline__ void load(const float* p) { a = *reinterpret_cast<const float4*>(p); }
+  __device__ __forceinline__ void zero() { a = make_float4(0.f, 0.f, 0.f, 0.f); }
+  __device__ __forceinline__ float get(int i) const { return i == 0 ? a.x : i == 1 ? a.y : i == 2 ? a.z : a.w; }
+};
+
+// V consecutive values rounded as st::st does, with one access for the 8-element shapes (16 or 32
+// bytes) and the 4-element ones, element-wise otherwise.
+template <class T, int V>
+__device__ __forceinline__ void conv_store(T* p, const float (&v)[V]) {
+  if constexpr (V == 8) {
+    st::st8(p, v);
+  } else if constexpr (V == 4 && sizeof(T) == 2) {
+    const unsigned lo = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[0])) | ((unsigned)__bfloat16_as_ushort(__float2bfloat16(v[1])) << 16);
+    const unsigned hi = (unsigned)__bfloat16_as_ushort(__float2bfloat16(v[2])) | ((unsigned)__bfloat16_as_ushort(__float2bfloat16(v[3])) << 16);
+    *reinterpret_cast<uint2*>(p) = make_uint2(lo, hi);
+  } else if constexpr (V == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) st::st(p + i, v[i]);
+  }
+}
+
+// One row j from its window win[i] = gy[j + i] (i ≤ P) and xv = xx[j + P]: o = Σ_k gy[j+P−k]·w[k]
+// (dx or dprefix, stored to out when non-null) and dw[k] += gy[j+P−k]·xv.
+template <int K, int V, bool DW, class TG, class TX, class TO>
+__device__ __forceinline__ void conv_bwd_row(const ConvVec<TG, V>* win, const ConvVec<TX, V>& xv, const float (&w)[K][V], float (&dw)[K][V], TO* out) {
+  constexpr int P = K - 1;
+  float o[V];
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const float xi = DW ? xv.get(i) : 0.f;
+    float a = 0.f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const float g = win[P - k].get(i);
+      a += g * w[k][i];
+      if (DW) dw[k][i] += g * xi;
+    }
+    o[i] = a;
+  }
+  if (out) conv_store<TO, V>(out, o);
+}
+
+// The rows j ∈ [j0, j1) (0 ≤ j0 < j1 ≤ T) of one sequence: g, x and dx point at its time 0 and the
+// thread's first channel (dx null: dw only). Each step takes U rows: U gy rows enter the window
+// (win[i] = gy[j + i]) and U x rows are read, all loads issued before the arithmetic.
+template <int K, int V, int U, bool DW, class TG, class TX, class TDX>
+__device__ __forceinline__ void conv_bwd_rows(const TG* g, long long gs, const TX* x, long long xs, TDX* dx, long long ds, int T, int j0, int j1,
+                                              const float (&w)[K][V], float (&dw)[K][V]) {
+  constexpr int P = K - 1;
+  ConvVec<TG, V> win[P + U];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (j0 + i < T) win[i].load(g + (long long)(j0 + i) * gs);
+    else win[i].zero();
+  }
+  int j = j0;
+  for (; j + U <= j1; j += U) {
+    ConvVec<TX, V> xv[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (j + P + u < T) win[P + u].load(g + (long long)(j + P + u) * gs);
+      else win[P + u].zero();
+      if (DW) xv[u].load(x + (long long)(j + u) * xs);
+      else xv[u].zero();
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) conv_bwd_row<K, V, DW>(win + u, xv[u], w, dw, dx ? dx + (long long)(j + u) * ds : nullptr);
+#pragma unroll
+    for (int i = 0; i < P; ++i) win[i] = win[U + i];
+  }
+  for (; j < j1; ++j) {
+    if (j + P < T) win[P].load(g + (long long)(j + P) * gs);
+    else win[P].zero();
+    ConvVec<TX, V> xv;
+    if (DW) xv.load(x + (long long)j * xs);
+    else xv.zero();
+    conv_bwd_row<K, V, DW>(win, xv, w, dw, dx ? dx + (long long)j * ds : nullptr);
+#pragma unroll
+    for (int i = 0; i < P; ++i) win[i] = win[i + 1];
+  }
+}
+
+// The prefix rows j = −P … −1 of one sequence (xx[j + P] = prefix[j + P], or 0 without a prefix):
+// dprefix (when dpre) and their share of dw (when DW and pre). g, pre and dpre point at the
+// sequence's first row and the thread's first channel; prefix rows are C apart.
+template <int K, int V, bool DW, class TG, class TP, class TDP>
+__device__ __forceinline__ void conv_bwd_prefix(const TG* g, long long gs, int T, int C, const TP* pre, TDP* dpre, const float (&w)[K][V], float (&dw)[K][V]) {
+  constexpr int P = K - 1;
+  ConvVec<TG, V> win[K];  // win[i] = gy[j + i]
+#pragma unroll
+  for (int i = 0; i < K; ++i) win[i].zero();
+#pragma unroll
+  for (int q = 0; q < P; ++q) {  // j = q − P
+#pragma unroll
+    for (int i = 0; i < P; ++i) win[i] = win[i + 1];
+    if (q < T) win[P].load(g + (long long)q * gs);
+    else win[P].zero();
+    ConvVec<TP, V> pv;
+    if (DW && pre) pv.load(pre + (long long)q * C);
+    else pv.zero();
+    if (DW && pre) conv_bwd_row<K, V, true>(win, pv, w, dw, dpre ? dpre + (long long)q * C : nullptr);
+    else conv_bwd_row<K, V, false>(win, pv, w, dw, dpre ? dpre + (long long)q * C : nullptr);
+  }
+}
+
+// Pass 1: block (chunk of R token rows, tile of kConvThreads·V channels) — blockIdx.x is
+// chunk·tiles + tile when whole_rows (the blocks of a chunk are consecutive, so the resident ones
+// read whole rows), tile·chunks + chunk otherwise. A thread owns V channels and walks its chunk's
+// rows in order (a chunk may span sequences: the window restarts at each
+// sequence's first row, which also does that sequence's prefix rows). dx and dprefix are final;
+// dw's share goes to partial[(chunk·K + k)·C + c].
+template <int K, int V, int U, int R, int MinBlocks, class TG, class TX, class TW, class TP, class TDX, class TDP>
+__global__ void __launch_bounds__(kConvThreads, MinBlocks) conv1d_bwd_rows(const Conv1dGradParams p, int tiles, long long chunks, bool whole_rows) {
+  constexpr int P = K - 1;
+  const int C = p.channels, T = p.seqlen;
+  const long long chunk = whole_rows ? blockIdx.x / tiles : blockIdx.x % chunks;
+  const int tile = (int)(whole_rows ? blockIdx.x % tiles : blockIdx.x / chunks);
+  const int c0 = (tile * kConvThreads + threadIdx.x) * V;
+  if (c0 >= C) return;  // V > 1 only when V divides C
+  const long long rows = (long long)p.batch * T;
+  const long long r0 = chunk * R;
+  const long long r1 = r0 + R < rows ? r0 + R : rows;
+  float w[K][V], dw[K][V];
+#pragma unroll
+  for (int k = 0; k < K; ++k)
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      w[k][i] = st::ld(static_cast<const TW*>(p.w) + (long long)(c0 + i) * K + k);
+      dw[k][i] = 0.f;
+    }
+  const bool want_dw = p.dw != nullptr;
+  for (long long r = r0; r < r1;) {
+    const int b = (int)(r / T), t0 = (int)(r - (long long)b * T);
+    const int t1 = (long long)(T - t0) < r1 - r ? T : (int)(t0 + (r1 - r));
+    const long long row0 = (long long)b * T;
+    const TG* g = static_cast<const TG*>(p.gy) + row0 * p.gy_row_stride + c0;
+    if (t0 == 0 && (p.dprefix || (want_dw && p.prefix))) {
+      const long long pb = (long long)b * P * C + c0;
+      const TP* pre = p.prefix ? static_cast<const TP*>(p.prefix) + pb : nullptr;
+      TDP* dpre = p.dprefix ? static_cast<TDP*>(p.dprefix) + pb : nullptr;
+      if (want_dw) conv_bwd_prefix<K, V, true>(g, p.gy_row_stride, T, C, pre, dpre, w, dw);
+      else conv_bwd_prefix<K, V, false>(g, p.gy_row_stride, T, C, pre, dpre, w, dw);
+    }
+    TDX* dx = p.dx ? static_cast<TDX*>(p.dx) + row0 * p.dx_row_stride + c0 : nullptr;
+    if (want_dw) {
+      const TX* x = static_cast<const TX*>(p.x) + row0 * p.x_row_stride + c0;
+      conv_bwd_rows<K, V, U, true>(g, p.gy_row_stride, x, p.x_row_stride, dx, p.dx_row_stride, T, t0, t1, w, dw);
+    } else if (dx) {
+      conv_bwd_rows<K, V, U, false>(g, p.gy_row_stride, static_cast<const TX*>(nullptr), 0, dx, p.dx_row_stride, T, t0, t1, w, dw);
+    }
+    r += t1 - t0;
+  }
+  if (want_dw) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) conv_store<float, V>(p.scratch + (chunk * K + k) * C + c0, dw[k]);
+  }
+}
+
+constexpr int kConvSumCols = 32, kConvSumSplit = 8;
+
+// Pass 2: dw[c, k] = Σ_chunks partial[(chunk·K + k)·C + c] in a fixed order. Thread (x, y) of a
+// block adds chunks y, y + 8, … of column i = blockIdx.x·32 + x in chunk order (a warp reads 32
+// consecutive floats of a chunk); then thread (x, 0) adds the 8 sums in y order.
+template <int K, class TDW>
+__global__ void __launch_bounds__(kConvSumCols* kConvSumSplit) conv1d_bwd_dw(const Conv1dGradParams p, long long chunks) {
+  __shared__ float part[kConvSumSplit][kConvSumCols];
+  const long long n = (long long)p.channels * K;
+  const long long i = (long long)blockIdx.x * kConvSumCols + threadIdx.x;
+  float a = 0.f;
+  if (i < n) {
+#pragma unroll 4
+    for (long long ch = threadIdx.y; ch < chunks; ch += kConvSumSplit) a += p.scratch[ch * n + i];
+  }
+  part[threadIdx.y][threadIdx.x] = a;
+  __syncthreads();
+  if (threadIdx.y == 0 && i < n) {
+    float s = part[0][threadIdx.x];
+#pragma unroll
+    for (int y = 1; y < kConvSumSplit; ++y) s += part[y][threadIdx.x];
+    const int k = (int)(i / p.channels), c = (int)(i - (long long)k * p.channels);
+    st::st(static_cast<TDW*>(p.dw) + (long long)c * K + k, s);
+  }
+}
+
+// Is a pointer of T, and its row stride in elements, aligned for V-element vector accesses (V
+// elements' bytes, at most 16: ConvVec and conv_store access 16 bytes at a time)?
+template <int V, class T>
+inline bool conv_vec_aligned(const void* q, long long stride) {
+  constexpr long long A = V * sizeof(T) < 16 ? V * sizeof(T) : 16;
+  return reinterpret_cast<uintptr_t>(q) % A == 0 && stride * (long long)sizeof(T) % A == 0;
+}
+
+// May conv1d_bwd take the V-channel vector path: V divides C, and every pointer it accesses that
+// way, with its row stride, is aligned for it? (An x that is a column slice of a wider projection
+// qualifies when its offset and stride are multiples of V elements.)
+template <int V, class TG, class TX, class TP, class TDX, class TDP>
+inline bool conv1d_bwd_vectorizable(const Conv1dGradParams& p) {
+  const long long C = p.channels;
+  if (C % V) return false;
+  if (!conv_vec_aligned<V, TG>(p.gy, p.gy_row_stride)) return false;
+  if (p.dw && !conv_vec_aligned<V, TX>(p.x, p.x_row_stride)) return false;
+  if (p.dw && !conv_vec_aligned<V, float>(p.scratch, C)) return false;
+  if (p.dw && p.prefix && !conv_vec_aligned<V, TP>(p.prefix, C)) return false;
+  if (p.dx && !conv_vec_aligned<V, TDX>(p.dx, p.dx_row_stride)) return false;
+  if (p.dprefix && !conv_vec_aligned<V, TDP>(p.dprefix, C)) return false;
+  return true;
+}
+
+// Both passes with explicit V (channels per thread), U (rows loaded together), R (rows per chunk;
+// the scratch must hold ⌈B·T / R⌉·C·K floats), MinBlocks (pass 1's resident blocks per SM that
+// ptxas must allow) and block order (conv1d_bwd_rows; it changes no arithmetic). conv1d_bwd picks
+// them; the harness times others.
+template <int K, int V, int U, int R, class TG, class TX, class TW, class TP, class TDX, class TDW, class TDP, int MinBlocks = 1>
+inline cudaError_t conv1d_bwd_launch(const Conv1dGradParams& p, cudaStream_t stream, bool whole_rows = true) {
+  static_assert(K >= 1 && U >= 1 && R >= 1, "K, U, R >= 1");
+  if (p.batch < 0 || p.seqlen < 0 || p.channels <= 0) return cudaErrorInvalidValue;
+  const long long rows = (long long)p.batch * p.seqlen;
+  const long long chunks = (rows + R - 1) / R;
+  if ((p.dx || p.dw || p.dprefix) && chunks > 0) {
+    if (chunks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
+    const int vecs = (p.channels + V - 1) / V;
+    const int tiles = (vecs + kConvThreads - 1) / kConvThreads;
+    if (chunks * tiles > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
+    conv1d_bwd_rows<K, V, U, R, MinBlocks, TG, TX, TW, TP, TDX, TDP><<<(unsigned)(chunks * tiles), kConvThreads, 0, stream>>>(p, tiles, chunks, whole_rows);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  } else if (p.dprefix && p.batch > 0) {  // T = 0: no gradient reaches the prefix
+    const cudaError_t e = cudaMemsetAsync(p.dprefix, 0, (size_t)p.batch * (K - 1) * p.channels * sizeof(TDP), stream);
+    if (e != cudaSuccess) return e;
+  }
+  if (p.dw) {
+    const long long n = (long long)p.channels * K;
+    conv1d_bwd_dw<K, TDW><<<(unsigned)((n + kConvSumCols - 1) / kConvSumCols), dim3(kConvSumCols, kConvSumSplit), 0, stream>>>(p, chunks);
+  }
+  return cudaGetLastError();
+}
+
+// kConvVec channels per thread with vector accesses when conv1d_bwd_vectorizable, else one channel
+// per thread with scalar ones (any C, stride or offset). Deterministic either way, and the block
+// order (whole_rows; the harness checks both) gives the same bits.
+template <int K, class TG, class TX, class TW, class TP, class TDX, class TDW, class TDP>
+inline cudaError_t conv1d_bwd(const Conv1dGradParams& p, cudaStream_t stream, bool whole_rows = true) {
+  if (conv1d_bwd_vectorizable<kConvVec, TG, TX, TP, TDX, TDP>(p))
+    return conv1d_bwd_launch<K, kConvVec, kConvUnroll, kConvRows, TG, TX, TW, TP, TDX, TDW, TDP>(p, stream, whole_rows);
+  return conv1d_bwd_launch<K, 1, kConvUnroll, kConvRows, TG, TX, TW, TP, TDX, TDW, TDP>(p, stream, whole_rows);
+}
+
+// ---- conv1d backward, the first version (one channel per thread, scalar loads, gy read K times,
+// 64-row chunks). Kept only as the harness's timing and agreement baseline (train_ops_test.cu).
+
+constexpr int kConvRefRows = 64;
+
+template <int K>
+STRATA_HD long long conv1d_grad_reference_scratch_bytes(long long rows, int channels) {
+  return (rows + kConvRefRows - 1) / kConvRefRows * channels * K * (long long)sizeof(float);
+}
+
 template <int K, class TG, class TX, class TW, class TP, class TDX>
-__global__ void __launch_bounds__(kConvThreads) conv1d_bwd_main(const Conv1dGradParams p) {
+__global__ void __launch_bounds__(kConvThreads) conv1d_bwd_reference_main(const Conv1dGradParams p) {
   constexpr int P = K - 1;
   const int C = p.channels, T = p.seqlen;
   const int c = blockIdx.y * kConvThreads + threadIdx.x;
   if (c >= C) return;
   const long long rows = (long long)p.batch * T;
-  const long long r0 = (long long)blockIdx.x * kConvRows;
-  const long long r1 = r0 + kConvRows < rows ? r0 + kConvRows : rows;
+  const long long r0 = (long long)blockIdx.x * kConvRefRows;
+  const long long r1 = r0 + kConvRefRows < rows ? r0 + kConvRefRows : rows;
   const TG* gy = static_cast<const TG*>(p.gy) + c;
   const TX* x = static_cast<const TX*>(p.x) + c;
   const TP* prefix = static_cast<const TP*>(p.prefix);
@@ -500,10 +824,8 @@ __global__ void __launch_bounds__(kConvThreads) conv1d_bwd_main(const Conv1dGrad
   }
 }
 
-// Pass 2: dw[c, k] = Σ_chunks partial in chunk order (threads 0 … C·K − 1), then dprefix
-// (threads C·K … C·K + B·P·C − 1).
 template <int K, class TG, class TW, class TDW, class TDP>
-__global__ void __launch_bounds__(256) conv1d_bwd_finish(const Conv1dGradParams p, long long chunks) {
+__global__ void __launch_bounds__(256) conv1d_bwd_reference_finish(const Conv1dGradParams p, long long chunks) {
   constexpr int P = K - 1;
   const int C = p.channels, T = p.seqlen;
   const long long nw = p.dw ? (long long)C * K : 0;
@@ -529,23 +851,24 @@ __global__ void __launch_bounds__(256) conv1d_bwd_finish(const Conv1dGradParams 
   }
 }
 
+// p.scratch must hold conv1d_grad_reference_scratch_bytes.
 template <int K, class TG, class TX, class TW, class TP, class TDX, class TDW, class TDP>
-inline cudaError_t conv1d_bwd(const Conv1dGradParams& p, cudaStream_t stream) {
+inline cudaError_t conv1d_bwd_reference(const Conv1dGradParams& p, cudaStream_t stream) {
   static_assert(K >= 1, "K >= 1");
   if (p.batch < 0 || p.seqlen < 0 || p.channels <= 0) return cudaErrorInvalidValue;
   const long long rows = (long long)p.batch * p.seqlen;
-  const long long chunks = (rows + kConvRows - 1) / kConvRows;
+  const long long chunks = (rows + kConvRefRows - 1) / kConvRefRows;
   if ((p.dx || p.dw) && chunks > 0) {
     if (chunks > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
     dim3 grid((unsigned)chunks, (unsigned)((p.channels + kConvThreads - 1) / kConvThreads));
-    conv1d_bwd_main<K, TG, TX, TW, TP, TDX><<<grid, kConvThreads, 0, stream>>>(p);
+    conv1d_bwd_reference_main<K, TG, TX, TW, TP, TDX><<<grid, kConvThreads, 0, stream>>>(p);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
   const long long n = (p.dw ? (long long)p.channels * K : 0) + (p.dprefix ? (long long)p.batch * (K - 1) * p.channels : 0);
   if (n > 0) {
     const long long nb = (n + 255) / 256;
-    conv1d_bwd_finish<K, TG, TW, TDW, TDP><<<(unsigned)(nb < 65535 ? nb : 65535), 256, 0, stream>>>(p, chunks);
+    conv1d_bwd_reference_finish<K, TG, TW, TDW, TDP><<<(unsigned)(nb < 65535 ? nb : 65535), 256, 0, stream>>>(p, chunks);
   }
   return cudaGetLastError();
 }

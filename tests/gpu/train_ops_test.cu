@@ -335,9 +335,9 @@ static void test_cross_entropy(int Bn, int T, int V, bool loss, bool grad, int b
   snprintf(nm, sizeof nm, "cross_entropy B=%d T=%d V=%d%s", Bn, T, V, badRow >= 0 ? " (one target out of range)" : "");
   if (badRow >= 0) {
     // the bad row is NaN (loss and gradient); every other row is still right
-    bool ok = std::isnan(gl[0][badRow]) && std::isnan(tof(gd[0][(size_t)badRow * DS]));
+    bool ok = std::isnan(gl[0][badRow]) && std::isnan(gl[1][badRow]) && std::isnan(tof(gd[0][(size_t)badRow * DS]));
     report(ok, std::string(nm) + ": the out-of-range row is NaN");
-    gl[0][badRow] = (float)rl[badRow];
+    gl[0][badRow] = gl[1][badRow] = (float)rl[badRow];  // (both runs: the loss determinism check compares them)
     for (int v = 0; v < V; ++v) gd[0][(size_t)badRow * DS + v] = __float2bfloat16((float)rd[(size_t)badRow * DS + v]);
   }
   if (loss) {
@@ -397,20 +397,44 @@ static void test_embedding_grad(int Bn, int T, int V, int hot, double hotFrac) {
 
 // ---- conv1d backward -------------------------------------------------------------------------------
 
-template <int K>
-static void test_conv1d_grad(int Bn, int T, int C, bool prefix, bool wantDx, bool wantDw) {
+template <class T>
+static std::vector<T> rand_vec(size_t n, double lo, double hi);
+template <>
+std::vector<bf16> rand_vec<bf16>(size_t n, double lo, double hi) { return rand_bf16(n, lo, hi); }
+template <>
+std::vector<float> rand_vec<float>(size_t n, double lo, double hi) { return rand_f32(n, lo, hi); }
+template <class T>
+static const char* tname() { return sizeof(T) == 2 ? "bf16" : "f32"; }
+template <class T>
+static double tol_of() { return sizeof(T) == 2 ? kTolBf16 : kTolF32; }
+
+// Row layouts of gy, x (a column slice at offset XO of a wider projection) and dx. kAligned keeps
+// every offset and stride a multiple of 8 elements (the vector path when kConvVec divides C); kOdd
+// makes the x offset and the gy row stride odd; kStride makes only the x row stride 2 mod 4
+// elements (not aligned for 4-element bf16 vectors).
+enum ConvLayout { kAligned, kOdd, kStride };
+struct ConvFlags {
+  bool prefix = false, dx = true, dw = true, dprefix = false;
+};
+
+template <int K, class TG = bf16, class TX = bf16, class TW = bf16, class TP = float, class TDX = bf16, class TDW = float, class TDP = float>
+static void test_conv1d_grad(int Bn, int T, int C, ConvFlags f, ConvLayout lay, bool expectVec) {
   constexpr int P = K - 1;
+  const bool prefix = f.prefix, wantDx = f.dx, wantDw = f.dw, wantDp = f.dprefix;
   const long long rows = (long long)Bn * T;
-  const int GS = C + 8, XS = 3 * C + 2, XO = C + 1, DS = C + 4;
-  auto gy = rand_bf16(rows * GS, -1, 1);
-  auto x = rand_bf16(rows * XS, -1, 1);
-  auto w = rand_bf16((size_t)C * K, -0.6, 0.6);
-  auto pre = rand_f32((size_t)Bn * P * C, -1, 1);
-  bf16 *dgy = dupload(gy), *dx = dupload(x), *dw = dupload(w);
-  float* dpre = dupload(pre);
-  bf16* ddx = dalloc<bf16>(rows * DS);
-  float* ddw = dalloc<float>((size_t)C * K);
-  float* ddp = dalloc<float>((size_t)Bn * P * C);
+  const int GS = lay == kOdd ? C + 3 : C + 8, XS = lay == kStride ? 3 * C + 2 : lay == kAligned ? 3 * C + 8 : 3 * C + 2,
+            XO = lay == kOdd ? C + 1 : C, DS = lay == kOdd ? C + 4 : C + 16;
+  auto gy = rand_vec<TG>(rows * GS, -1, 1);
+  auto x = rand_vec<TX>(rows * XS, -1, 1);
+  auto w = rand_vec<TW>((size_t)C * K, -0.6, 0.6);
+  auto pre = rand_vec<TP>((size_t)Bn * P * C, -1, 1);
+  TG* dgy = dupload(gy);
+  TX* dx = dupload(x);
+  TW* dw = dupload(w);
+  TP* dpre = dupload(pre);
+  TDX* ddx = dalloc<TDX>(rows * DS);
+  TDW* ddw = dalloc<TDW>((size_t)C * K);
+  TDP* ddp = dalloc<TDP>((size_t)Bn * P * C);
   const long long sb = tr::conv1d_grad_scratch_bytes<K>(rows, C);
   float* dscr = dalloc<float>(sb / 4);
   // references
@@ -425,8 +449,8 @@ static void test_conv1d_grad(int Bn, int T, int C, bool prefix, bool wantDx, boo
           if (tp >= P) {
             rdw[(size_t)c * K + k] += g * tof(x[((long long)b * T + tp - P) * XS + XO + c]);
             rdx[((long long)b * T + tp - P) * DS + c] += g * wv;
-          } else if (prefix) {
-            rdw[(size_t)c * K + k] += g * pre[((size_t)b * P + tp) * C + c];
+          } else {
+            if (prefix) rdw[(size_t)c * K + k] += g * tof(pre[((size_t)b * P + tp) * C + c]);
             rdp[((size_t)b * P + tp) * C + c] += g * wv;
           }
         }
@@ -436,37 +460,179 @@ static void test_conv1d_grad(int Bn, int T, int C, bool prefix, bool wantDx, boo
   p.prefix = prefix ? dpre : nullptr;
   p.dx = wantDx ? ddx : nullptr; p.dx_row_stride = DS;
   p.dw = wantDw ? ddw : nullptr;
-  p.dprefix = prefix ? ddp : nullptr;
+  p.dprefix = wantDp ? ddp : nullptr;
   p.scratch = dscr;
-  std::vector<bf16> gdx[2];
-  std::vector<float> gdw[2], gdp[2];
+  const bool vec = tr::conv1d_bwd_vectorizable<tr::kConvVec, TG, TX, TP, TDX, TDP>(p);
+  std::vector<TDX> gdx[2];
+  std::vector<TDW> gdw[2];
+  std::vector<TDP> gdp[2];
   for (int run = 0; run < 2; ++run) {
     poison(ddx, rows * DS); poison(ddw, (size_t)C * K); poison(ddp, (size_t)Bn * P * C); poison(dscr, sb / 4);
-    CK((tr::conv1d_bwd<K, bf16, bf16, bf16, float, bf16, float, float>(p, 0)));
+    CK((tr::conv1d_bwd<K, TG, TX, TW, TP, TDX, TDW, TDP>(p, 0)));
     CK(cudaDeviceSynchronize());
     gdx[run] = ddownload(ddx, rows * DS);
     gdw[run] = ddownload(ddw, (size_t)C * K);
     gdp[run] = ddownload(ddp, (size_t)Bn * P * C);
   }
-  char nm[160];
-  snprintf(nm, sizeof nm, "conv1d_grad K=%d B=%d T=%d C=%d prefix=%d", K, Bn, T, C, prefix);
+  // the other block order (whole_rows = false): the same arithmetic, so the same bits
+  poison(ddx, rows * DS); poison(ddw, (size_t)C * K); poison(ddp, (size_t)Bn * P * C); poison(dscr, sb / 4);
+  CK((tr::conv1d_bwd<K, TG, TX, TW, TP, TDX, TDW, TDP>(p, 0, false)));
+  CK(cudaDeviceSynchronize());
+  const std::vector<TDX> odx = ddownload(ddx, rows * DS);
+  const bool sameOrder = !wantDx || memcmp(odx.data(), gdx[0].data(), odx.size() * sizeof(TDX)) == 0;
+  const std::vector<TDW> odw = ddownload(ddw, (size_t)C * K);
+  const std::vector<TDP> odp = ddownload(ddp, (size_t)Bn * P * C);
+  const bool sameOrderAll = sameOrder && (!wantDw || memcmp(odw.data(), gdw[0].data(), odw.size() * sizeof(TDW)) == 0) &&
+                            (!wantDp || memcmp(odp.data(), gdp[0].data(), odp.size() * sizeof(TDP)) == 0);
+  char nm[200];
+  snprintf(nm, sizeof nm, "conv1d_grad K=%d B=%d T=%d C=%d prefix=%d %s%s%s gy/x/w %s/%s/%s out %s/%s/%s layout %s path %s", K, Bn, T, C, prefix,
+           wantDx ? "dx" : "", wantDw ? "dw" : "", wantDp ? "dp" : "", tname<TG>(), tname<TX>(), tname<TW>(), tname<TDX>(), tname<TDW>(), tname<TDP>(),
+           lay == kAligned ? "aligned" : lay == kOdd ? "odd-offset" : "odd-stride", vec ? "vec" : "scalar");
+  report(vec == expectVec, std::string(nm) + (expectVec ? " takes the vector path" : " takes the scalar path"));
+  report(sameOrderAll, std::string(nm) + " the other block order gives the same bits");
   if (wantDx) {
     std::vector<float> g;
     std::vector<double> r;
     for (long long i = 0; i < rows; ++i)
       for (int c = 0; c < C; ++c) { g.push_back(tof(gdx[0][i * DS + c])); r.push_back(rdx[i * DS + c]); }
-    check(std::string(nm) + " dx", g, r, kTolBf16);
+    check(std::string(nm) + " dx", g, r, tol_of<TDX>());
     check_same(std::string(nm) + " dx", gdx[0], gdx[1]);
   }
   if (wantDw) {
-    check(std::string(nm) + " dw", gdw[0], rdw, kTolF32);
+    check(std::string(nm) + " dw", to_f(gdw[0]), rdw, tol_of<TDW>());
     check_same(std::string(nm) + " dw", gdw[0], gdw[1]);
   }
-  if (prefix) {
-    check(std::string(nm) + " dprefix", gdp[0], rdp, kTolF32);
+  if (wantDp) {
+    check(std::string(nm) + " dprefix", to_f(gdp[0]), rdp, tol_of<TDP>());
     check_same(std::string(nm) + " dprefix", gdp[0], gdp[1]);
   }
   cudaFree(dgy); cudaFree(dx); cudaFree(dw); cudaFree(dpre); cudaFree(ddx); cudaFree(ddw); cudaFree(ddp); cudaFree(dscr);
+}
+
+// Uniform values in [−1, 1) from a hash of the index (the benchmark's inputs, filled on the device).
+__global__ void fill_bf16(bf16* p, long long n, unsigned seed, float scale) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    unsigned h = (unsigned)i * 2654435761u ^ seed;
+    h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
+    p[i] = __float2bfloat16(scale * ((float)(h >> 8) * (1.f / 8388608.f) - 1.f));
+  }
+}
+
+template <class F>
+static float time_us(F&& fn, int iters = 20) {
+  for (int i = 0; i < 3; ++i) CK(fn());
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+  CK(cudaEventRecord(a));
+  for (int i = 0; i < iters; ++i) CK(fn());
+  CK(cudaEventRecord(b));
+  CK(cudaEventSynchronize(b));
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, a, b));
+  cudaEventDestroy(a); cudaEventDestroy(b);
+  return ms * 1000.f / iters;
+}
+
+// The 0.85B model's shape: B=4, T=4096, C=6144, K=4; x and dx are the xBC slice (offset 4096,
+// row stride 10304) of the in_proj output and its gradient, gy is contiguous. Times the first
+// version (conv1d_bwd_reference) and the current one (plus other V / U / R choices) in one
+// process; checks that two runs are bit-identical and that the two versions agree.
+static void bench_conv1d_grad() {
+  constexpr int K = 4;
+  const int Bn = 4, T = 4096, C = 6144, XS = 10304, XO = 4096;
+  const long long rows = (long long)Bn * T;
+  bf16* gy = dalloc<bf16>(rows * C);
+  bf16* x = dalloc<bf16>(rows * XS);
+  bf16* dxa = dalloc<bf16>(rows * XS);
+  bf16* dxb = dalloc<bf16>(rows * XS);
+  bf16* w = dalloc<bf16>((size_t)C * K);
+  float *dwa = dalloc<float>((size_t)C * K), *dwb = dalloc<float>((size_t)C * K);
+  const long long sb = std::max(tr::conv1d_grad_reference_scratch_bytes<K>(rows, C), (rows + 63) / 64 * C * K * 4);
+  float* scr = dalloc<float>(sb / 4);
+  fill_bf16<<<1024, 256>>>(gy, rows * C, 1u, 1.f);
+  fill_bf16<<<1024, 256>>>(x, rows * XS, 2u, 1.f);
+  fill_bf16<<<8, 256>>>(w, (long long)C * K, 3u, 0.5f);
+  CK(cudaDeviceSynchronize());
+  tr::Conv1dGradParams p;
+  p.batch = Bn; p.seqlen = T; p.channels = C;
+  p.gy = gy; p.gy_row_stride = C; p.x = x + XO; p.x_row_stride = XS; p.w = w;
+  p.dx = dxa + XO; p.dx_row_stride = XS; p.dw = dwa; p.scratch = scr;
+  const double bytes = 3.0 * rows * C * sizeof(bf16);  // read gy and x, write dx
+  auto line = [&](const char* what, float us) {
+    printf("BENCH conv1d_bwd %-44s B=%d T=%d C=%d K=%d x/dx stride %d: %8.1f us  %6.0f GB/s\n", what, Bn, T, C, K, XS, us, bytes / (us * 1e-6) / 1e9);
+  };
+  using B16 = bf16;
+  const float old_us = time_us([&] { return tr::conv1d_bwd_reference<K, B16, B16, B16, float, B16, float, float>(p, 0); });
+  line("old (reference)", old_us);
+  report(tr::conv1d_bwd_vectorizable<tr::kConvVec, B16, B16, float, B16, float>(p), "conv1d_grad bench shape takes the vector path");
+  const float new_us = time_us([&] { return tr::conv1d_bwd<K, B16, B16, B16, float, B16, float, float>(p, 0); });
+  line("new (conv1d_bwd)", new_us);
+  {
+    tr::Conv1dGradParams q = p;
+    q.dw = nullptr;
+    line("new, dx only", time_us([&] { return tr::conv1d_bwd<K, B16, B16, B16, float, B16, float, float>(q, 0); }));
+    q = p; q.dx = nullptr;
+    line("new, dw only", time_us([&] { return tr::conv1d_bwd<K, B16, B16, B16, float, B16, float, float>(q, 0); }));
+  }
+  // determinism: two runs of the new kernel (outputs poisoned first), bit-identical
+  std::vector<bf16> hx[2];
+  std::vector<float> hw[2];
+  for (int run = 0; run < 2; ++run) {
+    poison(dxa, rows * XS); poison(dwa, (size_t)C * K); poison(scr, sb / 4);
+    CK((tr::conv1d_bwd<K, B16, B16, B16, float, B16, float, float>(p, 0)));
+    CK(cudaDeviceSynchronize());
+    hx[run] = ddownload(dxa, rows * XS);
+    hw[run] = ddownload(dwa, (size_t)C * K);
+  }
+  check_same("conv1d_grad bench shape dx", hx[0], hx[1]);
+  check_same("conv1d_grad bench shape dw", hw[0], hw[1]);
+  // agreement with the first version: dx to bf16 rounding, dw (a different summation order) to f32
+  tr::Conv1dGradParams r = p;
+  r.dx = dxb + XO; r.dw = dwb;
+  poison(dxb, rows * XS);
+  CK((tr::conv1d_bwd_reference<K, B16, B16, B16, float, B16, float, float>(r, 0)));
+  CK(cudaDeviceSynchronize());
+  const std::vector<bf16> ox = ddownload(dxb, rows * XS);
+  const std::vector<float> ow = ddownload(dwb, (size_t)C * K);
+  std::vector<float> gx;
+  std::vector<double> rx;
+  long long differ = 0;
+  for (long long i = 0; i < rows; ++i)
+    for (int c = 0; c < C; ++c) {
+      const size_t at = i * XS + XO + c;
+      gx.push_back(tof(hx[0][at]));
+      rx.push_back(tof(ox[at]));
+      differ += memcmp(&hx[0][at], &ox[at], sizeof(bf16)) != 0;
+    }
+  printf("conv1d_grad bench shape: %lld of %lld dx elements differ in bits from the first version\n", differ, rows * C);
+  check("conv1d_grad bench shape dx vs the first version", gx, rx, kTolBf16);
+  check("conv1d_grad bench shape dw vs the first version", hw[0], std::vector<double>(ow.begin(), ow.end()), 1e-5);
+  // every variant: its time, dx bit-identical to conv1d_bwd's (the same per-element arithmetic), dw
+  // close to the first version's
+#define CONV_VARIANT(V, U, R, MB, ROWS)                                                                                  \
+  {                                                                                                                       \
+    auto fn = [&] { return tr::conv1d_bwd_launch<K, V, U, R, B16, B16, B16, float, B16, float, float, MB>(p, 0, ROWS); }; \
+    const char* nm_ = "V=" #V " U=" #U " R=" #R " minB=" #MB " whole_rows=" #ROWS;                                      \
+    line((std::string("variant ") + nm_).c_str(), time_us(fn));                                                           \
+    poison(dxa, rows * XS);                                                                                               \
+    CK(fn());                                                                                                             \
+    CK(cudaDeviceSynchronize());                                                                                          \
+    check_same(std::string("conv1d_grad bench variant ") + nm_ + " dx vs conv1d_bwd's", ddownload(dxa, rows * XS), hx[0]); \
+    const std::vector<float> vw = ddownload(dwa, (size_t)C * K);                                                          \
+    check(std::string("conv1d_grad bench variant ") + nm_ + " dw vs the first version", vw, std::vector<double>(ow.begin(), ow.end()), 1e-5); \
+  }
+  CONV_VARIANT(4, 4, 128, 1, false)
+  CONV_VARIANT(4, 4, 64, 1, true)
+  CONV_VARIANT(4, 4, 256, 1, true)
+  CONV_VARIANT(4, 2, 128, 1, true)
+  CONV_VARIANT(4, 8, 128, 1, true)
+  CONV_VARIANT(4, 4, 128, 6, true)
+  CONV_VARIANT(8, 4, 128, 1, true)
+  CONV_VARIANT(8, 4, 128, 1, false)
+  CONV_VARIANT(8, 4, 128, 3, true)
+  CONV_VARIANT(8, 8, 128, 1, true)
+#undef CONV_VARIANT
+  cudaFree(gy); cudaFree(x); cudaFree(dxa); cudaFree(dxb); cudaFree(w); cudaFree(dwa); cudaFree(dwb); cudaFree(scr);
 }
 
 int main(int argc, char** argv) {
@@ -500,12 +666,34 @@ int main(int argc, char** argv) {
   test_embedding_grad<300, float>(3, 1500, 517, 11, 0.6);
   test_embedding_grad<128, bf16>(1, 5, 64, 0, 0.0);
 
-  // conv1d backward
-  test_conv1d_grad<4>(3, 70, 100, false, true, true);
-  test_conv1d_grad<4>(2, 37, 300, true, true, true);
-  test_conv1d_grad<4>(2, 2, 40, true, true, true);  // T < K − 1
-  test_conv1d_grad<3>(3, 45, 64, false, false, true);
-  test_conv1d_grad<2>(2, 45, 129, true, true, false);
+  // conv1d backward (kConvRows-row chunks cross sequence boundaries wherever T is not a multiple)
+  using F32 = float;
+  const ConvFlags all{true, true, true, true}, noPrefix{false, true, true, false};
+  test_conv1d_grad<4>(3, 70, 1032, all, kAligned, true);         // chunk 1 spans sequences 1 and 2; a partial channel block
+  test_conv1d_grad<4>(2, 300, 264, noPrefix, kAligned, true);    // chunk 2 spans sequences 0 and 1
+  test_conv1d_grad<4>(2, 1000, 48, all, kAligned, true);         // several chunks per sequence
+  test_conv1d_grad<4>(2, 2, 40, all, kAligned, true);            // T < K − 1
+  test_conv1d_grad<4>(2, 2, 40, all, kOdd, false);               // T < K − 1, scalar
+  test_conv1d_grad<4>(3, 70, 102, noPrefix, kAligned, false);    // C not a multiple of 4
+  test_conv1d_grad<4>(2, 37, 302, all, kAligned, false);         // C not a multiple of 4, prefix
+  test_conv1d_grad<4>(2, 137, 256, all, kOdd, false);            // x offset odd
+  test_conv1d_grad<4>(2, 137, 64, all, kStride, false);          // x row stride not a multiple of 4
+  test_conv1d_grad<4>(2, 137, 100, all, kAligned, true);         // C a multiple of 4, not of 8
+  test_conv1d_grad<4>(3, 45, 64, {false, true, false, false}, kAligned, true);  // dx only
+  test_conv1d_grad<4>(3, 45, 64, {true, false, true, false}, kAligned, true);   // dw only, prefix
+  test_conv1d_grad<4>(3, 45, 64, {false, false, true, false}, kOdd, false);     // dw only, scalar
+  test_conv1d_grad<4>(2, 37, 64, {true, false, false, true}, kAligned, true);   // dprefix only
+  test_conv1d_grad<4>(2, 0, 64, all, kAligned, true);            // T = 0: dw and dprefix are zero
+  test_conv1d_grad<3>(3, 45, 64, {false, false, true, false}, kAligned, true);
+  test_conv1d_grad<3>(3, 45, 64, {false, false, true, false}, kOdd, false);
+  test_conv1d_grad<2>(2, 45, 129, {true, true, false, true}, kOdd, false);
+  test_conv1d_grad<2>(2, 133, 136, {true, true, false, true}, kAligned, true);
+  test_conv1d_grad<8>(2, 150, 64, all, kAligned, true);
+  test_conv1d_grad<4, F32, F32, F32, F32, F32, F32, F32>(2, 150, 96, all, kAligned, true);   // f32 operands, vector path
+  test_conv1d_grad<4, F32, F32, F32, F32, F32, F32, F32>(2, 150, 96, all, kOdd, false);      // f32 operands, scalar
+  test_conv1d_grad<4, F32, bf16, bf16, bf16, F32, bf16, bf16>(3, 77, 136, all, kAligned, true);  // mixed
+  test_conv1d_grad<4, bf16, F32, F32, bf16, bf16, F32, bf16>(3, 77, 72, all, kOdd, false);      // mixed, scalar
+  bench_conv1d_grad();
 
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

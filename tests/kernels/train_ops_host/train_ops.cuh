@@ -145,7 +145,7 @@ struct Conv1dGradParams {
   float* scratch = nullptr;
 };
 
-constexpr int kConvRows = 64;
+constexpr int kConvRows = 128;  // as the device library: one dw partial per chunk of 128 token rows
 
 template <int K, class TG, class TX, class TW, class TP, class TDX, class TDW, class TDP>
 cudaError_t conv1d_bwd(const Conv1dGradParams& p, cudaStream_t) {
@@ -164,7 +164,7 @@ cudaError_t conv1d_bwd(const Conv1dGradParams& p, cudaStream_t) {
           float xv = 0.f;
           if (tp >= 0) xv = st::ld(static_cast<const TX*>(p.x) + (r + k - P) * p.x_row_stride + c);
           else if (p.prefix) xv = st::ld(static_cast<const TP*>(p.prefix) + (b * P + t + k) * C + c);
-          float* part = p.scratch + ((r / kConvRows) * C + c) * K + k;
+          float* part = p.scratch + ((r / kConvRows) * K + k) * C + c;  // the device layout [chunk][k][c]
           if (r % kConvRows == 0) *part = 0.f;
           *part += G(r, c) * xv;
         }
@@ -176,11 +176,12 @@ cudaError_t conv1d_bwd(const Conv1dGradParams& p, cudaStream_t) {
     }
   }
   if (p.dw)
-    for (long long i = 0; i < (long long)C * K; ++i) {
-      float a = 0.f;
-      for (long long ch = 0; ch < chunks; ++ch) a += p.scratch[ch * C * K + i];
-      st::st(static_cast<TDW*>(p.dw) + i, a);
-    }
+    for (int c = 0; c < C; ++c)
+      for (int k = 0; k < K; ++k) {
+        float a = 0.f;
+        for (long long ch = 0; ch < chunks; ++ch) a += p.scratch[(ch * K + k) * C + c];
+        st::st(static_cast<TDW*>(p.dw) + (long long)c * K + k, a);
+      }
   if (p.dprefix)
     for (long long b = 0; b < p.batch; ++b)
       for (int pp = 0; pp < P; ++pp)
