@@ -7,7 +7,8 @@
  *
  * Algorithm: topological order of the loss's ancestors; mark the nodes that depend on a target
  * leaf; walk them in reverse, seeding d loss = 1, and let each node's rule turn its accumulated
- * output gradient into input gradients (summed with `add` where a value has several readers).
+ * output gradient into input gradients (summed with `add` where a value has several readers; the
+ * zero-padded gradients of disjoint slices of one value are merged into one concat instead).
  */
 import { shapeStr } from "../ir/dims.js";
 import { StrataError } from "../ir/errors.js";
@@ -56,6 +57,51 @@ function targetLeaves(g: Graph, wrt: AutodiffOptions["wrt"]): Map<string, Node> 
   return out;
 }
 
+/** A gradient that is a concat of pieces along `axis` (fixed sizes), the zero pieces marked null. */
+function paddedPieces(g: Node): { axis: number; pieces: { from: number; to: number; node: Node | null }[] } | undefined {
+  if (g.op !== "concat") return undefined;
+  const axis = g.attrs.axis as number;
+  const pieces: { from: number; to: number; node: Node | null }[] = [];
+  let at = 0;
+  for (const p of g.inputs) {
+    const d = p.shape[axis];
+    if (typeof d !== "number") return undefined;
+    pieces.push({ from: at, to: at + d, node: p.op === "full" && p.attrs.value === 0 ? null : p });
+    at += d;
+  }
+  return { axis, pieces };
+}
+
+/**
+ * The sum of two gradients of x that are each zero outside disjoint pieces along one axis — the
+ * VJPs of several slices of one value (a fused projection's z / xBC / dt, xBC's x / B / C) — as
+ * ONE concat of their pieces (zeros in the gaps), instead of an `add` of full-width zero-padded
+ * tensors; undefined when they overlap or are not of that form (the caller adds them).
+ */
+function mergePadded(x: Node, a: Node, b: Node): Node | undefined {
+  const pa = paddedPieces(a), pb = paddedPieces(b);
+  if (!pa || !pb || pa.axis !== pb.axis || a.dtype !== b.dtype) return undefined;
+  const live = [...pa.pieces, ...pb.pieces].filter((p) => p.node).sort((p, q) => p.from - q.from);
+  for (let i = 1; i < live.length; i++) if (live[i]!.from < live[i - 1]!.to) return undefined;
+  const axis = pa.axis;
+  const extent = x.shape[axis];
+  if (typeof extent !== "number") return undefined;
+  const zeros = (size: number) => {
+    const shape = [...x.shape];
+    shape[axis] = size;
+    return mkBackwardNode(x, "full", [], { value: 0 }, { dtype: a.dtype, shape });
+  };
+  const parts: Node[] = [];
+  let at = 0;
+  for (const p of live) {
+    if (p.from > at) parts.push(zeros(p.from - at));
+    parts.push(p.node!);
+    at = p.to;
+  }
+  if (at < extent) parts.push(zeros(extent - at));
+  return parts.length === 1 ? parts[0]! : mkBackwardNode(x, "concat", parts, { axis });
+}
+
 /**
  * Add `grad.<name>` outputs (d loss / d leaf: the leaf's shape; f32, or f64 for f64 leaves) to the graph. Leaves the
  * loss does not depend on get a zero gradient, so every target has one.
@@ -99,7 +145,7 @@ export function autodiff(g: Graph, o: AutodiffOptions): Graph {
       if (shapeStr(gx.shape) !== shapeStr(x.shape))
         throw new Error(`autodiff: internal error: the VJP of ${label(n)} gave input ${k} a gradient of shape ${shapeStr(gx.shape)}, not ${shapeStr(x.shape)}`);
       const prev = grads.get(x.key);
-      grads.set(x.key, prev ? mkBackwardNode(x, "add", [prev, gx]) : gx);
+      grads.set(x.key, prev ? (mergePadded(x, prev, gx) ?? mkBackwardNode(x, "add", [prev, gx])) : gx);
     });
   }
 

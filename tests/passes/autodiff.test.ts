@@ -133,6 +133,13 @@ const CASES: Case[] = [
   { name: "concat", inputs: { a: { shape: [2, 2, 3] }, b: { shape: [2, 4, 3] } }, build: ({ a, b }) => op.square(op.concat([a!, b!], 1)) },
   { name: "transpose", inputs: { x: { shape: [2, 3, 4] } }, build: ({ x }) => op.mul(op.transpose(x!, [2, 0, 1]), op.transpose(x!, [2, 0, 1])) },
   {
+    // the slices' zero-padded gradients are merged into one concat (autodiff.ts mergePadded)
+    name: "disjoint slices of one value (a fused projection's pieces)",
+    inputs: { x: { shape: [2, 3, 11] } },
+    build: ({ x }) => op.add(op.mul(op.exp(op.slice(x!, 2, 0, 3)), op.slice(x!, 2, 5, 8)), op.concat([op.square(op.slice(x!, 2, 9, 11)), op.tanh(op.slice(x!, 2, 9, 10))], 2)),
+  },
+  { name: "overlapping slices (added)", inputs: { x: { shape: [2, 9] } }, build: ({ x }) => op.mul(op.slice(x!, 1, 0, 5), op.tanh(op.slice(x!, 1, 3, 8))) },
+  {
     name: "shared input (gradient accumulation)",
     inputs: { x: { shape: [3, 4] }, w: { shape: [4, 4] } },
     build: ({ x, w }) => op.mul(op.silu(op.linear(x!, w!)), op.add(x!, op.linear(op.tanh(x!), w!))),
@@ -165,6 +172,29 @@ describe(`autodiff per op vs finite differences (seed ${SEED})`, () => {
       const rng = new Rng(nextSeed());
       for (const name of wrt) checkGrad(`${c.name}: d/d${name}`, loss, values[name]!, grads[`grad.${name}`]!, rng);
     });
+});
+
+describe("gradients of disjoint slices", () => {
+  it("are one concat of the pieces (zeros in the gaps), not an add of zero-padded tensors; overlapping ones are added", () => {
+    const x = mkNode("param", [], { name: "x" }, { dtype: "f32", shape: [4, 10] });
+    const loss = op.add(op.add(op.reduceMean(op.square(op.slice(x, 1, 0, 3))), op.reduceMean(op.exp(op.slice(x, 1, 3, 7)))), op.reduceMean(op.slice(x, 1, 8, 10)));
+    const gx = autodiff({ name: "g", outputs: { loss }, meta: {} }, { loss: "loss" }).outputs["grad.x"]!;
+    const root = gx.op === "cast" ? gx.inputs[0]! : gx;
+    expect(root.op).toBe("concat");
+    expect(root.inputs.map((p) => p.shape[1])).toEqual([3, 4, 1, 2]);
+    expect(root.inputs[2]!.op).toBe("full");
+    const seen = new Map<string, Node>();
+    const walk = (n: Node) => {
+      if (seen.has(n.key)) return;
+      seen.set(n.key, n);
+      n.inputs.forEach(walk);
+    };
+    walk(gx);
+    expect([...seen.values()].filter((n) => n.op === "add" && n.shape.join() === "4,10"), "no add of zero-padded gradients").toEqual([]);
+    const lossO = op.reduceMean(op.mul(op.slice(x, 1, 0, 5), op.slice(x, 1, 3, 8)));
+    const go = autodiff({ name: "o", outputs: { loss: lossO }, meta: {} }, { loss: "loss" }).outputs["grad.x"]!;
+    expect((go.op === "cast" ? go.inputs[0]! : go).op).toBe("add");
+  });
 });
 
 describe("the VJP table", () => {
