@@ -20,13 +20,15 @@
 //   d(dt_r·A) = Σ_{l≥r} d cs_l;  ddt_r = Σ_l Z_lr/dt_r + E_r/dt_r + A·d(dt_r·A);  dA = Σ dt_r·d(dt_r·A)
 // Two launches on the default path (kPathGroup), every reduction in a fixed order (no float
 // atomics: bit-identical run to run):
-//   1. chunk_local_chain (level i, b, h): the chunk's own state S_c = Σ_s e^{cs_end−cs_s} dt_s x_s⊗B_s
-//      of chunk c = i and own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l of chunk c = nc−1−i, then one
-//      hop of each state chain (h_prev forward from h0, dh_end in reverse from 0; what is left in
-//      reverse is dh0), waiting on level i−1 through flags → scratch holds h_prev / dh_end per chunk;
+//   1. chunk_local_split (level i, S or R, b, h): the chunk's own state S_c = Σ_s e^{cs_end−cs_s}
+//      dt_s x_s⊗B_s of chunk c = i, or its own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l of chunk
+//      c = nc−1−i, then one hop of that state chain (h_prev forward from h0, dh_end in reverse from 0;
+//      what is left in reverse is dh0), waiting on level i−1 through flags → scratch holds h_prev /
+//      dh_end per chunk (chunk_local_chain: S and R in one CTA, kept for A/B);
 //   2. chunk_grad_bf (b, group, c): the formulas above as tensor-core products for each head of the
-//      group in turn (B, C and C·Bᵀ once); dx, ddt stored per head, dB / dC summed over the heads in
-//      registers and stored once, dA per (head, chunk) → scratch; then dA over batch and chunks.
+//      group in turn (B, C and C·Bᵀ once; the next head's state, x, gy and dt prefetched by cp.async);
+//      dx, ddt stored per head, dB / dC summed over the heads in registers and stored once, dA per
+//      (head, chunk) → scratch; then dA over batch and chunks.
 // kPathGroupTf32 (the previous default) runs chunk_local (own states only), state_pass (the chains)
 // and chunk_grad_group (TF32). The per-head paths (ssd_grad<P, N, kPathTc / kPathSimt>, kept for A/B
 // and as fallbacks where the group tiles do not fit) run chunk_grad per (b, h, c) with per-head
@@ -37,8 +39,8 @@
 // operands are exact in TF32 and skip their lo term); kPathSimt runs fp32 CUDA-core kernels instead
 // (256 threads, 16 x 16 thread grid, register micro-tiles).
 // H200, B4 T4096 H64 P64 G8 N128: 14.0 ms (CUDA cores) → 10.8 ms (tensor cores, per head) → 4.0 ms
-// (group/TF32: chunk_local 0.89, state_pass 0.80, chunk_grad 2.32) → 2.69 ms (default: chunk_local_chain
-// 1.25 with the state passing, chunk_grad_bf 1.42 — docs/PERF-NOTES.md).
+// (group/TF32: chunk_local 0.89, state_pass 0.81, chunk_grad 2.32) → 2.38 ms (default:
+// chunk_local_split 1.02 with the state passing, chunk_grad_bf with the prefetch 1.33 — docs/PERF-NOTES.md).
 // Smem: padded fp32 tiles (CUDA-core path: row length + 1, transposed reads are bank-conflict free;
 // tensor-core path: + 4 / + 8, see the tc section).
 // Layouts: token-major with row / batch strides (elements) for every per-token tensor; A [H],
@@ -1609,19 +1611,103 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_local_chain_kernel(const PR
   }
 }
 
+// Shared memory of chunk_local_split_kernel (bytes): the scaled x (or gy) planes [L][P + 8] hi, lo |
+// B (or C) planes [L][N + 8] (lo where fp32) | dt, cs, scale [L] | ticket.
+template <int L, int P, int N, bool kSBC>
+struct SplitSmem {
+  static constexpr int ldP = bf_ld(P), ldN = bf_ld(N);
+  static constexpr size_t kA = (size_t)L * ldP, kBt = (size_t)L * ldN;
+  static constexpr size_t kBytes = (2 * kA + (kSBC ? 2 : 1) * kBt) * 2 + (3 * L + 4) * sizeof(float);
+};
+// One CTA of chunk_local_split_kernel: kR = false: S of chunk c (x scaled by w = e^{cs_end−cs}·dt,
+// B) and the h_prev hop; kR: R of chunk c (gy scaled by e^{cs}, C) and the dh_end hop.
+template <bool kR, int L, int P, int N, class PR, class TA, class TBt, bool kS>
+STRATA_DEV void chain_half(const PR& p, const Scratch& s, int nc, int* fl, int lvl, int bh, const Tok<const TA>& ta, const Tok<const TBt>& tb,
+                           uint16_t* base, float* sF) {
+  using TT = TcTile<P, N>;
+  using SM = SplitSmem<L, P, N, kS>;
+  const Planes<true> sA{base, base + SM::kA, SM::ldP};
+  const Planes<kS> sB{base + 2 * SM::kA, base + 2 * SM::kA + SM::kBt, SM::ldN};
+  float *sDt = sF, *sCs = sDt + L, *sSc = sCs + L;
+  const int H = p.nheads, T = p.seqlen, b = bh / H, h = bh % H, g = h / (H / p.ngroups);
+  const int c = kR ? nc - 1 - lvl : lvl, t0 = c * L;
+  PlaneTile<L, P, TA, true> ra;
+  PlaneTile<L, N, TBt, kS> rb;
+  ra.load(ta, b, t0, T, h * P);
+  rb.load(tb, b, t0, T, g * N);
+  dt_cs_on_warp<L>(0, p.dt, b, t0, T, h, p.A[h], sDt, sCs);
+  __syncthreads();
+  const float csEnd = sCs[L - 1];
+  if (threadIdx.x < L) {
+    const int l = threadIdx.x;
+    sSc[l] = kR ? expf(sCs[l]) : expf(csEnd - sCs[l]) * sDt[l];
+  }
+  __syncthreads();
+  ra.store(sA, ta, b, t0, T, h * P, [&](int l) { return sSc[l]; });
+  rb.store(sB, tb, b, t0, T, g * N, One{});
+  __syncthreads();
+  typename TT::Acc acc;
+  tc_zero<TT>(acc);
+  bf_gemm<TT, L, true, true, true, kS>(acc, sA, sB);
+  const size_t PN = (size_t)P * N;
+  float* slot = (kR ? s.R : s.S) + ((size_t)bh * nc + c) * PN;
+  const float* init = !kR && lvl == 0 && p.h0 ? p.h0 + (size_t)bh * PN : nullptr;
+  float* next = kR ? (c > 0 ? slot - PN : nullptr) : (c + 1 < nc ? slot + PN : nullptr);
+  float* out = kR && c == 0 && p.dh0 ? p.dh0 + (size_t)bh * PN : nullptr;
+  chain_hop<TT, N>(acc, expf(csEnd), lvl > 0 ? slot : nullptr, init, lvl == 0 ? slot : nullptr, next, out, lvl > 0 ? fl + lvl - 1 : nullptr, fl + lvl,
+                   kR ? 2 : 1);
+}
+// 1 + 2. (bf16-plane path, split) chunk_local_chain_kernel with S and R in separate CTAs: tickets
+// in (level, S then R, sequence·head) order; half the shared memory and registers a CTA (3 a SM).
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads, 3) chunk_local_split_kernel(const PR p, Scratch s, int nc, int* flags, int* ticket) {
+  constexpr bool kSB = !IsBf16<TokElem<decltype(PR::B)>>::value, kSC = !IsBf16<TokElem<decltype(PR::C)>>::value;
+  constexpr bool kS = kSB || kSC;  // one plane layout for both halves
+  using SM = SplitSmem<L, P, N, kS>;
+  extern __shared__ float4 smem4[];
+  uint16_t* base = reinterpret_cast<uint16_t*>(smem4);
+  float* sF = reinterpret_cast<float*>(base + 2 * SM::kA + (kS ? 2 : 1) * SM::kBt);
+  int* sTicket = reinterpret_cast<int*>(sF + 3 * L);
+  const int BH = p.batch * p.nheads;
+  if (threadIdx.x == 0) *sTicket = atomicAdd(ticket, 1);
+  __syncthreads();
+  const int tk = *sTicket, lvl = tk / (2 * BH), r = tk % (2 * BH), bh = r % BH;
+  int* fl = flags + (size_t)bh * nc;
+  if (r < BH) chain_half<false, L, P, N, PR, TokElem<decltype(PR::x)>, TokElem<decltype(PR::B)>, kS>(p, s, nc, fl, lvl, bh, p.x, p.B, base, sF);
+  else chain_half<true, L, P, N, PR, TokElem<decltype(PR::gy)>, TokElem<decltype(PR::C)>, kS>(p, s, nc, fl, lvl, bh, p.gy, p.C, base, sF);
+}
+
 // Shared memory of chunk_grad_bf_kernel (bytes): x, gy [L][P + 8] | B, C [L][N + 8] (bf16 planes,
 // lo where fp32) | state (dh_end, then h_prev) [P][N + 8] hi, lo | W, M, M·dt [L][L + 8] hi, lo |
 // fp32: dt, cs, e^{cs_end−cs}, e^{cs}, rowZ, colZ, F | rowZ, colZ, F, Y partials | E0 partials.
-template <int L, int P, int N, bool kSX, bool kSGy, bool kSB, bool kSC>
+// kPre (prefetch): + a P x N fp32 stage for the next state (cp.async), and, with bf16 x and gy, a
+// second x, gy buffer (cp.async straight into the planes).
+template <int L, int P, int N, bool kSX, bool kSGy, bool kSB, bool kSC, bool kPre = false>
 struct GradBfSmem {
   using TL = TcTile<L, L>;
   using TN = TcTile<L, N>;
   static constexpr int ldP = bf_ld(P), ldN = bf_ld(N), ldL = bf_ld(L);
+  static constexpr bool kDbl = kPre && !kSX && !kSGy;
   static constexpr size_t kX = (size_t)L * ldP, kB = (size_t)L * ldN, kSt = (size_t)P * ldN, kL = (size_t)L * ldL;
-  static constexpr size_t kHalfs = kX * ((kSX ? 2 : 1) + (kSGy ? 2 : 1)) + kB * ((kSB ? 2 : 1) + (kSC ? 2 : 1)) + 2 * kSt + 6 * kL;
+  static constexpr size_t kHalfs = kX * ((kSX ? 2 : 1) + (kSGy ? 2 : 1)) * (kDbl ? 2 : 1) + kB * ((kSB ? 2 : 1) + (kSC ? 2 : 1)) + 2 * kSt + 6 * kL;
+  static constexpr size_t kStage = kPre ? (size_t)P * N : 0;
   static constexpr size_t kFloats = 7 * L + (size_t)L * TL::WN + (size_t)L * TL::WM + (size_t)2 * L * TN::WN + kThreads / 32;
-  static constexpr size_t kBytes = kHalfs * 2 + kFloats * sizeof(float);
+  static constexpr size_t kBytes = kHalfs * 2 + (kStage + kFloats) * sizeof(float);
 };
+// chunk_grad_bf's configuration for PR: which operands split, whether the prefetch (asked for by
+// kPreReq) fits in shared memory, and the layout.
+template <int L, int P, int N, class PR, bool kPreReq>
+struct GradBfCfg {
+  static constexpr bool kSX = !IsBf16<TokElem<decltype(PR::x)>>::value, kSGy = !IsBf16<TokElem<decltype(PR::gy)>>::value;
+  static constexpr bool kSB = !IsBf16<TokElem<decltype(PR::B)>>::value, kSC = !IsBf16<TokElem<decltype(PR::C)>>::value;
+  static constexpr bool kPre = kPreReq && GradBfSmem<L, P, N, kSX, kSGy, kSB, kSC, true>::kBytes <= 227 * 1024;
+  using SM = GradBfSmem<L, P, N, kSX, kSGy, kSB, kSC, kPre>;
+};
+STRATA_DEV void cp_async16(void* dst, const void* src, bool valid) {  // valid = false: 16 zero bytes
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+STRATA_DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+STRATA_DEV void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 template <int L, int P, int N>
 constexpr bool bf_fits() {  // the largest case (every tensor fp32)
   return L == 64 && tc_fits<L, P, N>() && TcTile<P, N>::ok && GradBfSmem<L, P, N, true, true, true, true>::kBytes <= 227 * 1024 &&
@@ -1631,24 +1717,35 @@ constexpr bool bf_fits() {  // the largest case (every tensor fp32)
 // 3. (bf16-plane path) every gradient of one chunk for the heads of one group:
 // chunk_grad_group_kernel's algorithm and reduction orders on the bf16-plane products; C·Bᵀ stays
 // in registers across the heads.
-template <int L, int P, int N, class PR>
+// kPreReq: the next state, x, gy and dt are prefetched a phase ahead (cp.async into a stage / the
+// second x, gy buffer) where that fits in shared memory: dh_end of head j + 1 and its x, gy while
+// head j's dC runs, h_prev of head j while its dx and dB run.
+template <int L, int P, int N, class PR, bool kPreReq = false>
 __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, Scratch s) {
   using TL = TcTile<L, L>;
   using TP = TcTile<L, P>;
   using TN = TcTile<L, N>;
-  constexpr bool kSX = !IsBf16<TokElem<decltype(PR::x)>>::value, kSGy = !IsBf16<TokElem<decltype(PR::gy)>>::value;
-  constexpr bool kSB = !IsBf16<TokElem<decltype(PR::B)>>::value, kSC = !IsBf16<TokElem<decltype(PR::C)>>::value;
-  using SM = GradBfSmem<L, P, N, kSX, kSGy, kSB, kSC>;
+  using Cfg = GradBfCfg<L, P, N, PR, kPreReq>;
+  constexpr bool kSX = Cfg::kSX, kSGy = Cfg::kSGy, kSB = Cfg::kSB, kSC = Cfg::kSC, kPre = Cfg::kPre;
+  using SM = typename Cfg::SM;
   using TX = TokElem<decltype(PR::x)>;
   using TGy = TokElem<decltype(PR::gy)>;
   using TB = TokElem<decltype(PR::B)>;
   using TC = TokElem<decltype(PR::C)>;
   extern __shared__ float4 smem4[];
   uint16_t* u = reinterpret_cast<uint16_t*>(smem4);
-  const Planes<kSX> sX{u, u + SM::kX, SM::ldP};
+  Planes<kSX> sX0{u, u + SM::kX, SM::ldP};
   u += (kSX ? 2 : 1) * SM::kX;
-  const Planes<kSGy> sGy{u, u + SM::kX, SM::ldP};
+  Planes<kSGy> sGy0{u, u + SM::kX, SM::ldP};
   u += (kSGy ? 2 : 1) * SM::kX;
+  Planes<kSX> sX1 = sX0;  // the second x, gy buffer (SM::kDbl)
+  Planes<kSGy> sGy1 = sGy0;
+  if constexpr (SM::kDbl) {
+    sX1 = Planes<kSX>{u, u + SM::kX, SM::ldP};
+    u += SM::kX;
+    sGy1 = Planes<kSGy>{u, u + SM::kX, SM::ldP};
+    u += SM::kX;
+  }
   const Planes<kSB> sB{u, u + SM::kB, SM::ldN};
   u += (kSB ? 2 : 1) * SM::kB;
   const Planes<kSC> sC{u, u + SM::kB, SM::ldN};
@@ -1658,7 +1755,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, 
   const Planes<true> sW{u, u + SM::kL, SM::ldL};  // W [l][s]
   const Planes<true> sM{u + 2 * SM::kL, u + 3 * SM::kL, SM::ldL};  // M [l][s]
   const Planes<true> sMd{u + 4 * SM::kL, u + 5 * SM::kL, SM::ldL};  // M_ls·dt_s
-  float* sDt = reinterpret_cast<float*>(u + 6 * SM::kL);
+  float* sStage = reinterpret_cast<float*>(u + 6 * SM::kL);  // kPre: the next state, fp32 (each thread's own elements)
+  float* sDt = sStage + SM::kStage;
   float* sCs = sDt + L;
   float* sEe = sCs + L;  // e^{cs_end − cs}
   float* sEc = sEe + L;  // e^{cs}
@@ -1675,6 +1773,38 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, 
   const int H = p.nheads, T = p.seqlen, HG = H / p.ngroups;
   const int t0 = c * L;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  using SR = StateRegs<P, N>;
+  // kPre: a state into the stage, x and gy of head hh into buffer `buf` (bf16, 16-byte aligned)
+  const auto pre_state = [&](const float* src) {
+#pragma unroll
+    for (int k = 0; k < SR::kPer; ++k) {
+      if (!SR::live(k)) continue;
+      const int e = 4 * (tid + k * kThreads);
+      cp_async16(sStage + e, src + e, true);
+    }
+  };
+  const bool preXG = SM::kDbl && vec16_ok(p.x) && vec16_ok(p.gy);
+  const auto pre_xg = [&](int hh, int buf) {
+    if constexpr (SM::kDbl) {
+      constexpr int kRowVecs = P / 8, kVecs = L * kRowVecs;
+      uint16_t* dxh = buf ? sX1.hi : sX0.hi;
+      uint16_t* dgh = buf ? sGy1.hi : sGy0.hi;
+      for (int i = tid; i < kVecs; i += kThreads) {
+        const int l = i / kRowVecs, cv = i % kRowVecs, tt = t0 + l;
+        const bool ok = tt < T;
+        const long long ro = (long long)(ok ? tt : 0);
+        cp_async16(dxh + l * SM::ldP + cv * 8, p.x.p + b * p.x.batch + ro * p.x.row + hh * P + cv * 8, ok);
+        cp_async16(dgh + l * SM::ldP + cv * 8, p.gy.p + b * p.gy.batch + ro * p.gy.row + hh * P + cv * 8, ok);
+      }
+    }
+  };
+  float2 dtNext = make_float2(0.f, 0.f);  // kPre: dt of the next head (warp 0)
+  if constexpr (kPre) {
+    pre_state(s.R + (((size_t)b * H + g * HG) * gridDim.x + c) * P * N);
+    if (preXG) pre_xg(g * HG, 0);
+    cp_async_commit();
+    dtNext = load_dt_pair<L>(p.dt, b, t0, T, g * HG);
+  }
 
   {
     PlaneTile<L, N, TB, kSB> rb;
@@ -1696,8 +1826,29 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, 
     const int h = g * HG + j;
     const float A = p.A[h];
     const size_t chunkIdx = ((size_t)b * H + h) * gridDim.x + c;
+    const Planes<kSX> sX = (j & 1) ? sX1 : sX0;
+    const Planes<kSGy> sGy = (j & 1) ? sGy1 : sGy0;
     __syncthreads();  // the previous head is done with every tile
-    {
+    if constexpr (kPre) {
+      cp_async_wait_all();  // dh_end (own elements of the stage), x, gy (every thread's: the barrier below)
+#pragma unroll
+      for (int k = 0; k < SR::kPer; ++k) {
+        if (!SR::live(k)) continue;
+        const int e = 4 * (tid + k * kThreads);
+        sSt.put4(e / N, e % N, *reinterpret_cast<const float4*>(sStage + e));
+      }
+      pre_state(s.S + chunkIdx * P * N);  // h_prev, over the elements just read
+      cp_async_commit();
+      if (!preXG) {
+        PlaneTile<L, P, TX, kSX> rx;
+        PlaneTile<L, P, TGy, kSGy> rg;
+        rx.load(p.x, b, t0, T, h * P);
+        rg.load(p.gy, b, t0, T, h * P);
+        rx.store(sX, p.x, b, t0, T, h * P, One{});
+        rg.store(sGy, p.gy, b, t0, T, h * P, One{});
+      }
+      dt_cumsum_warp(sDt, sCs, dtNext, A);
+    } else {
       StateRegs<P, N> rv;
       rv.load(s.R + chunkIdx * P * N);
       PlaneTile<L, P, TX, kSX> rx;
@@ -1821,7 +1972,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, 
     }
     {
       StateRegs<P, N> rv;  // h_prev, in flight across the barrier
-      rv.load(s.S + chunkIdx * P * N);
+      if constexpr (kPre) cp_async_wait_all();
+      else rv.load(s.S + chunkIdx * P * N);
       __syncthreads();  // every read of dh_end is done; F partials complete
       if (tid < L) {
         float f = 0.f;
@@ -1833,12 +1985,20 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, 
       for (int k = 0; k < StateRegs<P, N>::kPer; ++k) {
         if (!rv.live(k)) continue;
         const int e = 4 * (tid + k * kThreads), r = e / N, cc = e % N;
-        const float4 v = rv.v[k], o = sSt.at4(r, cc);
+        const float4 v = kPre ? *reinterpret_cast<const float4*>(sStage + e) : rv.v[k], o = sSt.at4(r, cc);
         e0 = fmaf(o.x, v.x, e0); e0 = fmaf(o.y, v.y, e0); e0 = fmaf(o.z, v.z, e0); e0 = fmaf(o.w, v.w, e0);
         sSt.put4(r, cc, v);
       }
       e0 = warp_sum(e0);
       if (lane == 0) sE0[warp] = e0;
+      if constexpr (kPre) {
+        if (j + 1 < HG) {  // the next head's dh_end, x, gy and dt, while this head's dC runs
+          pre_state(s.R + (chunkIdx + gridDim.x) * P * N);
+          if (preXG) pre_xg(h + 1, (j + 1) & 1);
+          cp_async_commit();
+          dtNext = load_dt_pair<L>(p.dt, b, t0, T, h + 1);
+        }
+      }
     }
     __syncthreads();
     {  // dC (L x N): V = e^{cs_l}·gy_lᵀ h_prev, Y_l = C_l·V_l, then + Σ_s M_ls dt_s B_s, into Σ_heads
@@ -1949,20 +2109,24 @@ template <int L, int P, int N, class PR>
 constexpr size_t chain_smem() {
   return ChainSmem<L, P, N, !IsBf16<TokElem<decltype(PR::B)>>::value, !IsBf16<TokElem<decltype(PR::C)>>::value>::kBytes;
 }
-template <int L, int P, int N, class PR>
+template <int L, int P, int N, class PR, bool kPre = false>
 constexpr size_t grad_bf_smem() {
-  return GradBfSmem<L, P, N, !IsBf16<TokElem<decltype(PR::x)>>::value, !IsBf16<TokElem<decltype(PR::gy)>>::value,
-                    !IsBf16<TokElem<decltype(PR::B)>>::value, !IsBf16<TokElem<decltype(PR::C)>>::value>::kBytes;
+  return GradBfCfg<L, P, N, PR, kPre>::SM::kBytes;
+}
+template <int L, int P, int N, class PR>
+constexpr size_t split_smem() {
+  return SplitSmem<L, P, N, !IsBf16<TokElem<decltype(PR::B)>>::value || !IsBf16<TokElem<decltype(PR::C)>>::value>::kBytes;
 }
 
-template <bool kChain, int kP, int L, int P, int N, class PR>
+template <int kChain, int kP, int L, int P, int N, class PR>
 constexpr size_t local_smem_for() {
-  if constexpr (kChain) return chain_smem<L, P, N, PR>();
+  if constexpr (kChain == 1) return chain_smem<L, P, N, PR>();
+  else if constexpr (kChain == 2) return split_smem<L, P, N, PR>();
   else return chunk_local_smem<kP, L, P, N>();
 }
-template <bool kBf, int kP, int L, int P, int N, class PR>
+template <int kBf, int kP, int L, int P, int N, class PR>
 constexpr size_t grad_smem_for() {
-  if constexpr (kBf) return grad_bf_smem<L, P, N, PR>();
+  if constexpr (kBf != 0) return grad_bf_smem<L, P, N, PR, kBf == 2>();
   else return chunk_grad_smem<kP, L, P, N>();
 }
 
@@ -2031,14 +2195,16 @@ template <int P, int N>
 constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, N>::kBytes; }
 
 namespace detail {
-// ssd_grad's body. On the default path (kPathGroup) kChain / kBf pick its two new parts (the state
-// passing in chunk_local; the bf16-plane chunk_grad) separately, for A/B in the harness.
-template <int P, int N, int kPath, bool kChain, bool kBf, class PR>
+// ssd_grad's body. On the default path (kPathGroup) kChain / kBf pick its parts, for A/B in the
+// harness: kChain 0 = chunk_local_fast + state_pass, 1 = chunk_local_chain (S and R in one CTA),
+// 2 = chunk_local_split (S and R in separate CTAs); kBf 0 = chunk_grad_group (TF32), 1 =
+// chunk_grad_bf, 2 = chunk_grad_bf with the prefetch.
+template <int P, int N, int kPath, int kChain, int kBf, class PR>
 inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_t stream) {
   constexpr int L = kGradChunk;
   constexpr int kP = ssd_grad_path<P, N, kPath>();
   constexpr bool kPartials = kP < kPathGroupTf32;
-  constexpr bool kUseChain = kP == kPathGroup && kChain, kUseBf = kP == kPathGroup && kBf;
+  constexpr int kUseChain = kP == kPathGroup ? kChain : 0, kUseBf = kP == kPathGroup ? kBf : 0;
   static_assert(P % detail::kGrid == 0 && N % detail::kGrid == 0, "P and N must be multiples of 16");
   static_assert(ssd_grad_smem_bytes<P, N>() <= 227 * 1024, "P x N too large for the chunk-gradient tile");
   if (p0.batch < 0 || p0.seqlen < 0 || p0.nheads <= 0 || p0.ngroups <= 0 || p0.nheads % p0.ngroups) return cudaErrorInvalidValue;
@@ -2050,10 +2216,12 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
   const auto k1 = detail::chunk_local_for<kP, L, P, N, PR>();
   const auto k3 = detail::chunk_grad_for<kP, L, P, N, PR>();
   cudaError_t e = cudaSuccess;
-  if constexpr (kUseChain) e = cudaFuncSetAttribute(&detail::chunk_local_chain_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
+  if constexpr (kUseChain == 1) e = cudaFuncSetAttribute(&detail::chunk_local_chain_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
+  else if constexpr (kUseChain == 2) e = cudaFuncSetAttribute(&detail::chunk_local_split_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   else e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   if (e == cudaSuccess) {
-    if constexpr (kUseBf) e = cudaFuncSetAttribute(&detail::chunk_grad_bf_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
+    if constexpr (kUseBf != 0)
+      e = cudaFuncSetAttribute(&detail::chunk_grad_bf_kernel<L, P, N, PR, kUseBf == 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
     else e = cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemG);
   }
   if (e != cudaSuccess) return e;
@@ -2085,7 +2253,7 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
     detail::sub_floats<L, P, N>(p.batch, T, H, &s, base + dAfloats, kPartials);
     s.dApart = dApart + bo * H * nc;
     const dim3 grid(nc, H, p.batch);
-    if constexpr (kUseChain) {
+    if constexpr (kUseChain != 0) {
       // flags [sequence·head][level] in the decay part (unused here), the ticket in this sub-batch's
       // dA partials (written by chunk_grad afterwards)
       if (nc > 0) {
@@ -2094,7 +2262,9 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
         e = cudaMemsetAsync(flags, 0, (size_t)p.batch * H * nc * sizeof(int), stream);
         if (e == cudaSuccess) e = cudaMemsetAsync(ticket, 0, sizeof(int), stream);
         if (e != cudaSuccess) return e;
-        detail::chunk_local_chain_kernel<L, P, N, PR><<<(unsigned)(nc * p.batch * H), detail::kThreads, smemL, stream>>>(p, s, nc, flags, ticket);
+        if constexpr (kUseChain == 1)
+          detail::chunk_local_chain_kernel<L, P, N, PR><<<(unsigned)(nc * p.batch * H), detail::kThreads, smemL, stream>>>(p, s, nc, flags, ticket);
+        else detail::chunk_local_split_kernel<L, P, N, PR><<<(unsigned)(2 * nc * p.batch * H), detail::kThreads, smemL, stream>>>(p, s, nc, flags, ticket);
       } else if (p.dh0) {
         e = cudaMemsetAsync(p.dh0, 0, (size_t)p.batch * H * PNs * sizeof(float), stream);
         if (e != cudaSuccess) return e;
@@ -2105,8 +2275,8 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
       detail::state_pass_kernel<P, N, PR><<<dim3(ceil_div(P * N, detail::kThreads), p.batch * H), detail::kThreads, 0, stream>>>(p, s, nc);
     }
     if (nc > 0) {
-      if constexpr (kUseBf) {
-        detail::chunk_grad_bf_kernel<L, P, N, PR><<<dim3(nc, G, p.batch), detail::kThreads, smemG, stream>>>(p, s);
+      if constexpr (kUseBf != 0) {
+        detail::chunk_grad_bf_kernel<L, P, N, PR, kUseBf == 2><<<dim3(nc, G, p.batch), detail::kThreads, smemG, stream>>>(p, s);
       } else if constexpr (kP >= kPathGroupTf32) {
         k3<<<dim3(nc, G, p.batch), detail::kThreads, smemG, stream>>>(p, s);
       } else {
@@ -2128,9 +2298,11 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
 // kPath: kPathGroup (default), kPathGroupTf32 (the previous default), kPathTc (the per-head
 // tensor-core kernels) or kPathSimt (the fp32 CUDA-core kernels), kept for A/B timing and as the
 // fallbacks where a path's tiles do not fit.
+// the default path's parts (ssd_grad_impl's kChain, kBf)
+constexpr int kDefaultChain = 2, kDefaultBf = 2;
 template <int P, int N, int kPath = kPathGroup, class PR>
 inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
-  return detail::ssd_grad_impl<P, N, kPath, true, true>(p0, scratch_bytes, stream);
+  return detail::ssd_grad_impl<P, N, kPath, kDefaultChain, kDefaultBf>(p0, scratch_bytes, stream);
 }
 
 }  // namespace

@@ -121,9 +121,10 @@ struct SsdRef { std::vector<double> x, dt, A, B, C, h0; };
 // tensor-core path (kPathTc) or the fp32 CUDA-core one (kPathSimt); the name printed is the path
 // that ran (fallbacks included). misaligned: every per-token
 // tensor at an odd offset and row stride (the element-wise load fallback).
-// kChain / kBf (default path only): its state passing in chunk_local and its bf16-plane chunk_grad,
-// each alone for A/B (both: the default).
-template <class TGy, class TX, class TDt, class TBC, int P, int N, int kPath = strata::ssd_bwd::kPathGroup, bool kChain = true, bool kBf = true>
+// kChain / kBf (default path only): the parts it runs (ssd_grad_impl: chunk_local 0 fast + state_pass,
+// 1 chain, 2 split chain; chunk_grad 0 TF32, 1 bf16 planes, 2 bf16 planes with the prefetch).
+template <class TGy, class TX, class TDt, class TBC, int P, int N, int kPath = strata::ssd_bwd::kPathGroup, int kChain = strata::ssd_bwd::kDefaultChain,
+          int kBf = strata::ssd_bwd::kDefaultBf>
 static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types, bool misaligned = false) {
   using PR = strata::ssd_bwd::SsdGradParams<TGy, TX, TDt, TBC, TBC>;
   const bool ma = misaligned && strided;
@@ -209,7 +210,9 @@ static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, con
     }
   char nm[200];
   constexpr int kRan = strata::ssd_bwd::ssd_grad_path<P, N, kPath>();
-  const char* path = kRan == strata::ssd_bwd::kPathGroup ? (kChain && kBf ? "group" : kChain ? "group chain+tf32" : "group bf16+state_pass")
+  char grp[64];
+  snprintf(grp, sizeof grp, "group local%d/grad%d%s", kChain, kBf, kChain == strata::ssd_bwd::kDefaultChain && kBf == strata::ssd_bwd::kDefaultBf ? " default" : "");
+  const char* path = kRan == strata::ssd_bwd::kPathGroup ? grp
                      : kRan == strata::ssd_bwd::kPathGroupTf32 ? "group/tf32"
                      : kRan == strata::ssd_bwd::kPathTc        ? "tc/head"
                                                                : "simt";
@@ -374,8 +377,20 @@ static void bench_ssd(int Bn, bool profile = false) {
   const float bwdTc = time_ms([&] { CK((ssd_grad<P, N, kPathTc>(p, scr))); }, 20);
   const float bwdOld = time_ms([&] { CK((ssd_grad<P, N, kPathGroupTf32>(p, scrG))); }, 20);
   const float bwd = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);
-  const float bwdChain = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, true, false>(p, scrG, 0))); }, 20);
-  const float bwdBf = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, false, true>(p, scrG, 0))); }, 20);
+  // the default's parts (ssd_grad_impl<kChain, kBf>), every combination
+  float part[3][3];
+  part[0][0] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 0, 0>(p, scrG, 0))); }, 20);
+  part[0][1] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 0, 1>(p, scrG, 0))); }, 20);
+  part[0][2] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 0, 2>(p, scrG, 0))); }, 20);
+  part[1][0] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 1, 0>(p, scrG, 0))); }, 20);
+  part[1][1] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 1, 1>(p, scrG, 0))); }, 20);
+  part[1][2] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 1, 2>(p, scrG, 0))); }, 20);
+  part[2][0] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 0>(p, scrG, 0))); }, 20);
+  part[2][1] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 1>(p, scrG, 0))); }, 20);
+  part[2][2] = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scrG, 0))); }, 20);
+  printf("BENCH ssd backward B=%d parts (chunk_local: fast+state_pass | chain | split chain) x (chunk_grad: tf32 | bf16 | bf16+prefetch):", Bn);
+  for (int a = 0; a < 3; ++a) printf(" [%.3f %.3f %.3f]", part[a][0], part[a][1], part[a][2]);
+  printf(" ms (default local%d/grad%d)\n", kDefaultChain, kDefaultBf);
   const float bwd2 = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);  // spread
   const float bwdOld2 = time_ms([&] { CK((ssd_grad<P, N, kPathGroupTf32>(p, scrG))); }, 20);
   {  // where the time goes: each launch of one sub-batch (the whole batch here), timed alone
@@ -415,10 +430,20 @@ static void bench_ssd(int Bn, bool profile = false) {
       dt_::chunk_local_chain_kernel<L, P, N, PR><<<(unsigned)(nc * Bn * H), dt_::kThreads, smemC>>>(p, sg, nc, flags, ticket);
     });
     const float t3b = time_ms([&] { dt_::chunk_grad_bf_kernel<L, P, N, PR><<<gridG, dt_::kThreads, smemB>>>(p, sg); });
+    constexpr size_t smemS = dt_::split_smem<L, P, N, PR>(), smemBp = dt_::grad_bf_smem<L, P, N, PR, true>();
+    static_assert(dt_::GradBfCfg<L, P, N, PR, true>::kPre && dt_::GradBfCfg<L, P, N, PR, true>::SM::kDbl, "the bench shape prefetches");
+    CK(cudaFuncSetAttribute(dt_::chunk_local_split_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemS));
+    CK(cudaFuncSetAttribute(dt_::chunk_grad_bf_kernel<L, P, N, PR, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemBp));
+    const float t1s = time_ms([&] {
+      CK(cudaMemsetAsync(flags, 0, (size_t)Bn * H * nc * sizeof(int)));
+      CK(cudaMemsetAsync(ticket, 0, sizeof(int)));
+      dt_::chunk_local_split_kernel<L, P, N, PR><<<(unsigned)(2 * nc * Bn * H), dt_::kThreads, smemS>>>(p, sg, nc, flags, ticket);
+    });
+    const float t3p = time_ms([&] { dt_::chunk_grad_bf_kernel<L, P, N, PR, true><<<gridG, dt_::kThreads, smemBp>>>(p, sg); });
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
-    printf("BENCH ssd backward B=%d new kernels: chunk_local_chain (states + state passing, with its 2 memsets) %.3f ms (smem %zu B) | chunk_grad_bf %.3f ms (smem %zu B)\n",
-           Bn, t1c, smemC, t3b, smemB);
+    printf("BENCH ssd backward B=%d new kernels: chunk_local_chain (states + state passing, with its 2 memsets) %.3f ms (smem %zu B) | chunk_local_split %.3f ms (smem %zu B) | chunk_grad_bf %.3f ms (smem %zu B) | chunk_grad_bf prefetch %.3f ms (smem %zu B)\n",
+           Bn, t1c, smemC, t1s, smemS, t3b, smemB, t3p, smemBp);
     printf("BENCH ssd backward B=%d breakdown: chunk_local %.3f ms (tc/head) | %.3f ms (fast), state_pass %.3f ms (4 in flight %.3f, 16 in flight %.3f), chunk_grad %.3f ms (tc/head) + finish dB/dC %.3f ms | chunk_grad %.3f ms (group)\n",
            Bn, t1t, t1f, t2, t2a, t2b, t3t, t4, t3g);
   }
@@ -433,8 +458,8 @@ static void bench_ssd(int Bn, bool profile = false) {
   f.y = y.d; f.y_row_stride = H * P; f.y_batch_stride = (long long)T * H * P;
   fwd = time_ms([&] { CK((strata::ssd::ssd_chunked_fwd<128, P, N>(f))); });
 #endif
-  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head %.3f ms | group/tf32 (previous default) %.3f ms, again %.3f ms | group bf16+chain (new default) %.3f ms, again %.3f ms | %.2fx over group/tf32 | parts alone: chain+tf32 grad %.3f ms, bf16 grad+state_pass %.3f ms (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
-         Bn, T, H, P, G, N, bwdSimt, bwdTc, bwdOld, bwdOld2, bwd, bwd2, bwdOld / bwd, bwdChain, bwdBf, scrG / 1e6, fwd, bwd / fwd);
+  printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head %.3f ms | group/tf32 (kPathGroupTf32) %.3f ms, again %.3f ms | default (local%d/grad%d) %.3f ms, again %.3f ms | %.2fx over group/tf32 (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
+         Bn, T, H, P, G, N, bwdSimt, bwdTc, bwdOld, bwdOld2, kDefaultChain, kDefaultBf, bwd, bwd2, bwdOld / bwd, scrG / 1e6, fwd, bwd / fwd);
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
@@ -517,10 +542,25 @@ int main(int argc, char** argv) {
   // the previous default (TF32 group kernels + state_pass) and the default's two parts alone
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroupTf32>(1, 200, 64, 8, true, true, "bf16/dt f32");
   test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathGroupTf32>(2, 200, 4, 4, true, false, "f32");
-  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroup, true, false>(1, 200, 64, 8, true, true, "bf16/dt f32");
-  test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathGroup, false, true>(1, 200, 64, 8, true, true, "bf16/dt f32");
-  test_ssd<float, float, float, float, 32, 32, strata::ssd_bwd::kPathGroup, true, false>(1, 257, 6, 3, true, true, "f32");
-  test_ssd<float, float, float, float, 32, 32, strata::ssd_bwd::kPathGroup, false, true>(1, 257, 6, 3, true, true, "f32");
+  {
+    using namespace strata::ssd_bwd;
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 1, 1>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 1, 2>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 2, 1>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 2, 0>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 0, 2>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 1, 1>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 1, 2>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 2, 1>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
+    test_ssd<float, float, float, float, 64, 128, kPathGroup, 1, 1>(2, 200, 4, 4, true, false, "f32");
+    test_ssd<float, float, float, float, 64, 128, kPathGroup, 1, 2>(2, 200, 4, 4, true, false, "f32");
+    test_ssd<float, float, float, float, 32, 32, kPathGroup, 1, 1>(1, 257, 6, 3, true, true, "f32");
+    test_ssd<float, float, float, float, 32, 32, kPathGroup, 1, 2>(1, 257, 6, 3, true, true, "f32");
+    test_ssd<float, float, float, float, 32, 32, kPathGroup, 2, 1>(1, 257, 6, 3, true, true, "f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 64, kPathGroup, 1, 1>(1, 63, 2, 1, false, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, bf16, bf16, 64, 64, kPathGroup, 1, 2>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
+    test_ssd<bf16, bf16, bf16, bf16, 64, 64, kPathGroup, 2, 1>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
+  }
   // the per-head tensor-core path and the fp32 CUDA-core path, kept for A/B
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathTc>(2, 130, 4, 2, false, true, "bf16/dt f32");
   test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathTc>(2, 200, 4, 4, true, false, "f32");
