@@ -9,7 +9,7 @@
 import { getOp } from "../ir/registry.js";
 import type { Node } from "../ir/node.js";
 import { BufferTable } from "../codegen/buffers.js";
-import { renderPairEpilogue } from "../codegen/pair-epilogue.js";
+import { elementwiseExpr } from "../codegen/expr.js";
 import { KERNEL_NAME, renderTemplate } from "../codegen/templates.js";
 import { elementIndex } from "../codegen/tensors.js";
 import { enforce, need, stride8, tokenRef } from "./common.js";
@@ -94,17 +94,21 @@ export const gemm: KernelFamilyModule = {
     const o = ctx.outRef(out);
     const oi = bufs.slot(o, true);
     const F = [n];
-    const oIdx = elementIndex(o, F, true, "col");
-    const epilogue = renderPairEpilogue({
-      nodes: g.nodes,
-      acc: new Set([lin]),
-      out,
-      read: (m, col) => {
+    const inside = new Map(g.nodes.map((m, i) => [m.key, i]));
+    const lines: string[] = [];
+    for (const half of [0, 1]) {
+      const col = half ? "(col + 1)" : "col";
+      const val = (m: Node): string => {
+        if (m === lin) return `acc${half}`;
+        if (inside.has(m.key)) return `e${half}_${inside.get(m.key)}`;
         const r = ctx.ref(m);
         return `st::ld(p.p${bufs.slot(r)} + ${elementIndex(r, F, true, col)})`;
-      },
-      store: () => [o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`],
-    });
+      };
+      for (const m of g.nodes) if (m !== lin) lines.push(`    const float e${half}_${inside.get(m.key)} = ${elementwiseExpr(m, m.inputs.map(val))};`);
+      lines.push(`    const float r${half} = ${val(out)};`);
+    }
+    const oIdx = elementIndex(o, F, true, "col");
+    lines.push(o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`);
     // decode: the norm before this GEMM, computed by the GEMV's blocks (fuse.ts, decodePrologues)
     const prologue = g.prologue ? renderRowPrologue(g.prologue, ctx, bufs) : undefined;
     // decode: the conv1d or cache append after it, per column pair in the GEMV's store
@@ -127,7 +131,7 @@ export const gemm: KernelFamilyModule = {
         : [];
     const body = renderTemplate("gemm.cu.hbs", {
       fields,
-      epilogue,
+      epilogue: lines.join("\n"),
       prologue,
       post: step?.code,
       postCheck: step?.check,

@@ -24,7 +24,6 @@ import type { DType, Node } from "../ir/node.js";
 import { getOp } from "../ir/registry.js";
 import { BufferTable } from "../codegen/buffers.js";
 import { elementwiseExpr } from "../codegen/expr.js";
-import { renderPairEpilogue } from "../codegen/pair-epilogue.js";
 import { renderTemplate } from "../codegen/templates.js";
 import { CTYPE, elementIndex, type TensorRef } from "../codegen/tensors.js";
 import { batchStride, enforce, need, stride8 } from "./common.js";
@@ -175,31 +174,32 @@ export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
 }
 
 /**
- * The store of two adjacent outputs (acc0, acc1 at (row, col), (row, col + 1)) as `struct Epi`
- * members (codegen/pair-epilogue.ts): `acc` nodes hold the accumulator; `index(ref, c)` addresses
- * a tensor at output column c.
+ * The C++ of the store for two adjacent outputs (acc0, acc1 at (row, col), (row, col + 1)):
+ * `acc` nodes hold the accumulator; `index(ref, c)` addresses a tensor at output column c.
  */
 function pairEpilogue(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, acc: ReadonlySet<Node>, index: (r: TensorRef, col: string) => string): string {
   const out = g.outputs[0]!;
   need(g.outputs.length === 1 && out === g.nodes[g.nodes.length - 1], g.anchor!, "a matmul group must have a single output at the end of its epilogue chain");
-  const read = (m: Node, col: string) => {
-    const r = ctx.ref(m);
-    return `st::ld(p.p${bufs.slot(r)} + ${index(r, col)})`;
-  };
-  return renderPairEpilogue({
-    nodes: g.nodes,
-    acc,
-    out,
-    read,
-    store: () => {
-      const o = ctx.outRef(out);
-      const oi = bufs.slot(o, true);
-      const oIdx = index(o, "col");
-      if (o.dtype === "bf16") return [`    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);`];
-      if (o.dtype === "f32") return [`    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`];
-      return [`    st::st(p.p${oi} + ${oIdx}, r0);`, `    st::st(p.p${oi} + ${index(o, "(col + 1)")}, r1);`];
-    },
-  });
+  const inside = new Map(g.nodes.map((m, i) => [m.key, i]));
+  const lines: string[] = [];
+  for (const half of [0, 1]) {
+    const col = half ? "(col + 1)" : "col";
+    const val = (m: Node): string => {
+      if (acc.has(m)) return `acc${half}`;
+      if (inside.has(m.key)) return `e${half}_${inside.get(m.key)}`;
+      const r = ctx.ref(m);
+      return `st::ld(p.p${bufs.slot(r)} + ${index(r, col)})`;
+    };
+    for (const m of g.nodes) if (!acc.has(m)) lines.push(`    const float e${half}_${inside.get(m.key)} = ${elementwiseExpr(m, m.inputs.map(val))};`);
+    lines.push(`    const float r${half} = ${val(out)};`);
+  }
+  const o = ctx.outRef(out);
+  const oi = bufs.slot(o, true);
+  const oIdx = index(o, "col");
+  if (o.dtype === "bf16") lines.push(`    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);`);
+  else if (o.dtype === "f32") lines.push(`    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`);
+  else lines.push(`    st::st(p.p${oi} + ${oIdx}, r0);`, `    st::st(p.p${oi} + ${index(o, "(col + 1)")}, r1);`);
+  return lines.join("\n");
 }
 
 const fieldsOf = (bufs: BufferTable) =>

@@ -67,10 +67,6 @@
 //       };
 //
 //     Ready-made: EpiStoreBF16, EpiStoreF32, EpiBiasResidualBF16 (out = acc + bias + res).
-//     An Epi whose store reads memory may also split those reads out (codegen/pair-epilogue.ts):
-//     `struct Loaded`, `Loaded load2(p, row, col)` and `store2(p, row, col, v0, v1, loaded)`;
-//     the wgmma kernels (store_fragment) then issue the loads of up to 8 column blocks before
-//     their stores, instead of one load-then-store round trip per pair.
 //
 // Host API
 //   template <class Cfg, class Epi>
@@ -223,58 +219,6 @@ __device__ __forceinline__ void tile_coords_of(int pid, int M, int N, int& tm, i
 template <int BM, int BN, int kGroupM>
 __device__ __forceinline__ void tile_coords(int M, int N, int& tm, int& tn) {
   tile_coords_of<BM, BN, kGroupM>(blockIdx.x, M, N, tm, tn);
-}
-
-// One warp's m64nBN accumulator fragment (acc[4i+0,1] → (row, n0 + 8i + 2q + {0,1}),
-// acc[4i+2,3] → (row + 8, same cols), q = lane % 4; row = the warp's 16-row slice + lane / 4)
-// through the epilogue hook. An Epi with `Loaded` / `load2` (codegen/pair-epilogue.ts: the values
-// its store reads from memory) has the loads of G column blocks issued before their stores: the
-// store may alias a read (an in-place residual), so a load written after a store stays after it,
-// and a load per pair would cost one memory round trip per pair.
-template <class Epi, class = void>
-struct EpiHasLoads { static constexpr bool value = false; };
-template <class Epi>
-struct EpiHasLoads<Epi, decltype(void(sizeof(typename Epi::Loaded)))> { static constexpr bool value = true; };
-
-template <class Epi, int BN>
-__device__ __forceinline__ void store_fragment(const typename Epi::Params& ep, const float* acc, int row, int n0, int M, int N,
-                                               int lane) {
-  if constexpr (EpiHasLoads<Epi>::value) {
-    // G blocks of 8 columns per batch: 2·G loads of Loaded in flight (≤ 64 floats)
-    constexpr int kL = (int)(sizeof(typename Epi::Loaded) / sizeof(float));
-    constexpr int G0 = 32 / (kL < 1 ? 1 : kL);
-    constexpr int G = G0 < 1 ? 1 : G0 > 8 ? 8 : G0;
-    static_assert((BN / 8) % G == 0 || G == 1, "column blocks per batch divide the tile");
-#pragma unroll
-    for (int i0 = 0; i0 < BN / 8; i0 += G) {
-      typename Epi::Loaded l[G][2];
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        const int col = n0 + (i0 + j) * 8 + (lane & 3) * 2;
-        if (col < N) {
-          if (row < M) l[j][0] = Epi::load2(ep, row, col);
-          if (row + 8 < M) l[j][1] = Epi::load2(ep, row + 8, col);
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        const int i = i0 + j, col = n0 + i * 8 + (lane & 3) * 2;
-        if (col < N) {
-          if (row < M) Epi::store2(ep, row, col, acc[4 * i + 0], acc[4 * i + 1], l[j][0]);
-          if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[4 * i + 2], acc[4 * i + 3], l[j][1]);
-        }
-      }
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < BN / 8; ++i) {
-      const int col = n0 + i * 8 + (lane & 3) * 2;
-      if (col < N) {
-        if (row < M) Epi::store2(ep, row, col, acc[4 * i + 0], acc[4 * i + 1]);
-        if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
-      }
-    }
-  }
 }
 
 // Issue the cp.async copies of one ROWS x 64 k-tile (rows row0.., k k0..) into a
@@ -456,8 +400,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   wgmma_wait<0>();
   cp_async_wait<0>();
 
+  // Accumulator layout of m64nN (per warp: 16 rows): acc[4i+0,1] -> (r, 8i + 2q + {0,1}),
+  // acc[4i+2,3] -> (r+8, same cols) with r = 16*warp + lane/4, q = lane%4.
   const int lane = tid & 31, warp_in_wg = (tid >> 5) & 3;
-  store_fragment<Epi, BN>(ep, acc, m0 + wg * 64 + warp_in_wg * 16 + (lane >> 2), n0, M, N, lane);
+  const int row = m0 + wg * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+  for (int i = 0; i < BN / 8; ++i) {
+    const int col = n0 + i * 8 + (lane & 3) * 2;
+    if (col < N) {
+      if (row < M) Epi::store2(ep, row, col, acc[4 * i + 0], acc[4 * i + 1]);
+      if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
+    }
+  }
 }
 
 // ----------------------------------------------------------------------------------
@@ -586,9 +540,20 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       wgmma_wait<0>();
       if (lane == 0) release(prev);
 
+      // Accumulator layout of m64nN (per warp: 16 rows): acc[4i+0,1] -> (r, 8i + 2q + {0,1}),
+      // acc[4i+2,3] -> (r+8, same cols) with r = 16*warp + lane/4, q = lane%4.
 #pragma unroll
-      for (int t = 0; t < MT; ++t)
-        store_fragment<Epi, BN>(ep, acc[t], m0 + cw * Cfg::kWgRows + t * 64 + warp_in_wg * 16 + (lane >> 2), n0, M, N, lane);
+      for (int t = 0; t < MT; ++t) {
+        const int row = m0 + cw * Cfg::kWgRows + t * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) {
+          const int col = n0 + i * 8 + (lane & 3) * 2;
+          if (col < N) {
+            if (row < M) Epi::store2(ep, row, col, acc[t][4 * i + 0], acc[t][4 * i + 1]);
+            if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * i + 2], acc[t][4 * i + 3]);
+          }
+        }
+      }
     }
   }
   // No CTA may leave while a peer can still arrive on its barriers or multicast into it.

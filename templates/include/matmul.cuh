@@ -85,7 +85,6 @@ namespace detail {
 using gemm::detail::swz;
 using gemm::detail::tile_coords;
 using gemm::detail::tile_coords_of;
-using gemm::detail::store_fragment;
 
 // wgmma descriptor of an MN-major (transposed) 128B-swizzled operand laid out as above.
 // (Checked on the H200: exchanging LBO and SBO gives wrong products, this layout right ones.)
@@ -222,7 +221,15 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   cp_async_wait<0>();
 
   const int lane = tid & 31, warp_in_wg = (tid >> 5) & 3;
-  store_fragment<Epi, BN>(ep, acc, m0 + wg * 64 + warp_in_wg * 16 + (lane >> 2), n0, M, N, lane);
+  const int row = m0 + wg * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+  for (int i = 0; i < BN / 8; ++i) {
+    const int col = n0 + i * 8 + (lane & 3) * 2;
+    if (col < N) {
+      if (row < M) Epi::store2(ep, row, col, acc[4 * i + 0], acc[4 * i + 1]);
+      if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[4 * i + 2], acc[4 * i + 3]);
+    }
+  }
 }
 
 // ----------------------------------------------------------------------------------
@@ -356,9 +363,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       wgmma_wait<0>();
       if (KT > 0 && lane == 0) mbarrier_arrive(&empty[prev]);
 
+      // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
 #pragma unroll
-      for (int t = 0; t < MT; ++t)
-        store_fragment<Epi, BN>(ep, acc[t], m0 + cw * Cfg::kWgRows + t * 64 + warp_in_wg * 16 + (lane >> 2), n0, M, N, lane);
+      for (int t = 0; t < MT; ++t) {
+        const int row = m0 + cw * Cfg::kWgRows + t * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) {
+          const int col = n0 + i * 8 + (lane & 3) * 2;
+          if (col < N) {
+            if (row < M) Epi::store2(ep, row, col, acc[t][4 * i + 0], acc[t][4 * i + 1]);
+            if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * i + 2], acc[t][4 * i + 3]);
+          }
+        }
+      }
     }
   }
 #else

@@ -131,51 +131,6 @@ static void check_tc(const char* what, int M, int N, int K, int pad, int splits 
   report(finite && (K == 0 ? maxd == 0 : rel <= tol && maxrel <= 4 * tol), nm, rel, maxrel);
 }
 
-// ---------------------------------------------------------------- an epilogue that reads memory
-// out = A·B + out (an in-place residual) through an Epi with Loaded / load2 (the generated form,
-// codegen/pair-epilogue.ts): the kernels issue the loads of many pairs before their stores.
-struct EpiResidualLoaded {
-  struct Params { bf16* out; long long ldo; };
-  struct Loaded { float v[2]; };
-  __device__ static Loaded load2(const Params& p, int row, int col) {
-    Loaded l;
-    l.v[0] = __bfloat162float(p.out[(long long)row * p.ldo + col]);
-    l.v[1] = __bfloat162float(p.out[(long long)row * p.ldo + col + 1]);
-    return l;
-  }
-  __device__ static void store2(const Params& p, int row, int col, float a0, float a1, const Loaded& l) {
-    strata::store_bf16x2(p.out + (long long)row * p.ldo + col, a0 + l.v[0], a1 + l.v[1]);
-  }
-  template <int = 0>
-  __device__ static void store2(const Params& p, int row, int col, float a0, float a1) { store2(p, row, col, a0, a1, load2(p, row, col)); }
-};
-template <class Cfg, bool kMnA, bool kMnB>
-static void check_residual(const char* what, int M, int N, int K) {
-  const long long lda = kMnA ? M : K, ldb = kMnB ? N : K, ldo = N + 8;
-  Mat<bf16> A((size_t)(kMnA ? K : M) * lda, 1.0), B((size_t)(kMnB ? K : N) * ldb, 1.0);
-  Mat<bf16> R((size_t)M * ldo, 4.0);  // the residual, overwritten in place by the kernel
-  CK((sm::matmul_launch<Cfg, bf16, bf16, kMnA, kMnB, EpiResidualLoaded>(A.d, lda, B.d, ldb, M, N, K, {R.d, ldo})));
-  CK(cudaDeviceSynchronize());
-  std::vector<bf16> o((size_t)M * ldo);
-  CK(cudaMemcpy(o.data(), R.d, o.size() * 2, cudaMemcpyDeviceToHost));
-  double d2 = 0, r2 = 0, maxd = 0, maxr = 0;
-  bool pad_kept = true;
-  for (int m = 0; m < M; ++m) {
-    for (int n = 0; n < N; ++n) {
-      double s = R[(size_t)m * ldo + n];
-      for (int k = 0; k < K; ++k)
-        s += (kMnA ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k]) * (kMnB ? B[(size_t)k * ldb + n] : B[(size_t)n * ldb + k]);
-      const double v = Host<bf16>::val(o[(size_t)m * ldo + n]);
-      d2 += (v - s) * (v - s), r2 += s * s, maxd = std::max(maxd, std::fabs(v - s)), maxr = std::max(maxr, std::fabs(s));
-    }
-    for (int n = N; n < ldo; ++n) pad_kept &= !memcmp(&o[(size_t)m * ldo + n], &R.h[(size_t)m * ldo + n], 2);
-  }
-  const double rel = std::sqrt(d2 / std::max(r2, 1e-300));
-  char nm[200];
-  snprintf(nm, sizeof nm, "%s residual in place (Loaded epilogue) M=%d N=%d K=%d", what, M, N, K);
-  report(pad_kept && std::isfinite(rel) && rel <= 1e-2 && maxd / std::max(maxr, 1e-300) <= 4e-2, nm, rel, maxd / std::max(maxr, 1e-300));
-}
-
 // ---------------------------------------------------------------- general batched case
 struct EpiGen {
   struct Params {
@@ -249,8 +204,6 @@ static void check_config(const char* cname) {
   check_tc<Cfg, float, bf16, true, true, float>((c + " wgrad split f32 gy").c_str(), 72, 136, 3000, 8, sm::matmul_splits<Cfg>(72, 136, 3000, 8));
   check_tc<Cfg, bf16, bf16, true, true, float>((c + " wgrad split > k-tiles").c_str(), 8, 16, 130, 0, 5);
   check_tc<Cfg, bf16, bf16, false, true, bf16>((c + " dgrad split").c_str(), 130, 64, 1200, 0, 4);
-  check_residual<Cfg, false, true>((c + " dgrad").c_str(), 300, 520, 200);
-  check_residual<Cfg, true, true>((c + " wgrad").c_str(), 136, 264, 1000);
 }
 
 // ---------------------------------------------------------------- benchmark

@@ -18,7 +18,7 @@ cudaError_t launch_conv1d_29c6e9c4(void* const* bufs, const StrataDims* d, cudaS
 cudaError_t launch_gemm_5b9f0d14(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_573f80c7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_208f0413(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_gemm_d75347fd(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_gemm_fdde1cfa(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_row_e324f951(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_94d5d9d6(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_69d26c1c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
@@ -36,7 +36,7 @@ int call_conv1d_29c6e9c4(void* const* b, const StrataDims* d, void* s) { return 
 int call_gemm_5b9f0d14(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_5b9f0d14(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_573f80c7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_573f80c7(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_208f0413(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_208f0413(b, d, static_cast<cudaStream_t>(s))); }
-int call_gemm_d75347fd(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_d75347fd(b, d, static_cast<cudaStream_t>(s))); }
+int call_gemm_fdde1cfa(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_fdde1cfa(b, d, static_cast<cudaStream_t>(s))); }
 int call_row_e324f951(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_e324f951(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_94d5d9d6(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_94d5d9d6(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_69d26c1c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_69d26c1c(b, d, static_cast<cudaStream_t>(s))); }
@@ -52,7 +52,7 @@ const strata::KernelEntry kKernels[] = {
     {"gemm_5b9f0d14", &call_gemm_5b9f0d14 },
     {"gemm_573f80c7", &call_gemm_573f80c7 },
     {"selective_scan_208f0413", &call_selective_scan_208f0413 },
-    {"gemm_d75347fd", &call_gemm_d75347fd },
+    {"gemm_fdde1cfa", &call_gemm_fdde1cfa },
     {"row_e324f951", &call_row_e324f951 },
     {"gemm_94d5d9d6", &call_gemm_94d5d9d6 },
     {"conv1d_69d26c1c", &call_conv1d_69d26c1c },
@@ -300,21 +300,21 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.0.mixer", 19, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.0.mixer", 22, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.0.mixer", 25, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_d75347fd", "layers.0.mixer", 33, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.0.mixer", 33, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_90a0072f", "layers.1.norm", 37, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_1f0d7d6a", "layers.1.mixer", 40, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.1.mixer", 43, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.1.mixer", 47, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.1.mixer", 50, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.1.mixer", 53, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_d75347fd", "layers.1.mixer", 61, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.1.mixer", 61, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_90a0072f", "layers.2.norm", 65, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_1f0d7d6a", "layers.2.mixer", 68, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.2.mixer", 71, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.2.mixer", 75, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.2.mixer", 78, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.2.mixer", 81, 8, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_d75347fd", "layers.2.mixer", 89, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.2.mixer", 89, 4, false, 0u},
     {strata::kLaunchKernel, 2, "row_90a0072f", "final_norm", 93, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_1f0d7d6a", "lm_head", 96, 3, false, 0u},
     {strata::kLaunchKernel, 0, "row_af4819cb", "layers.0.mixer", 99, 2, true, 0u},
@@ -327,21 +327,21 @@ const strata::LaunchEntry kLaunches[] = {
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.0.mixer", 125, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.0.mixer", 128, 3, false, 0u},
     {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.0.mixer", 131, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_d75347fd", "layers.0.mixer", 140, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.0.mixer", 140, 4, false, 0u},
     {strata::kLaunchKernel, 9, "row_e324f951", "layers.1.norm", 144, 3, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_94d5d9d6", "layers.1.mixer", 147, 9, false, 0u},
     {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.1.mixer", 156, 5, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.1.mixer", 161, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.1.mixer", 164, 3, false, 0u},
     {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.1.mixer", 167, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_d75347fd", "layers.1.mixer", 176, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.1.mixer", 176, 4, false, 0u},
     {strata::kLaunchKernel, 9, "row_e324f951", "layers.2.norm", 180, 3, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_94d5d9d6", "layers.2.mixer", 183, 9, false, 0u},
     {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.2.mixer", 192, 5, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.2.mixer", 197, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.2.mixer", 200, 3, false, 0u},
     {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.2.mixer", 203, 9, false, 0u},
-    {strata::kLaunchKernel, 8, "gemm_d75347fd", "layers.2.mixer", 212, 4, false, 0u},
+    {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.2.mixer", 212, 4, false, 0u},
     {strata::kLaunchKernel, 9, "row_e324f951", "final_norm", 216, 3, false, 0u},
     {strata::kLaunchKernel, 13, "gemm_96aab739", "lm_head", 219, 5, false, 0u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},
