@@ -60,8 +60,20 @@ interface RowCode {
   preludes: string[];
   body?: string;
   /** The vectorized body (elementwise groups whose columns allow it): see `VEC`. */
-  vec?: { loads: string; decls: string; body: string; stores: string; aligned: string };
-  norm?: { pre: string; post: string; groups: number; centered: boolean; eps: string };
+  vec?: VecLoop & { aligned: string };
+  /**
+   * A norm's passes; `vec`: both vectorized too (columns and operands allow it), taken when the
+   * base pointers in `aligned` are, else the scalar passes (then indented to sit in an `else`).
+   */
+  norm?: { pre: string; post: string; groups: number; centered: boolean; eps: string; vec?: { aligned: string; pre: VecLoop; post: VecLoop } };
+}
+
+/** One vectorized loop over c0: vector loads, store arrays, the per-element statements, vector stores. */
+interface VecLoop {
+  loads: string;
+  decls: string;
+  body: string;
+  stores: string;
 }
 
 function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i: number) => string, asPrologue = false, vectorize = true): RowCode {
@@ -207,52 +219,75 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
     if (asPrologue || !vectorize || !vectorRow(g, cols)) return { cols, rowTokens, preludes, body: scalar };
     // the same statements per element j of the thread's VEC columns c0 … c0+VEC−1: operands of
     // the row's shape are read by vector loads before, outputs written by vector stores after
-    vec = { loads: new Map(), pointers: new Set(), stores: [] };
+    const plan = newPlan();
+    vec = plan;
     const vbody = body();
-    const plan: VecPlan = vec;
     vec = undefined;
     if (plan.loads.size === 0 && plan.stores.length === 0) return { cols, rowTokens, preludes, body: scalar };
-    return {
-      cols,
-      rowTokens,
-      preludes,
-      body: scalar,
-      vec: {
-        loads: [...plan.loads].map(([rhs, name]) => `      const auto ${name} = ${rhs};`).join("\n"),
-        decls: plan.stores.length ? `      float ${plan.stores.map((_, k) => `y${k}[${VEC}]`).join(", ")};` : "",
-        body: indent(vbody, 4),
-        stores: indent(plan.stores.join("\n"), 2),
-        aligned: `st::aligned16(${[...plan.pointers].join(", ")})`,
-      },
-    };
+    return { cols, rowTokens, preludes, body: scalar, vec: { ...vecPass(plan, vbody), aligned: `st::aligned16(${[...plan.pointers].join(", ")})` } };
   } else {
     const ni = inside.get(norm.key)!;
     const [x, a1, a2] = norm.inputs as Node[];
-    const pre: string[] = [];
     const preNodes = norm.op === "gatedRmsnorm" ? [x!, a1!] : [x!];
     const prologue = g.nodes.filter((n) => n !== norm && g.nodes.indexOf(n) < g.nodes.indexOf(norm) && !isDescendant(n, norm, inside));
-    pre.push(...emit(preNodes, new Set()));
-    for (const p of prologue) if (outputs.has(p.key)) {
-      if (!pre.some((l) => l.includes(`v${inside.get(p.key)} =`))) pre.push(...emit([p], new Set()));
-      pre.push(store(p, `v${inside.get(p.key)}`));
-    }
-    const xv = operand(x!);
-    pre.push(norm.op === "gatedRmsnorm" ? `    s_pre[c] = ${xv} * st::silu(${operand(a1!)});` : `    s_pre[c] = ${xv};`);
     const groups = norm.op === "gatedRmsnorm" ? cols / (norm.attrs.groupSize as number) : 1;
-    const w = norm.op === "gatedRmsnorm" ? a2! : a1!;
-    const wv = norm.attrs.oneP ? `(1.0f + ${load(w)})` : load(w);
-    const bias = norm.op === "layernorm" && a2 ? ` + ${load(a2)}` : "";
-    const post = [`    const int g = c / ${cols / groups};`, `    const float v${ni} = (s_pre[c] - s_mean[g]) * s_rstd[g] * ${wv}${bias};`, `    (void)g;`];
     const after = g.nodes.filter((n) => isDescendant(n, norm, inside) && n !== norm);
-    post.push(...emit(after, new Set([norm.key])));
-    for (const o of g.outputs) if (o === norm || after.includes(o)) post.push(store(o, `v${inside.get(o.key)}`));
+    /**
+     * The two passes' statements for column c. Vectorized (`plans` set: one per pass, as each pass
+     * has its own loop), the norm's input goes to `pre[j]` and is read back from `pre[j]`, which
+     * the template fills from and stores to s_pre[c0 …] as float4s: s_pre stays by column.
+     */
+    const passes = (plans?: { pre: VecPlan; post: VecPlan }): { pre: string; post: string } => {
+      const sPre = plans ? "pre[j]" : "s_pre[c]";
+      vec = plans?.pre;
+      const pre = emit(preNodes, new Set());
+      for (const p of prologue) if (outputs.has(p.key)) {
+        if (!pre.some((l) => l.includes(`v${inside.get(p.key)} =`))) pre.push(...emit([p], new Set()));
+        pre.push(store(p, `v${inside.get(p.key)}`));
+      }
+      const xv = operand(x!);
+      pre.push(norm.op === "gatedRmsnorm" ? `    ${sPre} = ${xv} * st::silu(${operand(a1!)});` : `    ${sPre} = ${xv};`);
+      vec = plans?.post;
+      const w = norm.op === "gatedRmsnorm" ? a2! : a1!;
+      const wv = norm.attrs.oneP ? `(1.0f + ${load(w)})` : load(w);
+      const bias = norm.op === "layernorm" && a2 ? ` + ${load(a2)}` : "";
+      const post = [`    const int g = c / ${cols / groups};`, `    const float v${ni} = (${sPre} - s_mean[g]) * s_rstd[g] * ${wv}${bias};`, `    (void)g;`];
+      post.push(...emit(after, new Set([norm.key])));
+      for (const o of g.outputs) if (o === norm || after.includes(o)) post.push(store(o, `v${inside.get(o.key)}`));
+      vec = undefined;
+      return { pre: pre.join("\n"), post: post.join("\n") };
+    };
+    const scalar = passes();
+    const base = { cols, rowTokens, preludes };
+    const normInfo = { groups, centered: norm.op === "layernorm", eps: `${norm.attrs.eps as number}f` };
+    if (asPrologue || !vectorize || !vectorRow(g, cols)) return { ...base, norm: { ...scalar, ...normInfo } };
+    const plans = { pre: newPlan(), post: newPlan() };
+    const vp = passes(plans);
+    const pointers = new Set([...plans.pre.pointers, ...plans.post.pointers]);
+    // no operand or output of the row's shape to read or write as vectors: the scalar passes
+    if (pointers.size === 0) return { ...base, norm: { ...scalar, ...normInfo } };
     return {
-      cols,
-      rowTokens,
-      preludes,
-      norm: { pre: pre.join("\n"), post: post.join("\n"), groups, centered: norm.op === "layernorm", eps: `${norm.attrs.eps as number}f` },
+      ...base,
+      norm: {
+        ...normInfo,
+        pre: indent(scalar.pre, 2),
+        post: indent(scalar.post, 2),
+        vec: { aligned: `st::aligned16(${[...pointers].join(", ")})`, pre: vecPass(plans.pre, vp.pre), post: vecPass(plans.post, vp.post) },
+      },
     };
   }
+}
+
+const newPlan = (): VecPlan => ({ loads: new Map(), pointers: new Set(), stores: [] });
+
+/** A vectorized loop's pieces (as `RowCode.vec`), from its plan and its per-element statements. */
+function vecPass(plan: VecPlan, body: string): VecLoop {
+  return {
+    loads: [...plan.loads].map(([rhs, name]) => `      const auto ${name} = ${rhs};`).join("\n"),
+    decls: plan.stores.length ? `      float ${plan.stores.map((_, k) => `y${k}[${VEC}]`).join(", ")};` : "",
+    body: indent(body, 4),
+    stores: plan.stores.length ? indent(plan.stores.join("\n"), 2) : "",
+  };
 }
 
 /**
@@ -284,13 +319,14 @@ function vectorizable(r: TensorRef, F: readonly Dim[]): boolean {
 }
 
 /**
- * Does an elementwise group get the vectorized loop (its scalar loop stays, for misaligned
- * pointers)? Not with a norm (two passes) or rope (reads a partner column); a concat is
- * evaluated per element from its column c = c0 + j, its pieces read per element, its value stored
- * as a vector (the zero padding of a slice's gradient is mostly stores).
+ * Does a row group get the vectorized loops (its scalar loops stay, for misaligned pointers)? A
+ * norm's two passes each get one, s_pre still indexed by column (row_stats reads it as before:
+ * the statistic, so every result, is bit-identical). Not with rope (reads a partner column); a
+ * concat is evaluated per element from its column c = c0 + j, its pieces read per element, its
+ * value stored as a vector (the zero padding of a slice's gradient is mostly stores).
  */
 function vectorRow(g: FusionGroup, cols: number): boolean {
-  return cols % VEC === 0 && !g.nodes.some((n) => isNorm(n) || (getOp(n.op).needsNeighbour && n.op !== "concat"));
+  return cols % VEC === 0 && !g.nodes.some((n) => getOp(n.op).needsNeighbour && n.op !== "concat");
 }
 
 /**
@@ -373,8 +409,10 @@ function renderRow(g: FusionGroup, ctx: RenderContext): KernelBody {
 export function renderRowKernel(g: FusionGroup, ctx: RenderContext, opts: { vectorize?: boolean } = {}): KernelBody {
   const bufs = new BufferTable();
   const { cols, rowTokens, preludes, body, vec, norm } = rowCode(g, ctx, bufs, (i) => `p${i}`, false, opts.vectorize ?? true);
-  const view: Record<string, unknown> = norm ? { norm } : { body, vec, vecCols: VEC };
+  const view: Record<string, unknown> = norm ? { norm, vecCols: VEC } : { body, vec, vecCols: VEC };
   const smemBytes = norm ? cols * 4 : 0;
+  // a norm keeps rowThreads whether vectorized or not: its statistic's reduction order (the block's
+  // width) stays that of the scalar passes and of a GEMV's decode prologue (rowPrologueVeto)
   const threads = vec ? rowVecThreads(cols) : rowThreads(cols);
   const source = renderTemplate("row.cu.hbs", {
     name: KERNEL_NAME,
@@ -390,7 +428,7 @@ export function renderRowKernel(g: FusionGroup, ctx: RenderContext, opts: { vect
     skipAtDecode: g.skipAtDecode === true,
     ...view,
   });
-  return { group: g, template: "row.cu.hbs", body: source, buffers: bufs.args, tiles: { threads, cols, ...(vec ? { vec: VEC } : {}), ...(g.skipAtDecode ? { skipAtDecode: true } : {}) } };
+  return { group: g, template: "row.cu.hbs", body: source, buffers: bufs.args, tiles: { threads, cols, ...(vec || norm?.vec ? { vec: VEC } : {}), ...(g.skipAtDecode ? { skipAtDecode: true } : {}) } };
 }
 
 /** Is `n` computed from `root` within the group? */

@@ -2,17 +2,22 @@
  * The vectorized row kernels (compiler/kernels/row.ts, templates/row.cu.hbs: 8 columns per thread,
  * 16-byte loads and stores) against the scalar loop, without a GPU: real row kernels are rendered
  * from small IR groups both ways (vectorized, and with `vectorize: false`), compiled together for
- * the host (tests/device/host_block.h plays threadIdx; each block's threads run one after another,
- * which an elementwise kernel without barriers allows), run on fresh random inputs, and their
- * outputs compared bit for bit — and with the interpreter within float32/bf16 tolerance.
+ * the host (tests/device/host_block.h plays threadIdx; an elementwise kernel's threads run one
+ * after another, which a kernel without barriers allows; a norm's block runs as std::threads with
+ * barriers, its dynamic shared row a static array), run on fresh random inputs, and their outputs
+ * compared bit for bit — and with the interpreter within float32/bf16 tolerance.
  *
  * The groups: bf16 chains (the SiLU-backward shape of the 0.85B's largest row kernel), per-column
  * weights, f32 operands and outputs, several outputs, per-row scalars and per-head broadcasts
  * (read per element inside the vector loop), a parameter-only kernel, a column count that is not
- * a multiple of 8 (no vector loop), views whose offset or row stride is not a multiple of 8
- * (those operands read per element) and, at run time, base pointers off 16-byte alignment, which
- * must take the scalar loop: the host build of st::ld8 / st::st8 traps on a misaligned pointer, as
- * the GPU would, and counts its calls, so the test also sees that aligned runs took the vector loop.
+ * a multiple of 8 (no vector loop), norms (RMSNorm, 1p with an f32 weight at the 0.85B's 4096
+ * columns, gated with groups and a sliced gate, LayerNorm with bias and an epilogue, a stored
+ * residual add before the norm, a misaligned norm input, 100 columns: scalar passes only; both
+ * passes vectorized, s_pre by column so the statistic is the scalar one), views whose offset or
+ * row stride is not a multiple of 8 (those operands read per element) and, at run time, base
+ * pointers off 16-byte alignment, which must take the scalar loop: the host build of st::ld8 /
+ * st::st8 traps on a misaligned pointer, as the GPU would, and counts its calls, so the test also
+ * sees that aligned runs took the vector loop.
  *
  * Seed: STRATA_SEED (the source does not depend on it: the build is cached by content).
  */
@@ -27,6 +32,7 @@ import { resolveRef, type BufferOwner } from "../../compiler/codegen/tensors.js"
 import { mkNode, type DType, type Node } from "../../compiler/ir/node.js";
 import "../../compiler/ir/ops.js";
 import { topo } from "../../compiler/ir/graph.js";
+import { isNorm } from "../../compiler/ir/registry.js";
 import { evaluate, Rng } from "../../compiler/interp/interp.js";
 import { findNvcc } from "../../compiler/nvcc/driver.js";
 import type { FusionGroup, KernelBody, RenderContext } from "../../compiler/kernels/family.js";
@@ -119,6 +125,49 @@ function cases(): Case[] {
     const x = inp("xo", ["B", "T", F]), w = par("wo", [F]);
     out.push({ name: "100 columns: no vector loop", outputs: [un("tanh", bin("mul", x, w))], vector: false });
   }
+  // norm groups: both passes vectorized (the statistic read from s_pre by column, as the scalar
+  // passes do); run on an emulated block (barriers), every row of every run bit-identical
+  {
+    const x = inp("xn", ["B", "T", 1024]), w = par("wn", [1024]);
+    out.push({ name: "rmsnorm, bf16, 1024 columns", outputs: [mkNode("rmsnorm", [x, w], { eps: 1e-5, oneP: false })], vector: true });
+  }
+  {
+    // the 0.85B's width: 512 threads × 8 columns, one pass; scale 1 + w (f32 weight)
+    const x = inp("xw", ["B", "T", 4096]), w = par("ww", [4096], "f32");
+    out.push({ name: "rmsnorm 1p, f32 weight, 4096 columns", outputs: [mkNode("rmsnorm", [x, w], { eps: 1e-6, oneP: true })], vector: true });
+  }
+  {
+    // Mamba-2's gated norm: z a slice at offset 16 of a 1040-wide row (aligned), groups of 128,
+    // and an epilogue (× a per-row scalar, read per element)
+    const x = inp("xg", ["B", "T", 512]), zx = inp("zg", ["B", "T", 1040]), w = par("wg", [512]), r = inp("rg", ["B", "T", 1], "f32");
+    const z = mkNode("slice", [zx], { axis: 2, start: 16, end: 528 });
+    const y = bin("mul", mkNode("gatedRmsnorm", [x, z, w], { eps: 1e-5, groupSize: 128 }), r);
+    out.push({ name: "gated rmsnorm, groups of 128, sliced gate, epilogue", outputs: [y], vector: true, perElement: ["rg"] });
+  }
+  {
+    // layernorm with bias: f32 input, f32 weight, bf16 bias; a SiLU·gate epilogue; f32 and bf16 outputs
+    const x = inp("xln", ["B", "T", 768], "f32"), w = par("wln", [768], "f32"), b = par("bln", [768]), gate = inp("gln", ["B", "T", 768]);
+    const n = mkNode("layernorm", [x, w, b], { eps: 1e-5, oneP: false });
+    out.push({ name: "layernorm + bias, epilogue, f32 and bf16 outputs", outputs: [n, un("cast", bin("mul", un("silu", n), gate), { to: "bf16" })], vector: true });
+  }
+  {
+    // the residual add before a norm, stored for its other readers (vector stores in pass 1)
+    const a = inp("ra", ["B", "T", 256]), b = inp("rb", ["B", "T", 256]), w = par("rw", [256]);
+    const h = bin("add", a, b);
+    out.push({ name: "residual add (stored) + rmsnorm", outputs: [h, mkNode("rmsnorm", [h, w], { eps: 1e-5, oneP: false })], vector: true });
+  }
+  {
+    // a norm input at a misaligned offset/stride (a slice at 3 of a 1027-wide row): read per
+    // element inside the vector loops, the weight and output still vectors
+    const p = inp("pn", ["B", "T", 1027]), w = par("pw", [1024]);
+    const x = mkNode("slice", [p], { axis: 2, start: 3, end: 1027 });
+    out.push({ name: "rmsnorm of a misaligned slice (read per element)", outputs: [mkNode("rmsnorm", [x, w], { eps: 1e-5, oneP: false })], vector: true, perElement: ["pn"] });
+  }
+  {
+    // 100 columns: the scalar passes only
+    const x = inp("xs", ["B", "T", 100]), w = par("ws", [100]), b = par("bs", [100]);
+    out.push({ name: "layernorm, 100 columns: no vector loops", outputs: [mkNode("layernorm", [x, w, b], { eps: 1e-5, oneP: false })], vector: false });
+  }
   {
     // a parameter-only kernel (one block): a weight's update-like expression
     const w = par("wp", [128], "f32"), m = par("mp", [128], "f32");
@@ -134,7 +183,7 @@ const ctx: RenderContext = { ref: (n) => resolveRef(n, owner), outRef: (n) => re
 
 function group(c: Case, id: number): FusionGroup {
   const nodes = topo(c.outputs).filter((n) => !["input", "param", "slice", "full"].includes(n.op));
-  return { id, kind: "row", nodes, outputs: c.outputs, roles: {} };
+  return { id, kind: "row", nodes, outputs: c.outputs, roles: {}, anchor: nodes.find(isNorm) };
 }
 
 interface Rendered {
@@ -165,19 +214,24 @@ function render(c: Case, id: number): Rendered {
 
 const CT: Partial<Record<DType, string>> = { bf16: "__nv_bfloat16", f32: "float" };
 
+/** Does the kernel synchronize its block (a norm's two passes)? Then it runs on an emulated block. */
+const barriers = (kb: KernelBody): boolean => kb.body.includes("__syncthreads");
+
 /** One program: every case's two kernels in a namespace each, and a driver that runs one of them. */
 function program(rs: Rendered[]): string {
   // the kernels without their launchers (those call the CUDA runtime; the nvcc tests build them)
+  // (a norm's dynamic shared row is g_smem: `__shared__` is `static` here, one block at a time)
   const kernel = (kb: KernelBody, name: string) => {
     const at = kb.body.indexOf('extern "C" cudaError_t launch_');
     if (at < 0) throw new Error("row.cu.hbs: no launcher found");
-    return `namespace ${name} {\n${kb.body.slice(0, at).replaceAll(KERNEL_NAME, name)}\n}`;
+    const src = kb.body.slice(0, at).replaceAll(KERNEL_NAME, name).replace("extern __shared__ float s_pre[];", "float* const s_pre = g_smem;");
+    return `namespace ${name} {\n${src}\n}`;
   };
   const parts = rs.flatMap((r, i) => [kernel(r.vec, `case${i}_vec`), kernel(r.scalar, `case${i}_scalar`)]);
   const dispatch = rs
     .flatMap((r, i) => [
-      `  if (which == ${2 * i}) return run(case${i}_vec::case${i}_vec_kernel, bufs, rows, T, ${Number(r.vec.tiles.threads)});`,
-      `  if (which == ${2 * i + 1}) return run(case${i}_scalar::case${i}_scalar_kernel, bufs, rows, T, ${Number(r.scalar.tiles.threads)});`,
+      `  if (which == ${2 * i}) return run(case${i}_vec::case${i}_vec_kernel, bufs, rows, T, ${Number(r.vec.tiles.threads)}, ${barriers(r.vec)});`,
+      `  if (which == ${2 * i + 1}) return run(case${i}_scalar::case${i}_scalar_kernel, bufs, rows, T, ${Number(r.scalar.tiles.threads)}, ${barriers(r.scalar)});`,
     ])
     .join("\n");
   return `// generated by tests/device/row-vec-host.test.ts
@@ -185,6 +239,7 @@ function program(rs: Rendered[]): string {
 #include "strata/pdl.cuh"
 #include "strata_launch.cuh"
 #include "host_block.h"
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -192,30 +247,40 @@ function program(rs: Rendered[]): string {
 #include <tuple>
 #include <utility>
 #include <vector>
-inline long long g_vec_calls = 0;
+inline std::atomic<long long> g_vec_calls{0};
 #define STRATA_HOST_VEC_COUNT g_vec_calls
 inline thread_local uint3 g_block_idx{0, 0, 0};
 #define blockIdx (g_block_idx)
 #define __launch_bounds__(...)
 #include "strata_ops.cuh"
+alignas(16) inline float g_smem[${Math.max(1, ...rs.map((r) => Number(r.vec.tiles.cols)))}];
 
 ${parts.join("\n\n")}
 
-// every (row, thread) in turn: the kernels have no barriers
+// kernels without barriers: every (row, thread) in turn; with (a norm's): each row a block of
+// std::threads (host_block.h)
 template <class... P, std::size_t... I>
-void run_rows(void (*k)(P...), void** bufs, int rows, int T, int threads, std::index_sequence<I...>) {
+void run_rows(void (*k)(P...), void** bufs, int rows, int T, int threads, bool barriers, std::index_sequence<I...>) {
   using Args = std::tuple<P...>;
-  for (int r = 0; r < rows; ++r)
+  for (int r = 0; r < rows; ++r) {
+    if (barriers) {
+      hostblock::run_block(threads, [&] {
+        g_block_idx = uint3{(unsigned)r, 0, 0};
+        k(((std::tuple_element_t<I, Args>)bufs[I])..., rows, T);
+      });
+      continue;
+    }
     for (int t = 0; t < threads; ++t) {
       g_block_idx = uint3{(unsigned)r, 0, 0};
       hostblock::t_idx = uint3{(unsigned)t, 0, 0};
       k(((std::tuple_element_t<I, Args>)bufs[I])..., rows, T);
     }
+  }
 }
 template <class... P>
-int run(void (*k)(P...), void** bufs, int rows, int T, int threads) {
+int run(void (*k)(P...), void** bufs, int rows, int T, int threads, bool barriers) {
   hostblock::g_dim = uint3{(unsigned)threads, 1, 1};
-  run_rows(k, bufs, rows, T, threads, std::make_index_sequence<sizeof...(P) - 2>{});
+  run_rows(k, bufs, rows, T, threads, barriers, std::make_index_sequence<sizeof...(P) - 2>{});
   return 0;
 }
 
@@ -245,7 +310,8 @@ int main(int argc, char** argv) {
   if (dispatch(which, bufs.data(), rows, T) != 0) return 3;
   FILE* o = std::fopen(argv[5], "wb");
   for (int i = 0; i < n; ++i) std::fwrite(bufs[i], 1, bytes[i], o);
-  std::fwrite(&g_vec_calls, 8, 1, o);
+  const long long vec_calls = g_vec_calls.load();
+  std::fwrite(&vec_calls, 8, 1, o);
   std::fclose(o);
   return 0;
 }
@@ -287,10 +353,11 @@ describe.skipIf(!nvcc)("vectorized row kernels: bitwise equal to the scalar loop
         continue;
       }
       expect(r.vec.tiles.vec).toBe(VEC);
-      // inside the vector loop: the operands read per element are exactly the expected ones
-      const from = src.indexOf("for (int j = 0;");
-      const loop = src.slice(from, src.indexOf("return;", from));
-      const perElement = new Set([...loop.matchAll(/st::ld\((p\d+)/g)].map((m) => m[1]!));
+      // inside the vector loops (a norm has one per pass; each j-loop closes at 6 spaces): the
+      // operands read per element are exactly the expected ones
+      const loops = [...src.matchAll(/for \(int j = 0;[^]*?\n {6}\}\n/g)].map((m) => m[0]);
+      expect(loops.length, r.c.name).toBe(barriers(r.vec) ? 2 : 1);
+      const perElement = new Set(loops.flatMap((loop) => [...loop.matchAll(/st::ld\((p\d+)/g)].map((m) => m[1]!)));
       const expected = new Set((r.c.perElement ?? []).map((name) => `p${r.bufs.findIndex((b) => b.node.attrs.name === name)}`));
       expect([...perElement].sort(), r.c.name).toEqual([...expected].sort());
     }
