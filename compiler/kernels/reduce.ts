@@ -9,7 +9,11 @@
  * after it (e.g. the cast of a gradient to f32, or rsqrt(mean + eps) after a row sum). Which
  * kernel it uses depends on the axes it reduces:
  *   - "tokens": both token axes B, T reduced (weight and bias gradients, the loss): per-chunk
- *     column partials into scratch, then a second pass adds the chunks in order;
+ *     column partials into scratch, then a second pass adds the chunks in order. Where the column
+ *     count is a multiple of 8 and an operand's offset and row stride keep 8-column groups 16-byte
+ *     aligned, the partials pass also gets a vectorized Src8 (8 columns per thread, one st::ld8 per
+ *     such operand and row), taken when the base pointers are aligned at run time; it adds each
+ *     column's rows in the scalar pass's order, so the partials are bit-identical either way;
  *   - "warp": everything else (row sums [B, T, …] → [B, T, …, 1], the sum over a leading axis):
  *     one warp per output.
  * Both orders are fixed, so the result is bit-identical run to run (no float atomics).
@@ -21,7 +25,7 @@ import { getOp } from "../ir/registry.js";
 import { BufferTable } from "../codegen/buffers.js";
 import { elementwiseExpr } from "../codegen/expr.js";
 import { renderTemplate } from "../codegen/templates.js";
-import { elementIndex, prod } from "../codegen/tensors.js";
+import { elementIndex, prod, type TensorRef } from "../codegen/tensors.js";
 import { enforce } from "./common.js";
 import type { FuseContext, FusionGroup, KernelBody, KernelFamilyModule, RenderContext, Unsupported } from "./family.js";
 
@@ -60,6 +64,24 @@ function reducePlan(n: Node): Plan {
   const reduced = X.map((d, i) => O[i] === 1 && d !== 1);
   const tokens = isTokenShape(X) && reduced[0]! && reduced[1]!;
   return { mode: tokens ? "tokens" : "warp", X, O, reduced };
+}
+
+/** Columns per thread of include/train_ops.cuh's vectorized column pass (kColumnVec). */
+const COLUMN_VEC = 8;
+
+/**
+ * Can the vectorized column pass read operand `r` COLUMN_VEC columns at a time? It must have the
+ * reduced tensor's feature shape F (no broadcast: its element of column c is at base + c), a
+ * dtype st::ld8 knows (bf16, f32), and an offset and row stride that keep every group of
+ * COLUMN_VEC columns 16-byte aligned given an aligned base pointer (checked at run time). Other
+ * operands are read per element inside the loop over the group.
+ */
+function vectorLoadable(r: TensorRef, F: readonly Dim[]): boolean {
+  if (r.dtype !== "bf16" && r.dtype !== "f32") return false;
+  if (r.capacityStride !== undefined) return false;
+  if (r.shape.slice(r.tokenDims).join() !== F.join()) return false;
+  const perVec = r.dtype === "bf16" ? 8 : 4; // elements per 16 bytes
+  return r.offset % perVec === 0 && (r.tokenDims === 0 || r.rowStride % perVec === 0);
 }
 
 /** Rows per chunk of include/train_ops.cuh's column_partials for a column tile of kCols. */
@@ -132,6 +154,11 @@ function decompose(v: string, axes: { axis: number; size: Dim }[]): string[] {
 /** The group's elementwise work as C statements, evaluated at (row, c) of feature shape F. */
 class Emitter {
   private readonly inside: Map<string, number>;
+  /**
+   * Set while rendering the vectorized Src8 (statements per element j of columns c0 … c0+7):
+   * operands that `vectorLoadable` reads as one st::ld8 each, before the loop over j.
+   */
+  vec?: { loads: Map<string, string>; pointers: Set<string> };
   constructor(
     private readonly g: FusionGroup,
     private readonly ctx: RenderContext,
@@ -148,7 +175,18 @@ class Emitter {
     if (i !== undefined) return `v${i}`;
     if (n.op === "full") return literal(n.attrs.value as number);
     const r = this.ctx.ref(n);
-    return `st::ld(p${this.bufs.slot(r)} + ${elementIndex(r, F, rowTokens, "c")})`;
+    const slot = this.bufs.slot(r);
+    if (this.vec && rowTokens && vectorLoadable(r, F)) {
+      const rhs = `st::ld8(p${slot} + ${elementIndex(r, F, rowTokens, "c0")})`;
+      let name = this.vec.loads.get(rhs);
+      if (!name) {
+        name = `vec${this.vec.loads.size}`;
+        this.vec.loads.set(rhs, name);
+        this.vec.pointers.add(`p${slot}`);
+      }
+      return `${name}[j]`;
+    }
+    return `st::ld(p${slot} + ${elementIndex(r, F, rowTokens, "c")})`;
   }
   /** Statements computing `targets` (and what they need inside the group, minus `skip`), in order. */
   statements(targets: readonly Node[], skip: ReadonlySet<string>, F: readonly Dim[], rowTokens: boolean): string[] {
@@ -279,10 +317,25 @@ export const reduce: KernelFamilyModule = {
       const col = [...colLines, `return (int)(${colTerms.length ? colTerms.join(" + ") : "0LL"});`];
       const scratch = bufs.scratch(Math.ceil((cols * 4) / rowsPerChunk), cols * 4);
       const src = ["(void)row;", ...srcValue(F, true)];
+      // the vectorized pass 1: the same statements per column c = c0 + j of the thread's
+      // COLUMN_VEC columns, operands of the row's shape read by one st::ld8 each before the loop
+      let vec: { loads: string; body: string; aligned: string } | undefined;
+      if (cols % COLUMN_VEC === 0) {
+        em.vec = { loads: new Map(), pointers: new Set() };
+        const body = srcValue(F, true).map((l) => l.replace(/^return (.*);$/, "v[j] = $1;"));
+        const plan = em.vec;
+        em.vec = undefined;
+        if (plan.loads.size)
+          vec = {
+            loads: [...plan.loads].map(([rhs, name]) => `const auto ${name} = ${rhs};`).join("\n    "),
+            body: body.join("\n      "),
+            aligned: `st::aligned16(${[...plan.pointers].join(", ")})`,
+          };
+      }
       const outputs = prod(kept.map((a) => a.size));
       const denom = n.op === "reduceMean" ? `(float)((double)B * (double)T * ${cols}.0)` : "1.f";
-      view = { tokens: { kCols, src: src.join("\n    "), col: col.join("\n    "), perOut, cols, outputs: `${outputs}LL`, denom, scratch } };
-      tiles = { mode: "tokens", kCols, rowsPerChunk };
+      view = { tokens: { kCols, src: src.join("\n    "), vec, col: col.join("\n    "), perOut, cols, outputs: `${outputs}LL`, denom, scratch } };
+      tiles = { mode: "tokens", kCols, rowsPerChunk, vectorized: vec !== undefined };
     } else {
       const keptAxes = X.map((size, axis) => ({ axis, size })).filter((a) => !plan.reduced[a.axis] && a.size !== 1);
       const redAxes = X.map((size, axis) => ({ axis, size })).filter((a) => plan.reduced[a.axis]);

@@ -6,8 +6,8 @@
 // over tokens is reduced in a fixed order — per-chunk partials written to a scratch buffer, then a
 // second pass that adds the chunks in index order — or one thread / warp / block owns an output.
 // The only atomics are integer counts (embedding_grad's histogram), whose result does not depend
-// on the order. All accumulation is fp32; loads go through st::ld (bf16 / f32 / i32) and stores
-// through st::st, so each kernel is a template over its operand types.
+// on the order. All accumulation is fp32; loads go through st::ld (bf16 / f32 / i32; st::ld8 for
+// 8 columns at once) and stores through st::st, so each kernel is a template over its operand types.
 //
 // Generated kernels pass functors for the work that fusion splices in (the elementwise producers
 // of a reduction's input, the epilogue after it): a Src gives the value to reduce, an Out stores
@@ -15,7 +15,8 @@
 // reference with plain functors.
 //
 //   reduce:         reduce_warp (one warp per output: row sums, generic sumTo / reduceMean),
-//                   column_partials + finish_partials (sums over the token rows B·T, two passes)
+//                   column_partials + finish_partials (sums over the token rows B·T, two passes;
+//                   pass 1 reads 8 columns per thread with 16-byte loads where it can)
 //   cross_entropy:  cross_entropy_rows (one block per row: online max / sum over the vocabulary in
 //                   one pass, then the loss and / or softmax − onehot scaled by gy in a second)
 //   embedding_grad: embedding_grad (histogram of ids, scan, bucket placement; each vocabulary row
@@ -78,7 +79,9 @@ inline cudaError_t reduce_warp(Src src, Out out, long long outputs, long long co
 
 // Sums over token rows, pass 1: block (chunk, column tile) adds src(r, c) over the chunk's
 // kRowLanes·kRowsPerLane rows for kCols columns, the row lanes combined in order through
-// shared memory; partial[chunk · cols + c].
+// shared memory; partial[chunk · cols + c]. The order per column: row lane y adds rows
+// chunk·kRowsPerChunk + y + i·kRowLanes for i = 0, 1, … (from 0.f), then the lanes are added
+// y = 0, 1, … (from 0.f). column_partials_vec_kernel keeps it, so the two are bit-identical.
 //   Src: __device__ float operator()(long long row, int c) const
 template <int kCols, int kRowLanes, int kRowsPerLane, class Src>
 __global__ void __launch_bounds__(kCols * kRowLanes) column_partials_kernel(Src src, long long rows, int cols, float* __restrict__ partial) {
@@ -105,6 +108,73 @@ __global__ void __launch_bounds__(kCols * kRowLanes) column_partials_kernel(Src 
   }
 }
 
+// Columns per thread of the vectorized pass 1: one 16-byte load per bf16 operand and row (two
+// for f32).
+constexpr int kColumnVec = 8;
+
+// Pass 1, vectorized (cols % kColumnVec == 0, operands 16-byte aligned): thread (x, y) of the
+// block owns the kColumnVec consecutive columns c0 = tile·kVecX·kColumnVec + x·kColumnVec and
+// row lane y — a warp reads whole rows, 32·16 bytes of each bf16 operand per row at kVecX = 32.
+// Each column sees the same rows in the same order as in column_partials_kernel (row lane y adds
+// rows y, y + kRowLanes, … of the chunk from 0.f; the lanes, staged in shared memory, are added
+// y = 0, 1, … from 0.f), so the partials are bit-identical to the scalar kernel's. A full chunk
+// (every lane has all its rows) loads kBatch rows before adding them, in row order.
+//   Src8: __device__ void operator()(long long row, int c0, float (&v)[kColumnVec]) const,
+//         v[k] = src(row, c0 + k) computed exactly as Src does
+template <int kVecX, int kRowLanes, int kRowsPerLane, class Src8>
+__global__ void __launch_bounds__(kVecX * kRowLanes) column_partials_vec_kernel(Src8 src, long long rows, int cols, float* __restrict__ partial) {
+  constexpr int kTile = kVecX * kColumnVec, kThreads = kVecX * kRowLanes, kBatch = 4;
+  static_assert(kColumnVec == 8, "two float4 per thread in shared memory");
+  static_assert(kRowsPerLane % kBatch == 0, "rows per lane: whole batches");
+  __shared__ __align__(16) float s[kRowLanes][kTile];
+  const int tx = threadIdx.x % kVecX, ty = threadIdx.x / kVecX;
+  const int c0 = blockIdx.y * kTile + tx * kColumnVec;
+  const long long chunk = blockIdx.x;
+  const long long r0 = chunk * (kRowLanes * kRowsPerLane) + ty;
+  float acc[kColumnVec];
+#pragma unroll
+  for (int k = 0; k < kColumnVec; ++k) acc[k] = 0.f;
+  if (c0 < cols) {
+    if (r0 + (long long)(kRowsPerLane - 1) * kRowLanes < rows) {
+#pragma unroll
+      for (int i0 = 0; i0 < kRowsPerLane; i0 += kBatch) {
+        float v[kBatch][kColumnVec];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) src(r0 + (long long)(i0 + b) * kRowLanes, c0, v[b]);
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+#pragma unroll
+          for (int k = 0; k < kColumnVec; ++k) acc[k] += v[b][k];
+      }
+    } else {
+      // the last chunk's rows (cold: not unrolled)
+#pragma unroll 1
+      for (int i = 0; i < kRowsPerLane; ++i) {
+        const long long r = r0 + (long long)i * kRowLanes;
+        if (r < rows) {
+          float v[kColumnVec];
+          src(r, c0, v);
+#pragma unroll
+          for (int k = 0; k < kColumnVec; ++k) acc[k] += v[k];
+        }
+      }
+    }
+  }
+  float4* row = reinterpret_cast<float4*>(&s[ty][tx * kColumnVec]);
+  row[0] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+  row[1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+  __syncthreads();
+  // one thread per column of the tile adds the lanes: coalesced partial stores
+  for (int t = threadIdx.x; t < kTile; t += kThreads) {
+    const int c = blockIdx.y * kTile + t;
+    if (c >= cols) break;
+    float sum = 0.f;
+#pragma unroll
+    for (int y = 0; y < kRowLanes; ++y) sum += s[y][t];
+    partial[chunk * cols + c] = sum;
+  }
+}
+
 // Pass 2: one warp per output o adds partial[chunk · cols + col(o, j)] over every chunk and
 // j < perOut (the feature columns that fold into o), in a fixed order; out(o, sum / denom).
 //   Col: __device__ int operator()(long long o, int j) const
@@ -126,7 +196,8 @@ __global__ void __launch_bounds__(kReduceThreads) finish_partials_kernel(const f
 }
 
 // Column tile and rows per chunk of column_partials for `cols` input columns: narrow rows
-// (a [B, T] loss, a few heads) take more row lanes so the block stays busy.
+// (a [B, T] loss, a few heads) take more row lanes so the block stays busy. The vectorized pass 1
+// uses the same row lanes and chunks (the same partials, the same scratch).
 template <int kCols>
 struct ColumnTiling {
   static constexpr int kRowLanes = kReduceThreads / kCols;
@@ -134,30 +205,62 @@ struct ColumnTiling {
   static constexpr int kRowsPerChunk = kRowLanes * kRowsPerLane;
 };
 
-// Bytes of scratch column_sums needs for `rows` rows of `cols` columns.
+// Bytes of scratch column_sums needs for `rows` rows of `cols` columns (either pass 1).
 template <int kCols>
 STRATA_HD long long column_sums_scratch_bytes(long long rows, int cols) {
   const long long chunks = (rows + ColumnTiling<kCols>::kRowsPerChunk - 1) / ColumnTiling<kCols>::kRowsPerChunk;
   return chunks * cols * (long long)sizeof(float);
 }
 
-// out(o, Σ_rows Σ_{j<perOut} src(row, col(o, j)) / denom) for o < outputs: both passes.
-// `partial` holds column_sums_scratch_bytes<kCols>(rows, cols) bytes.
-template <int kCols, class Src, class Col, class Out>
-inline cudaError_t column_sums(Src src, long long rows, int cols, Col col, int perOut, Out out, long long outputs, float denom, float* partial, cudaStream_t stream) {
+// Both passes; pass 1 vectorized (kVecX threads across a tile of kVecX·kColumnVec columns) when
+// `vec` (the caller's run-time check: operands 16-byte aligned) and cols % kColumnVec == 0, else
+// scalar. Either way the same partials, bit for bit.
+template <int kCols, int kVecX, class Src, class Src8, class Col, class Out>
+inline cudaError_t column_sums_impl(Src src, Src8 src8, bool vec, long long rows, int cols, Col col, int perOut, Out out, long long outputs, float denom, float* partial, cudaStream_t stream) {
   using Tl = ColumnTiling<kCols>;
   if (outputs <= 0) return cudaSuccess;
   const long long chunks = (rows + Tl::kRowsPerChunk - 1) / Tl::kRowsPerChunk;
   if (chunks > 0) {
-    if (chunks > 0x7fffffffLL || (cols + kCols - 1) / kCols > 65535) return cudaErrorInvalidConfiguration;
-    dim3 grid((unsigned)chunks, (unsigned)((cols + kCols - 1) / kCols));
-    column_partials_kernel<kCols, Tl::kRowLanes, Tl::kRowsPerLane><<<grid, kReduceThreads, 0, stream>>>(src, rows, cols, partial);
+    vec = vec && kVecX > 0 && cols % kColumnVec == 0;
+    const int tile = vec ? kVecX * kColumnVec : kCols;
+    if (chunks > 0x7fffffffLL || (cols + tile - 1) / tile > 65535) return cudaErrorInvalidConfiguration;
+    dim3 grid((unsigned)chunks, (unsigned)((cols + tile - 1) / tile));
+    if constexpr (kVecX > 0) {
+      if (vec) column_partials_vec_kernel<kVecX, Tl::kRowLanes, Tl::kRowsPerLane><<<grid, kVecX * Tl::kRowLanes, 0, stream>>>(src8, rows, cols, partial);
+    }
+    if (!vec) column_partials_kernel<kCols, Tl::kRowLanes, Tl::kRowsPerLane><<<grid, kReduceThreads, 0, stream>>>(src, rows, cols, partial);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
   const long long blocks = (outputs + kReduceWarps - 1) / kReduceWarps;
   finish_partials_kernel<<<(unsigned)(blocks < 65535 * 32 ? blocks : 65535 * 32), kReduceThreads, 0, stream>>>(partial, chunks, cols, perOut, col, out, outputs, denom);
   return cudaGetLastError();
+}
+
+// out(o, Σ_rows Σ_{j<perOut} src(row, col(o, j)) / denom) for o < outputs: both passes.
+// `partial` holds column_sums_scratch_bytes<kCols>(rows, cols) bytes.
+template <int kCols, class Src, class Col, class Out>
+inline cudaError_t column_sums(Src src, long long rows, int cols, Col col, int perOut, Out out, long long outputs, float denom, float* partial, cudaStream_t stream) {
+  return column_sums_impl<kCols, 0>(src, 0, false, rows, cols, col, perOut, out, outputs, denom, partial, stream);
+}
+
+// Threads across the columns of the vectorized pass 1: a warp's worth for wide rows, fewer for
+// narrow ones (64 columns: 8) so no thread of a tile is idle.
+constexpr int column_vec_threads(int cols) {
+  int x = 1;
+  while (x < 32 && x * kColumnVec < cols) x *= 2;
+  return x;
+}
+
+// The same with the vectorized pass 1 where it can run: src8 gives kColumnVec consecutive columns
+// of a row with vector loads; `aligned` says its operands' base pointers are 16-byte aligned (the
+// generated launcher's st::aligned16; offsets and strides are checked when rendered). kVecX
+// (a power of two ≤ 32) threads span a tile of columns: column_vec_threads(cols) (a constant
+// expression: the generated launchers pass column_vec_threads(<their column count>)).
+template <int kCols, int kVecX, class Src, class Src8, class Col, class Out>
+inline cudaError_t column_sums_vec(Src src, Src8 src8, bool aligned, long long rows, int cols, Col col, int perOut, Out out, long long outputs, float denom, float* partial, cudaStream_t stream) {
+  static_assert(kVecX >= 1 && kVecX <= 32 && (kVecX & (kVecX - 1)) == 0, "kVecX: a power of two ≤ 32");
+  return column_sums_impl<kCols, kVecX>(src, src8, aligned, rows, cols, col, perOut, out, outputs, denom, partial, stream);
 }
 
 // Elementwise over n outputs (expandTo and its epilogue): f(i) for i < n, grid-stride.

@@ -156,6 +156,42 @@ struct ColGroup {
   int per;
   __device__ int operator()(long long o, int j) const { return (int)o * per + j; }
 };
+// TokenMul at 8 consecutive columns with 16-byte loads (the vectorized pass 1's Src8)
+template <class TA, class TB>
+struct TokenMul8 {
+  const TA* a; long long as; const TB* b; long long bs;
+  __device__ void operator()(long long row, int c0, float (&v)[8]) const {
+    const auto x = st::ld8(a + row * as + c0);
+    const auto y = st::ld8(b + row * bs + c0);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = x[j] * y[j];
+  }
+};
+// TokenMul8 that also sets *ran = 1, so the test sees which pass 1 ran (a store, not a branch:
+// each product and its addition stay in one basic block, contracted to an fma as in TokenMul)
+template <class TA, class TB>
+struct TokenMul8Flag {
+  TokenMul8<TA, TB> f; int* ran;
+  __device__ void operator()(long long row, int c0, float (&v)[8]) const {
+    *ran = 1;
+    f(row, c0, v);
+  }
+};
+// one operand (a bias gradient): src(row, c) = a[row, c]
+template <class TA>
+struct TokenCol {
+  const TA* a; long long as;
+  __device__ float operator()(long long row, int c) const { return st::ld(a + row * as + c); }
+};
+template <class TA>
+struct TokenCol8 {
+  const TA* a; long long as;
+  __device__ void operator()(long long row, int c0, float (&v)[8]) const {
+    const auto x = st::ld8(a + row * as + c0);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = x[j];
+  }
+};
 
 // ---- reduce ------------------------------------------------------------------------------------
 
@@ -238,6 +274,54 @@ static void test_token_sums(int Bn, int T, int H, int per) {
   check(nm, got[0], ref, kTolF32);
   check_same(nm, got[0], got[1]);
   cudaFree(da); cudaFree(db); cudaFree(dpart); cudaFree(dout);
+}
+
+// The vectorized pass 1 (column_sums_vec) against the scalar one (column_sums) on the same
+// inputs: sumTo [B, T, H·per] -> [H] of a·b, a at offset aOff of rows of cols + aPad. Checks the
+// float64 reference, two vector runs bit-identical, and the partials (scratch) and outputs
+// bit-identical to the scalar pass's. expectVec: the vector kernel must run (aligned operands,
+// cols % 8 == 0), else the call must fall back to the scalar kernel.
+template <class TA, int kCols, int kVecX>
+static void test_token_sums_vec(int Bn, int T, int H, int per, int aOff, int aPad, bool expectVec) {
+  const long long rows = (long long)Bn * T;
+  const int cols = H * per, AS = cols + aPad, BS = cols;
+  std::vector<TA> a(rows * AS + aOff);
+  for (auto& v : a) v = TA(urand(-1, 1));
+  auto b = rand_bf16(rows * BS, -1, 1);
+  TA* da = dupload(a);
+  bf16* db = dupload(b);
+  int* dcalls = dalloc<int>(1);
+  const long long scratch = tr::column_sums_scratch_bytes<kCols>(rows, cols), nPart = scratch / 4;
+  float *dpartS = dalloc<float>(nPart), *dpartV = dalloc<float>(nPart), *doutS = dalloc<float>(H), *doutV = dalloc<float>(H);
+  std::vector<double> ref(H, 0.0);
+  for (long long r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) ref[c / per] += (double)tof(a[r * AS + aOff + c]) * tof(b[r * BS + c]);
+  const TA* pa = da + aOff;
+  const bool aligned = st::aligned16(pa, db);
+  poison(doutS, H); poison(dpartS, nPart);
+  CK(tr::column_sums<kCols>(TokenMul<TA, bf16>{pa, AS, db, BS}, rows, cols, ColGroup{per}, per, StoreScaled<float>{doutS, 1.f}, H, 1.f, dpartS, 0));
+  std::vector<float> got[2], part[2];
+  int calls[2];
+  for (int run = 0; run < 2; ++run) {
+    poison(doutV, H); poison(dpartV, nPart);
+    CK(cudaMemset(dcalls, 0, sizeof(int)));
+    CK((tr::column_sums_vec<kCols, kVecX>(TokenMul<TA, bf16>{pa, AS, db, BS}, TokenMul8Flag<TA, bf16>{{pa, AS, db, BS}, dcalls}, aligned, rows, cols, ColGroup{per}, per,
+                                         StoreScaled<float>{doutV, 1.f}, H, 1.f, dpartV, 0)));
+    CK(cudaDeviceSynchronize());
+    got[run] = ddownload(doutV, H);
+    part[run] = ddownload(dpartV, nPart);
+    calls[run] = ddownload(dcalls, 1)[0];
+  }
+  const auto gotS = ddownload(doutS, H), partS = ddownload(dpartS, nPart);
+  char nm[200];
+  snprintf(nm, sizeof nm, "reduce tokens vec: sumTo [%d, %d, %d·%d] -> [%d] of a·b (%s a at +%d, row %d; kCols %d, %d threads across; %s)", Bn, T, H, per, H,
+           sizeof(TA) == 2 ? "bf16" : "f32", aOff, AS, kCols, kVecX, expectVec ? "vector" : "scalar fallback");
+  check(nm, got[0], ref, kTolF32);
+  check_same(nm, got[0], got[1]);
+  report(calls[0] == (expectVec ? 1 : 0), std::string(nm) + (expectVec ? " took the vector pass" : " fell back to the scalar pass"));
+  const bool samePart = memcmp(part[0].data(), partS.data(), nPart * sizeof(float)) == 0, sameOut = memcmp(got[0].data(), gotS.data(), H * sizeof(float)) == 0;
+  report(samePart && sameOut, std::string(nm) + " partials and outputs bit-identical to column_sums (scalar pass 1)");
+  cudaFree(da); cudaFree(db); cudaFree(dcalls); cudaFree(dpartS); cudaFree(dpartV); cudaFree(doutS); cudaFree(doutV);
 }
 
 // reduceMean [B, T] f32 -> [] (the loss), kCols = 1.
@@ -635,6 +719,47 @@ static void bench_conv1d_grad() {
   cudaFree(gy); cudaFree(x); cudaFree(dxa); cudaFree(dxb); cudaFree(w); cudaFree(dwa); cudaFree(dwb); cudaFree(scr);
 }
 
+// The 0.85B model's token reductions at B=4, T=4096 (16384 rows): a·b over 4096 and 2048 columns
+// (mul + sumTo, a norm weight's gradient) and one operand over 6144 (a bias gradient): the scalar
+// pass 1 (column_sums) against the vectorized one (column_sums_vec), both passes timed, and the
+// outputs compared bit for bit. Prints BENCH lines (bytes read / time) and one check per shape.
+static void bench_token_sums() {
+  const long long rows = 4 * 4096;
+  const int shapes[3][2] = {{4096, 2}, {2048, 2}, {6144, 1}};  // columns, operands
+  for (const auto& sh : shapes) {
+    const int cols = sh[0], nops = sh[1];
+    bf16* da = dalloc<bf16>((size_t)rows * cols);
+    bf16* db = dalloc<bf16>((size_t)rows * cols);
+    {
+      const auto h = rand_bf16((size_t)rows * cols, -1, 1);
+      CK(cudaMemcpy(da, h.data(), h.size() * sizeof(bf16), cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(db, h.data() + 7, (h.size() - 7) * sizeof(bf16), cudaMemcpyHostToDevice));
+    }
+    const long long nPart = tr::column_sums_scratch_bytes<32>(rows, cols) / 4;
+    float *dpart = dalloc<float>(nPart), *doutS = dalloc<float>(cols), *doutV = dalloc<float>(cols);
+    constexpr int kX = tr::column_vec_threads(2048);
+    auto scalar = [&]() {
+      return nops == 2 ? tr::column_sums<32>(TokenMul<bf16, bf16>{da, cols, db, cols}, rows, cols, ColGroup{1}, 1, StoreScaled<float>{doutS, 1.f}, cols, 1.f, dpart, 0)
+                       : tr::column_sums<32>(TokenCol<bf16>{da, cols}, rows, cols, ColGroup{1}, 1, StoreScaled<float>{doutS, 1.f}, cols, 1.f, dpart, 0);
+    };
+    auto vec = [&]() {
+      return nops == 2 ? tr::column_sums_vec<32, kX>(TokenMul<bf16, bf16>{da, cols, db, cols}, TokenMul8<bf16, bf16>{da, cols, db, cols}, true, rows, cols, ColGroup{1}, 1,
+                                                     StoreScaled<float>{doutV, 1.f}, cols, 1.f, dpart, 0)
+                       : tr::column_sums_vec<32, kX>(TokenCol<bf16>{da, cols}, TokenCol8<bf16>{da, cols}, true, rows, cols, ColGroup{1}, 1, StoreScaled<float>{doutV, 1.f}, cols, 1.f, dpart, 0);
+    };
+    const float tS = time_us(scalar), tV = time_us(vec);
+    CK(cudaDeviceSynchronize());
+    const double mb = (double)rows * cols * 2 * nops / 1e6;
+    printf("BENCH reduce tokens %lld x %d (%d bf16 operand%s, %.0f MB): scalar %.1f us (%.2f TB/s), vector %.1f us (%.2f TB/s)\n", rows, cols, nops, nops > 1 ? "s" : "", mb, tS,
+           mb / tS, tV, mb / tV);  // MB/us = TB/s
+    const auto s = ddownload(doutS, cols), v = ddownload(doutV, cols);
+    char nm[128];
+    snprintf(nm, sizeof nm, "bench reduce tokens %lld x %d: vector outputs bit-identical to scalar", rows, cols);
+    report(memcmp(s.data(), v.data(), cols * sizeof(float)) == 0, nm);
+    cudaFree(da); cudaFree(db); cudaFree(dpart); cudaFree(doutS); cudaFree(doutV);
+  }
+}
+
 int main(int argc, char** argv) {
   uint64_t seed = argc > 1 ? strtoull(argv[1], nullptr, 10) : 0;
   if (!seed) seed = (uint64_t)time(nullptr);
@@ -650,6 +775,17 @@ int main(int argc, char** argv) {
   test_token_sums<float>(2, 1001, 77, 1);
   test_token_sums<float>(3, 91, 5, 48);
   test_token_sums<bf16>(1, 1, 8, 1);
+  // the vectorized pass 1: bit-identical to the scalar pass (partials and outputs)
+  test_token_sums_vec<bf16, 32, 32>(3, 37, 512, 1, 8, 8, true);      // a partial chunk only
+  test_token_sums_vec<bf16, 32, 32>(2, 700, 8, 520, 8, 16, true);     // 4160 columns: a partial tile; heads of 520
+  test_token_sums_vec<float, 32, 8>(2, 1001, 64, 1, 4, 4, true);      // f32 a, 64 columns: 8 threads across
+  test_token_sums_vec<bf16, 32, 4>(3, 91, 24, 1, 0, 0, true);         // 24 columns: 4 threads across
+  test_token_sums_vec<bf16, 16, 2>(2, 300, 16, 1, 0, 0, true);        // kCols 16 (16 row lanes)
+  test_token_sums_vec<bf16, 8, 1>(2, 300, 8, 1, 0, 8, true);          // kCols 8 (32 row lanes)
+  test_token_sums_vec<bf16, 32, 32>(3, 37, 512, 1, 1, 8, false);     // a off 16-byte alignment: scalar
+  test_token_sums_vec<float, 32, 32>(2, 150, 256, 1, 2, 4, false);   // f32 a off 16-byte alignment: scalar
+  test_token_sums_vec<bf16, 32, 16>(2, 150, 100, 1, 8, 8, false);    // 100 columns (not a multiple of 8): scalar
+  test_token_sums_vec<bf16, 32, 32>(2, 0, 512, 1, 0, 0, false);      // no rows: no pass 1
   test_mean(3, 37);
   test_mean(7, 1999);
   test_expand(3, 37);
@@ -694,6 +830,7 @@ int main(int argc, char** argv) {
   test_conv1d_grad<4, F32, bf16, bf16, bf16, F32, bf16, bf16>(3, 77, 136, all, kAligned, true);  // mixed
   test_conv1d_grad<4, bf16, F32, F32, bf16, bf16, F32, bf16>(3, 77, 72, all, kOdd, false);      // mixed, scalar
   bench_conv1d_grad();
+  bench_token_sums();
 
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

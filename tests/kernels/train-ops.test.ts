@@ -7,19 +7,27 @@
  * the launchers' buffer wiring and scratch sizes) run on the CPU through a host stand-in of
  * train_ops.cuh against the interpreter's float64 values. The device algorithms run on the GPU:
  * tests/gpu/train_ops_test.cu and tests/gpu/train_ops_emitted_test.cu (see their headers).
+ * The token reductions' vectorized pass 1 (8 columns per thread, 16-byte loads) is checked on the
+ * CPU against the scalar pass bit for bit: for every emitted case (the stand-in runs both and
+ * compares each Src8 element and each partial), and, for the tiny examples' token reductions and
+ * hand-built groups (broadcast operands read per element, views off 16-byte alignment, a column
+ * count not a multiple of 8), with base pointers off 16-byte alignment, which must fall back to
+ * the scalar pass and give the same bytes.
  */
-import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { mkNode, type Node } from "../../compiler/ir/node.js";
 import { FAMILIES, type FusionGroup, type KernelBody } from "../../compiler/kernels/index.js";
 import { columnTiling } from "../../compiler/kernels/reduce.js";
-import { INCLUDE_DIR } from "../../compiler/codegen/templates.js";
+import type { Dim } from "../../compiler/ir/dims.js";
+import { featureCount } from "../../compiler/codegen/tensors.js";
+import { INCLUDE_DIR, KERNEL_NAME } from "../../compiler/codegen/templates.js";
 import { KERNEL_EXTRA_FLAGS } from "../../compiler/codegen/build.js";
 import { checkNoSpills, compileAll, findNvcc, formatSpills, type CompileUnit } from "../../compiler/nvcc/driver.js";
 import { execa } from "execa";
-import { fusedTraining, namedSource, renderAll, TINY, type Rendered } from "./train-helpers.js";
+import { fusedTraining, namedSource, renderAll, renderContext, TINY, type Rendered } from "./train-helpers.js";
 import { emitTrainOps } from "../gpu/train_ops_emit.js";
 import { cachedNvcc } from "../device/host-build.js";
 
@@ -204,6 +212,92 @@ describe.skipIf(!nvcc)("the emitted kernels on the CPU (host stand-in of train_o
     const r = await execa(path.join(b.dir, "host_test"), [path.join(work, "data.bin")], { reject: false, all: true });
     expect(r.all).toMatch(new RegExp(`\\d+ passed, 0 failed`));
     expect(r.all).not.toMatch(/^FAIL/m);
+    expect(r.exitCode, r.all).toBe(0);
+    // the token reductions whose columns allow it took the vector pass, bit-identical to the scalar one
+    expect(r.all!.match(/^VEC column_sums_vec .* bit-identical/gm)?.length ?? 0, r.all).toBeGreaterThanOrEqual(8);
+  });
+});
+
+// ---- the vectorized column pass: aligned vs misaligned base pointers, bit for bit ---------------
+
+describe.skipIf(!nvcc)("token reductions: the vectorized pass 1 on the CPU (host stand-in) against the scalar pass", () => {
+  const work = mkdtempSync(path.join(os.tmpdir(), "strata-reduce-vec-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const B = 2, T = 150;  // 300 rows: two full 128-row chunks and a partial one
+  const inp = (name: string, shape: Dim[], dtype: Node["dtype"] = "bf16") => mkNode("input", [], { name }, { dtype, shape });
+  const par = (name: string, shape: number[], dtype: Node["dtype"] = "bf16") => mkNode("param", [], { name, init: { kind: "zeros" } }, { dtype, shape });
+  const group = (nodes: Node[]): FusionGroup => ({ id: 0, kind: "reduce", anchor: nodes[nodes.length - 1]!, nodes, outputs: [nodes[nodes.length - 1]!], roles: {} });
+
+  /** Hand-built groups: [name, group, vectorized?, vector loads in Src8, per-element loads in Src8]. */
+  const handBuilt = (): [string, FusionGroup, boolean, number, number][] => {
+    const x = inp("x", ["B", "T", 8, 64]), g = inp("g", ["B", "T", 8, 1], "f32"), w = par("w", [8, 64]);
+    const xg = mkNode("mul", [x, g]), xgw = mkNode("mul", [xg, w]);
+    const p = inp("p", ["B", "T", 200], "f32"), q = inp("q", ["B", "T", 128]);
+    const ps = mkNode("slice", [p], { axis: 2, start: 3, end: 131 }), pq = mkNode("mul", [ps, q]);
+    const pa = mkNode("slice", [p], { axis: 2, start: 4, end: 132 }), pa2 = mkNode("mul", [pa, pa]);
+    const r = inp("r", ["B", "T", 96]), rs = mkNode("slice", [r], { axis: 2, start: 5, end: 93 });
+    const u = inp("u", ["B", "T", 100]), uu = mkNode("mul", [u, u]);
+    return [
+      ["x·g·w → [8, 64] (g per element, w a weight)", group([xg, xgw, mkNode("sumTo", [xgw], { shape: [8, 64] })]), true, 2, 1],
+      ["x·g·w → [8, 1] (8 heads of 64 columns)", group([xg, xgw, mkNode("sumTo", [xgw], { shape: [8, 1] })]), true, 2, 1],
+      ["slice(p f32, 3)·q → [128] (p off alignment: per element)", group([pq, mkNode("sumTo", [pq], { shape: [128] })]), true, 1, 1],
+      ["slice(p f32, 4)² → [128] (f32 at a 16-byte offset)", group([pa2, mkNode("sumTo", [pa2], { shape: [128] })]), true, 1, 0],
+      ["slice(r, 5) → [88] (no operand vector-loadable)", group([mkNode("sumTo", [rs], { shape: [88] })]), false, 0, 0],
+      ["u² → [100] (columns not a multiple of 8)", group([uu, mkNode("sumTo", [uu], { shape: [100] })]), false, 0, 0],
+    ];
+  };
+
+  it("aligned runs take the vector pass, misaligned ones the scalar pass; every buffer bit-identical", { timeout: 600_000 }, async () => {
+    const ctx = renderContext();
+    const rows = B * T;
+    const cases: { name: string; kb: KernelBody; g: FusionGroup; vec: boolean }[] = [];
+    const seen = new Set<string>();
+    for (const [model, rs] of Object.entries(rendered))
+      for (const r of rs) {
+        if (r.group.kind !== "reduce" || !r.body || r.body.tiles.mode !== "tokens" || seen.has(r.body.body)) continue;
+        seen.add(r.body.body);
+        cases.push({ name: `${model} ${ops(r.group).join("→")} [${r.group.anchor!.inputs[0]!.shape}]→[${r.group.anchor!.shape}]`, kb: r.body, g: r.group, vec: r.body.tiles.vectorized === true });
+      }
+    expect(cases.filter((c) => c.vec).length).toBeGreaterThanOrEqual(8);
+    for (const [name, g, vec, loads, perElement] of handBuilt()) {
+      const kb = FAMILIES.reduce.render(g, ctx);
+      expect(kb.tiles.vectorized, name).toBe(vec);
+      const src8 = kb.body.match(/struct Src8 \{[\s\S]*?\n\};/)?.[0] ?? "";
+      expect(src8.match(/st::ld8\(/g)?.length ?? 0, name).toBe(loads);
+      expect(src8.match(/st::ld\(/g)?.length ?? 0, name).toBe(perElement);
+      cases.push({ name: `hand-built ${name}`, kb, g, vec });
+    }
+    // bytes per buffer: the largest tensor a case touches (row stride and offset included), or its scratch
+    const elems = (n: Node, out: boolean) => {
+      const ref = out ? ctx.outRef(n) : ctx.ref(n);
+      return (ref.tokenDims ? rows * ref.rowStride : 0) + ref.offset + featureCount(ref);
+    };
+    const sources: string[] = [];
+    const table: string[] = [];
+    cases.forEach((c, i) => {
+      let bytes = 0;
+      for (const n of c.g.nodes) {
+        bytes = Math.max(bytes, 4 * elems(n, true));
+        for (const x of n.inputs) if (!c.g.nodes.includes(x) && x.op !== "full") bytes = Math.max(bytes, 4 * elems(x, false));
+      }
+      for (const sc of c.kb.scratch ?? []) bytes = Math.max(bytes, sc.bytesPerToken * rows + sc.fixedBytes);
+      const body = c.kb.body.replaceAll(KERNEL_NAME, `case${i}`).split("\n").filter((l) => !l.startsWith("#include")).join("\n");
+      sources.push(`namespace ns_case${i} {\n${body}\n}  // namespace ns_case${i}`);
+      table.push(`  {${JSON.stringify(c.name)}, ns_case${i}::launch_case${i}, ${c.kb.buffers.length}, ${bytes}LL, ${c.vec ? 1 : 0}},`);
+    });
+    writeFileSync(
+      path.join(work, "reduce_vec.inc"),
+      `#include <cuda_runtime.h>\n#include "train_ops.cuh"\n#include "strata_launch.cuh"\n\n${sources.join("\n\n")}\n\n` +
+        `struct VecCase { const char* name; cudaError_t (*launch)(void* const*, const StrataDims*, cudaStream_t); int nbuf; long long bytes; int vec; };\n` +
+        `static const int kVecB = ${B}, kVecT = ${T};\nstatic const VecCase kVecCases[] = {\n${table.join("\n")}\n};\n`,
+    );
+    const here = path.dirname(new URL(import.meta.url).pathname);
+    const src = readFileSync(path.join(here, "train_ops_host", "reduce_vec_test.cpp"), "utf8");
+    const b = await cachedNvcc(src, [work, path.join(here, "train_ops_host"), INCLUDE_DIR], ["-x", "c++", "-std=c++17", "-O2", "-o", "reduce_vec_test"], "reduce_vec_test");
+    const r = await execa(path.join(b.dir, "reduce_vec_test"), [], { reject: false, all: true });
+    expect(r.all).not.toMatch(/^FAIL/m);
+    expect(r.all).toMatch(new RegExp(`^${cases.length} passed, 0 failed`, "m"));
+    expect(r.all!.match(/^VEC column_sums_vec .* bit-identical/gm)?.length ?? 0, r.all).toBe(cases.filter((c) => c.vec).length);
     expect(r.exitCode, r.all).toBe(0);
   });
 });
