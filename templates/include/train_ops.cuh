@@ -454,8 +454,29 @@ __global__ void __launch_bounds__(kEgThreads) embedding_grad_rows(const Embeddin
   float acc[kPer];
 #pragma unroll
   for (int i = 0; i < kPer; ++i) acc[i] = 0.f;
+  // rows in increasing position order; the loads of kRowBatch rows are issued before any is
+  // added (the same additions in the same order: a frequent token's thousands of rows are one
+  // block's serial chain, so a memory round trip per row would set the kernel's time)
+  constexpr int kRowBatch = kPer <= 2 ? 8 : kPer <= 4 ? 4 : 2;
   auto add_rows = [&](int n) {
-    for (int k = 0; k < n; ++k) {
+    int k = 0;
+    for (; k + kRowBatch <= n; k += kRowBatch) {
+      float v[kRowBatch][kPer];
+#pragma unroll
+      for (int b = 0; b < kRowBatch; ++b) {
+        const TG* src = gy + (long long)list[k + b] * p.gy_row_stride;
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) {
+          const int c = threadIdx.x + i * kEgThreads;
+          v[b][i] = c < kD ? st::ld(src + c) : 0.f;
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kRowBatch; ++b)
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) acc[i] += v[b][i];
+    }
+    for (; k < n; ++k) {
       const TG* src = gy + (long long)list[k] * p.gy_row_stride;
 #pragma unroll
       for (int i = 0; i < kPer; ++i) {
