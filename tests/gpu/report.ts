@@ -131,7 +131,8 @@ export function costOf(family: string, shape: string): Cost | undefined {
     return m ? Number(m[1]) : undefined;
   };
   switch (family) {
-    case "gemm": {
+    case "gemm":
+    case "gemm+epi": {
       const m = shape.match(/^(\d+)x(\d+)x(\d+)/);
       return m ? gemmCost(Number(m[1]), Number(m[2]), Number(m[3])) : undefined;
     }
