@@ -190,6 +190,12 @@ export const EXPECTED_KERNELS: ExpectedKernel[] = [
   { family: "ssd", shape: "B2 T8192 H128 P64 G8 N128 L128", what: "Mamba-2 SSD forward (chunked)", peers: ["torch einsum"] },
   { family: "mamba1 scan", shape: "B1 T4096 D8192 N128", what: "Mamba-1 selective scan", peers: ["torch loop over T"] },
   { family: "conv1d", shape: "K4 B2 T8192 C18432 +silu", what: "causal conv1d + SiLU", peers: ["torch F.conv1d"] },
+  { family: "gemm+epi", shape: "16384x18560x4096", what: "GEMM + bias + residual, in_proj shape", peers: ["cuBLAS + epilogue"] },
+  { family: "gemm+epi", shape: "16384x4096x8192", what: "GEMM + bias + residual, out_proj shape", peers: ["cuBLAS + epilogue"] },
+  { family: "gemm+epi", shape: "16384x6144x4096", what: "GEMM + bias + residual, QKV shape", peers: ["cuBLAS + epilogue"] },
+  { family: "gemm+epi", shape: "16384x4096x4096", what: "GEMM + bias + residual, attention out shape", peers: ["cuBLAS + epilogue"] },
+  { family: "gemm+epi", shape: "16384x16384x4096", what: "GEMM + bias + residual, MLP up shape", peers: ["cuBLAS + epilogue"] },
+  { family: "gemm+epi", shape: "16384x4096x16384", what: "GEMM + bias + residual, MLP down shape", peers: ["cuBLAS + epilogue"] },
 ];
 
 const PEER_NAMES: Record<string, string> = {
@@ -199,6 +205,7 @@ const PEER_NAMES: Record<string, string> = {
   "torch einsum": "PyTorch chunked SSD (einsum)",
   "torch loop over T": "PyTorch loop over T",
   "torch F.conv1d": "F.conv1d + SiLU",
+  "cuBLAS + epilogue": "cuBLAS, then bias + residual in one vectorized pass",
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -857,10 +864,10 @@ const GENERATED_CONFIG: Record<string, string> = (() => {
 })();
 
 export const DEFAULT_INPUTS: InputNames = {
-  suite: "docs/kernel-bench-2026-11-30-session2.log",
+  suite: "docs/gpu-suite-2026-11-30-session4.log",
   trainSuite: "docs/gpu-suite-2026-11-30-session3.log",
-  decode: "docs/decode-bench-2026-11-30-session3-merged.json",
-  trainBench: "docs/train-bench-2026-11-30-session3.log",
+  decode: "docs/decode-bench-2026-11-30-session4.json",
+  trainBench: "docs/train-bench-2026-11-30-session4.log",
   probes: "docs/probes-2026-11-30.log",
 };
 
