@@ -993,6 +993,69 @@ STRATA_DEV float warp_sum(float v) {  // butterfly: every lane ends with the sam
   return v;
 }
 
+// The grouped chunk-gradient kernels' per-head tail, run by warp 0 (two rows a lane): d cs of each
+// row from the products' row partials (sYp, WN of them a row), its reverse cumsum d(dt·A), the ddt
+// of the chunk's rows and the chunk's dA partial.
+template <int WN, class PR>
+STRATA_DEV void chunk_head_tail(const PR& p, float* dApart, size_t chunkIdx, int lane, const float* sYp, const float* sDt,
+                                const float* sF, const float* sColZ, const float* sRowZ, const float* sE0, float csEnd,
+                                float A, int b, int t0, int T, int h) {
+  float dcs[2], dtv[2], fv[2], czv[2];
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int l = 2 * lane + e;
+    float y = 0.f;
+    for (int k = 0; k < WN; ++k) y += sYp[l * WN + k];
+    dtv[e] = sDt[l];
+    fv[e] = sF[l];
+    czv[e] = sColZ[l];
+    dcs[e] = sRowZ[l] - dtv[e] * czv[e] + y - dtv[e] * fv[e];
+  }
+  float e0 = 0.f;
+  for (int k = 0; k < kThreads / 32; ++k) e0 += sE0[k];
+  const float sumE = warp_sum(fmaf(dtv[1], fv[1], dtv[0] * fv[0]));
+  if (lane == 31) dcs[1] += expf(csEnd) * e0 + sumE;
+  float sc = dcs[0] + dcs[1];  // suffix sums over the lanes
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float u = __shfl_down_sync(0xffffffffu, sc, o);
+    if (lane + o < 32) sc += u;
+  }
+  float ex = __shfl_down_sync(0xffffffffu, sc, 1);
+  if (lane == 31) ex = 0.f;
+  const float run1 = ex + dcs[1], run0 = run1 + dcs[0];
+  const float dA = warp_sum(fmaf(dtv[1], run1, dtv[0] * run0));
+  if (lane == 0) dApart[chunkIdx] = dA;
+  if (p.ddt.p) {
+    const float run[2] = {run0, run1};
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int tt = t0 + 2 * lane + e;
+      if (tt < T) stf(p.ddt.p + b * p.ddt.batch + (long long)tt * p.ddt.row + h, czv[e] + fv[e] + A * run[e]);
+    }
+  }
+}
+
+// dB, dC of a group's chunk (summed over its heads in registers, TN fragments): one store each.
+template <class TN, int N, class PR>
+STRATA_DEV void store_group_dbdc(const PR& p, const typename TN::Acc& dBs, const typename TN::Acc& dCs, int b, int g, int t0, int T) {
+#pragma unroll
+  for (int i = 0; i < TN::MT; ++i)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int l = TN::row(i, 2 * hh), tt = t0 + l;
+      if (tt >= T) continue;
+#pragma unroll
+      for (int jj = 0; jj < TN::NT; ++jj)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          const int n = g * N + TN::col(jj, q);
+          if (p.dB.p) stf(p.dB.p + b * p.dB.batch + (long long)tt * p.dB.row + n, dBs[i][jj][2 * hh + q]);
+          if (p.dC.p) stf(p.dC.p + b * p.dC.batch + (long long)tt * p.dC.row + n, dCs[i][jj][2 * hh + q]);
+        }
+    }
+}
+
 // 1. (group path) chunk_local_tc_kernel with vectorized loads and the warp cumsum.
 template <int L, int P, int N, class PR>
 __global__ void __launch_bounds__(kThreads, 2) chunk_local_fast_kernel(const PR p, Scratch s) {
@@ -1213,59 +1276,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
           for (int q = 0; q < 4; ++q) dCs[i][jj][q] += acc[i][jj][q];
     }
     __syncthreads();
-    if (warp == 0) {  // d cs, its reverse cumsum d(dt·A), ddt and the chunk's dA partial: two rows a lane
-      float dcs[2], dtv[2], fv[2], czv[2];
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int l = 2 * lane + e;
-        float y = 0.f;
-        for (int k = 0; k < TN::WN; ++k) y += sYp[l * TN::WN + k];
-        dtv[e] = sDt[l];
-        fv[e] = sF[l];
-        czv[e] = sColZ[l];
-        dcs[e] = sRowZ[l] - dtv[e] * czv[e] + y - dtv[e] * fv[e];
-      }
-      float e0 = 0.f;
-      for (int k = 0; k < kThreads / 32; ++k) e0 += sE0[k];
-      const float sumE = warp_sum(fmaf(dtv[1], fv[1], dtv[0] * fv[0]));
-      if (lane == 31) dcs[1] += expf(csEnd) * e0 + sumE;
-      float sc = dcs[0] + dcs[1];  // suffix sums over the lanes
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float u = __shfl_down_sync(0xffffffffu, sc, o);
-        if (lane + o < 32) sc += u;
-      }
-      float ex = __shfl_down_sync(0xffffffffu, sc, 1);
-      if (lane == 31) ex = 0.f;
-      const float run1 = ex + dcs[1], run0 = run1 + dcs[0];
-      const float dA = warp_sum(fmaf(dtv[1], run1, dtv[0] * run0));
-      if (lane == 0) s.dApart[chunkIdx] = dA;
-      if (p.ddt.p) {
-        const float run[2] = {run0, run1};
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int tt = t0 + 2 * lane + e;
-          if (tt < T) stf(p.ddt.p + b * p.ddt.batch + (long long)tt * p.ddt.row + h, czv[e] + fv[e] + A * run[e]);
-        }
-      }
-    }
+    if (warp == 0) chunk_head_tail<TN::WN>(p, s.dApart, chunkIdx, lane, sYp, sDt, sF, sColZ, sRowZ, sE0, csEnd, A, b, t0, T, h);
   }
-  // dB, dC of the group: one store each
-#pragma unroll
-  for (int i = 0; i < TN::MT; ++i)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int l = TN::row(i, 2 * hh), tt = t0 + l;
-      if (tt >= T) continue;
-#pragma unroll
-      for (int jj = 0; jj < TN::NT; ++jj)
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          const int n = g * N + TN::col(jj, q);
-          if (p.dB.p) stf(p.dB.p + b * p.dB.batch + (long long)tt * p.dB.row + n, dBs[i][jj][2 * hh + q]);
-          if (p.dC.p) stf(p.dC.p + b * p.dC.batch + (long long)tt * p.dC.row + n, dCs[i][jj][2 * hh + q]);
-        }
-    }
+  store_group_dbdc<TN, N>(p, dBs, dCs, b, g, t0, T);  // dB, dC of the group: one store each
 }
 
 // ---- bf16-plane path (the default): operands split once into bf16 planes, ldmatrix fragments -----
@@ -2016,59 +2029,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, 
           for (int q = 0; q < 4; ++q) dCs[i][jj][q] += acc[i][jj][q];
     }
     __syncthreads();
-    if (warp == 0) {  // d cs, its reverse cumsum d(dt·A), ddt and the chunk's dA partial: two rows a lane
-      float dcs[2], dtv[2], fv[2], czv[2];
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int l = 2 * lane + e;
-        float y = 0.f;
-        for (int k = 0; k < TN::WN; ++k) y += sYp[l * TN::WN + k];
-        dtv[e] = sDt[l];
-        fv[e] = sF[l];
-        czv[e] = sColZ[l];
-        dcs[e] = sRowZ[l] - dtv[e] * czv[e] + y - dtv[e] * fv[e];
-      }
-      float e0 = 0.f;
-      for (int k = 0; k < kThreads / 32; ++k) e0 += sE0[k];
-      const float sumE = warp_sum(fmaf(dtv[1], fv[1], dtv[0] * fv[0]));
-      if (lane == 31) dcs[1] += expf(csEnd) * e0 + sumE;
-      float sc = dcs[0] + dcs[1];  // suffix sums over the lanes
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float v = __shfl_down_sync(0xffffffffu, sc, o);
-        if (lane + o < 32) sc += v;
-      }
-      float ex = __shfl_down_sync(0xffffffffu, sc, 1);
-      if (lane == 31) ex = 0.f;
-      const float run1 = ex + dcs[1], run0 = run1 + dcs[0];
-      const float dA = warp_sum(fmaf(dtv[1], run1, dtv[0] * run0));
-      if (lane == 0) s.dApart[chunkIdx] = dA;
-      if (p.ddt.p) {
-        const float run[2] = {run0, run1};
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int tt = t0 + 2 * lane + e;
-          if (tt < T) stf(p.ddt.p + b * p.ddt.batch + (long long)tt * p.ddt.row + h, czv[e] + fv[e] + A * run[e]);
-        }
-      }
-    }
+    if (warp == 0) chunk_head_tail<TN::WN>(p, s.dApart, chunkIdx, lane, sYp, sDt, sF, sColZ, sRowZ, sE0, csEnd, A, b, t0, T, h);
   }
-  // dB, dC of the group: one store each
-#pragma unroll
-  for (int i = 0; i < TN::MT; ++i)
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int l = TN::row(i, 2 * hh), tt = t0 + l;
-      if (tt >= T) continue;
-#pragma unroll
-      for (int jj = 0; jj < TN::NT; ++jj)
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          const int n = g * N + TN::col(jj, q);
-          if (p.dB.p) stf(p.dB.p + b * p.dB.batch + (long long)tt * p.dB.row + n, dBs[i][jj][2 * hh + q]);
-          if (p.dC.p) stf(p.dC.p + b * p.dC.batch + (long long)tt * p.dC.row + n, dCs[i][jj][2 * hh + q]);
-        }
-    }
+  store_group_dbdc<TN, N>(p, dBs, dCs, b, g, t0, T);  // dB, dC of the group: one store each
 }
 
 
