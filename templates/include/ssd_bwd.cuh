@@ -993,6 +993,47 @@ STRATA_DEV float warp_sum(float v) {  // butterfly: every lane ends with the sam
   return v;
 }
 
+// rowZ / colZ of the grouped chunk-gradient kernels, pass 1: each row's per-lane sums over the 4
+// lanes of the row (a fixed butterfly) into sRzp[row][warp column], each column's over the 8 row
+// lanes into sCzp[col][warp row] (TL fragments).
+template <class TL>
+STRATA_DEV void rz_cz_partials(const float (&rz)[TL::MT][2], const float (&cz)[TL::NT][2], float* sRzp, float* sCzp, int warp, int lane) {
+  const int wn = TL::wn(), wm = warp / TL::WN;
+#pragma unroll
+  for (int i = 0; i < TL::MT; ++i)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float f = rz[i][hh];
+      f += __shfl_xor_sync(0xffffffffu, f, 1);
+      f += __shfl_xor_sync(0xffffffffu, f, 2);
+      if (lane % 4 == 0) sRzp[TL::row(i, 2 * hh) * TL::WN + wn] = f;
+    }
+#pragma unroll
+  for (int jj = 0; jj < TL::NT; ++jj)
+#pragma unroll
+    for (int qq = 0; qq < 2; ++qq) {
+      float f = cz[jj][qq];
+      f += __shfl_xor_sync(0xffffffffu, f, 4);
+      f += __shfl_xor_sync(0xffffffffu, f, 8);
+      f += __shfl_xor_sync(0xffffffffu, f, 16);
+      if (lane < 4) sCzp[TL::col(jj, qq) * TL::WM + wm] = f;
+    }
+}
+// pass 2 (after a barrier): the partials summed per row (threads 0..L−1) and per column (L..2L−1), in order.
+template <int L, class TL>
+STRATA_DEV void rz_cz_sums(int tid, const float* sRzp, const float* sCzp, float* sRowZ, float* sColZ) {
+  if (tid < L) {
+    float r = 0.f;
+    for (int k = 0; k < TL::WN; ++k) r += sRzp[tid * TL::WN + k];
+    sRowZ[tid] = r;
+  } else if (tid < 2 * L) {
+    const int ss = tid - L;
+    float r = 0.f;
+    for (int k = 0; k < TL::WM; ++k) r += sCzp[ss * TL::WM + k];
+    sColZ[ss] = r;
+  }
+}
+
 // The grouped chunk-gradient kernels' per-head tail, run by warp 0 (two rows a lane): d cs of each
 // row from the products' row partials (sYp, WN of them a row), its reverse cumsum d(dt·A), the ddt
 // of the chunk's rows and the chunk's dA partial.
@@ -1189,38 +1230,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_group_kernel(const PR 
             cz[jj][q & 1] += z;
           }
       // rows: the 4 lanes of a row (fixed butterfly), then per warp column; columns: the 8 row lanes, then per warp row
-      const int wn = TL::wn(), wm = warp / TL::WN;
-#pragma unroll
-      for (int i = 0; i < TL::MT; ++i)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          float f = rz[i][hh];
-          f += __shfl_xor_sync(0xffffffffu, f, 1);
-          f += __shfl_xor_sync(0xffffffffu, f, 2);
-          if (lane % 4 == 0) sRzp[TL::row(i, 2 * hh) * TL::WN + wn] = f;
-        }
-#pragma unroll
-      for (int jj = 0; jj < TL::NT; ++jj)
-#pragma unroll
-        for (int qq = 0; qq < 2; ++qq) {
-          float f = cz[jj][qq];
-          f += __shfl_xor_sync(0xffffffffu, f, 4);
-          f += __shfl_xor_sync(0xffffffffu, f, 8);
-          f += __shfl_xor_sync(0xffffffffu, f, 16);
-          if (lane < 4) sCzp[TL::col(jj, qq) * TL::WM + wm] = f;
-        }
+      rz_cz_partials<TL>(rz, cz, sRzp, sCzp, warp, lane);
     }
     __syncthreads();
-    if (tid < L) {
-      float r = 0.f;
-      for (int k = 0; k < TL::WN; ++k) r += sRzp[tid * TL::WN + k];
-      sRowZ[tid] = r;
-    } else if (tid < 2 * L) {
-      const int ss = tid - L;
-      float r = 0.f;
-      for (int k = 0; k < TL::WM; ++k) r += sCzp[ss * TL::WM + k];
-      sColZ[ss] = r;
-    }
+    rz_cz_sums<L, TL>(tid, sRzp, sCzp, sRowZ, sColZ);
     // dx (L x P)
     chunk_dx<L, P, N, ldP, ldN, ldL, eB, eGy>(p.dx, sB, sSt, sEe, sWt, sGy, sDt, b, h, t0, T);
     // dB (L x N): U = e^{cs_end−cs_s}·x_sᵀ dh_end, F_s = B_s·U_s, then + Σ_l M_ls C_l, times dt_s, into Σ_heads
@@ -1918,38 +1931,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grad_bf_kernel(const PR p, 
             sM.put2(l, s0, mv[0], mv[1]);
             sMd.put2(l, s0, mdv[0], mdv[1]);
           }
-      const int wn = TL::wn(), wm = warp / TL::WN;
-#pragma unroll
-      for (int i = 0; i < TL::MT; ++i)
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          float f = rz[i][hh];
-          f += __shfl_xor_sync(0xffffffffu, f, 1);
-          f += __shfl_xor_sync(0xffffffffu, f, 2);
-          if (lane % 4 == 0) sRzp[TL::row(i, 2 * hh) * TL::WN + wn] = f;
-        }
-#pragma unroll
-      for (int jj = 0; jj < TL::NT; ++jj)
-#pragma unroll
-        for (int qq = 0; qq < 2; ++qq) {
-          float f = cz[jj][qq];
-          f += __shfl_xor_sync(0xffffffffu, f, 4);
-          f += __shfl_xor_sync(0xffffffffu, f, 8);
-          f += __shfl_xor_sync(0xffffffffu, f, 16);
-          if (lane < 4) sCzp[TL::col(jj, qq) * TL::WM + wm] = f;
-        }
+      rz_cz_partials<TL>(rz, cz, sRzp, sCzp, warp, lane);
     }
     __syncthreads();
-    if (tid < L) {
-      float r = 0.f;
-      for (int k = 0; k < TL::WN; ++k) r += sRzp[tid * TL::WN + k];
-      sRowZ[tid] = r;
-    } else if (tid < 2 * L) {
-      const int ss = tid - L;
-      float r = 0.f;
-      for (int k = 0; k < TL::WM; ++k) r += sCzp[ss * TL::WM + k];
-      sColZ[ss] = r;
-    }
+    rz_cz_sums<L, TL>(tid, sRzp, sCzp, sRowZ, sColZ);
     {  // dx (L x P) = [(B·dh_endᵀ)·e^{cs_end−cs_s} + Wᵀ·gy]·dt_s
       typename TP::Acc acc;
       tc_zero<TP>(acc);
