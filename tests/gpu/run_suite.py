@@ -272,7 +272,33 @@ def main():
     npass = sum(1 for _, ok, _ in results if ok)
     nfail = len(results) - npass
     print(f"\n{npass} passed, {nfail} failed")
+    pack_outputs(npass, nfail)
     return 0 if nfail == 0 else 1
+
+
+def pack_outputs(npass, nfail):
+    """The lent GPU machine returns at most 8 files from $OUT, the first by name, and the suite
+    writes dozens (logs, logits, profiles, checkpoints): write 0-summary.txt (every check, the
+    benchmark table, the counts) and pack everything into 0-results.tgz, which sort first, then
+    remove the packed files (STRATA_SUITE_KEEP=1 keeps them)."""
+    import tarfile
+    with open(os.path.join(OUT, "0-summary.txt"), "w") as f:
+        for name, ok, detail in results:
+            f.write(f"{'PASS' if ok else 'FAIL'} {name}{' — ' + detail if detail else ''}\n")
+        f.write("\n| kernel | shape | Strata ms | peer | peer ms | Strata rate | ratio |\n")
+        for fam, shape, ms, peer, pms, rate, ratio in bench_rows:
+            f.write(f"| {fam} | {shape} | {ms:.3f} | {peer} | {pms:.3f} | {rate} | {ratio:.3f} |\n")
+        f.write(f"\n{npass} passed, {nfail} failed\n")
+    skip = {"0-summary.txt", "0-results.tgz"}
+    entries = sorted(e for e in os.listdir(OUT) if e not in skip)
+    with tarfile.open(os.path.join(OUT, "0-results.tgz"), "w:gz") as tar:
+        for e in entries:
+            tar.add(os.path.join(OUT, e), arcname=e)
+    if os.environ.get("STRATA_SUITE_KEEP") != "1":
+        for e in entries:
+            path = os.path.join(OUT, e)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+    print(f"packed {len(entries)} outputs into {os.path.join(OUT, '0-results.tgz')} (and 0-summary.txt)")
 
 
 def harness(name, src, extra=""):
