@@ -279,8 +279,8 @@ def main():
 def pack_outputs(npass, nfail):
     """The lent GPU machine returns at most 8 files from $OUT, the first by name, and the suite
     writes dozens (logs, logits, profiles, checkpoints): write 0-summary.txt (every check, the
-    benchmark table, the counts) and pack everything into 0-results.tgz, which sort first, then
-    remove the packed files (STRATA_SUITE_KEEP=1 keeps them)."""
+    benchmark table, the counts) and pack everything into 0-results.tgz; both sort first. The
+    loose files stay (a log the caller is still writing, say $OUT/suite.log, is packed as it is)."""
     import tarfile
     with open(os.path.join(OUT, "0-summary.txt"), "w") as f:
         for name, ok, detail in results:
@@ -294,10 +294,6 @@ def pack_outputs(npass, nfail):
     with tarfile.open(os.path.join(OUT, "0-results.tgz"), "w:gz") as tar:
         for e in entries:
             tar.add(os.path.join(OUT, e), arcname=e)
-    if os.environ.get("STRATA_SUITE_KEEP") != "1":
-        for e in entries:
-            path = os.path.join(OUT, e)
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
     print(f"packed {len(entries)} outputs into {os.path.join(OUT, '0-results.tgz')} (and 0-summary.txt)")
 
 
