@@ -119,7 +119,7 @@ function absorbChain(grp: FusionGroup, f: FuseContext, from: Node, unaryOnly: bo
  * pre-activation, a stored gradient added — stalls both consumer warpgroups of the
  * warp-specialized kernel while the tensor cores idle: on the H200 the 0.85B hybrid's MLP dgrad
  * (16384 × 8192 × 2048) took 1322 µs with gelu′(h) in its store, against 786 µs plain plus 259 µs
- * for the vectorized row kernel that multiplies by gelu′(h) (.scratch/epi_exp.cu, PERF-NOTES).
+ * for the vectorized row kernel that multiplies by gelu′(h) (tests/gpu/epilogue_bench.cu, PERF-NOTES).
  */
 export function absorbLinearEpilogue(grp: FusionGroup, f: FuseContext): void {
   f.absorbChain(grp, (e, cur) => {

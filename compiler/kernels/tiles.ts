@@ -1,7 +1,8 @@
 /**
  * Tile configurations of the tensor-core GEMM pipeline (include/gemm.cuh's WsConfig /
  * WgmmaConfig / MmaConfig), shared by the forward GEMM family (gemm.ts) and the backward GEMMs
- * (matmul.ts, whose include/matmul.cuh runs all three with transposed operands). The type, its checks and its C++ rendering live in tune/configs.ts.
+ * (matmul.ts, whose include/matmul.cuh runs all three with transposed operands). The type, its
+ * checks and its C++ rendering live in tune/configs.ts.
  */
 import { tileConfigType, type TileConfig } from "../tune/configs.js";
 import { smallerBuckets } from "../tune/db.js";
