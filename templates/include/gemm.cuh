@@ -157,6 +157,37 @@ struct WsConfig {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per block exceeds 227 KB");
 };
 
+// Ping-pong warp-specialized persistent wgmma (sm_90a; opt-in, NOT yet run on a GPU — see
+// gemm_pp_kernel): a TMA producer warpgroup and two consumer warpgroups that each own a whole
+// BM × BN tile (BM/64 m64nBN wgmmas per k16 step, at most 128 accumulators a thread) and take this
+// CTA's tiles in turn, so one consumer's epilogue runs under the other's mainloop.
+template <int BM_, int BN_, int STAGES_, int GROUP_M_ = 8>
+struct PpConfig {
+  static constexpr bool kWgmma = true;
+  static constexpr bool kWarpSpecialized = true;
+  static constexpr bool kPingPong = true;
+  static constexpr int GROUP_M = GROUP_M_;
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
+  static constexpr int kCluster = 1;
+  static constexpr int kConsumers = 2;
+  static constexpr int kMTiles = BM / 64;  // m64 wgmmas per k16 step, per consumer (its whole tile)
+  static constexpr int kThreads = 128 * (kConsumers + 1);
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  static constexpr int kStageBytes = (BM + BN) * kRowBytes;
+  static constexpr int kBarrierBytes = 2 * STAGES * 8;
+  static constexpr int kSmemBytes = STAGES * kStageBytes + kBarrierBytes + 1024;
+  static_assert(BM == 64 || BM == 128, "BM must be 64 or 128 (one consumer warpgroup holds the tile)");
+  static_assert(BN == 64 || BN == 128 || BN == 256, "BN must be 64, 128 or 256 (one TMA box <= 256 rows)");
+  static_assert(kMTiles * BN / 2 <= 128, "at most 128 fp32 accumulators per consumer thread");
+  static_assert(STAGES >= 2, "need at least 2 stages");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory per block exceeds 227 KB");
+};
+// Is Cfg a ping-pong config (PpConfig)?
+template <class Cfg, class = void>
+struct IsPingPong { static constexpr bool value = false; };
+template <class Cfg>
+struct IsPingPong<Cfg, decltype(void(Cfg::kPingPong))> { static constexpr bool value = Cfg::kPingPong; };
+
 // Sensible defaults (benchmarked on H200, see tests/gpu/gemm_test.cu).
 using DefaultMmaConfig = MmaConfig<128, 256, 4, 2, 4>;
 using DefaultWgmmaConfig = WgmmaConfig<256, 128, 4>;  // 4 warpgroups x m64n128
@@ -567,6 +598,132 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 }
 
 // ----------------------------------------------------------------------------------
+// Kernel 4: ping-pong warp-specialized persistent wgmma (sm_90a, PpConfig; opt-in)
+// ----------------------------------------------------------------------------------
+// NOT yet run on a GPU (written without device time; tests/gpu/gemm_test.cu --pingpong checks and
+// times it): nothing generated uses it.
+// The producer (one thread of warpgroup 0) walks this CTA's tiles u_0, u_1, … (blockIdx.x,
+// +gridDim.x, grouped order) and fills ONE STAGES-deep ring with their k-tiles in that order, so
+// local tile i's k-tiles sit at ring positions i·KT … i·KT + KT − 1 (slot = position % STAGES,
+// the fill's parity = (position / STAGES) & 1). Consumer warpgroup c (c = 0, 1) takes the local
+// tiles i ≡ c (mod 2) and the whole BM × BN of each: it waits on full[slot] of its positions,
+// keeps one wgmma batch in flight, releases the previous slot (4 arrivals, one per warp: empty[s]
+// counts one warpgroup) and, after its last k-tile, releases that slot too and runs the epilogue —
+// while the other consumer's mainloop uses the tensor cores. Every slot is released before its
+// consumer's epilogue, so the producer (which needs position p − STAGES released to fill p)
+// never waits on an epilogue.
+template <class Cfg, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    gemm_pp_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmW, int M, int N,
+                   int K, const typename Epi::Params ep) {
+#if defined(STRATA_HAS_WGMMA)
+  using namespace detail;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES;
+  constexpr int NREG = BN / 2;  // fp32 accumulators per thread per m64nBN
+  constexpr int MT = Cfg::kMTiles;
+  constexpr uint32_t kStageA = BM * kRowBytes;
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* const tiles = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* const full = reinterpret_cast<uint64_t*>(tiles + S * Cfg::kStageBytes);
+  uint64_t* const empty = full + S;
+
+  const int num_units = ceil_div(M, BM) * ceil_div(N, BN);
+  const int KT = ceil_div(K, kBK);
+  const int wg = threadIdx.x >> 7;
+
+  if (threadIdx.x == 0) {
+    prefetch_tensormap(&tmA);
+    prefetch_tensormap(&tmW);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], 4);  // the 4 warps of the one consumer warpgroup that read the slot
+    }
+    fence_mbarrier_init();
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer ----
+    setmaxnreg_dec<Cfg::kProducerRegs>();
+    if (threadIdx.x == 0) {
+      int slot = 0;
+      uint32_t phase = 0;
+      for (int unit = blockIdx.x; unit < num_units; unit += gridDim.x) {
+        int tm, tn;
+        tile_coords_of<BM, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+        for (int kt = 0; kt < KT; ++kt) {
+          mbarrier_wait_parity(&empty[slot], phase ^ 1);  // fresh barrier: parity 1 counts as done
+          uint8_t* st = tiles + slot * Cfg::kStageBytes;
+          mbarrier_arrive_expect_tx(&full[slot], Cfg::kStageBytes);
+          tma_load_2d(st, &tmA, &full[slot], kt * kBK, tm * BM);
+          tma_load_2d(st + kStageA, &tmW, &full[slot], kt * kBK, tn * BN);
+          if (++slot == S) { slot = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else {
+    // ---- consumers: local tiles i = cw, cw + 2, … ----
+    setmaxnreg_inc<Cfg::kConsumerRegs>();
+    const int cw = wg - 1;
+    const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
+    const uint32_t smem = smem_u32(tiles);
+    int i = cw;
+    for (int unit = blockIdx.x + cw * (int)gridDim.x; unit < num_units; unit += 2 * (int)gridDim.x, i += 2) {
+      int tm, tn;
+      tile_coords_of<BM, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+      const int m0 = tm * BM, n0 = tn * BN;
+      const long long pos = (long long)i * KT;  // ring position of this tile's first k-tile
+      int slot = (int)(pos % S);
+      uint32_t phase = (uint32_t)((pos / S) & 1);
+      float acc[MT][NREG];
+#pragma unroll
+      for (int t = 0; t < MT; ++t)
+#pragma unroll
+        for (int r = 0; r < NREG; ++r) acc[t][r] = 0.f;
+
+      int prev = 0;
+      for (int kt = 0; kt < KT; ++kt) {
+        mbarrier_wait_parity(&full[slot], phase);
+        const uint32_t sA = smem + slot * Cfg::kStageBytes;
+        const uint32_t sB = sA + kStageA;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk)
+#pragma unroll
+          for (int t = 0; t < MT; ++t)
+            Wgmma<BN>::mma(acc[t], wgmma_desc_sw128(sA + t * 64 * kRowBytes + kk * 32), wgmma_desc_sw128(sB + kk * 32));
+        wgmma_commit();
+        wgmma_wait<1>();  // the batch of k-tile kt-1 retired: its slot may be refilled
+        if (kt > 0 && lane == 0) mbarrier_arrive(&empty[prev]);
+        prev = slot;
+        if (++slot == S) { slot = 0; phase ^= 1; }
+      }
+      wgmma_wait<0>();
+      if (lane == 0) mbarrier_arrive(&empty[prev]);
+
+      // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
+#pragma unroll
+      for (int t = 0; t < MT; ++t) {
+        const int row = m0 + t * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+        for (int c8 = 0; c8 < BN / 8; ++c8) {
+          const int col = n0 + c8 * 8 + (lane & 3) * 2;
+          if (col < N) {
+            if (row < M) Epi::store2(ep, row, col, acc[t][4 * c8 + 0], acc[t][4 * c8 + 1]);
+            if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * c8 + 2], acc[t][4 * c8 + 3]);
+          }
+        }
+      }
+    }
+  }
+#else
+  __trap();
+#endif
+}
+
+// ----------------------------------------------------------------------------------
 // Host side
 // ----------------------------------------------------------------------------------
 // Returns nullptr when (A, lda, W, M, N, K) is supported, else a human-readable reason.
@@ -596,6 +753,27 @@ inline int sm_count() {
 
 // The warp-specialized kernel: tensor maps encoded on the host for this launch (a kernel
 // parameter, so CUDA-graph capture records them), persistent grid of min(#tiles, #SMs).
+// The ping-pong kernel (PpConfig): tensor maps as gemm_ws_launch's, grid = min(#tiles, #SMs).
+template <class Cfg, class Epi>
+cudaError_t gemm_pp_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
+                           const typename Epi::Params& ep, cudaStream_t stream) {
+  CUtensorMap ma, mw;
+  cudaError_t e = make_tensor_map_2d_bf16(&ma, A, (uint64_t)M, (uint64_t)K, (uint64_t)lda, Cfg::BM, kBK, CU_TENSOR_MAP_SWIZZLE_128B);
+  if (e != cudaSuccess) return e;
+  e = make_tensor_map_2d_bf16(&mw, W, (uint64_t)N, (uint64_t)K, (uint64_t)K, Cfg::BN, kBK, CU_TENSOR_MAP_SWIZZLE_128B);
+  if (e != cudaSuccess) return e;
+  constexpr int smem = Cfg::kSmemBytes;
+  e = opt_in_smem<gemm_pp_kernel<Cfg, Epi>>(smem);
+  if (e != cudaSuccess) return e;
+  const long long units = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+  if (units > 0x7fffffffLL) return cudaErrorInvalidValue;
+  const int sms = sm_count();
+  if (sms <= 0) return cudaErrorInvalidDevice;
+  const unsigned grid = (unsigned)(units < sms ? units : sms);
+  gemm_pp_kernel<Cfg, Epi><<<dim3(grid), dim3(Cfg::kThreads), smem, stream>>>(ma, mw, M, N, K, ep);
+  return cudaGetLastError();
+}
+
 template <class Cfg, class Epi>
 cudaError_t gemm_ws_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
                            const typename Epi::Params& ep, cudaStream_t stream) {
@@ -654,7 +832,9 @@ template <class Cfg, class Epi>
 cudaError_t gemm_launch(const bf16* A, int lda, const bf16* W, int M, int N, int K,
                         const typename Epi::Params& ep, cudaStream_t stream = 0) {
   if (gemm_shape_error(A, lda, W, M, N, K)) return cudaErrorInvalidValue;
-  if constexpr (Cfg::kWarpSpecialized) {
+  if constexpr (IsPingPong<Cfg>::value) {
+    return detail::gemm_pp_launch<Cfg, Epi>(A, lda, W, M, N, K, ep, stream);
+  } else if constexpr (Cfg::kWarpSpecialized) {
     return detail::gemm_ws_launch<Cfg, Epi>(A, lda, W, M, N, K, ep, stream);
   } else {
     void (*kernel)(const bf16*, int, const bf16*, int, int, int, const typename Epi::Params);

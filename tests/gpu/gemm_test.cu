@@ -118,6 +118,10 @@ using CfgWs128x128 = sg::WsConfig<128, 128, 6>;
 using CfgWs128x256G16 = sg::WsConfig<128, 256, 4, 16>;
 using CfgWs128x256C2 = sg::WsConfig<128, 256, 4, 8, 2>;   // clusters of 2 along M, W multicast
 using CfgWs256x128C2 = sg::WsConfig<256, 128, 4, 8, 2>;
+// ping-pong (PpConfig, opt-in and not yet validated: run only with --pingpong): each consumer
+// warpgroup owns a whole tile, the two alternate
+using CfgPp128x128 = sg::PpConfig<128, 128, 6>;
+using CfgPp64x256 = sg::PpConfig<64, 256, 5>;
 
 template <class Cfg> const char* cfg_name();
 template <> const char* cfg_name<CfgMma256>() { return "mma128x256s4"; }
@@ -136,9 +140,12 @@ template <> const char* cfg_name<CfgWs128x128>() { return "ws128x128s6"; }
 template <> const char* cfg_name<CfgWs128x256G16>() { return "ws128x256s4g16"; }
 template <> const char* cfg_name<CfgWs128x256C2>() { return "ws128x256s4c2"; }
 template <> const char* cfg_name<CfgWs256x128C2>() { return "ws256x128s4c2"; }
+template <> const char* cfg_name<CfgPp128x128>() { return "pp128x128s6"; }
+template <> const char* cfg_name<CfgPp64x256>() { return "pp64x256s5"; }
 
 struct Shape { int M, N, K, lda_pad, ldo_pad; };
 static uint64_t g_seed;
+static bool g_pingpong = false;  // --pingpong: also check and time the ping-pong configs
 
 // One correctness case for config Cfg: runs the three epilogues (F32/residual only when `all`).
 template <class Cfg>
@@ -326,6 +333,10 @@ static void benchmark() {
     t = bench_ours<CfgWs128x256G16>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs128x256G16>(); }
     t = bench_ours<CfgWs128x256C2>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs128x256C2>(); }
     t = bench_ours<CfgWs256x128C2>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgWs256x128C2>(); }
+    if (g_pingpong) {
+      t = bench_ours<CfgPp128x128>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgPp128x128>(); }
+      t = bench_ours<CfgPp64x256>(A, W, C, Cref, M, N, K, cms); if (t < b) { b = t; bn = cfg_name<CfgPp64x256>(); }
+    }
     char line[256];
     snprintf(line, sizeof line, "| %5dx%5dx%5d | best %-14s | %8.3f | %8.3f | %5.3f |", M, N, K, bn, b, cms, cms / b);
     best.push_back(line);
@@ -369,6 +380,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--no-bench")) bench = false;
     else if (!strcmp(argv[i], "--no-check")) checks = false;
+    else if (!strcmp(argv[i], "--pingpong")) g_pingpong = true;
     else g_seed = strtoull(argv[i], nullptr, 10);
   }
   printf("seed %llu\n", (unsigned long long)g_seed);
@@ -415,4 +427,9 @@ static void run_checks() {
   check_config<CfgWs128x256C2>();
   check_config<CfgWs256x128C2>();
   check_graph_capture<CfgWs128x256C2>();
+  if (g_pingpong) {
+    check_config<CfgPp128x128>();
+    check_config<CfgPp64x256>();
+    check_graph_capture<CfgPp128x128>();
+  }
 }
