@@ -174,7 +174,7 @@ struct PpConfig {
   static constexpr int kThreads = 128 * (kConsumers + 1);
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
   static constexpr int kStageBytes = (BM + BN) * kRowBytes;
-  static constexpr int kBarrierBytes = 2 * STAGES * 8;
+  static constexpr int kBarrierBytes = (2 * STAGES + 2) * 8;  // full[S], empty[S], turn[2]
   static constexpr int kSmemBytes = STAGES * kStageBytes + kBarrierBytes + 1024;
   static_assert(BM == 64 || BM == 128, "BM must be 64 or 128 (one consumer warpgroup holds the tile)");
   static_assert(BN == 64 || BN == 128 || BN == 256, "BN must be 64, 128 or 256 (one TMA box <= 256 rows)");
@@ -611,7 +611,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 // counts one warpgroup) and, after its last k-tile, releases that slot too and runs the epilogue —
 // while the other consumer's mainloop uses the tensor cores. Every slot is released before its
 // consumer's epilogue, so the producer (which needs position p − STAGES released to fill p)
-// never waits on an epilogue.
+// never waits on an epilogue. The mainloops take turns (turn[c] completes when the other
+// consumer has waited on every position before this consumer's next tile): an mbarrier parity
+// wait cannot tell phase k from k + 2, so a consumer must never wait on a position more than one
+// fill ahead of its slot's barrier — it would read the slot's older contents.
 template <class Cfg, class Epi>
 __global__ void __launch_bounds__(Cfg::kThreads, 1)
     gemm_pp_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmW, int M, int N,
@@ -627,6 +630,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   uint8_t* const tiles = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* const full = reinterpret_cast<uint64_t*>(tiles + S * Cfg::kStageBytes);
   uint64_t* const empty = full + S;
+  uint64_t* const turn = empty + S;  // turn[c]: consumer c may start its next mainloop
 
   const int num_units = ceil_div(M, BM) * ceil_div(N, BN);
   const int KT = ceil_div(K, kBK);
@@ -640,6 +644,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
       mbarrier_init(&full[s], 1);
       mbarrier_init(&empty[s], 4);  // the 4 warps of the one consumer warpgroup that read the slot
     }
+    mbarrier_init(&turn[0], 4);  // one arrival per warp of the other consumer
+    mbarrier_init(&turn[1], 4);
     fence_mbarrier_init();
   }
   __syncthreads();
@@ -669,8 +675,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     const int cw = wg - 1;
     const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
     const uint32_t smem = smem_u32(tiles);
-    int i = cw;
-    for (int unit = blockIdx.x + cw * (int)gridDim.x; unit < num_units; unit += 2 * (int)gridDim.x, i += 2) {
+    int i = cw, j = 0;  // local tile i = 2j + cw
+    for (int unit = blockIdx.x + cw * (int)gridDim.x; unit < num_units; unit += 2 * (int)gridDim.x, i += 2, ++j) {
       int tm, tn;
       tile_coords_of<BM, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
       const int m0 = tm * BM, n0 = tn * BN;
@@ -683,6 +689,9 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 #pragma unroll
         for (int r = 0; r < NREG; ++r) acc[t][r] = 0.f;
 
+      // my turn: consumer 0's tile j follows consumer 1's tile j − 1 (its completion j − 1 of
+      // turn[0]; a fresh barrier passes parity 1), consumer 1's tile j follows consumer 0's tile j
+      mbarrier_wait_parity(&turn[cw], cw == 0 ? (uint32_t)((j & 1) ^ 1) : (uint32_t)(j & 1));
       int prev = 0;
       for (int kt = 0; kt < KT; ++kt) {
         mbarrier_wait_parity(&full[slot], phase);
@@ -701,7 +710,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         if (++slot == S) { slot = 0; phase ^= 1; }
       }
       wgmma_wait<0>();
-      if (lane == 0) mbarrier_arrive(&empty[prev]);
+      if (lane == 0) {
+        mbarrier_arrive(&empty[prev]);
+        mbarrier_arrive(&turn[cw ^ 1]);  // every position of this tile waited on: the other's turn
+      }
 
       // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
 #pragma unroll
