@@ -2,7 +2,8 @@
 //
 // build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
 //          tests/gpu/gemm_test.cu -lcublas -o gemm_test
-// run:   ./gemm_test [seed] [--no-bench] [--no-check]
+// run:   ./gemm_test [seed] [--no-bench] [--no-check] [--pingpong]   (--pingpong: also the opt-in,
+//        not yet validated ping-pong configs PpConfig)
 #ifndef STRATA_NO_CUBLAS
 #include <cublas_v2.h>
 #endif
