@@ -477,7 +477,7 @@ export function buildReport(inputs: Inputs, names: InputNames): Report {
   const copyBandwidth = decode?.copyBandwidth ?? logBw;
   const copyBandwidthSource =
     decode?.copyBandwidth !== undefined
-      ? `4 GiB device-to-device copy, bytes read + written per second, measured by tests/gpu/decode_bench.py in the suite's generation benchmarks (${decodeSource}); the kernel table comes from the suite's second call on the same machine`
+      ? `4 GiB device-to-device copy, bytes read + written per second, measured by tests/gpu/decode_bench.py in the suite's generation benchmarks (${decodeSource}); the kernel table (${names.suite}) was measured on the same kind of machine`
       : logBw !== undefined
         ? `device-to-device copy bandwidth line of ${names.suite}`
         : "not measured (no decode benchmark in the inputs): memory floors against the measured bandwidth are not given";
