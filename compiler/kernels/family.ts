@@ -70,10 +70,10 @@ export interface FuseContext {
   /**
    * The walk under absorbEpilogue, for kernels with rules of their own: from `from` (default the
    * anchor) along single consumers, each next node e joins the group unless `veto(e, cur)` gives
-   * the reason it cannot (logged); `accept(e)` runs just before e joins (to add what e needs
-   * first). Stops at a graph output or a value with several consumers (logged).
+   * the reason it cannot (logged). Stops at a graph output or a value with several consumers
+   * (logged).
    */
-  absorbChain(grp: FusionGroup, veto: (e: Node, cur: Node) => string | undefined, opts?: { from?: Node; accept?: (e: Node) => void }): void;
+  absorbChain(grp: FusionGroup, veto: (e: Node, cur: Node) => string | undefined, opts?: { from?: Node }): void;
 }
 
 /** How a rendered kernel reaches the tensors of its group. */

@@ -172,7 +172,6 @@ export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
           log(grp, e, false, `epilogue ${e.op}`, why);
           return;
         }
-        opts.accept?.(e);
         add(grp, e);
         log(grp, e, true, `epilogue ${e.op}`, "single consumer, elementwise, same shape");
         cur = e;

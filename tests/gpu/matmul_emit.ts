@@ -3,8 +3,10 @@
  * graphs of tests/kernels/matmul-graphs.ts, plus a case table, into one file that
  * tests/gpu/matmul_emitted_test.cu includes and checks on the GPU against a float64 reference:
  *   npx tsx tests/gpu/matmul_emit.ts .tmp/matmul/emitted.inc
- * Buffer roles: 0 A, 1 B, 2 output, 3 the pre-activation x (dgrad's recomputed activationGrad),
- * 4 launch scratch (split-K partials). Cases: dgrad (linear(gy, transpose(W)) with the ReLU derivative recomputed in the store), wgrad
+ * Buffer roles: 0 A, 1 B, 2 output, 3 the pre-activation x (an activationGrad in a dgrad's store —
+ * none since compiler/kernels/matmul.ts absorbLinearEpilogue keeps per-token reads out of dgrad
+ * stores; the case table and the harness still handle it), 4 launch scratch (split-K partials).
+ * Cases: dgrad (linear(gy, transpose(W))), wgrad
  * (matmul → sumTo → cast: one kernel over all tokens; bf16 and f32 gy), general (batched scores
  * through transposed views).
  */
