@@ -114,7 +114,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const __nv_bfloat16* _
   const float inv_t = 1.f / p.temperature;
   auto weight = [&](float x) { return __expf((x - m) * inv_t); };
 
-  // 2. top-k: the largest key t with count(key >= t) >= k
+  // 2. top-k: the largest key t with count(key >= t) >= k (every token tied with the k-th largest
+  //    is kept, as HF's TopKLogitsWarper keeps them)
   uint32_t lo = 0;
   if (p.top_k > 0 && p.top_k < V) {
     uint32_t hi = order_key(m);

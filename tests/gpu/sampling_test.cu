@@ -39,14 +39,20 @@ static std::vector<double> target(const std::vector<float>& l, const SamplingPar
   std::sort(idx.begin(), idx.end(), [&](int a, int b) { return x[a] > x[b]; });
   const double m = x[idx[0]];
   std::vector<double> w(V, 0.0);
-  int keep = (p.top_k > 0 && p.top_k < V) ? p.top_k : V;
+  // ties at a threshold are kept (the kernel keeps every token whose logit reaches the k-th
+  // largest, as HF's TopKLogitsWarper does): bf16 logits tie often enough to matter
+  const auto with_ties = [&](int k) {
+    while (k > 0 && k < V && x[idx[k]] == x[idx[k - 1]]) ++k;
+    return k;
+  };
+  int keep = with_ties((p.top_k > 0 && p.top_k < V) ? p.top_k : V);
   double Z = 0;
   for (int r = 0; r < keep; ++r) Z += std::exp((x[idx[r]] - m) / p.temperature);
   if (p.top_p < 1.f) {
     double acc = 0;
     int k2 = 0;
     while (k2 < keep && acc < p.top_p * Z) acc += std::exp((x[idx[k2++]] - m) / p.temperature);
-    keep = k2;
+    keep = std::min(keep, with_ties(k2));
   }
   double Zk = 0;
   for (int r = 0; r < keep; ++r) Zk += (w[idx[r]] = std::exp((x[idx[r]] - m) / p.temperature));
