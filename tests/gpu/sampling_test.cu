@@ -154,6 +154,20 @@ int main() {
     check(chi_square_ok(got, target(l, p, {}), c.name), c.name, static_cast<double>(got.size()));
   }
   {
+    // a tie at the k-th largest logit: top-k 3 keeps all four of 2.5, 1.5, 1, 1
+    std::vector<float> tied(V);
+    for (auto& v : tied) v = -2.f + 0.5f * nd(rng) * 0.1f;
+    tied[5] = 2.5f, tied[17] = 1.5f, tied[30] = 1.f, tied[44] = 1.f;
+    SamplingParams p;
+    p.temperature = 1.f;
+    p.top_k = 3;
+    p.seed = rng();
+    auto got = draw(tied, 4, p, N / 4);
+    const auto w = target(tied, p, {});
+    const int kept = static_cast<int>(std::count_if(w.begin(), w.end(), [](double x) { return x > 0; }));
+    check(kept == 4 && chi_square_ok(got, w, "top-k 3, tie at the 3rd"), "top-k 3 with a tie at the threshold keeps both", kept);
+  }
+  {
     SamplingParams p;
     p.temperature = 1.f;
     p.repetition_penalty = 1.8f;
