@@ -39,6 +39,10 @@
 //                        with the per-operand layouts; an MN-major operand's k-tile is R/64 TMA
 //                        boxes of [64 k × 64 outputs]. A WsConfig launch with an f32 operand (or
 //                        K = 0) runs matmul_wgmma_kernel with the same tiles.
+//   matmul_pp_kernel     sm_90a, PpConfig, bf16 operands: gemm.cuh's ping-pong gemm_pp_kernel (each
+//                        consumer warpgroup owns a whole BM×BN tile, the two take the CTA's tiles in
+//                        turn, so one's epilogue runs under the other's mainloop) with the layouts and
+//                        split-K of matmul_ws_kernel; an f32 operand (or K = 0) falls back likewise.
 //   matmul_mma_kernel    sm_80+: mma.sync m16n8k16 + ldmatrix(.trans).
 //   matmul_general_kernel  any strides, batched (blockIdx.z), any element type: a 64×64×16 fp32
 //                        SIMT tile (correct everywhere; for the rare matmuls that are not a
@@ -384,6 +388,150 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 }
 
 // ----------------------------------------------------------------------------------
+// ping-pong warp-specialized TMA + wgmma (sm_90a, PpConfig, bf16 operands): gemm.cuh's
+// gemm_pp_kernel with the per-operand layouts of matmul_ws_kernel
+// ----------------------------------------------------------------------------------
+// The producer (one thread of warpgroup 0) walks this CTA's output tiles u_0, u_1, … (blockIdx.x,
+// +gridDim.x, grouped order) and fills ONE STAGES-deep ring with their k-tiles (of this CTA's
+// split, split_range) in that order: local tile i's k-tiles sit at ring positions i·KT … i·KT+KT−1
+// (slot = position % STAGES, the fill's parity = (position / STAGES) & 1). Consumer warpgroup
+// c (c = 0, 1) takes the local tiles i ≡ c (mod 2) and the whole BM × BN of each (BM/64 m64nBN
+// wgmmas per k16 step, the descriptors of matmul_ws_kernel), keeps one wgmma batch in flight,
+// releases the previous slot (empty[s] counts the 4 warps of one warpgroup) and, after its last
+// k-tile, that slot too, then runs the epilogue while the other consumer's mainloop uses the
+// tensor cores. The mainloops take turns (turn[c]: the other consumer has waited on every position
+// before this consumer's next tile), since an mbarrier parity wait cannot tell a fill from the one
+// two fills later. An empty split (KT = 0) waits on no position and stores the epilogue of zeros.
+template <class Cfg, bool kMnA, bool kMnB, class Epi>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    matmul_pp_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB, int M, int N, int K,
+                     const typename Epi::Params ep) {
+#if defined(STRATA_HAS_WGMMA)
+  using namespace detail;
+  static_assert(gemm::IsPingPong<Cfg>::value, "matmul_pp_kernel: a PpConfig");
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, S = Cfg::STAGES;
+  constexpr int NREG = BN / 2;
+  constexpr int MT = Cfg::kMTiles;  // BM / 64
+  constexpr uint32_t kStageA = BM * kRowBytes;
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* const tiles = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* const full = reinterpret_cast<uint64_t*>(tiles + S * Cfg::kStageBytes);
+  uint64_t* const empty = full + S;
+  uint64_t* const turn = empty + S;  // turn[c]: consumer c may start its next mainloop
+
+  const int num_units = ceil_div(M, BM) * ceil_div(N, BN);
+  int kt0, KT;
+  split_range(K, kt0, KT);
+  const int wg = threadIdx.x >> 7;
+
+  if (threadIdx.x == 0) {
+    prefetch_tensormap(&tmA);
+    prefetch_tensormap(&tmB);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], 4);  // the 4 warps of the one consumer warpgroup that read the slot
+    }
+    mbarrier_init(&turn[0], 4);  // one arrival per warp of the other consumer
+    mbarrier_init(&turn[1], 4);
+    fence_mbarrier_init();
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer ----
+    setmaxnreg_dec<Cfg::kProducerRegs>();
+    if (threadIdx.x == 0) {
+      int slot = 0;
+      uint32_t phase = 0;
+      for (int unit = blockIdx.x; unit < num_units; unit += gridDim.x) {
+        int tm, tn;
+        tile_coords_of<BM, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+        for (int kt = 0; kt < KT; ++kt) {
+          mbarrier_wait_parity(&empty[slot], phase ^ 1);  // fresh barrier: parity 1 counts as done
+          uint8_t* st = tiles + slot * Cfg::kStageBytes;
+          const int k0 = (kt0 + kt) * kBK;
+          mbarrier_arrive_expect_tx(&full[slot], Cfg::kStageBytes);
+          tma_operand<BM, kMnA>(st, &tmA, &full[slot], tm * BM, k0);
+          tma_operand<BN, kMnB>(st + kStageA, &tmB, &full[slot], tn * BN, k0);
+          if (++slot == S) { slot = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else {
+    // ---- consumers: local tiles i = cw, cw + 2, … ----
+    setmaxnreg_inc<Cfg::kConsumerRegs>();
+    const int cw = wg - 1;
+    const int lane = threadIdx.x & 31, warp_in_wg = (threadIdx.x >> 5) & 3;
+    const uint32_t smem = smem_u32(tiles);
+    int i = cw, j = 0;  // local tile i = 2j + cw
+    for (int unit = blockIdx.x + cw * (int)gridDim.x; unit < num_units; unit += 2 * (int)gridDim.x, i += 2, ++j) {
+      int tm, tn;
+      tile_coords_of<BM, BN, Cfg::GROUP_M>(unit, M, N, tm, tn);
+      const int m0 = tm * BM, n0 = tn * BN;
+      const long long pos = (long long)i * KT;  // ring position of this tile's first k-tile
+      int slot = (int)(pos % S);
+      uint32_t phase = (uint32_t)((pos / S) & 1);
+      float acc[MT][NREG];
+#pragma unroll
+      for (int t = 0; t < MT; ++t)
+#pragma unroll
+        for (int r = 0; r < NREG; ++r) acc[t][r] = 0.f;
+
+      // my turn: consumer 0's tile j follows consumer 1's tile j − 1 (its completion j − 1 of
+      // turn[0]; a fresh barrier passes parity 1), consumer 1's tile j follows consumer 0's tile j
+      mbarrier_wait_parity(&turn[cw], cw == 0 ? (uint32_t)((j & 1) ^ 1) : (uint32_t)(j & 1));
+      int prev = 0;
+      for (int kt = 0; kt < KT; ++kt) {
+        mbarrier_wait_parity(&full[slot], phase);
+        // m64 slice t: the 8 KB block t of A in either layout
+        const uint32_t sA = smem + slot * Cfg::kStageBytes;
+        const uint32_t sB = sA + kStageA;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) {
+          const uint64_t db = kMnB ? wgmma_desc_mn_sw128(sB + kk * 2 * 1024) : wgmma_desc_sw128(sB + kk * 32);
+#pragma unroll
+          for (int t = 0; t < MT; ++t) {
+            const uint32_t a = sA + t * kMnBlockBytes;
+            const uint64_t da = kMnA ? wgmma_desc_mn_sw128(a + kk * 2 * 1024) : wgmma_desc_sw128(a + kk * 32);
+            Wgmma<BN, kMnA ? 1 : 0, kMnB ? 1 : 0>::mma(acc[t], da, db);
+          }
+        }
+        wgmma_commit();
+        wgmma_wait<1>();  // the batch of k-tile kt-1 retired: its slot may be refilled
+        if (kt > 0 && lane == 0) mbarrier_arrive(&empty[prev]);
+        prev = slot;
+        if (++slot == S) { slot = 0; phase ^= 1; }
+      }
+      wgmma_wait<0>();
+      if (lane == 0) {
+        if (KT > 0) mbarrier_arrive(&empty[prev]);
+        mbarrier_arrive(&turn[cw ^ 1]);  // every position of this tile waited on: the other's turn
+      }
+
+      // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
+#pragma unroll
+      for (int t = 0; t < MT; ++t) {
+        const int row = m0 + t * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+        for (int c8 = 0; c8 < BN / 8; ++c8) {
+          const int col = n0 + c8 * 8 + (lane & 3) * 2;
+          if (col < N) {
+            if (row < M) Epi::store2(ep, row, col, acc[t][4 * c8 + 0], acc[t][4 * c8 + 1]);
+            if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * c8 + 2], acc[t][4 * c8 + 3]);
+          }
+        }
+      }
+    }
+  }
+#else
+  __trap();
+#endif
+}
+
+// ----------------------------------------------------------------------------------
 // mma.sync + ldmatrix(.trans) (sm_80+)
 // ----------------------------------------------------------------------------------
 template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
@@ -571,6 +719,28 @@ cudaError_t matmul_ws_launch(const bf16* A, long long lda, const bf16* B, long l
   matmul_ws_kernel<Cfg, kMnA, kMnB, Epi><<<dim3(grid, (unsigned)splits), dim3(Cfg::kThreads), smem, stream>>>(ma, mb, M, N, K, ep);
   return cudaGetLastError();
 }
+
+// The ping-pong kernel (PpConfig): tensor maps and grid as matmul_ws_launch's.
+template <class Cfg, bool kMnA, bool kMnB, class Epi>
+cudaError_t matmul_pp_launch(const bf16* A, long long lda, const bf16* B, long long ldb, int M, int N, int K,
+                             const typename Epi::Params& ep, cudaStream_t stream, int splits) {
+  CUtensorMap ma, mb;
+  cudaError_t e = operand_map<Cfg::BM, kMnA>(&ma, A, lda, M, K);
+  if (e != cudaSuccess) return e;
+  e = operand_map<Cfg::BN, kMnB>(&mb, B, ldb, N, K);
+  if (e != cudaSuccess) return e;
+  constexpr int smem = Cfg::kSmemBytes;
+  e = opt_in_smem<matmul_pp_kernel<Cfg, kMnA, kMnB, Epi>>(smem);
+  if (e != cudaSuccess) return e;
+  const long long tiles = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
+  if (tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
+  const int sms = gemm::detail::sm_count();
+  if (sms <= 0) return cudaErrorInvalidDevice;
+  const long long per_split = std::max(1, sms / splits);
+  const unsigned grid = (unsigned)std::min(tiles, per_split);
+  matmul_pp_kernel<Cfg, kMnA, kMnB, Epi><<<dim3(grid, (unsigned)splits), dim3(Cfg::kThreads), smem, stream>>>(ma, mb, M, N, K, ep);
+  return cudaGetLastError();
+}
 }  // namespace detail
 
 template <class Cfg, class TA, class TB, bool kMnA, bool kMnB, class Epi>
@@ -582,7 +752,10 @@ cudaError_t matmul_launch(const TA* A, long long lda, const TB* B, long long ldb
     // TMA reads bf16 only: an f32 operand (or an empty contraction, which has no tensor map) takes
     // the cp.async kernel with the same tiles
     if constexpr (std::is_same_v<TA, bf16> && std::is_same_v<TB, bf16>) {
-      if (K > 0) return detail::matmul_ws_launch<Cfg, kMnA, kMnB, Epi>(A, lda, B, ldb, M, N, K, ep, stream, splits);
+      if (K > 0) {
+        if constexpr (gemm::IsPingPong<Cfg>::value) return detail::matmul_pp_launch<Cfg, kMnA, kMnB, Epi>(A, lda, B, ldb, M, N, K, ep, stream, splits);
+        else return detail::matmul_ws_launch<Cfg, kMnA, kMnB, Epi>(A, lda, B, ldb, M, N, K, ep, stream, splits);
+      }
     }
     return matmul_launch<WgmmaConfig<Cfg::BM, Cfg::BN, (Cfg::STAGES < 3 ? 3 : Cfg::STAGES), false, Cfg::GROUP_M>, TA, TB, kMnA, kMnB, Epi>(
         A, lda, B, ldb, M, N, K, ep, stream, splits);

@@ -179,6 +179,10 @@ using Ws128x256 = sg::WsConfig<128, 256, 4>;
 using Ws256x128 = sg::WsConfig<256, 128, 4>;
 using Ws128x128 = sg::WsConfig<128, 128, 5>;
 using Ws128x64 = sg::WsConfig<128, 64, 6>;
+// ping-pong (matmul_pp_kernel): each consumer warpgroup owns a whole BM × BN tile
+using Pp128x128 = sg::PpConfig<128, 128, 6>;
+using Pp64x256 = sg::PpConfig<64, 256, 5>;
+using Pp128x64 = sg::PpConfig<128, 64, 8>;
 
 template <class Cfg>
 static void check_config(const char* cname) {
@@ -249,6 +253,21 @@ static void bench(const char* cname, int Mt, int Nw, int Kw, bf16* gy, bf16* W, 
   (same ? g_pass : g_fail)++;
 }
 
+// the small and one-wave wgrads ([160, 4096] split, [2048, 2048]) on config Cfg
+template <class Cfg>
+static void bench_wgrad_small(const char* cname, int Mt, int K, bf16* gy, bf16* x, float* dW, float* part) {
+  const int Nw = 160;
+  const int splits = sm::matmul_splits<Cfg>(Nw, K, Mt, 8);
+  const double fl = 2.0 * Mt * Nw * K;
+  const float ts = time_ms([&] {
+    CK((sm::matmul_launch_split<Cfg, bf16, bf16, true, true, sg::EpiStoreF32>(gy, Nw, x, K, Nw, K, Mt, {dW, K}, splits, part)));
+  });
+  const double fl2 = 2.0 * Mt * 2048 * 2048;
+  const float t2 = time_ms([&] { CK((sm::matmul_launch<Cfg, bf16, bf16, true, true, sg::EpiStoreF32>(gy, 2048, x, K, 2048, 2048, Mt, {dW, 2048}))); });
+  printf("BENCH %-12s wgrad small weight [%d,%d] %d splits: %.3f ms %.0f TFLOP/s | wgrad [2048,2048] over %d tokens: %.3f ms %.0f TFLOP/s\n", cname,
+         Nw, K, splits, ts, fl / ts * 1e-9, Mt, t2, fl2 / t2 * 1e-9);
+}
+
 int main(int argc, char** argv) {
   bool do_bench = true;
   for (int i = 1; i < argc; ++i) {
@@ -269,6 +288,10 @@ int main(int argc, char** argv) {
   check_config<Ws256x128>("ws256x128");
   check_config<Ws128x128>("ws128x128s5");
   check_config<Ws128x64>("ws128x64s6");
+  // ping-pong TMA (same fallbacks)
+  check_config<Pp128x128>("pp128x128s6");
+  check_config<Pp64x256>("pp64x256s5");
+  check_config<Pp128x64>("pp128x64s8");
   check_general<bf16, bf16>(3, 37, 70, 19);
   check_general<float, bf16>(1, 130, 8, 300);
   check_general<bf16, float>(2, 1, 65, 5);
@@ -306,6 +329,17 @@ int main(int argc, char** argv) {
       const float t = time_ms([&] { CK((sm::matmul_launch<Wg256x128, bf16, bf16, true, true, sg::EpiStoreF32>(gy, 2048, x, K, 2048, 2048, Mt, {dW, 2048}))); });
       printf("BENCH wgrad [2048,2048] over %d tokens: %.3f ms %.0f TFLOP/s\n", Mt, t, fl / t * 1e-9);
     }
+    {
+      float* part;
+      CK(cudaMalloc(&part, (size_t)8 * 160 * K * 4));
+      bench_wgrad_small<Wg256x128>("wg256x128", Mt, K, gy, x, dW, part);
+      bench_wgrad_small<Ws128x256>("ws128x256", Mt, K, gy, x, dW, part);
+      bench_wgrad_small<Ws128x128>("ws128x128s5", Mt, K, gy, x, dW, part);
+      bench_wgrad_small<Pp128x128>("pp128x128s6", Mt, K, gy, x, dW, part);
+      bench_wgrad_small<Pp64x256>("pp64x256s5", Mt, K, gy, x, dW, part);
+      bench_wgrad_small<Pp128x64>("pp128x64s8", Mt, K, gy, x, dW, part);
+      CK(cudaFree(part));
+    }
     for (int Nw : {4096, NwMax}) {
       bench<Wg256x128>("wg256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Wg128x256>("wg128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
@@ -316,6 +350,9 @@ int main(int argc, char** argv) {
       bench<Ws128x256>("ws128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Ws256x128>("ws256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
       bench<Ws128x128>("ws128x128s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Pp128x128>("pp128x128s6", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Pp64x256>("pp64x256s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+      bench<Pp128x64>("pp128x64s8", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
     }
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);
