@@ -119,15 +119,15 @@ export const gemm: KernelFamilyModule = {
     const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: o.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
     // untuned: the wave model's tiles for the project's max tokens (tiles.ts defaultTiles)
     const backend = ctx.arch === "sm_90a" ? "wgmma" : "mma";
-    const defaults = ctx.maxTokens ? defaultTiles("forward", backend, ctx.maxTokens, n) : DEFAULT_FORWARD_GEMM_TILES[backend];
+    const defaults = ctx.maxTokens ? defaultTiles("forward", backend, ctx.maxTokens, n, k) : DEFAULT_FORWARD_GEMM_TILES[backend];
     const { tiles, provenance } = tunedTiles(ctx.tuning, ctx.arch, sig, defaults);
     // smaller run-time M (decode batches) dispatch to the tiles tuned for their bucket (or, untuned,
     // the wave model's for it); ≤ 8 rows run the GEMV
-    const untunedAt = (m: number) => defaultTiles("forward", backend, m, n);
+    const untunedAt = (m: number) => defaultTiles("forward", backend, m, n, k);
     const smaller = ctx.tuning
       ? tunedSmallerBuckets(ctx.tuning, ctx.arch, sig, defaults, tiles, 8, backend === "wgmma" ? untunedAt : undefined)
       : ctx.maxTokens
-        ? defaultSmallerBuckets(backend, ctx.maxTokens, n, tiles, 8)
+        ? defaultSmallerBuckets(backend, ctx.maxTokens, n, tiles, 8, k)
         : [];
     const body = renderTemplate("gemm.cu.hbs", {
       fields,

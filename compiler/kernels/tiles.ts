@@ -24,12 +24,14 @@ export const DEFAULT_GEMM_TILES: Record<"wgmma" | "mma", GemmTiles> = {
 };
 
 /**
- * Defaults of the forward GEMM (gemm.ts): on sm_90a the warp-specialized persistent TMA kernel,
- * 128×256 tiles, 4 stages — 1.21–1.42× the cp.async WgmmaConfig<256,128,4> on the 8B hybrid's six
- * M = 16384 shapes, 0.78–0.97× cuBLAS (H200, tests/gpu/gemm_test.cu, docs/PERF-NOTES.md).
+ * Defaults of the forward GEMM (gemm.ts) when the rows are unknown: on sm_90a the ping-pong
+ * warp-specialized persistent TMA kernel (gemm.cuh's PpConfig), 128×128 tiles, 6 stages — 1.01–1.17×
+ * the warp-specialized WsConfig<128,256,4> on five of the 8B hybrid's six M = 16384 shapes and
+ * 0.95× on the sixth (K = 16384), 0.89–1.17× cuBLAS (H200, tests/gpu/gemm_test.cu --pingpong,
+ * docs/PERF-NOTES.md). With the rows known, `defaultTiles` chooses.
  */
 export const DEFAULT_FORWARD_GEMM_TILES: Record<"wgmma" | "mma", GemmTiles> = {
-  wgmma: { backend: "wgmma", bm: 128, bn: 256, stages: 4, ws: true },
+  wgmma: { backend: "wgmma", bm: 128, bn: 128, stages: 6, pp: true },
   mma: DEFAULT_GEMM_TILES.mma,
 };
 
@@ -42,10 +44,14 @@ export const WAVE_SMS = 132;
  * The untuned default's candidates per GEMM kind on sm_90a, each with its throughput per busy SM
  * relative to the fastest, fit to the H200 tuning run of 2026-11-30 (`strata tune` of the 8B
  * hybrid's forward and the 0.85B hybrid's training GEMMs: docs/PERF-NOTES.md, "Untuned defaults").
+ * The forward's ping-pong tile (fit to gemm_test --pingpong of 2026-11-30, session 5) hides its
+ * epilogue under the other consumer's mainloop but streams more operand bytes per FLOP: its
+ * mainloop runs at 1/PP_MAINLOOP of the 128×256 tile's, and only the last epilogue of a CTA shows.
  */
 const WAVE_CANDIDATES: Record<"forward" | "dgrad" | "wgrad", { tiles: GemmTiles; eff: number }[]> = {
   forward: [
     { tiles: DEFAULT_FORWARD_GEMM_TILES.wgmma, eff: 1 },
+    { tiles: { backend: "wgmma", bm: 128, bn: 256, stages: 4, ws: true }, eff: 1 },
     { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.93 },
     { tiles: { backend: "wgmma", bm: 128, bn: 64, stages: 4, ws: true }, eff: 0.53 },
   ],
@@ -71,20 +77,35 @@ export function waveCandidates(family: "gemm" | "matmul", backend: "wgmma" | "mm
 }
 
 /**
+ * The epilogue of one output tile of the non-ping-pong kernels, in k-steps of the mainloop (a
+ * 128×256 tile's store ≈ 768 of its k's); and the ping-pong tile's mainloop cost relative to it.
+ * Fit to gemm_test --pingpong (H200, 2026-11-30): pp_128x128x6 against ws_128x256x4 at K = 4096,
+ * 8192 and 16384 (0.92, 0.99 and 1.05 of its time).
+ */
+const EPILOGUE_K = 768;
+const PP_MAINLOOP = 1.095;
+
+/**
  * The untuned tiles of one GEMM of M × N × K (M: the rows the project is compiled for, its
  * --max-tokens; a weight gradient's M is the weight's rows): on sm_90a the candidate with the least
- * estimated time under a wave model — ⌈output tiles / SMs⌉ waves of BM·BN·K work each, divided by
- * the candidate's relative throughput — so that few output tiles (a small M or N) take smaller
- * tiles that fill more SMs, and a tile count just past a wave boundary takes a shape that fits.
- * Ties keep the earlier (larger) candidate. Elsewhere the mma.sync default.
+ * estimated time under a wave model — ⌈output tiles / SMs⌉ waves of BM·BN·(K + epilogue) work each,
+ * divided by the candidate's relative throughput (the ping-pong tile: BM·BN·K·PP_MAINLOOP a wave and
+ * one exposed epilogue) — so that few output tiles (a small M or N) take smaller tiles that fill
+ * more SMs, a tile count just past a wave boundary takes a shape that fits, and a deep K (whose
+ * epilogue matters less) keeps the 128×256 tile. Ties keep the earlier candidate. Elsewhere the
+ * mma.sync default. K defaults to 4096 where the caller does not know it.
  */
-export function defaultTiles(kind: "forward" | "dgrad" | "wgrad", backend: "wgmma" | "mma", m: number, n: number): GemmTiles {
+export function defaultTiles(kind: "forward" | "dgrad" | "wgrad", backend: "wgmma" | "mma", m: number, n: number, k = 4096): GemmTiles {
   if (backend === "mma") return kind === "forward" ? DEFAULT_FORWARD_GEMM_TILES.mma : DEFAULT_GEMM_TILES.mma;
   let best: GemmTiles | undefined;
   let bestCost = Infinity;
+  const K = Math.max(1, k);
   for (const { tiles, eff } of WAVE_CANDIDATES[kind]) {
     const out = Math.ceil(Math.max(1, m) / tiles.bm) * Math.ceil(Math.max(1, n) / tiles.bn);
-    const cost = (Math.ceil(out / WAVE_SMS) * tiles.bm * tiles.bn) / eff;
+    const waves = Math.ceil(out / WAVE_SMS);
+    const area = tiles.bm * tiles.bn;
+    const pp = tiles.backend === "wgmma" && tiles.pp;
+    const cost = (pp ? waves * area * K * PP_MAINLOOP + area * EPILOGUE_K : waves * area * (K + EPILOGUE_K)) / eff;
     if (cost < bestCost * (1 - 1e-9)) [best, bestCost] = [tiles, cost];
   }
   return best!;
@@ -96,7 +117,7 @@ export function defaultTiles(kind: "forward" | "dgrad" | "wgrad", backend: "wgmm
  * that the launcher dispatches on the run-time M to tiles that fill the SMs at that size. Buckets
  * whose tiles equal the next larger one's are dropped; rows ≤ skipBelow take the GEMV.
  */
-export function defaultSmallerBuckets(backend: "wgmma" | "mma", maxTokens: number, n: number, own: GemmTiles, skipBelow = 0): { maxM: number; tiles: GemmTiles }[] {
+export function defaultSmallerBuckets(backend: "wgmma" | "mma", maxTokens: number, n: number, own: GemmTiles, skipBelow = 0, k = 4096): { maxM: number; tiles: GemmTiles }[] {
   if (backend === "mma") return [];
-  return smallerBuckets(maxTokens, own, skipBelow, (b) => defaultTiles("forward", backend, b.max, n));
+  return smallerBuckets(maxTokens, own, skipBelow, (b) => defaultTiles("forward", backend, b.max, n, k));
 }

@@ -104,7 +104,7 @@ export function planBundle(model: string, arch: Arch, kernels: TunedKernel[], ma
       if (k.sig.path === "forward" && bucket === "m8") continue;
       const [M, N, K] = k.sig.path === "wgrad" ? [k.sig.m!, k.sig.n, tokens] : [tokens, k.sig.n, k.sig.k!];
       const splits = Object.fromEntries(candidates[k.sig.family].map((c) => [c.name, k.sig.path === "wgrad" ? wgradMaxSplits(M, N, c.tiles) : 1]));
-      const defaultName = tileName(defaultTiles(k.sig.path, backendFor(arch), M, N));
+      const defaultName = tileName(defaultTiles(k.sig.path, backendFor(arch), M, N, K));
       problems.push({ id: `${k.key}@${bucket}`, variant: v.id, family: k.sig.family, signature: k.key, bucket, tokens, M, N, K, splits, defaultName });
     }
   }

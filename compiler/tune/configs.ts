@@ -17,13 +17,18 @@ export type Arch = "sm_90a" | "sm_90" | "sm_80";
  * warp-specialized persistent TMA kernel (gemm.cuh's WsConfig: a producer warpgroup and two
  * consumer warpgroups) instead of the cp.async one (WgmmaConfig); the forward GEMM and the backward
  * GEMMs (matmul.cuh matmul_ws_kernel, bf16 operands; an f32 operand takes the cp.async kernel).
+ * `pp`: its ping-pong variant (gemm.cuh's PpConfig: each consumer warpgroup owns a whole BM × BN
+ * tile and the two take the CTA's tiles in turn, one's epilogue under the other's mainloop); the
+ * forward GEMM only.
  */
 export type TileConfig =
-  | { backend: "wgmma"; bm: number; bn: number; stages: number; ws?: true }
+  | { backend: "wgmma"; bm: number; bn: number; stages: number; ws?: true; pp?: true }
   | { backend: "mma"; bm: number; bn: number; stages: number; warpsM: number; warpsN: number };
 
 export const TileConfigSchema = z.discriminatedUnion("backend", [
-  z.object({ backend: z.literal("wgmma"), bm: z.number().int(), bn: z.number().int(), stages: z.number().int(), ws: z.literal(true).optional() }).strict(),
+  z
+    .object({ backend: z.literal("wgmma"), bm: z.number().int(), bn: z.number().int(), stages: z.number().int(), ws: z.literal(true).optional(), pp: z.literal(true).optional() })
+    .strict(),
   z
     .object({ backend: z.literal("mma"), bm: z.number().int(), bn: z.number().int(), stages: z.number().int(), warpsM: z.number().int(), warpsN: z.number().int() })
     .strict(),
@@ -44,12 +49,13 @@ const REG_OVERHEAD = { wgmma: 40, mma: 64 } as const;
 export const backendFor = (arch: Arch): TileConfig["backend"] => (arch === "sm_90a" ? "wgmma" : "mma");
 
 export function smemBytes(t: TileConfig): number {
-  // WsConfig also keeps a full and an empty mbarrier (8 bytes each) per stage
-  return t.stages * (t.bm + t.bn) * ROW_BYTES + (t.backend === "wgmma" && t.ws ? 16 * t.stages : 0) + 1024;
+  // WsConfig also keeps a full and an empty mbarrier (8 bytes each) per stage; PpConfig two more
+  const barriers = t.backend === "wgmma" && t.pp ? 16 * t.stages + 16 : t.backend === "wgmma" && t.ws ? 16 * t.stages : 0;
+  return t.stages * (t.bm + t.bn) * ROW_BYTES + barriers + 1024;
 }
 
 export function threadsOf(t: TileConfig): number {
-  if (t.backend === "wgmma") return t.ws ? 3 * 128 : (t.bm / 64) * 128;
+  if (t.backend === "wgmma") return t.ws || t.pp ? 3 * 128 : (t.bm / 64) * 128;
   return 32 * t.warpsM * t.warpsN;
 }
 
@@ -61,6 +67,17 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   const ints = [t.bm, t.bn, t.stages, ...(t.backend === "mma" ? [t.warpsM, t.warpsN] : [])];
   if (!ints.every((v) => Number.isInteger(v) && v > 0)) return "tile sizes must be positive integers";
   if (t.backend !== backendFor(arch)) return `${arch} uses the ${backendFor(arch)} back-end, not ${t.backend}`;
+  if (t.backend === "wgmma" && t.pp) {
+    if (t.ws) return "a tile configuration is either warp-specialized (ws) or ping-pong (pp), not both";
+    if (family !== "gemm") return "the ping-pong kernel (PpConfig) runs the forward GEMM only, not the backward matmuls";
+    if (t.bm !== 64 && t.bm !== 128) return `PpConfig BM must be 64 or 128: one consumer warpgroup holds the whole tile (got ${t.bm})`;
+    if (![64, 128, 256].includes(t.bn)) return `PpConfig BN must be 64, 128 or 256 (got ${t.bn})`;
+    if (t.stages < 2) return `the TMA ring needs at least 2 stages (got ${t.stages})`;
+    if ((t.bm / 64) * (t.bn / 2) > 128) return `${(t.bm / 64) * (t.bn / 2)} accumulators per consumer thread: at most 128 fit its 232 registers`;
+    const smem = smemBytes(t);
+    if (smem > SMEM_LIMIT[arch]) return `needs ${smem} bytes of shared memory, more than the ${SMEM_LIMIT[arch]} a CTA can have on ${arch}`;
+    return undefined;
+  }
   if (t.backend === "wgmma" && t.ws) {
     if (t.bm !== 128 && t.bm !== 256) return `WsConfig BM must be 128 or 256: two consumer warpgroups of 64 or 128 rows (got ${t.bm})`;
     if (![64, 128, 256].includes(t.bn)) return `WsConfig BN must be 64, 128 or 256 (got ${t.bn})`;
@@ -90,15 +107,15 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   return undefined;
 }
 
-/** A short stable name: `ws_128x256x4`, `wgmma_128x256x4`, `mma_128x256x4_w2x4`. */
+/** A short stable name: `pp_128x128x6`, `ws_128x256x4`, `wgmma_128x256x4`, `mma_128x256x4_w2x4`. */
 export function tileName(t: TileConfig): string {
-  if (t.backend === "wgmma") return `${t.ws ? "ws" : "wgmma"}_${t.bm}x${t.bn}x${t.stages}`;
+  if (t.backend === "wgmma") return `${t.pp ? "pp" : t.ws ? "ws" : "wgmma"}_${t.bm}x${t.bn}x${t.stages}`;
   return `mma_${t.bm}x${t.bn}x${t.stages}_w${t.warpsM}x${t.warpsN}`;
 }
 
 /** The C++ config type (gemm.cuh). */
 export function tileConfigType(t: TileConfig): string {
-  if (t.backend === "wgmma") return `strata::gemm::${t.ws ? "WsConfig" : "WgmmaConfig"}<${t.bm}, ${t.bn}, ${t.stages}>`;
+  if (t.backend === "wgmma") return `strata::gemm::${t.pp ? "PpConfig" : t.ws ? "WsConfig" : "WgmmaConfig"}<${t.bm}, ${t.bn}, ${t.stages}>`;
   return `strata::gemm::MmaConfig<${t.bm}, ${t.bn}, ${t.stages}, ${t.warpsM}, ${t.warpsN}>`;
 }
 
@@ -118,7 +135,8 @@ function mmaWarps(bm: number, bn: number): { warpsM: number; warpsN: number } {
 /**
  * The candidates `strata tune` times for a family on a target, default first: every valid
  * (BM, BN, stages) of the back-end with 3–6 stages (mma: 2–5), in a fixed order; on sm_90a also
- * every valid warp-specialized (WsConfig) one.
+ * every valid warp-specialized (WsConfig) one and, for the forward GEMM, every valid ping-pong
+ * (PpConfig) one.
  */
 export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileConfig): TileConfig[] {
   const out: TileConfig[] = [defaults];
@@ -137,6 +155,13 @@ export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileCo
       for (const bn of bns)
         for (const s of stages) {
           const t: TileConfig = { backend: "wgmma", bm, bn, stages: s, ws: true };
+          if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
+        }
+  if (b === "wgmma")
+    for (const bm of [64, 128])
+      for (const bn of bns)
+        for (const s of stages) {
+          const t: TileConfig = { backend: "wgmma", bm, bn, stages: s, pp: true };
           if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
         }
   return out;

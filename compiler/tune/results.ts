@@ -93,7 +93,7 @@ export function resultsToEntries(res: ResultsFile): { entries: TuningEntry[]; li
     // when the run measured it — a results file from before the shape-dependent defaults names the
     // family's one default — else the file's
     const kind = r.signature.split(".")[0] as "forward" | "dgrad" | "wgrad";
-    const now = ["forward", "dgrad", "wgrad"].includes(kind) ? tileName(defaultTiles(kind, backendFor(res.arch), r.M, r.N)) : r.defaultName;
+    const now = ["forward", "dgrad", "wgrad"].includes(kind) ? tileName(defaultTiles(kind, backendFor(res.arch), r.M, r.N, r.K)) : r.defaultName;
     const row = r.candidates.find((c) => c.name === now && c.status === "ok" && c.ms !== null);
     const [defName, defMs] = row ? [now, row.ms!] : [tileName(r.defaultTiles), r.defaultMs];
     const slower = defMs / r.ms - 1;

@@ -53,6 +53,9 @@ def strata_profile(project, data, batch, seq, steps=3):
         print("profiled train run failed:\n" + r.stderr[-1500:], flush=True)
         return
     print_profile(path, "train", 20)
+    for line in r.stderr.splitlines():  # where a step's time goes, the optimizer's passes included
+        if line.startswith("train phases"):
+            print("  " + line, flush=True)
 
 
 def peer_run(mode, batch, seq, steps):

@@ -19,7 +19,7 @@ import { DEFAULT_FORWARD_GEMM_TILES, DEFAULT_GEMM_TILES } from "../../compiler/k
 import { defaultTiles, waveCandidates } from "../../compiler/kernels/tiles.js";
 import { findNvcc } from "../../compiler/nvcc/driver.js";
 import { planBundle, writeBundle, type BundlePlan } from "../../compiler/tune/bundle.js";
-import { smemBytes, SMEM_LIMIT, tileCandidates, tileName, tileProblem, type TileConfig } from "../../compiler/tune/configs.js";
+import { smemBytes, SMEM_LIMIT, tileCandidates, tileConfigType, tileName, tileProblem, type TileConfig } from "../../compiler/tune/configs.js";
 import { bucketOf, mergeEntries, parseTuningDb, readTuningDb, reachedBuckets, writeTuningDb, type TuningDb, type TuningEntry } from "../../compiler/tune/db.js";
 import { readResults, resultsToEntries } from "../../compiler/tune/results.js";
 import { tunedKernels } from "../../compiler/tune/signatures.js";
@@ -72,14 +72,25 @@ describe("tile candidates", () => {
     // built with nvcc 13 for sm_80: 56 bytes of spill stores
     expect(tileProblem({ backend: "mma", bm: 192, bn: 256, stages: 2, warpsM: 3, warpsN: 4 }, "sm_80", "matmul")).toMatch(/spill/);
   });
-  it("sm_90a candidates: the warp-specialized default first, then cp.async and warp-specialized tiles, for the forward and the backward GEMMs", () => {
+  it("sm_90a candidates: the default first, then cp.async, warp-specialized and (forward only) ping-pong tiles", () => {
     const ws = (bm: number, bn: number, stages: number): TileConfig => ({ backend: "wgmma", bm, bn, stages, ws: true });
+    const pp = (bm: number, bn: number, stages: number): TileConfig => ({ backend: "wgmma", bm, bn, stages, pp: true });
     const c = tileCandidates("sm_90a", "gemm", DEFAULT_FORWARD_GEMM_TILES.wgmma).map(tileName);
-    expect(c[0]).toBe("ws_128x256x4");
+    expect(c[0]).toBe("pp_128x128x6");
+    expect(c).toContain("ws_128x256x4");
     expect(c).toContain("ws_256x128x4");
     expect(c).toContain("wgmma_256x128x4");
+    expect(c).toContain("pp_64x256x5");
     expect(new Set(c).size).toBe(c.length);
     const m = tileCandidates("sm_90a", "matmul", DEFAULT_GEMM_TILES.wgmma).map(tileName);
+    expect(m.some((n) => n.startsWith("pp_"))).toBe(false);
+    expect(tileProblem(pp(128, 128, 6), "sm_90a", "gemm")).toBeUndefined();
+    expect(tileProblem(pp(128, 128, 6), "sm_90a", "matmul")).toMatch(/forward GEMM only/);
+    expect(tileProblem(pp(256, 128, 4), "sm_90a", "gemm")).toMatch(/BM must be 64 or 128/);
+    expect(tileProblem(pp(128, 256, 4), "sm_90a", "gemm")).toMatch(/at most 128 fit/);
+    expect(tileProblem(pp(64, 256, 6), "sm_90a", "gemm")).toMatch(/shared memory/);
+    expect(tileProblem({ backend: "wgmma", bm: 128, bn: 128, stages: 6, ws: true, pp: true }, "sm_90a", "gemm")).toMatch(/not both/);
+    expect(tileConfigType(pp(128, 128, 6))).toBe("strata::gemm::PpConfig<128, 128, 6>");
     expect(m[0]).toBe("ws_128x256x4");
     expect(m).toContain("wgmma_256x128x4");
     expect(m).toContain("ws_128x128x5");
@@ -158,20 +169,24 @@ describe("bundle", () => {
   it("--candidates keeps the default and the shape-dependent untuned defaults", () => {
     const p = planBundle("tiny-hybrid", "sm_90a", kernels, 64, ["wgmma_128x128x4"]);
     const names = p.candidates.gemm.map((c) => c.name);
-    expect(names[0]).toBe("ws_128x256x4");
-    expect(new Set(names)).toEqual(new Set(["ws_128x256x4", "wgmma_128x128x4", ...waveCandidates("gemm", "wgmma").map(tileName)]));
+    expect(names[0]).toBe("pp_128x128x6");
+    expect(new Set(names)).toEqual(new Set(["pp_128x128x6", "wgmma_128x128x4", ...waveCandidates("gemm", "wgmma").map(tileName)]));
     // every problem names its own untuned default, one of the bundle's candidates
     expect(p.problems.length).toBeGreaterThan(0);
     for (const pr of p.problems) {
       expect(p.candidates[pr.family].map((c) => c.name)).toContain(pr.defaultName);
       const kind = pr.signature.split(".")[0] as "forward" | "dgrad" | "wgrad";
-      expect(pr.defaultName).toBe(tileName(defaultTiles(kind, "wgmma", pr.M, pr.N)));
+      expect(pr.defaultName).toBe(tileName(defaultTiles(kind, "wgmma", pr.M, pr.N, pr.K)));
     }
   });
 
   it("the untuned default follows the wave model: big tiles for many output tiles, smaller ones to fill the SMs", () => {
-    // the 8B hybrid's in_proj at 16384 tokens: 128 × 73 tiles of 128×256 fill 71 waves; the default
-    expect(tileName(defaultTiles("forward", "wgmma", 16384, 18560))).toBe("ws_128x256x4");
+    // the 8B hybrid's in_proj at 16384 tokens: 128 × 145 ping-pong tiles of 128×128 in 141 waves
+    // hide all but one epilogue per CTA; 128 × 73 tiles of 128×256 fill 71 waves, each with its
+    // epilogue exposed
+    expect(tileName(defaultTiles("forward", "wgmma", 16384, 18560, 4096))).toBe("pp_128x128x6");
+    // K = 16384 (its out_proj): the epilogue matters less than the ping-pong tile's operand traffic
+    expect(tileName(defaultTiles("forward", "wgmma", 16384, 4096, 16384))).toBe("ws_128x256x4");
     // 64 rows × 4096 columns: 16 tiles of 128×256 leave 116 of 132 SMs idle; 128×64 makes 64 tiles
     expect(tileName(defaultTiles("forward", "wgmma", 64, 4096))).toBe("ws_128x64x4");
     // 512 rows × 4096: 128×128 tiles (128 of them: one wave) beat 64 tiles of 128×256
@@ -226,11 +241,12 @@ describe("bundle", () => {
 
   const nvcc = findNvcc();
   it.skipIf(!nvcc)(
-    "forward-GEMM (cp.async and warp-specialized) and weight-gradient timing programs compile for sm_90a without spills",
+    "forward-GEMM (cp.async, warp-specialized and ping-pong) and weight-gradient timing programs compile for sm_90a without spills",
     async () => {
       const pick = [
         plan.programs.find((p) => p.variant === "gemm_forward_bf16_bf16_bf16_e1c0" && p.candidate === "wgmma_128x128x4")!,
         plan.programs.find((p) => p.variant === "gemm_forward_bf16_bf16_bf16_e1c0" && p.candidate === "ws_256x128x4")!,
+        plan.programs.find((p) => p.variant === "gemm_forward_bf16_bf16_bf16_e1c0" && p.candidate === "pp_128x128x6")!,
         plan.programs.find((p) => p.variant.startsWith("matmul_wgrad") && p.candidate === "wgmma_128x64x3")!,
       ];
       expect(pick.every(Boolean)).toBe(true);
@@ -342,7 +358,7 @@ describe("import and compile", () => {
     const args = ["examples/tiny-hybrid.ts", "--no-check", "--candidates", "wgmma_128x128x4", "-o", out];
     const first = await run(...args);
     expect(first.exitCode, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/5 signatures × token buckets = 5 problems, 8 timing programs; 4 gemm candidates \(default ws_128x256x4\)/);
+    expect(first.stdout).toMatch(/5 signatures × token buckets = 5 problems, 10 timing programs; 5 gemm candidates \(default pp_128x128x6\)/);
     expect((await run(...args)).exitCode).toBe(0);
     const other = await run("examples/tiny-hybrid.ts", "--no-check", "-o", path.join(ROOT, "tests/tune"));
     expect(other.stderr).toMatch(/holds other files \(no tune\.json/);
