@@ -24,11 +24,14 @@ print(f"PEER torch wgrad small weight [160,{K}] over {tokens} tokens: {tw:.3f} m
 gy = torch.randn(tokens, 2048, device="cuda", dtype=torch.bfloat16)
 tw = bench(lambda: gy.t() @ x[:, :2048])
 print(f"PEER torch wgrad [2048,2048] over {tokens} tokens: {tw:.3f} ms {2.0 * tokens * 2048 * 2048 / tw * 1e-9:.0f} TFLOP/s")
-for nw in (4096, 18560):
+# weights [Nw, Kw], as matmul_test.cu's list: two square-ish shapes, then the ~0.85B hybrid's (Mamba-2 in_proj,
+# out_proj, MLP fc1, fc2, attention qkv, LM head)
+for nw, kw in ((4096, 4096), (18560, 4096), (10304, 2048), (2048, 4096), (8192, 2048), (2048, 8192), (3072, 2048), (32000, 2048)):
     gy = torch.randn(tokens, nw, device="cuda", dtype=torch.bfloat16)
-    w = torch.randn(nw, K, device="cuda", dtype=torch.bfloat16)
-    x = torch.randn(tokens, K, device="cuda", dtype=torch.bfloat16)
-    fl = 2.0 * tokens * nw * K
+    w = torch.randn(nw, kw, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(tokens, kw, device="cuda", dtype=torch.bfloat16)
+    fl = 2.0 * tokens * nw * kw
     td = bench(lambda: gy @ w)
     tw = bench(lambda: gy.t() @ x)
-    print(f"PEER torch dgrad tokens={tokens} Nw={nw} K={K}: {td:.3f} ms {fl / td * 1e-9:.0f} TFLOP/s | wgrad [{nw},{K}]: {tw:.3f} ms {fl / tw * 1e-9:.0f} TFLOP/s")
+    print(f"PEER torch dgrad tokens={tokens} Nw={nw} K={kw}: {td:.3f} ms {fl / td * 1e-9:.0f} TFLOP/s | wgrad [{nw},{kw}]: {tw:.3f} ms {fl / tw * 1e-9:.0f} TFLOP/s")
+    del gy, w, x

@@ -3,7 +3,8 @@
 //
 // build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
 //          tests/gpu/matmul_test.cu -o matmul_test
-// run:   ./matmul_test [seed] [--no-bench]
+// run:   ./matmul_test [seed] [--no-bench] [--fast]   (--fast: only the warp-specialized configs, ws and
+//        ping-pong; the benchmark in two passes, the second in reverse order)
 // Correctness: small odd shapes (token counts 1..300, not multiples of the tile) against a float64
 // CPU reference of the same inputs (fresh random values per seed, outputs poisoned with NaN
 // first); f32 operands are rounded to bf16 by the kernel, so their tolerance is bf16's.
@@ -183,6 +184,12 @@ using Ws128x64 = sg::WsConfig<128, 64, 6>;
 using Pp128x128 = sg::PpConfig<128, 128, 6>;
 using Pp64x256 = sg::PpConfig<64, 256, 5>;
 using Pp128x64 = sg::PpConfig<128, 64, 8>;
+// tuning variants (stages, GROUP_M)
+using Pp128x128s7 = sg::PpConfig<128, 128, 7>;
+using Pp128x128G16 = sg::PpConfig<128, 128, 6, 16>;
+using Pp64x256s4 = sg::PpConfig<64, 256, 4>;
+using Pp64x256G16 = sg::PpConfig<64, 256, 5, 16>;
+using Ws128x256G16 = sg::WsConfig<128, 256, 4, 16>;
 
 template <class Cfg>
 static void check_config(const char* cname) {
@@ -233,22 +240,35 @@ __global__ void fill_dev(bf16* p, size_t n, uint64_t seed) {
 }
 
 // realistic shapes: tokens Mt, weight [Nw, Kw]; dgrad gy[Mt,Nw]·W → [Mt,Kw] bf16; wgrad → [Nw,Kw] f32
+__global__ void count_diff(const uint32_t* a, const uint32_t* b, size_t n, unsigned long long* cnt) {
+  unsigned long long c = 0;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) c += a[i] != b[i];
+  if (c) atomicAdd(cnt, c);
+}
+static unsigned long long* g_cnt = nullptr;
+static bool same_bits(const void* a, const void* b, size_t bytes) {  // bytes % 4 == 0
+  CK(cudaMemset(g_cnt, 0, 8));
+  count_diff<<<1024, 256>>>((const uint32_t*)a, (const uint32_t*)b, bytes / 4, g_cnt);
+  unsigned long long c = 1;
+  CK(cudaMemcpy(&c, g_cnt, 8, cudaMemcpyDeviceToHost));
+  return c == 0;
+}
+
 template <class Cfg>
-static void bench(const char* cname, int Mt, int Nw, int Kw, bf16* gy, bf16* W, bf16* x, bf16* dx, float* dW, bf16* dx2, float* dW2) {
+static void bench(const char* cname, int Mt, int Nw, int Kw, bf16* gy, bf16* W, bf16* x, bf16* dx, float* dW, bf16* dx2, float* dW2,
+                  bool det = true) {
   const double fl = 2.0 * Mt * Nw * Kw;
   auto dgrad = [&](bf16* o) { CK((sm::matmul_launch<Cfg, bf16, bf16, false, true, sg::EpiStoreBF16>(gy, Nw, W, Kw, Mt, Kw, Nw, {o, Kw}))); };
   auto wgrad = [&](float* o) { CK((sm::matmul_launch<Cfg, bf16, bf16, true, true, sg::EpiStoreF32>(gy, Nw, x, Kw, Nw, Kw, Mt, {o, Kw}))); };
   const float td = time_ms([&] { dgrad(dx); }), tw = time_ms([&] { wgrad(dW); });
-  printf("BENCH %-12s dgrad tokens=%d Nw=%d K=%d: %.3f ms %.0f TFLOP/s | wgrad [%d,%d] over %d tokens: %.3f ms %.0f TFLOP/s\n", cname, Mt,
+  printf("BENCH %-14s dgrad tokens=%d Nw=%d K=%d: %.3f ms %.0f TFLOP/s | wgrad [%d,%d] over %d tokens: %.3f ms %.0f TFLOP/s\n", cname, Mt,
          Nw, Kw, td, fl / td * 1e-9, Nw, Kw, Mt, tw, fl / tw * 1e-9);
-  // determinism: same inputs again, bitwise equal outputs
+  if (!det) return;
+  // determinism: same inputs again, bitwise equal outputs (compared on the device)
   CK(cudaMemset(dx2, 0xFF, (size_t)Mt * Kw * 2)); CK(cudaMemset(dW2, 0xFF, (size_t)Nw * Kw * 4));
   dgrad(dx2); wgrad(dW2);
   CK(cudaDeviceSynchronize());
-  std::vector<char> a((size_t)Mt * Kw * 2), b(a.size()), c((size_t)Nw * Kw * 4), e(c.size());
-  CK(cudaMemcpy(a.data(), dx, a.size(), cudaMemcpyDeviceToHost)); CK(cudaMemcpy(b.data(), dx2, b.size(), cudaMemcpyDeviceToHost));
-  CK(cudaMemcpy(c.data(), dW, c.size(), cudaMemcpyDeviceToHost)); CK(cudaMemcpy(e.data(), dW2, e.size(), cudaMemcpyDeviceToHost));
-  const bool same = !memcmp(a.data(), b.data(), a.size()) && !memcmp(c.data(), e.data(), c.size());
+  const bool same = same_bits(dx, dx2, (size_t)Mt * Kw * 2) && same_bits(dW, dW2, (size_t)Nw * Kw * 4);
   printf("%s determinism %s %dx%dx%d (dgrad and wgrad run twice, bitwise equal)\n", same ? "PASS" : "FAIL", cname, Mt, Nw, Kw);
   (same ? g_pass : g_fail)++;
 }
@@ -264,25 +284,27 @@ static void bench_wgrad_small(const char* cname, int Mt, int K, bf16* gy, bf16* 
   });
   const double fl2 = 2.0 * Mt * 2048 * 2048;
   const float t2 = time_ms([&] { CK((sm::matmul_launch<Cfg, bf16, bf16, true, true, sg::EpiStoreF32>(gy, 2048, x, K, 2048, 2048, Mt, {dW, 2048}))); });
-  printf("BENCH %-12s wgrad small weight [%d,%d] %d splits: %.3f ms %.0f TFLOP/s | wgrad [2048,2048] over %d tokens: %.3f ms %.0f TFLOP/s\n", cname,
+  printf("BENCH %-14s wgrad small weight [%d,%d] %d splits: %.3f ms %.0f TFLOP/s | wgrad [2048,2048] over %d tokens: %.3f ms %.0f TFLOP/s\n", cname,
          Nw, K, splits, ts, fl / ts * 1e-9, Mt, t2, fl2 / t2 * 1e-9);
 }
 
 int main(int argc, char** argv) {
-  bool do_bench = true;
+  bool do_bench = true, fast = false;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--no-bench")) do_bench = false;
+    else if (!strcmp(argv[i], "--fast")) fast = true;
     else g_seed = strtoull(argv[i], nullptr, 10);
   }
-  (void)do_bench;
   rng_state = g_seed * 0x2545F4914F6CDD1DULL;
-  printf("seed %llu\n", (unsigned long long)g_seed);
-  check_config<Wg256x128>("wg256x128");
-  check_config<Wg128x256>("wg128x256");
-  check_config<Mma128x256>("mma128x256");
-  check_config<Wg256x128G16>("wg256x128g16");
-  check_config<Wg128x128>("wg128x128s6");
-  check_config<Wg192x128>("wg192x128s5");
+  printf("seed %llu%s\n", (unsigned long long)g_seed, fast ? " (--fast: warp-specialized configs only, two timing passes)" : "");
+  if (!fast) {
+    check_config<Wg256x128>("wg256x128");
+    check_config<Wg128x256>("wg128x256");
+    check_config<Mma128x256>("mma128x256");
+    check_config<Wg256x128G16>("wg256x128g16");
+    check_config<Wg128x128>("wg128x128s6");
+    check_config<Wg192x128>("wg192x128s5");
+  }
   // warp-specialized TMA (the f32-operand and zero-token cases run the cp.async fallback)
   check_config<Ws128x256>("ws128x256");
   check_config<Ws256x128>("ws256x128");
@@ -292,18 +314,30 @@ int main(int argc, char** argv) {
   check_config<Pp128x128>("pp128x128s6");
   check_config<Pp64x256>("pp64x256s5");
   check_config<Pp128x64>("pp128x64s8");
+  check_config<Pp128x128s7>("pp128x128s7");
+  check_config<Pp128x128G16>("pp128x128s6g16");
+  check_config<Pp64x256s4>("pp64x256s4");
+  check_config<Pp64x256G16>("pp64x256s5g16");
+  check_config<Ws128x256G16>("ws128x256g16");
   check_general<bf16, bf16>(3, 37, 70, 19);
   check_general<float, bf16>(1, 130, 8, 300);
   check_general<bf16, float>(2, 1, 65, 5);
   if (do_bench) {
-    const int Mt = 16384, NwMax = 18560, K = 4096;
+    const int Mt = 16384, K = 4096;
+    // weights [Nw, Kw]: the two square-ish shapes first, then the ~0.85B hybrid's (d_model 2048): Mamba-2 in_proj
+    // [10304, 2048] and out_proj [2048, 4096], MLP fc1 [8192, 2048] and fc2 [2048, 8192], attention qkv [3072, 2048],
+    // LM head [32000, 2048]
+    const int shapes[][2] = {{4096, 4096}, {18560, 4096}, {10304, 2048}, {2048, 4096}, {8192, 2048}, {2048, 8192}, {3072, 2048}, {32000, 2048}};
+    size_t maxNw = 0, maxKw = 0, maxW = 0;
+    for (auto& sh : shapes) maxNw = std::max<size_t>(maxNw, sh[0]), maxKw = std::max<size_t>(maxKw, sh[1]), maxW = std::max<size_t>(maxW, (size_t)sh[0] * sh[1]);
     bf16 *gy, *W, *x, *dx, *dx2;
     float *dW, *dW2;
-    CK(cudaMalloc(&gy, (size_t)Mt * NwMax * 2)); CK(cudaMalloc(&W, (size_t)NwMax * K * 2)); CK(cudaMalloc(&x, (size_t)Mt * K * 2));
-    CK(cudaMalloc(&dx, (size_t)Mt * K * 2)); CK(cudaMalloc(&dx2, (size_t)Mt * K * 2));
-    CK(cudaMalloc(&dW, (size_t)NwMax * K * 4)); CK(cudaMalloc(&dW2, (size_t)NwMax * K * 4));
-    fill_dev<<<1024, 256>>>(gy, (size_t)Mt * NwMax, 1); fill_dev<<<1024, 256>>>(W, (size_t)NwMax * K, 2);
-    fill_dev<<<1024, 256>>>(x, (size_t)Mt * K, 3);
+    CK(cudaMalloc(&g_cnt, 8));
+    CK(cudaMalloc(&gy, (size_t)Mt * maxNw * 2)); CK(cudaMalloc(&W, maxW * 2)); CK(cudaMalloc(&x, (size_t)Mt * maxKw * 2));
+    CK(cudaMalloc(&dx, (size_t)Mt * maxKw * 2)); CK(cudaMalloc(&dx2, (size_t)Mt * maxKw * 2));
+    CK(cudaMalloc(&dW, maxW * 4)); CK(cudaMalloc(&dW2, maxW * 4));
+    fill_dev<<<1024, 256>>>(gy, (size_t)Mt * maxNw, 1); fill_dev<<<1024, 256>>>(W, maxW, 2);
+    fill_dev<<<1024, 256>>>(x, (size_t)Mt * maxKw, 3);
     {  // a small weight's gradient ([160, 4096], e.g. Mamba-1's x_proj): one CTA row vs the split
       const int Nw = 160;
       const int splits = sm::matmul_splits<Wg256x128>(Nw, K, Mt, 8);
@@ -338,21 +372,39 @@ int main(int argc, char** argv) {
       bench_wgrad_small<Pp128x128>("pp128x128s6", Mt, K, gy, x, dW, part);
       bench_wgrad_small<Pp64x256>("pp64x256s5", Mt, K, gy, x, dW, part);
       bench_wgrad_small<Pp128x64>("pp128x64s8", Mt, K, gy, x, dW, part);
+      bench_wgrad_small<Pp128x128s7>("pp128x128s7", Mt, K, gy, x, dW, part);
+      bench_wgrad_small<Pp64x256s4>("pp64x256s4", Mt, K, gy, x, dW, part);
       CK(cudaFree(part));
     }
-    for (int Nw : {4096, NwMax}) {
-      bench<Wg256x128>("wg256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Wg128x256>("wg128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Mma128x256>("mma128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Wg256x128G16>("wg256x128g16", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Wg128x128>("wg128x128s6", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Wg192x128>("wg192x128s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Ws128x256>("ws128x256", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Ws256x128>("ws256x128", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Ws128x128>("ws128x128s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Pp128x128>("pp128x128s6", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Pp64x256>("pp64x256s5", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
-      bench<Pp128x64>("pp128x64s8", Mt, Nw, K, gy, W, x, dx, dW, dx2, dW2);
+    // the big shapes: every config (--fast: the warp-specialized ones, timed in two passes, the second in
+    // reverse order, so the spread between passes shows the noise)
+    std::vector<std::pair<const char*, void (*)(const char*, int, int, int, bf16*, bf16*, bf16*, bf16*, float*, bf16*, float*, bool)>> cfgs;
+    if (!fast) {
+      cfgs.push_back({"wg256x128", bench<Wg256x128>});
+      cfgs.push_back({"wg128x256", bench<Wg128x256>});
+      cfgs.push_back({"mma128x256", bench<Mma128x256>});
+      cfgs.push_back({"wg256x128g16", bench<Wg256x128G16>});
+      cfgs.push_back({"wg128x128s6", bench<Wg128x128>});
+      cfgs.push_back({"wg192x128s5", bench<Wg192x128>});
+    }
+    cfgs.push_back({"ws128x256", bench<Ws128x256>});
+    cfgs.push_back({"ws256x128", bench<Ws256x128>});
+    cfgs.push_back({"ws128x128s5", bench<Ws128x128>});
+    cfgs.push_back({"ws128x256g16", bench<Ws128x256G16>});
+    cfgs.push_back({"pp128x128s6", bench<Pp128x128>});
+    cfgs.push_back({"pp128x128s7", bench<Pp128x128s7>});
+    cfgs.push_back({"pp128x128s6g16", bench<Pp128x128G16>});
+    cfgs.push_back({"pp64x256s5", bench<Pp64x256>});
+    cfgs.push_back({"pp64x256s4", bench<Pp64x256s4>});
+    cfgs.push_back({"pp64x256s5g16", bench<Pp64x256G16>});
+    if (!fast) cfgs.push_back({"pp128x64s8", bench<Pp128x64>});
+    for (int pass = 0; pass < (fast ? 2 : 1); ++pass) {
+      if (fast) printf("pass %d\n", pass + 1);
+      for (auto& sh : shapes)
+        for (size_t c = 0; c < cfgs.size(); ++c) {
+          const auto& cf = cfgs[pass ? cfgs.size() - 1 - c : c];
+          cf.second(cf.first, Mt, sh[0], sh[1], gy, W, x, dx, dW, dx2, dW2, pass == 0);
+        }
     }
   }
   printf("%d passed, %d failed\n", g_pass, g_fail);
