@@ -3,9 +3,17 @@
 dgrad: gy [tokens, Nw] @ W [Nw, K] (bf16 out); wgrad: gy.T @ x over the tokens ([Nw, K], bf16 out,
 the fp32-accumulating cuBLAS path PyTorch uses for linear's weight gradient).
 """
+import sys
+import time
+
 import torch
 
+COOL = float(sys.argv[sys.argv.index("--cool") + 1]) / 1000 if "--cool" in sys.argv else 0.0  # as matmul_test's --cool MS
+
 def bench(f, warm=3, iters=10):
+    if COOL:
+        torch.cuda.synchronize()
+        time.sleep(COOL)
     for _ in range(warm):
         f()
     ts = []
