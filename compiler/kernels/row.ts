@@ -385,7 +385,7 @@ export function renderRowPrologue(g: FusionGroup, ctx: RenderContext, bufs: Buff
     indent(n.pre, 4),
     "      }",
     "      __syncthreads();",
-    `      st::row_stats<${n.centered}>(s_pre, kCols, ${n.groups}, ${n.eps}, s_mean, s_rstd);`,
+    `      st::row_stats<${n.centered}, ${n.groups}>(s_pre, kCols, ${n.groups}, ${n.eps}, s_mean, s_rstd);`,
     "#pragma unroll 4",
     "      for (int c = threadIdx.x; c < kCols; c += blockDim.x) {",
     "        float out;",

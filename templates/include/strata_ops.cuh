@@ -99,29 +99,68 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 
 // Row statistics over `groups` equal groups of the row held in shared memory `x`:
 // mean (0 for RMS norms) and rstd = 1/sqrt(mean((x−mean)²) + eps) per group.
-template <bool kCentered>
+// kGroups (the code generator passes `groups` here too): 1, or more than 32, block_sum per group;
+// 2–32 (Mamba-2's gated norm: 8) every group's per-warp partials in one round (warp i then
+// reduces groups i, i + warps, …) — one barrier pair per pass instead of one per group, and the
+// same additions in the same order as block_sum, so bit-identical to it.
+template <bool kCentered, int kGroups = 1>
 __device__ void row_stats(const float* x, int cols, int groups, float eps, float* mean, float* rstd) {
   __shared__ float scratch[32];
   const int gs = cols / groups;
-  for (int g = 0; g < groups; ++g) {
-    float m = 0.f;
-    if (kCentered) {
-      float s = 0.f;
-      for (int c = threadIdx.x; c < gs; c += blockDim.x) s += x[g * gs + c];
-      m = block_sum(s, scratch) / gs;
+  if constexpr (kGroups == 1 || kGroups > 32) {
+    for (int g = 0; g < groups; ++g) {
+      float m = 0.f;
+      if (kCentered) {
+        float s = 0.f;
+        for (int c = threadIdx.x; c < gs; c += blockDim.x) s += x[g * gs + c];
+        m = block_sum(s, scratch) / gs;
+      }
+      float q = 0.f;
+      for (int c = threadIdx.x; c < gs; c += blockDim.x) {
+        const float d = x[g * gs + c] - m;
+        q += d * d;
+      }
+      q = block_sum(q, scratch) / gs;
+      if (threadIdx.x == 0) {
+        mean[g] = m;
+        rstd[g] = rsqrtf(q + eps);
+      }
     }
-    float q = 0.f;
-    for (int c = threadIdx.x; c < gs; c += blockDim.x) {
-      const float d = x[g * gs + c] - m;
-      q += d * d;
-    }
-    q = block_sum(q, scratch) / gs;
-    if (threadIdx.x == 0) {
-      mean[g] = m;
-      rstd[g] = rsqrtf(q + eps);
-    }
+    __syncthreads();
+  } else {
+    __shared__ float part[kGroups][33];  // [group][warp]
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = (blockDim.x + 31) >> 5;
+    // one pass: every group's sum (sq: of squared deviations from mean[g]) into part[g][warp], then
+    // warp w reduces groups w, w + nwarps, … over the warps and hands the result to `done`
+    const auto pass = [&](bool sq, auto done) {
+      for (int g = 0; g < groups; ++g) {
+        const float m = sq ? mean[g] : 0.f;
+        float s = 0.f;
+        for (int c = threadIdx.x; c < gs; c += blockDim.x) {
+          if (sq) {
+            const float d = x[g * gs + c] - m;
+            s += d * d;
+          } else {
+            s += x[g * gs + c];
+          }
+        }
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0) part[g][warp] = s;
+      }
+      __syncthreads();
+      for (int g = warp; g < groups; g += nwarps) {
+        float v = lane < nwarps ? part[g][lane] : 0.f;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) done(g, v);
+      }
+      __syncthreads();
+    };
+    if (kCentered) pass(false, [&](int g, float v) { mean[g] = v / gs; });
+    else
+      for (int g = threadIdx.x; g < groups; g += blockDim.x) mean[g] = 0.f;
+    if (!kCentered) __syncthreads();
+    pass(true, [&](int g, float v) { rstd[g] = rsqrtf(v / gs + eps); });
   }
-  __syncthreads();
 }
 
 // Half-split rotary embedding of element `i` of a head of `rot` rotated dims: x is the value,
