@@ -18,8 +18,8 @@ export type Arch = "sm_90a" | "sm_90" | "sm_80";
  * consumer warpgroups) instead of the cp.async one (WgmmaConfig); the forward GEMM and the backward
  * GEMMs (matmul.cuh matmul_ws_kernel, bf16 operands; an f32 operand takes the cp.async kernel).
  * `pp`: its ping-pong variant (gemm.cuh's PpConfig: each consumer warpgroup owns a whole BM × BN
- * tile and the two take the CTA's tiles in turn, one's epilogue under the other's mainloop); the
- * forward GEMM only.
+ * tile and the two take the CTA's tiles in turn, one's epilogue under the other's mainloop; the
+ * backward GEMMs' matmul_pp_kernel likewise, bf16 operands).
  */
 export type TileConfig =
   | { backend: "wgmma"; bm: number; bn: number; stages: number; ws?: true; pp?: true }
@@ -69,7 +69,6 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   if (t.backend !== backendFor(arch)) return `${arch} uses the ${backendFor(arch)} back-end, not ${t.backend}`;
   if (t.backend === "wgmma" && t.pp) {
     if (t.ws) return "a tile configuration is either warp-specialized (ws) or ping-pong (pp), not both";
-    if (family !== "gemm") return "the ping-pong kernel (PpConfig) runs the forward GEMM only, not the backward matmuls";
     if (t.bm !== 64 && t.bm !== 128) return `PpConfig BM must be 64 or 128: one consumer warpgroup holds the whole tile (got ${t.bm})`;
     if (![64, 128, 256].includes(t.bn)) return `PpConfig BN must be 64, 128 or 256 (got ${t.bn})`;
     if (t.stages < 2) return `the TMA ring needs at least 2 stages (got ${t.stages})`;
@@ -135,8 +134,7 @@ function mmaWarps(bm: number, bn: number): { warpsM: number; warpsN: number } {
 /**
  * The candidates `strata tune` times for a family on a target, default first: every valid
  * (BM, BN, stages) of the back-end with 3–6 stages (mma: 2–5), in a fixed order; on sm_90a also
- * every valid warp-specialized (WsConfig) one and, for the forward GEMM, every valid ping-pong
- * (PpConfig) one.
+ * every valid warp-specialized (WsConfig) and ping-pong (PpConfig) one.
  */
 export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileConfig): TileConfig[] {
   const out: TileConfig[] = [defaults];

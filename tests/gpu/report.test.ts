@@ -234,15 +234,16 @@ describe("roofline SVG", () => {
 });
 
 describe("several tile configs of one shape", () => {
-  it("the row of the config the code generator emits is reported (DEFAULT_FORWARD_GEMM_TILES)", () => {
+  it("the row of the config the code generator emits for the shape is reported (tiles.ts defaultTiles)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "strata-report-"));
     const repo = path.resolve(HERE, "..", "..");
     const log = path.join(dir, "suite.log");
     const row = (cfg: string, ms: string, ratio: string) => `| gemm | 16384x4096x4096 (${cfg}) | ${ms} | cuBLAS | 0.740 | 1 TFLOP/s | ${ratio} |`;
-    fs.writeFileSync(log, ["== benchmarks (same run)", "| kernel | shape | Strata ms | peer | peer ms | Strata rate | ratio |", "|---|---|---|---|---|---|---|", row("wgmma256x128s4", "1.091", "0.678"), row("ws128x256s4", "0.809", "0.915"), ""].join("\n"));
+    fs.writeFileSync(log, ["== benchmarks (same run)", "| kernel | shape | Strata ms | peer | peer ms | Strata rate | ratio |", "|---|---|---|---|---|---|---|", row("wgmma256x128s4", "1.091", "0.678"), row("ws128x256s4", "0.809", "0.915"), row("pp128x128s6", "0.733", "1.010"), ""].join("\n"));
     const out = main(["--out", dir, "--suite", log, "--train-suite", "no/such/file.log"], repo);
-    expect(out.markdown).toMatch(/\| GEMM, attention out 4096→4096 \| 16384x4096x4096 \(ws128x256s4\) \| 0\.809 \|/);
-    expect(out.markdown).toMatch(/\| GEMM, attention out 4096→4096 \| 16384x4096x4096 \| cuBLAS[^|]*\| 0\.740 \| 0\.915 \|/);
+    // K = 4096: the ping-pong tile (a deep K such as 16384 would take ws128x256s4)
+    expect(out.markdown).toMatch(/\| GEMM, attention out 4096→4096 \| 16384x4096x4096 \(pp128x128s6\) \| 0\.733 \|/);
+    expect(out.markdown).toMatch(/\| GEMM, attention out 4096→4096 \| 16384x4096x4096 \| cuBLAS[^|]*\| 0\.740 \| 1\.010 \|/);
     fs.rmSync(dir, { recursive: true });
   });
 });

@@ -18,7 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_FORWARD_GEMM_TILES } from "../../compiler/kernels/tiles.js";
+import { defaultTiles } from "../../compiler/kernels/tiles.js";
 
 // ---------------------------------------------------------------------------------------------
 // Peaks (H200 SXM). Floors are computed against the measured pair and, for reference, the spec.
@@ -489,7 +489,7 @@ export function buildReport(inputs: Inputs, names: InputNames): Report {
     const all = rows.filter((r) => r.family === family && r.shape === shape);
     all.forEach((r) => used.add(r));
     // a harness that times several tile configs (gemm_test.cu): the one the code generator emits
-    const emitted = all.filter((r) => r.config === GENERATED_CONFIG[family]);
+    const emitted = all.filter((r) => r.config !== undefined && r.config === generatedConfig(family, shape));
     const mine = emitted.length > 0 ? emitted : all;
     const cost = costOf(family, shape);
     const k: KernelResult = { family, shape, what, measured: mine.length > 0, peers: [], ...(cost ? { cost } : {}) };
@@ -856,12 +856,16 @@ function fmtTick(v: number): string {
 
 /**
  * The harness label (tests/gpu/gemm_test.cu) of the tile config the code generator emits for a
- * family on sm_90a (kernels/tiles.ts DEFAULT_FORWARD_GEMM_TILES): its row is the one reported.
+ * GEMM row on sm_90a (kernels/tiles.ts defaultTiles: the wave model's choice for the shape): its
+ * row is the one reported.
  */
-const GENERATED_CONFIG: Record<string, string> = (() => {
-  const t = DEFAULT_FORWARD_GEMM_TILES.wgmma;
-  return { gemm: t.backend === "wgmma" ? `${t.ws ? "ws" : "wgmma"}${t.bm}x${t.bn}s${t.stages}` : "" };
-})();
+function generatedConfig(family: string, shape: string): string | undefined {
+  if (family !== "gemm" && family !== "gemm+epi") return undefined;
+  const m = shape.match(/^(\d+)x(\d+)x(\d+)/);
+  if (!m) return undefined;
+  const t = defaultTiles("forward", "wgmma", Number(m[1]), Number(m[2]), Number(m[3]));
+  return t.backend === "wgmma" ? `${t.pp ? "pp" : t.ws ? "ws" : "wgmma"}${t.bm}x${t.bn}s${t.stages}` : undefined;
+}
 
 export const DEFAULT_INPUTS: InputNames = {
   suite: "docs/gpu-suite-2026-11-30-session4.log",

@@ -315,16 +315,16 @@ def benches():
     print("\n== kernel harnesses (correctness + timing)", flush=True)
     log = harness("gemm_test", f"{REPO}/tests/gpu/gemm_test.cu", "-lcublas")
     if log:
-        # the configuration the code generator instantiates (gemm.cuh's DefaultWgmmaConfig) and the
-        # warp-specialized persistent TMA kernel (DefaultWsConfig)
-        for m in re.finditer(r"\|\s*(\d+)x\s*(\d+)x\s*(\d+) \| (wgmma256x128s4|ws128x256s4)\s*\|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*[0-9.]+ \|\s*([0-9.]+) \|", log):
+        # the two tiles the code generator's wave model chooses between (compiler/kernels/tiles.ts):
+        # the ping-pong PpConfig<128,128,6> and the warp-specialized WsConfig<128,256,4>
+        for m in re.finditer(r"\|\s*(\d+)x\s*(\d+)x\s*(\d+) \| (pp128x128s6|ws128x256s4)\s*\|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*[0-9.]+ \|\s*([0-9.]+) \|", log):
             M, N, K, cfg, ours, cub, tf, ratio = m.groups()
             bench_rows.append(("gemm", f"{M}x{N}x{K} ({cfg})", float(ours), "cuBLAS", float(cub), f"{float(tf):.0f} TFLOP/s", float(ratio)))
         # the fused bias + residual epilogue against cuBLAS followed by the same epilogue pass
-        for m in re.finditer(r"\|\s*(\d+)x\s*(\d+)x\s*(\d+) \| ws128x256s4\+epi\s*\|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*([0-9.]+) \|", log):
-            M, N, K, ours, peer, ratio = m.groups()
+        for m in re.finditer(r"\|\s*(\d+)x\s*(\d+)x\s*(\d+) \| (pp128x128s6|ws128x256s4)\+epi\s*\|\s*([0-9.]+) \|\s*([0-9.]+) \|\s*([0-9.]+) \|", log):
+            M, N, K, cfg, ours, peer, ratio = m.groups()
             tf = 2.0 * int(M) * int(N) * int(K) / float(ours) * 1e-9
-            bench_rows.append(("gemm+epi", f"{M}x{N}x{K} (bias+residual)", float(ours), "cuBLAS + epilogue", float(peer), f"{tf:.0f} TFLOP/s", float(ratio)))
+            bench_rows.append(("gemm+epi", f"{M}x{N}x{K} ({cfg})", float(ours), "cuBLAS + epilogue", float(peer), f"{tf:.0f} TFLOP/s", float(ratio)))
     log = harness("attention_test", f"{REPO}/tests/gpu/attention_test.cu")
     if log:
         rc, pylog, _ = sh([sys.executable, f"{REPO}/tests/gpu/attention_bench.py"], timeout=300)
