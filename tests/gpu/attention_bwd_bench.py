@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-SHAPES = [(2, 8192, 32, 8, 128), (2, 8192, 32, 8, 64)]
+SHAPES = [(4, 4096, 16, 4, 128), (2, 8192, 32, 8, 128), (2, 8192, 32, 8, 64)]
 
 
 def time_sdpa_bwd(B, T, H, Hk, D, backend, iters=10):

@@ -2,13 +2,15 @@
 // Build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include \
 //          tests/gpu/attention_bwd_test.cu -o attention_bwd_test
 // Usage: ./attention_bwd_test [seed] [--no-bench] [--bench-only] [--quick (3 shapes, for compute-sanitizer)]
+//                             [--paths name,name (only these tile configurations; names below)]
 //   1. small shapes (B 2, T 1..200 not multiples of the tiles, S = T and S > T, H 4 with 2 KV
 //      heads and MHA, D 64 and 128; q/k/v as column slices of one fused projection or separate
 //      padded buffers) against a float64 CPU port of vjp-ops.ts's attentionGrad reference, for
 //      the tensor-core path and the scalar path; outputs poisoned (NaN) before every launch;
 //      relative L2 error and max error (scaled by max |ref|) per output;
 //   2. determinism: every tensor-core run repeated and compared bit for bit;
-//   3. benchmark B 2, T 8192, H 32, KV 8, D 128 (and D 64): "BENCH name ms" lines, which
+//   3. benchmark B 4, T 4096, H 16, KV 4, D 128 (the training model) and B 2, T 8192, H 32, KV 8,
+//      D 128 (and D 64): "BENCH name shape ms" lines with each kernel timed alone too, which
 //      tests/gpu/attention_bwd_bench.py compares with torch SDPA's backward.
 // Prints "N passed, M failed" last; exits 1 on any failure.
 #include <cuda_runtime.h>
@@ -50,22 +52,54 @@ static void check(bool ok, const std::string& what) {
   (ok ? g_pass : g_fail)++;
 }
 
-// mma: the default tiles; mma_bq64: 64-query tiles in the dK/dV kernel; mma_bn32: 32-key tiles in the dQ kernel
-enum Path { TENSOR = 0, TENSOR_BQ64 = 1, TENSOR_BN32 = 2, SIMPLE = 3 };
+// mma: the default tiles (BwdTiles<D>); the others: tile configurations (BwdConfig<BN, BMQ, HPC,
+// S1, BQ, W2, S2, K2W, SW, K1W, HW, SW1>: the mma.sync kernels' tiles, then the wgmma kernels'
+// modes and stages, see attention_bwd.cuh). Every one is checked on every small shape; the
+// large benchmarks time bench_path's.
+enum Path { TENSOR = 0, TENSOR_BQ64, TENSOR_BN32, TENSOR_4W, WG_H1, WG_OV, WG_OV4, SIMPLE, NUM_PATHS };
 static const char* path_name(int p) {
-  return p == TENSOR ? "mma" : p == TENSOR_BQ64 ? "mma_bq64" : p == TENSOR_BN32 ? "mma_bn32" : "simple";
+  switch (p) {
+    case TENSOR: return "mma";          // the default (BwdTiles<D>): wgmma on sm_90a, mma.sync below sm_90
+    case TENSOR_BQ64: return "mma_bq64";  // mma.sync, kernel 2: 64-query tiles
+    case TENSOR_BN32: return "mma_bn32";  // mma.sync, kernel 1: 32-key tiles
+    case TENSOR_4W: return "mma_4w";      // mma.sync, the previous default (4-warp CTAs)
+    case WG_H1: return "wg";              // wgmma, kernel 1 with 128 rows of one head
+    case WG_OV: return "wg_ov";           // wgmma, each tile's P·V / dS·K (kernel 1), dV (kernel 2) overlapping the next tile's products
+    case WG_OV4: return "wg_ov4";         // the same with 4 stages
+    default: return "simple";
+  }
+}
+// (measured on H200 and dropped: 8-warp mma.sync CTAs, 4-14 % slower than 4-warp ones; kernel 2
+// with dV and dK both in flight, 12 % faster than none but 32 bytes of spills)
+// the paths the large benchmarks time (the others were timed before: see BwdTiles)
+static bool bench_path(int p) { return p == TENSOR || p == TENSOR_4W || p == WG_OV || p == WG_OV4; }
+// --paths a,b,c: run only these (by name; the scalar path always runs in the small checks)
+static std::string g_paths;
+static bool path_on(int p) {
+  if (g_paths.empty() || p == SIMPLE) return true;
+  const std::string list = "," + g_paths + ",";
+  return list.find("," + std::string(path_name(p)) + ",") != std::string::npos;
 }
 
 template <int D>
-static cudaError_t launch_d(int path, const AttentionBwdParams& p, cudaStream_t s) {
+static cudaError_t launch_d(int path, const AttentionBwdParams& p, cudaStream_t s, int parts) {
   using namespace strata::attn;
-  if (path == SIMPLE) return attention_bwd_launch_simple<D>(p, s);
-  if (path == TENSOR_BQ64) return attention_bwd_launch<D, 64, 64>(p, s);
-  if (path == TENSOR_BN32) return attention_bwd_launch<D, 32>(p, s);
-  return attention_bwd_launch<D>(p, s);
+  constexpr int BQd = BwdTiles<D>::BQ;
+  switch (path) {
+    case SIMPLE: return attention_bwd_launch_simple<D>(p, s);
+    case TENSOR_BQ64: return attention_bwd_launch_cfg<D, BwdConfig<64, 64, 1, 2, 64, 4, 2>>(p, s, parts);
+    case TENSOR_BN32: return attention_bwd_launch_cfg<D, BwdConfig<32, 64, 1, 2, BQd, 4, 2>>(p, s, parts);
+    case TENSOR_4W: return attention_bwd_launch_cfg<D, BwdConfig<64, 64, 1, 2, BQd, 4, 2>>(p, s, parts);
+    case WG_H1: return attention_bwd_launch_cfg<D, BwdConfig<64, 64, 1, 2, BQd, 4, 2, 1, 3, 1, 1, 3>>(p, s, parts);
+    case WG_OV: return attention_bwd_launch_cfg<D, BwdConfig<64, 64, 1, 2, BQd, 4, 2, 3, 3, 2, 2, 3>>(p, s, parts);
+    case WG_OV4: return attention_bwd_launch_cfg<D, BwdConfig<64, 64, 1, 2, BQd, 4, 2, 3, 4, 2, 2, 4>>(p, s, parts);
+    default:
+      if (parts == 3) return attention_bwd_launch<D>(p, s);  // the public entry point
+      return attention_bwd_launch_cfg<D, typename BwdTiles<D>::Config>(p, s, parts);
+  }
 }
-static cudaError_t launch(int D, int path, const AttentionBwdParams& p, cudaStream_t s = 0) {
-  return D == 64 ? launch_d<64>(path, p, s) : launch_d<128>(path, p, s);
+static cudaError_t launch(int D, int path, const AttentionBwdParams& p, cudaStream_t s = 0, int parts = 3) {
+  return D == 64 ? launch_d<64>(path, p, s, parts) : launch_d<128>(path, p, s, parts);
 }
 
 // One problem: device buffers + host copies of the (bf16-rounded) inputs.
@@ -265,7 +299,8 @@ static void run_small(int B, int T, int S, int H, int Hk, int D, bool fused, int
   reference(P, rq, rk, rv);
   char shape[160];
   snprintf(shape, sizeof shape, "B%d T%d S%d H%d Hk%d D%d %s", B, T, S, H, Hk, D, fused ? "fused-qkv" : "separate+pad");
-  for (int path : {TENSOR, TENSOR_BQ64, TENSOR_BN32, SIMPLE}) {
+  for (int path = 0; path < NUM_PATHS; ++path) {
+    if (!path_on(path)) continue;
     P.poison();
     CK(launch(D, path, P.p));
     CK(cudaDeviceSynchronize());
@@ -307,7 +342,8 @@ static void bench(int B, int T, int H, int Hk, int D, bool cross_check) {
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
-  for (int path : {TENSOR, TENSOR_BQ64, TENSOR_BN32}) {
+  for (int path = 0; path < SIMPLE; ++path) {
+    if (!bench_path(path) || !path_on(path)) continue;
     P.poison();
     CK(launch(D, path, P.p));
     CK(cudaDeviceSynchronize());
@@ -315,13 +351,17 @@ static void bench(int B, int T, int H, int Hk, int D, bool cross_check) {
     bool pad_ok;
     P.fetch(a1, a2, a3, pad_ok);
     const int iters = 10;
-    CK(cudaEventRecord(e0));
-    for (int i = 0; i < iters; ++i) CK(launch(D, path, P.p));
-    CK(cudaEventRecord(e1));
-    CK(cudaEventSynchronize(e1));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    ms /= iters;
+    auto time_parts = [&](int parts) {
+      CK(cudaEventRecord(e0));
+      for (int i = 0; i < iters; ++i) CK(launch(D, path, P.p, 0, parts));
+      CK(cudaEventRecord(e1));
+      CK(cudaEventSynchronize(e1));
+      float t = 0;
+      CK(cudaEventElapsedTime(&t, e0, e1));
+      return t / iters;
+    };
+    const float ms = time_parts(3);
+    const float ms1 = time_parts(1), ms2 = time_parts(2);  // each kernel alone (kernel 2 reads kernel 1's stats)
     P.fetch(b1, b2, b3, pad_ok);
     bool finite = true;
     for (float x : a1) finite &= std::isfinite(x);
@@ -330,7 +370,8 @@ static void bench(int B, int T, int H, int Hk, int D, bool cross_check) {
     const bool same = memcmp(a1.data(), b1.data(), a1.size() * 4) == 0 && memcmp(a2.data(), b2.data(), a2.size() * 4) == 0 &&
                       memcmp(a3.data(), b3.data(), a3.size() * 4) == 0;
     check(finite && same, std::string(path_name(path)) + " " + shape + ": finite, 11 runs bit-identical");
-    printf("BENCH %s %s ms %.3f  (%.1f TFLOP/s at 2.5x forward flops)\n", path_name(path), shape, ms, 2.5 * fwd_flops / ms * 1e-9);
+    printf("BENCH %s %s ms %.3f  (%.1f TFLOP/s at 2.5x forward flops; dq kernel %.3f ms, dk/dv kernel %.3f ms)\n", path_name(path),
+           shape, ms, 2.5 * fwd_flops / ms * 1e-9, ms1, ms2);
     fflush(stdout);
     if (cross_check && path == TENSOR) {
       // the scalar path (fp32 throughout) on the same inputs
@@ -364,6 +405,7 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--no-bench")) do_bench = false;
     else if (!strcmp(argv[i], "--quick")) quick = true;
     else if (!strcmp(argv[i], "--bench-only")) do_small = false;
+    else if (!strcmp(argv[i], "--paths") && i + 1 < argc) g_paths = argv[++i];
     else seed = strtoull(argv[i], nullptr, 10);
   }
   g_rng = seed;
@@ -382,10 +424,15 @@ int main(int argc, char** argv) {
         for (int T : {5, 70}) run_small(2, T, T + 37, 4, Hk, D, false, 8);  // keys longer than queries
       }
     run_small(1, 150, 150, 8, 1, 128, true, 0);  // MQA, 8 query heads per kv head
+    for (int D : {64, 128}) {  // 4 query heads per kv head (the training model's grouping)
+      run_small(2, 131, 131, 8, 2, D, true, 8);
+      run_small(2, 100, 137, 8, 2, D, false, 8);
+    }
     // scalar path as the reference on a longer sequence (errors accumulate over more keys)
     bench(1, 2048, 8, 2, 128, true);
   }
   if (do_bench) {
+    bench(4, 4096, 16, 4, 128, false);  // the ~0.85B hybrid training model's attention
     bench(2, 8192, 32, 8, 128, false);
     bench(2, 8192, 32, 8, 64, false);
   }
