@@ -40,72 +40,86 @@ export const gemmConfigType = (t: GemmTiles): string => tileConfigType(t);
 /** Streaming multiprocessors the wave model assumes on sm_90a (H100 SXM and H200: 132). */
 export const WAVE_SMS = 132;
 
+type WaveKind = "forward" | "dgrad" | "wgrad";
+const PP_128: GemmTiles = { backend: "wgmma", bm: 128, bn: 128, stages: 6, pp: true };
+const PP_64x256: GemmTiles = { backend: "wgmma", bm: 64, bn: 256, stages: 5, pp: true };
+
 /**
- * The untuned default's candidates per GEMM kind on sm_90a, each with its throughput per busy SM
- * relative to the fastest, fit to the H200 tuning run of 2026-11-30 (`strata tune` of the 8B
- * hybrid's forward and the 0.85B hybrid's training GEMMs: docs/PERF-NOTES.md, "Untuned defaults").
- * The forward's ping-pong tile (fit to gemm_test --pingpong of 2026-11-30, session 5) hides its
- * epilogue under the other consumer's mainloop but streams more operand bytes per FLOP: its
- * mainloop runs at 1/PP_MAINLOOP of the 128×256 tile's, and only the last epilogue of a CTA shows.
+ * The wave model of the untuned default, per GEMM kind on sm_90a: its candidates, each with its
+ * throughput per busy SM relative to the 128×256 warp-specialized tile; the epilogue of one output
+ * tile of the non-ping-pong kernels, in k-steps of its mainloop (`epilogueK`); and the ping-pong
+ * tiles' mainloop cost relative to theirs (`ppMainloop`: a consumer warpgroup that holds the whole
+ * tile streams more operand bytes per FLOP, but its epilogue runs under the other consumer's
+ * mainloop, and only a CTA's last one shows). Fit to the H200 tuning runs of 2026-11-30
+ * (tuning/results-*-session5.json: `strata tune` of the 0.85B hybrid's training GEMMs and the 8B
+ * hybrid's forward, 7 candidates, 119 problems; docs/PERF-NOTES.md, "Untuned defaults").
+ * Exported for tests/tune's fit check; not to be changed at run time.
  */
-const WAVE_CANDIDATES: Record<"forward" | "dgrad" | "wgrad", { tiles: GemmTiles; eff: number }[]> = {
-  forward: [
-    { tiles: DEFAULT_FORWARD_GEMM_TILES.wgmma, eff: 1 },
-    { tiles: { backend: "wgmma", bm: 128, bn: 256, stages: 4, ws: true }, eff: 1 },
-    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.93 },
-    { tiles: { backend: "wgmma", bm: 128, bn: 64, stages: 4, ws: true }, eff: 0.53 },
-  ],
-  // the backward GEMMs' warp-specialized tiles (matmul_test.cu, session 4: ws_128x128x5 at
-  // 0.93–0.99 of ws_128x256x4 on dgrad, 0.95–0.96 on wgrad); the cp.async 64-row tile (0.57 of
-  // the cp.async 256×128 in the 2026-11-30 tuning run, which ran at ~0.68 of ws_128x256x4) for
-  // outputs of very few tiles
-  dgrad: [
-    { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
-    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.95 },
-    { tiles: { backend: "wgmma", bm: 64, bn: 128, stages: 4 }, eff: 0.39 },
-  ],
-  wgrad: [
-    { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
-    { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.95 },
-  ],
+export const WAVE_MODEL: Record<WaveKind, { epilogueK: number; ppMainloop: number; candidates: { tiles: GemmTiles; eff: number }[] }> = {
+  forward: {
+    epilogueK: 768,
+    ppMainloop: 1.05,
+    candidates: [
+      { tiles: PP_128, eff: 1 },
+      { tiles: { backend: "wgmma", bm: 128, bn: 256, stages: 4, ws: true }, eff: 1 },
+      { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.97 },
+      { tiles: { backend: "wgmma", bm: 128, bn: 64, stages: 4, ws: true }, eff: 0.5 },
+      { tiles: PP_64x256, eff: 0.75 },
+    ],
+  },
+  // the cp.async 64-row tile (0.57 of the cp.async 256×128 in the first tuning run, which ran at
+  // ~0.68 of ws_128x256x4) for outputs of very few tiles
+  dgrad: {
+    epilogueK: 512,
+    ppMainloop: 1.1,
+    candidates: [
+      { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
+      { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.95 },
+      { tiles: { backend: "wgmma", bm: 64, bn: 128, stages: 4 }, eff: 0.39 },
+      { tiles: PP_128, eff: 1 },
+    ],
+  },
+  wgrad: {
+    epilogueK: 400,
+    ppMainloop: 1.1,
+    candidates: [
+      { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
+      { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.95 },
+      { tiles: PP_128, eff: 1 },
+    ],
+  },
 };
 
 /** The tiles `defaultTiles` chooses among for a family (tune keeps them all in its bundles). */
 export function waveCandidates(family: "gemm" | "matmul", backend: "wgmma" | "mma"): GemmTiles[] {
   if (backend === "mma") return [family === "gemm" ? DEFAULT_FORWARD_GEMM_TILES.mma : DEFAULT_GEMM_TILES.mma];
-  return family === "gemm" ? WAVE_CANDIDATES.forward.map((c) => c.tiles) : [...WAVE_CANDIDATES.dgrad, ...WAVE_CANDIDATES.wgrad].map((c) => c.tiles);
+  const all = family === "gemm" ? WAVE_MODEL.forward.candidates : [...WAVE_MODEL.dgrad.candidates, ...WAVE_MODEL.wgrad.candidates];
+  return all.map((c) => c.tiles).filter((t, i, a) => a.findIndex((u) => tileConfigType(u) === tileConfigType(t)) === i);
 }
 
 /**
- * The epilogue of one output tile of the non-ping-pong kernels, in k-steps of the mainloop (a
- * 128×256 tile's store ≈ 768 of its k's); and the ping-pong tile's mainloop cost relative to it.
- * Fit to gemm_test --pingpong (H200, 2026-11-30): pp_128x128x6 against ws_128x256x4 at K = 4096,
- * 8192 and 16384 (0.92, 0.99 and 1.05 of its time).
- */
-const EPILOGUE_K = 768;
-const PP_MAINLOOP = 1.095;
-
-/**
  * The untuned tiles of one GEMM of M × N × K (M: the rows the project is compiled for, its
- * --max-tokens; a weight gradient's M is the weight's rows): on sm_90a the candidate with the least
- * estimated time under a wave model — ⌈output tiles / SMs⌉ waves of BM·BN·(K + epilogue) work each,
- * divided by the candidate's relative throughput (the ping-pong tile: BM·BN·K·PP_MAINLOOP a wave and
- * one exposed epilogue) — so that few output tiles (a small M or N) take smaller tiles that fill
- * more SMs, a tile count just past a wave boundary takes a shape that fits, and a deep K (whose
- * epilogue matters less) keeps the 128×256 tile. Ties keep the earlier candidate. Elsewhere the
- * mma.sync default. K defaults to 4096 where the caller does not know it.
+ * --max-tokens; a weight gradient's M is the weight's rows, its K the tokens): on sm_90a the
+ * candidate with the least estimated time under the wave model (WAVE_MODEL) — ⌈output tiles /
+ * SMs⌉ waves of BM·BN·(K + epilogueK) work each, or for a ping-pong tile BM·BN·K·ppMainloop a wave
+ * and one exposed epilogue, divided by the candidate's relative throughput — so that few output
+ * tiles (a small M or N) take smaller tiles that fill more SMs, a tile count just past a wave
+ * boundary takes a shape that fits, and a short K (whose epilogue matters most) takes the
+ * ping-pong tiles. Ties keep the earlier candidate. Elsewhere the mma.sync default. K defaults to
+ * 4096 where the caller does not know it.
  */
-export function defaultTiles(kind: "forward" | "dgrad" | "wgrad", backend: "wgmma" | "mma", m: number, n: number, k = 4096): GemmTiles {
+export function defaultTiles(kind: WaveKind, backend: "wgmma" | "mma", m: number, n: number, k = 4096): GemmTiles {
   if (backend === "mma") return kind === "forward" ? DEFAULT_FORWARD_GEMM_TILES.mma : DEFAULT_GEMM_TILES.mma;
+  const { epilogueK, ppMainloop, candidates } = WAVE_MODEL[kind];
   let best: GemmTiles | undefined;
   let bestCost = Infinity;
   const K = Math.max(1, k);
-  for (const { tiles, eff } of WAVE_CANDIDATES[kind]) {
+  for (const { tiles, eff } of candidates) {
     const out = Math.ceil(Math.max(1, m) / tiles.bm) * Math.ceil(Math.max(1, n) / tiles.bn);
     const waves = Math.ceil(out / WAVE_SMS);
     const area = tiles.bm * tiles.bn;
     const pp = tiles.backend === "wgmma" && tiles.pp;
-    const cost = (pp ? waves * area * K * PP_MAINLOOP + area * EPILOGUE_K : waves * area * (K + EPILOGUE_K)) / eff;
+    const cost = (pp ? waves * area * K * ppMainloop + area * epilogueK : waves * area * (K + epilogueK)) / eff;
     if (cost < bestCost * (1 - 1e-9)) [best, bestCost] = [tiles, cost];
   }
   return best!;

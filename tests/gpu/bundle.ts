@@ -18,6 +18,7 @@ import { fromArray, type Tensor } from "../../compiler/interp/tensor.js";
 import { graphParams } from "../../compiler/ir/graph.js";
 import { bf16Round, writeSafetensors } from "../../compiler/io/safetensors.js";
 import { writeNpy } from "../../compiler/io/npy.js";
+import { readTuningDb } from "../../compiler/tune/db.js";
 import { modelInfo } from "../../compiler/cli/info.js";
 import { exportHf } from "../../compiler/interop/export.js";
 import { autodiff, withTrainingLoss } from "../../compiler/passes/autodiff.js";
@@ -130,7 +131,12 @@ async function main() {
 
   // the 8B models: one project each serves the T=4096 forward and decode at batches up to 256 and
   // contexts up to 128K (the arena holds 4096 tokens per call; state handles are sized per run)
-  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072 };
+  // Compiled with the repository's H200 tuning database (tuning/h200-sm_90a.json: `strata tune` of
+  // these two models on the H200, as `strata compile --tuning` does), so the suite measures the
+  // tiles a user on this GPU gets; STRATA_UNTUNED=1 measures the wave model's untuned defaults.
+  const tuning = process.env.STRATA_UNTUNED ? undefined : readTuningDb(path.join(REPO, "tuning", "h200-sm_90a.json"));
+  console.error(`  GEMM tiles: ${tuning ? "tuning/h200-sm_90a.json" : "untuned defaults (STRATA_UNTUNED)"}`);
+  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}) };
   for (const [file, kind] of [["mamba2-hybrid-8b.ts", "big"], ["transformer-8b.ts", "serving"]] as const) {
     const big = await load(file);
     const bp = emitProject(big, SERVE);
@@ -143,7 +149,7 @@ async function main() {
 
   // the training benchmark's ~0.85B hybrid (issue 9): the train entry at batch 4 × 4096
   const tb = await load("hybrid-0.85b.ts");
-  const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true });
+  const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}) });
   writeProject(tbp, path.join(OUT, tb.config.name));
   projects.push({ name: tb.config.name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
   console.error(`  ${tb.config.name}: ${tbp.kernels.length} kernels (training benchmark)`);

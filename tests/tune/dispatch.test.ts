@@ -72,8 +72,9 @@ describe("per-bucket tile dispatch", () => {
     const p = emitProject(hybrid8b, { maxSeq: 4096 });
     const outProj = p.program.kernels.find((k) => k.spec.template === "gemm.cu.hbs" && k.spec.tiles.n === 4096 && k.spec.tiles.k === 8192)!;
     expect(outProj).toBeDefined();
-    expect(outProj.spec.tiles).toMatchObject({ bm: 128, bn: 256, stages: 4, ws: true });
-    // 64 rows × 4096: 16 tiles of 128×256 would leave 116 of 132 SMs idle
+    // 4096 prompt rows: the ping-pong 128×128 tiles (tiles.ts wave model)
+    expect(outProj.spec.tiles).toMatchObject({ bm: 128, bn: 128, stages: 6, pp: true });
+    // 64 rows × 4096: 32 tiles of 128×128 would leave 100 of 132 SMs idle
     expect(outProj.source).toContain("if (M <= 64) return strata::gemm::gemm_launch<strata::gemm::WsConfig<128, 64, 4>, Epi>");
     expect(outProj.source).toContain("if (M <= 512) return strata::gemm::gemm_launch<strata::gemm::WsConfig<128, 128, 5>, Epi>");
   });
