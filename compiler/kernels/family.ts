@@ -64,12 +64,9 @@ export interface FuseContext {
    * Absorb the single-consumer, same-shape chain after the group's anchor while `allowed` says
    * yes (it returns the reason for a no). Other operands must be computed before the anchor;
    * `broadcast` says whether the kernel indexes operands of other shapes (row kernels do, the
-   * GEMM epilogue only parameters). `branch`: where the chain stops at a value with several
-   * consumers, of which exactly one could join, that one joins and the chain goes on from it — the
-   * value is then stored as a second output for the others (the training graph's h of
-   * gelu(linear(x)), which the backward reads: one GEMM writes h and gelu(h)).
+   * GEMM epilogue only parameters).
    */
-  absorbEpilogue(grp: FusionGroup, allowed: (n: Node) => string | undefined, opts?: { broadcast?: boolean; branch?: boolean }): void;
+  absorbEpilogue(grp: FusionGroup, allowed: (n: Node) => string | undefined, opts?: { broadcast?: boolean }): void;
   /**
    * The walk under absorbEpilogue, for kernels with rules of their own: from `from` (default the
    * anchor) along single consumers, each next node e joins the group unless `veto(e, cur)` gives

@@ -53,7 +53,7 @@ export const gemm: KernelFamilyModule = {
 
   absorb(grp, f) {
     if (grp.anchor!.inputs[1]!.op !== "param") return absorbLinearEpilogue(grp, f); // dgrad: matmul.ts
-    f.absorbEpilogue(grp, (e) => (getOp(e.op).epilogue ? undefined : `${e.op} is not an elementwise op a GEMM epilogue can apply`), { branch: true });
+    f.absorbEpilogue(grp, (e) => (getOp(e.op).epilogue ? undefined : `${e.op} is not an elementwise op a GEMM epilogue can apply`));
   },
 
   /**
@@ -89,41 +89,26 @@ export const gemm: KernelFamilyModule = {
     const [n, k] = w.shape as [number, number];
     const ai = bufs.slot(a);
     const wi = bufs.slot(ctx.ref(w));
-    // the chain's end, and at most one value before it that other kernels read (fuse.ts, branch)
-    const out = g.nodes[g.nodes.length - 1]!;
-    const mid = g.outputs.filter((m) => m !== out);
-    need(g.outputs.includes(out) && mid.length <= 1, lin, "GEMM group must store the end of its epilogue chain and at most one value before it");
-    // output slots first (the chain's end, then the stored value before it), operands after
-    const outSlots = [out, ...mid].map((m) => {
-      const o = ctx.outRef(m);
-      return { m, o, oi: bufs.slot(o, true) };
-    });
+    const out = g.outputs[0]!;
+    need(g.outputs.length === 1 && out === g.nodes[g.nodes.length - 1], lin, "GEMM group must have a single output at the end of its epilogue chain");
+    const o = ctx.outRef(out);
+    const oi = bufs.slot(o, true);
     const F = [n];
     const inside = new Map(g.nodes.map((m, i) => [m.key, i]));
     const lines: string[] = [];
     for (const half of [0, 1]) {
       const col = half ? "(col + 1)" : "col";
       const val = (m: Node): string => {
-        if (m === lin && !mid.includes(m)) return `acc${half}`;
+        if (m === lin) return `acc${half}`;
         if (inside.has(m.key)) return `e${half}_${inside.get(m.key)}`;
         const r = ctx.ref(m);
         return `st::ld(p.p${bufs.slot(r)} + ${elementIndex(r, F, true, col)})`;
       };
-      for (const m of g.nodes) {
-        if (m === lin && !mid.includes(m)) continue;
-        const v = m === lin ? `acc${half}` : elementwiseExpr(m, m.inputs.map(val));
-        // a stored value before the chain's end: what follows reads it as stored (rounded to its
-        // type), as the kernels that read it from memory do
-        const stored = mid.includes(m) && m.dtype === "bf16" ? `st::to_bf16(${v})` : v;
-        lines.push(`    const float e${half}_${inside.get(m.key)} = ${stored};`);
-      }
+      for (const m of g.nodes) if (m !== lin) lines.push(`    const float e${half}_${inside.get(m.key)} = ${elementwiseExpr(m, m.inputs.map(val))};`);
       lines.push(`    const float r${half} = ${val(out)};`);
     }
-    for (const { m, o, oi } of [...outSlots.slice(1), outSlots[0]!]) {
-      const oIdx = elementIndex(o, F, true, "col");
-      const [v0, v1] = m === out ? ["r0", "r1"] : [`e0_${inside.get(m.key)}`, `e1_${inside.get(m.key)}`];
-      lines.push(o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, ${v0}, ${v1});` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, ${v0}, ${v1});`);
-    }
+    const oIdx = elementIndex(o, F, true, "col");
+    lines.push(o.dtype === "bf16" ? `    strata::store_bf16x2(p.p${oi} + ${oIdx}, r0, r1);` : `    strata::store_f32x2(p.p${oi} + ${oIdx}, r0, r1);`);
     // decode: the norm before this GEMM, computed by the GEMV's blocks (fuse.ts, decodePrologues)
     const prologue = g.prologue ? renderRowPrologue(g.prologue, ctx, bufs) : undefined;
     // decode: the conv1d or cache append after it, per column pair in the GEMV's store
@@ -131,7 +116,7 @@ export const gemm: KernelFamilyModule = {
     let fields = bufs.params().split(", ").map((fl) => `    ${fl.replace(" __restrict__", "")};`).join("\n");
     if (step) fields += step.fields.map((f) => `\n    ${f}`).join("");
     // sm_90a: the warp-specialized TMA kernel; elsewhere the mma.sync tiles (both measured in tests/gpu/gemm_test.cu)
-    const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: out.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
+    const sig = { family: "gemm", path: "forward", n, k, ta: a.dtype, tb: w.dtype, mnA: false, mnB: false, out: o.dtype, ...epilogueReads(g, new Set([lin]), ctx) } as const;
     // untuned: the wave model's tiles for the project's max tokens (tiles.ts defaultTiles)
     const backend = ctx.arch === "sm_90a" ? "wgmma" : "mma";
     const defaults = ctx.maxTokens ? defaultTiles("forward", backend, ctx.maxTokens, n, k) : DEFAULT_FORWARD_GEMM_TILES[backend];

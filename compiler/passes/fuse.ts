@@ -65,9 +65,6 @@ export interface FuseOptions {
   decodePrologues?: boolean;
 }
 
-/** Ops that may join a GEMM's epilogue as a branch (FuseContext.absorbEpilogue): activations. */
-const BRANCH_OPS: ReadonlySet<string> = new Set(["tanh", "sigmoid", "silu", "softplus", "relu", "relu2", "gelu", "mish"]);
-
 export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
   const nodes = graphNodes(g);
   const order = new Map(nodes.map((n, i) => [n.key, i]));
@@ -141,7 +138,7 @@ export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
     },
     absorbEpilogue(grp, allowed, opts = {}) {
       const anchorIdx = order.get(grp.anchor!.key)!;
-      const veto = (e: Node, cur: Node): string | undefined =>
+      ctx.absorbChain(grp, (e, cur) =>
         allowed(e) ??
         (!free(e) ? "already computed by another group" : undefined) ??
         (!sameShape(e, cur) ? `it changes the shape [${cur.shape}] → [${e.shape}] (broadcast of the anchor output)` : undefined) ??
@@ -154,21 +151,8 @@ export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
                 ? `operand ${o.op} is computed after the anchor`
                 : undefined,
           )
-          .find((r) => r !== undefined);
-      ctx.absorbChain(grp, veto);
-      if (!opts.branch) return;
-      // one branch: the chain's last value stays stored for its other consumers; the joining op
-      // is an activation (whose gradient reads its input, so that input is stored anyway) and,
-      // of several (the forward's gelu(h) and the backward's gelu′(h)), the first computed
-      const last = grp.nodes[grp.nodes.length - 1]!;
-      const us = uses(last);
-      if (us.length < 2 || graphOut.has(last.key)) return;
-      const joinable = us.filter((e) => BRANCH_OPS.has(e.op) && !veto(e, last)).sort((x, y) => order.get(x.key)! - order.get(y.key)!);
-      if (joinable.length === 0) return;
-      const e = joinable[0]!;
-      add(grp, e);
-      log(grp, e, true, `epilogue ${e.op}`, `a second output: ${last.op}'s value is also stored for its ${us.length - 1} other consumer${us.length > 2 ? "s" : ""}`);
-      ctx.absorbChain(grp, veto, { from: e });
+          .find((r) => r !== undefined),
+      );
     },
     absorbChain(grp, veto, opts = {}) {
       let cur = opts.from ?? grp.anchor!;
