@@ -82,46 +82,9 @@ __global__ void sumsq_params_kernel(const int* first_chunk, const int* chunk_cou
   if (threadIdx.x == 0) out[blockIdx.x] = t;
 }
 
-// 16-byte aligned: the float4 path of update_kernel (every parameter whose element offsets are
-// multiples of 4 within 256-byte aligned allocations).
-__device__ __forceinline__ bool aligned16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; }
-
 __global__ void update_kernel(const DevParam* ps, const Chunk* chunks, AdamWStep st) {
   const Chunk c = chunks[blockIdx.x];
   const DevParam p = ps[c.param];
-  // four elements a thread per step (16-byte loads of master, m, v and the gradient, an 8- or
-  // 16-byte store of the compute copy): the same adamw_element per element as the scalar loop, so
-  // the same bits; taken when the chunk's slices are aligned (uniform per block)
-  float* const w = p.master + c.begin;
-  float* const mm = p.m + c.begin;
-  float* const vv = p.v + c.begin;
-  const float* const g = p.acc + c.begin;
-  const bool vec = c.len % 4 == 0 && aligned16(w) && aligned16(mm) && aligned16(vv) && aligned16(g) &&
-                   (p.bf16 ? (reinterpret_cast<uintptr_t>(static_cast<uint16_t*>(p.compute) + c.begin) & 7) == 0
-                           : aligned16(static_cast<float*>(p.compute) + c.begin));
-  if (vec) {
-    const bool dec = p.decay != 0;
-    for (uint32_t j = threadIdx.x; j < c.len / 4; j += kThreads) {
-      float4 W = reinterpret_cast<const float4*>(w)[j], M = reinterpret_cast<const float4*>(mm)[j];
-      float4 V = reinterpret_cast<const float4*>(vv)[j];
-      const float4 G = reinterpret_cast<const float4*>(g)[j];
-      adamw_element(W.x, M.x, V.x, G.x, st, dec);
-      adamw_element(W.y, M.y, V.y, G.y, st, dec);
-      adamw_element(W.z, M.z, V.z, G.z, st, dec);
-      adamw_element(W.w, M.w, V.w, G.w, st, dec);
-      reinterpret_cast<float4*>(w)[j] = W;
-      reinterpret_cast<float4*>(mm)[j] = M;
-      reinterpret_cast<float4*>(vv)[j] = V;
-      if (p.bf16) {
-        const uint2 b = make_uint2(static_cast<uint32_t>(bf16_bits(W.x)) | (static_cast<uint32_t>(bf16_bits(W.y)) << 16),
-                                   static_cast<uint32_t>(bf16_bits(W.z)) | (static_cast<uint32_t>(bf16_bits(W.w)) << 16));
-        reinterpret_cast<uint2*>(static_cast<uint16_t*>(p.compute) + c.begin)[j] = b;
-      } else {
-        reinterpret_cast<float4*>(static_cast<float*>(p.compute) + c.begin)[j] = W;
-      }
-    }
-    return;
-  }
   for (uint32_t j = threadIdx.x; j < c.len; j += kThreads) {
     const uint64_t e = c.begin + j;
     float w = p.master[e], m = p.m[e], v = p.v[e];
@@ -163,8 +126,7 @@ class CudaAdamW : public OptimizerState {
     CUDA_CHECK(cudaDeviceSynchronize());  // the compute copies were uploaded on whatever stream loaded the weights
     uint64_t total = 0;
     std::vector<uint64_t> offset;
-    // each parameter's slice starts at a multiple of 4 elements: 16-byte aligned for update_kernel
-    for (const ParamSlot& p : params) offset.push_back(total), total += (p.numel + 3) & ~uint64_t(3);
+    for (const ParamSlot& p : params) offset.push_back(total), total += p.numel;
     total_ = total;
     const size_t bytes = static_cast<size_t>(total ? total : 1) * sizeof(float);
     alloc(&master_, bytes, "the fp32 master weights");
