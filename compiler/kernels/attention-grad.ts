@@ -12,9 +12,12 @@
  * does not need (e.g. dq when q is not differentiated) is written to launch scratch. The row
  * statistics (lse, D: fp32 [B, H, T]) live in launch scratch too: 8·H bytes per token.
  *
- * Paths: head dim 64 or 128 run on tensor cores (mma.sync m16n8k16, tiles in BwdTiles<D>); other
- * multiples of 32 up to 256 (the tiny examples' 32) run on a scalar path (one warp per query row,
- * one per key row: the same statistics and fixed orders, slow, meant for small models).
+ * Paths: head dim 64 or 128 run on tensor cores — on sm_90a wgmma kernels (dQ over 64 query rows
+ * of two heads of a KV group per CTA, dK/dV over 128 keys, each tile's products overlapped with the
+ * next tile's), elsewhere mma.sync m16n8k16 (tiles in BwdTiles<D>), chosen by attention_bwd_launch
+ * from the compiled target; other multiples of 32 up to 256 (the tiny examples' 32) run on a
+ * scalar path (one warp per query row, one per key row: the same statistics and fixed orders, slow,
+ * meant for small models).
  */
 import type { Node } from "../ir/node.js";
 import { BufferTable } from "../codegen/buffers.js";
