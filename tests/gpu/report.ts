@@ -868,10 +868,10 @@ function generatedConfig(family: string, shape: string): string | undefined {
 }
 
 export const DEFAULT_INPUTS: InputNames = {
-  suite: "docs/gpu-suite-2026-11-30-session4.log",
+  suite: "docs/gpu-suite-2026-11-30-session5.log",
   trainSuite: "docs/gpu-suite-2026-11-30-session3.log",
   decode: "docs/decode-bench-2026-11-30-session4.json",
-  trainBench: "docs/train-bench-2026-11-30-session4.log",
+  trainBench: "docs/train-bench-2026-11-30-session5.log",
   probes: "docs/probes-2026-11-30.log",
 };
 
