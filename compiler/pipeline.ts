@@ -27,13 +27,14 @@ import { fileURLToPath } from "node:url";
 import type { ModelDef } from "./dsl/model.js";
 import { evalShape } from "./ir/dims.js";
 import { StrataError } from "./ir/errors.js";
-import type { Graph } from "./ir/graph.js";
+import { graphNodes, type Graph } from "./ir/graph.js";
 import { DTYPE_BYTES, type Node } from "./ir/node.js";
 import { deriveStep, type StateInfo } from "./passes/derive-step.js";
 import { fuse, type FusionPlan } from "./passes/fuse.js";
 import { nodeBytes, planMemory, withScratch, type BufferSlot, type MemoryPlan, type ScratchSlot } from "./passes/plan-memory.js";
 import { autodiff, withTrainingLoss } from "./passes/autodiff.js";
 import { recompute } from "./passes/recompute.js";
+import { aliasConcats, type ConcatAlias } from "./passes/concat-alias.js";
 import { familyModule, type KernelBody, type RenderContext } from "./kernels/index.js";
 import { KernelSpecSchema, nodeSummary, type BufferArg, type KernelSpec } from "./codegen/kernel.js";
 import { KERNEL_NAME } from "./codegen/templates.js";
@@ -62,6 +63,11 @@ export interface ProgramOptions {
   recompute?: readonly string[] | "all";
   /** Tile choices measured by `strata tune` (the GEMM families fall back to their defaults). */
   tuning?: TuningDb;
+  /**
+   * In-place concats (passes/concat-alias.ts): the pieces' kernels write into the concat's buffer
+   * and the concat's copy kernel goes. Opt-in (`--in-place-concat`) until it has run on a GPU.
+   */
+  inPlaceConcat?: boolean;
 }
 
 /** A persistent buffer: one per state of the cached graph, sized per sequence. */
@@ -153,7 +159,16 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   positiveInt(maxTokens, "max tokens per call");
   if (maxTokens > maxBatch * maxSeq || maxTokens < Math.max(maxBatch, maxSeq))
     throw new StrataError(`compile: max tokens per call ${maxTokens} must lie between max(max batch, max seq) = ${Math.max(maxBatch, maxSeq)} and max batch · max seq = ${maxBatch * maxSeq}`);
-  const options: Required<Omit<ProgramOptions, "tuning">> = { maxBatch, maxSeq, maxTokens, maxContext, arch: opts.arch ?? "sm_90a", train: opts.train ?? false, recompute: opts.recompute ?? [] };
+  const options: Required<Omit<ProgramOptions, "tuning">> = {
+    maxBatch,
+    maxSeq,
+    maxTokens,
+    maxContext,
+    arch: opts.arch ?? "sm_90a",
+    train: opts.train ?? false,
+    recompute: opts.recompute ?? [],
+    inPlaceConcat: opts.inPlaceConcat ?? false,
+  };
 
   // lower, deriveStep
   const forward = def.toGraph();
@@ -194,8 +209,8 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   const schedule = (name: Schedule["name"], g: Graph): Schedule => {
     // training: a memory-aware order (each layer's weight gradients right after its input gradient)
     // cached: norms feeding a decode GEMV are computed in its prologue at ≤ 8 rows
-    const plan = fuse(g, { order: name === "train" ? "memory" : "position", decodePrologues: name === "cached" });
-    for (const grp of plan.groups)
+    const fused = fuse(g, { order: name === "train" ? "memory" : "position", decodePrologues: name === "cached" });
+    for (const grp of fused.groups)
       if (grp.kind === "param_prep")
         for (const n of grp.outputs)
           if (!preps.has(n.key)) {
@@ -210,7 +225,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
     // state outputs: written straight into the state buffer when the kernel allows it
     const persistent = new Map<string, string>(); // node key → state name
     const copies: { node: Node; state: string }[] = [];
-    const groupOf = (n: Node) => plan.groups.find((gr) => gr.id === plan.groupOf.get(n.key));
+    const groupOf = (n: Node) => fused.groups.find((gr) => gr.id === fused.groupOf.get(n.key));
     for (const [out, n] of Object.entries(g.outputs)) {
       const st = stateByName.get(out);
       if (!st) continue;
@@ -220,9 +235,15 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
       if (roles && (roles.hT === n || roles.stateOut === n)) persistent.set(n.key, out);
       else copies.push({ node: n, state: out });
     }
-    let memory = planMemory(plan, [logitsNode, ...gradNodes.map((x) => x.node), ...copies.map((c) => c.node)], { maxBatch, maxSeq, maxTokens, maxPast: maxContext, persistent: new Set([...persistent.keys(), ...preps.keys()]) });
+    const outNodes = [logitsNode, ...gradNodes.map((x) => x.node), ...copies.map((c) => c.node)];
+    const persistentKeys = new Set([...persistent.keys(), ...preps.keys()]);
+    // in-place concats (opt-in): the pieces live in the concat's buffer, its copy kernel goes
+    const { plan, aliases } = options.inPlaceConcat ? aliasConcats(fused, graphNodes(g), Object.values(g.outputs), persistentKeys) : { plan: fused, aliases: new Map<string, ConcatAlias>() };
+    let memory = planMemory(plan, outNodes, { maxBatch, maxSeq, maxTokens, maxPast: maxContext, persistent: persistentKeys, aliases });
     const slotOf = new Map(memory.slots.map((s) => [s.key, s]));
     const owner = (n: Node): BufferOwner | undefined => {
+      const al = aliases.get(n.key);
+      if (al) return { kind: "slot", buffer: slotOf.get(al.into.key)!.name, alias: al };
       if (n.op === "param") return { kind: "weight", buffer: n.attrs.name as string };
       if (n.op === "input") {
         const nm = n.attrs.name as string;

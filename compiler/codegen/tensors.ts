@@ -21,6 +21,8 @@ export interface BufferOwner {
   kind: BufferKind;
   buffer: string;
   capacityStride?: number;
+  /** A piece of an in-place concat (passes/concat-alias.ts): its columns of `into`'s buffer. */
+  alias?: { into: Node; offset: number };
 }
 
 export interface TensorRef {
@@ -82,6 +84,11 @@ export function resolveRef(n: Node, owner: (n: Node) => BufferOwner | undefined)
   }
   const o = owner(n);
   if (!o) throw new Error(`codegen: no buffer holds node ${n.op} ${n.key}`);
+  if (o.alias) {
+    // a piece of an in-place concat: the concat's rows, from the piece's first column
+    const base = resolveRef(o.alias.into, owner);
+    return { ...base, baseKey: n.key, dtype: n.dtype, shape: n.shape, offset: base.offset + o.alias.offset };
+  }
   const tokenDims = isTokenShape(n.shape) ? 2 : 0;
   return {
     kind: o.kind,

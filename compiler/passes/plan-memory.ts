@@ -47,6 +47,11 @@ export interface PlanOptions {
   maxPast?: number;
   /** Nodes stored in persistent state buffers instead of the arena. */
   persistent?: ReadonlySet<string>;
+  /**
+   * Pieces of in-place concats (passes/concat-alias.ts): a piece gets no slot of its own; its
+   * concat's slot is created at the first piece's group, live from there.
+   */
+  aliases?: ReadonlyMap<string, { into: Node }>;
 }
 
 export const ARENA_ALIGN = 256;
@@ -78,20 +83,31 @@ export function planMemory(plan: FusionPlan, outputs: readonly Node[], opts: Pla
   const last = plan.groups.length - 1;
   const slots: BufferSlot[] = [];
   const slotOf = new Map<string, BufferSlot>();
+  const newSlot = (n: Node, g: FusionPlan["groups"][number], gi: number) => {
+    const s: BufferSlot = {
+      key: n.key,
+      name: `${(n.scope ?? "v").replace(/[^A-Za-z0-9]+/g, "_")}_${n.op}_${n.key.slice(0, 6)}`,
+      dtype: n.dtype,
+      bytes: alignUp(slotBytes(n, opts)),
+      offset: 0,
+      from: gi,
+      to: g.kind === "param_prep" ? last : gi,
+    };
+    slots.push(s);
+    slotOf.set(n.key, s);
+  };
   plan.groups.forEach((g, gi) => {
     for (const n of g.outputs) {
       if (persistent.has(n.key) || getOp(n.op).inPlace !== undefined) continue;
-      const s: BufferSlot = {
-        key: n.key,
-        name: `${(n.scope ?? "v").replace(/[^A-Za-z0-9]+/g, "_")}_${n.op}_${n.key.slice(0, 6)}`,
-        dtype: n.dtype,
-        bytes: alignUp(slotBytes(n, opts)),
-        offset: 0,
-        from: gi,
-        to: g.kind === "param_prep" ? last : gi,
-      };
-      slots.push(s);
-      slotOf.set(n.key, s);
+      const alias = opts.aliases?.get(n.key);
+      if (alias) {
+        // written into its concat's buffer: that slot lives from the first piece written
+        const s = slotOf.get(alias.into.key);
+        if (!s) newSlot(alias.into, g, gi);
+        else s.to = Math.max(s.to, gi);
+        continue;
+      }
+      newSlot(n, g, gi);
     }
   });
   // extend lifetimes to the last reader (through views and in-place writes)

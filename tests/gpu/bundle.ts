@@ -63,6 +63,10 @@ async function main() {
   console.error(`bundle seed ${seed} (STRATA_SEED=${seed} reproduces it)`);
   const rng = mulberry32(seed ^ 0x5eed);
   const projects: Record<string, unknown>[] = [];
+  // STRATA_INPLACE_CONCAT=1: every project compiled with the experimental in-place concats
+  // (passes/concat-alias.ts), for the suite to check them against the interpreter and time them
+  const inPlaceConcat = process.env.STRATA_INPLACE_CONCAT === "1";
+  if (inPlaceConcat) console.error("  in-place concats (STRATA_INPLACE_CONCAT=1)");
   const tiny = readdirSync(path.join(REPO, "examples")).filter((f) => f.includes("tiny") && f.endsWith(".ts")).sort();
   for (const file of tiny) {
     const def = await load(file);
@@ -71,7 +75,7 @@ async function main() {
     // with the train entry: forward + loss + backward, checked against the interpreter's gradients
     // (tiny-custom-ratio recomputes every layer's activations in the backward: checked the same way)
     const recomputeAll = def.config.name === "tiny-custom-ratio";
-    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}) });
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}), ...(inPlaceConcat ? { inPlaceConcat } : {}) });
     writeProject(p, dir);
 
     // weights: fresh random draw, rounded to the dtype the GPU stores
@@ -136,7 +140,7 @@ async function main() {
   // tiles a user on this GPU gets; STRATA_UNTUNED=1 measures the wave model's untuned defaults.
   const tuning = process.env.STRATA_UNTUNED ? undefined : readTuningDb(path.join(REPO, "tuning", "h200-sm_90a.json"));
   console.error(`  GEMM tiles: ${tuning ? "tuning/h200-sm_90a.json" : "untuned defaults (STRATA_UNTUNED)"}`);
-  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}) };
+  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}), ...(inPlaceConcat ? { inPlaceConcat } : {}) };
   for (const [file, kind] of [["mamba2-hybrid-8b.ts", "big"], ["transformer-8b.ts", "serving"]] as const) {
     const big = await load(file);
     const bp = emitProject(big, SERVE);
@@ -149,7 +153,7 @@ async function main() {
 
   // the training benchmark's ~0.85B hybrid (issue 9): the train entry at batch 4 × 4096
   const tb = await load("hybrid-0.85b.ts");
-  const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}) });
+  const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...(inPlaceConcat ? { inPlaceConcat } : {}) });
   writeProject(tbp, path.join(OUT, tb.config.name));
   projects.push({ name: tb.config.name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
   console.error(`  ${tb.config.name}: ${tbp.kernels.length} kernels (training benchmark)`);

@@ -1,0 +1,102 @@
+/**
+ * In-place concats (passes/concat-alias.ts, `--in-place-concat`): the pieces of a fused
+ * projection's gradient are written into the concat's buffer by their own kernels and the
+ * concat's copy kernel goes. Checked here without a GPU: which concats qualify, that the pieces
+ * tile the concat's row, that the memory plan keeps the concat's buffer live from its first piece
+ * and never lets another live value overlap it, and that the pieces' kernels write into it.
+ */
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { ModelDef } from "../../compiler/dsl/model.js";
+import { graphNodes } from "../../compiler/ir/graph.js";
+import { aliasConcats } from "../../compiler/passes/concat-alias.js";
+import { compileProgram, type Schedule } from "../../compiler/pipeline.js";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+const load = async (f: string) => ((await import(path.join(REPO, "examples", f))) as { default: ModelDef }).default;
+
+const trainOf = (p: { schedules: Schedule[] }) => p.schedules.find((s) => s.name === "train")!;
+
+/** Slots live at the same time never share bytes. */
+function expectDisjoint(s: Schedule) {
+  const slots = s.memory.slots;
+  for (let i = 0; i < slots.length; i++)
+    for (let j = i + 1; j < slots.length; j++) {
+      const a = slots[i]!, b = slots[j]!;
+      if (a.from <= b.to && b.from <= a.to) {
+        const apart = a.offset + a.bytes <= b.offset || b.offset + b.bytes <= a.offset;
+        expect(apart, `${a.name} [${a.from}, ${a.to}] and ${b.name} [${b.from}, ${b.to}] overlap in the arena`).toBe(true);
+      }
+    }
+}
+
+describe("in-place concats", () => {
+  for (const file of ["tiny-mamba2.ts", "tiny-hybrid.ts"]) {
+    it(`${file}: the Mamba-2 gradients' concats lose their kernels; the pieces write into the concat's buffer`, async () => {
+      const def = await load(file);
+      const opts = { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true } as const;
+      const plain = trainOf(compileProgram(def, opts));
+      const inPlace = trainOf(compileProgram(def, { ...opts, inPlaceConcat: true }));
+
+      // the same fusion plan, then the aliases
+      const nodes = graphNodes(plain.graph);
+      const { aliases, kept, plan } = aliasConcats(plain.plan, nodes, Object.values(plain.graph.outputs), new Set());
+      const concats = new Map<string, { into: (typeof nodes)[number]; pieces: { offset: number; cols: number }[] }>();
+      for (const [key, a] of aliases) {
+        const piece = nodes.find((n) => n.key === key)!;
+        const cols = piece.shape.slice(2).reduce<number>((x, d) => x * (d as number), 1);
+        const e = concats.get(a.into.key) ?? { into: a.into, pieces: [] };
+        e.pieces.push({ offset: a.offset, cols });
+        concats.set(a.into.key, e);
+      }
+      // two a Mamba-2 layer: the in_proj input's (dz | dxBC | ddt) and the conv input's (dx | dB | dC)
+      const mamba = def.layers.filter((l) => l.kind === "mamba2").length;
+      expect(mamba).toBeGreaterThan(0);
+      expect(concats.size).toBe(2 * mamba);
+      for (const { into, pieces } of concats.values()) {
+        // the pieces tile the concat's row exactly, in order
+        const width = into.shape.slice(2).reduce<number>((x, d) => x * (d as number), 1);
+        pieces.sort((a, b) => a.offset - b.offset);
+        let at = 0;
+        for (const p of pieces) {
+          expect(p.offset).toBe(at);
+          at += p.cols;
+        }
+        expect(at).toBe(width);
+      }
+      // the attention's dq | dk | dv stays a kernel: attention_grad writes contiguous outputs
+      if (def.layers.some((l) => l.kind === "attention")) expect(kept.some((k) => /attention_grad kernel/.test(k.reason))).toBe(true);
+
+      // one launch fewer per aliased concat; no concat group left among them
+      expect(plan.groups.length).toBe(plain.plan.groups.length - concats.size);
+      expect(inPlace.launches.length).toBe(plain.launches.length - concats.size);
+      for (const g of inPlace.plan.groups) for (const n of g.nodes) expect(n.op === "concat" && concats.has(n.key)).toBe(false);
+
+      // memory: no slot for a piece; the concat's slot is live from its first piece's group on
+      const slotKeys = new Set(inPlace.memory.slots.map((s) => s.key));
+      for (const key of aliases.keys()) expect(slotKeys.has(key)).toBe(false);
+      const groupIndex = new Map(inPlace.plan.groups.map((g, i) => [g.id, i]));
+      for (const { into } of concats.values()) {
+        const slot = inPlace.memory.slots.find((s) => s.key === into.key)!;
+        expect(slot).toBeDefined();
+        for (const [key, a] of aliases) {
+          if (a.into !== into) continue;
+          const gi = groupIndex.get(inPlace.plan.groupOf.get(key)!)!;
+          expect(slot.from).toBeLessThanOrEqual(gi);
+          expect(slot.to).toBeGreaterThanOrEqual(gi);
+        }
+        // the pieces' kernels write into the concat's slot
+        const writers = inPlace.launches.filter((l) => l.kind === "kernel" && l.buffers.some((b) => b.kind === "slot" && b.name === slot.name));
+        expect(writers.length).toBeGreaterThanOrEqual(2);
+      }
+      expectDisjoint(plain);
+      expectDisjoint(inPlace);
+    });
+  }
+
+  it("off by default: the plain compile keeps every concat's kernel", async () => {
+    const def = await load("tiny-mamba2.ts");
+    const s = trainOf(compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true }));
+    expect(s.plan.groups.some((g) => g.nodes.length === 1 && g.nodes[0]!.op === "concat")).toBe(true);
+  });
+});
