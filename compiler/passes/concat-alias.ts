@@ -8,8 +8,8 @@
  * 0.85B hybrid's step two such kernels a Mamba layer, ~3 ms a step of pure copying.
  *
  * Here a concat whose every piece is stored by a kernel that writes through its output's offset
- * and row stride (row kernels, the GEMMs, conv1d's and the SSD's backward) and read by nothing
- * but the concat gets no kernel: each piece lives in its columns of the concat's buffer (a
+ * and row stride (row kernels, the GEMMs, conv1d's, the SSD's and the attention's backward) and
+ * read by nothing but the concat gets no kernel: each piece lives in its columns of the concat's buffer (a
  * `BufferOwner.alias`), so its kernel writes them in place. The concat's group leaves the plan;
  * plan-memory gives the concat's slot a lifetime from its first piece's group on.
  *
@@ -33,7 +33,7 @@ export interface ConcatAlias {
 }
 
 /** Families whose kernels write every output through its TensorRef's offset and row stride. */
-const WRITES_STRIDED: ReadonlySet<KernelFamily> = new Set(["row", "gemm", "matmul", "conv1d_grad", "ssd_grad"]);
+const WRITES_STRIDED: ReadonlySet<KernelFamily> = new Set(["row", "gemm", "matmul", "conv1d_grad", "ssd_grad", "attention_grad"]);
 
 const isTokenShape = (s: readonly unknown[]) => s.length >= 3 && s[0] === "B" && s[1] === "T";
 const prodNum = (s: readonly unknown[]) => s.reduce<number>((a, d) => a * (d as number), 1);

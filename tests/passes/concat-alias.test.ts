@@ -32,7 +32,7 @@ function expectDisjoint(s: Schedule) {
 
 describe("in-place concats", () => {
   for (const file of ["tiny-mamba2.ts", "tiny-hybrid.ts"]) {
-    it(`${file}: the Mamba-2 gradients' concats lose their kernels; the pieces write into the concat's buffer`, async () => {
+    it(`${file}: the fused projections' gradient concats lose their kernels; the pieces write into the concat's buffer`, async () => {
       const def = await load(file);
       const opts = { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true } as const;
       const plain = trainOf(compileProgram(def, opts));
@@ -49,10 +49,13 @@ describe("in-place concats", () => {
         e.pieces.push({ offset: a.offset, cols });
         concats.set(a.into.key, e);
       }
-      // two a Mamba-2 layer: the in_proj input's (dz | dxBC | ddt) and the conv input's (dx | dB | dC)
+      // two a Mamba-2 layer: the in_proj input's (dz | dxBC | ddt) and the conv input's (dx | dB | dC);
+      // one an attention layer: the QKV projection input's dq | dk | dv
       const mamba = def.layers.filter((l) => l.kind === "mamba2").length;
+      const attn = def.layers.filter((l) => l.kind === "attention").length;
       expect(mamba).toBeGreaterThan(0);
-      expect(concats.size).toBe(2 * mamba);
+      expect(concats.size).toBe(2 * mamba + attn);
+      expect(kept).toEqual([]);
       for (const { into, pieces } of concats.values()) {
         // the pieces tile the concat's row exactly, in order
         const width = into.shape.slice(2).reduce<number>((x, d) => x * (d as number), 1);
@@ -64,8 +67,6 @@ describe("in-place concats", () => {
         }
         expect(at).toBe(width);
       }
-      // the attention's dq | dk | dv stays a kernel: attention_grad writes contiguous outputs
-      if (def.layers.some((l) => l.kind === "attention")) expect(kept.some((k) => /attention_grad kernel/.test(k.reason))).toBe(true);
 
       // one launch fewer per aliased concat; no concat group left among them
       expect(plan.groups.length).toBe(plain.plan.groups.length - concats.size);
@@ -93,6 +94,19 @@ describe("in-place concats", () => {
       expectDisjoint(inPlace);
     });
   }
+
+  it("a concat with a piece that must stay where it is (here: state) keeps its kernel, and says why", async () => {
+    const def = await load("tiny-mamba2.ts");
+    const s = trainOf(compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true }));
+    const nodes = graphNodes(s.graph);
+    const all = aliasConcats(s.plan, nodes, Object.values(s.graph.outputs), new Set());
+    const [pieceKey, a] = [...all.aliases][0]!;
+    const some = aliasConcats(s.plan, nodes, Object.values(s.graph.outputs), new Set([pieceKey]));
+    expect(some.kept.map((k) => k.concat)).toEqual([a.into]);
+    expect(some.kept[0]!.reason).toMatch(/graph output or state/);
+    expect([...some.aliases.values()].some((x) => x.into === a.into)).toBe(false);
+    expect(some.plan.groups.length).toBe(all.plan.groups.length + 1);
+  });
 
   it("off by default: the plain compile keeps every concat's kernel", async () => {
     const def = await load("tiny-mamba2.ts");
