@@ -666,8 +666,9 @@ function ssdChunked(dm: SsdDims, chunk: number, b: number, h: number, x: Tensor,
   }
   if (!y || !cd || !entering) return;
   // 4: outputs, intra-chunk (quadratic, masked by the decay matrix) + inter-chunk
-  const seg = new Float64Array(chunk);
-  const cb = new Float64Array(chunk);
+  // a chunk longer than the sequence holds T steps (the attribute may be any positive integer)
+  const seg = new Float64Array(Math.min(chunk, T));
+  const cb = new Float64Array(Math.min(chunk, T));
   const accP = new Float64Array(P);
   for (let c = 0; c < nChunks; c++) {
     const t0 = c * chunk;

@@ -106,7 +106,7 @@ describe("ssdScan / ssdState (Mamba-2)", () => {
   it("chunked (dual form) and recurrent agree to 1e-12 (T % chunk ≠ 0, h0, G < H)", () => {
     const s = ssdInputs(B, T, H, P, G, N);
     const ins = [s.x, s.dt, s.A, s.Bm, s.Cm];
-    for (const c of [chunk, 1, 5, 64]) {
+    for (const c of [chunk, 1, 5, 64, 2 ** 40]) { // a chunk far longer than T (any positive integer is a valid attribute) is one chunk
       for (const h0 of [false, true]) {
         const all = h0 ? [...ins, s.h0] : ins;
         const yc = call(R.ssdScan, all, { chunk: c }, [B, T, H, P], "f64", "chunked");
