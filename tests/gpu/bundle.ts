@@ -64,9 +64,12 @@ async function main() {
   const rng = mulberry32(seed ^ 0x5eed);
   const projects: Record<string, unknown>[] = [];
   // STRATA_INPLACE_CONCAT=1: every project compiled with the experimental in-place concats
-  // (passes/concat-alias.ts), for the suite to check them against the interpreter and time them
-  const inPlaceConcat = process.env.STRATA_INPLACE_CONCAT === "1";
-  if (inPlaceConcat) console.error("  in-place concats (STRATA_INPLACE_CONCAT=1)");
+  // (passes/concat-alias.ts), for the suite to check them against the interpreter and time them;
+  // =ab: the same, but the training benchmark twice, without and with them (one call compares)
+  const ipcMode = process.env.STRATA_INPLACE_CONCAT;
+  if (ipcMode !== undefined && ipcMode !== "1" && ipcMode !== "ab") throw new Error(`STRATA_INPLACE_CONCAT must be 1 or ab, got '${ipcMode}'`);
+  const inPlaceConcat = ipcMode === "1" || ipcMode === "ab";
+  if (inPlaceConcat) console.error(`  in-place concats (STRATA_INPLACE_CONCAT=${ipcMode})`);
   const tiny = readdirSync(path.join(REPO, "examples")).filter((f) => f.includes("tiny") && f.endsWith(".ts")).sort();
   for (const file of tiny) {
     const def = await load(file);
@@ -153,10 +156,14 @@ async function main() {
 
   // the training benchmark's ~0.85B hybrid (issue 9): the train entry at batch 4 × 4096
   const tb = await load("hybrid-0.85b.ts");
-  const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...(inPlaceConcat ? { inPlaceConcat } : {}) });
-  writeProject(tbp, path.join(OUT, tb.config.name));
-  projects.push({ name: tb.config.name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
-  console.error(`  ${tb.config.name}: ${tbp.kernels.length} kernels (training benchmark)`);
+  const variants = ipcMode === "ab" ? [false, true] : [inPlaceConcat];
+  for (const ipc of variants) {
+    const name = ipcMode === "ab" && ipc ? `${tb.config.name}-inplace` : tb.config.name;
+    const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...(ipc ? { inPlaceConcat: true } : {}) });
+    writeProject(tbp, path.join(OUT, name));
+    projects.push({ name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
+    console.error(`  ${name}: ${tbp.kernels.length} kernels (training benchmark${ipc ? ", in-place concats" : ""})`);
+  }
 
   writeFileSync(path.join(OUT, "bundle.json"), JSON.stringify({ seed, created: new Date().toISOString(), projects }, null, 1) + "\n");
   const mib = dirBytes(OUT) / 2 ** 20;

@@ -248,13 +248,19 @@ def main():
 
     # 4c. training throughput: the ~0.85B hybrid against the same model in PyTorch (eager, compile)
     if "--train-bench" in sys.argv:
+        first = True
         for p in projects:
             if p["kind"] != "trainbench" or not built.get(p["name"]):
                 continue
+            # a second training project (a variant of the first, e.g. STRATA_INPLACE_CONCAT=ab when
+            # making the bundle) runs without the PyTorch peers, its log and profile under its name
+            suffix = "" if first else "-" + p["name"]
+            peers = os.environ.get("STRATA_TRAIN_PEERS") if first else ""
             rc, log, secs = sh([sys.executable, os.path.join(HERE, "train_bench.py"), p["dir"], os.path.join(BUNDLE, "moby-train.tok"),
-                                "--batch", str(p["batch"]), "--seq", str(p["seq"]), "--profile",
-                                *(["--peer", os.environ["STRATA_TRAIN_PEERS"]] if "STRATA_TRAIN_PEERS" in os.environ else [])], timeout=900)
-            with open(os.path.join(OUT, "train_bench.log"), "w") as f:
+                                "--batch", str(p["batch"]), "--seq", str(p["seq"]), "--profile", "--profile-csv", f"profile-train{suffix}.csv",
+                                *(["--peer", peers] if peers is not None else [])], timeout=900)
+            first = False
+            with open(os.path.join(OUT, f"train_bench{suffix}.log"), "w") as f:
                 f.write(log)
             print(log, flush=True)
             check(f"training benchmark {p['name']} ran", rc == 0, f"{secs:.0f}s" if rc == 0 else tail(log))

@@ -43,9 +43,9 @@ def strata_run(project, data, batch, seq, steps):
     return {"impl": "strata", "ok": True, "tokens_per_s": tps, "losses": [x["loss"] for x in steps_], "seconds": secs, "log_tail": r.stderr[-600:]}
 
 
-def strata_profile(project, data, batch, seq, steps=3):
+def strata_profile(project, data, batch, seq, steps=3, name="profile-train.csv"):
     """A few train steps with STRATA_PROFILE: every launch of the train schedule timed."""
-    path = os.path.join(os.environ.get("OUT", "/tmp"), "profile-train.csv")
+    path = os.path.join(os.environ.get("OUT", "/tmp"), name)
     cmd = [os.path.join(project, "bin", "model"), "train", "--data", data, "--batch", str(batch), "--seq", str(seq), "--steps", str(steps),
            "--warmup", "1", "--lr", "1e-4", "--seed", "3", "--log-every", "1", "--no-checkpoint"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "STRATA_PROFILE": path})
@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--seq", type=int, default=4096)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--peer", default="eager,compile")
+    ap.add_argument("--profile-csv", default="profile-train.csv", help="the profile's file name under $OUT")
     ap.add_argument("--profile", action="store_true", help="then 3 profiled steps (STRATA_PROFILE): the train step's kernels by time")
     a = ap.parse_args()
     with open(os.path.join(a.project, "manifest.json")) as f:
@@ -104,7 +105,7 @@ def main():
         print("strata train failed:\n" + s.get("error", ""))
         sys.exit(1)
     if a.profile:
-        strata_profile(a.project, a.data, a.batch, a.seq)
+        strata_profile(a.project, a.data, a.batch, a.seq, name=a.profile_csv)
 
 
 if __name__ == "__main__":
