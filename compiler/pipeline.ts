@@ -35,6 +35,7 @@ import { nodeBytes, planMemory, withScratch, type BufferSlot, type MemoryPlan, t
 import { autodiff, withTrainingLoss } from "./passes/autodiff.js";
 import { recompute } from "./passes/recompute.js";
 import { aliasConcats, type ConcatAlias } from "./passes/concat-alias.js";
+import { foldCasts } from "./passes/fold-casts.js";
 import { familyModule, type KernelBody, type RenderContext } from "./kernels/index.js";
 import { KernelSpecSchema, nodeSummary, type BufferArg, type KernelSpec } from "./codegen/kernel.js";
 import { KERNEL_NAME } from "./codegen/templates.js";
@@ -68,6 +69,12 @@ export interface ProgramOptions {
    * and the concat's copy kernel goes. Opt-in (`--in-place-concat`) until it has run on a GPU.
    */
   inPlaceConcat?: boolean;
+  /**
+   * train: exact cast rewrites (passes/fold-casts.ts): round trips through a wider float folded,
+   * exact widenings recomputed by each fusing reader instead of stored. Opt-in (`--fold-casts`)
+   * until it has run on a GPU.
+   */
+  foldCasts?: boolean;
 }
 
 /** A persistent buffer: one per state of the cached graph, sized per sequence. */
@@ -168,6 +175,7 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
     train: opts.train ?? false,
     recompute: opts.recompute ?? [],
     inPlaceConcat: opts.inPlaceConcat ?? false,
+    foldCasts: opts.foldCasts ?? false,
   };
 
   // lower, deriveStep
@@ -303,7 +311,8 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
   const schedules = [schedule("forward", forward), schedule("cached", cached)];
   if (options.train) {
     const tg = autodiff(withTrainingLoss(forward, { weighted: true }), { loss: "loss" });
-    schedules.push(schedule("train", recompute(tg, { forward, layerKinds: def.layers.map((l) => l.kind), kinds: options.recompute })));
+    const rg = recompute(tg, { forward, layerKinds: def.layers.map((l) => l.kind), kinds: options.recompute });
+    schedules.push(schedule("train", options.foldCasts ? foldCasts(rg) : rg));
   } else if (options.recompute === "all" || options.recompute.length) throw new StrataError("compile: --recompute applies to the train entry; add --train");
   const V = def.config.vocab;
   const entries: EntryPoint[] = [

@@ -7,13 +7,13 @@ import type { TuningDb } from "../tune/db.js";
 import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
 
 /** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
-export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean; recompute?: readonly string[] | "all"; tuning?: TuningDb; inPlaceConcat?: boolean }) {
+export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean; recompute?: readonly string[] | "all"; tuning?: TuningDb; inPlaceConcat?: boolean; foldCasts?: boolean }) {
   const maxBatch = o.maxBatch ?? 1;
   const maxSeq = o.maxSeq ?? def.config.seqLen;
   checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
   checkKernelRules(def);
   checkGraphSizes(def.toGraph());
-  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false, ...(o.recompute ? { recompute: o.recompute } : {}), ...(o.tuning ? { tuning: o.tuning } : {}), ...(o.inPlaceConcat ? { inPlaceConcat: true } : {}) });
+  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false, ...(o.recompute ? { recompute: o.recompute } : {}), ...(o.tuning ? { tuning: o.tuning } : {}), ...(o.inPlaceConcat ? { inPlaceConcat: true } : {}), ...(o.foldCasts ? { foldCasts: true } : {}) });
   const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
   // training keeps an fp32 master copy and two fp32 moments of every weight (12 bytes per
   // parameter) besides the compute copies; the f32 gradients live in the train arena

@@ -165,15 +165,16 @@ export function buildProgram(): Command {
     .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
     .option("--tuning <file>", "tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
     .option("--in-place-concat", "experimental, not yet run on a GPU: the pieces of a concat (a fused projection's gradient) are written into its buffer by their own kernels, and the concat's copy kernel goes")
+    .option("--fold-casts", "experimental, not yet run on a GPU (train): exact cast rewrites — round trips through a wider float folded, exact widenings recomputed by each reader instead of stored")
     .option("--no-check", "skip the TypeScript type check")
-    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all"; jobs?: number; tuning?: string; inPlaceConcat?: boolean; check: boolean }) => {
+    .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all"; jobs?: number; tuning?: string; inPlaceConcat?: boolean; foldCasts?: boolean; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
       const dir = o.out ? path.resolve(o.out) : undefined;
       if (dir) checkOutDir(dir);
       if (o.dump) checkOutDir(path.resolve(o.dump), "--dump");
       const def = await loadModel(arch, { check: o.check });
       const tuning = loadTuning(arch, o.tuning);
-      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a", train: o.train, recompute: o.recompute, tuning, inPlaceConcat: o.inPlaceConcat });
+      const { p, warning } = emitChecked(def, { maxBatch: o.maxBatch, maxSeq: o.maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch as "sm_90a", train: o.train, recompute: o.recompute, tuning, inPlaceConcat: o.inPlaceConcat, foldCasts: o.foldCasts });
       if (warning) console.error(warning);
       if (tuning) console.error(tuningSummary(p.program.kernels, tuning));
       if (o.explain) console.log(explainFusion(p.plan));

@@ -81,6 +81,8 @@ export interface TrainOptions {
   tuning?: string;
   /** Experimental in-place concats (passes/concat-alias.ts; not yet run on a GPU). */
   inPlaceConcat?: boolean;
+  /** Experimental exact cast rewrites (passes/fold-casts.ts; not yet run on a GPU). */
+  foldCasts?: boolean;
   jobs?: number;
   check?: boolean;
   /** More `bin/model train` arguments, passed as they are (after `--` on the command line). */
@@ -153,7 +155,7 @@ async function compileForTraining(def: ModelDef, archFile: string, out: string, 
   const maxSeq = seq ?? def.config.seqLen;
   // the tile choices of `strata tune`, as `strata compile` reads them
   const tuning = loadTuning(archFile, o.tuning);
-  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}), ...(tuning ? { tuning } : {}), ...(o.inPlaceConcat ? { inPlaceConcat: true } : {}) });
+  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}), ...(tuning ? { tuning } : {}), ...(o.inPlaceConcat ? { inPlaceConcat: true } : {}), ...(o.foldCasts ? { foldCasts: true } : {}) });
   if (warning) log(warning);
   checkOutDir(out);
   await writeAndBuild(p, out, {
@@ -353,6 +355,7 @@ export function registerTrainCommand(program: Command): void {
     .option("--recompute <kinds>", "when compiling: layer kinds whose activations the backward recomputes instead of keeping (e.g. mlp,attention, or all)", (v: string) =>
       v.trim() === "all" ? ("all" as const) : v.split(",").map((k) => k.trim()).filter(Boolean))
     .option("--in-place-concat", "when compiling, experimental (not yet run on a GPU): a fused projection's gradient pieces are written into their concat's buffer, without its copy kernel")
+    .option("--fold-casts", "when compiling, experimental (not yet run on a GPU): exact cast round trips folded, exact widenings recomputed by each reader instead of stored")
     .option("-j, --jobs <n>", "parallel nvcc jobs", int("--jobs", 1))
     .option("--json", "print the run's records and summary as one JSON object on stdout")
     .option("--no-check", "skip the TypeScript type check")

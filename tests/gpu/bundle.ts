@@ -63,13 +63,15 @@ async function main() {
   console.error(`bundle seed ${seed} (STRATA_SEED=${seed} reproduces it)`);
   const rng = mulberry32(seed ^ 0x5eed);
   const projects: Record<string, unknown>[] = [];
-  // STRATA_INPLACE_CONCAT=1: every project compiled with the experimental in-place concats
-  // (passes/concat-alias.ts), for the suite to check them against the interpreter and time them;
-  // =ab: the same, but the training benchmark twice, without and with them (one call compares)
-  const ipcMode = process.env.STRATA_INPLACE_CONCAT;
-  if (ipcMode !== undefined && ipcMode !== "1" && ipcMode !== "ab") throw new Error(`STRATA_INPLACE_CONCAT must be 1 or ab, got '${ipcMode}'`);
-  const inPlaceConcat = ipcMode === "1" || ipcMode === "ab";
-  if (inPlaceConcat) console.error(`  in-place concats (STRATA_INPLACE_CONCAT=${ipcMode})`);
+  // STRATA_EXPERIMENTAL=1: every project compiled with the experimental, not yet GPU-validated
+  // passes (in-place concats: passes/concat-alias.ts; exact cast rewrites: passes/fold-casts.ts),
+  // for the suite to check them against the interpreter and time them; =ab: the same, but the
+  // training benchmark twice, without and with them (one call compares)
+  const xMode = process.env.STRATA_EXPERIMENTAL;
+  if (xMode !== undefined && xMode !== "1" && xMode !== "ab") throw new Error(`STRATA_EXPERIMENTAL must be 1 or ab, got '${xMode}'`);
+  const experimental = xMode === "1" || xMode === "ab";
+  const EXPERIMENTAL = { inPlaceConcat: true, foldCasts: true } as const;
+  if (experimental) console.error(`  experimental passes: in-place concats, folded casts (STRATA_EXPERIMENTAL=${xMode})`);
   const tiny = readdirSync(path.join(REPO, "examples")).filter((f) => f.includes("tiny") && f.endsWith(".ts")).sort();
   for (const file of tiny) {
     const def = await load(file);
@@ -78,7 +80,7 @@ async function main() {
     // with the train entry: forward + loss + backward, checked against the interpreter's gradients
     // (tiny-custom-ratio recomputes every layer's activations in the backward: checked the same way)
     const recomputeAll = def.config.name === "tiny-custom-ratio";
-    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}), ...(inPlaceConcat ? { inPlaceConcat } : {}) });
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}), ...(experimental ? EXPERIMENTAL : {}) });
     writeProject(p, dir);
 
     // weights: fresh random draw, rounded to the dtype the GPU stores
@@ -143,7 +145,7 @@ async function main() {
   // tiles a user on this GPU gets; STRATA_UNTUNED=1 measures the wave model's untuned defaults.
   const tuning = process.env.STRATA_UNTUNED ? undefined : readTuningDb(path.join(REPO, "tuning", "h200-sm_90a.json"));
   console.error(`  GEMM tiles: ${tuning ? "tuning/h200-sm_90a.json" : "untuned defaults (STRATA_UNTUNED)"}`);
-  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}), ...(inPlaceConcat ? { inPlaceConcat } : {}) };
+  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}), ...(experimental ? EXPERIMENTAL : {}) };
   for (const [file, kind] of [["mamba2-hybrid-8b.ts", "big"], ["transformer-8b.ts", "serving"]] as const) {
     const big = await load(file);
     const bp = emitProject(big, SERVE);
@@ -156,13 +158,13 @@ async function main() {
 
   // the training benchmark's ~0.85B hybrid (issue 9): the train entry at batch 4 × 4096
   const tb = await load("hybrid-0.85b.ts");
-  const variants = ipcMode === "ab" ? [false, true] : [inPlaceConcat];
-  for (const ipc of variants) {
-    const name = ipcMode === "ab" && ipc ? `${tb.config.name}-inplace` : tb.config.name;
-    const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...(ipc ? { inPlaceConcat: true } : {}) });
+  const variants = xMode === "ab" ? [false, true] : [experimental];
+  for (const x of variants) {
+    const name = xMode === "ab" && x ? `${tb.config.name}-experimental` : tb.config.name;
+    const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...(x ? EXPERIMENTAL : {}) });
     writeProject(tbp, path.join(OUT, name));
     projects.push({ name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
-    console.error(`  ${name}: ${tbp.kernels.length} kernels (training benchmark${ipc ? ", in-place concats" : ""})`);
+    console.error(`  ${name}: ${tbp.kernels.length} kernels (training benchmark${x ? ", experimental passes" : ""})`);
   }
 
   writeFileSync(path.join(OUT, "bundle.json"), JSON.stringify({ seed, created: new Date().toISOString(), projects }, null, 1) + "\n");
