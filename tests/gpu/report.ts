@@ -577,7 +577,7 @@ export function renderMarkdown(r: Report): string {
   L.push("**Floor** = max(fewest bytes / bandwidth, FLOPs / compute peak): with the measured pair (copy bandwidth; cuBLAS rate for tensor-core kernels, fp32 spec for the scan and conv1d, which run on CUDA cores), and with the spec pair (4.8 TB/s; 989 TFLOP/s or fp32 spec). **time / floor** ≥ 1; 1 would be a kernel at the roofline. The ratio column is run_suite.py's: peer time / Strata time, above 1 means Strata is faster.");
   L.push("");
 
-  L.push("## Kernels (one run, `--only-bench`)");
+  L.push("## Kernels (one suite run: the kernel harnesses and their peers in the same call)");
   L.push("");
   L.push("| kernel | shape | Strata ms | FLOPs | fewest bytes | FLOP/byte | achieved | floor ms (measured) | bound | time / floor | time / spec floor |");
   L.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
