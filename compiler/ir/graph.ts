@@ -41,6 +41,18 @@ export function topo(outputs: Iterable<Node>): Node[] {
   return order;
 }
 
+/** Each node's readers among `nodes` (key → the nodes that take it as an input, once per input slot). */
+export function consumersOf(nodes: readonly Node[]): Map<string, Node[]> {
+  const out = new Map<string, Node[]>();
+  for (const n of nodes)
+    for (const i of n.inputs) {
+      const l = out.get(i.key);
+      if (l) l.push(n);
+      else out.set(i.key, [n]);
+    }
+  return out;
+}
+
 export function graphNodes(g: Graph): Node[] {
   return topo(Object.values(g.outputs));
 }

@@ -41,7 +41,8 @@ export const gemmConfigType = (t: GemmTiles): string => tileConfigType(t);
 export const WAVE_SMS = 132;
 
 type WaveKind = "forward" | "dgrad" | "wgrad";
-const PP_128: GemmTiles = { backend: "wgmma", bm: 128, bn: 128, stages: 6, pp: true };
+// the ping-pong 128×128 tile is the forward default above
+const PP_128 = DEFAULT_FORWARD_GEMM_TILES.wgmma;
 const PP_64x256: GemmTiles = { backend: "wgmma", bm: 64, bn: 256, stages: 5, pp: true };
 
 /**
@@ -61,7 +62,7 @@ export const WAVE_MODEL: Record<WaveKind, { epilogueK: number; ppMainloop: numbe
     ppMainloop: 1.05,
     candidates: [
       { tiles: PP_128, eff: 1 },
-      { tiles: { backend: "wgmma", bm: 128, bn: 256, stages: 4, ws: true }, eff: 1 },
+      { tiles: DEFAULT_GEMM_TILES.wgmma, eff: 1 },
       { tiles: { backend: "wgmma", bm: 128, bn: 128, stages: 5, ws: true }, eff: 0.97 },
       { tiles: { backend: "wgmma", bm: 128, bn: 64, stages: 4, ws: true }, eff: 0.5 },
       { tiles: PP_64x256, eff: 0.75 },

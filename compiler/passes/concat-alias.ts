@@ -24,6 +24,7 @@
  */
 import type { Node } from "../ir/node.js";
 import { getOp, isSource, isView, viewBase, type KernelFamily } from "../ir/registry.js";
+import { consumersOf } from "../ir/graph.js";
 import type { FusionPlan } from "./fuse.js";
 
 /** Where a piece of an in-place concat lives: `offset` elements into each row of `into`'s buffer. */
@@ -36,7 +37,8 @@ export interface ConcatAlias {
 const WRITES_STRIDED: ReadonlySet<KernelFamily> = new Set(["row", "gemm", "matmul", "conv1d_grad", "ssd_grad", "attention_grad"]);
 
 const isTokenShape = (s: readonly unknown[]) => s.length >= 3 && s[0] === "B" && s[1] === "T";
-const prodNum = (s: readonly unknown[]) => s.reduce<number>((a, d) => a * (d as number), 1);
+/** Product of fixed feature sizes (the callers check they are numbers). */
+const prod = (s: readonly unknown[]) => s.reduce<number>((a, d) => a * (d as number), 1);
 
 export interface ConcatAliasResult {
   plan: FusionPlan;
@@ -52,8 +54,7 @@ export interface ConcatAliasResult {
  * state buffers.
  */
 export function aliasConcats(plan: FusionPlan, nodes: readonly Node[], outputs: readonly Node[], persistent: ReadonlySet<string>): ConcatAliasResult {
-  const consumers = new Map<string, Node[]>();
-  for (const n of nodes) for (const i of n.inputs) consumers.set(i.key, [...(consumers.get(i.key) ?? []), n]);
+  const consumers = consumersOf(nodes);
   const outputKeys = new Set(outputs.flatMap((o) => [o.key, viewBase(o).key]));
   const groupById = new Map(plan.groups.map((g) => [g.id, g]));
   const aliases = new Map<string, ConcatAlias>();
@@ -78,8 +79,8 @@ export function aliasConcats(plan: FusionPlan, nodes: readonly Node[], outputs: 
     const axis = c.attrs.axis as number;
     if (!(axis >= 2)) return "it concatenates along a token axis";
     for (let a = 2; a < axis; a++) if (c.shape[a] !== 1) return `its pieces are not contiguous per token (axis ${a} before the concat axis has size ${String(c.shape[a])})`;
-    const width = prodNum(c.shape.slice(2));
-    const inner = prodNum(c.shape.slice(axis + 1));
+    const width = prod(c.shape.slice(2));
+    const inner = prod(c.shape.slice(axis + 1));
     if (width % 8 !== 0) return `its row width ${width} is not a multiple of 8`;
     if (persistent.has(c.key)) return "it is persistent state";
     const out = new Map<string, ConcatAlias>();
@@ -104,7 +105,7 @@ export function aliasConcats(plan: FusionPlan, nodes: readonly Node[], outputs: 
       if (!WRITES_STRIDED.has(g.kind as KernelFamily)) return `a piece is stored by a ${g.kind} kernel, which writes contiguous outputs`;
       if (g.kind === "param_prep") return "a piece is computed from parameters once";
       if (p.dtype !== c.dtype) return `a piece is ${p.dtype}, the concat ${c.dtype}`;
-      if (!isTokenShape(p.shape) || prodNum(p.shape.slice(2)) !== span * inner) return `a piece (${p.op}) is not a per-token block of ${span * inner} columns`;
+      if (!isTokenShape(p.shape) || prod(p.shape.slice(2)) !== span * inner) return `a piece (${p.op}) is not a per-token block of ${span * inner} columns`;
       if (outputKeys.has(p.key) || persistent.has(p.key)) return `a piece (${p.op}) is a graph output or state`;
       if (out.has(p.key)) return `a piece (${p.op}) appears twice`;
       if (offset % 8 !== 0) return `a piece starts at column ${offset}, not a multiple of 8`;

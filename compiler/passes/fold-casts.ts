@@ -16,8 +16,8 @@
  *      kernel storing the wide copy for all.
  */
 import { withInputs, type DType, type Node } from "../ir/node.js";
-import { topo, type Graph } from "../ir/graph.js";
-import { getOp } from "../ir/registry.js";
+import { consumersOf, topo, type Graph } from "../ir/graph.js";
+import { isElementwise } from "../ir/registry.js";
 
 const WIDTH: Partial<Record<DType, number>> = { bf16: 1, f16: 1, f32: 2, f64: 3 };
 
@@ -53,11 +53,10 @@ export function foldCasts(g: Graph): Graph {
   //    elementwise producers (elementwise ops and the token reductions: row and reduce kernels);
   //    other readers (a GEMM operand, a scan's input) share the original, stored as before
   const order = topo(Object.values(outs1));
-  const readers = new Map<string, number>();
-  for (const n of order) for (const x of n.inputs) readers.set(x.key, (readers.get(x.key) ?? 0) + 1);
+  const readers = consumersOf(order);
   const outputKeys = new Set(Object.values(outs1).map((n) => n.key));
-  const widening = (n: Node) => isCast(n) && exactWidening(n.inputs[0]!.dtype, n.dtype) && (readers.get(n.key) ?? 0) > 1 && !outputKeys.has(n.key);
-  const fusesProducers = (u: Node) => getOp(u.op).kind === "elementwise" || u.op === "sumTo" || u.op === "reduceMean";
+  const widening = (n: Node) => isCast(n) && exactWidening(n.inputs[0]!.dtype, n.dtype) && (readers.get(n.key)?.length ?? 0) > 1 && !outputKeys.has(n.key);
+  const fusesProducers = (u: Node) => isElementwise(u) || u.op === "sumTo" || u.op === "reduceMean";
   const rebuilt = new Map<string, Node>();
   let copies = 0;
   for (const n of order) {

@@ -15,7 +15,7 @@
  * rejected, is logged with its reason for `strata compile --explain`.
  */
 import { StrataError } from "../ir/errors.js";
-import { graphNodes, type Graph } from "../ir/graph.js";
+import { consumersOf, graphNodes, type Graph } from "../ir/graph.js";
 import type { Node } from "../ir/node.js";
 import { getOp, isNorm, isSource, isView, viewBase, type KernelFamily } from "../ir/registry.js";
 import { FAMILIES, type FuseContext, type FusionGroup, type GroupKind } from "../kernels/index.js";
@@ -68,8 +68,7 @@ export interface FuseOptions {
 export function fuse(g: Graph, opts: FuseOptions = {}): FusionPlan {
   const nodes = graphNodes(g);
   const order = new Map(nodes.map((n, i) => [n.key, i]));
-  const consumers = new Map<string, Node[]>();
-  for (const n of nodes) for (const i of n.inputs) consumers.set(i.key, [...(consumers.get(i.key) ?? []), n]);
+  const consumers = consumersOf(nodes);
   // a graph output that is a view (e.g. a reshaped gradient) is stored by the node it views
   const graphOut = new Set(Object.values(g.outputs).map((n) => viewBase(n).key));
   const groupOf = new Map<string, number>();
