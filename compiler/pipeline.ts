@@ -66,13 +66,13 @@ export interface ProgramOptions {
   tuning?: TuningDb;
   /**
    * In-place concats (passes/concat-alias.ts): the pieces' kernels write into the concat's buffer
-   * and the concat's copy kernel goes. Opt-in (`--in-place-concat`) until it has run on a GPU.
+   * and the concat's copy kernel goes. On by default (`--no-in-place-concat` turns it off).
    */
   inPlaceConcat?: boolean;
   /**
    * train: exact cast rewrites (passes/fold-casts.ts): round trips through a wider float folded,
-   * exact widenings recomputed by each fusing reader instead of stored. Opt-in (`--fold-casts`)
-   * until it has run on a GPU.
+   * exact widenings recomputed by each fusing reader instead of stored. On by default
+   * (`--no-fold-casts` turns it off).
    */
   foldCasts?: boolean;
 }
@@ -174,8 +174,8 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
     arch: opts.arch ?? "sm_90a",
     train: opts.train ?? false,
     recompute: opts.recompute ?? [],
-    inPlaceConcat: opts.inPlaceConcat ?? false,
-    foldCasts: opts.foldCasts ?? false,
+    inPlaceConcat: opts.inPlaceConcat ?? true,
+    foldCasts: opts.foldCasts ?? true,
   };
 
   // lower, deriveStep

@@ -13,7 +13,7 @@ export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: numb
   checkTokenLimits(maxBatch, maxSeq, def.config.vocab);
   checkKernelRules(def);
   checkGraphSizes(def.toGraph());
-  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false, ...(o.recompute ? { recompute: o.recompute } : {}), ...(o.tuning ? { tuning: o.tuning } : {}), ...(o.inPlaceConcat ? { inPlaceConcat: true } : {}), ...(o.foldCasts ? { foldCasts: true } : {}) });
+  const p = emitProject(def, { maxBatch, maxSeq, maxTokens: o.maxTokens, maxContext: o.maxContext, arch: o.arch ?? "sm_90a", train: o.train ?? false, ...(o.recompute ? { recompute: o.recompute } : {}), ...(o.tuning ? { tuning: o.tuning } : {}), ...(o.inPlaceConcat === false ? { inPlaceConcat: false } : {}), ...(o.foldCasts === false ? { foldCasts: false } : {}) });
   const weightBytes = (p.manifest.weights as { bytes: number }[]).reduce((a, w) => a + w.bytes, 0);
   // training keeps an fp32 master copy and two fp32 moments of every weight (12 bytes per
   // parameter) besides the compute copies; the f32 gradients live in the train arena

@@ -164,8 +164,8 @@ export function buildProgram(): Command {
     .option("--recompute <kinds>", RECOMPUTE_HELP, recomputeKinds)
     .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
     .option("--tuning <file>", "tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
-    .option("--in-place-concat", "experimental, not yet run on a GPU: the pieces of a concat (a fused projection's gradient) are written into its buffer by their own kernels, and the concat's copy kernel goes")
-    .option("--fold-casts", "experimental, not yet run on a GPU (train): exact cast rewrites — round trips through a wider float folded, exact widenings recomputed by each reader instead of stored")
+    .option("--no-in-place-concat", "keep the concat copy kernels (by default the pieces of a concat — a fused projection's gradient — are written into its buffer by their own kernels)")
+    .option("--no-fold-casts", "train: keep exact cast round trips and stored widenings (by default they are folded, and widenings recomputed by each reader)")
     .option("--no-check", "skip the TypeScript type check")
     .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all"; jobs?: number; tuning?: string; inPlaceConcat?: boolean; foldCasts?: boolean; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");

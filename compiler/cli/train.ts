@@ -79,9 +79,9 @@ export interface TrainOptions {
   recompute?: readonly string[] | "all";
   /** A `strata tune` database (default: strata-tuning.json next to the architecture file, when there is one). */
   tuning?: string;
-  /** Experimental in-place concats (passes/concat-alias.ts; not yet run on a GPU). */
+  /** In-place concats (passes/concat-alias.ts); on unless false. */
   inPlaceConcat?: boolean;
-  /** Experimental exact cast rewrites (passes/fold-casts.ts; not yet run on a GPU). */
+  /** Exact cast rewrites (passes/fold-casts.ts); on unless false. */
   foldCasts?: boolean;
   jobs?: number;
   check?: boolean;
@@ -155,7 +155,7 @@ async function compileForTraining(def: ModelDef, archFile: string, out: string, 
   const maxSeq = seq ?? def.config.seqLen;
   // the tile choices of `strata tune`, as `strata compile` reads them
   const tuning = loadTuning(archFile, o.tuning);
-  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}), ...(tuning ? { tuning } : {}), ...(o.inPlaceConcat ? { inPlaceConcat: true } : {}), ...(o.foldCasts ? { foldCasts: true } : {}) });
+  const { p, warning } = emitChecked(def, { maxBatch: o.batch, maxSeq, arch: o.arch ?? "sm_90a", train: true, ...(o.recompute ? { recompute: o.recompute } : {}), ...(tuning ? { tuning } : {}), ...(o.inPlaceConcat === false ? { inPlaceConcat: false } : {}), ...(o.foldCasts === false ? { foldCasts: false } : {}) });
   if (warning) log(warning);
   checkOutDir(out);
   await writeAndBuild(p, out, {
@@ -354,8 +354,8 @@ export function registerTrainCommand(program: Command): void {
     .option("--tuning <file>", "when compiling: tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
     .option("--recompute <kinds>", "when compiling: layer kinds whose activations the backward recomputes instead of keeping (e.g. mlp,attention, or all)", (v: string) =>
       v.trim() === "all" ? ("all" as const) : v.split(",").map((k) => k.trim()).filter(Boolean))
-    .option("--in-place-concat", "when compiling, experimental (not yet run on a GPU): a fused projection's gradient pieces are written into their concat's buffer, without its copy kernel")
-    .option("--fold-casts", "when compiling, experimental (not yet run on a GPU): exact cast round trips folded, exact widenings recomputed by each reader instead of stored")
+    .option("--no-in-place-concat", "when compiling: keep the concat copy kernels (by default a fused projection's gradient pieces are written into their concat's buffer)")
+    .option("--no-fold-casts", "when compiling: keep exact cast round trips and stored widenings (by default they are folded / recomputed by each reader)")
     .option("-j, --jobs <n>", "parallel nvcc jobs", int("--jobs", 1))
     .option("--json", "print the run's records and summary as one JSON object on stdout")
     .option("--no-check", "skip the TypeScript type check")

@@ -1,6 +1,6 @@
 /**
- * fold-casts — exact cast rewrites of a training graph (opt-in: `strata compile --fold-casts`; not
- * yet the default: not yet run on a GPU).
+ * fold-casts — exact cast rewrites of a training graph (on by default; `strata compile
+ * --no-fold-casts` turns it off; run on the H200 with the in-place concats, docs/PERF-NOTES.md).
  *
  * Autodiff casts gradients to their operands' dtypes (gradDtype): a bf16 activation's gradient
  * that meets an f32 parameter (Mamba-2's D) is widened to f32 for the parameter's sum and narrowed

@@ -54,6 +54,21 @@ function dirBytes(d: string): number {
   return n;
 }
 
+/** Compile options (ProgramOptions' booleans and strings) from a JSON object in an environment variable. */
+function jsonOptions(name: string): Record<string, boolean | string> {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === "") return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`${name} must be a JSON object of compile options, e.g. '{"foldCasts":false}'; got '${raw}' (${(e as Error).message})`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== "boolean" && typeof x !== "string"))
+    throw new Error(`${name} must be a JSON object of boolean or string compile options, e.g. '{"foldCasts":false}'; got '${raw}'`);
+  return v as Record<string, boolean | string>;
+}
+
 async function main() {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
@@ -63,15 +78,14 @@ async function main() {
   console.error(`bundle seed ${seed} (STRATA_SEED=${seed} reproduces it)`);
   const rng = mulberry32(seed ^ 0x5eed);
   const projects: Record<string, unknown>[] = [];
-  // STRATA_EXPERIMENTAL=1: every project compiled with the experimental, not yet GPU-validated
-  // passes (in-place concats: passes/concat-alias.ts; exact cast rewrites: passes/fold-casts.ts),
-  // for the suite to check them against the interpreter and time them; =ab: the same, but the
-  // training benchmark twice, without and with them (one call compares)
-  const xMode = process.env.STRATA_EXPERIMENTAL;
-  if (xMode !== undefined && xMode !== "1" && xMode !== "ab") throw new Error(`STRATA_EXPERIMENTAL must be 1 or ab, got '${xMode}'`);
-  const experimental = xMode === "1" || xMode === "ab";
-  const EXPERIMENTAL = { inPlaceConcat: true, foldCasts: true } as const;
-  if (experimental) console.error(`  experimental passes: in-place concats, folded casts (STRATA_EXPERIMENTAL=${xMode})`);
+  // STRATA_OPTIONS='{"foldCasts":false}': compile options (ProgramOptions) for every project, so
+  // the suite checks a pass or a kernel variant against the interpreter and times it;
+  // STRATA_AB='{...}': the training benchmark a second time with these options on top
+  // (`hybrid-0.85b-ab`, run without the peers), so one suite call compares the two
+  const EXPERIMENTAL = jsonOptions("STRATA_OPTIONS");
+  const AB = process.env.STRATA_AB === undefined ? undefined : jsonOptions("STRATA_AB");
+  const experimental = Object.keys(EXPERIMENTAL).length > 0;
+  if (experimental) console.error(`  compile options for every project: ${JSON.stringify(EXPERIMENTAL)} (STRATA_OPTIONS)`);
   const tiny = readdirSync(path.join(REPO, "examples")).filter((f) => f.includes("tiny") && f.endsWith(".ts")).sort();
   for (const file of tiny) {
     const def = await load(file);
@@ -80,7 +94,7 @@ async function main() {
     // with the train entry: forward + loss + backward, checked against the interpreter's gradients
     // (tiny-custom-ratio recomputes every layer's activations in the backward: checked the same way)
     const recomputeAll = def.config.name === "tiny-custom-ratio";
-    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}), ...(experimental ? EXPERIMENTAL : {}) });
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}), ...EXPERIMENTAL });
     writeProject(p, dir);
 
     // weights: fresh random draw, rounded to the dtype the GPU stores
@@ -145,7 +159,7 @@ async function main() {
   // tiles a user on this GPU gets; STRATA_UNTUNED=1 measures the wave model's untuned defaults.
   const tuning = process.env.STRATA_UNTUNED ? undefined : readTuningDb(path.join(REPO, "tuning", "h200-sm_90a.json"));
   console.error(`  GEMM tiles: ${tuning ? "tuning/h200-sm_90a.json" : "untuned defaults (STRATA_UNTUNED)"}`);
-  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}), ...(experimental ? EXPERIMENTAL : {}) };
+  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}), ...EXPERIMENTAL };
   for (const [file, kind] of [["mamba2-hybrid-8b.ts", "big"], ["transformer-8b.ts", "serving"]] as const) {
     const big = await load(file);
     const bp = emitProject(big, SERVE);
@@ -158,13 +172,12 @@ async function main() {
 
   // the training benchmark's ~0.85B hybrid (issue 9): the train entry at batch 4 × 4096
   const tb = await load("hybrid-0.85b.ts");
-  const variants = xMode === "ab" ? [false, true] : [experimental];
-  for (const x of variants) {
-    const name = xMode === "ab" && x ? `${tb.config.name}-experimental` : tb.config.name;
-    const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...(x ? EXPERIMENTAL : {}) });
+  for (const ab of AB ? [undefined, AB] : [undefined]) {
+    const name = ab ? `${tb.config.name}-ab` : tb.config.name;
+    const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...EXPERIMENTAL, ...(ab ?? {}) });
     writeProject(tbp, path.join(OUT, name));
     projects.push({ name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
-    console.error(`  ${name}: ${tbp.kernels.length} kernels (training benchmark${x ? ", experimental passes" : ""})`);
+    console.error(`  ${name}: ${tbp.kernels.length} kernels (training benchmark${ab ? `, with ${JSON.stringify(ab)}` : ""})`);
   }
 
   writeFileSync(path.join(OUT, "bundle.json"), JSON.stringify({ seed, created: new Date().toISOString(), projects }, null, 1) + "\n");

@@ -252,8 +252,8 @@ def main():
         for p in projects:
             if p["kind"] != "trainbench" or not built.get(p["name"]):
                 continue
-            # a second training project (a variant of the first, e.g. STRATA_EXPERIMENTAL=ab when
-            # making the bundle) runs without the PyTorch peers, its log and profile under its name
+            # a second training project (a variant of the first, STRATA_AB when making the
+            # bundle) runs without the PyTorch peers, its log and profile under its name
             suffix = "" if first else "-" + p["name"]
             peers = os.environ.get("STRATA_TRAIN_PEERS") if first else ""
             rc, log, secs = sh([sys.executable, os.path.join(HERE, "train_bench.py"), p["dir"], os.path.join(BUNDLE, "moby-train.tok"),

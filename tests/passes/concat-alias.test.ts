@@ -1,5 +1,5 @@
 /**
- * In-place concats (passes/concat-alias.ts, `--in-place-concat`): the pieces of a fused
+ * In-place concats (passes/concat-alias.ts; on by default, `--no-in-place-concat`): the pieces of a fused
  * projection's gradient are written into the concat's buffer by their own kernels and the
  * concat's copy kernel goes. Checked here without a GPU: which concats qualify, that the pieces
  * tile the concat's row, that the memory plan keeps the concat's buffer live from its first piece
@@ -35,8 +35,8 @@ describe("in-place concats", () => {
     it(`${file}: the fused projections' gradient concats lose their kernels; the pieces write into the concat's buffer`, async () => {
       const def = await load(file);
       const opts = { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true } as const;
-      const plain = trainOf(compileProgram(def, opts));
-      const inPlace = trainOf(compileProgram(def, { ...opts, inPlaceConcat: true }));
+      const plain = trainOf(compileProgram(def, { ...opts, inPlaceConcat: false }));
+      const inPlace = trainOf(compileProgram(def, opts));
 
       // the same fusion plan, then the aliases
       const nodes = graphNodes(plain.graph);
@@ -97,7 +97,7 @@ describe("in-place concats", () => {
 
   it("a concat with a piece that must stay where it is (here: state) keeps its kernel, and says why", async () => {
     const def = await load("tiny-mamba2.ts");
-    const s = trainOf(compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true }));
+    const s = trainOf(compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true, inPlaceConcat: false }));
     const nodes = graphNodes(s.graph);
     const all = aliasConcats(s.plan, nodes, Object.values(s.graph.outputs), new Set());
     const [pieceKey, a] = [...all.aliases][0]!;
@@ -108,9 +108,15 @@ describe("in-place concats", () => {
     expect(some.plan.groups.length).toBe(all.plan.groups.length + 1);
   });
 
-  it("off by default: the plain compile keeps every concat's kernel", async () => {
+  it("on by default; --no-in-place-concat keeps every concat's kernel", async () => {
     const def = await load("tiny-mamba2.ts");
-    const s = trainOf(compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true }));
-    expect(s.plan.groups.some((g) => g.nodes.length === 1 && g.nodes[0]!.op === "concat")).toBe(true);
+    const concatKernels = (inPlaceConcat?: boolean) =>
+      trainOf(compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true, ...(inPlaceConcat === undefined ? {} : { inPlaceConcat }) })).plan.groups.filter(
+        (g) => g.nodes.length === 1 && g.nodes[0]!.op === "concat",
+      ).length;
+    const off = concatKernels(false);
+    expect(off).toBeGreaterThan(0);
+    expect(concatKernels()).toBeLessThan(off);
+    expect(concatKernels()).toBe(concatKernels(true));
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Exact cast rewrites (passes/fold-casts.ts, `--fold-casts`): round trips through a wider float
+ * Exact cast rewrites (passes/fold-casts.ts; on by default, `--no-fold-casts`): round trips through a wider float
  * folded, exact widenings copied per fusing reader. Every value is unchanged: the training
  * graph's loss and gradients are the same, bit for bit, in the interpreter.
  */
@@ -69,11 +69,11 @@ describe("fold-casts", () => {
     });
   }
 
-  it("compile --fold-casts: fewer train launches; off by default", async () => {
+  it("fold-casts: on by default, fewer train launches; --no-fold-casts turns it off", async () => {
     const def = await load("tiny-mamba2.ts");
     const opts = { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true } as const;
-    const plain = compileProgram(def, opts).schedules.find((s) => s.name === "train")!;
-    const folded = compileProgram(def, { ...opts, foldCasts: true }).schedules.find((s) => s.name === "train")!;
+    const plain = compileProgram(def, { ...opts, foldCasts: false }).schedules.find((s) => s.name === "train")!;
+    const folded = compileProgram(def, opts).schedules.find((s) => s.name === "train")!;
     expect(plain.graph.meta?.foldCasts).toBeUndefined();
     expect(folded.graph.meta?.foldCasts).toBeDefined();
     expect(folded.launches.length).toBeLessThan(plain.launches.length);
