@@ -31,6 +31,13 @@ def print_profile(path, schedule="cached", top=12):
     print(f"  profile ({os.path.basename(path)}, {schedule}): {total * 1e3:.0f} us of launches per run over {runs} timed runs", flush=True)
     for name, (ms, n) in sorted(by.items(), key=lambda kv: -kv[1][0])[:top]:
         print(f"    {name:32s} x{n:4d}  {1e3 * ms:9.1f} us/run  {1e3 * ms / n:8.2f} us each  {100 * ms / total:5.1f}%", flush=True)
+    # the same launches by kernel family (the generated name's prefix: gemm, ssd, attention, row, …)
+    fam = {}
+    for name, (ms, n) in by.items():
+        f = fam.setdefault(name.rsplit("_", 1)[0], [0.0, 0])
+        f[0] += ms
+        f[1] += n
+    print("    by family: " + ", ".join(f"{k} {1e3 * ms:.0f} us ({n})" for k, (ms, n) in sorted(fam.items(), key=lambda kv: -kv[1][0])), flush=True)
 
 
 if __name__ == "__main__":

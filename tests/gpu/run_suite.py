@@ -33,6 +33,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import entries  # noqa: E402
+from profile_table import print_profile  # noqa: E402
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 BUNDLE = os.path.abspath(ARGS[0] if ARGS else os.path.join(REPO, ".gpu-bundle"))
@@ -237,6 +238,11 @@ def main():
         check(f"{p['name']} forward at T={T} (initialised weights)", finite and got.shape == (1, T, p["vocab"]),
               f"finite={finite}, {('forward ' + m.group(1) + ' ms, ') if m else ''}{rate}whole run {secs:.0f}s")
         print(tail(log, 6), flush=True)
+        # where the forward's time goes: every launch timed once more (STRATA_PROFILE), by kernel and family
+        prof = os.path.join(OUT, f"profile-{p['name']}-forward.csv")
+        rc, log, _ = sh(cmd, timeout=500, env={**os.environ, "STRATA_PROFILE": prof})
+        if rc == 0 and os.path.exists(prof):
+            print_profile(prof, "forward", 12)
 
     # 4b. generation benchmarks: decode against the HBM roofline, hybrid vs Transformer, HF peers
     if "--skip-decode" not in sys.argv and any(p["kind"] in ("big", "serving") and built.get(p["name"]) for p in projects):
