@@ -67,6 +67,13 @@
 //       };
 //
 //     Ready-made: EpiStoreBF16, EpiStoreF32, EpiBiasResidualBF16 (out = acc + bias + res).
+//   * Staged epilogue (PpConfig<…, STAGED_EPI = true>): the accumulators go through shared memory
+//     and leave row-coalesced; an epilogue with the optional 4-wide interface (pre4 / col4 /
+//     store4, see EpiHasVec4; EpiStoreBF16 and EpiBiasResidualBF16 have it) loads its residual 16
+//     chunks a thread at a time before the first store. H200, M = 16384, bias + residual: 0.96–1.04×
+//     cuBLAS + a separate pass on the 8B hybrid's six shapes, 1.00–1.30× faster than the fragment
+//     store (tests/gpu/gemm_test.cu "+epi" rows); with a plain store it is 1–4% slower, and a
+//     store2-only epilogue gains little (its loads stay one pair at a time: the store may alias them).
 //
 // Host API
 //   template <class Cfg, class Epi>
@@ -160,11 +167,19 @@ struct WsConfig {
 // Ping-pong warp-specialized persistent wgmma (sm_90a; see gemm_pp_kernel): a TMA producer warpgroup and two consumer warpgroups that each own a whole
 // BM × BN tile (BM/64 m64nBN wgmmas per k16 step, at most 128 accumulators a thread) and take this
 // CTA's tiles in turn, so one consumer's epilogue runs under the other's mainloop.
-template <int BM_, int BN_, int STAGES_, int GROUP_M_ = 8>
+//
+// STAGED_EPI = true: the staged epilogue (gemm_pp_kernel): the consumer writes its accumulators
+// in parts of 64 rows × min(BN, 128) columns (fp32, 32 KB for BN >= 128) to one shared-memory
+// buffer the two consumers take in turn (sfree[2] mbarriers), then stores them row-coalesced, four
+// columns a thread; an epilogue with the 4-wide interface (EpiHasVec4: pre4 / col4 / store4, e.g.
+// EpiBiasResidualBF16) loads its per-element operand (the residual) for the whole tile, 8 bytes a
+// load, before the first store. Epilogues with store2 alone get the same staging, a pair at a time.
+template <int BM_, int BN_, int STAGES_, int GROUP_M_ = 8, bool STAGED_EPI_ = false>
 struct PpConfig {
   static constexpr bool kWgmma = true;
   static constexpr bool kWarpSpecialized = true;
   static constexpr bool kPingPong = true;
+  static constexpr bool kStagedEpi = STAGED_EPI_;
   static constexpr int GROUP_M = GROUP_M_;
   static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_;
   static constexpr int kCluster = 1;
@@ -173,8 +188,13 @@ struct PpConfig {
   static constexpr int kThreads = 128 * (kConsumers + 1);
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
   static constexpr int kStageBytes = (BM + BN) * kRowBytes;
-  static constexpr int kBarrierBytes = (2 * STAGES + 2) * 8;  // full[S], empty[S], turn[2]
-  static constexpr int kSmemBytes = STAGES * kStageBytes + kBarrierBytes + 1024;
+  // full[S], empty[S], turn[2] (+ sfree[2] with the staged epilogue)
+  static constexpr int kBarrierBytes = (2 * STAGES + (kStagedEpi ? 4 : 2)) * 8;
+  static constexpr int kEpiCols = BN < 128 ? BN : 128;  // columns of one staged part
+  static constexpr int kEpiOffset = STAGES * kStageBytes + ((kBarrierBytes + 127) / 128) * 128;
+  static constexpr int kEpiBytes = 64 * kEpiCols * 4;   // one part, fp32
+  static constexpr int kSmemBytes =
+      kStagedEpi ? kEpiOffset + kEpiBytes + 1024 : STAGES * kStageBytes + kBarrierBytes + 1024;
   static_assert(BM == 64 || BM == 128, "BM must be 64 or 128 (one consumer warpgroup holds the tile)");
   static_assert(BN == 64 || BN == 128 || BN == 256, "BN must be 64, 128 or 256 (one TMA box <= 256 rows)");
   static_assert(kMTiles * BN / 2 <= 128, "at most 128 fp32 accumulators per consumer thread");
@@ -200,6 +220,14 @@ struct EpiStoreBF16 {
   __device__ __forceinline__ static void store2(const Params& p, int row, int col, float v0, float v1) {
     store_bf16x2(p.out + (long long)row * p.ldo + col, v0, v1);
   }
+  struct Pre {};
+  struct Col {};
+  static bool vec4_ok(const Params& p) { return ((reinterpret_cast<uintptr_t>(p.out) & 7) | (p.ldo & 3)) == 0; }
+  __device__ __forceinline__ static Pre pre4(const Params&, int, int) { return {}; }
+  __device__ __forceinline__ static Col col4(const Params&, int) { return {}; }
+  __device__ __forceinline__ static void store4(const Params& p, int row, int col, float4 v, const Col&, const Pre&) {
+    *reinterpret_cast<uint2*>(p.out + (long long)row * p.ldo + col) = make_uint2(pack_bf16x2(v.x, v.y), pack_bf16x2(v.z, v.w));
+  }
 };
 
 struct EpiStoreF32 {
@@ -219,7 +247,50 @@ struct EpiBiasResidualBF16 {
     const float2 r = load_bf16x2(p.residual + (long long)row * p.ldr + col);
     store_bf16x2(p.out + (long long)row * p.ldo + col, v0 + r.x, v1 + r.y);
   }
+  // 4-wide: the staged epilogue loads every residual chunk of its tile before the first store (an
+  // in-place residual, out == residual, is still read before it is written: same thread, same chunk)
+  using Pre = uint2;
+  using Col = float4;
+  static bool vec4_ok(const Params& p) {
+    return ((reinterpret_cast<uintptr_t>(p.out) | reinterpret_cast<uintptr_t>(p.residual) | reinterpret_cast<uintptr_t>(p.bias)) & 7) == 0 &&
+           ((p.ldo | p.ldr) & 3) == 0;
+  }
+  __device__ __forceinline__ static Pre pre4(const Params& p, int row, int col) {
+    return *reinterpret_cast<const uint2*>(p.residual + (long long)row * p.ldr + col);
+  }
+  __device__ __forceinline__ static Col col4(const Params& p, int col) {
+    if (!p.bias) return make_float4(0.f, 0.f, 0.f, 0.f);
+    const uint2 b = __ldg(reinterpret_cast<const uint2*>(p.bias + col));
+    const float2 lo = unpack_bf16x2(b.x), hi = unpack_bf16x2(b.y);
+    return make_float4(lo.x, lo.y, hi.x, hi.y);
+  }
+  __device__ __forceinline__ static void store4(const Params& p, int row, int col, float4 v, const Col& b, const Pre& r) {
+    v.x += b.x; v.y += b.y; v.z += b.z; v.w += b.w;
+    const float2 lo = unpack_bf16x2(r.x), hi = unpack_bf16x2(r.y);
+    *reinterpret_cast<uint2*>(p.out + (long long)row * p.ldo + col) =
+        make_uint2(pack_bf16x2(v.x + lo.x, v.y + lo.y), pack_bf16x2(v.z + hi.x, v.w + hi.y));
+  }
 };
+
+// The optional 4-wide interface the staged epilogue uses (col % 4 == 0, col + 4 <= N, row < M):
+//   using Pre = …; using Col = …;                   per-element operands (loaded early), per-column ones
+//   static bool vec4_ok(const Params&)              host: pointers and strides allow it
+//   __device__ static Col col4(const Params&, int col)         once a tile (bias)
+//   __device__ static Pre pre4(const Params&, int row, int col) every chunk of a part before its stores
+//   __device__ static void store4(const Params&, int row, int col, float4 acc, const Col&, const Pre&)
+template <class Epi, class = void>
+struct EpiHasVec4 { static constexpr bool value = false; };
+template <class Epi>
+struct EpiHasVec4<Epi, decltype(void(&Epi::store4))> { static constexpr bool value = true; };
+// Element j (0..3, a constant) of four bf16 packed in a uint2, as float (exactly __bfloat162float).
+__device__ __forceinline__ float bf16x4_at(uint2 u, int j) {
+  const uint32_t w = j < 2 ? u.x : u.y;
+  return __uint_as_float((j & 1) ? (w & 0xffff0000u) : (w << 16));
+}
+template <class Epi, bool kVec>
+struct EpiPreOf { using type = int; using col = int; };
+template <class Epi>
+struct EpiPreOf<Epi, true> { using type = typename Epi::Pre; using col = typename Epi::Col; };
 
 // ----------------------------------------------------------------------------------
 // Tiling helpers
@@ -616,7 +687,19 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
 // consumer has waited on every position before this consumer's next tile): an mbarrier parity
 // wait cannot tell phase k from k + 2, so a consumer must never wait on a position more than one
 // fill ahead of its slot's barrier — it would read the slot's older contents.
-template <class Cfg, class Epi>
+//
+// Staged epilogue (Cfg::kStagedEpi): after its mainloop a consumer waits until the other
+// consumer's previous epilogue has read the staging buffer out (sfree[c] completes once per
+// epilogue of consumer c: 4 arrivals, one per warp), and then per part (64 rows × kEpiCols) writes
+// its accumulators there (fp32; 16-byte chunk k of row r at k ^ 2(r & 3): the fragment's float2
+// stores and the row reads are both conflict-free), issues the part's per-element operand loads
+// (kVec: Epi::pre4, 16 per thread, all before the first store), syncs its 128 threads (named
+// barrier 1 + c) and stores the part row by row, 4 columns a thread (a warp: 128 contiguous
+// columns). Consumer
+// c's epilogue j waits for the other's epilogue before it (local tile i − 1); that one cannot lag
+// two behind, since the other consumer arrived on sfree before it arrived on turn for the mainloop
+// that precedes this epilogue.
+template <class Cfg, class Epi, bool kVec = false>
 __global__ void __launch_bounds__(Cfg::kThreads, 1)
     gemm_pp_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmW, int M, int N,
                    int K, const typename Epi::Params ep) {
@@ -632,6 +715,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   uint64_t* const full = reinterpret_cast<uint64_t*>(tiles + S * Cfg::kStageBytes);
   uint64_t* const empty = full + S;
   uint64_t* const turn = empty + S;  // turn[c]: consumer c may start its next mainloop
+  uint64_t* const sfree = turn + 2;  // sfree[c]: consumer c's epilogue has read the staging buffer out
 
   const int num_units = ceil_div(M, BM) * ceil_div(N, BN);
   const int KT = ceil_div(K, kBK);
@@ -647,6 +731,10 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     }
     mbarrier_init(&turn[0], 4);  // one arrival per warp of the other consumer
     mbarrier_init(&turn[1], 4);
+    if constexpr (Cfg::kStagedEpi) {
+      mbarrier_init(&sfree[0], 4);  // one arrival per warp of the consumer
+      mbarrier_init(&sfree[1], 4);
+    }
     fence_mbarrier_init();
   }
   __syncthreads();
@@ -716,16 +804,78 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
         mbarrier_arrive(&turn[cw ^ 1]);  // every position of this tile waited on: the other's turn
       }
 
-      // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
+      if constexpr (Cfg::kStagedEpi) {
+        constexpr int EC = Cfg::kEpiCols, H = BN / EC;  // parts: (t, h), 64 rows × EC columns each
+        constexpr int CPR = EC / 4, RPP = 128 / CPR, PASSES = 64 / RPP;
+        const int tid = threadIdx.x & 127, cc = tid % CPR, r0 = tid / CPR;
+        float* const stage = reinterpret_cast<float*>(tiles + Cfg::kEpiOffset);
+        using Pre = typename EpiPreOf<Epi, kVec>::type;
+        typename EpiPreOf<Epi, kVec>::col cadd[H];
+        if constexpr (kVec) {
 #pragma unroll
-      for (int t = 0; t < MT; ++t) {
-        const int row = m0 + t * 64 + warp_in_wg * 16 + (lane >> 2);
+          for (int h = 0; h < H; ++h) {
+            const int col = n0 + h * EC + cc * 4;
+            if (col < N) cadd[h] = Epi::col4(ep, col);
+          }
+        }
+        // the other consumer's previous epilogue (local tile i − 1) has read the buffer out
+        if (i > 0) mbarrier_wait_parity(&sfree[cw ^ 1], cw == 0 ? (uint32_t)((j - 1) & 1) : (uint32_t)(j & 1));
 #pragma unroll
-        for (int c8 = 0; c8 < BN / 8; ++c8) {
-          const int col = n0 + c8 * 8 + (lane & 3) * 2;
-          if (col < N) {
-            if (row < M) Epi::store2(ep, row, col, acc[t][4 * c8 + 0], acc[t][4 * c8 + 1]);
-            if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * c8 + 2], acc[t][4 * c8 + 3]);
+        for (int t = 0; t < MT; ++t)
+#pragma unroll
+          for (int h = 0; h < H; ++h) {
+            if (t + h > 0) named_barrier_sync(1 + cw, 128);  // the previous part is read out
+            // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
+            const int r = warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+            for (int c8 = 0; c8 < EC / 8; ++c8) {
+              const int ck = c8 * 2 + ((lane & 3) >> 1), sub = (lane & 1) * 2;
+              const int sw = (r & 3) << 1;  // (r + 8) & 3 == r & 3
+              const int i8 = h * (EC / 8) + c8;
+              *reinterpret_cast<float2*>(stage + r * EC + ((ck ^ sw) << 2) + sub) = make_float2(acc[t][4 * i8 + 0], acc[t][4 * i8 + 1]);
+              *reinterpret_cast<float2*>(stage + (r + 8) * EC + ((ck ^ sw) << 2) + sub) =
+                  make_float2(acc[t][4 * i8 + 2], acc[t][4 * i8 + 3]);
+            }
+            // this part's per-element operands: PASSES loads in flight (the accumulators just
+            // staged free their registers), then the barrier, then the stores
+            Pre pre[PASSES];
+            if constexpr (kVec) {
+#pragma unroll
+              for (int k = 0; k < PASSES; ++k) {
+                const int row = m0 + t * 64 + r0 + k * RPP, col = n0 + h * EC + cc * 4;
+                if (row < M && col < N) pre[k] = Epi::pre4(ep, row, col);
+              }
+            }
+            named_barrier_sync(1 + cw, 128);
+#pragma unroll
+            for (int k = 0; k < PASSES; ++k) {
+              const int rr = r0 + k * RPP;
+              const int row = m0 + t * 64 + rr, col = n0 + h * EC + cc * 4;
+              const float4 v = *reinterpret_cast<const float4*>(stage + rr * EC + ((cc ^ ((rr & 3) << 1)) << 2));
+              if (row < M && col < N) {
+                if constexpr (kVec) {
+                  Epi::store4(ep, row, col, v, cadd[h], pre[k]);
+                } else {
+                  Epi::store2(ep, row, col, v.x, v.y);
+                  Epi::store2(ep, row, col + 2, v.z, v.w);
+                }
+              }
+            }
+          }
+        __syncwarp();
+        if (lane == 0) mbarrier_arrive(&sfree[cw]);
+      } else {
+        // m64nN accumulator layout: acc[4i+0,1] → (r, 8i + 2q + {0,1}), acc[4i+2,3] → (r+8, same)
+#pragma unroll
+        for (int t = 0; t < MT; ++t) {
+          const int row = m0 + t * 64 + warp_in_wg * 16 + (lane >> 2);
+#pragma unroll
+          for (int c8 = 0; c8 < BN / 8; ++c8) {
+            const int col = n0 + c8 * 8 + (lane & 3) * 2;
+            if (col < N) {
+              if (row < M) Epi::store2(ep, row, col, acc[t][4 * c8 + 0], acc[t][4 * c8 + 1]);
+              if (row + 8 < M) Epi::store2(ep, row + 8, col, acc[t][4 * c8 + 2], acc[t][4 * c8 + 3]);
+            }
           }
         }
       }
@@ -776,13 +926,24 @@ cudaError_t gemm_pp_launch(const bf16* A, int lda, const bf16* W, int M, int N, 
   e = make_tensor_map_2d_bf16(&mw, W, (uint64_t)N, (uint64_t)K, (uint64_t)K, Cfg::BN, kBK, CU_TENSOR_MAP_SWIZZLE_128B);
   if (e != cudaSuccess) return e;
   constexpr int smem = Cfg::kSmemBytes;
-  e = opt_in_smem<gemm_pp_kernel<Cfg, Epi>>(smem);
-  if (e != cudaSuccess) return e;
   const long long units = (long long)ceil_div(M, Cfg::BM) * ceil_div(N, Cfg::BN);
   if (units > 0x7fffffffLL) return cudaErrorInvalidValue;
   const int sms = sm_count();
   if (sms <= 0) return cudaErrorInvalidDevice;
   const unsigned grid = (unsigned)(units < sms ? units : sms);
+  // the staged epilogue's 4-wide path where the epilogue has one and its pointers allow it
+  // (not with BN = 256: its 128 accumulators a thread leave no registers for the loads in flight,
+  // which spill; it takes the pairs)
+  if constexpr (Cfg::kStagedEpi && Cfg::BN <= 128 && EpiHasVec4<Epi>::value) {
+    if (Epi::vec4_ok(ep)) {
+      e = opt_in_smem<gemm_pp_kernel<Cfg, Epi, true>>(smem);
+      if (e != cudaSuccess) return e;
+      gemm_pp_kernel<Cfg, Epi, true><<<dim3(grid), dim3(Cfg::kThreads), smem, stream>>>(ma, mw, M, N, K, ep);
+      return cudaGetLastError();
+    }
+  }
+  e = opt_in_smem<gemm_pp_kernel<Cfg, Epi>>(smem);
+  if (e != cudaSuccess) return e;
   gemm_pp_kernel<Cfg, Epi><<<dim3(grid), dim3(Cfg::kThreads), smem, stream>>>(ma, mw, M, N, K, ep);
   return cudaGetLastError();
 }
