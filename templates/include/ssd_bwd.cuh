@@ -20,11 +20,12 @@
 //   d(dt_r·A) = Σ_{l≥r} d cs_l;  ddt_r = Σ_l Z_lr/dt_r + E_r/dt_r + A·d(dt_r·A);  dA = Σ dt_r·d(dt_r·A)
 // Two launches on the default path (kPathGroup), every reduction in a fixed order (no float
 // atomics: bit-identical run to run):
-//   1. chunk_local_split (level i, S or R, b, h): the chunk's own state S_c = Σ_s e^{cs_end−cs_s}
-//      dt_s x_s⊗B_s of chunk c = i, or its own state gradient R_c = Σ_l e^{cs_l} gy_l⊗C_l of chunk
-//      c = nc−1−i, then one hop of that state chain (h_prev forward from h0, dh_end in reverse from 0;
-//      what is left in reverse is dh0), waiting on level i−1 through flags → scratch holds h_prev /
-//      dh_end per chunk (chunk_local_chain: S and R in one CTA, kept for A/B);
+//   1. chunk_local_persist (b, h; S and R chains in separate CTAs where 2·B·H CTAs fit the GPU at
+//      2 a SM): a CTA walks the chunks forward, each chunk's own state S_c = Σ_s e^{cs_end−cs_s}
+//      dt_s x_s⊗B_s added to the decayed state in the product's accumulators (h_prev from h0), then
+//      backward with the own state gradients R_c = Σ_l e^{cs_l} gy_l⊗C_l (dh_end from 0; what is
+//      left is dh0) → scratch holds h_prev / dh_end per chunk. (chunk_local_split / _chain: one
+//      chain hop per CTA, waiting on the previous chunk's CTA through flags; kept for A/B);
 //   2. chunk_grad_bf (b, group, c): the formulas above as tensor-core products for each head of the
 //      group in turn (B, C and C·Bᵀ once; the next head's state, x, gy and dt prefetched by cp.async);
 //      dx, ddt stored per head, dB / dC summed over the heads in registers and stored once, dA per
@@ -39,8 +40,9 @@
 // operands are exact in TF32 and skip their lo term); kPathSimt runs fp32 CUDA-core kernels instead
 // (256 threads, 16 x 16 thread grid, register micro-tiles).
 // H200, B4 T4096 H64 P64 G8 N128: 14.0 ms (CUDA cores) → 10.8 ms (tensor cores, per head) → 4.0 ms
-// (group/TF32: chunk_local 0.89, state_pass 0.81, chunk_grad 2.32) → 2.38 ms (default:
-// chunk_local_split 1.02 with the state passing, chunk_grad_bf with the prefetch 1.33 — docs/PERF-NOTES.md).
+// (group/TF32: chunk_local 0.89, state_pass 0.81, chunk_grad 2.32) → 2.36 ms (chunk_local_split 1.02
+// with the state passing, chunk_grad_bf with the prefetch 1.32) → 1.93 ms (default: chunk_local_persist
+// 0.59 — docs/PERF-NOTES.md).
 // Smem: padded fp32 tiles (CUDA-core path: row length + 1, transposed reads are bank-conflict free;
 // tensor-core path: + 4 / + 8, see the tc section).
 // Layouts: token-major with row / batch strides (elements) for every per-token tensor; A [H],
@@ -1387,11 +1389,19 @@ constexpr int bf_ld(int cols) { return cols + 8; }
 // acc += A·B on m16n8k16 bf16 (K % 16 == 0). A is M x K: stored [m][k] (kTA = false) or [k][m]
 // (kTA); B is K x Nn: stored [n][k] (kTB = false) or [k][n] (kTB). Per k16 step a warp loads one
 // ldmatrix.x4 per A tile and one per pair of B tiles (x2 for an odd last one), per plane.
-template <class TT, int K, bool kTA, bool kTB, bool kSA, bool kSB>
+// kUnroll: k steps unrolled; kFresh: the thread index read anew (tid_fresh, for kernels that keep
+// long-lived accumulators: its address arithmetic is then not hoisted out of an enclosing loop).
+STRATA_DEV int tid_fresh() {
+  int t;
+  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));
+  return t;
+}
+template <class TT, int K, bool kTA, bool kTB, bool kSA, bool kSB, int kUnroll = 2, bool kFresh = false>
 STRATA_DEV void bf_gemm(typename TT::Acc& acc, const Planes<kSA>& a, const Planes<kSB>& b) {
   static_assert(K % 16 == 0, "K must be a multiple of 16");
-  const int lane = threadIdx.x % 32, mi = lane / 8, r8 = lane % 8;
-  const int m0 = (int)(threadIdx.x / 32 / TT::WN) * TT::MT * 16, n0 = TT::wn() * TT::NT * 8;
+  const int tx = kFresh ? tid_fresh() : (int)threadIdx.x;
+  const int lane = tx % 32, mi = lane / 8, r8 = lane % 8;
+  const int m0 = (tx / 32 / TT::WN) * TT::MT * 16, n0 = (tx / 32 % TT::WN) * TT::NT * 8;
   // this lane's row address in the x4 of A tile 0 / of B tile pair 0 (x2: of the last tile), at k = 0
   const int aOff = kTA ? ((mi >> 1) * 8 + r8) * a.ld + m0 + (mi & 1) * 8 : (m0 + (mi & 1) * 8 + r8) * a.ld + (mi >> 1) * 8;
   const int bOff = kTB ? ((mi & 1) * 8 + r8) * b.ld + n0 + (mi >> 1) * 8 : (n0 + (mi >> 1) * 8 + r8) * b.ld + (mi & 1) * 8;
@@ -1399,7 +1409,7 @@ STRATA_DEV void bf_gemm(typename TT::Acc& acc, const Planes<kSA>& a, const Plane
   constexpr int kNP = TT::NT / 2;
   const int aTile = kTA ? 16 : 16 * a.ld, bPair = kTB ? 16 : 16 * b.ld;
   const int aStep = kTA ? 16 * a.ld : 16, bStep = kTB ? 16 * b.ld : 16;
-#pragma unroll 2
+#pragma unroll kUnroll
   for (int k0 = 0; k0 < K / 16; ++k0) {
     uint32_t ah[TT::MT][4], al[TT::MT][4], bh[TT::NT][2], bl[TT::NT][2];
 #pragma unroll
@@ -1701,6 +1711,177 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_local_split_kernel(const PR
   int* fl = flags + (size_t)bh * nc;
   if (r < BH) chain_half<false, L, P, N, PR, TokElem<decltype(PR::x)>, TokElem<decltype(PR::B)>, kS>(p, s, nc, fl, lvl, bh, p.x, p.B, base, sF);
   else chain_half<true, L, P, N, PR, TokElem<decltype(PR::gy)>, TokElem<decltype(PR::C)>, kS>(p, s, nc, fl, lvl, bh, p.gy, p.C, base, sF);
+}
+
+// 1 + 2. (bf16-plane path, persistent chains) one CTA per (sequence, head) walks every chunk, first
+// forward through the own states S and the h_prev chain, then backward through the own state
+// gradients R and the dh_end chain, the chain's state held in the product's accumulators
+// (state·e^{cs_end}, then += the chunk's product on the tensor cores): no flags, no tickets and no
+// state reads between CTAs. The state entering (leaving) each chunk is written to scratch for
+// chunk_grad, where the chain kernels write it. The next chunk's tiles and dt load while this
+// chunk's product runs. Rounding: acc = decay·h, then += Σ (the chain kernels: decay·h + Σ, with Σ
+// summed from zero): the same formulas, not bitwise the same as kChain 1 / 2.
+// Thread index read anew (tid_fresh) in the loop's address arithmetic: hoisted out of the chunk loop
+// it kept ~30 registers live and spilled at 2 CTAs a SM.
+template <class TT>
+STRATA_DEV void scale_acc(typename TT::Acc& acc, float f) {
+#pragma unroll
+  for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+    for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[i][j][q] *= f;
+}
+template <class TT, int N>
+STRATA_DEV void store_state_frag(const typename TT::Acc& acc, float* dst) {
+  const int t = tid_fresh(), w = t / 32, lane = t % 32;
+  float* d = dst + ((w / TT::WN) * TT::MT * 16 + lane / 4) * N + (w % TT::WN) * TT::NT * 8 + 2 * (lane % 4);
+#pragma unroll
+  for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+    for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+        __stcg(reinterpret_cast<float2*>(d + (16 * i + 8 * hh) * N + 8 * j), make_float2(acc[i][j][2 * hh], acc[i][j][2 * hh + 1]));
+}
+// PlaneTile with the thread index read anew in load and store; all of a thread's vectors of the tile
+// in flight before the stores.
+template <int L, int COLS, class T, bool kS>
+struct PlaneTileP {
+  static constexpr int kVE = 16 / (int)sizeof(T), kRV = COLS / kVE, kVecs = L * kRV, kPer = (kVecs + kThreads - 1) / kThreads;
+  static_assert(COLS % kVE == 0, "tile rows are whole vectors");
+  uint4 v[kPer];
+  STRATA_DEV static bool live(int tid, int k) { return kVecs % kThreads == 0 || tid + k * kThreads < kVecs; }
+  bool vec = false;
+  STRATA_DEV void load(const Tok<const T>& t, int b, int t0, int T_, int off) {
+    vec = vec16_ok(t);
+    if (!vec) return;
+    const int tid = tid_fresh();
+    const T* base = t.p + b * t.batch + off;
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int i = tid + k * kThreads, l = i / kRV, cv = i % kRV;
+      v[k] = make_uint4(0u, 0u, 0u, 0u);
+      if (live(tid, k) && t0 + l < T_) v[k] = __ldg(reinterpret_cast<const uint4*>(base + (long long)(t0 + l) * t.row) + cv);
+    }
+  }
+  template <class F>
+  STRATA_DEV void store(const Planes<kS>& d, const Tok<const T>& t, int b, int t0, int T_, int off, F f) const {
+    if (vec) {
+      const int tid = tid_fresh();
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) {
+        if (!live(tid, k)) continue;
+        const int i = tid + k * kThreads, l = i / kRV, cv = i % kRV;
+        const uint4 w = v[k];
+        const float sc = f(l);
+        if constexpr (sizeof(T) == 2) {
+          const int c = cv * 8;
+          d.put4(l, c, make_float4(__uint_as_float(w.x << 16) * sc, __uint_as_float(w.x & 0xffff0000u) * sc, __uint_as_float(w.y << 16) * sc,
+                                   __uint_as_float(w.y & 0xffff0000u) * sc));
+          d.put4(l, c + 4, make_float4(__uint_as_float(w.z << 16) * sc, __uint_as_float(w.z & 0xffff0000u) * sc, __uint_as_float(w.w << 16) * sc,
+                                       __uint_as_float(w.w & 0xffff0000u) * sc));
+        } else {
+          d.put4(l, cv * 4, make_float4(__uint_as_float(w.x) * sc, __uint_as_float(w.y) * sc, __uint_as_float(w.z) * sc, __uint_as_float(w.w) * sc));
+        }
+      }
+    } else {
+      for (int i = tid_fresh(); i < L * COLS; i += kThreads) {
+        const int l = i / COLS, k = i % COLS, tt = t0 + l;
+        d.put(l, k, tt < T_ ? ldf(t.p + b * t.batch + (long long)tt * t.row + off + k) * f(l) : 0.f);
+      }
+    }
+  }
+};
+// Shared memory of chunk_local_persist_kernel (bytes): the scaled x (or gy) planes [L][P + 8] hi, lo |
+// B (or C) planes [L][N + 8] (lo where fp32) | dt, cs, scale [L]. (= SplitSmem: one chain at a time.)
+// One chain of chunk_local_persist_kernel: kR = false: forward over the chunks, S (x scaled by
+// w = e^{cs_end−cs}·dt, B) and h_prev from h0 (or 0); kR: backward, R (gy scaled by e^{cs}, C) and
+// dh_end from 0, the last one dh0.
+template <bool kR, int L, int P, int N, class PR, class TA, class TBt, bool kS>
+STRATA_DEV void persist_chain(const PR& p, const Scratch& s, int nc, int bh, const Tok<const TA>& ta, const Tok<const TBt>& tb, uint16_t* base,
+                              float* sF) {
+  using TT = TcTile<P, N>;
+  using SM = SplitSmem<L, P, N, kS>;
+  const Planes<true> sA{base, base + SM::kA, SM::ldP};
+  const Planes<kS> sB{base + 2 * SM::kA, base + 2 * SM::kA + SM::kBt, SM::ldN};
+  float *sDt = sF, *sCs = sDt + L, *sSc = sCs + L;
+  const int H = p.nheads, T = p.seqlen, b = bh / H, h = bh % H, g = h / (H / p.ngroups);
+  const float A = p.A[h];
+  const size_t PN = (size_t)P * N;
+  typename TT::Acc st;  // the state entering (S) / leaving (R) chunk c
+  {
+    const float* h0 = !kR && p.h0 ? p.h0 + (size_t)bh * PN : nullptr;
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float2 v = make_float2(0.f, 0.f);
+          if (h0) v = *reinterpret_cast<const float2*>(h0 + TT::row(i, 2 * hh) * N + TT::col(j, 0));
+          st[i][j][2 * hh] = v.x;
+          st[i][j][2 * hh + 1] = v.y;
+        }
+  }
+  PlaneTileP<L, P, TA, true> ra;
+  PlaneTileP<L, N, TBt, kS> rb;
+  int c = kR ? nc - 1 : 0;
+  ra.load(ta, b, c * L, T, h * P);
+  rb.load(tb, b, c * L, T, g * N);
+  float2 dtp = load_dt_pair<L>(p.dt, b, c * L, T, h);
+  for (int it = 0; it < nc; ++it, c += kR ? -1 : 1) {
+    dt_cumsum_warp(sDt, sCs, dtp, A);
+    __syncthreads();  // the cumsum; the previous chunk's product is done with the planes
+    const float csEnd = sCs[L - 1];
+    if (threadIdx.x < L) {
+      const int l = threadIdx.x;
+      sSc[l] = kR ? expf(sCs[l]) : expf(csEnd - sCs[l]) * sDt[l];
+    }
+    __syncthreads();
+    ra.store(sA, ta, b, c * L, T, h * P, [&](int l) { return sSc[l]; });
+    rb.store(sB, tb, b, c * L, T, g * N, One{});
+    const int cn = kR ? c - 1 : c + 1;  // the next chunk: its tiles and dt in flight across this product
+    if (it + 1 < nc) {
+      ra.load(ta, b, cn * L, T, h * P);
+      rb.load(tb, b, cn * L, T, g * N);
+      dtp = load_dt_pair<L>(p.dt, b, cn * L, T, h);
+    }
+    __syncthreads();
+    store_state_frag<TT, N>(st, (kR ? s.R : s.S) + ((size_t)bh * nc + c) * PN);
+    if (it + 1 < nc || (kR && p.dh0)) {  // the state entering chunk cn (S) / leaving it (R; after chunk 0: dh0)
+      scale_acc<TT>(st, expf(csEnd));
+      bf_gemm<TT, L, true, true, true, kS, 1, true>(st, sA, sB);
+    }
+  }
+  if (kR && p.dh0) {
+    float* d = p.dh0 + (size_t)bh * PN;
+#pragma unroll
+    for (int i = 0; i < TT::MT; ++i)
+#pragma unroll
+      for (int j = 0; j < TT::NT; ++j)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+          *reinterpret_cast<float2*>(d + TT::row(i, 2 * hh) * N + TT::col(j, 0)) = make_float2(st[i][j][2 * hh], st[i][j][2 * hh + 1]);
+  }
+}
+// split = 0: CTA bh runs both chains in turn (grid B·H); split = 1: CTA 2·bh the S chain and 2·bh + 1
+// the R chain (grid 2·B·H, when that fits the GPU at once). Either way each chain is the same code
+// (bitwise the same results).
+template <int L, int P, int N, class PR>
+__global__ void __launch_bounds__(kThreads, 2) chunk_local_persist_kernel(const PR p, Scratch s, int nc, int split) {
+  constexpr bool kSB = !IsBf16<TokElem<decltype(PR::B)>>::value, kSC = !IsBf16<TokElem<decltype(PR::C)>>::value;
+  constexpr bool kS = kSB || kSC;  // one plane layout for both chains
+  using SM = SplitSmem<L, P, N, kS>;
+  extern __shared__ float4 smem4[];
+  uint16_t* base = reinterpret_cast<uint16_t*>(smem4);
+  float* sF = reinterpret_cast<float*>(base + 2 * SM::kA + (kS ? 2 : 1) * SM::kBt);
+  const int bh = split ? blockIdx.x >> 1 : blockIdx.x;
+  if (!split || (blockIdx.x & 1) == 0)
+    persist_chain<false, L, P, N, PR, TokElem<decltype(PR::x)>, TokElem<decltype(PR::B)>, kS>(p, s, nc, bh, p.x, p.B, base, sF);
+  if (!split) __syncthreads();  // the S chain's last product is done with the planes
+  if (!split || (blockIdx.x & 1) == 1)
+    persist_chain<true, L, P, N, PR, TokElem<decltype(PR::gy)>, TokElem<decltype(PR::C)>, kS>(p, s, nc, bh, p.gy, p.C, base, sF);
 }
 
 // Shared memory of chunk_grad_bf_kernel (bytes): x, gy [L][P + 8] | B, C [L][N + 8] (bf16 planes,
@@ -2069,7 +2250,7 @@ constexpr size_t split_smem() {
 template <int kChain, int kP, int L, int P, int N, class PR>
 constexpr size_t local_smem_for() {
   if constexpr (kChain == 1) return chain_smem<L, P, N, PR>();
-  else if constexpr (kChain == 2) return split_smem<L, P, N, PR>();
+  else if constexpr (kChain >= 2) return split_smem<L, P, N, PR>();
   else return chunk_local_smem<kP, L, P, N>();
 }
 template <int kBf, int kP, int L, int P, int N, class PR>
@@ -2145,7 +2326,9 @@ constexpr size_t ssd_grad_smem_bytes() { return detail::GradSmem<kGradChunk, P, 
 namespace detail {
 // ssd_grad's body. On the default path (kPathGroup) kChain / kBf pick its parts, for A/B in the
 // harness: kChain 0 = chunk_local_fast + state_pass, 1 = chunk_local_chain (S and R in one CTA),
-// 2 = chunk_local_split (S and R in separate CTAs); kBf 0 = chunk_grad_group (TF32), 1 =
+// 2 = chunk_local_split (S and R in separate CTAs), 3 = chunk_local_persist (a CTA walks every chunk
+// of a chain, the state in registers; the S and R chains in separate CTAs where 2·B·H CTAs fit the
+// GPU at 2 a SM, else one after the other in one CTA), 4 / 5: chunk_local_persist always / never split; kBf 0 = chunk_grad_group (TF32), 1 =
 // chunk_grad_bf, 2 = chunk_grad_bf with the prefetch.
 template <int P, int N, int kPath, int kChain, int kBf, class PR>
 inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_t stream) {
@@ -2166,6 +2349,7 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
   cudaError_t e = cudaSuccess;
   if constexpr (kUseChain == 1) e = cudaFuncSetAttribute(&detail::chunk_local_chain_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   else if constexpr (kUseChain == 2) e = cudaFuncSetAttribute(&detail::chunk_local_split_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
+  else if constexpr (kUseChain >= 3) e = cudaFuncSetAttribute(&detail::chunk_local_persist_kernel<L, P, N, PR>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   else e = cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smemL);
   if (e == cudaSuccess) {
     if constexpr (kUseBf != 0)
@@ -2201,7 +2385,20 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
     detail::sub_floats<L, P, N>(p.batch, T, H, &s, base + dAfloats, kPartials);
     s.dApart = dApart + bo * H * nc;
     const dim3 grid(nc, H, p.batch);
-    if constexpr (kUseChain != 0) {
+    if constexpr (kUseChain >= 3) {
+      if (nc > 0) {  // the chains in separate CTAs where all of them fit at 2 a SM
+        int dev = 0, sms = 0;
+        e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        if (e != cudaSuccess) return e;
+        const int split = kUseChain == 4 ? 1 : kUseChain == 5 ? 0 : 2 * p.batch * H <= 2 * sms ? 1 : 0;
+        detail::chunk_local_persist_kernel<L, P, N, PR><<<(unsigned)((split + 1) * p.batch * H), detail::kThreads, smemL, stream>>>(p, s, nc, split);
+      }
+      else if (p.dh0) {
+        e = cudaMemsetAsync(p.dh0, 0, (size_t)p.batch * H * PNs * sizeof(float), stream);
+        if (e != cudaSuccess) return e;
+      }
+    } else if constexpr (kUseChain != 0) {
       // flags [sequence·head][level] in the decay part (unused here), the ticket in this sub-batch's
       // dA partials (written by chunk_grad afterwards)
       if (nc > 0) {
@@ -2240,14 +2437,15 @@ inline cudaError_t ssd_grad_impl(const PR& p0, size_t scratch_bytes, cudaStream_
 }  // namespace detail
 
 // Every requested gradient of one ssdScan on `stream`: per sub-batch the chunk states and state
-// passing (kPathGroup: one launch; the others: chunk_local then state_pass), the chunk gradients
+// passing (kPathGroup: one launch, no memsets; the others: chunk_local then state_pass), the chunk gradients
 // (the per-head paths then a dB/dC pass over the heads), then dA.
 // `scratch_bytes`: the size of p.scratch (at least ssd_grad_scratch_bytes<P, N, kPath> for this call).
 // kPath: kPathGroup (default), kPathGroupTf32 (the previous default), kPathTc (the per-head
 // tensor-core kernels) or kPathSimt (the fp32 CUDA-core kernels), kept for A/B timing and as the
 // fallbacks where a path's tiles do not fit.
-// the default path's parts (ssd_grad_impl's kChain, kBf)
-constexpr int kDefaultChain = 2, kDefaultBf = 2;
+// the default path's parts (ssd_grad_impl's kChain, kBf): chunk_local_persist (kChain 2, the
+// ticketed chain of chunk_local_split, was the default until 2026-11-30 session 6), chunk_grad_bf with the prefetch
+constexpr int kDefaultChain = 3, kDefaultBf = 2;
 template <int P, int N, int kPath = kPathGroup, class PR>
 inline cudaError_t ssd_grad(const PR& p0, size_t scratch_bytes, cudaStream_t stream = 0) {
   return detail::ssd_grad_impl<P, N, kPath, kDefaultChain, kDefaultBf>(p0, scratch_bytes, stream);

@@ -122,7 +122,8 @@ struct SsdRef { std::vector<double> x, dt, A, B, C, h0; };
 // that ran (fallbacks included). misaligned: every per-token
 // tensor at an odd offset and row stride (the element-wise load fallback).
 // kChain / kBf (default path only): the parts it runs (ssd_grad_impl: chunk_local 0 fast + state_pass,
-// 1 chain, 2 split chain; chunk_grad 0 TF32, 1 bf16 planes, 2 bf16 planes with the prefetch).
+// 1 chain, 2 split chain, 3 persistent chains (the default; 4 / 5: S and R always / never in separate
+// CTAs); chunk_grad 0 TF32, 1 bf16 planes, 2 bf16 planes with the prefetch).
 template <class TGy, class TX, class TDt, class TBC, int P, int N, int kPath = strata::ssd_bwd::kPathGroup, int kChain = strata::ssd_bwd::kDefaultChain,
           int kBf = strata::ssd_bwd::kDefaultBf>
 static void test_ssd(int Bn, int T, int H, int G, bool withH0, bool strided, const char* types, bool misaligned = false) {
@@ -340,6 +341,32 @@ static float time_ms(F f, int reps = 10) {
   return ms / reps;
 }
 
+// median of `reps` single runs, each after a write of 256 MB (L2 evicted), as in a training step
+// where the inputs were written by earlier kernels long before
+template <class F>
+static float time_cold_ms(F f, int reps = 15) {
+  static void* flush = nullptr;
+  const size_t kFlush = 256ull << 20;
+  if (!flush) CK(cudaMalloc(&flush, kFlush));
+  f();
+  CK(cudaDeviceSynchronize());
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+  std::vector<float> v;
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaMemsetAsync(flush, i & 0xff, kFlush));
+    CK(cudaEventRecord(a));
+    f();
+    CK(cudaEventRecord(b));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    v.push_back(ms);
+  }
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 // The three paths in the same run: fp32 CUDA cores (per head), tensor cores per head (the previous
 // default: per-head dB/dC partials + a finish pass), tensor cores per group (the default).
 // profile: one default launch sequence and nothing else (for ncu).
@@ -391,6 +418,19 @@ static void bench_ssd(int Bn, bool profile = false) {
   printf("BENCH ssd backward B=%d parts (chunk_local: fast+state_pass | chain | split chain) x (chunk_grad: tf32 | bf16 | bf16+prefetch):", Bn);
   for (int a = 0; a < 3; ++a) printf(" [%.3f %.3f %.3f]", part[a][0], part[a][1], part[a][2]);
   printf(" ms (default local%d/grad%d)\n", kDefaultChain, kDefaultBf);
+  // chunk_local_persist (kChain 3 auto / 4 split / 5 one CTA per sequence·head) against the default, same chunk_grad
+  {
+    const float d0 = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, kDefaultChain, kDefaultBf>(p, scrG, 0))); }, 20);
+    const float q3 = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scrG, 0))); }, 20);
+    const float q4 = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 4, 2>(p, scrG, 0))); }, 20);
+    const float q5 = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 5, 2>(p, scrG, 0))); }, 20);
+    const float s2 = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scrG, 0))); }, 20);
+    const float q3b = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scrG, 0))); }, 20);
+    const float c2 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scrG, 0))); });
+    const float c3 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scrG, 0))); });
+    printf("BENCH ssd A/B B=%d (whole backward, chunk_grad bf16+prefetch): default local%d/grad%d %.3f ms | split chain local2 %.3f | persist local3 (auto) %.3f, again %.3f | local4 (S, R in separate CTAs) %.3f | local5 (one CTA per sequence·head) %.3f | L2-cold median: local2 %.3f, local3 %.3f\n",
+           Bn, kDefaultChain, kDefaultBf, d0, s2, q3, q3b, q4, q5, c2, c3);
+  }
   const float bwd2 = time_ms([&] { CK((ssd_grad<P, N>(p, scrG))); }, 20);  // spread
   const float bwdOld2 = time_ms([&] { CK((ssd_grad<P, N, kPathGroupTf32>(p, scrG))); }, 20);
   {  // where the time goes: each launch of one sub-batch (the whole batch here), timed alone
@@ -440,6 +480,10 @@ static void bench_ssd(int Bn, bool profile = false) {
       dt_::chunk_local_split_kernel<L, P, N, PR><<<(unsigned)(2 * nc * Bn * H), dt_::kThreads, smemS>>>(p, sg, nc, flags, ticket);
     });
     const float t3p = time_ms([&] { dt_::chunk_grad_bf_kernel<L, P, N, PR, true><<<gridG, dt_::kThreads, smemBp>>>(p, sg); });
+    const float tp0 = time_ms([&] { dt_::chunk_local_persist_kernel<L, P, N, PR><<<(unsigned)(Bn * H), dt_::kThreads, smemS>>>(p, sg, nc, 0); });
+    const float tp1 = time_ms([&] { dt_::chunk_local_persist_kernel<L, P, N, PR><<<(unsigned)(2 * Bn * H), dt_::kThreads, smemS>>>(p, sg, nc, 1); });
+    printf("BENCH ssd backward B=%d chunk_local_persist: %.3f ms (one CTA per sequence·head, %d CTAs) | %.3f ms (S and R in separate CTAs, %d CTAs) (smem %zu B) | chunk_local_split %.3f ms\n", Bn,
+           tp0, Bn * H, tp1, 2 * Bn * H, smemS, t1s);
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
     printf("BENCH ssd backward B=%d new kernels: chunk_local_chain (states + state passing, with its 2 memsets) %.3f ms (smem %zu B) | chunk_local_split %.3f ms (smem %zu B) | chunk_grad_bf %.3f ms (smem %zu B) | chunk_grad_bf prefetch %.3f ms (smem %zu B)\n",
@@ -461,6 +505,53 @@ static void bench_ssd(int Bn, bool profile = false) {
   printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head %.3f ms | group/tf32 (kPathGroupTf32) %.3f ms, again %.3f ms | default (local%d/grad%d) %.3f ms, again %.3f ms | %.2fx over group/tf32 (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
          Bn, T, H, P, G, N, bwdSimt, bwdTc, bwdOld, bwdOld2, kDefaultChain, kDefaultBf, bwd, bwd2, bwdOld / bwd, scrG / 1e6, fwd, bwd / fwd);
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+}
+
+// The 0.85B hybrid's training step calls ssd_grad with the generated layout (kernels/ssd_grad_*.cu):
+// x, B, C read from the conv output [B, T, 6144] (x at 0, B at 4096, C at 5120), dB / dC written into
+// one [B, T, 6144] concat buffer at 4096 / 5120, gy and dx [B, T, 4096], dt / ddt f32 [B, T, 64]. Timed
+// back to back and L2-cold (median of single runs after a 256 MB write), against the contiguous
+// layout of bench_ssd, default and persistent chains.
+static void bench_ssd_step(int Bn) {
+  constexpr int P = 64, N = 128;
+  const int T = 4096, H = 64, G = 8, W = 6144;
+  using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
+  using namespace strata::ssd_bwd;
+  const size_t tok = (size_t)Bn * T;
+  std::vector<bf16> hx(tok * W), hg(tok * H * P);
+  std::vector<float> hdt(tok * H);
+  for (auto& v : hx) v = __float2bfloat16((float)urand(-1, 1));
+  for (auto& v : hg) v = __float2bfloat16((float)urand(-1, 1));
+  for (auto& v : hdt) v = (float)urand(0.02, 0.8);
+  std::vector<float> A(H);
+  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
+  bf16 *xbc, *gy, *dx, *dbc;
+  float *dt, *ddt;
+  CK(cudaMalloc(&xbc, tok * W * 2)); CK(cudaMalloc(&dbc, tok * W * 2)); CK(cudaMalloc(&gy, tok * H * P * 2)); CK(cudaMalloc(&dx, tok * H * P * 2));
+  CK(cudaMalloc(&dt, tok * H * 4)); CK(cudaMalloc(&ddt, tok * H * 4));
+  CK(cudaMemcpy(xbc, hx.data(), tok * W * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(gy, hg.data(), tok * H * P * 2, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dt, hdt.data(), tok * H * 4, cudaMemcpyHostToDevice));
+  float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(H));
+  const size_t scr = ssd_grad_scratch_bytes<P, N>(Bn, T, H);
+  void* scratch = nullptr;
+  CK(cudaMalloc(&scratch, scr));
+  PR p;
+  p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
+  const long long bs = (long long)T * W, bg = (long long)T * H * P, bd = (long long)T * H;
+  p.gy = {gy, H * P, bg}; p.x = {xbc, W, bs}; p.dt = {dt, H, bd}; p.A = dA_in;
+  p.B = {xbc + 4096, W, bs}; p.C = {xbc + 5120, W, bs};
+  p.dx = {dx, H * P, bg}; p.ddt = {ddt, H, bd}; p.dA = gA; p.dB = {dbc + 4096, W, bs}; p.dC = {dbc + 5120, W, bs};
+  p.scratch = scratch;
+  const float w2 = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scr, 0))); }, 20);
+  const float w3 = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scr, 0))); }, 20);
+  const float c2 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scr, 0))); });
+  const float c3 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scr, 0))); });
+  const float w2b = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scr, 0))); }, 20);
+  const float w3b = time_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scr, 0))); }, 20);
+  printf("BENCH ssd backward B=%d step layout (x/B/C rows of 6144, dB/dC into a 6144 concat): local2/grad2 %.3f ms, again %.3f | local3/grad2 %.3f, again %.3f | L2-cold median: local2 %.3f, local3 %.3f\n",
+         Bn, w2, w2b, w3, w3b, c2, c3);
+  cudaFree(xbc); cudaFree(dbc); cudaFree(gy); cudaFree(dx); cudaFree(dt); cudaFree(ddt); cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
 template <int N>
@@ -560,6 +651,25 @@ int main(int argc, char** argv) {
     test_ssd<bf16, bf16, float, bf16, 64, 64, kPathGroup, 1, 1>(1, 63, 2, 1, false, true, "bf16/dt f32");
     test_ssd<bf16, bf16, bf16, bf16, 64, 64, kPathGroup, 1, 2>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
     test_ssd<bf16, bf16, bf16, bf16, 64, 64, kPathGroup, 2, 1>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
+    // the previous default (chunk_local_split + chunk_grad_bf with the prefetch)
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 2, 2>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<float, float, float, float, 64, 128, kPathGroup, 2, 2>(2, 200, 4, 4, true, false, "f32");
+    // chunk_local_persist: 3 = split where it fits (every case here), 4 = always split, 5 = never
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 3, 2>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 5, 2>(1, 200, 64, 8, true, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 5, 2>(2, 1024, 8, 2, true, false, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 4, 2>(2, 1024, 8, 2, true, false, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 3, 2>(2, 130, 4, 2, true, true, "bf16/dt f32", true);
+    test_ssd<bf16, bf16, float, bf16, 64, 128, kPathGroup, 5, 1>(2, 130, 4, 2, false, true, "bf16/dt f32", true);
+    test_ssd<float, float, float, float, 64, 128, kPathGroup, 3, 2>(2, 200, 4, 4, true, false, "f32");
+    test_ssd<float, float, float, float, 64, 128, kPathGroup, 5, 2>(2, 200, 4, 4, true, false, "f32");
+    test_ssd<float, float, float, float, 32, 32, kPathGroup, 4, 1>(1, 257, 6, 3, true, true, "f32");
+    test_ssd<float, float, float, float, 32, 32, kPathGroup, 5, 2>(1, 100, 6, 3, true, true, "f32", true);
+    test_ssd<bf16, bf16, float, bf16, 64, 64, kPathGroup, 3, 2>(1, 63, 2, 1, false, true, "bf16/dt f32");
+    test_ssd<bf16, bf16, float, bf16, 64, 16, kPathGroup, 5, 2>(2, 1, 4, 2, false, false, "bf16/dt f32");
+    test_ssd<bf16, bf16, bf16, bf16, 64, 64, kPathGroup, 3, 2>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
+    test_ssd<bf16, bf16, bf16, bf16, 64, 64, kPathGroup, 5, 2>(3, 65, 4, 1, true, false, "bf16 (dt bf16)");
+    test_ssd<bf16, bf16, float, bf16, 96, 96, kPathGroup, 5, 2>(1, 100, 4, 2, true, true, "bf16/dt f32");
   }
   // the per-head tensor-core path and the fp32 CUDA-core path, kept for A/B
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathTc>(2, 130, 4, 2, false, true, "bf16/dt f32");
@@ -567,7 +677,7 @@ int main(int argc, char** argv) {
   test_ssd<bf16, bf16, float, bf16, 64, 128, strata::ssd_bwd::kPathSimt>(2, 130, 4, 2, false, true, "bf16/dt f32");
   test_ssd<float, float, float, float, 64, 128, strata::ssd_bwd::kPathSimt>(2, 200, 4, 4, true, false, "f32");
   if (ssdOnly) {
-    if (bench) bench_ssd(2), bench_ssd(4);  // the 8B layer at B2, the 0.85B hybrid's at B4 (T 4096, H 64, P 64, G 8, N 128)
+    if (bench) bench_ssd(2), bench_ssd(4), bench_ssd_step(4);  // the 8B layer at B2, the 0.85B hybrid's at B4 (T 4096, H 64, P 64, G 8, N 128)
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
   }
