@@ -1,5 +1,6 @@
 /**
- * The row family: one thread block per token row (or one block for a parameter-only value).
+ * The row family: kernels over token rows (a norm's block is one row; an elementwise group's
+ * vectorized loop spreads all rows' 8-column groups over blocks, several per thread: ROW_UNROLL).
  * Norms (RMSNorm, LayerNorm, gated RMSNorm) absorb the elementwise work that feeds them (e.g. the
  * residual add, stored too when others read it) and the chain after them; leftover elementwise
  * chains and rope become row kernels of their own. Bodies are rendered from the IR through the
@@ -70,6 +71,8 @@ interface RowCode {
 
 /** One vectorized loop over c0: vector loads, store arrays, the per-element statements, vector stores. */
 interface VecLoop {
+  /** Unrolled loops only: the arrays (one element per unit) the loads fill. */
+  arrays?: string;
   loads: string;
   decls: string;
   body: string;
@@ -89,18 +92,22 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
   const load = (n: Node, col = "c"): string => {
     const r = ctx.ref(n);
     const i = bufs.slot(r);
-    if (vec && col === "c" && vectorizable(r, F)) return vectorLoad(i, `st::ld8(${ptr(i)} + ${elementIndex(r, F, rowTokens, "c0")})`);
+    if (vec && col === "c" && vectorizable(r, F)) return vectorLoad(i, `st::ld8(${ptr(i)} + ${elementIndex(r, F, rowTokens, "c0")})`, CTYPE[r.dtype]);
     return `st::ld(${ptr(i)} + ${elementIndex(r, F, rowTokens, col)})`;
   };
-  /** Element j of the vector `rhs` (a st::ld8 of buffer i) loaded once before the loop over j. */
-  const vectorLoad = (i: number, rhs: string): string => {
+  /**
+   * Element j of the vector `rhs` (a st::ld8 of buffer i, a st::vec8<ctype>) loaded once before the
+   * loop over j; in an unrolled plan the vector is unit u's of an array of them (`x0[u][j]`).
+   */
+  const vectorLoad = (i: number, rhs: string, ctype: string): string => {
     let name = vec!.loads.get(rhs);
     if (!name) {
       name = `x${vec!.loads.size}`;
       vec!.loads.set(rhs, name);
+      vec!.types.set(name, ctype);
       vec!.pointers.add(ptr(i));
     }
-    return `${name}[j]`;
+    return vec!.unrolled ? `${name}[u][j]` : `${name}[j]`;
   };
   /** A constant (full) is a literal; a value computed in the group is its variable; else a load. */
   const literal = (n: Node): string | undefined => (n.op === "full" ? `${Number(n.attrs.value)}f`.replace(/^(-?\d+)f$/, "$1.0f") : undefined);
@@ -174,7 +181,7 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
         const i = bufs.slot(r);
         const at0 = `${ptr(i)} + ${elementIndex(r, Fx, rowTokens, `((c0 / ${D}) * ${dk} + (c0 % ${D} - ${from}))`)}`;
         const rhs = `(c0 % ${D} >= ${from} && c0 % ${D} < ${at}) ? st::ld8(${at0}) : st::vec8<${CTYPE[r.dtype]}>{}`;
-        return { from, to: at, expr: vectorLoad(i, rhs) };
+        return { from, to: at, expr: vectorLoad(i, rhs, CTYPE[r.dtype]) };
       }
       const col = `((c / ${inner * D}) * ${dk * inner} + (${coord} - ${from}) * ${inner} + c % ${inner})`;
       return { from, to: at, expr: `st::ld(${ptr(bufs.slot(r))} + ${elementIndex(r, Fx, rowTokens, col)})` };
@@ -219,7 +226,7 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
     if (asPrologue || !vectorize || !vectorRow(g, cols)) return { cols, rowTokens, preludes, body: scalar };
     // the same statements per element j of the thread's VEC columns c0 … c0+VEC−1: operands of
     // the row's shape are read by vector loads before, outputs written by vector stores after
-    const plan = newPlan();
+    const plan = newPlan(true);
     vec = plan;
     const vbody = body();
     vec = undefined;
@@ -278,10 +285,23 @@ function rowCode(g: FusionGroup, ctx: RenderContext, bufs: BufferTable, ptr: (i:
   }
 }
 
-const newPlan = (): VecPlan => ({ loads: new Map(), pointers: new Set(), stores: [] });
+const newPlan = (unrolled = false): VecPlan => ({ loads: new Map(), types: new Map(), pointers: new Set(), stores: [], unrolled });
 
-/** A vectorized loop's pieces (as `RowCode.vec`), from its plan and its per-element statements. */
+/**
+ * A vectorized loop's pieces (as `RowCode.vec`), from its plan and its per-element statements.
+ * Unrolled (an elementwise group: row.cu.hbs's kUnroll units per thread), `arrays` declares each
+ * loaded vector as an array over the units and `loads` fills unit u's element of it.
+ */
 function vecPass(plan: VecPlan, body: string): VecLoop {
+  if (plan.unrolled) {
+    return {
+      arrays: [...plan.loads.values()].map((name) => `      st::vec8<${plan.types.get(name)!}> ${name}[kUnroll];`).join("\n"),
+      loads: [...plan.loads].map(([rhs, name]) => `          ${name}[u] = ${rhs};`).join("\n"),
+      decls: plan.stores.length ? `          float ${plan.stores.map((_, k) => `y${k}[${VEC}]`).join(", ")};` : "",
+      body: indent(body, 8),
+      stores: plan.stores.length ? indent(plan.stores.join("\n"), 6) : "",
+    };
+  }
   return {
     loads: [...plan.loads].map(([rhs, name]) => `      const auto ${name} = ${rhs};`).join("\n"),
     decls: plan.stores.length ? `      float ${plan.stores.map((_, k) => `y${k}[${VEC}]`).join(", ")};` : "",
@@ -300,8 +320,12 @@ export const VEC = 8;
 interface VecPlan {
   /** Load expression → the name of the vector it fills (one load per distinct expression). */
   loads: Map<string, string>;
+  /** Vector name → its element type (st::vec8<type>), for the unrolled loop's arrays. */
+  types: Map<string, string>;
   pointers: Set<string>;
   stores: string[];
+  /** Elementwise groups: kUnroll units per thread, each loaded vector an array over the units. */
+  unrolled: boolean;
 }
 
 /**
@@ -330,14 +354,14 @@ function vectorRow(g: FusionGroup, cols: number): boolean {
 }
 
 /**
- * Threads of a vectorized elementwise kernel: its VEC-column groups spread evenly over as few
- * ≤ 1024-thread passes as possible (a 6144-column row: 768 threads, one group each).
+ * An elementwise group's vectorized loop: blocks of ROW_UNROLL_THREADS threads over the launch's
+ * rows × cols/VEC groups of VEC columns, flattened; each thread takes ROW_UNROLL groups per pass,
+ * ROW_UNROLL_THREADS groups apart (coalesced), and issues all their loads before any arithmetic:
+ * several 16-byte loads per operand in flight per thread, and a block's life is several rows'
+ * worth of work (not one load each and exit). The arithmetic per element is unchanged.
  */
-export function rowVecThreads(cols: number): number {
-  const groups = cols / VEC;
-  const passes = Math.ceil(groups / 1024);
-  return Math.min(1024, Math.ceil(groups / passes / 32) * 32);
-}
+export const ROW_UNROLL = 4;
+export const ROW_UNROLL_THREADS = 256;
 
 /** Threads of a row kernel: about 8 columns each (256 … 1024). */
 export function rowThreads(cols: number): number {
@@ -413,12 +437,13 @@ export function renderRowKernel(g: FusionGroup, ctx: RenderContext, opts: { vect
   const smemBytes = norm ? cols * 4 : 0;
   // a norm keeps rowThreads whether vectorized or not: its statistic's reduction order (the block's
   // width) stays that of the scalar passes and of a GEMV's decode prologue (rowPrologueVeto)
-  const threads = vec ? rowVecThreads(cols) : rowThreads(cols);
+  const threads = vec ? ROW_UNROLL_THREADS : rowThreads(cols);
   const source = renderTemplate("row.cu.hbs", {
     name: KERNEL_NAME,
     prelude: preludes.join("\n"),
     cols,
     threads,
+    unroll: ROW_UNROLL,
     params: bufs.params(),
     decls: bufs.declarations(),
     callArgs: bufs.callArgs(),
@@ -428,7 +453,7 @@ export function renderRowKernel(g: FusionGroup, ctx: RenderContext, opts: { vect
     skipAtDecode: g.skipAtDecode === true,
     ...view,
   });
-  return { group: g, template: "row.cu.hbs", body: source, buffers: bufs.args, tiles: { threads, cols, ...(vec || norm?.vec ? { vec: VEC } : {}), ...(g.skipAtDecode ? { skipAtDecode: true } : {}) } };
+  return { group: g, template: "row.cu.hbs", body: source, buffers: bufs.args, tiles: { threads, cols, ...(vec || norm?.vec ? { vec: VEC } : {}), ...(vec ? { unroll: ROW_UNROLL } : {}), ...(g.skipAtDecode ? { skipAtDecode: true } : {}) } };
 }
 
 /** Is `n` computed from `root` within the group? */

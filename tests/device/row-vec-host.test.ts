@@ -244,25 +244,33 @@ function program(rs: Rendered[]): string {
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <tuple>
 #include <utility>
 #include <vector>
 inline std::atomic<long long> g_vec_calls{0};
 #define STRATA_HOST_VEC_COUNT g_vec_calls
 inline thread_local uint3 g_block_idx{0, 0, 0};
+inline uint3 g_grid_dim{1, 1, 1};
 #define blockIdx (g_block_idx)
+#define gridDim (g_grid_dim)
 #define __launch_bounds__(...)
 #include "strata_ops.cuh"
 alignas(16) inline float g_smem[${Math.max(1, ...rs.map((r) => Number(r.vec.tiles.cols)))}];
 
 ${parts.join("\n\n")}
 
-// kernels without barriers: every (row, thread) in turn; with (a norm's): each row a block of
-// std::threads (host_block.h)
+// kernels without barriers: every (block, thread) in turn; with (a norm's): each row a block of
+// std::threads (host_block.h), one block per row. An elementwise kernel's loops stride over
+// whatever grid they get (its launcher gives the vector loop a block per kThreads · kUnroll
+// groups of 8 columns, the scalar loop strides over rows): here a grid of 2 blocks, so both
+// loops take more than one pass and more than one block
 template <class... P, std::size_t... I>
 void run_rows(void (*k)(P...), void** bufs, int rows, int T, int threads, bool barriers, std::index_sequence<I...>) {
   using Args = std::tuple<P...>;
-  for (int r = 0; r < rows; ++r) {
+  const int blocks = barriers ? rows : std::min(rows, 2);
+  g_grid_dim = uint3{(unsigned)blocks, 1, 1};
+  for (int r = 0; r < blocks; ++r) {
     if (barriers) {
       hostblock::run_block(threads, [&] {
         g_block_idx = uint3{(unsigned)r, 0, 0};

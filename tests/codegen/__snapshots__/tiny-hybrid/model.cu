@@ -10,24 +10,24 @@
 #include "program.h"
 
 extern "C" {
-cudaError_t launch_row_00bb886c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_8dd60995(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_embedding_9cc666ec(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_995cbfe5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_6aaa8341(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_9ae24608(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_eb180672(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_226dab99(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_57ea4328(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_a844978d(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_dabb3e69(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_ab0e3ea0(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_attention_0638699a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_bc94e823(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_248e3bf1(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_1f0d7d6a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_1f480d06(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_eac784c7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_34291d93(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_079734b6(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_ssd_f64032d7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_65c37162(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_00a075c5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_8531228c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_b816e25d(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_cache_append_c2692286(void* const* bufs, const StrataDims* d, cudaStream_t stream);
@@ -38,24 +38,24 @@ cudaError_t launch_gemm_d62992a1(void* const* bufs, const StrataDims* d, cudaStr
 
 namespace {
 
-int call_row_00bb886c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_00bb886c(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_8dd60995(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_8dd60995(b, d, static_cast<cudaStream_t>(s))); }
 int call_embedding_9cc666ec(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_9cc666ec(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_995cbfe5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_995cbfe5(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_6aaa8341(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_6aaa8341(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_9ae24608(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_9ae24608(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_eb180672(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_eb180672(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_226dab99(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_226dab99(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_57ea4328(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_57ea4328(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_a844978d(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_a844978d(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_dabb3e69(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_dabb3e69(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_ab0e3ea0(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_ab0e3ea0(b, d, static_cast<cudaStream_t>(s))); }
 int call_attention_0638699a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_attention_0638699a(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_bc94e823(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_bc94e823(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_248e3bf1(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_248e3bf1(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_1f0d7d6a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_1f0d7d6a(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_1f480d06(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_1f480d06(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_eac784c7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_eac784c7(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_34291d93(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_34291d93(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_079734b6(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_079734b6(b, d, static_cast<cudaStream_t>(s))); }
 int call_ssd_f64032d7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_ssd_f64032d7(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_65c37162(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_65c37162(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_00a075c5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_00a075c5(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_8531228c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_8531228c(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_b816e25d(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_b816e25d(b, d, static_cast<cudaStream_t>(s))); }
 int call_cache_append_c2692286(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_cache_append_c2692286(b, d, static_cast<cudaStream_t>(s))); }
@@ -64,24 +64,24 @@ int call_gemm_5f737f9b(void* const* b, const StrataDims* d, void* s) { return st
 int call_gemm_d62992a1(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_d62992a1(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
-    {"row_00bb886c", &call_row_00bb886c },
+    {"row_8dd60995", &call_row_8dd60995 },
     {"embedding_9cc666ec", &call_embedding_9cc666ec },
-    {"row_995cbfe5", &call_row_995cbfe5 },
+    {"row_6aaa8341", &call_row_6aaa8341 },
     {"gemm_9ae24608", &call_gemm_9ae24608 },
     {"conv1d_eb180672", &call_conv1d_eb180672 },
     {"ssd_226dab99", &call_ssd_226dab99 },
-    {"row_57ea4328", &call_row_57ea4328 },
+    {"row_a844978d", &call_row_a844978d },
     {"gemm_dabb3e69", &call_gemm_dabb3e69 },
     {"gemm_ab0e3ea0", &call_gemm_ab0e3ea0 },
     {"attention_0638699a", &call_attention_0638699a },
     {"gemm_bc94e823", &call_gemm_bc94e823 },
     {"gemm_248e3bf1", &call_gemm_248e3bf1 },
     {"gemm_1f0d7d6a", &call_gemm_1f0d7d6a },
-    {"row_1f480d06", &call_row_1f480d06 },
+    {"row_eac784c7", &call_row_eac784c7 },
     {"gemm_34291d93", &call_gemm_34291d93 },
     {"conv1d_079734b6", &call_conv1d_079734b6 },
     {"ssd_f64032d7", &call_ssd_f64032d7 },
-    {"row_65c37162", &call_row_65c37162 },
+    {"row_00a075c5", &call_row_00a075c5 },
     {"gemm_8531228c", &call_gemm_8531228c },
     {"gemm_b816e25d", &call_gemm_b816e25d },
     {"cache_append_c2692286", &call_cache_append_c2692286 },
@@ -319,60 +319,60 @@ const strata::BufRef kBufs[] = {
 };
 
 const strata::LaunchEntry kLaunches[] = {
-    {strata::kLaunchKernel, 0, "row_00bb886c", "layers.0.mixer", 0, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_00bb886c", "layers.3.mixer", 2, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_8dd60995", "layers.0.mixer", 0, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_8dd60995", "layers.3.mixer", 2, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 4, 3, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.0.norm", 7, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.0.norm", 7, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_9ae24608", "layers.0.mixer", 10, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.0.mixer", 13, 4, false, 0u},
     {strata::kLaunchKernel, 5, "ssd_226dab99", "layers.0.mixer", 17, 6, false, 0u},
-    {strata::kLaunchKernel, 6, "row_57ea4328", "layers.0.mixer", 23, 4, false, 0u},
+    {strata::kLaunchKernel, 6, "row_a844978d", "layers.0.mixer", 23, 4, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_dabb3e69", "layers.0.mixer", 27, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.1.norm", 31, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.1.norm", 31, 3, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_ab0e3ea0", "layers.1.mixer", 34, 3, false, 0u},
     {strata::kLaunchKernel, 9, "attention_0638699a", "layers.1.mixer", 37, 2, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_bc94e823", "layers.1.mixer", 39, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.2.norm", 43, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.2.norm", 43, 3, false, 0u},
     {strata::kLaunchKernel, 11, "gemm_248e3bf1", "layers.2.mixer", 46, 3, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_dabb3e69", "layers.2.mixer", 49, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.3.norm", 53, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.3.norm", 53, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_9ae24608", "layers.3.mixer", 56, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_eb180672", "layers.3.mixer", 59, 4, false, 0u},
     {strata::kLaunchKernel, 5, "ssd_226dab99", "layers.3.mixer", 63, 6, false, 0u},
-    {strata::kLaunchKernel, 6, "row_57ea4328", "layers.3.mixer", 69, 4, false, 0u},
+    {strata::kLaunchKernel, 6, "row_a844978d", "layers.3.mixer", 69, 4, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_dabb3e69", "layers.3.mixer", 73, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.4.norm", 77, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.4.norm", 77, 3, false, 0u},
     {strata::kLaunchKernel, 11, "gemm_248e3bf1", "layers.4.mixer", 80, 3, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_dabb3e69", "layers.4.mixer", 83, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "final_norm", 87, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "final_norm", 87, 3, false, 0u},
     {strata::kLaunchKernel, 12, "gemm_1f0d7d6a", "lm_head", 90, 3, false, 0u},
-    {strata::kLaunchKernel, 0, "row_00bb886c", "layers.0.mixer", 93, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_00bb886c", "layers.3.mixer", 95, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_8dd60995", "layers.0.mixer", 93, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_8dd60995", "layers.3.mixer", 95, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 97, 3, false, 0u},
-    {strata::kLaunchKernel, 13, "row_1f480d06", "layers.0.norm", 100, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "row_eac784c7", "layers.0.norm", 100, 3, false, 0u},
     {strata::kLaunchKernel, 14, "gemm_34291d93", "layers.0.mixer", 103, 9, false, 0u},
     {strata::kLaunchKernel, 15, "conv1d_079734b6", "layers.0.mixer", 112, 5, false, 0u},
     {strata::kLaunchKernel, 16, "ssd_f64032d7", "layers.0.mixer", 117, 7, false, 0u},
-    {strata::kLaunchKernel, 17, "row_65c37162", "layers.0.mixer", 124, 4, false, 0u},
+    {strata::kLaunchKernel, 17, "row_00a075c5", "layers.0.mixer", 124, 4, false, 0u},
     {strata::kLaunchKernel, 18, "gemm_8531228c", "layers.0.mixer", 128, 7, false, 0u},
-    {strata::kLaunchKernel, 13, "row_1f480d06", "layers.1.norm", 135, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "row_eac784c7", "layers.1.norm", 135, 3, false, 0u},
     {strata::kLaunchKernel, 19, "gemm_b816e25d", "layers.1.mixer", 138, 7, false, 0u},
     {strata::kLaunchKernel, 20, "cache_append_c2692286", "layers.1.mixer", 145, 3, false, 0u},
     {strata::kLaunchKernel, 21, "attention_d09f5835", "layers.1.mixer", 148, 4, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_bc94e823", "layers.1.mixer", 152, 4, false, 0u},
-    {strata::kLaunchKernel, 13, "row_1f480d06", "layers.2.norm", 156, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "row_eac784c7", "layers.2.norm", 156, 3, false, 0u},
     {strata::kLaunchKernel, 22, "gemm_5f737f9b", "layers.2.mixer", 159, 5, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_dabb3e69", "layers.2.mixer", 164, 4, false, 0u},
-    {strata::kLaunchKernel, 13, "row_1f480d06", "layers.3.norm", 168, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "row_eac784c7", "layers.3.norm", 168, 3, false, 0u},
     {strata::kLaunchKernel, 14, "gemm_34291d93", "layers.3.mixer", 171, 9, false, 0u},
     {strata::kLaunchKernel, 15, "conv1d_079734b6", "layers.3.mixer", 180, 5, false, 0u},
     {strata::kLaunchKernel, 16, "ssd_f64032d7", "layers.3.mixer", 185, 7, false, 0u},
-    {strata::kLaunchKernel, 17, "row_65c37162", "layers.3.mixer", 192, 4, false, 0u},
+    {strata::kLaunchKernel, 17, "row_00a075c5", "layers.3.mixer", 192, 4, false, 0u},
     {strata::kLaunchKernel, 18, "gemm_8531228c", "layers.3.mixer", 196, 7, false, 0u},
-    {strata::kLaunchKernel, 13, "row_1f480d06", "layers.4.norm", 203, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "row_eac784c7", "layers.4.norm", 203, 3, false, 0u},
     {strata::kLaunchKernel, 22, "gemm_5f737f9b", "layers.4.mixer", 206, 5, false, 0u},
     {strata::kLaunchKernel, 7, "gemm_dabb3e69", "layers.4.mixer", 211, 4, false, 0u},
-    {strata::kLaunchKernel, 13, "row_1f480d06", "final_norm", 215, 3, false, 0u},
+    {strata::kLaunchKernel, 13, "row_eac784c7", "final_norm", 215, 3, false, 0u},
     {strata::kLaunchKernel, 23, "gemm_d62992a1", "lm_head", 218, 5, false, 0u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},
 };

@@ -10,16 +10,16 @@
 #include "program.h"
 
 extern "C" {
-cudaError_t launch_row_ca9d2632(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_1e325fb8(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_embedding_9cc666ec(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_995cbfe5(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_6aaa8341(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_1f0d7d6a(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_29c6e9c4(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_5b9f0d14(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_573f80c7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_208f0413(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_fdde1cfa(void* const* bufs, const StrataDims* d, cudaStream_t stream);
-cudaError_t launch_row_1f480d06(void* const* bufs, const StrataDims* d, cudaStream_t stream);
+cudaError_t launch_row_eac784c7(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_gemm_dcc9d59f(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_conv1d_69d26c1c(void* const* bufs, const StrataDims* d, cudaStream_t stream);
 cudaError_t launch_selective_scan_c11701fa(void* const* bufs, const StrataDims* d, cudaStream_t stream);
@@ -28,32 +28,32 @@ cudaError_t launch_gemm_d62992a1(void* const* bufs, const StrataDims* d, cudaStr
 
 namespace {
 
-int call_row_ca9d2632(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_ca9d2632(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_1e325fb8(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_1e325fb8(b, d, static_cast<cudaStream_t>(s))); }
 int call_embedding_9cc666ec(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_embedding_9cc666ec(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_995cbfe5(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_995cbfe5(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_6aaa8341(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_6aaa8341(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_1f0d7d6a(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_1f0d7d6a(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_29c6e9c4(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_29c6e9c4(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_5b9f0d14(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_5b9f0d14(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_573f80c7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_573f80c7(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_208f0413(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_208f0413(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_fdde1cfa(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_fdde1cfa(b, d, static_cast<cudaStream_t>(s))); }
-int call_row_1f480d06(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_1f480d06(b, d, static_cast<cudaStream_t>(s))); }
+int call_row_eac784c7(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_row_eac784c7(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_dcc9d59f(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_dcc9d59f(b, d, static_cast<cudaStream_t>(s))); }
 int call_conv1d_69d26c1c(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_conv1d_69d26c1c(b, d, static_cast<cudaStream_t>(s))); }
 int call_selective_scan_c11701fa(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_selective_scan_c11701fa(b, d, static_cast<cudaStream_t>(s))); }
 int call_gemm_d62992a1(void* const* b, const StrataDims* d, void* s) { return static_cast<int>(launch_gemm_d62992a1(b, d, static_cast<cudaStream_t>(s))); }
 
 const strata::KernelEntry kKernels[] = {
-    {"row_ca9d2632", &call_row_ca9d2632 },
+    {"row_1e325fb8", &call_row_1e325fb8 },
     {"embedding_9cc666ec", &call_embedding_9cc666ec },
-    {"row_995cbfe5", &call_row_995cbfe5 },
+    {"row_6aaa8341", &call_row_6aaa8341 },
     {"gemm_1f0d7d6a", &call_gemm_1f0d7d6a },
     {"conv1d_29c6e9c4", &call_conv1d_29c6e9c4 },
     {"gemm_5b9f0d14", &call_gemm_5b9f0d14 },
     {"gemm_573f80c7", &call_gemm_573f80c7 },
     {"selective_scan_208f0413", &call_selective_scan_208f0413 },
     {"gemm_fdde1cfa", &call_gemm_fdde1cfa },
-    {"row_1f480d06", &call_row_1f480d06 },
+    {"row_eac784c7", &call_row_eac784c7 },
     {"gemm_dcc9d59f", &call_gemm_dcc9d59f },
     {"conv1d_69d26c1c", &call_conv1d_69d26c1c },
     {"selective_scan_c11701fa", &call_selective_scan_c11701fa },
@@ -290,59 +290,59 @@ const strata::BufRef kBufs[] = {
 };
 
 const strata::LaunchEntry kLaunches[] = {
-    {strata::kLaunchKernel, 0, "row_ca9d2632", "layers.0.mixer", 0, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_ca9d2632", "layers.1.mixer", 2, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_ca9d2632", "layers.2.mixer", 4, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_1e325fb8", "layers.0.mixer", 0, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_1e325fb8", "layers.1.mixer", 2, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_1e325fb8", "layers.2.mixer", 4, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 6, 3, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.0.norm", 9, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.0.norm", 9, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_1f0d7d6a", "layers.0.mixer", 12, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.0.mixer", 15, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.0.mixer", 19, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.0.mixer", 22, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.0.mixer", 25, 8, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.0.mixer", 33, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.1.norm", 37, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.1.norm", 37, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_1f0d7d6a", "layers.1.mixer", 40, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.1.mixer", 43, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.1.mixer", 47, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.1.mixer", 50, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.1.mixer", 53, 8, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.1.mixer", 61, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "layers.2.norm", 65, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "layers.2.norm", 65, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_1f0d7d6a", "layers.2.mixer", 68, 3, false, 0u},
     {strata::kLaunchKernel, 4, "conv1d_29c6e9c4", "layers.2.mixer", 71, 4, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.2.mixer", 75, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.2.mixer", 78, 3, false, 0u},
     {strata::kLaunchKernel, 7, "selective_scan_208f0413", "layers.2.mixer", 81, 8, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.2.mixer", 89, 4, false, 0u},
-    {strata::kLaunchKernel, 2, "row_995cbfe5", "final_norm", 93, 3, false, 0u},
+    {strata::kLaunchKernel, 2, "row_6aaa8341", "final_norm", 93, 3, false, 0u},
     {strata::kLaunchKernel, 3, "gemm_1f0d7d6a", "lm_head", 96, 3, false, 0u},
-    {strata::kLaunchKernel, 0, "row_ca9d2632", "layers.0.mixer", 99, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_ca9d2632", "layers.1.mixer", 101, 2, true, 0u},
-    {strata::kLaunchKernel, 0, "row_ca9d2632", "layers.2.mixer", 103, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_1e325fb8", "layers.0.mixer", 99, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_1e325fb8", "layers.1.mixer", 101, 2, true, 0u},
+    {strata::kLaunchKernel, 0, "row_1e325fb8", "layers.2.mixer", 103, 2, true, 0u},
     {strata::kLaunchKernel, 1, "embedding_9cc666ec", "embedding", 105, 3, false, 0u},
-    {strata::kLaunchKernel, 9, "row_1f480d06", "layers.0.norm", 108, 3, false, 0u},
+    {strata::kLaunchKernel, 9, "row_eac784c7", "layers.0.norm", 108, 3, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_dcc9d59f", "layers.0.mixer", 111, 9, false, 0u},
     {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.0.mixer", 120, 5, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.0.mixer", 125, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.0.mixer", 128, 3, false, 0u},
     {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.0.mixer", 131, 9, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.0.mixer", 140, 4, false, 0u},
-    {strata::kLaunchKernel, 9, "row_1f480d06", "layers.1.norm", 144, 3, false, 0u},
+    {strata::kLaunchKernel, 9, "row_eac784c7", "layers.1.norm", 144, 3, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_dcc9d59f", "layers.1.mixer", 147, 9, false, 0u},
     {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.1.mixer", 156, 5, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.1.mixer", 161, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.1.mixer", 164, 3, false, 0u},
     {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.1.mixer", 167, 9, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.1.mixer", 176, 4, false, 0u},
-    {strata::kLaunchKernel, 9, "row_1f480d06", "layers.2.norm", 180, 3, false, 0u},
+    {strata::kLaunchKernel, 9, "row_eac784c7", "layers.2.norm", 180, 3, false, 0u},
     {strata::kLaunchKernel, 10, "gemm_dcc9d59f", "layers.2.mixer", 183, 9, false, 0u},
     {strata::kLaunchKernel, 11, "conv1d_69d26c1c", "layers.2.mixer", 192, 5, false, 0u},
     {strata::kLaunchKernel, 5, "gemm_5b9f0d14", "layers.2.mixer", 197, 3, false, 0u},
     {strata::kLaunchKernel, 6, "gemm_573f80c7", "layers.2.mixer", 200, 3, false, 0u},
     {strata::kLaunchKernel, 12, "selective_scan_c11701fa", "layers.2.mixer", 203, 9, false, 0u},
     {strata::kLaunchKernel, 8, "gemm_fdde1cfa", "layers.2.mixer", 212, 4, false, 0u},
-    {strata::kLaunchKernel, 9, "row_1f480d06", "final_norm", 216, 3, false, 0u},
+    {strata::kLaunchKernel, 9, "row_eac784c7", "final_norm", 216, 3, false, 0u},
     {strata::kLaunchKernel, 13, "gemm_d62992a1", "lm_head", 219, 5, false, 0u},
     {strata::kLaunchKernel, -1, nullptr, nullptr, 0, 0, false, 0u},
 };
