@@ -19,6 +19,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { defaultTiles } from "../../compiler/kernels/tiles.js";
+import { stagedEpilogueFits } from "../../compiler/kernels/gemm.js";
 
 // ---------------------------------------------------------------------------------------------
 // Peaks (H200 SXM). Floors are computed against the measured pair and, for reference, the spec.
@@ -864,14 +865,17 @@ function generatedConfig(family: string, shape: string): string | undefined {
   const m = shape.match(/^(\d+)x(\d+)x(\d+)/);
   if (!m) return undefined;
   const t = defaultTiles("forward", "wgmma", Number(m[1]), Number(m[2]), Number(m[3]));
-  return t.backend === "wgmma" ? `${t.pp ? "pp" : t.ws ? "ws" : "wgmma"}${t.bm}x${t.bn}s${t.stages}` : undefined;
+  if (t.backend !== "wgmma") return undefined;
+  // a bias + residual epilogue reads a per-token tensor: the staged epilogue where the tiles take it
+  const staged = family === "gemm+epi" && stagedEpilogueFits(t) ? "e" : "";
+  return `${t.pp ? "pp" : t.ws ? "ws" : "wgmma"}${t.bm}x${t.bn}s${t.stages}${staged}`;
 }
 
 export const DEFAULT_INPUTS: InputNames = {
-  suite: "docs/gpu-suite-2026-11-30-session5.log",
+  suite: "docs/gpu-suite-2026-11-30-session6.log",
   trainSuite: "docs/gpu-suite-2026-11-30-session3.log",
   decode: "docs/decode-bench-2026-11-30-session4.json",
-  trainBench: "docs/train-bench-2026-11-30-session5.log",
+  trainBench: "docs/train-bench-2026-11-30-session6.log",
   probes: "docs/probes-2026-11-30.log",
 };
 
