@@ -65,8 +65,8 @@ export interface ProgramOptions {
   /** Tile choices measured by `strata tune` (the GEMM families fall back to their defaults). */
   tuning?: TuningDb;
   /**
-   * In-place concats (passes/concat-alias.ts): the pieces' kernels write into the concat's buffer
-   * and the concat's copy kernel goes. On by default (`--no-in-place-concat` turns it off).
+   * train: in-place concats (passes/concat-alias.ts): the pieces' kernels write into the concat's
+   * buffer and the concat's copy kernel goes. On by default (`--no-in-place-concat` turns it off).
    */
   inPlaceConcat?: boolean;
   /**
@@ -245,8 +245,11 @@ export function compileProgram(def: ModelDef, opts: ProgramOptions = {}): Progra
     }
     const outNodes = [logitsNode, ...gradNodes.map((x) => x.node), ...copies.map((c) => c.node)];
     const persistentKeys = new Set([...persistent.keys(), ...preps.keys()]);
-    // in-place concats (opt-in): the pieces live in the concat's buffer, its copy kernel goes
-    const { plan, aliases } = options.inPlaceConcat ? aliasConcats(fused, graphNodes(g), Object.values(g.outputs), persistentKeys) : { plan: fused, aliases: new Map<string, ConcatAlias>() };
+    // in-place concats (training graphs; on unless --no-in-place-concat): the pieces live in the
+    // concat's buffer, its copy kernel goes. The forward and cached graphs keep their concats'
+    // kernels: there the pieces would be forward GEMMs writing through the concat's row stride, a
+    // path no GPU run has exercised yet (the training graphs' pieces are the backward kernels)
+    const { plan, aliases } = options.inPlaceConcat && name === "train" ? aliasConcats(fused, graphNodes(g), Object.values(g.outputs), persistentKeys) : { plan: fused, aliases: new Map<string, ConcatAlias>() };
     let memory = planMemory(plan, outNodes, { maxBatch, maxSeq, maxTokens, maxPast: maxContext, persistent: persistentKeys, aliases });
     const slotOf = new Map(memory.slots.map((s) => [s.key, s]));
     const owner = (n: Node): BufferOwner | undefined => {

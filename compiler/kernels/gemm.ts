@@ -90,6 +90,11 @@ function renderVec4(
   }
   const all = [...ext.values()];
   if (!all.some((e) => e.perToken)) return undefined; // a plain store: the fragment store is faster
+  // one per-token operand at most: the staged store keeps 16 of each operand's Pre in registers
+  // next to the accumulators, and with two or more ptxas spills under the ping-pong consumers'
+  // 168-register cap (a 3-operand epilogue: 432 bytes of spill stores; 2: 196) — those keep the
+  // fragment store
+  if (all.filter((e) => e.perToken).length > 1) return undefined;
   const at = (e: { ref: TensorRef; slot: number }) => `p.p${e.slot} + ${elementIndex(e.ref, F, true, "col")}`;
   const ptr = (e: { ref: TensorRef; slot: number }) => `reinterpret_cast<uintptr_t>(p.p${e.slot} + ${e.ref.offset})`;
   const L: string[] = [];

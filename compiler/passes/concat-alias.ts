@@ -1,7 +1,8 @@
 /**
- * concat-alias — in-place concats (on by default; `strata compile --no-in-place-concat` turns it
- * off). Checked on the H200 against the interpreter (every tiny family's train gradients) and
- * timed: −5 ms a 0.85B step together with fold-casts (docs/PERF-NOTES.md).
+ * concat-alias — in-place concats in training graphs (on by default; `strata compile
+ * --no-in-place-concat` turns it off; the forward and cached graphs keep their concat kernels).
+ * Checked on the H200 against the interpreter (every tiny family's train gradients) and timed:
+ * −5 ms a 0.85B step together with fold-casts (docs/PERF-NOTES.md).
  *
  * The training graph's gradient of a fused projection's input is a concat of its slices' gradients
  * (autodiff's mergePadded: the Mamba-2 in_proj's dz | dxBC | ddt, the conv's dx | dB | dC, the

@@ -7,6 +7,7 @@
  */
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { layer, model, ops as op, stack } from "../../compiler/dsl/index.js";
 import type { ModelDef } from "../../compiler/dsl/model.js";
 import { graphNodes } from "../../compiler/ir/graph.js";
 import { aliasConcats } from "../../compiler/passes/concat-alias.js";
@@ -118,5 +119,26 @@ describe("in-place concats", () => {
     expect(off).toBeGreaterThan(0);
     expect(concatKernels()).toBeLessThan(off);
     expect(concatKernels()).toBe(concatKernels(true));
+  });
+
+  it("training graphs only: a forward concat of two projections keeps its kernel in the forward and cached programs", () => {
+    // the pieces would be forward GEMMs writing through the concat's row stride, a path no GPU run
+    // has exercised: the inference schedules keep the copy kernel; the train schedule's concats of
+    // backward pieces still alias
+    const catmix = layer("catmix", {}, (ctx, x) => {
+      const d = ctx.config.dModel;
+      const a = op.linear(x, ctx.param("wa.weight", [64, d], ctx.inInit()));
+      const b = op.silu(op.linear(x, ctx.param("wb.weight", [64, d], ctx.inInit())));
+      return op.linear(op.concat([a, b], 2), ctx.param("wo.weight", [d, 128], ctx.outInit()));
+    });
+    const def = model({ name: "cat-model", vocab: 256, dModel: 128, seqLen: 64, layers: stack({ pattern: "XX", X: catmix }) });
+    const p = compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true });
+    const concatGroups = (s: Schedule) => s.plan.groups.filter((g) => g.nodes.some((n) => n.op === "concat")).length;
+    const inference = p.schedules.filter((s) => s.name !== "train");
+    expect(inference.length).toBeGreaterThan(0);
+    for (const s of inference) expect(concatGroups(s), s.name).toBeGreaterThan(0);
+    const off = compileProgram(def, { maxBatch: 2, maxSeq: 64, maxContext: 64, train: true, inPlaceConcat: false });
+    for (const s of inference) expect(concatGroups(s), s.name).toBe(concatGroups(off.schedules.find((o) => o.name === s.name)!));
+    expect(concatGroups(trainOf(p))).toBeLessThan(concatGroups(trainOf(off)));
   });
 });
