@@ -2,7 +2,8 @@
 // ported from compiler/passes/vjp-ops.ts), determinism (two runs, bitwise) and timings for
 // templates/include/{ssd_bwd,selective_scan_bwd}.cuh, next to the forward kernels' times.
 // Build: nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -Itemplates/include tests/gpu/ssm_bwd_test.cu -o ssm_bwd_test
-// Usage: ./ssm_bwd_test [seed] [--no-bench] [--quick] [--ssd] [--profile]  (--profile: one default SSD backward at B4, for ncu)
+// Usage: ./ssm_bwd_test [seed] [--no-bench] [--quick] [--ssd] [--profile] [--chain-ab B T H G]
+//   (--profile: one default SSD backward at B4, for ncu; --chain-ab: the state-chain paths timed at that shape)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -592,6 +593,41 @@ static void bench_sel(int Bn, int T, int D) {
   cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
 }
 
+// The state-chain paths at a chosen shape (P 64, N 128, bf16 operands, dt f32): the persistent
+// chain (kChain 3, the default; 4 = S and R in separate CTAs, 5 = one CTA per sequence·head) against
+// the previous default's one-CTA-per-hop chain (kChain 2), whole backward, median of L2-cold runs.
+// For the shapes the suite's models do not cover: few sequence·heads with many chunks (B·H small,
+// T long), where one CTA per chain leaves SMs idle.
+static void bench_chain_ab(int Bn, int T, int H, int G) {
+  constexpr int P = 64, N = 128;
+  using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
+  using namespace strata::ssd_bwd;
+  TokBuf<bf16> gy, x, dx, Bm, Cm, dB, dC; TokBuf<float> dt, ddt;
+  gy.init(Bn, T, H * P, false); x.init(Bn, T, H * P, false); dx.init(Bn, T, H * P, false);
+  dt.init(Bn, T, H, false); ddt.init(Bn, T, H, false);
+  Bm.init(Bn, T, G * N, false); Cm.init(Bn, T, G * N, false); dB.init(Bn, T, G * N, false); dC.init(Bn, T, G * N, false);
+  gy.fill(-1, 1); x.fill(-1, 1); dt.fill(0.02, 0.8); Bm.fill(-1, 1); Cm.fill(-1, 1);
+  std::vector<float> A(H);
+  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
+  float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(H));
+  const size_t scrG = ssd_grad_scratch_bytes<P, N>(Bn, T, H);
+  void* scratch = nullptr;
+  CK(cudaMalloc(&scratch, scrG));
+  PR p;
+  p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
+  p.gy = gy.tok<Tok<const bf16>>(); p.x = x.tok<Tok<const bf16>>(); p.dt = dt.tok<Tok<const float>>(); p.A = dA_in;
+  p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
+  p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
+  p.scratch = scratch;
+  const float c2 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scrG, 0))); }, 9);
+  const float c3 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scrG, 0))); }, 9);
+  const float c4 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 4, 2>(p, scrG, 0))); }, 9);
+  const float c5 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 5, 2>(p, scrG, 0))); }, 9);
+  printf("BENCH ssd chain A/B B=%d T=%d H=%d G=%d P=%d N=%d (B*H=%d): hop chain (kChain 2, previous default) %.3f ms | persist (kChain 3, default) %.3f | split 4 %.3f | unsplit 5 %.3f | persist / hop %.2f\n",
+         Bn, T, H, G, P, N, Bn * H, c2, c3, c4, c5, c3 / c2);
+  cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+}
+
 int main(int argc, char** argv) {
   const unsigned long long seed = argc > 1 && argv[1][0] != '-' ? strtoull(argv[1], nullptr, 10) : 1234;
   bool bench = true, quick = false, ssdOnly = false;
@@ -599,6 +635,10 @@ int main(int argc, char** argv) {
     if (!strcmp(argv[i], "--no-bench")) bench = false;
     if (!strcmp(argv[i], "--ssd")) ssdOnly = true;  // the SSD cases (both paths) and the SSD timings only
     if (!strcmp(argv[i], "--quick")) quick = true, bench = false;  // two small cases (for compute-sanitizer)
+    if (!strcmp(argv[i], "--chain-ab") && i + 4 < argc) {  // --chain-ab B T H G: the state-chain paths at that shape
+      bench_chain_ab(atoi(argv[i + 1]), atoi(argv[i + 2]), atoi(argv[i + 3]), atoi(argv[i + 4]));
+      return 0;
+    }
     if (!strcmp(argv[i], "--profile")) {  // one default SSD backward at B4 and nothing else (for ncu)
       bench_ssd(4, true);
       return 0;
