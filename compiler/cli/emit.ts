@@ -5,6 +5,19 @@ import { buildProject } from "../codegen/build.js";
 import { replaceDir, shownPath, withDirLock } from "./output.js";
 import type { TuningDb } from "../tune/db.js";
 import { checkGraphSizes, checkTokenLimits, memoryWarning } from "./limits.js";
+import type { Command } from "commander";
+
+/**
+ * The two graph rewrites a user may turn off, as options of every command that runs the compile
+ * pipeline (compile, check, tune, train): `--no-in-place-concat`, `--no-fold-casts`. Commander
+ * sets `inPlaceConcat` / `foldCasts` to true by default and false when given; emitChecked passes
+ * only the false ones on.
+ */
+export function passOptions(cmd: Command, when = ""): Command {
+  return cmd
+    .option("--no-in-place-concat", `${when}keep the concat copy kernels of training graphs (by default the pieces of a concat — a fused projection's gradient — are written into its buffer by their own kernels)`)
+    .option("--no-fold-casts", `${when}keep the training graph's exact cast round trips and stored widenings (by default they are folded, and widenings recomputed by each reader)`);
+}
 
 /** Everything `compile` checks before writing a file: kernel rules, sizes, then the whole emit pipeline. */
 export function emitChecked(def: ModelDef, o: { maxBatch?: number; maxSeq?: number; maxTokens?: number; maxContext?: number; arch?: "sm_90a" | "sm_90" | "sm_80"; train?: boolean; recompute?: readonly string[] | "all"; tuning?: TuningDb; inPlaceConcat?: boolean; foldCasts?: boolean }) {

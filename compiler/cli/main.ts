@@ -22,7 +22,7 @@ import { registerInterop } from "./interop.js";
 import { registerDataCommand } from "./data.js";
 import { registerGenerateCommand } from "./generate.js";
 import { registerTrainCommand } from "./train.js";
-import { emitChecked, writeAndBuild } from "./emit.js";
+import { emitChecked, passOptions, writeAndBuild } from "./emit.js";
 import { loadTuning, registerTuneCommand, tuningSummary } from "./tune.js";
 
 let verbose = process.argv.includes("--verbose");
@@ -131,7 +131,7 @@ export function buildProgram(): Command {
     .option("--max-context <n>", "longest sequence the state caches can hold (default: the model's maxContext)", positiveInt)
     .option("--train", "also check the train entry (forward + loss + backward)")
     .option("--recompute <kinds>", RECOMPUTE_HELP, recomputeKinds)
-    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all" }) => {
+    .action(async (arch: string, o: { maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all"; inPlaceConcat?: boolean; foldCasts?: boolean }) => {
       const diags = await typecheck(arch);
       if (diags.length) {
         console.error(formatDiagnostics(diags));
@@ -164,8 +164,6 @@ export function buildProgram(): Command {
     .option("--recompute <kinds>", RECOMPUTE_HELP, recomputeKinds)
     .option("-j, --jobs <n>", "parallel nvcc jobs", positiveInt)
     .option("--tuning <file>", "tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
-    .option("--no-in-place-concat", "keep the concat copy kernels (by default the pieces of a concat — a fused projection's gradient — are written into its buffer by their own kernels)")
-    .option("--no-fold-casts", "train: keep exact cast round trips and stored widenings (by default they are folded, and widenings recomputed by each reader)")
     .option("--no-check", "skip the TypeScript type check")
     .action(async (arch: string, o: { out?: string; emitOnly?: boolean; explain?: boolean; dump?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; maxContext?: number; train?: boolean; recompute?: string[] | "all"; jobs?: number; tuning?: string; inPlaceConcat?: boolean; foldCasts?: boolean; check: boolean }) => {
       if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
@@ -225,6 +223,9 @@ export function buildProgram(): Command {
   registerGenerateCommand(program);
   registerTrainCommand(program);
   registerTuneCommand(program);
+  // the graph rewrites a user may turn off, on every command that runs the compile pipeline
+  for (const [name, when] of [["compile", ""], ["check", ""], ["tune", ""], ["train", "when compiling: "]] as const)
+    passOptions(program.commands.find((c) => c.name() === name)!, when);
   return program;
 }
 

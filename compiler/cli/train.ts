@@ -354,8 +354,6 @@ export function registerTrainCommand(program: Command): void {
     .option("--tuning <file>", "when compiling: tile choices from `strata tune` (default: strata-tuning.json next to the architecture file, when there is one)")
     .option("--recompute <kinds>", "when compiling: layer kinds whose activations the backward recomputes instead of keeping (e.g. mlp,attention, or all)", (v: string) =>
       v.trim() === "all" ? ("all" as const) : v.split(",").map((k) => k.trim()).filter(Boolean))
-    .option("--no-in-place-concat", "when compiling: keep the concat copy kernels (by default a fused projection's gradient pieces are written into their concat's buffer)")
-    .option("--no-fold-casts", "when compiling: keep exact cast round trips and stored widenings (by default they are folded / recomputed by each reader)")
     .option("-j, --jobs <n>", "parallel nvcc jobs", int("--jobs", 1))
     .option("--json", "print the run's records and summary as one JSON object on stdout")
     .option("--no-check", "skip the TypeScript type check")

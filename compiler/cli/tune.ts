@@ -70,7 +70,7 @@ export function registerTuneCommand(program: Command): void {
     .action(
       async (
         arch: string | undefined,
-        o: { out?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; train?: boolean; candidates?: string; import?: string; db?: string; check: boolean },
+        o: { out?: string; arch: string; maxBatch: number; maxSeq?: number; maxTokens?: number; train?: boolean; candidates?: string; import?: string; db?: string; check: boolean; inPlaceConcat?: boolean; foldCasts?: boolean },
       ) => {
         if (!["sm_90a", "sm_90", "sm_80"].includes(o.arch)) throw new StrataError(`unknown --arch '${o.arch}'`, undefined, "valid: sm_90a, sm_90, sm_80");
         if (o.import) {
@@ -92,7 +92,7 @@ export function registerTuneCommand(program: Command): void {
         const maxTokens = o.maxTokens ?? o.maxBatch * maxSeq;
         // compile's checks and pipeline, with a database that records each tuned kernel's signature
         const rec = signatureRecorder();
-        emitChecked(def, { maxBatch: o.maxBatch, maxSeq, maxTokens, arch: a, train: o.train ?? false, tuning: rec.db });
+        emitChecked(def, { maxBatch: o.maxBatch, maxSeq, maxTokens, arch: a, train: o.train ?? false, tuning: rec.db, inPlaceConcat: o.inPlaceConcat, foldCasts: o.foldCasts });
         const kernels = rec.kernels();
         if (kernels.length === 0) throw new StrataError(`tune: ${def.config.name} has no GEMM kernels to tune`);
         const only = o.candidates?.split(",").map((s) => s.trim()).filter(Boolean);

@@ -249,6 +249,17 @@ describe("strata check", () => {
     expect(r.stdout).toMatch(/^examples\/tiny-mamba2\.ts: ok \(tiny-mamba2: \d+ layers, \d+ IR nodes, \d+ kernels\)$/);
   });
 
+  it("--no-fold-casts / --no-in-place-concat model the compile without those rewrites (more train kernels)", async () => {
+    const kernels = async (...flags: string[]) => {
+      const r = await strata("check", "examples/tiny-mamba2.ts", "--train", ...flags);
+      expect(r.code, r.stderr).toBe(0);
+      return Number(/(\d+) kernels\)/.exec(r.stdout)![1]);
+    };
+    const on = await kernels();
+    expect(await kernels("--no-fold-casts")).toBeGreaterThan(on);
+    expect(await kernels("--no-in-place-concat")).toBeGreaterThan(on);
+  });
+
   it("reports a TypeScript type error as file:line:col - error and exits 1", async () => {
     const r = await strata("check", "tests/fixtures/bad-types.ts");
     expect(r.code).toBe(1);
