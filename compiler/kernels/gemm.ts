@@ -40,9 +40,9 @@ export const DECODE_STEP_MAX_WEIGHTS = 1 << 22;
  * group's per-token operands loaded for 16 rows a thread before the first store. Measured on the
  * H200 (tests/gpu/gemm_test.cu, M = 16384, bias + residual; three runs): 1.07–1.38× faster than
  * the fragment store on the 8B hybrid's K = 4096 shapes, within ±4% (noise) at K = 8192 and 16384;
- * with no per-token operand (a plain store) 1–4% slower, so it
- * is taken only for a ping-pong tile of BN ≤ 128 whose epilogue reads a per-token tensor and whose
- * every operand is bf16 with 4 contiguous columns (8-byte loads), output bf16 or f32 likewise.
+ * with no per-token operand (a plain store) 1–4% slower. So it is taken only for a ping-pong tile
+ * of BN ≤ 128 whose epilogue reads exactly one per-token tensor and whose every operand is bf16
+ * with 4 contiguous columns (8-byte loads), output bf16 or f32 likewise.
  */
 const SMEM_LIMIT_SM90 = 232448;
 export function stagedEpilogueFits(t: GemmTiles): boolean {
