@@ -82,10 +82,10 @@ async function main() {
   // the suite checks a pass or a kernel variant against the interpreter and times it;
   // STRATA_AB='{...}': the training benchmark a second time with these options on top
   // (`hybrid-0.85b-ab`, run without the peers), so one suite call compares the two
-  const EXPERIMENTAL = jsonOptions("STRATA_OPTIONS");
+  const OPTIONS = jsonOptions("STRATA_OPTIONS");
   const AB = process.env.STRATA_AB === undefined ? undefined : jsonOptions("STRATA_AB");
-  const experimental = Object.keys(EXPERIMENTAL).length > 0;
-  if (experimental) console.error(`  compile options for every project: ${JSON.stringify(EXPERIMENTAL)} (STRATA_OPTIONS)`);
+  const withOptions = Object.keys(OPTIONS).length > 0;
+  if (withOptions) console.error(`  compile options for every project: ${JSON.stringify(OPTIONS)} (STRATA_OPTIONS)`);
   const tiny = readdirSync(path.join(REPO, "examples")).filter((f) => f.includes("tiny") && f.endsWith(".ts")).sort();
   for (const file of tiny) {
     const def = await load(file);
@@ -94,7 +94,7 @@ async function main() {
     // with the train entry: forward + loss + backward, checked against the interpreter's gradients
     // (tiny-custom-ratio recomputes every layer's activations in the backward: checked the same way)
     const recomputeAll = def.config.name === "tiny-custom-ratio";
-    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}), ...EXPERIMENTAL });
+    const p = emitProject(def, { maxBatch: BATCH, maxSeq: 128, maxContext: 128, train: true, ...(recomputeAll ? { recompute: "all" as const } : {}), ...OPTIONS });
     writeProject(p, dir);
 
     // weights: fresh random draw, rounded to the dtype the GPU stores
@@ -159,7 +159,7 @@ async function main() {
   // tiles a user on this GPU gets; STRATA_UNTUNED=1 measures the wave model's untuned defaults.
   const tuning = process.env.STRATA_UNTUNED ? undefined : readTuningDb(path.join(REPO, "tuning", "h200-sm_90a.json"));
   console.error(`  GEMM tiles: ${tuning ? "tuning/h200-sm_90a.json" : "untuned defaults (STRATA_UNTUNED)"}`);
-  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}), ...EXPERIMENTAL };
+  const SERVE = { maxBatch: 256, maxSeq: 4096, maxTokens: 4096, maxContext: 131072, ...(tuning ? { tuning } : {}), ...OPTIONS };
   for (const [file, kind] of [["mamba2-hybrid-8b.ts", "big"], ["transformer-8b.ts", "serving"]] as const) {
     const big = await load(file);
     const bp = emitProject(big, SERVE);
@@ -174,7 +174,7 @@ async function main() {
   const tb = await load("hybrid-0.85b.ts");
   for (const ab of AB ? [undefined, AB] : [undefined]) {
     const name = ab ? `${tb.config.name}-ab` : tb.config.name;
-    const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...EXPERIMENTAL, ...(ab ?? {}) });
+    const tbp = emitProject(tb, { maxBatch: 4, maxSeq: 4096, maxTokens: 16384, maxContext: 4096, train: true, ...(tuning ? { tuning } : {}), ...OPTIONS, ...(ab ?? {}) });
     writeProject(tbp, path.join(OUT, name));
     projects.push({ name, kind: "trainbench", vocab: tb.config.vocab, seq: 4096, batch: 4 });
     console.error(`  ${name}: ${tbp.kernels.length} kernels (training benchmark${ab ? `, with ${JSON.stringify(ab)}` : ""})`);
