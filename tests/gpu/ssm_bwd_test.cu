@@ -368,37 +368,61 @@ static float time_cold_ms(F f, int reps = 15) {
   return v[v.size() / 2];
 }
 
+// The inputs of an SSD backward bench at B×T with H heads (P 64) in G groups (N 128): contiguous
+// bf16 operands, dt f32 in a training step's range, A = −exp(U(0, ln 16)); `p` points at them (its
+// scratch is the caller's).
+struct SsdBenchData {
+  static constexpr int P = 64, N = 128;
+  using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
+  TokBuf<bf16> gy, x, dx, Bm, Cm, dB, dC;
+  TokBuf<float> dt, ddt;
+  float* dA_in = nullptr;
+  float* gA = nullptr;
+  PR p{};
+  SsdBenchData(int Bn, int T, int H, int G) {
+    using strata::ssd_bwd::Tok;
+    gy.init(Bn, T, H * P, false); x.init(Bn, T, H * P, false); dx.init(Bn, T, H * P, false);
+    dt.init(Bn, T, H, false); ddt.init(Bn, T, H, false);
+    Bm.init(Bn, T, G * N, false); Cm.init(Bn, T, G * N, false); dB.init(Bn, T, G * N, false); dC.init(Bn, T, G * N, false);
+    gy.fill(-1, 1); x.fill(-1, 1); dt.fill(0.02, 0.8); Bm.fill(-1, 1); Cm.fill(-1, 1);
+    std::vector<float> A(H);
+    for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
+    dA_in = dvec(A); gA = dvec(std::vector<float>(H));
+    p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
+    p.gy = gy.tok<Tok<const bf16>>(); p.x = x.tok<Tok<const bf16>>(); p.dt = dt.tok<Tok<const float>>(); p.A = dA_in;
+    p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
+    p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
+  }
+  SsdBenchData(const SsdBenchData&) = delete;
+  SsdBenchData& operator=(const SsdBenchData&) = delete;
+  ~SsdBenchData() { cudaFree(dA_in); cudaFree(gA); }
+};
+
 // The three paths in the same run: fp32 CUDA cores (per head), tensor cores per head (the previous
 // default: per-head dB/dC partials + a finish pass), tensor cores per group (the default).
 // profile: one default launch sequence and nothing else (for ncu).
 static void bench_ssd(int Bn, bool profile = false) {
-  constexpr int P = 64, N = 128;
+  constexpr int P = SsdBenchData::P, N = SsdBenchData::N;
   const int T = 4096, H = 64, G = 8;
-  using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
+  using PR = SsdBenchData::PR;
   using namespace strata::ssd_bwd;
-  TokBuf<bf16> gy, x, dx, Bm, Cm, dB, dC, dtRaw, y; TokBuf<float> dt, ddt;
-  gy.init(Bn, T, H * P, false); x.init(Bn, T, H * P, false); dx.init(Bn, T, H * P, false); y.init(Bn, T, H * P, false);
-  dt.init(Bn, T, H, false); ddt.init(Bn, T, H, false); dtRaw.init(Bn, T, H, false);
-  Bm.init(Bn, T, G * N, false); Cm.init(Bn, T, G * N, false); dB.init(Bn, T, G * N, false); dC.init(Bn, T, G * N, false);
-  gy.fill(-1, 1); x.fill(-1, 1); dt.fill(0.02, 0.8); dtRaw.fill(-3, 0); Bm.fill(-1, 1); Cm.fill(-1, 1);
-  std::vector<float> A(H);
-  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
-  float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(H));
+  SsdBenchData D(Bn, T, H, G);
+  PR& p = D.p;
+  const TokBuf<bf16>& x = D.x; const TokBuf<bf16>& Bm = D.Bm; const TokBuf<bf16>& Cm = D.Cm;
+  const float* dA_in = D.dA_in;
+  TokBuf<bf16> dtRaw, y;  // the forward's raw dt and output, for its time next to the backward's
+  dtRaw.init(Bn, T, H, false); y.init(Bn, T, H * P, false);
+  dtRaw.fill(-3, 0);
   static_assert(ssd_grad_path<P, N>() == kPathGroup && ssd_grad_path<P, N, kPathGroupTf32>() == kPathGroupTf32 && ssd_grad_path<P, N, kPathTc>() == kPathTc,
                 "the bench shape takes the group path");
   const size_t scrG = ssd_grad_scratch_bytes<P, N>(Bn, T, H), scr = ssd_grad_scratch_bytes<P, N, kPathTc>(Bn, T, H);
   void* scratch = nullptr;
   CK(cudaMalloc(&scratch, scr));
-  PR p;
-  p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
-  p.gy = gy.tok<Tok<const bf16>>(); p.x = x.tok<Tok<const bf16>>(); p.dt = dt.tok<Tok<const float>>(); p.A = dA_in;
-  p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
-  p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
   if (profile) {
     CK((ssd_grad<P, N>(p, scrG)));
     CK(cudaDeviceSynchronize());
-    cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+    cudaFree(scratch);
     return;
   }
   const float bwdSimt = time_ms([&] { CK((ssd_grad<P, N, kPathSimt>(p, scr))); });
@@ -505,7 +529,7 @@ static void bench_ssd(int Bn, bool profile = false) {
 #endif
   printf("BENCH ssd backward B=%d T=%d H=%d P=%d G=%d N=%d: simt %.3f ms | tc/head %.3f ms | group/tf32 (kPathGroupTf32) %.3f ms, again %.3f ms | default (local%d/grad%d) %.3f ms, again %.3f ms | %.2fx over group/tf32 (scratch %.0f MB) | forward (ssd.cuh, chunk 128) %.3f ms | bwd/fwd %.2fx\n",
          Bn, T, H, P, G, N, bwdSimt, bwdTc, bwdOld, bwdOld2, kDefaultChain, kDefaultBf, bwd, bwd2, bwdOld / bwd, scrG / 1e6, fwd, bwd / fwd);
-  cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+  cudaFree(scratch);
 }
 
 // The 0.85B hybrid's training step calls ssd_grad with the generated layout (kernels/ssd_grad_*.cu):
@@ -599,25 +623,13 @@ static void bench_sel(int Bn, int T, int D) {
 // For the shapes the suite's models do not cover: few sequence·heads with many chunks (B·H small,
 // T long), where one CTA per chain leaves SMs idle.
 static void bench_chain_ab(int Bn, int T, int H, int G) {
-  constexpr int P = 64, N = 128;
-  using PR = strata::ssd_bwd::SsdGradParams<bf16, bf16, float, bf16, bf16>;
+  constexpr int P = SsdBenchData::P, N = SsdBenchData::N;
   using namespace strata::ssd_bwd;
-  TokBuf<bf16> gy, x, dx, Bm, Cm, dB, dC; TokBuf<float> dt, ddt;
-  gy.init(Bn, T, H * P, false); x.init(Bn, T, H * P, false); dx.init(Bn, T, H * P, false);
-  dt.init(Bn, T, H, false); ddt.init(Bn, T, H, false);
-  Bm.init(Bn, T, G * N, false); Cm.init(Bn, T, G * N, false); dB.init(Bn, T, G * N, false); dC.init(Bn, T, G * N, false);
-  gy.fill(-1, 1); x.fill(-1, 1); dt.fill(0.02, 0.8); Bm.fill(-1, 1); Cm.fill(-1, 1);
-  std::vector<float> A(H);
-  for (auto& a : A) a = (float)-std::exp(urand(0.0, std::log(16.0)));
-  float* dA_in = dvec(A); float* gA = dvec(std::vector<float>(H));
+  SsdBenchData D(Bn, T, H, G);
+  SsdBenchData::PR& p = D.p;
   const size_t scrG = ssd_grad_scratch_bytes<P, N>(Bn, T, H);
   void* scratch = nullptr;
   CK(cudaMalloc(&scratch, scrG));
-  PR p;
-  p.batch = Bn; p.seqlen = T; p.nheads = H; p.ngroups = G;
-  p.gy = gy.tok<Tok<const bf16>>(); p.x = x.tok<Tok<const bf16>>(); p.dt = dt.tok<Tok<const float>>(); p.A = dA_in;
-  p.B = Bm.tok<Tok<const bf16>>(); p.C = Cm.tok<Tok<const bf16>>();
-  p.dx = dx.tok<Tok<bf16>>(); p.ddt = ddt.tok<Tok<float>>(); p.dA = gA; p.dB = dB.tok<Tok<bf16>>(); p.dC = dC.tok<Tok<bf16>>();
   p.scratch = scratch;
   const float c2 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 2, 2>(p, scrG, 0))); }, 9);
   const float c3 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 3, 2>(p, scrG, 0))); }, 9);
@@ -625,7 +637,7 @@ static void bench_chain_ab(int Bn, int T, int H, int G) {
   const float c5 = time_cold_ms([&] { CK((detail::ssd_grad_impl<P, N, kPathGroup, 5, 2>(p, scrG, 0))); }, 9);
   printf("BENCH ssd chain A/B B=%d T=%d H=%d G=%d P=%d N=%d (B*H=%d): hop chain (kChain 2, previous default) %.3f ms | persist (kChain 3, default) %.3f | split 4 %.3f | unsplit 5 %.3f | persist / hop %.2f\n",
          Bn, T, H, G, P, N, Bn * H, c2, c3, c4, c5, c3 / c2);
-  cudaFree(dA_in); cudaFree(gA); cudaFree(scratch);
+  cudaFree(scratch);
 }
 
 int main(int argc, char** argv) {
