@@ -19,6 +19,7 @@ import { renderRowPrologue, rowPrologueVeto } from "./row.js";
 import { convStepVeto, renderConvStep } from "./conv1d.js";
 import { cacheStepVeto, renderCacheStep } from "./cache-append.js";
 import { tunedSmallerBuckets, tunedTiles } from "../tune/db.js";
+import { SMEM_LIMIT } from "../tune/configs.js";
 import { epilogueReads } from "../tune/epilogue.js";
 
 export { DEFAULT_FORWARD_GEMM_TILES, DEFAULT_GEMM_TILES, gemmConfigType, type GemmTiles } from "./tiles.js";
@@ -44,11 +45,10 @@ export const DECODE_STEP_MAX_WEIGHTS = 1 << 22;
  * of BN ≤ 128 whose epilogue reads exactly one per-token tensor and whose every operand is bf16
  * with 4 contiguous columns (8-byte loads), output bf16 or f32 likewise.
  */
-const SMEM_LIMIT_SM90 = 232448;
 export function stagedEpilogueFits(t: GemmTiles): boolean {
   if (t.backend !== "wgmma" || !t.pp || t.bn > 128) return false;
   const barriers = Math.ceil(((2 * t.stages + 4) * 8) / 128) * 128;
-  return t.stages * (t.bm + t.bn) * 128 + barriers + 64 * t.bn * 4 + 1024 <= SMEM_LIMIT_SM90;
+  return t.stages * (t.bm + t.bn) * 128 + barriers + 64 * t.bn * 4 + 1024 <= SMEM_LIMIT.sm_90a;
 }
 const stagedConfigType = (t: GemmTiles): string => gemmConfigType(t).replace(/>$/, ", 8, true>");
 

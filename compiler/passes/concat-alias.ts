@@ -27,6 +27,7 @@
 import type { Node } from "../ir/node.js";
 import { getOp, isSource, isView, viewBase, type KernelFamily } from "../ir/registry.js";
 import { consumersOf } from "../ir/graph.js";
+import { prod } from "../codegen/tensors.js";  // of fixed feature sizes: the callers check they are numbers
 import type { FusionPlan } from "./fuse.js";
 
 /** Where a piece of an in-place concat lives: `offset` elements into each row of `into`'s buffer. */
@@ -39,8 +40,6 @@ export interface ConcatAlias {
 const WRITES_STRIDED: ReadonlySet<KernelFamily> = new Set(["row", "gemm", "matmul", "conv1d_grad", "ssd_grad", "attention_grad"]);
 
 const isTokenShape = (s: readonly unknown[]) => s.length >= 3 && s[0] === "B" && s[1] === "T";
-/** Product of fixed feature sizes (the callers check they are numbers). */
-const prod = (s: readonly unknown[]) => s.reduce<number>((a, d) => a * (d as number), 1);
 
 export interface ConcatAliasResult {
   plan: FusionPlan;

@@ -67,22 +67,17 @@ export function tileProblem(t: TileConfig, arch: Arch, family: TunedFamily): str
   const ints = [t.bm, t.bn, t.stages, ...(t.backend === "mma" ? [t.warpsM, t.warpsN] : [])];
   if (!ints.every((v) => Number.isInteger(v) && v > 0)) return "tile sizes must be positive integers";
   if (t.backend !== backendFor(arch)) return `${arch} uses the ${backendFor(arch)} back-end, not ${t.backend}`;
-  if (t.backend === "wgmma" && t.pp) {
-    if (t.ws) return "a tile configuration is either warp-specialized (ws) or ping-pong (pp), not both";
-    if (t.bm !== 64 && t.bm !== 128) return `PpConfig BM must be 64 or 128: one consumer warpgroup holds the whole tile (got ${t.bm})`;
-    if (![64, 128, 256].includes(t.bn)) return `PpConfig BN must be 64, 128 or 256 (got ${t.bn})`;
+  if (t.backend === "wgmma" && (t.pp || t.ws)) {
+    // the TMA kernels with a producer warpgroup and two consumers: ping-pong (each consumer holds a
+    // whole BM-row tile) or warp-specialized (the two split its rows)
+    if (t.pp && t.ws) return "a tile configuration is either warp-specialized (ws) or ping-pong (pp), not both";
+    if (t.pp && t.bm !== 64 && t.bm !== 128) return `PpConfig BM must be 64 or 128: one consumer warpgroup holds the whole tile (got ${t.bm})`;
+    if (t.ws && t.bm !== 128 && t.bm !== 256) return `WsConfig BM must be 128 or 256: two consumer warpgroups of 64 or 128 rows (got ${t.bm})`;
+    if (![64, 128, 256].includes(t.bn)) return `${t.pp ? "PpConfig" : "WsConfig"} BN must be 64, 128 or 256 (got ${t.bn})`;
     if (t.stages < 2) return `the TMA ring needs at least 2 stages (got ${t.stages})`;
-    if ((t.bm / 64) * (t.bn / 2) > 128) return `${(t.bm / 64) * (t.bn / 2)} accumulators per consumer thread: at most 128 fit its 232 registers`;
-    const smem = smemBytes(t);
-    if (smem > SMEM_LIMIT[arch]) return `needs ${smem} bytes of shared memory, more than the ${SMEM_LIMIT[arch]} a CTA can have on ${arch}`;
-    return undefined;
-  }
-  if (t.backend === "wgmma" && t.ws) {
-    if (t.bm !== 128 && t.bm !== 256) return `WsConfig BM must be 128 or 256: two consumer warpgroups of 64 or 128 rows (got ${t.bm})`;
-    if (![64, 128, 256].includes(t.bn)) return `WsConfig BN must be 64, 128 or 256 (got ${t.bn})`;
-    if (t.stages < 2) return `the TMA ring needs at least 2 stages (got ${t.stages})`;
-    // a consumer holds (BM/2/64) m64 tiles × BN/2 fp32 accumulators within its 232 registers
-    if ((t.bm / 128) * (t.bn / 2) > 128) return `${(t.bm / 128) * (t.bn / 2)} accumulators per consumer thread: at most 128 fit its 232 registers`;
+    // a consumer holds its rows' m64 tiles × BN/2 fp32 accumulators within its 232 registers
+    const acc = (t.bm / (t.pp ? 64 : 128)) * (t.bn / 2);
+    if (acc > 128) return `${acc} accumulators per consumer thread: at most 128 fit its 232 registers`;
     const smem = smemBytes(t);
     if (smem > SMEM_LIMIT[arch]) return `needs ${smem} bytes of shared memory, more than the ${SMEM_LIMIT[arch]} a CTA can have on ${arch}`;
     return undefined;
@@ -142,24 +137,21 @@ export function tileCandidates(arch: Arch, family: TunedFamily, defaults: TileCo
   const bms = [64, 128, 192, 256];
   const bns = [64, 128, 256];
   const stages = b === "wgmma" ? [3, 4, 5, 6] : [2, 3, 4, 5];
-  for (const bm of bms)
-    for (const bn of bns)
-      for (const s of stages) {
-        const t: TileConfig = b === "wgmma" ? { backend: "wgmma", bm, bn, stages: s } : { backend: "mma", bm, bn, stages: s, ...mmaWarps(bm, bn) };
-        if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
-      }
-  if (b === "wgmma")
-    for (const bm of [128, 256])
+  // the plain kernels, then on sm_90a the warp-specialized and the ping-pong ones
+  const kinds: { bms: number[]; tiles: (bm: number, bn: number, stages: number) => TileConfig }[] = [
+    { bms, tiles: (bm, bn, s) => (b === "wgmma" ? { backend: "wgmma", bm, bn, stages: s } : { backend: "mma", bm, bn, stages: s, ...mmaWarps(bm, bn) }) },
+    ...(b === "wgmma"
+      ? [
+          { bms: [128, 256], tiles: (bm: number, bn: number, s: number): TileConfig => ({ backend: "wgmma", bm, bn, stages: s, ws: true }) },
+          { bms: [64, 128], tiles: (bm: number, bn: number, s: number): TileConfig => ({ backend: "wgmma", bm, bn, stages: s, pp: true }) },
+        ]
+      : []),
+  ];
+  for (const k of kinds)
+    for (const bm of k.bms)
       for (const bn of bns)
         for (const s of stages) {
-          const t: TileConfig = { backend: "wgmma", bm, bn, stages: s, ws: true };
-          if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
-        }
-  if (b === "wgmma")
-    for (const bm of [64, 128])
-      for (const bn of bns)
-        for (const s of stages) {
-          const t: TileConfig = { backend: "wgmma", bm, bn, stages: s, pp: true };
+          const t = k.tiles(bm, bn, s);
           if (!tileProblem(t, arch, family) && !out.some((o) => sameTiles(o, t))) out.push(t);
         }
   return out;
